@@ -1,0 +1,1 @@
+"""Prefect flows: the refresh pipeline, stage by stage."""

@@ -1,0 +1,136 @@
+"""The refresh flow: extract, validate, train under DP, sample, check, log, publish.
+
+Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime
+
+from synthgate import tracking
+from synthgate.errors import GateFailedError, SynthgateError
+from synthgate.gates import enforce
+from synthgate.settings import get_settings
+from synthgate.spec import TableSpec, load_spec
+from synthgate.warehouse import governance
+from synthgate.warehouse.engine import check_connection
+from tasks.check import check_synthetic_suite, score_synthetic
+from tasks.extract import extract_holdout, extract_source
+from tasks.log import log_run
+from tasks.publish import publish_table
+from tasks.train import sample_rows, train_generator
+from tasks.validate import check_source, profile_columns
+
+
+class StageClock:
+    """Wall time of each stage, for the summary and the report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - began, 2)
+
+
+@flow(name="refresh-table", log_prints=False, validate_parameters=True)
+def refresh_table(spec_path: str, trigger: str | None = None) -> dict[str, Any]:
+    """Refresh the synthetic copy of one table from its spec; returns the run summary."""
+    spec = load_spec(spec_path)
+    return run_refresh(spec, trigger or get_settings().trigger)
+
+
+def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
+    settings = get_settings()
+    logger = get_run_logger()
+    clock = StageClock()
+    tracking_uri = settings.tracking_uri()
+    target_engine = check_connection(spec.target.url)
+    tags = {
+        "synthgate.spec": spec.name,
+        "synthgate.source_table": spec.source.table,
+        "synthgate.trigger": trigger,
+        "prefect.flow_run_id": str(runtime.flow_run.id or ""),
+        "prefect.deployment": str(runtime.deployment.name or ""),
+    }
+    with tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run:
+        run_id = run.info.run_id
+        with clock.stage("extract"):
+            source = extract_source(spec)
+            train, holdout = extract_holdout(spec, source)
+        tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.content_hash})
+        tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
+        with clock.stage("validate"):
+            profiles = profile_columns(spec, source.frame, source.columns)
+            source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
+        entry = governance.LedgerEntry(
+            run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger
+        )
+        governance.open_spend(target_engine, entry, source.fingerprint.content_hash)
+        try:
+            with clock.stage("train"):
+                synthesizer = train_generator(spec, train, source.columns, profiles)
+            summary = synthesizer.summary
+            assert summary is not None
+            governance.close_spend(target_engine, run_id, "trained", summary.epsilon, summary.accounting)
+            with clock.stage("sample"):
+                synthetic = sample_rows(spec, synthesizer)
+            with clock.stage("check"):
+                synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
+                scores, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+            report_path = settings.reports_dir / spec.name / f"{run_id}.html"
+            with clock.stage("log"):
+                model_version = log_run(
+                    spec, run_id, tracking_uri, report_path, train, synthetic, synthesizer, scores, verdicts,
+                    source_outcome, synthetic_outcome, clock.seconds,
+                )
+            enforce(verdicts)
+            with clock.stage("publish"):
+                published = publish_table(
+                    spec, run_id, synthetic, source.columns, source.fingerprint, summary.epsilon, summary.accounting,
+                    scores, verdicts, model_version, tracking.model_name(spec.name), trigger,
+                )
+        except GateFailedError as exc:
+            governance.close_spend(target_engine, run_id, "rejected", detail=str(exc))
+            tracking.set_tags({"synthgate.status": "rejected"})
+            raise
+        except BaseException as exc:
+            detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
+            governance.close_spend(target_engine, run_id, "failed", detail=detail)
+            raise
+        tracking.set_tags({"synthgate.status": "published", "synthgate.published_table": published})
+        tracking.log_metrics({f"seconds_{k}": v for k, v in clock.seconds.items()})
+    result = {
+        "status": "published",
+        "source_table": spec.source.table,
+        "published_table": published,
+        "rows_published": len(synthetic),
+        "epsilon_spent": round(summary.epsilon, 4),
+        "epsilon_budget": spec.privacy.epsilon,
+        "delta": spec.privacy.delta,
+        "accounting": summary.accounting,
+        "quality_score": round(scores.quality, 4),
+        "column_shapes": round(scores.column_shapes, 4),
+        "column_pair_trends": round(scores.column_pair_trends, 4),
+        "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
+        "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
+        "dcr_share": round(scores.dcr_share, 4),
+        "gates": {v.name: v.passed for v in verdicts},
+        "mlflow_run_id": run_id,
+        "mlflow_tracking_uri": tracking_uri,
+        "model_version": model_version,
+        "report": str(report_path.resolve()),
+        "stage_seconds": clock.seconds,
+    }
+    logger.info("refresh of %s published: epsilon %.4f, quality %.3f", spec.name, summary.epsilon, scores.quality)
+    return result
+

@@ -1,0 +1,132 @@
+"""``synthgate``: the command line for every job a user runs by hand."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from synthgate.errors import SynthgateError
+
+app = typer.Typer(
+    help="Governed, differentially private synthetic copies of warehouse tables.\n\n"
+    "A table spec (YAML, see deployments/tables/) says where a table comes from, where its synthetic copy "
+    "goes, and under what privacy budget. `synthgate refresh SPEC` runs the whole pipeline once.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _fail(exc: Exception, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"status": "failed", "error_type": type(exc).__name__, "error": str(exc)}))
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def refresh(
+    spec: Path = typer.Argument(..., help="Table spec YAML, e.g. deployments/tables/adult.yaml.", exists=False),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object at the end."),
+    trigger: str = typer.Option("cli", help="What started this run (recorded in the catalog and ledger)."),
+) -> None:
+    """Run the refresh flow for one table: extract, validate, train under DP, check, log, publish."""
+    _quiet_libraries()
+    from flows.refresh import refresh_table
+
+    try:
+        result = refresh_table(str(spec), trigger=trigger)
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    _print_result(result, as_json)
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    typer.echo(f"published {result['published_table']} ({result['rows_published']} rows)")
+    typer.echo(f"  epsilon spent   {result['epsilon_spent']} (delta {result['delta']:g})")
+    typer.echo(f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}")
+    typer.echo(f"  MLflow run      {result['mlflow_run_id']} in {result['mlflow_tracking_uri']}")
+    typer.echo(f"  report          {result['report']}")
+
+
+@app.command()
+def profile(spec: Path = typer.Argument(..., help="Table spec YAML.")) -> None:
+    """Show the column policy profiling proposes (SDV sdtypes: identifiers and personal data are faked)."""
+    _quiet_libraries()
+    from synthgate.profiling import propose
+    from synthgate.spec import load_spec
+    from synthgate.warehouse.extract import extract_table
+
+    try:
+        table_spec = load_spec(spec)
+        extract = extract_table(table_spec.source, table_spec.chunk_size)
+        for p in propose(table_spec, extract.frame, extract.columns):
+            fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
+            typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
+    except SynthgateError as exc:
+        _fail(exc, False)
+
+
+@app.command()
+def check_spec(spec: Path = typer.Argument(..., help="Table spec YAML.")) -> None:
+    """Validate a table spec (keys, types, budgets) without touching any warehouse."""
+    from synthgate.spec import load_spec
+
+    try:
+        table_spec = load_spec(spec)
+    except SynthgateError as exc:
+        _fail(exc, False)
+        return
+    typer.echo(f"{spec}: valid spec for table {table_spec.name!r}")
+
+
+@app.command()
+def demo(
+    home: Path = typer.Option(Path(".synthgate"), help="Working folder for the embedded warehouse, MLflow store and reports."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
+) -> None:
+    """Load UCI Adult into an embedded SQLite warehouse and refresh its synthetic copy end to end."""
+    _quiet_libraries()
+    os.environ["SYNTHGATE_HOME"] = str(home.resolve())
+    from synthgate.demo import DEMO_SPEC, load_demo_warehouse
+
+    url = load_demo_warehouse(home)
+    typer.echo(f"loaded UCI Adult into {url} (tables adult, adult_test)", err=True)
+    from flows.refresh import refresh_table
+
+    try:
+        result = refresh_table(str(DEMO_SPEC), trigger="demo")
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    _print_result(result, as_json)
+    if not as_json:
+        typer.echo(f"  synthetic table {result['published_table']} in sqlite:///{(home / 'warehouse.db').resolve()}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Project exceptions. Every message says what is wrong and what to do about it.
+
+Messages never carry a real value from a source table: they name tables, columns,
+gates and budgets only.
+"""
+
+
+class SynthgateError(Exception):
+    """Base of every error Synthgate raises on purpose."""
+
+
+class SpecError(SynthgateError):
+    """A table spec is malformed or inconsistent with the data."""
+
+
+class WarehouseError(SynthgateError):
+    """A warehouse cannot be reached, or a table is missing or unreadable."""
+
+
+class MissingTableError(WarehouseError):
+    """The source (or holdout) table does not exist."""
+
+
+class DataValidationError(SynthgateError):
+    """The extracted table failed its Great Expectations suite or a basic data check."""
+
+
+class PrivacyBudgetError(SynthgateError):
+    """The privacy budget is too small for training, or would be exceeded."""
+
+
+class GateFailedError(SynthgateError):
+    """One or more quality or privacy gates failed: nothing is published."""
+
+    def __init__(self, message: str, verdicts: list | None = None) -> None:
+        super().__init__(message)
+        self.verdicts = verdicts or []
+
+
+class TrackingError(SynthgateError):
+    """The MLflow tracking store cannot be reached or written."""
+
+
+class PublishError(SynthgateError):
+    """Publishing the synthetic table failed; the previous version is untouched."""

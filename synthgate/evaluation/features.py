@@ -1,0 +1,54 @@
+"""A shared numeric feature view of real and synthetic rows for utility and distance metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthgate.generator.encoders import to_numeric
+from synthgate.schema import Column, ColumnKind
+
+_MAX_CATEGORIES = 50
+
+
+class FeatureSpace:
+    """Numerics scaled by the reference's quantiles (robust), categoricals one-hot, nulls as indicators."""
+
+    def __init__(self, reference: pd.DataFrame, columns: list[Column]) -> None:
+        self.columns = columns
+        self.scales: dict[str, tuple[float, float]] = {}
+        self.categories: dict[str, list] = {}
+        for c in columns:
+            if c.kind.is_numeric:
+                values = to_numeric(reference[c.name], c)
+                values = values[~np.isnan(values)]
+                lo, hi = (np.quantile(values, [0.01, 0.99]) if values.size else (0.0, 1.0))
+                self.scales[c.name] = (float(lo), float(hi - lo) or 1.0)
+            else:
+                counts = reference[c.name].astype(str).value_counts()
+                self.categories[c.name] = list(counts.index[:_MAX_CATEGORIES])
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for c in self.columns:
+            if c.kind.is_numeric:
+                lo, width = self.scales[c.name]
+                values = (to_numeric(frame[c.name], c) - lo) / width
+                null = np.isnan(values)
+                blocks += [np.clip(np.where(null, 0.0, values), -3, 4)[:, None], null[:, None].astype(float)]
+            else:
+                values = frame[c.name].astype(str).to_numpy()
+                blocks.append(np.stack([values == cat for cat in self.categories[c.name]], axis=1).astype(float)
+                              if self.categories[c.name] else np.zeros((len(frame), 0)))
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+
+def categorical_codes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """Frame ready for a gradient-boosting model: numerics as floats, categoricals as pandas categories."""
+    out = pd.DataFrame(index=frame.index)
+    for c in columns:
+        if c.kind.is_numeric:
+            out[c.name] = to_numeric(frame[c.name], c)
+        else:
+            out[c.name] = frame[c.name].astype(str)
+    return out

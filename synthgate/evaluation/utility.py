@@ -1,0 +1,79 @@
+"""Utility: train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import r2_score, roc_auc_score
+
+from synthgate.evaluation.features import categorical_codes
+from synthgate.schema import Column, ColumnKind
+
+
+@dataclass(frozen=True)
+class Utility:
+    metric: str  # "roc_auc" or "r2"
+    tstr: float
+    trtr: float
+
+
+def tstr(train_real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, columns: list[Column], target: str, seed: int = 0) -> Utility:
+    """Score a gradient-boosting model trained on synthetic rows, and one trained on real rows, on the holdout."""
+    features = [c for c in columns if c.name != target]
+    target_column = next(c for c in columns if c.name == target)
+    regression = target_column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and holdout[target].nunique() > 10
+    x_test = _design(holdout, features)
+    y_test = holdout[target]
+    if regression:
+        scores = [_fit_regressor(frame, features, target, x_test, y_test, seed) for frame in (synthetic, train_real)]
+        return Utility("r2", *scores)
+    positive = _positive_class(train_real[target])
+    y_true = (y_test.astype(str) == positive).to_numpy()
+    scores = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train_real)]
+    return Utility("roc_auc", *scores)
+
+
+def _design(frame: pd.DataFrame, features: list[Column]) -> pd.DataFrame:
+    design = categorical_codes(frame, features)
+    for c in features:
+        if not c.kind.is_numeric:
+            design[c.name] = design[c.name].astype("category")
+    return design
+
+
+def _align(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    test = test.copy()
+    for name in test.columns:
+        if isinstance(train[name].dtype, pd.CategoricalDtype):
+            test[name] = pd.Categorical(test[name].astype(str), categories=train[name].cat.categories)
+    return test
+
+
+def _positive_class(labels: pd.Series) -> str:
+    """The minority class of the real training labels (the usual positive class, e.g. '>50K')."""
+    counts = labels.dropna().astype(str).value_counts()
+    return str(counts.index[-1])
+
+
+def _fit_classifier(frame, features, target, positive, x_test, y_true, seed) -> float:
+    y = (frame[target].astype(str) == positive).to_numpy()
+    if y.all() or not y.any() or y_true.all() or not y_true.any():
+        return 0.5
+    x = _design(frame, features)
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed, max_iter=200)
+    model.fit(x, y)
+    return float(roc_auc_score(y_true, model.predict_proba(_align(x, x_test))[:, 1]))
+
+
+def _fit_regressor(frame, features, target, x_test, y_test, seed) -> float:
+    y = pd.to_numeric(frame[target], errors="coerce")
+    keep = y.notna().to_numpy()
+    x = _design(frame, features)[keep]
+    model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed, max_iter=200)
+    model.fit(x, y[keep])
+    y_true = pd.to_numeric(y_test, errors="coerce")
+    mask = y_true.notna().to_numpy()
+    return float(r2_score(y_true[mask], model.predict(_align(x, x_test))[mask])) if mask.any() else float(np.nan)

@@ -1,0 +1,296 @@
+"""Column codecs: real values <-> the discrete tokens the network models.
+
+Everything a codec learns from the real data (numeric bounds, bins, category lists) is a
+released DP statistic recorded on the :class:`PrivacyAccountant`, unless the spec declares
+it public. A codec's token set is the released bins or categories plus one NULL token
+(and one RARE token for DP-selected categories).
+
+Numeric columns (integers, floats, datetimes as seconds) are released in two steps:
+
+1. *bounds*: a noisy histogram over a fixed, data-independent logarithmic grid (20 bins a
+   decade, both signs, 1e-6 to 1e15); the outermost bins whose noisy count clears 4 sigma
+   give the range. Outliers beyond it are clipped: no single record moves the range.
+2. *bins*: a noisy histogram over a fine grid inside that range (one bin per integer for
+   short integer ranges; otherwise uniform in linear or log space). The model predicts a
+   coarse quantile bin of it; sampling then draws the fine bin from the noisy fine
+   histogram and a value uniformly inside it, so column shapes follow the DP histogram.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from synthgate.generator.accounting import PrivacyAccountant
+from synthgate.schema import Column, ColumnKind
+
+RARE_LABEL = "_RARE_"
+
+# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/20), 10^((k+1)/20)).
+_GRID_PER_DECADE = 20
+_GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 15 * _GRID_PER_DECADE
+_GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
+_MAX_INTEGER_BINS = 512
+_MAX_FINE_BINS = 400
+_MIN_FINE_BINS = 16
+
+
+def _grid_index(values: np.ndarray) -> np.ndarray:
+    """Signed log-grid bin of each value: 0 .. 2*_GRID_SIDE, the middle one holds |x| < 1e-6."""
+    mag = np.abs(values)
+    small = mag < 10.0 ** (_GRID_MIN_EXP / _GRID_PER_DECADE)
+    with np.errstate(divide="ignore"):
+        k = np.floor(np.log10(np.where(small, 1.0, mag)) * _GRID_PER_DECADE).astype(np.int64)
+    k = np.clip(k - _GRID_MIN_EXP + 1, 1, _GRID_SIDE)
+    return np.where(small, 0, np.sign(values).astype(np.int64) * k) + _GRID_SIDE
+
+
+def _grid_bounds(index: int) -> tuple[float, float]:
+    signed = index - _GRID_SIDE
+    if signed == 0:  # the zero bin: its values are (within 1e-6) exactly zero
+        return 0.0, 0.0
+    k = abs(signed) + _GRID_MIN_EXP - 1
+    low, high = 10.0 ** (k / _GRID_PER_DECADE), 10.0 ** ((k + 1) / _GRID_PER_DECADE)
+    return (low, high) if signed > 0 else (-high, -low)
+
+
+@dataclass
+class NumericCodec:
+    """Integer, float or datetime column as coarse quantile bins over a DP fine histogram."""
+
+    column: Column
+    fine_edges: np.ndarray
+    fine_probs: np.ndarray
+    coarse_starts: np.ndarray  # indices into fine bins, first 0, last len(fine_probs)
+    unit_bins: bool = False  # one fine bin per integer: decoded values are exact integers
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.coarse_starts)  # n_coarse value tokens + 1 NULL token
+
+    @property
+    def null_token(self) -> int:
+        return len(self.coarse_starts) - 1
+
+    @property
+    def forbidden_tokens(self) -> list[int]:
+        return []
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        values = to_numeric(series, self.column)
+        null = np.isnan(values)
+        clipped = np.clip(np.where(null, self.fine_edges[0], values), self.fine_edges[0], self.fine_edges[-1])
+        fine = np.clip(np.searchsorted(self.fine_edges, clipped, side="right") - 1, 0, len(self.fine_probs) - 1)
+        coarse = np.searchsorted(self.coarse_starts, fine, side="right") - 1
+        return np.where(null, self.null_token, coarse).astype(np.int64)
+
+    def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        out = np.full(len(tokens), np.nan)
+        for c in range(self.null_token):
+            rows = np.flatnonzero(tokens == c)
+            if rows.size == 0:
+                continue
+            start, stop = self.coarse_starts[c], self.coarse_starts[c + 1]
+            probs = self.fine_probs[start:stop]
+            total = probs.sum()
+            cdf = np.cumsum(probs / total) if total > 0 else np.linspace(1 / len(probs), 1, len(probs))
+            fine = start + np.minimum(np.searchsorted(cdf, rng.random(rows.size), side="right"), len(probs) - 1)
+            low, high = self.fine_edges[fine], self.fine_edges[fine + 1]
+            out[rows] = low + (high - low) * rng.random(rows.size)
+        return from_numeric(out, self.column, self.unit_bins)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "type": "numeric",
+            "fine_edges": self.fine_edges.tolist(),
+            "fine_probs": self.fine_probs.tolist(),
+            "coarse_starts": self.coarse_starts.tolist(),
+            "unit_bins": self.unit_bins,
+        }
+
+
+@dataclass
+class CategoricalCodec:
+    """Categorical or boolean column: released categories, then RARE, then NULL."""
+
+    column: Column
+    categories: list[Any]
+    public: bool = False
+    _index: dict[Any, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {value: i for i, value in enumerate(self.categories)}
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.categories) + 2
+
+    @property
+    def rare_token(self) -> int:
+        return len(self.categories)
+
+    @property
+    def forbidden_tokens(self) -> list[int]:
+        """A public domain is complete: RARE is never sampled."""
+        return [self.rare_token] if self.public else []
+
+    @property
+    def null_token(self) -> int:
+        return len(self.categories) + 1
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        null = series.isna().to_numpy()
+        keys = series.map(_category_key)
+        codes = keys.map(self._index).to_numpy(dtype=float, na_value=np.nan)
+        codes = np.where(np.isnan(codes), self.rare_token, codes)
+        return np.where(null, self.null_token, codes).astype(np.int64)
+
+    def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        if self.column.kind is ColumnKind.BOOLEAN:
+            values = np.array(self.categories + [None, None], dtype=object)[tokens]
+            return pd.Series(values, dtype="boolean")
+        rare: Any = RARE_LABEL if all(isinstance(c, str) for c in self.categories) else None
+        values = np.array(self.categories + [rare, None], dtype=object)[tokens]
+        return pd.Series(values, dtype=object)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"type": "categorical", "categories": self.categories, "public": self.public}
+
+
+Codec = NumericCodec | CategoricalCodec
+
+
+def _category_key(value: Any) -> Any:
+    """Categories are compared as Python scalars (numpy ints, bools and strings alike)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_numeric(series: pd.Series, column: Column) -> np.ndarray:
+    """Float view of a numeric column; datetimes as seconds since the epoch; nulls as NaN."""
+    if column.kind is ColumnKind.DATETIME:
+        stamps = pd.to_datetime(series, utc=column.timezone, errors="coerce")
+        if column.timezone:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        seconds = stamps.astype("int64").to_numpy(dtype=float) / 1e9
+        return np.where(stamps.isna().to_numpy(), np.nan, seconds)
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Series:
+    if column.kind is ColumnKind.DATETIME:
+        stamps = pd.to_datetime(np.round(values), unit="s", errors="coerce")
+        return pd.Series(stamps.tz_localize("UTC") if column.timezone else stamps)
+    if column.kind is ColumnKind.INTEGER:
+        return pd.Series(np.round(values)).astype("Int64")
+    return pd.Series(values, dtype=float)
+
+
+def dp_range(
+    name: str,
+    values: np.ndarray,
+    sigma: float,
+    accountant: PrivacyAccountant,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """DP (low, high) range of ``values`` from a noisy histogram on the fixed log grid."""
+    counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
+    noisy = accountant.gaussian(f"range:{name}", counts, sigma, rng)
+    kept = np.flatnonzero(noisy > 4.0 * sigma)
+    if kept.size == 0:
+        kept = np.array([int(np.argmax(noisy))])
+    return _grid_bounds(int(kept[0]))[0], _grid_bounds(int(kept[-1]))[1]
+
+
+def fit_numeric(
+    column: Column,
+    series: pd.Series,
+    *,
+    public_min: float | None,
+    public_max: float | None,
+    n_rows: float,
+    n_coarse: int,
+    sigma: float,
+    accountant: PrivacyAccountant,
+    rng: np.random.Generator,
+) -> NumericCodec:
+    values = to_numeric(series, column)
+    values = values[~np.isnan(values)]
+    if public_min is not None and public_max is not None:
+        low, high = float(public_min), float(public_max)
+    else:
+        low, high = dp_range(column.name, values, sigma, accountant, rng)
+        low = float(public_min) if public_min is not None else low
+        high = float(public_max) if public_max is not None else high
+        if high <= low:
+            high = low + max(abs(low) * 0.01, 1.0)
+    edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    noisy = accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng)
+    noisy[noisy < 2.0 * sigma] = 0.0
+    probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
+    return NumericCodec(column, edges, probs, _quantile_starts(probs, n_coarse), unit_bins)
+
+
+def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: float) -> tuple[np.ndarray, bool]:
+    if column.kind is ColumnKind.INTEGER and math.ceil(high) - math.floor(low) < _MAX_INTEGER_BINS:
+        return np.arange(math.floor(low) - 0.5, math.ceil(high) + 1.0), True
+    n_bins = int(np.clip(n_rows / (4.0 * sigma), _MIN_FINE_BINS, _MAX_FINE_BINS))
+    if low >= 0 and (high + 1.0) / (low + 1.0) > 50:  # heavy right tail: bins uniform in log space
+        return np.expm1(np.linspace(math.log1p(low), math.log1p(high), n_bins + 1)), False
+    if high <= 0 and (1.0 - low) / (1.0 - high) > 50:  # heavy left tail
+        return -np.expm1(np.linspace(math.log1p(-low), math.log1p(-high), n_bins + 1)), False
+    return np.linspace(low, high, n_bins + 1), False
+
+
+def _quantile_starts(probs: np.ndarray, n_coarse: int) -> np.ndarray:
+    """Fine-bin indices where coarse bins start: quantiles of the released histogram."""
+    cdf = np.cumsum(probs)
+    cuts = np.searchsorted(cdf, np.linspace(0, 1, n_coarse + 1)[1:-1], side="right") + 1
+    starts = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(probs) - 1), [len(probs)]]))
+    return starts.astype(np.int64)
+
+
+def selection_threshold(sigma: float, delta_per_column: float) -> float:
+    """Noisy-count threshold so that a category held by one record is released with probability delta_per_column."""
+    return 1.0 + sigma * float(norm.isf(delta_per_column))
+
+
+def fit_categorical(
+    column: Column,
+    series: pd.Series,
+    *,
+    public_categories: list[Any] | None,
+    sigma: float,
+    threshold: float,
+    accountant: PrivacyAccountant,
+    rng: np.random.Generator,
+) -> CategoricalCodec:
+    if column.kind is ColumnKind.BOOLEAN:
+        return CategoricalCodec(column, [False, True], public=True)
+    if public_categories is not None:
+        return CategoricalCodec(column, list(public_categories), public=True)
+    counts = series.dropna().map(_category_key).value_counts(sort=False)
+    noisy = accountant.gaussian(f"categories:{column.name}", counts.to_numpy(dtype=float), sigma, rng)
+    order = np.argsort(-noisy, kind="stable")
+    kept = [counts.index[i] for i in order if noisy[i] > threshold]
+    return CategoricalCodec(column, kept, public=False)
+
+
+def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
+    if state["type"] == "numeric":
+        return NumericCodec(
+            column,
+            np.asarray(state["fine_edges"], dtype=float),
+            np.asarray(state["fine_probs"], dtype=float),
+            np.asarray(state["coarse_starts"], dtype=np.int64),
+            bool(state["unit_bins"]),
+        )
+    return CategoricalCodec(column, list(state["categories"]), public=bool(state["public"]))

@@ -1,0 +1,381 @@
+"""The DP synthesizer: preprocess (DP codecs), fit (DP-SGD with Opacus), sample.
+
+Like SDV's ``BaseSynthesizer`` the three stages are kept apart, and like Opacus's examples
+the training loop wires a ``PrivacyEngine`` around a plain model, optimizer and loss. One
+:class:`PrivacyAccountant` composes every use of the real data; the figure it reports is the
+whole cost of a fit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from opacus import PrivacyEngine
+from torch.utils.data import DataLoader, TensorDataset
+
+from synthgate.errors import DataValidationError, PrivacyBudgetError
+from synthgate.generator.accounting import (
+    PrivacyAccountant,
+    Release,
+    preprocessing_noise,
+    sgd_noise_for_budget,
+)
+from synthgate.generator.encoders import (
+    Codec,
+    NumericCodec,
+    codec_from_state,
+    fit_categorical,
+    fit_numeric,
+    selection_threshold,
+)
+from synthgate.generator.faking import fake_column
+from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
+
+log = logging.getLogger(__name__)
+
+MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
+_SAMPLE_CHUNK = 250_000
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    epochs: int
+    expected_batch_size: int
+    sample_rate: float
+    steps: int
+    noise_multiplier: float
+    preprocessing_noise: float
+    preprocessing_releases: int
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    epoch: int
+    epochs: int
+    loss: float
+    epsilon: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    epsilon: float
+    delta: float
+    accounting: str
+    plan: TrainingPlan
+    noisy_rows: int
+    train_seconds: float
+    preprocess_seconds: float
+    final_loss: float
+    releases: int
+
+
+def choose_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise PrivacyBudgetError("training.device is 'cuda' but no CUDA device is available")  # pragma: no cover
+    return torch.device(requested)
+
+
+def default_batch_and_epochs(noisy_rows: float, epsilon: float) -> tuple[int, int]:
+    """Batch size and epochs from the (DP) row count and epsilon; overridable in the spec."""
+    batch = int(np.clip(noisy_rows / 12.0, 64, 8192))
+    epochs = int(np.clip(12 * math.sqrt(epsilon), 6, 60))
+    return batch, epochs
+
+
+class DPSynthesizer:
+    """Differentially private generator for one table."""
+
+    def __init__(
+        self,
+        columns: list[Column],
+        policies: dict[str, ColumnPolicy],
+        privacy: PrivacyBudget,
+        training: Training,
+        target_column: str | None = None,
+    ) -> None:
+        self.columns = columns
+        self.policies = policies
+        self.privacy = privacy
+        self.training = training
+        self.target_column = target_column
+        self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
+        self.fakes = {c.name: self._policy(c.name).fake for c in columns if self._policy(c.name).policy == "fake"}
+        learned = [c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical")]
+        learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
+        # The target goes last, so its head conditions on every other column.
+        self.learned = sorted(learned, key=lambda c: c.name == target_column)
+        self.codecs: list[Codec] = []
+        self.network: AutoregressiveNet | None = None
+        self.summary: FitSummary | None = None
+        self.device = choose_device(training.device)
+
+    def _policy(self, name: str) -> ColumnPolicy:
+        return self.policies.get(name, ColumnPolicy())
+
+    @staticmethod
+    def _as_categorical(column: Column) -> Column:
+        return Column(column.name, ColumnKind.CATEGORICAL, column.sql_type, column.timezone)
+
+    # -- preprocess ---------------------------------------------------------------------
+
+    def _releases_needed(self) -> tuple[int, int]:
+        """(Gaussian releases before training, categorical columns whose domain is selected privately)."""
+        releases, selected = 1, 0  # 1: the row count
+        for column in self.learned:
+            policy = self._policy(column.name)
+            if column.kind.is_numeric:
+                releases += 1 if (policy.min is not None and policy.max is not None) else 2
+            elif column.kind is ColumnKind.CATEGORICAL and policy.categories is None:
+                releases += 1
+                selected += 1
+        return releases, selected
+
+    def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+        """Release the codecs under DP and encode the rows. Returns tokens, noisy row count, sigma."""
+        if not self.learned:
+            raise DataValidationError("no column is left to learn: every column is dropped or faked")
+        releases, selected = self._releases_needed()
+        sigma = preprocessing_noise(
+            self.privacy.epsilon, accountant.delta_composed, releases, self.privacy.preprocessing_share
+        )
+        noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma, rng)[0])
+        noisy_rows = max(noisy_rows, 1.0)
+        threshold = selection_threshold(sigma, accountant.delta_selection / max(selected, 1)) if selected else 0.0
+        self.codecs = []
+        for column in self.learned:
+            policy = self._policy(column.name)
+            if column.kind.is_numeric:
+                codec: Codec = fit_numeric(
+                    column,
+                    data[column.name],
+                    public_min=policy.min,
+                    public_max=policy.max,
+                    n_rows=noisy_rows,
+                    n_coarse=self.training.numeric_bins,
+                    sigma=sigma,
+                    accountant=accountant,
+                    rng=rng,
+                )
+            else:
+                codec = fit_categorical(
+                    column,
+                    data[column.name],
+                    public_categories=policy.categories,
+                    sigma=sigma,
+                    threshold=threshold,
+                    accountant=accountant,
+                    rng=rng,
+                )
+            self.codecs.append(codec)
+        tokens = np.stack([codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs)], axis=1)
+        return tokens, noisy_rows, sigma
+
+    # -- fit ----------------------------------------------------------------------------
+
+    def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:
+        batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon)
+        batch = self.training.batch_size or batch
+        epochs = self.training.epochs or epochs
+        steps_per_epoch = max(1, round(noisy_rows / batch))
+        sample_rate = min(1.0, 1.0 / steps_per_epoch)
+        steps = epochs * steps_per_epoch
+        if self.training.noise_multiplier is not None:
+            noise = self.training.noise_multiplier
+            spent = accountant.epsilon([Release("dp-sgd", noise, sample_rate, steps)])[0]
+            if spent > self.privacy.epsilon:
+                raise PrivacyBudgetError(
+                    f"training.noise_multiplier {noise:g} spends epsilon {spent:.3f} with preprocessing, "
+                    f"over the budget {self.privacy.epsilon:g}: raise the noise, lower epochs, or drop the override"
+                )
+        else:
+            noise = sgd_noise_for_budget(accountant, self.privacy.epsilon, sample_rate, steps)
+        if noise > MAX_USEFUL_NOISE:
+            raise PrivacyBudgetError(
+                f"epsilon {self.privacy.epsilon:g} is too small to train on about {noisy_rows:.0f} rows: DP-SGD would "
+                f"need noise multiplier {noise:.1f} (at most {MAX_USEFUL_NOISE:g} is useful). Raise epsilon, "
+                "declare public domains for columns, or use more rows"
+            )
+        return TrainingPlan(
+            epochs=epochs,
+            expected_batch_size=max(1, round(noisy_rows * sample_rate)),
+            sample_rate=sample_rate,
+            steps=steps,
+            noise_multiplier=noise,
+            preprocessing_noise=preprocessing_sigma,
+            preprocessing_releases=len(accountant.releases),
+        )
+
+    def fit(self, data: pd.DataFrame, progress: Callable[[EpochProgress], None] | None = None) -> FitSummary:
+        """Fit on the real rows; every use of them is inside ``privacy``. Returns the accounting summary."""
+        started = time.perf_counter()
+        seed = self.training.seed
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        _, selected = self._releases_needed()
+        accountant = PrivacyAccountant(
+            delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
+        )
+        tokens, noisy_rows, sigma = self.preprocess(data, accountant, rng)
+        plan = self.plan(accountant, noisy_rows, sigma)
+        preprocess_seconds = time.perf_counter() - started
+        log.info(
+            "training plan: %d epochs, expected batch %d, noise multiplier %.3f, %d steps",
+            plan.epochs, plan.expected_batch_size, plan.noise_multiplier, plan.steps,
+        )
+        started = time.perf_counter()
+        final_loss = self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
+        accountant.record(Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, plan.steps))
+        epsilon, method = accountant.epsilon()
+        self.summary = FitSummary(
+            epsilon=epsilon,
+            delta=self.privacy.delta,
+            accounting=method,
+            plan=plan,
+            noisy_rows=int(round(noisy_rows)),
+            train_seconds=time.perf_counter() - started,
+            preprocess_seconds=preprocess_seconds,
+            final_loss=final_loss,
+            releases=len(accountant.releases),
+        )
+        return self.summary
+
+    def _train(
+        self,
+        tokens: torch.Tensor,
+        plan: TrainingPlan,
+        accountant: PrivacyAccountant,
+        progress: Callable[[EpochProgress], None] | None,
+    ) -> float:
+        cards = [codec.n_tokens for codec in self.codecs]
+        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim).to(self.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
+        n = tokens.shape[0]
+        # The loader only tells Opacus the sample rate and expected batch size: batches are
+        # drawn below by Poisson sampling straight from the token tensor.
+        loader = DataLoader(TensorDataset(tokens), batch_size=max(1, math.ceil(n * plan.sample_rate)))
+        engine = PrivacyEngine(accountant="prv")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            private_model, private_optimizer, criterion, _ = engine.make_private(
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                criterion=TokenNLL(),
+                noise_multiplier=plan.noise_multiplier,
+                max_grad_norm=self.training.max_grad_norm,
+                grad_sample_mode="ghost",
+                poisson_sampling=True,
+            )
+        private_optimizer.expected_batch_size = plan.expected_batch_size
+        tokens = tokens.to(self.device)
+        generator = torch.Generator(device="cpu").manual_seed(self.training.seed + 1)
+        steps_per_epoch = plan.steps // plan.epochs
+        loss_value = float("nan")
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        for epoch in range(1, plan.epochs + 1):
+            began = time.perf_counter()
+            losses = []
+            for _ in range(steps_per_epoch):
+                mask = torch.rand(n, generator=generator) < plan.sample_rate
+                batch = tokens[mask.to(self.device)]
+                if batch.shape[0] == 0:  # probability (1 - q)^n: nothing to learn from
+                    continue
+                private_optimizer.zero_grad(set_to_none=True)
+                loss = criterion(private_model(batch), batch)
+                loss.backward()
+                private_optimizer.step()
+                losses.append(float(loss.detach()))
+            loss_value = float(np.mean(losses)) if losses else float("nan")
+            if progress is not None:
+                spent, _ = accountant.epsilon([Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)])
+                progress(EpochProgress(epoch, plan.epochs, loss_value, spent, time.perf_counter() - began))
+        self.network = model.eval()
+        private_model.cleanup() if hasattr(private_model, "cleanup") else None
+        return loss_value
+
+    # -- sample -------------------------------------------------------------------------
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """``n`` synthetic rows in the source's column order (dropped columns left out)."""
+        if self.network is None:
+            raise RuntimeError("fit() or load() the synthesizer before sampling")
+        seed = self.training.seed if seed is None else seed
+        rng = np.random.default_rng(seed + 7)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        chunks = []
+        for start in range(0, n, _SAMPLE_CHUNK):
+            size = min(_SAMPLE_CHUNK, n - start)
+            forbidden = [codec.forbidden_tokens for codec in self.codecs]
+            tokens = self.network.sample(size, generator, self.device, forbidden).cpu().numpy()
+            chunks.append(
+                pd.DataFrame({c.name: codec.decode(tokens[:, j], rng) for j, (c, codec) in enumerate(zip(self.learned, self.codecs))})
+            )
+        frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
+        for name, kind in self.fakes.items():
+            frame[name] = fake_column(kind, n, seed)
+        return frame[self.output_columns]
+
+    # -- persistence (no real data: only DP releases and DP-trained weights) -------------
+
+    def save(self, directory: str | Path) -> Path:
+        if self.network is None:
+            raise RuntimeError("nothing to save: fit() first")
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        state: dict[str, Any] = {
+            "format": 1,
+            "columns": [asdict(c) | {"kind": c.kind.value} for c in self.columns],
+            "learned": [asdict(c) | {"kind": c.kind.value} for c in self.learned],
+            "codecs": [codec.to_state() for codec in self.codecs],
+            "policies": {k: v.model_dump() for k, v in self.policies.items()},
+            "privacy": self.privacy.model_dump(),
+            "training": self.training.model_dump(),
+            "target_column": self.target_column,
+            "summary": _summary_dict(self.summary),
+        }
+        (path / "synthesizer.json").write_text(json.dumps(state, indent=1))
+        torch.save(self.network.state_dict(), path / "weights.pt")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> DPSynthesizer:
+        path = Path(directory)
+        state = json.loads((path / "synthesizer.json").read_text())
+        columns = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["columns"]]
+        training = Training.model_validate(state["training"] | {"device": device})
+        synth = cls(
+            columns,
+            {k: ColumnPolicy.model_validate(v) for k, v in state["policies"].items()},
+            PrivacyBudget.model_validate(state["privacy"]),
+            training,
+            state["target_column"],
+        )
+        synth.learned = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]]
+        synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"])]
+        network = AutoregressiveNet([codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim)
+        network.load_state_dict(torch.load(path / "weights.pt", map_location=synth.device, weights_only=True))
+        synth.network = network.to(synth.device).eval()
+        return synth
+
+    def numeric_codecs(self) -> dict[str, NumericCodec]:
+        return {c.name: codec for c, codec in zip(self.learned, self.codecs) if isinstance(codec, NumericCodec)}
+
+
+def _summary_dict(summary: FitSummary | None) -> dict[str, Any] | None:
+    return None if summary is None else asdict(summary)

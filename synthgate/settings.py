@@ -1,0 +1,34 @@
+"""Process-wide settings from the environment (prefix ``SYNTHGATE_``), with embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", frozen=True, extra="forbid")
+
+    home: Path = Field(default=Path(".synthgate"), description="Working folder: embedded warehouse, MLflow store, reports.")
+    expectations_dir: Path = Field(default=Path("expectations"), description="Where GX suites are kept.")
+    mlflow_tracking_uri: str | None = Field(default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home.")
+    trigger: str = Field(default="cli", description="What started the run: cli, schedule, ui, api.")
+
+    def tracking_uri(self) -> str:
+        import os
+
+        return self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "mlartifacts"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,243 @@
+"""The table spec: one YAML file per governed table, validated by pydantic.
+
+Credentials never live in the YAML: a URL may reference ``${ENV_VAR}`` (with an optional
+``${ENV_VAR:-default}``) or ``${secret:BLOCK_NAME}`` (a Prefect Secret block); they are
+resolved when the spec is loaded, and :func:`redact_url` hides them again for logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from synthgate.errors import SpecError
+
+_PLACEHOLDER = re.compile(r"\$\{(?P<name>[^}:]+(?::(?!-)[^}:]+)?)(?::-(?P<default>[^}]*))?\}")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WarehouseTable(_Frozen):
+    """A table in a warehouse reachable through a SQLAlchemy URL."""
+
+    url: str = Field(description="SQLAlchemy URL; credentials only through ${ENV} or ${secret:NAME}.")
+    table: str = Field(min_length=1, description="Table name (quoted by SQLAlchemy, any characters allowed).")
+    db_schema: str | None = Field(default=None, alias="schema", description="Database schema, if any.")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, url: str) -> str:
+        try:
+            make_url(url)
+        except ArgumentError as exc:
+            raise ValueError(f"not a SQLAlchemy URL: {exc}") from None
+        return url
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+
+class Holdout(_Frozen):
+    """Real rows kept out of training, used only to evaluate the synthetic table."""
+
+    table: WarehouseTable | None = Field(default=None, description="A separate holdout table.")
+    fraction: float | None = Field(default=None, gt=0, lt=0.9, description="Or: split this share off the source.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Holdout:
+        if (self.table is None) == (self.fraction is None):
+            raise ValueError("give exactly one of 'table' or 'fraction'")
+        return self
+
+
+ColumnPolicyName = Literal["keep", "drop", "categorical", "fake"]
+FakeKind = Literal["id", "uuid", "name", "first_name", "last_name", "email", "phone_number", "address", "ssn"]
+
+
+class ColumnPolicy(_Frozen):
+    """What happens to one column. Declared domains are public knowledge and cost no budget."""
+
+    policy: ColumnPolicyName | None = Field(
+        default=None, description="keep, drop, categorical or fake; unset: profiling decides (identifiers and PII are faked)."
+    )
+    fake: FakeKind | None = Field(default=None, description="For policy 'fake': what kind of fake value to generate.")
+    categories: list[str | int | bool] | None = Field(
+        default=None, description="Public category domain (no privacy budget spent on discovering it)."
+    )
+    min: float | None = Field(default=None, description="Public lower bound of a numeric column.")
+    max: float | None = Field(default=None, description="Public upper bound of a numeric column.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnPolicy:
+        if self.policy == "fake" and self.fake is None:
+            raise ValueError("policy 'fake' needs 'fake: <kind>' (id, email, name, ...)")
+        if self.fake is not None and self.policy != "fake":
+            raise ValueError("'fake' is only allowed with policy 'fake'")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class PrivacyBudget(_Frozen):
+    """The (epsilon, delta) spent by one refresh, all uses of the real data included."""
+
+    epsilon: float = Field(gt=0, le=100, description="Total epsilon of one refresh.")
+    delta: float = Field(gt=0, lt=1e-2, description="Total delta; must be below 1/rows.")
+    preprocessing_share: float = Field(
+        default=0.15, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
+    )
+
+
+class Training(_Frozen):
+    """Generator training; every field is optional and chosen from the budget when absent."""
+
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+    batch_size: int | None = Field(default=None, ge=8, le=1_000_000, description="Expected Poisson batch size.")
+    noise_multiplier: float | None = Field(default=None, gt=0, description="Override; must fit the budget.")
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    embedding_dim: int = Field(default=16, ge=2, le=256)
+    hidden_dim: int = Field(default=128, ge=8, le=2048)
+    numeric_bins: int = Field(default=24, ge=2, le=256)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Gates(_Frozen):
+    """Thresholds that must all hold before anything is published."""
+
+    min_quality: float = Field(default=0.75, ge=0, le=1, description="SDMetrics overall quality score.")
+    min_tstr_auc: float = Field(default=0.65, ge=0, le=1, description="Train-synthetic-test-real ROC AUC.")
+    max_dcr_share: float = Field(
+        default=0.60, ge=0, le=1, description="Share of synthetic rows closer to training than to holdout (ideal 0.5)."
+    )
+    synthetic_suite: bool = Field(default=True, description="The synthetic GX suite must pass.")
+
+
+class TableSpec(_Frozen):
+    """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
+    source: WarehouseTable
+    target: WarehouseTable
+    holdout: Holdout = Field(default_factory=lambda: Holdout(fraction=0.2))
+    columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
+    target_column: str | None = Field(default=None, description="Label for train-synthetic-test-real checks.")
+    privacy: PrivacyBudget
+    training: Training = Field(default_factory=Training)
+    gates: Gates = Field(default_factory=Gates)
+    rows: Annotated[int, Field(ge=1, le=100_000_000)] | None = Field(
+        default=None, description="Synthetic rows to generate (default: the DP estimate of the source row count)."
+    )
+    chunk_size: int = Field(default=50_000, ge=100, description="Rows per chunk when extracting.")
+
+    def policy(self, column: str) -> ColumnPolicy:
+        return self.columns.get(column, ColumnPolicy())
+
+    @model_validator(mode="after")
+    def _target_not_dropped(self) -> TableSpec:
+        if self.target_column and self.policy(self.target_column).policy in ("drop", "fake"):
+            raise ValueError(f"target_column {self.target_column!r} cannot be dropped or faked")
+        return self
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to log: the password is replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable url>"
+
+
+def _resolve_placeholders(text: str, where: Path) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name.startswith("secret:"):
+            return _read_secret_block(name.removeprefix("secret:"), where)
+        value = os.environ.get(name, default)
+        if value is None:
+            raise SpecError(f"{where}: environment variable {name} is not set (referenced as ${{{name}}})")
+        return value
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def _read_secret_block(block: str, where: Path) -> str:
+    try:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(block).get())
+    except Exception as exc:  # noqa: BLE001 - any failure means the secret is unavailable
+        raise SpecError(f"{where}: cannot read Prefect Secret block {block!r}: {type(exc).__name__}") from None
+
+
+def _reject_literal_passwords(raw: dict[str, Any], where: Path) -> None:
+    for section in ("source", "target"):
+        url = (raw.get(section) or {}).get("url") if isinstance(raw.get(section), dict) else None
+        holdout_tbl = (raw.get("holdout") or {}).get("table") if isinstance(raw.get("holdout"), dict) else None
+        for candidate in (url, (holdout_tbl or {}).get("url") if isinstance(holdout_tbl, dict) else None):
+            if not isinstance(candidate, str) or "${" in candidate.split("@")[0]:
+                continue
+            try:
+                if make_url(candidate).password:
+                    raise SpecError(
+                        f"{where}: {section}.url holds a literal password; reference it as ${{ENV_VAR}} "
+                        "or ${secret:BLOCK} instead"
+                    )
+            except ArgumentError:
+                continue  # reported by the model with a better message
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key (check the spelling; see `synthgate spec --help`)")
+        else:
+            lines.append(f"  {loc}: {err['msg']}")
+    return f"{where}: invalid table spec:\n" + "\n".join(lines)
+
+
+def load_spec(path: str | Path) -> TableSpec:
+    """Read, resolve and validate a YAML table spec, or raise :class:`SpecError`."""
+    where = Path(path)
+    if not where.is_file():
+        raise SpecError(f"spec file not found: {where}")
+    try:
+        raw = yaml.safe_load(where.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: a table spec is a YAML mapping, got {type(raw).__name__}")
+    _reject_literal_passwords(raw, where)
+    return spec_from_dict(_resolve_tree(raw, where), str(where))
+
+
+def _resolve_tree(node: Any, where: Path) -> Any:
+    if isinstance(node, str):
+        return _resolve_placeholders(node, where)
+    if isinstance(node, dict):
+        return {key: _resolve_tree(value, where) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve_tree(value, where) for value in node]
+    return node
+
+
+def spec_from_dict(data: dict[str, Any], where: str = "spec") -> TableSpec:
+    try:
+        return TableSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, where)) from None

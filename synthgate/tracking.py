@@ -1,0 +1,123 @@
+"""MLflow: one experiment per table, a run per refresh, the generator as a registered pyfunc model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from synthgate.errors import TrackingError
+
+log = logging.getLogger(__name__)
+
+
+def model_name(spec_name: str) -> str:
+    return f"synthgate-{spec_name}"
+
+
+def experiment_name(spec_name: str) -> str:
+    return f"synthgate/{spec_name}"
+
+
+def _mlflow():
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return mlflow
+
+
+@contextmanager
+def start_run(tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_root: Path | None = None) -> Iterator[Any]:
+    """Open an MLflow run, or raise :class:`TrackingError` naming the store when it is unreachable."""
+    mlflow = _mlflow()
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        client = mlflow.MlflowClient(tracking_uri)
+        name = experiment_name(spec_name)
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            location = (artifact_root / spec_name).resolve().as_uri() if artifact_root else None
+            experiment_id = client.create_experiment(name, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        run = mlflow.start_run(experiment_id=experiment_id, tags=tags)
+    except Exception as exc:  # noqa: BLE001 - any failure to open the store stops the run before the data is used
+        raise TrackingError(
+            f"MLflow tracking store {tracking_uri!r} is unreachable ({type(exc).__name__}): nothing was trained "
+            "or published. Check MLFLOW_TRACKING_URI"
+        ) from None
+    try:
+        yield run
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _mlflow().log_params({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in params.items()})
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    _mlflow().log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    _mlflow().set_tags(tags)
+
+
+def log_dict(data: dict[str, Any], artifact_file: str) -> None:
+    _mlflow().log_dict(data, artifact_file)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    _mlflow().log_artifact(str(path), artifact_path)
+
+
+class SynthesizerPyfunc(mlflow.pyfunc.PythonModel):
+    """The generator as an MLflow model: input a frame with ``rows`` (and optionally ``seed``), get rows back."""
+
+    def load_context(self, context) -> None:
+        from synthgate.generator import DPSynthesizer
+
+        self.synthesizer = DPSynthesizer.load(context.artifacts["generator"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        rows = int(model_input["rows"].iloc[0])
+        seed = int(model_input["seed"].iloc[0]) if "seed" in model_input else None
+        return self.synthesizer.sample(rows, seed=seed)
+
+
+def log_generator(generator_dir: Path, spec_name: str, sample: pd.DataFrame) -> str | None:
+    """Log the generator as a pyfunc model and register it; returns the registered version."""
+    mlflow = _mlflow()
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(pd.DataFrame({"rows": [10], "seed": [0]}), sample.head(10))
+    info = mlflow.pyfunc.log_model(
+        name="generator",
+        python_model=SynthesizerPyfunc(),
+        artifacts={"generator": str(generator_dir)},
+        signature=signature,
+        pip_requirements=["synthgate", "torch", "pandas", "numpy", "scipy", "opacus"],
+        registered_model_name=model_name(spec_name),
+    )
+    return str(info.registered_model_version) if info.registered_model_version is not None else None
+
+
+def run_url(tracking_uri: str, run_id: str) -> str:
+    """A link to the run: the server's UI page when the store is a server, else the run's id in the store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+        return f"{tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    return f"{tracking_uri}#run={run_id}"

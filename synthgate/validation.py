@@ -1,0 +1,195 @@
+"""Great Expectations suites for the source extract and the synthetic table.
+
+Suites are built from the spec and the table's declared schema, never from real values, and
+kept as JSON under ``expectations/`` so that reviewers can read and edit them. Results use
+the SUMMARY format with no partial unexpected values: they hold counts, never real values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthgate.errors import DataValidationError
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import ColumnPolicy, TableSpec
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+
+# pandas dtypes GX accepts per kind (GX resolves names through numpy and ``pandas.<Name>``).
+_INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype"]
+_DTYPES: dict[ColumnKind, list[str]] = {
+    ColumnKind.INTEGER: _INTS + ["float64"],  # integer columns with nulls arrive as float64
+    ColumnKind.FLOAT: ["float32", "float64", "Float64Dtype", *_INTS],
+    ColumnKind.BOOLEAN: ["bool", "BooleanDtype", "int64", "Int64Dtype"],
+    ColumnKind.DATETIME: ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "DatetimeTZDtype"],
+    ColumnKind.CATEGORICAL: ["str", "StringDtype", "CategoricalDtype"],  # object columns are checked value by value
+}
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    suite_name: str
+    success: bool
+    evaluated: int
+    failed: list[str]  # "expectation_type(column)" of each failed expectation: names, never values
+    result: dict[str, Any]  # the GX result as JSON (SUMMARY format)
+    created_suite: bool = False
+
+
+def suite_path(expectations_dir: Path, spec: TableSpec, kind: str) -> Path:
+    return expectations_dir / f"{spec.name}.{kind}.json"
+
+
+def _gx():
+    """GX with an ephemeral (in-memory) context, quiet: suites live as JSON in the repo, not in a GX project."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def build_source_suite(spec: TableSpec, columns: list[Column], policies: dict[str, ColumnPolicy]) -> dict[str, Any]:
+    """Schema, types, non-emptiness and the spec's public domains, as a GX suite (JSON)."""
+    gx, _ = _gx()
+
+    suite = gx.ExpectationSuite(name=f"{spec.name}.source", meta={"column_kinds": {c.name: c.kind.value for c in columns}})
+    suite.add_expectation(gx.expectations.ExpectTableColumnsToMatchOrderedList(column_list=[c.name for c in columns]))
+    suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
+    for c in columns:
+        _column_expectations(suite, policies.get(c.name, ColumnPolicy()), c)
+    return suite.to_json_dict()
+
+
+def build_synthetic_suite(spec: TableSpec, columns: list[Column], policies: dict[str, ColumnPolicy], rows: int) -> dict[str, Any]:
+    """What the published table promises: its columns, types, domains and row count."""
+    gx, _ = _gx()
+
+    kept = [c for c in columns if policies.get(c.name, ColumnPolicy()).policy != "drop"]
+    suite = gx.ExpectationSuite(name=f"{spec.name}.synthetic", meta={"column_kinds": {c.name: c.kind.value for c in kept}})
+    suite.add_expectation(gx.expectations.ExpectTableColumnsToMatchOrderedList(column_list=[c.name for c in kept]))
+    suite.add_expectation(gx.expectations.ExpectTableRowCountToEqual(value=rows))
+    for c in kept:
+        policy = policies.get(c.name, ColumnPolicy())
+        _column_expectations(suite, policy, c)
+        if policy.fake in ("id", "uuid"):
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToBeUnique(column=c.name))
+    return suite.to_json_dict()
+
+
+def _column_expectations(suite: Any, policy: ColumnPolicy, column: Column) -> None:
+    import great_expectations as gx
+
+    if policy.policy == "drop":
+        return
+    kind = ColumnKind.CATEGORICAL if policy.policy == "categorical" else column.kind
+    if policy.policy != "fake":
+        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInTypeList(column=column.name, type_list=_DTYPES[kind]))
+    # At least some values: an all-null column cannot be learned.
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column.name, mostly=1e-9))
+    if policy.categories is not None:
+        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(policy.categories)))
+    if policy.min is not None or policy.max is not None:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=policy.min, max_value=policy.max)
+        )
+
+
+def load_or_create_source_suite(
+    expectations_dir: Path, spec: TableSpec, columns: list[Column], policies: dict[str, ColumnPolicy]
+) -> tuple[dict[str, Any], bool]:
+    path = suite_path(expectations_dir, spec, "source")
+    if path.is_file():
+        return json.loads(path.read_text()), False
+    suite = build_source_suite(spec, columns, policies)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(suite, indent=2) + "\n")
+    log.info("created source suite %s", path)
+    return suite, True
+
+
+def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
+    """Differences between the suite's recorded column kinds and the table's: added, removed, retyped."""
+    saved: dict[str, str] = (suite.get("meta") or {}).get("column_kinds") or {}
+    if not saved:
+        return []
+    now = {c.name: c.kind.value for c in columns}
+    problems = [f"column {n!r} was removed" for n in saved if n not in now]
+    problems += [f"column {n!r} was added" for n in now if n not in saved]
+    problems += [f"column {n!r} changed from {saved[n]} to {now[n]}" for n in now if n in saved and saved[n] != now[n]]
+    return problems
+
+
+def validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> ValidationOutcome:
+    """Run a suite on a DataFrame with GX (SUMMARY results, no values)."""
+    gx, context = _gx()
+    suite = gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k != "id"})
+    batch_definition = (
+        context.data_sources.add_pandas("synthgate")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, result_format=RESULT_FORMAT).to_json_dict()
+    failed = [
+        f"{r['expectation_config']['type']}({r['expectation_config']['kwargs'].get('column', 'table')})"
+        for r in result["results"]
+        if not r["success"]
+    ]
+    return ValidationOutcome(
+        suite_name=suite.name,
+        success=bool(result["success"]),
+        evaluated=len(result["results"]),
+        failed=failed,
+        result=_scrub(result),
+    )
+
+
+def _scrub(result: dict[str, Any]) -> dict[str, Any]:
+    """Drop what could carry values even in SUMMARY format (observed values of aggregate expectations)."""
+    for r in result.get("results", []):
+        observed = r.get("result", {}).get("observed_value")
+        if observed is not None and r["expectation_config"]["type"] not in (
+            "expect_table_columns_to_match_ordered_list",
+            "expect_table_row_count_to_be_between",
+            "expect_table_row_count_to_equal",
+            "expect_column_values_to_be_in_type_list",
+        ):
+            r["result"]["observed_value"] = "<redacted>"
+        r["result"].pop("partial_unexpected_list", None)
+        r["result"].pop("partial_unexpected_counts", None)
+        r["result"].pop("partial_unexpected_index_list", None)
+    result.get("meta", {}).pop("batch_markers", None)
+    return result
+
+
+def validate_source(
+    expectations_dir: Path, spec: TableSpec, frame: pd.DataFrame, columns: list[Column], policies: dict[str, ColumnPolicy]
+) -> ValidationOutcome:
+    """Validate the extract against the saved suite (created on first run). Raises on failure."""
+    suite, created = load_or_create_source_suite(expectations_dir, spec, columns, policies)
+    drift = schema_drift(suite, columns)
+    if drift:
+        raise DataValidationError(
+            f"schema drift in {spec.source.table!r} against {suite_path(expectations_dir, spec, 'source')}: "
+            + "; ".join(drift)
+            + ". Update the spec and delete or edit the suite to accept the new schema"
+        )
+    outcome = validate(frame, suite)
+    outcome = ValidationOutcome(**{**outcome.__dict__, "created_suite": created})
+    if not outcome.success:
+        raise DataValidationError(
+            f"source table {spec.source.table!r} failed {len(outcome.failed)} of {outcome.evaluated} expectations "
+            f"in suite {outcome.suite_name}: {', '.join(outcome.failed)}"
+        )
+    return outcome

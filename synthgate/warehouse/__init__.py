@@ -1,0 +1,1 @@
+"""Warehouse I/O through SQLAlchemy: extract with a fingerprint, publish atomically, governance tables."""

@@ -1,0 +1,85 @@
+"""Stage 6: the report, the GX results and the generator into MLflow."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from synthgate import tracking
+from synthgate.gates import GateVerdict, Scores
+from synthgate.generator import DPSynthesizer
+from synthgate.report import ReportContext, write_report
+from synthgate.spec import TableSpec
+from synthgate.validation import ValidationOutcome
+from tasks import PRIVATE
+
+
+@task(name="log-run", **PRIVATE)
+def log_run(
+    spec: TableSpec,
+    run_id: str,
+    tracking_uri: str,
+    report_path: Path,
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    synthesizer: DPSynthesizer,
+    scores: Scores,
+    verdicts: list[GateVerdict],
+    source_outcome: ValidationOutcome,
+    synthetic_outcome: ValidationOutcome,
+    stage_seconds: dict[str, float],
+) -> str | None:
+    """Log metrics, report, GX results and the generator; returns the registered model version."""
+    summary = synthesizer.summary
+    assert summary is not None
+    tracking.log_params(
+        {
+            "source_url": spec.source.display_url,
+            "source_table": spec.source.table,
+            "target_url": spec.target.display_url,
+            "target_table": spec.target.table,
+            "epsilon_budget": spec.privacy.epsilon,
+            "delta": spec.privacy.delta,
+            "preprocessing_share": spec.privacy.preprocessing_share,
+            "target_column": spec.target_column or "",
+            "epochs": summary.plan.epochs,
+            "expected_batch_size": summary.plan.expected_batch_size,
+            "noise_multiplier": round(summary.plan.noise_multiplier, 5),
+            "sample_rate": round(summary.plan.sample_rate, 6),
+            "steps": summary.plan.steps,
+            "max_grad_norm": spec.training.max_grad_norm,
+            "seed": spec.training.seed,
+            "gates": spec.gates.model_dump(),
+        }
+    )
+    tracking.log_metrics(
+        scores.as_metrics()
+        | {"epsilon_spent": summary.epsilon, "gates_passed": float(all(v.passed for v in verdicts))}
+        | {f"gate_{v.name}": float(v.passed) for v in verdicts}
+        | {f"seconds_{k}": v for k, v in stage_seconds.items()}
+    )
+    tracking.log_dict({"verdicts": [asdict(v) for v in verdicts]}, "gates.json")
+    tracking.log_dict(source_outcome.result, "gx/source_validation.json")
+    tracking.log_dict(synthetic_outcome.result, "gx/synthetic_validation.json")
+    context = ReportContext(
+        spec_name=spec.name,
+        run_id=run_id,
+        epsilon=summary.epsilon,
+        delta=summary.delta,
+        accounting=summary.accounting,
+        scores=scores,
+        verdicts=verdicts,
+        stage_seconds=stage_seconds,
+        mlflow_url=tracking.run_url(tracking_uri, run_id),
+    )
+    write_report(report_path, context, train, synthetic, synthesizer)
+    tracking.log_artifact(report_path, "report")
+    with tempfile.TemporaryDirectory() as tmp:
+        generator_dir = synthesizer.save(Path(tmp) / "generator")
+        version = tracking.log_generator(generator_dir, spec.name, synthetic)
+    get_run_logger().info("logged run %s to %s (model version %s)", run_id, tracking_uri, version)
+    return version

@@ -1,0 +1,36 @@
+"""Stage 3 and 4: train the DP generator, then sample."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from synthgate import tracking
+from synthgate.generator import DPSynthesizer, EpochProgress
+from synthgate.profiling import ColumnProfile
+from synthgate.schema import Column
+from synthgate.spec import TableSpec
+from tasks import PRIVATE
+
+
+@task(name="train-generator", **PRIVATE)
+def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]) -> DPSynthesizer:
+    logger = get_run_logger()
+    synthesizer = DPSynthesizer(columns, {p.name: p.proposed for p in profiles}, spec.privacy, spec.training, spec.target_column)
+
+    def report(p: EpochProgress) -> None:
+        logger.info("epoch %d/%d: loss %.3f, epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.loss, p.epsilon, p.seconds)
+        tracking.log_metrics({"train_loss": p.loss, "epsilon_spent_so_far": p.epsilon}, step=p.epoch)
+
+    summary = synthesizer.fit(train, progress=report)
+    logger.info(
+        "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f",
+        summary.epsilon, summary.accounting, summary.delta, summary.plan.noise_multiplier,
+    )
+    return synthesizer
+
+
+@task(name="sample-rows", **PRIVATE)
+def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer) -> pd.DataFrame:
+    rows = spec.rows or (synthesizer.summary.noisy_rows if synthesizer.summary else 1)
+    return synthesizer.sample(rows)
