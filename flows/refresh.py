@@ -18,7 +18,7 @@ from synthgate.gates import enforce
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import check_connection
+from synthgate.warehouse.engine import governed_engine
 from tasks.check import check_synthetic_suite, score_synthetic
 from tasks.extract import extract_holdout, extract_source
 from tasks.log import log_run
@@ -54,7 +54,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
     logger = get_run_logger()
     clock = StageClock()
     tracking_uri = settings.tracking_uri()
-    target_engine = check_connection(spec.target.url)
+    target_engine = governed_engine(spec.target)
     tags = {
         "synthgate.spec": spec.name,
         "synthgate.source_table": spec.source.table,

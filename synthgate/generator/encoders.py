@@ -7,9 +7,9 @@ it public. A codec's token set is the released bins or categories plus one NULL 
 
 Numeric columns (integers, floats, datetimes as seconds) are released in two steps:
 
-1. *bounds*: a noisy histogram over a fixed, data-independent logarithmic grid (20 bins a
-   decade, both signs, 1e-6 to 1e15); the outermost bins whose noisy count clears 4 sigma
-   give the range. Outliers beyond it are clipped: no single record moves the range.
+1. *bounds*: a noisy histogram over a fixed, data-independent grid (numbers: 20 log bins a
+   decade, both signs, 1e-6 to 1e15; datetimes: 30-day bins, 1900 to 2100); the outermost
+   bins whose noisy count clears 4 sigma give the range. Outliers beyond it are clipped: no single record moves the range.
 2. *bins*: a noisy histogram over a fine grid inside that range (one bin per integer for
    short integer ranges; otherwise uniform in linear or log space). The model predicts a
    coarse quantile bin of it; sampling then draws the fine bin from the noisy fine
@@ -35,6 +35,9 @@ RARE_LABEL = "_RARE_"
 _GRID_PER_DECADE = 20
 _GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 15 * _GRID_PER_DECADE
 _GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
+_CALENDAR_START = -70 * 365.25 * 86400.0  # 1900, in seconds since 1970
+_CALENDAR_STEP = 30 * 86400.0
+_CALENDAR_BINS = int(200 * 365.25 / 30)
 _MAX_INTEGER_BINS = 512
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 16
@@ -194,18 +197,28 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
 
 
 def dp_range(
-    name: str,
+    column: Column,
     values: np.ndarray,
     sigma: float,
     accountant: PrivacyAccountant,
     rng: np.random.Generator,
 ) -> tuple[float, float]:
-    """DP (low, high) range of ``values`` from a noisy histogram on the fixed log grid."""
-    counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
-    noisy = accountant.gaussian(f"range:{name}", counts, sigma, rng)
+    """DP (low, high) range of ``values`` from a noisy histogram on a fixed, public grid.
+
+    Numbers use the signed log grid; datetimes (seconds since the epoch: a large offset, a small
+    spread) a grid of 30-day bins from 1900 to 2100.
+    """
+    if column.kind is ColumnKind.DATETIME:
+        index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
+        counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
+    else:
+        counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
+    noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
     kept = np.flatnonzero(noisy > 4.0 * sigma)
     if kept.size == 0:
         kept = np.array([int(np.argmax(noisy))])
+    if column.kind is ColumnKind.DATETIME:
+        return _CALENDAR_START + kept[0] * _CALENDAR_STEP, _CALENDAR_START + (kept[-1] + 1) * _CALENDAR_STEP
     return _grid_bounds(int(kept[0]))[0], _grid_bounds(int(kept[-1]))[1]
 
 
@@ -226,7 +239,7 @@ def fit_numeric(
     if public_min is not None and public_max is not None:
         low, high = float(public_min), float(public_max)
     else:
-        low, high = dp_range(column.name, values, sigma, accountant, rng)
+        low, high = dp_range(column, values, sigma, accountant, rng)
         low = float(public_min) if public_min is not None else low
         high = float(public_max) if public_max is not None else high
         if high <= low:
@@ -234,7 +247,7 @@ def fit_numeric(
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     noisy = accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng)
-    noisy[noisy < 2.0 * sigma] = 0.0
+    noisy[noisy < 3.0 * sigma] = 0.0  # empty bins stay empty (P(noise > 3 sigma) = 0.13%)
     probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
     return NumericCodec(column, edges, probs, _quantile_starts(probs, n_coarse), unit_bins)
 

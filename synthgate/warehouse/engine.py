@@ -31,6 +31,12 @@ def check_connection(url: str) -> Engine:
     return engine
 
 
+def governed_engine(table: WarehouseTable) -> Engine:
+    """An engine whose governance tables (catalog, ledger) live in ``table``'s schema."""
+    engine = check_connection(table.url)
+    return engine.execution_options(schema_translate_map={None: table.db_schema}) if table.db_schema else engine
+
+
 def reflect(table: WarehouseTable) -> sa.Table:
     """The table's structure as the warehouse declares it, or :class:`MissingTableError`."""
     engine = check_connection(table.url)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from synthgate.errors import PublishError
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import WarehouseTable
-from synthgate.warehouse.engine import check_connection, first_line, qualified, quoted
+from synthgate.warehouse.engine import first_line, governed_engine, qualified, quoted
 from synthgate.warehouse.governance import ensure_governance_tables
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def publish(
     in_transaction: Callable[[Connection], None],
 ) -> str:
     """Swap ``frame`` in as ``target``; ``in_transaction`` writes catalog and ledger rows in the same commit."""
-    engine = check_connection(target.url)
+    engine = governed_engine(target)
     ensure_governance_tables(engine)
     staging = load_staging(engine, target, frame, columns, run_id)
     previous = f"{target.table}__previous_{run_id[:8]}"

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from synthgate.errors import SpecError
+from synthgate.spec import load_spec, redact_url
+
+MINIMAL = """
+name: people
+source: {url: "sqlite:///w.db", table: people}
+target: {url: "sqlite:///w.db", table: people_synthetic}
+privacy: {epsilon: 1.0, delta: 1.0e-5}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_spec_loads_with_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, MINIMAL))
+    assert spec.name == "people"
+    assert spec.holdout.fraction == 0.2
+    assert spec.gates.min_quality == 0.75
+    assert spec.policy("anything").policy is None
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(SpecError, match=r"privacy\.epsilom: unknown key"):
+        load_spec(write(tmp_path, MINIMAL.replace("epsilon: 1.0", "epsilom: 1.0, epsilon: 1.0")))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("epsilon: 1.0", "epsilon: -1"), r"privacy\.epsilon"),
+        (("delta: 1.0e-5", "delta: 0.5"), r"privacy\.delta"),
+        (("table: people}", "table: ''}"), r"source\.table"),
+    ],
+)
+def test_bad_values_are_named(tmp_path, change, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, MINIMAL.replace(*change)))
+
+
+def test_target_column_cannot_be_dropped(tmp_path):
+    text = MINIMAL + "target_column: age\ncolumns: {age: {policy: drop}}\n"
+    with pytest.raises(SpecError, match="cannot be dropped"):
+        load_spec(write(tmp_path, text))
+
+
+def test_literal_password_is_refused(tmp_path):
+    text = MINIMAL.replace('"sqlite:///w.db", table: people}', '"postgresql://u:hunter2@db/x", table: people}')
+    with pytest.raises(SpecError, match="literal password"):
+        load_spec(write(tmp_path, text))
+
+
+def test_credentials_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cret")
+    text = MINIMAL.replace('"sqlite:///w.db", table: people}', '"postgresql://u:${WAREHOUSE_PASSWORD}@db/x", table: people}')
+    spec = load_spec(write(tmp_path, text))
+    assert "s3cret" in spec.source.url
+    assert "s3cret" not in spec.source.display_url
+    assert redact_url(spec.source.url) == "postgresql://u:***@db/x"
+
+
+def test_missing_environment_variable_is_named(tmp_path):
+    text = MINIMAL.replace('"sqlite:///w.db"', '"sqlite:///${NOT_SET_ANYWHERE_42}/w.db"', 1)
+    with pytest.raises(SpecError, match="NOT_SET_ANYWHERE_42"):
+        load_spec(write(tmp_path, text))
+
+
+def test_defaults_in_placeholders(tmp_path):
+    text = MINIMAL.replace('"sqlite:///w.db"', '"sqlite:///${NOT_SET_ANYWHERE_42:-/tmp}/w.db"', 1)
+    assert load_spec(write(tmp_path, text)).source.url == "sqlite:////tmp/w.db"
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(write(tmp_path, "name: [unclosed"))
+
+
+def test_shipped_demo_spec_is_valid(monkeypatch):
+    monkeypatch.setenv("SYNTHGATE_HOME", "/tmp/sg")
+    spec = load_spec(Path(__file__).resolve().parent.parent / "deployments" / "tables" / "adult.yaml")
+    assert spec.privacy.epsilon == 1.0 and spec.privacy.delta == 1e-5
+    assert spec.target_column == "income"
