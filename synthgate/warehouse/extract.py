@@ -67,7 +67,8 @@ def extract_table(
             result = conn.execute(sa.select(reflected))
             while batch := result.fetchmany(chunk_size):
                 chunk = pd.DataFrame.from_records(batch, columns=names)
-                row_hash = row_hash + _order_free_hash(chunk)
+                with np.errstate(over="ignore"):
+                    row_hash = row_hash + _order_free_hash(chunk)
                 chunks.append(chunk)
                 if progress:
                     progress(sum(len(c) for c in chunks))

@@ -125,8 +125,13 @@ def catalog_row(conn: Connection, **values: Any) -> None:
     conn.execute(CATALOG.insert().values(created_at=now(), **values))
 
 
+def _exists(engine: Engine, table: sa.Table) -> bool:
+    schema = (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+    return sa.inspect(engine).has_table(table.name, schema=schema)
+
+
 def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
-    if not sa.inspect(engine).has_table(LEDGER.name):
+    if not _exists(engine, LEDGER):
         return []
     query = sa.select(LEDGER).order_by(LEDGER.c.started_at)
     if spec_name:
@@ -136,7 +141,7 @@ def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, 
 
 
 def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
-    if not sa.inspect(engine).has_table(CATALOG.name):
+    if not _exists(engine, CATALOG):
         return []
     query = sa.select(CATALOG).order_by(CATALOG.c.created_at)
     if spec_name:

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthgate.errors import DataValidationError
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import ColumnPolicy, spec_from_dict
+from synthgate.validation import build_synthetic_suite, suite_path, validate, validate_source
+
+SPEC = spec_from_dict(
+    {
+        "name": "people",
+        "source": {"url": "sqlite://", "table": "people"},
+        "target": {"url": "sqlite://", "table": "people_synthetic"},
+        "privacy": {"epsilon": 1, "delta": 1e-5},
+        "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}, "age": {"min": 0, "max": 120}},
+    }
+)
+COLUMNS = [
+    Column("age", ColumnKind.INTEGER, "BIGINT"),
+    Column("income", ColumnKind.FLOAT, "FLOAT"),
+    Column("plan", ColumnKind.CATEGORICAL, "TEXT"),
+    Column("signup", ColumnKind.DATETIME, "DATETIME"),
+    Column("churned", ColumnKind.BOOLEAN, "BOOLEAN"),
+]
+POLICIES = {name: SPEC.policy(name) for name in ("plan", "age")}
+
+
+def frame(n=50) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": rng.random(n) * 1000,
+            "plan": rng.choice(["basic", "plus"], n),
+            "signup": pd.date_range("2021-01-01", periods=n, freq="D"),
+            "churned": rng.random(n) < 0.5,
+        }
+    )
+
+
+def test_first_run_creates_the_suite_and_passes(tmp_path):
+    outcome = validate_source(tmp_path, SPEC, frame(), COLUMNS, POLICIES)
+    assert outcome.success and outcome.created_suite
+    saved = json.loads(suite_path(tmp_path, SPEC, "source").read_text())
+    assert saved["meta"]["column_kinds"]["age"] == "integer"
+    assert not validate_source(tmp_path, SPEC, frame(), COLUMNS, POLICIES).created_suite
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (COLUMNS[:-1], "'churned' was removed"),
+        (COLUMNS + [Column("extra", ColumnKind.FLOAT, "FLOAT")], "'extra' was added"),
+        ([Column("age", ColumnKind.CATEGORICAL, "TEXT")] + COLUMNS[1:], "'age' changed from integer to categorical"),
+    ],
+)
+def test_schema_drift_stops_the_run(tmp_path, columns, message):
+    validate_source(tmp_path, SPEC, frame(), COLUMNS, POLICIES)
+    data = frame().reindex(columns=[c.name for c in columns])
+    with pytest.raises(DataValidationError, match=message):
+        validate_source(tmp_path, SPEC, data, columns, POLICIES)
+
+
+def test_all_null_column_fails(tmp_path):
+    data = frame().assign(income=np.nan)
+    with pytest.raises(DataValidationError, match=r"expect_column_values_to_not_be_null\(income\)"):
+        validate_source(tmp_path, SPEC, data, COLUMNS, POLICIES)
+
+
+def test_empty_table_fails(tmp_path):
+    with pytest.raises(DataValidationError, match="expect_table_row_count_to_be_between"):
+        validate_source(tmp_path, SPEC, frame().head(0), COLUMNS, POLICIES)
+
+
+def test_results_never_carry_real_values(tmp_path):
+    data = frame().astype({"plan": object})
+    data.loc[3, "plan"] = "CANARY-7f3a9"  # outside the declared domain
+    data.loc[4, "age"] = 4242  # outside the declared range
+    with pytest.raises(DataValidationError) as error:
+        validate_source(tmp_path, SPEC, data, COLUMNS, POLICIES)
+    assert "CANARY" not in str(error.value) and "4242" not in str(error.value)
+    outcome = validate(data, json.loads(suite_path(tmp_path, SPEC, "source").read_text()))
+    text = json.dumps(outcome.result)
+    assert not outcome.success
+    assert "CANARY-7f3a9" not in text and "4242" not in text
+
+
+def test_synthetic_suite_checks_row_count_and_unique_ids():
+    policies = POLICIES | {"age": ColumnPolicy(policy="fake", fake="id")}
+    suite = build_synthetic_suite(SPEC, COLUMNS, policies, rows=50)
+    assert validate(frame().assign(age=range(50)), suite).success
+    outcome = validate(frame().assign(age=1), suite)
+    assert "expect_column_values_to_be_unique(age)" in outcome.failed

@@ -1,0 +1,101 @@
+"""Extract and publish against the real PostgreSQL on this machine."""
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from synthgate.errors import MissingTableError, PublishError, WarehouseError
+from synthgate.schema import ColumnKind
+from synthgate.spec import WarehouseTable
+from synthgate.warehouse import governance
+from synthgate.warehouse.extract import extract_table
+from synthgate.warehouse.publish import publish
+from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.integration
+
+
+def load(engine, schema, name, frame):
+    frame.to_sql(name, engine, schema=schema, index=False)
+    return WarehouseTable(url=PG_URL, table=name, schema=schema)
+
+
+def test_extract_reads_kinds_in_chunks_with_an_order_free_fingerprint(pg_engine, pg_schema, people):
+    table = load(pg_engine, pg_schema, "people", people)
+    shuffled = load(pg_engine, pg_schema, "people_shuffled", people.sample(frac=1, random_state=1))
+    seen = []
+    first = extract_table(table, chunk_size=300, progress=seen.append)
+    second = extract_table(shuffled, chunk_size=700)
+    assert first.fingerprint.rows == len(people) and seen[-1] == len(people) and len(seen) > 5
+    assert first.fingerprint.content_hash == second.fingerprint.content_hash
+    kinds = {c.name: c.kind for c in first.columns}
+    assert kinds["age"] is ColumnKind.INTEGER and kinds["income"] is ColumnKind.FLOAT
+    assert kinds["signup"] is ColumnKind.DATETIME and kinds["churned"] is ColumnKind.BOOLEAN
+    assert kinds["plan"] is ColumnKind.CATEGORICAL
+
+
+def test_a_changed_row_changes_the_fingerprint(pg_engine, pg_schema, people):
+    a = extract_table(load(pg_engine, pg_schema, "a", people))
+    b = extract_table(load(pg_engine, pg_schema, "b", people.assign(age=people["age"].where(people.index != 7, 99))))
+    assert a.fingerprint.content_hash != b.fingerprint.content_hash
+    assert a.fingerprint.schema_hash == b.fingerprint.schema_hash
+
+
+def test_missing_table_is_named(pg_engine, pg_schema):
+    with pytest.raises(MissingTableError, match="'.*no_such_table' does not exist"):
+        extract_table(WarehouseTable(url=PG_URL, table="no_such_table", schema=pg_schema))
+
+
+def test_unreachable_warehouse_hides_the_password():
+    url = "postgresql+psycopg2://postgres:hunter2@127.0.0.1:1/test"
+    with pytest.raises(WarehouseError, match="cannot connect") as error:
+        extract_table(WarehouseTable(url=url, table="x"))
+    assert "hunter2" not in str(error.value)
+
+
+def test_hostile_table_names_are_quoted(pg_engine, pg_schema, people):
+    victim = load(pg_engine, pg_schema, "victim", people.head(10))
+    hostile = load(pg_engine, pg_schema, 'x"; DROP TABLE victim; --', people.head(5))
+    assert extract_table(hostile).fingerprint.rows == 5
+    assert extract_table(victim).fingerprint.rows == 10
+
+
+def publish_frame(pg_engine, schema, frame, run_id, fail=False):
+    target = WarehouseTable(url=PG_URL, table="people_synthetic", schema=schema)
+    columns = extract_table(load(pg_engine, schema, f"src_{run_id}", frame.head(1))).columns
+
+    def record(conn):
+        governance.catalog_row(
+            conn, run_id=run_id, spec_name="people", published_table=target.table, rows=len(frame), source_table="people",
+            source_fingerprint="f" * 64, epsilon=1.0, delta=1e-5, gates={"quality": True}, scores={"quality": 0.9},
+            mlflow_run_id=run_id, model_name="m", model_version="1", trigger="test",
+        )
+        if fail:
+            raise sa.exc.OperationalError("simulated", {}, Exception("crash inside the swap"))
+
+    return publish(target, frame, columns, run_id, record)
+
+
+def tables_in(pg_engine, schema):
+    return set(sa.inspect(pg_engine).get_table_names(schema=schema))
+
+
+def test_publish_swaps_atomically_and_records_the_catalog(pg_engine, pg_schema, people):
+    publish_frame(pg_engine, pg_schema, people.head(100), "run00001")
+    publish_frame(pg_engine, pg_schema, people.head(250), "run00002")
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar() == 250
+    catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
+    assert [r["run_id"] for r in catalog] == ["run00001", "run00002"]
+    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t or "__previous_" in t]
+
+
+def test_failed_swap_keeps_the_previous_version_whole(pg_engine, pg_schema, people):
+    publish_frame(pg_engine, pg_schema, people.head(100), "run00001")
+    with pytest.raises(PublishError, match="previous version is unchanged"):
+        publish_frame(pg_engine, pg_schema, people.head(250), "run00002", fail=True)
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar() == 100
+    catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
+    assert [r["run_id"] for r in catalog] == ["run00001"]
+    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t or "__previous_" in t]
