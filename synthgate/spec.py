@@ -184,20 +184,20 @@ def _read_secret_block(block: str, where: Path) -> str:
 
 
 def _reject_literal_passwords(raw: dict[str, Any], where: Path) -> None:
-    for section in ("source", "target"):
-        url = (raw.get(section) or {}).get("url") if isinstance(raw.get(section), dict) else None
-        holdout_tbl = (raw.get("holdout") or {}).get("table") if isinstance(raw.get("holdout"), dict) else None
-        for candidate in (url, (holdout_tbl or {}).get("url") if isinstance(holdout_tbl, dict) else None):
-            if not isinstance(candidate, str) or "${" in candidate.split("@")[0]:
-                continue
-            try:
-                if make_url(candidate).password:
-                    raise SpecError(
-                        f"{where}: {section}.url holds a literal password; reference it as ${{ENV_VAR}} "
-                        "or ${secret:BLOCK} instead"
-                    )
-            except ArgumentError:
-                continue  # reported by the model with a better message
+    holdout = raw.get("holdout") if isinstance(raw.get("holdout"), dict) else {}
+    tables = {"source": raw.get("source"), "target": raw.get("target"), "holdout.table": holdout.get("table")}
+    for section, table in tables.items():
+        url = table.get("url") if isinstance(table, dict) else None
+        if not isinstance(url, str) or "${" in url:
+            continue  # placeholders are resolved from the environment or a secret block
+        try:
+            literal = make_url(url).password
+        except ArgumentError:
+            continue  # reported by the model with a better message
+        if literal:
+            raise SpecError(
+                f"{where}: {section}.url holds a literal password; reference it as ${{ENV_VAR}} or ${{secret:BLOCK}}"
+            )
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:

@@ -24,7 +24,7 @@ import torch
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-from synthgate.errors import DataValidationError, PrivacyBudgetError
+from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError
 from synthgate.generator.accounting import (
     PrivacyAccountant,
     Release,
@@ -87,7 +87,7 @@ def choose_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise PrivacyBudgetError("training.device is 'cuda' but no CUDA device is available")  # pragma: no cover
+        raise SpecError("training.device is 'cuda' but no CUDA device is available: use 'auto' or 'cpu'")
     return torch.device(requested)
 
 
@@ -305,8 +305,8 @@ class DPSynthesizer:
             if progress is not None:
                 spent, _ = accountant.epsilon([Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)])
                 progress(EpochProgress(epoch, plan.epochs, loss_value, spent, time.perf_counter() - began))
+        private_model.cleanup()  # remove Opacus hooks: the plain model samples
         self.network = model.eval()
-        private_model.cleanup() if hasattr(private_model, "cleanup") else None
         return loss_value
 
     # -- sample -------------------------------------------------------------------------
