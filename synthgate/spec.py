@@ -113,6 +113,9 @@ class Training(_Frozen):
     numeric_bins: int = Field(default=24, ge=2, le=256)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["fast", "opacus"] = Field(
+        default="fast", description="DP-SGD engine: built-in ghost clipping (fast) or Opacus's PrivacyEngine (reference)."
+    )
 
 
 class Gates(_Frozen):

@@ -1,11 +1,13 @@
 """A compact autoregressive network over discrete column tokens.
 
 Column j is predicted from the embeddings of columns 0..j-1 (plus a start token) by its own
-two-layer head. Only ``Embedding`` and ``Linear`` layers: Opacus ghost clipping covers both,
-so per-sample gradient norms cost about one extra backward pass.
+two-layer head. Only ``Embedding`` and ``Linear`` layers: per-sample gradient norms follow
+from each layer's input and output gradient (ghost clipping), see :mod:`dpsgd`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,21 @@ class AutoregressiveNet(nn.Module):
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         context = self._context(tokens)
         return [self._logits(j, context) for j in range(len(self.cardinalities))]
+
+    def forward_traced(self, tokens: torch.Tensor) -> Trace:
+        """Forward pass that keeps every layer's input and output, for per-sample gradient norms."""
+        start_index = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+        embedded = [self.start(start_index)] + [emb(tokens[:, j]) for j, emb in enumerate(self.embeddings)]
+        context = torch.cat(embedded, dim=1)
+        hidden_out, head_in, logits = [], [], []
+        for j in range(len(self.cardinalities)):
+            u = self.hidden[j](context[:, : (j + 1) * self.embedding_dim])
+            r = F.relu(u)
+            hidden_out.append(u)
+            head_in.append(r)
+            logits.append(self.heads[j](r))
+        indices = [start_index] + [tokens[:, j] for j in range(len(self.embeddings))]
+        return Trace(indices, embedded, context.detach(), hidden_out, head_in, logits)
 
     @torch.no_grad()
     def sample(
@@ -67,3 +84,15 @@ class TokenNLL(nn.Module):
         if self.reduction == "sum":
             return per_row.sum()
         return per_row
+
+
+@dataclass
+class Trace:
+    """Layer inputs and outputs of one forward pass of :class:`AutoregressiveNet`."""
+
+    indices: list[torch.Tensor]  # per embedding table: the looked-up row of each sample
+    embedded: list[torch.Tensor]  # per embedding table: its output (B x d)
+    context: torch.Tensor  # concatenated embeddings; hidden layer j reads its first (j+1)*d columns
+    hidden_out: list[torch.Tensor]  # per column: hidden pre-activation (B x h)
+    head_in: list[torch.Tensor]  # per column: ReLU output, the head's input (B x h)
+    logits: list[torch.Tensor]  # per column: head output (B x cardinality)

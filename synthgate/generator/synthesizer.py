@@ -39,6 +39,7 @@ from synthgate.generator.encoders import (
     fit_numeric,
     selection_threshold,
 )
+from synthgate.generator.dpsgd import DPSGD
 from synthgate.generator.faking import fake_column
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
 from synthgate.schema import Column, ColumnKind
@@ -265,14 +266,41 @@ class DPSynthesizer:
         cards = [codec.n_tokens for codec in self.codecs]
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
+        step = self._opacus_step(model, optimizer, tokens, plan) if self.training.engine == "opacus" else DPSGD(
+            model,
+            optimizer,
+            plan.noise_multiplier,
+            self.training.max_grad_norm,
+            plan.expected_batch_size,
+            torch.Generator(device=self.device).manual_seed(self.training.seed + 2),
+        ).step
+        tokens = tokens.to(self.device)
         n = tokens.shape[0]
-        # The loader only tells Opacus the sample rate and expected batch size: batches are
-        # drawn below by Poisson sampling straight from the token tensor.
-        loader = DataLoader(TensorDataset(tokens), batch_size=max(1, math.ceil(n * plan.sample_rate)))
-        engine = PrivacyEngine(accountant="prv")
+        sampler = torch.Generator(device="cpu").manual_seed(self.training.seed + 1)
+        steps_per_epoch = plan.steps // plan.epochs
+        loss_value = float("nan")
+        for epoch in range(1, plan.epochs + 1):
+            began = time.perf_counter()
+            losses = []
+            for _ in range(steps_per_epoch):
+                mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
+                losses.append(step(tokens[mask.to(self.device)]))
+            loss_value = float(np.nanmean(losses)) if losses else float("nan")
+            if progress is not None:
+                done = Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)
+                progress(EpochProgress(epoch, plan.epochs, loss_value, accountant.epsilon([done])[0], time.perf_counter() - began))
+        self.network = model.eval()
+        return loss_value
+
+    def _opacus_step(
+        self, model: AutoregressiveNet, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, plan: TrainingPlan
+    ) -> Callable[[torch.Tensor], float]:
+        """The reference engine: Opacus's PrivacyEngine with ghost clipping (same mechanism, slower)."""
+        # The loader only tells Opacus the sample rate: batches come from the Poisson mask in _train.
+        loader = DataLoader(TensorDataset(tokens), batch_size=max(1, plan.expected_batch_size))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            private_model, private_optimizer, criterion, _ = engine.make_private(
+            private_model, private_optimizer, criterion, _ = PrivacyEngine(accountant="prv").make_private(
                 module=model,
                 optimizer=optimizer,
                 data_loader=loader,
@@ -283,31 +311,18 @@ class DPSynthesizer:
                 poisson_sampling=True,
             )
         private_optimizer.expected_batch_size = plan.expected_batch_size
-        tokens = tokens.to(self.device)
-        generator = torch.Generator(device="cpu").manual_seed(self.training.seed + 1)
-        steps_per_epoch = plan.steps // plan.epochs
-        loss_value = float("nan")
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
-        for epoch in range(1, plan.epochs + 1):
-            began = time.perf_counter()
-            losses = []
-            for _ in range(steps_per_epoch):
-                mask = torch.rand(n, generator=generator) < plan.sample_rate
-                batch = tokens[mask.to(self.device)]
-                if batch.shape[0] == 0:  # probability (1 - q)^n: nothing to learn from
-                    continue
-                private_optimizer.zero_grad(set_to_none=True)
-                loss = criterion(private_model(batch), batch)
-                loss.backward()
-                private_optimizer.step()
-                losses.append(float(loss.detach()))
-            loss_value = float(np.mean(losses)) if losses else float("nan")
-            if progress is not None:
-                spent, _ = accountant.epsilon([Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)])
-                progress(EpochProgress(epoch, plan.epochs, loss_value, spent, time.perf_counter() - began))
-        private_model.cleanup()  # remove Opacus hooks: the plain model samples
-        self.network = model.eval()
-        return loss_value
+
+        def step(batch: torch.Tensor) -> float:
+            if batch.shape[0] == 0:  # Opacus cannot run an empty batch; probability (1 - q)^n
+                return float("nan")
+            private_optimizer.zero_grad(set_to_none=True)
+            loss = criterion(private_model(batch), batch)
+            loss.backward()
+            private_optimizer.step()
+            return float(loss.detach())
+
+        return step
 
     # -- sample -------------------------------------------------------------------------
 
