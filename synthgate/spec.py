@@ -96,7 +96,7 @@ class PrivacyBudget(_Frozen):
     epsilon: float = Field(gt=0, le=100, description="Total epsilon of one refresh.")
     delta: float = Field(gt=0, lt=1e-2, description="Total delta; must be below 1/rows.")
     preprocessing_share: float = Field(
-        default=0.15, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
+        default=0.2, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
     )
 
 
@@ -107,7 +107,7 @@ class Training(_Frozen):
     batch_size: int | None = Field(default=None, ge=8, le=1_000_000, description="Expected Poisson batch size.")
     noise_multiplier: float | None = Field(default=None, gt=0, description="Override; must fit the budget.")
     max_grad_norm: float = Field(default=1.0, gt=0)
-    learning_rate: float = Field(default=3e-3, gt=0)
+    learning_rate: float = Field(default=1e-2, gt=0)
     embedding_dim: int = Field(default=16, ge=2, le=256)
     hidden_dim: int = Field(default=128, ge=8, le=2048)
     numeric_bins: int = Field(default=24, ge=2, le=256)

@@ -39,6 +39,7 @@ _CALENDAR_START = -70 * 365.25 * 86400.0  # 1900, in seconds since 1970
 _CALENDAR_STEP = 30 * 86400.0
 _CALENDAR_BINS = int(200 * 365.25 / 30)
 _MAX_INTEGER_BINS = 512
+_MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 16
 
@@ -248,8 +249,15 @@ def fit_numeric(
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     noisy = accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng)
     noisy[noisy < 3.0 * sigma] = 0.0  # empty bins stay empty (P(noise > 3 sigma) = 0.13%)
+    kept = np.flatnonzero(noisy)
+    if kept.size:  # no values where the released histogram has none: trim empty bins at both ends
+        edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
     probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
-    return NumericCodec(column, edges, probs, _quantile_starts(probs, n_coarse), unit_bins)
+    if unit_bins and len(probs) <= _MAX_EXACT_TOKENS:  # few distinct integers: one token each, exact relations survive
+        starts = np.arange(len(probs) + 1, dtype=np.int64)
+    else:
+        starts = _quantile_starts(probs, n_coarse)
+    return NumericCodec(column, edges, probs, starts, unit_bins)
 
 
 def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: float) -> tuple[np.ndarray, bool]:

@@ -94,8 +94,8 @@ def choose_device(requested: str) -> torch.device:
 
 def default_batch_and_epochs(noisy_rows: float, epsilon: float) -> tuple[int, int]:
     """Batch size and epochs from the (DP) row count and epsilon; overridable in the spec."""
-    batch = int(np.clip(noisy_rows / 12.0, 64, 8192))
-    epochs = int(np.clip(12 * math.sqrt(epsilon), 6, 60))
+    batch = int(np.clip(noisy_rows / 6.0, 64, 8192))
+    epochs = int(np.clip(24 * math.sqrt(epsilon), 8, 80))
     return batch, epochs
 
 
