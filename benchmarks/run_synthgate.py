@@ -41,7 +41,8 @@ def main() -> None:
         "train_seconds": round(train_seconds, 2),
         "sample_rows_per_second": round(200_000 / sample_seconds),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "epsilon": round(summary.epsilon, 4),
+        "epsilon": args.epsilon,
+        "epsilon_spent": round(summary.epsilon, 4),
         "plan": {"epochs": summary.plan.epochs, "batch": summary.plan.expected_batch_size, "noise": round(summary.plan.noise_multiplier, 3)},
     }))
 

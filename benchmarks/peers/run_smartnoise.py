@@ -15,8 +15,13 @@ Privacy budget (read from snsynth/base.py, transform/table.py, transform/bin.py 
     (1-share)*E (with delta D) for MST / AIM / DPCTGAN.  With no continuous column nothing is spent on
     preprocessing and the synthesizer keeps all of E.  The JSON line reports both parts.
   * MST / AIM ("cube" style) bin each continuous column into the library's default 10 equal-width bins
-    between the DP bounds (BinTransformer); sampled values are bin representatives.  DPCTGAN ("gan"
+    (`--bins`) between the DP bounds (BinTransformer); sampled values are bin midpoints.  DPCTGAN ("gan"
     style) min-max scales continuous columns between the DP bounds.
+  * The DP bounds (snsql approx_bounds: noisy power-of-two histogram) are coarse at small budgets: on
+    Adult with epsilon 1 (0.1/6 per column) capital_gain and capital_loss get bounds [0, 1], so their
+    synthetic values collapse to 0/1.  `--bounds '{"col": [lo, hi]}'` supplies PUBLIC bounds instead
+    (no budget spent for those columns); use it only where the comparison grants public bounds to all
+    systems.
   * DPCTGAN checks its epsilon only at the start of each epoch and trains that epoch whole, so it can
     overshoot by one epoch.  `epsilon_spent` reports the epsilon of the released model (recomputed
     with opacus' RDP analysis for the epochs actually trained, plus the preprocessor's share); opacus 0.14
@@ -79,6 +84,11 @@ def main() -> None:
                         help="comma-separated continuous columns (default: columns pandas reads as numbers)")
     parser.add_argument("--preprocessor-share", type=float, default=0.1,
                         help="share of epsilon for inferring continuous-column bounds (default 0.1)")
+    parser.add_argument("--bins", type=int, default=None,
+                        help="MST/AIM: equal-width bins per continuous column (library default 10)")
+    parser.add_argument("--bounds", default=None,
+                        help='JSON {"col": [lower, upper]} of PUBLIC bounds; those columns spend no '
+                             "preprocessor budget (the caller vouches that the bounds are public)")
     parser.add_argument("--epochs", type=int, default=None, help="DPCTGAN epochs (library default 300)")
     parser.add_argument("--synth-kwargs", default="{}", help="JSON of extra synthesizer constructor arguments")
     args = parser.parse_args()
@@ -109,13 +119,29 @@ def main() -> None:
         kwargs.setdefault("verbose", False)
         if args.epochs is not None:
             kwargs["epochs"] = args.epochs
-    preprocessor_eps = args.preprocessor_share * args.epsilon if continuous else 0.0
+    bounds = {c: (float(lo), float(hi)) for c, (lo, hi) in json.loads(args.bounds or "{}").items()}
+    unknown = sorted(set(bounds) - set(continuous))
+    if unknown:
+        sys.exit(f"--bounds names non-continuous columns: {unknown}")
+    transformer = None  # None: the library picks its default transformers from the column lists
+    if bounds or args.bins is not None:
+        from snsynth.transform import BinTransformer, MinMaxTransformer
+
+        transformer = {}
+        for c in continuous:
+            lo, hi = bounds.get(c, (None, None))
+            if args.synth in ("mst", "aim"):
+                transformer[c] = BinTransformer(bins=args.bins or 10, lower=lo, upper=hi, nullable=nullable)
+            else:
+                transformer[c] = MinMaxTransformer(lower=lo, upper=hi, nullable=nullable)
+    needs_bounds = [c for c in continuous if c not in bounds]
+    preprocessor_eps = args.preprocessor_share * args.epsilon if needs_bounds else 0.0
 
     # the library prints progress to stdout; keep stdout for the final JSON line only
     with contextlib.redirect_stdout(sys.stderr):
         synth = Synthesizer.create(args.synth, epsilon=args.epsilon, delta=args.delta, **kwargs)
         began = time.perf_counter()
-        synth.fit(df, categorical_columns=categorical, continuous_columns=continuous,
+        synth.fit(df, transformer=transformer, categorical_columns=categorical, continuous_columns=continuous,
                   preprocessor_eps=preprocessor_eps, nullable=nullable)
         train_seconds = time.perf_counter() - began
         pre_spent, pre_delta = synth._transformer.odometer.spent

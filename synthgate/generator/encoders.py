@@ -190,8 +190,9 @@ def to_numeric(series: pd.Series, column: Column) -> np.ndarray:
 
 def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Series:
     if column.kind is ColumnKind.DATETIME:
-        stamps = pd.to_datetime(np.round(values), unit="s", errors="coerce")
-        return pd.Series(stamps.tz_localize("UTC") if column.timezone else stamps)
+        # Whole seconds as nullable integers: pandas' float path can overflow on NaN.
+        stamps = pd.to_datetime(pd.Series(np.round(values)).astype("Int64"), unit="s", errors="coerce")
+        return stamps.dt.tz_localize("UTC") if column.timezone else stamps
     if column.kind is ColumnKind.INTEGER:
         return pd.Series(np.round(values)).astype("Int64")
     return pd.Series(values, dtype=float)
