@@ -131,9 +131,9 @@ def main() -> None:
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
         title = f"{args.dataset}: train {len(data.train):,} rows, holdout {len(data.holdout):,}, epsilon {epsilon:g}, delta {args.delta:g}"
-        stem = args.out / f"{args.dataset}_eps{epsilon:g}"
-        stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-        stem.with_suffix(".md").write_text(markdown(rows, title))
+        stem = f"{args.dataset}_eps{epsilon:g}"  # not Path.with_suffix: "eps0.5" has a dot of its own
+        (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+        (args.out / f"{stem}.md").write_text(markdown(rows, title))
         print(markdown(rows, title))
 
 

@@ -75,7 +75,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         entry = governance.LedgerEntry(
             run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger
         )
-        governance.open_spend(target_engine, entry, source.fingerprint.content_hash)
+        governance.open_spend(target_engine, entry, source.fingerprint.content_hash, settings.budget_cap(spec.privacy.cap))
         try:
             with clock.stage("train"):
                 synthesizer = train_generator(spec, train, source.columns, profiles)

@@ -98,6 +98,55 @@ def check_spec(spec: Path = typer.Argument(..., help="Table spec YAML.")) -> Non
 
 
 @app.command()
+def budget(
+    spec: Path = typer.Argument(..., help="Table spec YAML (names the table and its target warehouse)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a table's privacy budget: spent, remaining under its cap, and every refresh in the ledger."""
+    from synthgate.settings import get_settings
+    from synthgate.spec import load_spec
+    from synthgate.warehouse.engine import governed_engine
+    from synthgate.warehouse.governance import budget_summary
+
+    try:
+        table_spec = load_spec(spec)
+        cap = get_settings().budget_cap(table_spec.privacy.cap)
+        summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap)
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    remaining = "no cap" if cap is None else f"{summary['remaining']:.4g} of cap {cap:g}"
+    typer.echo(f"{table_spec.name}: epsilon spent {summary['epsilon_spent']:.4g} over {summary['refreshes']} refreshes; remaining {remaining}")
+    for row in summary["history"]:
+        typer.echo(
+            f"  {row['started_at'][:19]}  {row['status']:9s} epsilon {row['epsilon_spent']:.4g}  delta {row['delta']:.2g}  "
+            f"run {row['mlflow_run_id']}  ({row['trigger']})"
+        )
+
+
+@app.command()
+def report(
+    run_id: str = typer.Argument(..., help="MLflow run id of an earlier refresh."),
+    out: Path = typer.Option(None, help="Where to write the HTML (default: the reports folder under SYNTHGATE_HOME)."),
+) -> None:
+    """Fetch the HTML report of an earlier run from MLflow and write it to a file."""
+    _quiet_libraries()
+    from synthgate import tracking
+    from synthgate.settings import get_settings
+
+    settings = get_settings()
+    try:
+        path = tracking.download_report(settings.tracking_uri(), run_id, out or settings.reports_dir / f"{run_id}.html")
+    except SynthgateError as exc:
+        _fail(exc, False)
+        return
+    typer.echo(str(path))
+
+
+@app.command()
 def demo(
     home: Path = typer.Option(Path(".synthgate"), help="Working folder for the embedded warehouse, MLflow store and reports."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),

@@ -15,6 +15,13 @@ class Settings(BaseSettings):
     expectations_dir: Path = Field(default=Path("expectations"), description="Where GX suites are kept.")
     mlflow_tracking_uri: str | None = Field(default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home.")
     trigger: str = Field(default="cli", description="What started the run: cli, schedule, ui, api.")
+    default_budget_cap: float | None = Field(
+        default=None, gt=0, description="Organisation default for privacy.cap: total epsilon per table across refreshes."
+    )
+
+    def budget_cap(self, spec_cap: float | None) -> float | None:
+        """The table's cap: the spec's own, else the organisation default."""
+        return spec_cap if spec_cap is not None else self.default_budget_cap
 
     def tracking_uri(self) -> str:
         import os

@@ -95,6 +95,9 @@ class PrivacyBudget(_Frozen):
 
     epsilon: float = Field(gt=0, le=100, description="Total epsilon of one refresh.")
     delta: float = Field(gt=0, lt=1e-2, description="Total delta; must be below 1/rows.")
+    cap: float | None = Field(
+        default=None, gt=0, description="Total epsilon this table may ever spend across refreshes (ledger-enforced)."
+    )
     preprocessing_share: float = Field(
         default=0.2, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
     )

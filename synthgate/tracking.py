@@ -121,3 +121,22 @@ def run_url(tracking_uri: str, run_id: str) -> str:
         run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
         return f"{tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
     return f"{tracking_uri}#run={run_id}"
+
+
+def download_report(tracking_uri: str, run_id: str, destination: Path) -> Path:
+    """Copy the HTML report of ``run_id`` from the MLflow store to ``destination``."""
+    import shutil
+    import tempfile
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        files = [a.path for a in client.list_artifacts(run_id, "report") if a.path.endswith(".html")]
+    except Exception as exc:  # noqa: BLE001 - unknown run or unreachable store
+        raise TrackingError(f"cannot read run {run_id!r} from {tracking_uri}: {type(exc).__name__}") from None
+    if not files:
+        raise TrackingError(f"run {run_id!r} has no report artifact (a run that failed before checking has none)")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, files[0], tmp)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, destination)
+    return destination

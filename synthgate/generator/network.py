@@ -52,21 +52,28 @@ class AutoregressiveNet(nn.Module):
         indices = [start_index] + [tokens[:, j] for j in range(len(self.embeddings))]
         return Trace(indices, embedded, context.detach(), hidden_out, head_in, logits)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(
         self, n: int, generator: torch.Generator, device: torch.device, forbidden: list[list[int]] | None = None
     ) -> torch.Tensor:
-        """Draw ``n`` token rows, column by column (Gumbel-max sampling); ``forbidden[j]`` tokens are never drawn."""
-        tokens = torch.zeros((n, len(self.cardinalities)), dtype=torch.long, device=device)
-        parts = [self.start(torch.zeros(n, dtype=torch.long, device=device))]
+        """Draw ``n`` token rows, column by column; ``forbidden[j]`` tokens are never drawn.
+
+        The context is filled in place (no re-concatenation), and each column is drawn by
+        inverse-CDF sampling: one uniform number per row instead of one per row and token.
+        """
+        d = self.embedding_dim
+        tokens = torch.empty((n, len(self.cardinalities)), dtype=torch.long, device=device)
+        context = torch.empty((n, d * len(self.cardinalities)), device=device)
+        context[:, :d] = self.start.weight[0]
         for j in range(len(self.cardinalities)):
-            logits = self._logits(j, torch.cat(parts, dim=1))
+            logits = self.heads[j](F.relu(self.hidden[j](context[:, : (j + 1) * d])))
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")
-            uniform = torch.rand(logits.shape, generator=generator, device=device).clamp_(1e-12, 1.0)
-            tokens[:, j] = torch.argmax(logits - torch.log(-torch.log(uniform)), dim=1)
+            cdf = torch.softmax(logits, dim=1).cumsum_(dim=1)
+            uniform = torch.rand((n, 1), generator=generator, device=device) * cdf[:, -1:]
+            tokens[:, j] = torch.searchsorted(cdf, uniform).squeeze_(1).clamp_(max=logits.shape[1] - 1)
             if j < len(self.embeddings):
-                parts.append(self.embeddings[j](tokens[:, j]))
+                context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
         return tokens
 
 

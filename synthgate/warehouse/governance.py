@@ -8,12 +8,16 @@ counts: it touched the real data. They end as ``published``, ``rejected`` (a gat
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from synthgate.errors import PrivacyBudgetError
 
 METADATA = sa.MetaData()
 
@@ -76,10 +80,19 @@ class LedgerEntry:
     trigger: str
 
 
-def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None) -> None:
-    """Record the spend before the real data is used; the full budget counts until the run says less."""
+def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None, cap: float | None = None) -> None:
+    """Record the spend before the real data is used; the full budget counts until the run says less.
+
+    With a ``cap``, the refresh is refused (:class:`PrivacyBudgetError`) when the table's earlier
+    spends plus this one would exceed it. Spends compose by basic sequential composition: each
+    refresh's (epsilon, delta) is already a composed figure at its own delta, and summing them is
+    valid for any mix of mechanisms (tighter composition would need every run's full history).
+    The check and the insert are one transaction under a per-table lock, so two refreshes of the
+    same table at once cannot both pass (PostgreSQL: advisory lock; MySQL: GET_LOCK; SQLite: the
+    insert takes the database's write lock before the check reads).
+    """
     ensure_governance_tables(engine)
-    with engine.begin() as conn:
+    with engine.connect() as conn, _table_budget_lock(conn, entry.spec_name), conn.begin():
         conn.execute(
             LEDGER.insert().values(
                 run_id=entry.run_id,
@@ -95,6 +108,59 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None) -> N
                 started_at=now(),
             )
         )
+        if cap is not None:
+            spent = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(LEDGER.c.epsilon_spent), 0.0)).where(
+                    LEDGER.c.spec_name == entry.spec_name, LEDGER.c.run_id != entry.run_id
+                )
+            ).scalar_one()
+            if spent + entry.epsilon_budget > cap + 1e-12:  # leaving the block rolls the insert back
+                raise PrivacyBudgetError(
+                    f"refresh of {entry.spec_name!r} refused before training: epsilon spent {spent:.4g} + asked "
+                    f"{entry.epsilon_budget:.4g} exceeds the cap {cap:.4g}. Raise privacy.cap in the spec (a policy "
+                    "decision), or lower privacy.epsilon"
+                )
+
+
+@contextmanager
+def _table_budget_lock(conn: Connection, spec_name: str) -> Iterator[None]:
+    """Serialise budget checks of one table across processes (session-level lock, released on exit)."""
+    key = f"synthgate:{spec_name}"
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+            conn.commit()
+    elif dialect in ("mysql", "mariadb"):
+        conn.execute(sa.text("SELECT GET_LOCK(:key, 60)"), {"key": key[:64]})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:key)"), {"key": key[:64]})
+            conn.commit()
+    else:
+        yield
+
+
+def budget_summary(engine: Engine, spec_name: str, cap: float | None) -> dict[str, Any]:
+    rows = ledger_rows(engine, spec_name)
+    spent = sum(r["epsilon_spent"] for r in rows)
+    return {
+        "table": spec_name,
+        "epsilon_spent": round(spent, 6),
+        "delta_spent": sum(r["delta"] for r in rows),
+        "cap": cap,
+        "remaining": None if cap is None else round(max(cap - spent, 0.0), 6),
+        "refreshes": len(rows),
+        "history": [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items() if k != "detail"} for r in rows
+        ],
+    }
 
 
 def close_spend(
