@@ -248,9 +248,8 @@ def fit_numeric(
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-    noisy = accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng)
-    noisy[noisy < 3.0 * sigma] = 0.0  # empty bins stay empty (P(noise > 3 sigma) = 0.13%)
-    kept = np.flatnonzero(noisy)
+    noisy = _denoise(accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng), sigma)
+    kept = np.flatnonzero(noisy >= 0.5)
     if kept.size:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
     probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
@@ -259,6 +258,42 @@ def fit_numeric(
     else:
         starts = _quantile_starts(probs, n_coarse)
     return NumericCodec(column, edges, probs, starts, unit_bins)
+
+
+def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Post-process a noisy histogram (free under DP): bins below 3 sigma are empty, except in the tails.
+
+    A bin alone below 3 sigma is indistinguishable from noise (P(noise > 3 sigma) = 0.13%), but the
+    tails beyond the outermost clear bins often hold real mass spread thin (ages past 70, rare
+    small counts). Their noisy *sums* are far better estimates than any one bin: the tail's mass
+    is spread with a geometric decay from the clear edge, so the synthetic column thins out
+    where the real one does instead of stopping short.
+    """
+    clear = noisy >= 3.0 * sigma
+    out = np.where(clear, noisy, 0.0)
+    kept = np.flatnonzero(clear)
+    if kept.size == 0:
+        return out
+    first, last = int(kept[0]), int(kept[-1])
+    out[last + 1 :] = _geometric_tail(noisy[last], noisy[last + 1 :], sigma)
+    out[:first] = _geometric_tail(noisy[first], noisy[:first][::-1], sigma)[::-1]
+    return out
+
+
+def _geometric_tail(edge: float, tail: np.ndarray, sigma: float) -> np.ndarray:
+    """Mass for the bins beyond a clear edge (``tail[0]`` adjacent to it), or zeros.
+
+    The widest window from the edge (1, 2, 4, ... bins, or all) whose noisy sum clears
+    3 sigma sqrt(width) gives the tail's mass; it decays geometrically from the edge's count.
+    """
+    windows = sorted({min(2**i, tail.size) for i in range(max(tail.size, 1).bit_length() + 1)})
+    cleared = [w for w in windows if tail.size and tail[:w].sum() >= 3.0 * sigma * math.sqrt(w)]
+    if not cleared:
+        return np.zeros(tail.size)
+    total = float(tail[: cleared[-1]].sum())
+    ratio = total / (edge + total)  # edge * (r + r^2 + ...) = total
+    shape = edge * ratio ** np.arange(1, tail.size + 1)
+    return shape * (total / shape.sum())
 
 
 def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: float) -> tuple[np.ndarray, bool]:

@@ -66,10 +66,10 @@ class AutoregressiveNet(nn.Module):
         context = torch.empty((n, d * len(self.cardinalities)), device=device)
         context[:, :d] = self.start.weight[0]
         for j in range(len(self.cardinalities)):
-            logits = self.heads[j](F.relu(self.hidden[j](context[:, : (j + 1) * d])))
+            logits = self.heads[j](self.hidden[j](context[:, : (j + 1) * d]).relu_())
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")
-            cdf = torch.softmax(logits, dim=1).cumsum_(dim=1)
+            cdf = logits.sub_(logits.max(dim=1, keepdim=True).values).exp_().cumsum_(dim=1)  # unnormalised
             uniform = torch.rand((n, 1), generator=generator, device=device) * cdf[:, -1:]
             tokens[:, j] = torch.searchsorted(cdf, uniform).squeeze_(1).clamp_(max=logits.shape[1] - 1)
             if j < len(self.embeddings):

@@ -48,7 +48,7 @@ from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 log = logging.getLogger(__name__)
 
 MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
-_SAMPLE_CHUNK = 50_000
+_SAMPLE_CHUNK = 20_000  # rows per sampling pass: bounds the h x columns pre-activation buffer
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import pytest
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.encoders import (
+    _denoise,
     RARE_LABEL,
     CategoricalCodec,
     fit_categorical,
@@ -121,3 +122,21 @@ def test_booleans_are_public_and_nullable():
 @pytest.mark.parametrize("delta", [1e-6, 1e-9])
 def test_selection_threshold_grows_as_delta_shrinks(delta):
     assert selection_threshold(10.0, delta) > selection_threshold(10.0, delta * 100) > 1.0
+
+
+def test_denoise_keeps_a_thin_tail_and_adds_little_to_empty_bins():
+    sigma = 20.0
+    bulk = np.array([400.0, 900.0, 1200.0, 800.0])
+    thin_tail = np.array([50.0, 45.0, 40.0, 35.0, 30.0, 25.0, 20.0, 15.0])  # every bin below 3 sigma, 260 in all
+    true = np.concatenate([np.zeros(40), bulk, thin_tail, np.zeros(40)])
+    rng = np.random.default_rng(3)
+    runs = [_denoise(true + rng.normal(0, sigma, len(true)), sigma) for _ in range(200)]
+    tail = np.mean([out[44:52].sum() for out in runs])
+    invented = np.mean([out[:40].sum() + out[72:].sum() for out in runs])
+    assert 200 < tail < 320  # on average about the tail's true 260 (zeroing every sub-threshold bin gives ~0)
+    assert invented < 0.005 * true.sum()  # no mass invented far out, on average
+
+
+def test_denoise_zeroes_everything_without_a_clear_bin():
+    rng = np.random.default_rng(4)
+    assert _denoise(rng.normal(0, 5.0, 300), 5.0).sum() == 0
