@@ -75,10 +75,11 @@ def load_staging(engine: Engine, target: WarehouseTable, frame: pd.DataFrame, co
             chunksize=100_000,
             method=method,
         )
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:  # COPY raises the driver's
         drop_if_exists(engine, staging, target.db_schema)
         raise PublishError(
-            f"loading the staging table for {qualified(target)!r} failed: {type(exc.orig or exc).__name__}: {first_line(exc)}"
+            f"loading the staging table for {qualified(target)!r} failed: "
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first_line(exc)}"
         ) from exc
     return staging
 
