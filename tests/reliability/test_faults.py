@@ -93,8 +93,8 @@ def assert_untouched(pg_engine: sa.Engine, schema: str, ledger: list[str]) -> No
 
 @pytest.mark.parametrize(
     "uri",
-    ["http://127.0.0.1:1", "sqlite:////proc/no-such-folder/mlflow.db"],
-    ids=["server-refuses", "store-path-unwritable"],
+    ["http://127.0.0.1:1", "http://sg:pwMlflowCanary@127.0.0.1:1", "sqlite:////proc/no-such-folder/mlflow.db"],
+    ids=["server-refuses", "server-with-credentials-refuses", "store-path-unwritable"],
 )
 def test_unreachable_mlflow_stops_before_anything(prefect_harness, flow_home, pg_engine, pg_schema, monkeypatch, uri) -> None:
     from flows.refresh import refresh_table
@@ -105,7 +105,10 @@ def test_unreachable_mlflow_stops_before_anything(prefect_harness, flow_home, pg
     load_frame(pg_engine, pg_schema, "src", table_frame(400))
     with pytest.raises(TrackingError) as error:
         refresh_table(str(write_spec(flow_home, spec_dict(pg_schema))), trigger="test")
-    assert "is unreachable" in str(error.value) and uri in str(error.value) and "nothing was trained" in str(error.value)
+    message = str(error.value)
+    assert "is unreachable" in message and "nothing was trained" in message
+    assert ("127.0.0.1:1" in message) != ("/proc/no-such-folder" in message)  # the store is named
+    assert "pwMlflowCanary" not in message
     assert_untouched(pg_engine, pg_schema, [])
 
 
@@ -168,3 +171,21 @@ def test_disk_full_while_writing_the_report(prefect_harness, flow_home, tiny_dis
     assert [r["status"] for r in ledger] == ["failed"] and "No space left" in ledger[0]["detail"]
     assert "src_synthetic" not in tables_in(pg_engine, pg_schema)
     assert governance.catalog_rows(governed(pg_engine, pg_schema)) == []
+
+
+def test_mlflow_lost_after_training_is_a_clear_error(monkeypatch) -> None:
+    """The log stage's guard: an MLflow call that fails for real (store gone) becomes a TrackingError, nothing published."""
+    import mlflow
+
+    from flows.refresh import explained_log_failures
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    uri = "http://sg:pwMlflowCanary@127.0.0.1:1"
+    with pytest.raises(TrackingError) as error, explained_log_failures(uri, Path("report.html")):
+        mlflow.MlflowClient(uri).get_run("0" * 32)
+    message = str(error.value)
+    assert "logging the run to the MLflow store" in message and "nothing was published" in message
+    assert "pwMlflowCanary" not in message and "***" in message
+    with pytest.raises(ZeroDivisionError), explained_log_failures(uri, Path("report.html")):
+        1 / 0  # a bug elsewhere is not disguised as a tracking failure
