@@ -23,7 +23,6 @@ from synthgate.spec import load_spec, spec_from_dict
 from synthgate.validation import load_or_create_source_suite, validate_source
 from synthgate.warehouse import governance
 from synthgate.warehouse.extract import extract_table
-from tests.conftest import PG_URL
 from tests.reliability.conftest import (
     core_refresh,
     governed,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 import uuid
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -59,7 +58,7 @@ def hits(blob: bytes, where: str) -> list[str]:
 def prefect_records(flow_run_id: str) -> list[tuple[str, str]]:
     """Logs, artifacts and states of the flow run and its task runs, from the Prefect API."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, FlowRunFilter, LogFilter, TaskRunFilter
+    from prefect.client.schemas.filters import FlowRunFilter, LogFilter, TaskRunFilter
 
     from prefect.logging.handlers import APILogWorker
 
