@@ -5,18 +5,21 @@ Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 
 from synthgate import tracking
-from synthgate.errors import GateFailedError, SynthgateError
+from synthgate.errors import GateFailedError, OutputError, SynthgateError, TrackingError
 from synthgate.gates import enforce
 from synthgate.settings import get_settings
-from synthgate.spec import TableSpec, load_spec
+from synthgate.spec import TableSpec, load_spec, redact_url
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
 from tasks.check import check_synthetic_suite, score_synthetic
@@ -42,6 +45,43 @@ class StageClock:
             self.seconds[name] = round(time.perf_counter() - began, 2)
 
 
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it, or raise :class:`OutputError` naming the folder and the cause."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"synthgate")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write reports to {folder}: {exc.strerror or type(exc).__name__}. Check the permissions and free "
+            "space of SYNTHGATE_HOME; nothing was read or trained"
+        ) from None
+
+
+@contextmanager
+def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[None]:
+    """Turn a failure to write the report or reach MLflow into a Synthgate error: the run then stops unpublished."""
+    try:
+        yield
+    except SynthgateError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"writing the report {report_path} or the run's artifacts failed: {exc.strerror or type(exc).__name__}"
+            f"{f' ({exc.filename})' if exc.filename else ''}. Free space or fix permissions under SYNTHGATE_HOME; "
+            "nothing was published"
+        ) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("mlflow", "requests", "urllib3", "sqlalchemy"):
+            raise
+        raise TrackingError(
+            f"logging the run to the MLflow store {redact_url(tracking_uri)} failed ({type(exc).__name__}): nothing "
+            "was published, since every published table must have its audited run. Check MLFLOW_TRACKING_URI"
+        ) from None
+
+
 @flow(name="refresh-table", log_prints=False, validate_parameters=True)
 def refresh_table(spec_path: str, trigger: str | None = None) -> dict[str, Any]:
     """Refresh the synthetic copy of one table from its spec; returns the run summary."""
@@ -64,6 +104,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
     }
     with tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run:
         run_id = run.info.run_id
+        check_writable(settings.reports_dir / spec.name)  # before the data is touched: a report must be possible
         with clock.stage("extract"):
             source = extract_source(spec)
             train, holdout = extract_holdout(spec, source)
@@ -88,7 +129,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
                 synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
                 scores, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
             report_path = settings.reports_dir / spec.name / f"{run_id}.html"
-            with clock.stage("log"):
+            with clock.stage("log"), explained_log_failures(tracking_uri, report_path):
                 model_version = log_run(
                     spec, run_id, tracking_uri, report_path, train, synthetic, synthesizer, scores, verdicts,
                     source_outcome, synthetic_outcome, clock.seconds,

@@ -41,5 +41,9 @@ class TrackingError(SynthgateError):
     """The MLflow tracking store cannot be reached or written."""
 
 
+class OutputError(SynthgateError):
+    """A local output (the report, MLflow's local artifacts) cannot be written: permissions or disk space."""
+
+
 class PublishError(SynthgateError):
     """Publishing the synthetic table failed; the previous version is untouched."""

@@ -29,6 +29,13 @@ def experiment_name(spec_name: str) -> str:
     return f"synthgate/{spec_name}"
 
 
+def _safe_uri(uri: str) -> str:
+    """The tracking URI with any password masked, for messages."""
+    from synthgate.spec import redact_url
+
+    return redact_url(uri) if "@" in uri else uri
+
+
 def _mlflow():
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -52,7 +59,7 @@ def start_run(tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_
         run = mlflow.start_run(experiment_id=experiment_id, tags=tags)
     except Exception as exc:  # noqa: BLE001 - any failure to open the store stops the run before the data is used
         raise TrackingError(
-            f"MLflow tracking store {tracking_uri!r} is unreachable ({type(exc).__name__}): nothing was trained "
+            f"MLflow tracking store {_safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was trained "
             "or published. Check MLFLOW_TRACKING_URI"
         ) from None
     try:
@@ -132,7 +139,7 @@ def download_report(tracking_uri: str, run_id: str, destination: Path) -> Path:
     try:
         files = [a.path for a in client.list_artifacts(run_id, "report") if a.path.endswith(".html")]
     except Exception as exc:  # noqa: BLE001 - unknown run or unreachable store
-        raise TrackingError(f"cannot read run {run_id!r} from {tracking_uri}: {type(exc).__name__}") from None
+        raise TrackingError(f"cannot read run {run_id!r} from {_safe_uri(tracking_uri)}: {type(exc).__name__}") from None
     if not files:
         raise TrackingError(f"run {run_id!r} has no report artifact (a run that failed before checking has none)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from synthgate.errors import DataValidationError
+from synthgate.errors import DataValidationError, SpecError
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, TableSpec
 
@@ -133,6 +133,7 @@ def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
 def validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> ValidationOutcome:
     """Run a suite on a DataFrame with GX (SUMMARY results, no values)."""
     gx, context = _gx()
+    frame = _without_time_zones(frame)
     suite = gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k != "id"})
     batch_definition = (
         context.data_sources.add_pandas("synthgate")
@@ -153,6 +154,32 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> ValidationOutco
         failed=failed,
         result=_scrub(result),
     )
+
+
+def _without_time_zones(frame: pd.DataFrame) -> pd.DataFrame:
+    """Time-zone-aware datetimes as naive UTC: GX's type list cannot name a zoned dtype (``datetime64[ns, UTC]``)."""
+    zoned = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.DatetimeTZDtype)]
+    if not zoned:
+        return frame
+    view = frame.copy(deep=False)
+    for name in zoned:
+        view[name] = frame[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    return view
+
+
+def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
+    """The spec's target column and declared column policies must name columns of the table (names only, no data)."""
+    names = {c.name for c in columns}
+    if spec.target_column is not None and spec.target_column not in names:
+        raise SpecError(
+            f"target_column {spec.target_column!r} is not a column of {spec.source.table!r}: fix target_column in the spec"
+        )
+    unknown = sorted(set(spec.columns) - names)
+    if unknown:
+        raise SpecError(
+            f"the spec declares policies for columns {unknown} that {spec.source.table!r} does not have: "
+            "fix or remove them under columns:"
+        )
 
 
 def _scrub(result: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +212,7 @@ def validate_source(
             + "; ".join(drift)
             + ". Update the spec and delete or edit the suite to accept the new schema"
         )
+    check_spec_columns(spec, columns)
     outcome = validate(frame, suite)
     outcome = ValidationOutcome(**{**outcome.__dict__, "created_suite": created})
     if not outcome.success:

@@ -12,6 +12,8 @@ from sklearn.metrics import r2_score, roc_auc_score
 from synthgate.evaluation.features import categorical_codes
 from synthgate.schema import Column, ColumnKind
 
+_MAX_MODEL_CATEGORIES = 250
+
 
 @dataclass(frozen=True)
 class Utility:
@@ -39,8 +41,10 @@ def tstr(train_real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFram
 def _design(frame: pd.DataFrame, features: list[Column]) -> pd.DataFrame:
     design = categorical_codes(frame, features)
     for c in features:
-        if not c.kind.is_numeric:
-            design[c.name] = design[c.name].astype("category")
+        if not c.kind.is_numeric:  # gradient boosting takes at most 255 categories: the rest become one
+            values = design[c.name]
+            top = values.value_counts().index[:_MAX_MODEL_CATEGORIES]
+            design[c.name] = values.where(values.isin(top), "__other__").astype("category")
     return design
 
 

@@ -48,7 +48,8 @@ from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 log = logging.getLogger(__name__)
 
 MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
-_SAMPLE_CHUNK = 20_000  # rows per sampling pass: bounds the h x columns pre-activation buffer
+_SAMPLE_CHUNK = 50_000
+MIN_ROWS = 50  # fewer (DP-estimated) rows than this: nothing useful can be learned under DP
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class DPSynthesizer:
         )
         noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma, rng)[0])
         noisy_rows = max(noisy_rows, 1.0)
+        _check_rows(noisy_rows, self.privacy.delta)
         threshold = selection_threshold(sigma, accountant.delta_selection / max(selected, 1)) if selected else 0.0
         self.codecs = []
         for column in self.learned:
@@ -390,6 +392,20 @@ class DPSynthesizer:
 
     def numeric_codecs(self) -> dict[str, NumericCodec]:
         return {c.name: codec for c, codec in zip(self.learned, self.codecs) if isinstance(codec, NumericCodec)}
+
+
+def _check_rows(noisy_rows: float, delta: float) -> None:
+    """Refuse tables DP-SGD cannot learn, or whose delta is meaningless; checked on the DP row count only."""
+    if noisy_rows < MIN_ROWS:
+        raise DataValidationError(
+            f"the source has about {noisy_rows:.0f} rows (DP estimate): at least {MIN_ROWS} are needed to learn "
+            "anything under differential privacy. Use a larger table"
+        )
+    if delta * noisy_rows >= 1.0:
+        raise PrivacyBudgetError(
+            f"privacy.delta {delta:g} is not below 1/rows (about 1/{noisy_rows:.0f}, DP estimate): such a delta allows "
+            "releasing a whole record. Lower privacy.delta well below 1/rows"
+        )
 
 
 def _summary_dict(summary: FitSummary | None) -> dict[str, Any] | None:

@@ -54,9 +54,11 @@ def _postgres_copy(table: Any, conn: Connection, keys: list[str], data_iter) -> 
         buffer = io.StringIO()
         csv.writer(buffer).writerows(data_iter)
         buffer.seek(0)
-        target = ".".join(f'"{p}"' for p in ([table.schema] if table.schema else []) + [table.name])
-        columns = ", ".join(f'"{k}"' for k in keys)
-        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        quote = conn.dialect.identifier_preparer.quote_identifier  # always quotes, doubles embedded quotes
+        target = ".".join(quote(p) for p in ([table.schema] if table.schema else []) + [table.name])
+        columns = ", ".join(quote(k) for k in keys)
+        # FORCE_NULL: csv writes a one-column row holding NULL as "" (quoted), which COPY would read as ''.
+        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({columns}))", buffer)
 
 
 def load_staging(engine: Engine, target: WarehouseTable, frame: pd.DataFrame, columns: list[Column], run_id: str) -> str:
@@ -73,10 +75,11 @@ def load_staging(engine: Engine, target: WarehouseTable, frame: pd.DataFrame, co
             chunksize=100_000,
             method=method,
         )
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:  # COPY raises the driver's
         drop_if_exists(engine, staging, target.db_schema)
         raise PublishError(
-            f"loading the staging table for {qualified(target)!r} failed: {type(exc.orig or exc).__name__}: {first_line(exc)}"
+            f"loading the staging table for {qualified(target)!r} failed: "
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first_line(exc)}"
         ) from exc
     return staging
 

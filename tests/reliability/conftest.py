@@ -1,0 +1,96 @@
+"""Helpers for the reliability tests: small tables in real PostgreSQL and the plain-Python core end to end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from synthgate.generator import DPSynthesizer
+from synthgate.profiling import effective_policies, propose
+from synthgate.spec import TableSpec, WarehouseTable, spec_from_dict
+from synthgate.validation import build_synthetic_suite, validate, validate_source
+from synthgate.warehouse import governance
+from synthgate.warehouse.extract import Extract, extract_table
+from synthgate.warehouse.publish import publish
+from tests.conftest import PG_URL
+
+#: Small and fast: a few hundred rows, two epochs, a generous budget.
+FAST_TRAINING = {"epochs": 2, "seed": 0, "device": "cpu", "hidden_dim": 32, "embedding_dim": 8}
+
+
+def spec_dict(schema: str, table: str = "src", target: str = "src_synthetic", **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "rel",
+        "source": {"url": PG_URL, "table": table, "schema": schema},
+        "target": {"url": PG_URL, "table": target, "schema": schema},
+        "privacy": {"epsilon": 8.0, "delta": 1e-5},
+        "training": dict(FAST_TRAINING),
+        "gates": {"min_quality": 0.0, "min_tstr_auc": 0.0, "max_dcr_share": 1.0},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def write_spec(folder: Path, data: dict[str, Any], name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def governed(pg_engine: sa.Engine, schema: str) -> sa.Engine:
+    return pg_engine.execution_options(schema_translate_map={None: schema})
+
+
+def tables_in(pg_engine: sa.Engine, schema: str) -> set[str]:
+    return set(sa.inspect(pg_engine).get_table_names(schema=schema))
+
+
+@dataclass
+class CoreRun:
+    extract: Extract
+    synthesizer: DPSynthesizer
+    synthetic: pd.DataFrame
+    published: str
+
+
+def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> CoreRun:
+    """The refresh without the orchestrator: extract, profile, validate, train, sample, check the synthetic suite, publish."""
+    extract = extract_table(spec.source, spec.chunk_size)
+    policies = effective_policies(propose(spec, extract.frame, extract.columns))
+    validate_source(expectations_dir, spec, extract.frame, extract.columns, policies)
+    synthesizer = DPSynthesizer(extract.columns, policies, spec.privacy, spec.training, spec.target_column)
+    synthesizer.fit(extract.frame)
+    synthetic = synthesizer.sample(rows)
+    outcome = validate(synthetic, build_synthetic_suite(spec, extract.columns, policies, rows=len(synthetic)))
+    assert outcome.success, outcome.failed
+
+    def record(conn: sa.Connection) -> None:
+        governance.catalog_row(
+            conn, run_id="r" * 32, spec_name=spec.name, published_table=spec.target.table, rows=len(synthetic),
+            source_table=spec.source.table, source_fingerprint=extract.fingerprint.content_hash, epsilon=1.0,
+            delta=spec.privacy.delta, gates={}, scores={}, mlflow_run_id="r" * 32, model_name="m", model_version="1",
+            trigger="test",
+        )
+
+    published = publish(spec.target, synthetic, extract.columns, "r" * 32, record)
+    return CoreRun(extract, synthesizer, synthetic, published)
+
+
+def load_frame(pg_engine: sa.Engine, schema: str, name: str, frame: pd.DataFrame, **kwargs: Any) -> WarehouseTable:
+    frame.to_sql(name, pg_engine, schema=schema, index=False, **kwargs)
+    return WarehouseTable(url=PG_URL, table=name, schema=schema)
+
+
+def make_spec(schema: str, **overrides: Any) -> TableSpec:
+    return spec_from_dict(spec_dict(schema, **overrides))
+
+
+@pytest.fixture
+def expectations(tmp_path: Path) -> Path:
+    return tmp_path / "expectations"
