@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 
-from synthgate import tracking
+from synthgate import lineage, tracking
 from synthgate.errors import GateFailedError, SynthgateError
 from synthgate.gates import enforce
 from synthgate.settings import get_settings
@@ -62,16 +62,23 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         "prefect.flow_run_id": str(runtime.flow_run.id or ""),
         "prefect.deployment": str(runtime.deployment.name or ""),
     }
-    with tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run:
+    if commit := tracking.git_commit():
+        tags |= {"synthgate.git_commit": commit, "mlflow.source.git.commit": commit}
+    with (
+        tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run,
+        lineage.run_events(spec, run.info.run_id, settings, tags["prefect.flow_run_id"]) as events,
+    ):
         run_id = run.info.run_id
         with clock.stage("extract"):
             source = extract_source(spec)
             train, holdout = extract_holdout(spec, source)
         tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.content_hash})
+        events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.content_hash
         tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
         with clock.stage("validate"):
             profiles = profile_columns(spec, source.frame, source.columns)
             source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
+        events.source_assertions = lineage.assertions_from_gx(source_outcome.result)
         entry = governance.LedgerEntry(
             run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger
         )
@@ -87,6 +94,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             with clock.stage("check"):
                 synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
                 scores, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+            events.record_checks(synthetic, source.columns, synthetic_outcome.result, verdicts)
             report_path = settings.reports_dir / spec.name / f"{run_id}.html"
             with clock.stage("log"):
                 model_version = log_run(
@@ -107,12 +115,17 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
             governance.close_spend(target_engine, run_id, "failed", detail=detail)
             raise
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_table": published})
+        events.published_version, events.output_rows = published.version, len(synthetic)
+        tracking.set_tags({
+            "synthgate.status": "published", "synthgate.published_table": published.name,
+            "synthgate.published_version": str(published.version), "synthgate.published_version_table": published.version_table,
+        })
         tracking.log_metrics({f"seconds_{k}": v for k, v in clock.seconds.items()})
     result = {
         "status": "published",
         "source_table": spec.source.table,
-        "published_table": published,
+        "published_table": published.name,
+        "published_version": published.version,
         "rows_published": len(synthetic),
         "epsilon_spent": round(summary.epsilon, 4),
         "epsilon_budget": spec.privacy.epsilon,
