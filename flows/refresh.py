@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, runtime
 from synthgate import lineage, tracking
 from synthgate.errors import GateFailedError, SynthgateError
 from synthgate.gates import enforce
+from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec
 from synthgate.warehouse import governance
@@ -46,7 +47,24 @@ class StageClock:
 def refresh_table(spec_path: str, trigger: str | None = None) -> dict[str, Any]:
     """Refresh the synthetic copy of one table from its spec; returns the run summary."""
     spec = load_spec(spec_path)
-    return run_refresh(spec, trigger or get_settings().trigger)
+    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger)
+
+
+def deployment_trigger() -> str | None:
+    """``schedule`` for a scheduled deployment run, ``ui`` for one started by hand (UI or API); None outside one."""
+    if not runtime.deployment.id:
+        return None
+    try:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(runtime.flow_run.id)
+    except Exception:  # noqa: BLE001 - unknown: fall back to the setting
+        return None
+    if flow_run.auto_scheduled:
+        return "schedule"
+    created_by = flow_run.created_by.type if flow_run.created_by else None
+    return "automation" if created_by == "AUTOMATION" else "ui"
 
 
 def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
@@ -75,6 +93,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.content_hash})
         events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.content_hash
         tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
+        log_source_dataset(spec.source, source.fingerprint.content_hash, source.fingerprint.columns)
         with clock.stage("validate"):
             profiles = profile_columns(spec, source.frame, source.columns)
             source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
