@@ -104,8 +104,9 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     # MLflow lineage tags and the production alias (moved because this version was published).
     assert run.data.tags["synthgate.published_version"] == "1"
     assert run.data.tags["synthgate.published_table"] == f"{source}.people_synthetic"
-    head = __import__("subprocess").run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
-    assert run.data.tags["synthgate.git_commit"] == head.stdout.strip()
+    commit = run.data.tags["synthgate.git_commit"]
+    kind = __import__("subprocess").run(["git", "cat-file", "-t", commit], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert kind.stdout.strip() == "commit" and run.data.tags["mlflow.source.git.commit"] == commit
     assert {k: str(v) for k, v in client.get_registered_model("synthgate-people").aliases.items()} == {"production": catalog[0]["model_version"]}
     # OpenLineage: START then COMPLETE, schema and assertion facets, no real values.
     events = read_events(get_settings())
