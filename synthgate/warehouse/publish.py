@@ -23,13 +23,14 @@ After the commit, versions beyond the newest ``keep_versions`` are dropped (the 
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -96,30 +97,65 @@ def _literal(text: str) -> str:
 
 
 def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
-    """Load ``frame`` into the (new, empty) ``table`` inside the caller's transaction."""
-    for start in range(0, len(frame), chunk_rows):
-        chunk = frame.iloc[start : start + chunk_rows]
-        if conn.dialect.name == "postgresql" and not _holds_null_marker(chunk):
-            _copy_chunk(conn, table, chunk)
-        else:
-            chunk.to_sql(table.name, conn, schema=table.schema, index=False, if_exists="append", method="multi"
-                         if conn.dialect.name != "sqlite" else None, chunksize=1000)
+    """Load ``frame`` into the (new, empty) ``table`` inside the caller's transaction.
 
-
-def _holds_null_marker(chunk: pd.DataFrame) -> bool:
-    """A text value spelled like COPY's NULL marker would load as NULL: such a chunk goes through INSERTs."""
-    return any((chunk[c] == _NULL).any() for c in chunk.columns if chunk[c].dtype == object)
-
-
-def _copy_chunk(conn: Connection, table: sa.Table, chunk: pd.DataFrame) -> None:
-    """PostgreSQL ``COPY FROM STDIN`` of one chunk rendered as CSV in memory (psycopg2 ``copy_expert``)."""
-    buffer = io.StringIO()
-    chunk.to_csv(buffer, index=False, header=False, na_rep=_NULL, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    buffer.seek(0)
-    columns = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in chunk.columns)
+    PostgreSQL: ``COPY FROM STDIN`` chunk by chunk, the next chunk's CSV rendered in a thread while the
+    server parses the current one. Other warehouses: multi-row INSERTs through pandas.
+    """
+    chunks = [frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
+    if conn.dialect.name != "postgresql":
+        for chunk in chunks:
+            chunk.to_sql(table.name, conn, schema=table.schema, index=False, if_exists="append",
+                         method=None if conn.dialect.name == "sqlite" else "multi", chunksize=1000)
+        return
+    columns = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in frame.columns)
     statement = f"COPY {_q(conn, table.name, table.schema)} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
-    with conn.connection.cursor() as cursor:
-        cursor.copy_expert(statement, buffer)
+    with ThreadPoolExecutor(max_workers=1) as render, conn.connection.cursor() as cursor:
+        pending = render.submit(csv_text, chunks[0]) if chunks else None
+        for following in [*chunks[1:], None]:
+            text = pending.result()
+            pending = render.submit(csv_text, following) if following is not None else None
+            cursor.copy_expert(statement, io.StringIO(text))
+
+
+_NEEDS_QUOTES = r'[,"\r\n\\]'
+
+
+def csv_text(chunk: pd.DataFrame) -> str:
+    """The chunk as CSV for ``COPY ... (FORMAT csv, NULL '\\N')``, column by column with vectorised formatting.
+
+    Nulls are the unquoted marker ``\\N``; a text value is quoted when it holds a comma, a quote, a line
+    break or a backslash (so a text ``\\N`` is quoted and stays text). About twice as fast as
+    ``DataFrame.to_csv``, which formats value by value (datetimes above all).
+    """
+    if chunk.empty:
+        return ""
+    columns = [_csv_column(chunk[name]) for name in chunk.columns]
+    return "\n".join(",".join(row) for row in zip(*columns)) + "\n"
+
+
+def _csv_column(series: pd.Series) -> list[str]:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        text = np.where(series.to_numpy(dtype=bool, na_value=False), "t", "f").tolist()
+    elif pd.api.types.is_integer_dtype(dtype):
+        text = series.to_numpy(dtype="int64", na_value=0).astype(str).tolist()
+    elif pd.api.types.is_float_dtype(dtype):
+        text = series.to_numpy(dtype="float64", na_value=np.nan).astype(str).tolist()
+    elif pd.api.types.is_datetime64_any_dtype(dtype):
+        aware = getattr(dtype, "tz", None) is not None
+        values = (series.dt.tz_convert("UTC").dt.tz_localize(None) if aware else series).to_numpy(dtype="datetime64[us]")
+        text = np.datetime_as_string(values, unit="us").tolist()
+        if aware:
+            text = [v + "+00:00" for v in text]
+    else:
+        text = series.astype(str).tolist()
+        quote = np.flatnonzero(pd.Series(text, dtype=object).str.contains(_NEEDS_QUOTES, regex=True).to_numpy(dtype=bool))
+        for i in quote:
+            text[i] = '"' + text[i].replace('"', '""') + '"'
+    for i in np.flatnonzero(series.isna().to_numpy()):
+        text[i] = _NULL
+    return text
 
 
 # --- the user-facing view -------------------------------------------------------------------------
