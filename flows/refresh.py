@@ -15,9 +15,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 
-from synthgate import tracking
+from synthgate import lineage, tracking
 from synthgate.errors import GateFailedError, OutputError, SynthgateError, TrackingError
 from synthgate.gates import enforce
+from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec, redact_url
 from synthgate.warehouse import governance
@@ -86,7 +87,24 @@ def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[Non
 def refresh_table(spec_path: str, trigger: str | None = None) -> dict[str, Any]:
     """Refresh the synthetic copy of one table from its spec; returns the run summary."""
     spec = load_spec(spec_path)
-    return run_refresh(spec, trigger or get_settings().trigger)
+    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger)
+
+
+def deployment_trigger() -> str | None:
+    """``schedule`` for a scheduled deployment run, ``ui`` for one started by hand (UI or API); None outside one."""
+    if not runtime.deployment.id:
+        return None
+    try:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(runtime.flow_run.id)
+    except Exception:  # noqa: BLE001 - unknown: fall back to the setting
+        return None
+    if flow_run.auto_scheduled:
+        return "schedule"
+    created_by = flow_run.created_by.type if flow_run.created_by else None
+    return "automation" if created_by == "AUTOMATION" else "ui"
 
 
 def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
@@ -102,17 +120,25 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         "prefect.flow_run_id": str(runtime.flow_run.id or ""),
         "prefect.deployment": str(runtime.deployment.name or ""),
     }
-    with tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run:
+    if commit := tracking.git_commit():
+        tags |= {"synthgate.git_commit": commit, "mlflow.source.git.commit": commit}
+    with (
+        tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run,
+        lineage.run_events(spec, run.info.run_id, settings, tags["prefect.flow_run_id"]) as events,
+    ):
         run_id = run.info.run_id
         check_writable(settings.reports_dir / spec.name)  # before the data is touched: a report must be possible
         with clock.stage("extract"):
             source = extract_source(spec)
             train, holdout = extract_holdout(spec, source)
         tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.content_hash})
+        events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.content_hash
         tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
+        log_source_dataset(spec.source, source.fingerprint.content_hash, source.fingerprint.columns)
         with clock.stage("validate"):
             profiles = profile_columns(spec, source.frame, source.columns)
             source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
+        events.source_assertions = lineage.assertions_from_gx(source_outcome.result)
         entry = governance.LedgerEntry(
             run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger
         )
@@ -128,6 +154,7 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             with clock.stage("check"):
                 synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
                 scores, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+            events.record_checks(synthetic, source.columns, synthetic_outcome.result, verdicts)
             report_path = settings.reports_dir / spec.name / f"{run_id}.html"
             with clock.stage("log"), explained_log_failures(tracking_uri, report_path):
                 model_version = log_run(
@@ -148,12 +175,17 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
             governance.close_spend(target_engine, run_id, "failed", detail=detail)
             raise
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_table": published})
+        events.published_version, events.output_rows = published.version, len(synthetic)
+        tracking.set_tags({
+            "synthgate.status": "published", "synthgate.published_table": published.name,
+            "synthgate.published_version": str(published.version), "synthgate.published_version_table": published.version_table,
+        })
         tracking.log_metrics({f"seconds_{k}": v for k, v in clock.seconds.items()})
     result = {
         "status": "published",
         "source_table": spec.source.table,
-        "published_table": published,
+        "published_table": published.name,
+        "published_version": published.version,
         "rows_published": len(synthetic),
         "epsilon_spent": round(summary.epsilon, 4),
         "epsilon_budget": spec.privacy.epsilon,

@@ -128,6 +128,70 @@ def budget(
 
 
 @app.command()
+def rollback(
+    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
+    to: int = typer.Option(None, "--to", help="Version to point the name at (default: the one before the current)."),
+    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Point a published table's name back at an earlier kept version, and record the rollback."""
+    from synthgate.audit import resolve_spec
+    from synthgate.warehouse.publish import rollback as do_rollback
+
+    try:
+        table_spec = resolve_spec(spec_or_table, specs_dir)
+        moved = do_rollback(table_spec.target, to, trigger="cli")
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps({"status": "rolled_back", "table": moved.name, "version": moved.version,
+                               "previous_version": moved.previous_version, "version_table": moved.version_table}))
+        return
+    typer.echo(f"{moved.name} now points at version {moved.version} (was {moved.previous_version})")
+
+
+@app.command()
+def audit(
+    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
+    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Versions, sources, budgets, gates, models and triggers of a table, from the catalog, ledger and MLflow."""
+    _quiet_libraries()
+    from synthgate.audit import audit as build_audit
+    from synthgate.audit import resolve_spec
+    from synthgate.settings import get_settings
+
+    try:
+        record = build_audit(resolve_spec(spec_or_table, specs_dir), get_settings())
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps(record, default=str, indent=2))
+        return
+    budget = record["budget"]
+    cap = "no cap" if budget["cap"] is None else f"{budget['remaining']:.4g} left of cap {budget['cap']:g}"
+    typer.echo(f"{record['published_name']}: version {record['current_version']} published; kept {record['kept_versions']}")
+    typer.echo(f"  budget: epsilon {budget['epsilon_spent']:.4g} spent over {budget['refreshes']} refreshes; {cap}")
+    for v in record["versions"]:
+        mark = "*" if v["current"] else " "
+        gates = ", ".join(f"{k} {'pass' if ok else 'FAIL'}" for k, ok in v["gates"].items())
+        typer.echo(
+            f" {mark}v{v['version']}  {v['created_at'][:19]}  {v['rows']} rows  epsilon {v['budget']['epsilon']:.4g}  "
+            f"source {v['source']['table']}@{v['source']['fingerprint'][:12]}  model {v['model']['name']} "
+            f"v{v['model']['version']}  run {v['mlflow_run_id']}  ({v['trigger']})  {gates}"
+        )
+    for e in record["events"]:
+        if e["action"] in ("rollback", "migrate"):
+            typer.echo(f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']})")
+    for r in record["refreshes"]:
+        if r["unfinished"]:
+            typer.echo(f"  run {r['run_id']} never finished ({r['status']}): its epsilon {r['epsilon_spent']:.4g} counts")
+
+
+@app.command()
 def report(
     run_id: str = typer.Argument(..., help="MLflow run id of an earlier refresh."),
     out: Path = typer.Option(None, help="Where to write the HTML (default: the reports folder under SYNTHGATE_HOME)."),

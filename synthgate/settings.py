@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     default_budget_cap: float | None = Field(
         default=None, gt=0, description="Organisation default for privacy.cap: total epsilon per table across refreshes."
     )
+    openlineage_url: str | None = Field(
+        default=None, description="OpenLineage HTTP endpoint (e.g. Marquez); unset: events go to a file under home."
+    )
+    openlineage_api_key: str | None = Field(default=None, description="Bearer token for the OpenLineage endpoint.")
+    openlineage_namespace: str = Field(default="synthgate", description="OpenLineage job namespace.")
 
     def budget_cap(self, spec_cap: float | None) -> float | None:
         """The table's cap: the spec's own, else the organisation default."""
@@ -31,6 +36,10 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def lineage_file(self) -> Path:
+        return self.home / "lineage" / "openlineage.jsonl"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -132,6 +132,14 @@ class Gates(_Frozen):
     synthetic_suite: bool = Field(default=True, description="The synthetic GX suite must pass.")
 
 
+class Publishing(_Frozen):
+    """How published versions are kept: each publish is a table ``<target>__v<N>`` behind a view."""
+
+    keep_versions: int = Field(
+        default=3, ge=1, le=100, description="Versions kept for rollback (the current one always stays)."
+    )
+
+
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
@@ -148,6 +156,7 @@ class TableSpec(_Frozen):
         default=None, description="Synthetic rows to generate (default: the DP estimate of the source row count)."
     )
     chunk_size: int = Field(default=50_000, ge=100, description="Rows per chunk when extracting.")
+    publishing: Publishing = Field(default_factory=Publishing)
 
     def policy(self, column: str) -> ColumnPolicy:
         return self.columns.get(column, ColumnPolicy())

@@ -122,6 +122,51 @@ def log_generator(generator_dir: Path, spec_name: str, sample: pd.DataFrame) -> 
     return str(info.registered_model_version) if info.registered_model_version is not None else None
 
 
+def set_production_alias(name: str, version: str) -> None:
+    """Move the registered model's ``production`` alias to the version just published (only then)."""
+    try:
+        _mlflow().MlflowClient().set_registered_model_alias(name, "production", version)
+    except Exception as exc:  # noqa: BLE001 - the table is published; a stale alias is reported, not fatal
+        log.warning("could not move alias 'production' of %s to version %s: %s", name, version, type(exc).__name__)
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """The commit of the code that ran, when it runs from a git checkout (None otherwise)."""
+    import subprocess
+
+    where = repo or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if len(commit) == 40 else None
+
+
+def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any] | None:
+    """Tags, status and experiment of a run for the audit; None when the store or the run is unavailable."""
+    try:
+        run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    except Exception:  # noqa: BLE001 - the audit reports what it can reach
+        return None
+    return {
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("synthgate.", "prefect.", "mlflow.source.git"))},
+    }
+
+
+def model_aliases(tracking_uri: str, name: str) -> dict[str, str]:
+    """Alias -> version of a registered model ({} when unavailable)."""
+    try:
+        model = mlflow.MlflowClient(tracking_uri).get_registered_model(name)
+    except Exception:  # noqa: BLE001
+        return {}
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
 def run_url(tracking_uri: str, run_id: str) -> str:
     """A link to the run: the server's UI page when the store is a server, else the run's id in the store."""
     if tracking_uri.startswith(("http://", "https://")):

@@ -1,8 +1,11 @@
-"""The catalog of published versions and the privacy-budget ledger, in the target warehouse.
+"""The catalog of published versions, the privacy-budget ledger and the audit events, in the target warehouse.
 
 Ledger rows are written *before* training (status ``started``), so a run that crashes still
 counts: it touched the real data. They end as ``published``, ``rejected`` (a gate failed) or
-``failed``. Every ledger row names its MLflow run.
+``failed``; a row left ``started`` by a killed process keeps counting. Every ledger row names
+its MLflow run. Catalog rows (one per published version) carry the lineage of that version;
+event rows record what moved the user-facing name: ``publish``, ``migrate`` (a table from an
+older release became a version), ``rollback`` and ``prune`` (a version dropped past ``keep_versions``).
 """
 
 from __future__ import annotations
@@ -58,11 +61,45 @@ CATALOG = sa.Table(
     sa.Column("model_version", sa.String(32)),
     sa.Column("trigger", sa.String(32)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("version_table", sa.String(400)),
 )
+
+EVENTS = sa.Table(
+    "synthgate_events",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("published_table", sa.String(400), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("previous_version", sa.Integer),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("trigger", sa.String(32)),
+    sa.Column("detail", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Event actions that point the user-facing name at a version.
+POINTING_ACTIONS = ("publish", "migrate", "rollback")
 
 
 def ensure_governance_tables(engine: Engine) -> None:
+    """Create the governance tables, and add columns a catalog from an older release lacks."""
     METADATA.create_all(engine, checkfirst=True)
+    schema = _schema_of(engine)
+    present = {c["name"] for c in sa.inspect(engine).get_columns(CATALOG.name, schema=schema)}
+    missing = [c for c in CATALOG.columns if c.name not in present]
+    if missing:
+        prep = engine.dialect.identifier_preparer
+        name = f"{prep.quote_schema(schema)}.{prep.quote(CATALOG.name)}" if schema else prep.quote(CATALOG.name)
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {prep.quote(column.name)} {kind}"))
+
+
+def _schema_of(engine: Engine | Connection) -> str | None:
+    return (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
 
 
 def now() -> datetime:
@@ -92,7 +129,7 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None, cap:
     insert takes the database's write lock before the check reads).
     """
     ensure_governance_tables(engine)
-    with engine.connect() as conn, _table_budget_lock(conn, entry.spec_name), conn.begin():
+    with engine.connect() as conn, advisory_lock(conn, f"synthgate:{entry.spec_name}"), conn.begin():
         conn.execute(
             LEDGER.insert().values(
                 run_id=entry.run_id,
@@ -123,9 +160,9 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None, cap:
 
 
 @contextmanager
-def _table_budget_lock(conn: Connection, spec_name: str) -> Iterator[None]:
-    """Serialise budget checks of one table across processes (session-level lock, released on exit)."""
-    key = f"synthgate:{spec_name}"
+def advisory_lock(conn: Connection, key: str) -> Iterator[None]:
+    """Serialise work on one table across processes (session-level lock, released on exit or when the
+    process dies: its connection closes). SQLite has none: its write lock serialises the transactions."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
@@ -192,8 +229,55 @@ def catalog_row(conn: Connection, **values: Any) -> None:
 
 
 def _exists(engine: Engine, table: sa.Table) -> bool:
-    schema = (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
-    return sa.inspect(engine).has_table(table.name, schema=schema)
+    return sa.inspect(engine).has_table(table.name, schema=_schema_of(engine))
+
+
+def record_event(
+    conn: Connection,
+    published_table: str,
+    action: str,
+    version: int,
+    previous_version: int | None = None,
+    run_id: str | None = None,
+    trigger: str | None = None,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        EVENTS.insert().values(
+            published_table=published_table, action=action, version=version, previous_version=previous_version,
+            run_id=run_id, trigger=trigger, detail=detail, at=now(),
+        )
+    )
+
+
+def current_version(conn: Connection, published_table: str) -> int | None:
+    """The version the user-facing name points at, from the last publish, migrate or rollback event."""
+    return conn.execute(
+        sa.select(EVENTS.c.version)
+        .where(EVENTS.c.published_table == published_table, EVENTS.c.action.in_(POINTING_ACTIONS))
+        .order_by(EVENTS.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def recorded_versions(conn: Connection, published_table: str) -> set[int]:
+    """Versions a publish or a migration created (a table named like a version without one is an orphan)."""
+    rows = conn.execute(
+        sa.select(EVENTS.c.version).where(
+            EVENTS.c.published_table == published_table, EVENTS.c.action.in_(("publish", "migrate"))
+        )
+    )
+    return {r[0] for r in rows}
+
+
+def event_rows(engine: Engine, published_table: str | None = None) -> list[dict[str, Any]]:
+    if not _exists(engine, EVENTS):
+        return []
+    query = sa.select(EVENTS).order_by(EVENTS.c.id)
+    if published_table:
+        query = query.where(EVENTS.c.published_table == published_table)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
@@ -214,3 +298,16 @@ def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str,
         query = query.where(CATALOG.c.spec_name == spec_name)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def lineage_comment(version: int, catalog: dict[str, Any]) -> str:
+    """The table comment of a published version: where it came from, under what budget, who started it."""
+    gates = catalog.get("gates") or {}
+    verdict = "passed" if gates and all(gates.values()) else "see catalog"
+    return (
+        f"synthgate version {version}: synthetic copy of {catalog['source_table']} "
+        f"(snapshot fingerprint {str(catalog['source_fingerprint'])[:16]}), epsilon {catalog['epsilon']:.4g}, "
+        f"delta {catalog['delta']:.2g}, gates {verdict} ({', '.join(sorted(gates))}), {catalog['rows']} rows, "
+        f"run {catalog['run_id']}, model {catalog.get('model_name')} v{catalog.get('model_version')}, "
+        f"trigger {catalog.get('trigger')}, created {now().isoformat(timespec='seconds')}"
+    )

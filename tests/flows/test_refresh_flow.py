@@ -10,6 +10,9 @@ import sqlalchemy as sa
 import yaml
 
 from flows.refresh import refresh_table
+from synthgate.audit import audit
+from synthgate.lineage import read_events
+from synthgate.settings import get_settings
 from synthgate.errors import DataValidationError, GateFailedError, MissingTableError, PrivacyBudgetError, SpecError
 from synthgate.warehouse import governance
 from tests.conftest import PG_URL
@@ -52,7 +55,8 @@ def source(pg_engine, pg_schema, people):
 
 
 def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine, source):
-    result = refresh_table(str(write_spec(workdir, source)), trigger="test")
+    spec_path = write_spec(workdir, source)
+    result = refresh_table(str(spec_path), trigger="test")
 
     assert result["status"] == "published"
     assert result["rows_published"] == 1500
@@ -89,6 +93,48 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert "Verdict: PASSED" in report and "person1@example.org" not in report
     assert (workdir / "expectations" / "people.source.json").is_file()
 
+    # Versioned publishing: the name is a view over version 1, commented with its lineage.
+    assert result["published_version"] == 1 and catalog[0]["version"] == 1
+    assert "people_synthetic" in sa.inspect(pg_engine).get_view_names(schema=source)
+    with pg_engine.connect() as conn:
+        comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"),
+                               {"t": f'"{source}".people_synthetic__v1'}).scalar()
+    assert comment.startswith("synthgate version 1: synthetic copy of people") and result["mlflow_run_id"] in comment
+    assert f"model synthgate-people v{catalog[0]['model_version']}" in comment and "trigger test" in comment
+    # MLflow lineage tags and the production alias (moved because this version was published).
+    assert run.data.tags["synthgate.published_version"] == "1"
+    assert run.data.tags["synthgate.published_table"] == f"{source}.people_synthetic"
+    commit = run.data.tags["synthgate.git_commit"]
+    kind = __import__("subprocess").run(["git", "cat-file", "-t", commit], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert kind.stdout.strip() == "commit" and run.data.tags["mlflow.source.git.commit"] == commit
+    assert {k: str(v) for k, v in client.get_registered_model("synthgate-people").aliases.items()} == {"production": catalog[0]["model_version"]}
+    # OpenLineage: START then COMPLETE, schema and assertion facets, no real values.
+    events = read_events(get_settings())
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    complete = events[-1]
+    source_dataset, output = complete["inputs"][0], complete["outputs"][0]
+    assert source_dataset["namespace"] == "postgres://127.0.0.1:5432" and source_dataset["name"] == f"test.{source}.people"
+    assert [f["name"] for f in source_dataset["facets"]["schema"]["fields"]][:3] == ["customer_id", "email", "age"]
+    assert source_dataset["facets"]["version"]["datasetVersion"] == catalog[0]["source_fingerprint"]
+    assertions = source_dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert assertions and all(a["success"] for a in assertions)
+    assert output["facets"]["version"]["datasetVersion"] == "1"
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == 1500
+    assert {"synthgate_gate_quality", "synthgate_gate_dcr_share"} <= {
+        a["assertion"] for a in output["facets"]["dataQualityAssertions"]["assertions"]
+    }
+    assert "person1@example.org" not in (get_settings().lineage_file).read_text()
+    # The audit answers from the catalog, the ledger, the events and MLflow.
+    record = audit(__import__("synthgate.spec", fromlist=["load_spec"]).load_spec(spec_path), get_settings())
+    assert record["current_version"] == 1 and record["kept_versions"] == [1]
+    version = record["versions"][0]
+    assert version["current"] and version["retained"] and version["trigger"] == "test"
+    assert version["model"]["aliases"] == ["production"]
+    assert version["source"]["fingerprint"] == catalog[0]["source_fingerprint"]
+    assert version["mlflow"]["tags"]["synthgate.published_version"] == "1"
+    assert record["budget"]["epsilon_spent"] == pytest.approx(result["epsilon_spent"], abs=1e-3)
+    assert [e["action"] for e in record["events"]] == ["publish"]
+
 
 def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, source):
     spec = write_spec(workdir, source, gates={"min_quality": 0.999})
@@ -98,6 +144,9 @@ def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, so
     ledger = governance.ledger_rows(governed(pg_engine, source))
     assert [r["status"] for r in ledger] == ["rejected"]
     assert ledger[0]["epsilon_spent"] <= 4.0  # the spend still counts: the data was used
+    events = read_events(get_settings())
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    assert events[-1]["run"]["facets"]["errorMessage"]["message"].startswith("GateFailedError: ")
 
 
 def test_missing_table_stops_before_any_spend(prefect_harness, workdir, pg_engine, pg_schema):

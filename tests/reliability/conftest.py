@@ -17,7 +17,7 @@ from synthgate.spec import TableSpec, WarehouseTable, spec_from_dict
 from synthgate.validation import build_synthetic_suite, validate, validate_source
 from synthgate.warehouse import governance
 from synthgate.warehouse.extract import Extract, extract_table
-from synthgate.warehouse.publish import publish
+from synthgate.warehouse.publish import Published, publish
 from tests.conftest import PG_URL
 
 #: Small and fast: a few hundred rows, two epochs, a generous budget.
@@ -48,7 +48,9 @@ def governed(pg_engine: sa.Engine, schema: str) -> sa.Engine:
 
 
 def tables_in(pg_engine: sa.Engine, schema: str) -> set[str]:
-    return set(sa.inspect(pg_engine).get_table_names(schema=schema))
+    """Tables and views (a published name is a view over its current version)."""
+    inspector = sa.inspect(pg_engine)
+    return set(inspector.get_table_names(schema=schema)) | set(inspector.get_view_names(schema=schema))
 
 
 @dataclass
@@ -56,7 +58,7 @@ class CoreRun:
     extract: Extract
     synthesizer: DPSynthesizer
     synthetic: pd.DataFrame
-    published: str
+    published: Published
 
 
 def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> CoreRun:
@@ -70,12 +72,12 @@ def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> Co
     outcome = validate(synthetic, build_synthetic_suite(spec, extract.columns, policies, rows=len(synthetic)))
     assert outcome.success, outcome.failed
 
-    def record(conn: sa.Connection) -> None:
+    def record(conn: sa.Connection, version: int) -> None:
         governance.catalog_row(
             conn, run_id="r" * 32, spec_name=spec.name, published_table=spec.target.table, rows=len(synthetic),
             source_table=spec.source.table, source_fingerprint=extract.fingerprint.content_hash, epsilon=1.0,
             delta=spec.privacy.delta, gates={}, scores={}, mlflow_run_id="r" * 32, model_name="m", model_version="1",
-            trigger="test",
+            trigger="test", version=version,
         )
 
     published = publish(spec.target, synthetic, extract.columns, "r" * 32, record)

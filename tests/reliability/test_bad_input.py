@@ -180,7 +180,7 @@ def test_flow_fails_cleanly_publishes_nothing(
     error = run_flow_expecting(error_type, write_spec(flow_env, spec_dict(pg_schema, **overrides), f"{case}.yaml"))
     assert_clear(error, named)
     assert "src_synthetic" not in tables_in(pg_engine, pg_schema)
-    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t]
+    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t or "__v" in t]
     rows = governance.ledger_rows(governed(pg_engine, pg_schema))
     assert [r["status"] for r in rows] == ledger
     for row in rows:  # a run that touched the data counts its whole asked budget and says why it failed

@@ -64,11 +64,11 @@ def publish_frame(pg_engine, schema, frame, run_id, fail=False):
     target = WarehouseTable(url=PG_URL, table="people_synthetic", schema=schema)
     columns = extract_table(load(pg_engine, schema, f"src_{run_id}", frame.head(1))).columns
 
-    def record(conn):
+    def record(conn, version):
         governance.catalog_row(
             conn, run_id=run_id, spec_name="people", published_table=target.table, rows=len(frame), source_table="people",
             source_fingerprint="f" * 64, epsilon=1.0, delta=1e-5, gates={"quality": True}, scores={"quality": 0.9},
-            mlflow_run_id=run_id, model_name="m", model_version="1", trigger="test",
+            mlflow_run_id=run_id, model_name="m", model_version="1", trigger="test", version=version,
         )
         if fail:
             raise sa.exc.OperationalError("simulated", {}, Exception("crash inside the swap"))
@@ -87,7 +87,8 @@ def test_publish_swaps_atomically_and_records_the_catalog(pg_engine, pg_schema, 
         assert conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar() == 250
     catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
     assert [r["run_id"] for r in catalog] == ["run00001", "run00002"]
-    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t or "__previous_" in t]
+    assert tables_in(pg_engine, pg_schema) >= {"people_synthetic__v1", "people_synthetic__v2"}
+    assert [r["version"] for r in catalog] == [1, 2]
 
 
 def test_failed_swap_keeps_the_previous_version_whole(pg_engine, pg_schema, people):
@@ -98,4 +99,4 @@ def test_failed_swap_keeps_the_previous_version_whole(pg_engine, pg_schema, peop
         assert conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar() == 100
     catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
     assert [r["run_id"] for r in catalog] == ["run00001"]
-    assert not [t for t in tables_in(pg_engine, pg_schema) if "__staging_" in t or "__previous_" in t]
+    assert "people_synthetic__v2" not in tables_in(pg_engine, pg_schema)  # rolled back with the transaction

@@ -1,0 +1,85 @@
+"""The source table as an MLflow dataset input: MLflow has no SQL source, so a custom one for warehouse tables.
+
+The source records the URL without credentials, the table and schema; the dataset records the snapshot
+fingerprint as its digest and the column types as its schema. No rows, no values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlflow.data.dataset import Dataset
+from mlflow.data.dataset_source import DatasetSource
+from sqlalchemy.engine import URL, make_url
+
+from synthgate.spec import WarehouseTable
+
+
+def credential_free_url(url: str) -> str:
+    """The URL without user password (and without query arguments, which can carry secrets)."""
+    parsed = make_url(url)  # URL.set(password=None) would keep the password: build a new URL
+    clean = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database)
+    return clean.render_as_string(hide_password=False)
+
+
+class WarehouseTableSource(DatasetSource):
+    """A table in a SQLAlchemy warehouse, named by a credential-free URL."""
+
+    def __init__(self, url: str, table: str, db_schema: str | None = None) -> None:
+        self.url = credential_free_url(url)
+        self.table = table
+        self.db_schema = db_schema
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return "warehouse_table"
+
+    def load(self) -> Any:
+        raise NotImplementedError("the real table is governed: read it through synthgate's extract, not from MLflow")
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return isinstance(raw_source, WarehouseTable)
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> WarehouseTableSource:
+        return cls(raw_source.url, raw_source.table, raw_source.db_schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "table": self.table, "schema": self.db_schema}
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[Any, Any]) -> WarehouseTableSource:
+        return cls(source_dict["url"], source_dict["table"], source_dict.get("schema"))
+
+
+class WarehouseSnapshot(Dataset):
+    """One extracted snapshot of a warehouse table: fingerprint as digest, column types as schema."""
+
+    def __init__(self, source: WarehouseTableSource, name: str, fingerprint: str, columns: dict[str, str]):
+        self._columns = columns
+        self._fingerprint = fingerprint
+        super().__init__(source=source, name=name, digest=fingerprint[:36])
+
+    def _compute_digest(self) -> str:
+        return self._fingerprint[:36]
+
+    def to_dict(self) -> dict[str, str]:
+        return super().to_dict() | {"schema": json.dumps(self.schema), "profile": json.dumps(self.profile)}
+
+    @property
+    def profile(self) -> Any | None:
+        return {"fingerprint": self._fingerprint}  # the row count is not DP: it stays out of MLflow
+
+    @property
+    def schema(self) -> Any | None:
+        return {"columns": [{"name": n, "type": t} for n, t in self._columns.items()]}
+
+
+def log_source_dataset(table: WarehouseTable, fingerprint: str, columns: dict[str, str]) -> None:
+    import mlflow
+
+    source = WarehouseTableSource(table.url, table.table, table.db_schema)
+    name = f"{table.db_schema}.{table.table}" if table.db_schema else table.table
+    mlflow.log_input(WarehouseSnapshot(source, name, fingerprint, columns), context="source")
