@@ -128,9 +128,11 @@ class Gates(_Frozen):
     min_quality: float = Field(default=0.75, ge=0, le=1, description="SDMetrics overall quality score.")
     min_column_shapes: float = Field(default=0.7, ge=0, le=1, description="SDMetrics column shapes score.")
     min_column_pair_trends: float = Field(default=0.6, ge=0, le=1, description="SDMetrics column pair trends score.")
-    max_tvd_1way: float = Field(default=0.2, ge=0, le=1, description="Mean total variation distance of 1-way marginals.")
-    max_tvd_2way: float = Field(default=0.3, ge=0, le=1, description="Mean total variation distance of 2-way marginals.")
-    max_tvd_3way: float = Field(default=0.45, ge=0, le=1, description="Mean TVD of sampled 3-way marginals.")
+    max_tvd_1way_excess: float = Field(
+        default=0.1, ge=0, le=1, description="Mean TVD of 1-way marginals above a same-sized holdout's (the ceiling)."
+    )
+    max_tvd_2way_excess: float = Field(default=0.15, ge=0, le=1, description="The same for 2-way marginals.")
+    max_tvd_3way_excess: float = Field(default=0.2, ge=0, le=1, description="The same for sampled 3-way marginals.")
     # utility (gradient boosting; the linear model's gap counts in max_utility_gap)
     min_tstr_auc: float = Field(default=0.65, ge=0, le=1, description="Train-synthetic-test-real ROC AUC.")
     min_tstr_r2: float = Field(default=0.0, ge=-1, le=1, description="Train-synthetic-test-real R2 (numeric target).")
