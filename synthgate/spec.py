@@ -163,14 +163,18 @@ class Gates(_Frozen):
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
     source: WarehouseTable
     target: WarehouseTable
     holdout: Holdout = Field(default_factory=lambda: Holdout(fraction=0.2))
     columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     target_column: str | None = Field(default=None, description="Label for train-synthetic-test-real checks.")
-    keys: list[str] = Field(
-        default_factory=list, description="Columns that together identify a row: unique in the synthetic table."
+    # YAML `keys:`; the attribute is not called `keys`, which would shadow the mapping protocol (dict(spec)).
+    key_columns: list[str] = Field(
+        default_factory=list, alias="keys",
+        description="Columns that together identify a row: unique in the synthetic table.",
     )
     privacy: PrivacyBudget
     training: Training = Field(default_factory=Training)
@@ -187,7 +191,7 @@ class TableSpec(_Frozen):
     def _target_not_dropped(self) -> TableSpec:
         if self.target_column and self.policy(self.target_column).policy in ("drop", "fake"):
             raise ValueError(f"target_column {self.target_column!r} cannot be dropped or faked")
-        dropped = [k for k in self.keys if self.policy(k).policy == "drop"]
+        dropped = [k for k in self.key_columns if self.policy(k).policy == "drop"]
         if dropped:
             raise ValueError(f"keys {dropped} are dropped: a key must be published (keep or fake it)")
         return self

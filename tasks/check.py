@@ -43,7 +43,7 @@ def score_synthetic(
     """Every metric and every gate's verdict; each verdict is logged whatever it is."""
     evaluation = evaluate(
         train, holdout, synthetic, synthesizer.learned, spec.target_column, suite_failures,
-        keys=spec.keys, seed=spec.training.seed,
+        keys=spec.key_columns, seed=spec.training.seed,
     )
     verdicts = evaluate_gates(spec.gates, evaluation.scores)
     logger = get_run_logger()

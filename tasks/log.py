@@ -80,7 +80,7 @@ def log_run(
         stage_seconds=stage_seconds,
         mlflow_url=tracking.run_url(tracking_uri, run_id),
         evaluation=evaluation,
-        keys=tuple(spec.keys),
+        keys=tuple(spec.key_columns),
     )
     written = write_report(report_path, context, train, synthetic, synthesizer)
     tracking.log_artifact(report_path, "report")

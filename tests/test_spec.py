@@ -94,7 +94,8 @@ def test_shipped_demo_spec_is_valid(monkeypatch):
 def test_keys_and_every_gate_threshold_load(tmp_path):
     text = MINIMAL + "keys: [id, region]\ngates: {max_mia_auc: 0.55, max_inference_risk: 0.1, max_tvd_3way_excess: 0.05}\n"
     spec = load_spec(write(tmp_path, text))
-    assert spec.keys == ["id", "region"]
+    assert spec.key_columns == ["id", "region"]
+    assert dict(spec)["key_columns"] == ["id", "region"]  # Prefect turns parameters into dicts
     assert (spec.gates.max_mia_auc, spec.gates.max_inference_risk, spec.gates.max_tvd_3way_excess) == (0.55, 0.1, 0.05)
     assert spec.gates.max_duplicate_key_share == 0.0
 
