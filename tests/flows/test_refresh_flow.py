@@ -18,6 +18,11 @@ from tests.conftest import PG_URL
 pytestmark = pytest.mark.integration
 
 
+# a 6-epoch generator on 1500 rows: looser fidelity thresholds than the defaults, the privacy defaults as they are
+GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6, "min_column_pair_trends": 0.5,
+         "max_utility_gap": 0.4, "max_tvd_1way_excess": 0.3, "max_tvd_2way_excess": 0.4, "max_tvd_3way_excess": 0.5}
+
+
 def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
     spec = {
         "name": "people",
@@ -29,8 +34,7 @@ def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
         "privacy": {"epsilon": 4.0, "delta": 1e-5},
         "training": {"epochs": 6, "seed": 1},
         "keys": ["customer_id"],
-        "gates": {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6,
-                  "min_column_pair_trends": 0.5, "max_utility_gap": 0.4},
+        "gates": GATES,
         "rows": 1500,
     }
     for key, value in overrides.items():
@@ -119,7 +123,7 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
 
 def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, source):
     # one fidelity, one utility and one privacy threshold set out of reach
-    gates = {"min_quality": 0.999, "min_tstr_auc": 0.999, "min_nndr_ratio": 2.0}
+    gates = GATES | {"min_quality": 0.999, "min_tstr_auc": 0.999, "min_nndr_ratio": 2.0}
     spec = write_spec(workdir, source, gates=gates)
     with pytest.raises(GateFailedError, match=r"quality FAILED: measured 0\.\d+, required >= 0\.9990") as failure:
         refresh_table(str(spec))
