@@ -31,13 +31,15 @@ def main() -> None:
     parser.add_argument("--dataset", default="adult", choices=sorted(DATASETS))
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--cache", default=".synthgate/bench")
+    parser.add_argument("--training", default="{}", help="JSON overrides of the Training model, e.g. '{\"epochs\": 2}'.")
     args = parser.parse_args()
     data = DATASETS[args.dataset]()
-    cache = Path(args.cache) / f"{args.dataset}_eps{args.epsilon:g}"
+    overrides = json.loads(args.training)
+    cache = Path(args.cache) / f"{args.dataset}_eps{args.epsilon:g}_{abs(hash(json.dumps(overrides, sort_keys=True))) % 10**8}"
     if (cache / "synthesizer.json").is_file():
         synth = DPSynthesizer.load(cache)
     else:
-        synth = DPSynthesizer(data.columns, {}, PrivacyBudget(epsilon=args.epsilon, delta=1e-5), Training(seed=0), data.target)
+        synth = DPSynthesizer(data.columns, {}, PrivacyBudget(epsilon=args.epsilon, delta=1e-5), Training(seed=0, **overrides), data.target)
         synth.fit(data.train)
         synth.save(cache)
     synthetic = synth.sample(len(data.train), seed=0)
@@ -55,6 +57,8 @@ def main() -> None:
         "dataset": args.dataset,
         "rows": {"train": len(data.train), "holdout": len(data.holdout), "synthetic": len(synthetic)},
         "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 1),
+        "training": overrides,
         "evaluation_seconds": round(evaluation_seconds, 2),
         "evaluation_breakdown": ev.seconds,
         "report_seconds": round(report_seconds, 2),
