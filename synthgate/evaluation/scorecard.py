@@ -49,7 +49,7 @@ class Evaluation:
         attacks = [self.risks.singling_out, self.risks.linkability, *self.risks.inference.values()]
         for r in attacks:
             key = r.name.replace(":", ".")
-            out |= {f"{key}.ci_low": r.ci_low, f"{key}.ci_high": r.ci_high, f"{key}.attack_rate": r.attack_rate,
+            out |= {f"{key}.risk": r.risk, f"{key}.ci_low": r.ci_low, f"{key}.ci_high": r.ci_high, f"{key}.attack_rate": r.attack_rate,
                     f"{key}.control_rate": r.control_rate, f"{key}.baseline_rate": r.baseline_rate}
         for name, value in self.seconds.items():
             out[f"seconds_eval_{name}"] = value
