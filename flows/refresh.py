@@ -153,12 +153,13 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
                 synthetic = sample_rows(spec, synthesizer)
             with clock.stage("check"):
                 synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
-                scores, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+                evaluation, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+            scores = evaluation.scores
             events.record_checks(synthetic, source.columns, synthetic_outcome.result, verdicts)
             report_path = settings.reports_dir / spec.name / f"{run_id}.html"
             with clock.stage("log"), explained_log_failures(tracking_uri, report_path):
                 model_version = log_run(
-                    spec, run_id, tracking_uri, report_path, train, synthetic, synthesizer, scores, verdicts,
+                    spec, run_id, tracking_uri, report_path, train, synthetic, synthesizer, evaluation, verdicts,
                     source_outcome, synthetic_outcome, clock.seconds,
                 )
             enforce(verdicts)
@@ -197,6 +198,8 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
         "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
         "dcr_share": round(scores.dcr_share, 4),
+        "mia_auc": round(scores.mia_auc, 4),
+        "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
         "gates": {v.name: v.passed for v in verdicts},
         "mlflow_run_id": run_id,
         "mlflow_tracking_uri": tracking_uri,

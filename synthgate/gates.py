@@ -10,7 +10,7 @@ from synthgate.spec import Gates
 
 @dataclass(frozen=True)
 class Scores:
-    """Aggregate scores of one synthetic table (no real values)."""
+    """Aggregate scores of one synthetic table (no real values, no per-column detail)."""
 
     quality: float
     column_shapes: float
@@ -21,11 +21,39 @@ class Scores:
     synthetic_suite_passed: bool
     synthetic_suite_failures: tuple[str, ...] = ()
     utility_metric: str | None = None
-    tstr: float | None = None
+    tstr: float | None = None  # gradient boosting
     trtr: float | None = None
+    tstr_linear: float | None = None
+    trtr_linear: float | None = None
+    tvd_1way: float = 0.0
+    tvd_1way_holdout: float = 0.0  # a same-sized holdout against training: the ceiling
+    tvd_2way: float = 0.0
+    tvd_2way_holdout: float = 0.0
+    tvd_3way: float = 0.0
+    tvd_3way_holdout: float = 0.0
+    nndr_ratio: float = 1.0
+    mia_auc: float = 0.5
+    singling_out_risk: float = 0.0
+    linkability_risk: float = 0.0
+    inference_risk: float = 0.0  # the largest over the attacked columns
+    duplicate_key_share: float | None = None  # None: the spec declares no keys
+
+    @property
+    def exact_copy_excess(self) -> float:
+        return self.exact_copies_training - self.exact_copies_holdout
+
+    @property
+    def utility_gap(self) -> float | None:
+        gaps = [r - s for r, s in ((self.trtr, self.tstr), (self.trtr_linear, self.tstr_linear)) if r is not None and s is not None]
+        return max(gaps) if gaps else None
 
     def as_metrics(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items() if isinstance(v, (int, float)) and v is not None}
+        values = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and v is not None}
+        values |= {"exact_copy_excess": self.exact_copy_excess}
+        values |= {f"tvd_{k}way_excess": getattr(self, f"tvd_{k}way") - getattr(self, f"tvd_{k}way_holdout") for k in (1, 2, 3)}
+        if self.utility_gap is not None:
+            values["utility_gap"] = self.utility_gap
+        return {k: float(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -46,16 +74,48 @@ class GateVerdict:
         return text + (f" [{self.detail}]" if self.detail else "")
 
 
+def _at_least(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
+    return GateVerdict(name, measured >= threshold, measured, threshold, ">=", detail)
+
+
+def _at_most(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
+    return GateVerdict(name, measured <= threshold, measured, threshold, "<=", detail)
+
+
 def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
+    """One verdict per gated metric, in the report's order: fidelity, utility, privacy, validity."""
+    s = scores
     verdicts = [
-        GateVerdict("quality", scores.quality >= gates.min_quality, scores.quality, gates.min_quality, ">="),
-        GateVerdict("dcr_share", scores.dcr_share <= gates.max_dcr_share, scores.dcr_share, gates.max_dcr_share, "<="),
+        _at_least("quality", s.quality, gates.min_quality),
+        _at_least("column_shapes", s.column_shapes, gates.min_column_shapes),
+        _at_least("column_pair_trends", s.column_pair_trends, gates.min_column_pair_trends),
     ]
-    if scores.tstr is not None:
-        verdicts.append(GateVerdict("tstr", scores.tstr >= gates.min_tstr_auc, scores.tstr, gates.min_tstr_auc, ">="))
+    for k in (1, 2, 3):  # TVD above what a same-sized holdout scores: sampling noise is not held against the table
+        synth, hold = getattr(s, f"tvd_{k}way"), getattr(s, f"tvd_{k}way_holdout")
+        verdicts.append(_at_most(f"tvd_{k}way_excess", synth - hold, getattr(gates, f"max_tvd_{k}way_excess"),
+                                 f"synthetic {synth:.4f}, holdout {hold:.4f}"))
+    if s.tstr is not None:
+        floor = gates.min_tstr_auc if s.utility_metric == "roc_auc" else gates.min_tstr_r2
+        verdicts.append(_at_least("tstr", s.tstr, floor, f"{s.utility_metric}, gradient boosting; TRTR {s.trtr:.4f}"))
+    if s.utility_gap is not None:
+        verdicts.append(_at_most("utility_gap", s.utility_gap, gates.max_utility_gap, "TRTR - TSTR, worst model"))
+    verdicts += [
+        _at_most("dcr_share", s.dcr_share, gates.max_dcr_share),
+        _at_least("nndr_ratio", s.nndr_ratio, gates.min_nndr_ratio),
+        _at_most(
+            "exact_copy_excess", s.exact_copy_excess, gates.max_exact_copy_excess,
+            f"training {s.exact_copies_training:.4f}, holdout {s.exact_copies_holdout:.4f}",
+        ),
+        _at_most("mia_auc", s.mia_auc, gates.max_mia_auc),
+        _at_most("singling_out_risk", s.singling_out_risk, gates.max_singling_out_risk),
+        _at_most("linkability_risk", s.linkability_risk, gates.max_linkability_risk),
+        _at_most("inference_risk", s.inference_risk, gates.max_inference_risk),
+    ]
+    if s.duplicate_key_share is not None:
+        verdicts.append(_at_most("duplicate_keys", s.duplicate_key_share, gates.max_duplicate_key_share))
     if gates.synthetic_suite:
-        passed = scores.synthetic_suite_passed
-        detail = "failed: " + ", ".join(scores.synthetic_suite_failures) if scores.synthetic_suite_failures else ""
+        passed = s.synthetic_suite_passed
+        detail = "failed: " + ", ".join(s.synthetic_suite_failures) if s.synthetic_suite_failures else ""
         verdicts.append(GateVerdict("synthetic_suite", passed, float(passed), 1.0, ">=", detail))
     return verdicts
 

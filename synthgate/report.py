@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from synthgate.evaluation.attacks import AttackRisk  # noqa: E402
+from synthgate.evaluation.scorecard import Evaluation  # noqa: E402
 from synthgate.gates import GateVerdict, Scores  # noqa: E402
 from synthgate.generator.encoders import CategoricalCodec, NumericCodec, to_numeric  # noqa: E402
 from synthgate.generator.synthesizer import DPSynthesizer  # noqa: E402
@@ -36,6 +38,8 @@ class ReportContext:
     verdicts: list[GateVerdict]
     stage_seconds: dict[str, float]
     mlflow_url: str
+    evaluation: Evaluation | None = None
+    keys: tuple[str, ...] = ()
 
 
 def _png(fig) -> str:
@@ -87,23 +91,113 @@ def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: D
     return _png(fig)
 
 
+def _f(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _rows(rows: list[tuple[str, ...]]) -> str:
+    return "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+
+
+def _risk_row(r: AttackRisk) -> tuple[str, ...]:
+    return (html.escape(r.name), _f(r.risk), f"[{_f(r.ci_low)}, {_f(r.ci_high)}]", _f(r.attack_rate), _f(r.control_rate),
+            _f(r.baseline_rate), str(r.attacks))
+
+
+def _fidelity_section(s: Scores, ev: Evaluation | None) -> str:
+    overall = _rows([("SDMetrics quality", _f(s.quality)), ("column shapes", _f(s.column_shapes)),
+                     ("column pair trends", _f(s.column_pair_trends))])
+    tvd = _rows([(f"{k}-way", _f(getattr(s, f"tvd_{k}way")), _f(getattr(s, f"tvd_{k}way_holdout"))) for k in (1, 2, 3)])
+    per_column = ""
+    if ev is not None:
+        counts = ", ".join(f"{o.marginals} {k}-way" for k, o in ev.marginals.orders.items())
+        per_column = (
+            f"<p class='note'>Marginals measured: {counts} (3-way: a seeded sample).</p>"
+            "<h3>Per column</h3><table><tr><th>column</th><th>shape score</th><th>1-way TVD synthetic</th>"
+            "<th>1-way TVD holdout</th></tr>"
+            + _rows([(html.escape(name), _f(ev.fidelity.per_column.get(name)), _f(synth), _f(hold))
+                     for name, (synth, hold) in ev.marginals.per_column.items()])
+            + "</table>"
+        )
+    return (
+        "<section id='fidelity'><h2>Fidelity</h2><table>" + overall + "</table>"
+        "<h3>Total variation distance of marginals (discretised; lower is better)</h3>"
+        "<table><tr><th>marginals</th><th>synthetic vs training (mean)</th>"
+        "<th>same-sized holdout vs training (the ceiling)</th></tr>" + tvd + "</table>" + per_column + "</section>"
+    )
+
+
+def _utility_section(s: Scores) -> str:
+    if s.tstr is None:
+        return "<section id='utility'><h2>Utility</h2><p>No target column declared: no TSTR check.</p></section>"
+    rows = _rows([("gradient boosting", _f(s.tstr), _f(s.trtr)), ("linear", _f(s.tstr_linear), _f(s.trtr_linear))])
+    return (
+        f"<section id='utility'><h2>Utility ({html.escape(s.utility_metric or '')} on the real holdout)</h2>"
+        "<table><tr><th>model</th><th>TSTR (trained on synthetic)</th><th>TRTR (trained on real, the ceiling)</th></tr>"
+        + rows + "</table></section>"
+    )
+
+
+def _privacy_section(s: Scores, ev: Evaluation | None) -> str:
+    rows = [
+        ("DCR share (synthetic rows closer to training than to holdout; ideal 0.5)", _f(s.dcr_share)),
+        ("NNDR ratio (nearest / second-nearest distance, training over holdout; ideal 1)", _f(s.nndr_ratio)),
+        ("exact copies of training rows (share of synthetic rows)", f"{s.exact_copies_training:.4%}"),
+        ("holdout rows equal to a training row (chance level)", f"{s.exact_copies_holdout:.4%}"),
+        ("membership inference ROC AUC (distance attack; ideal 0.5)", _f(s.mia_auc)),
+    ]
+    attacks = ""
+    if ev is not None:
+        risks = [ev.risks.singling_out, ev.risks.linkability, *ev.risks.inference.values()]
+        attacks = (
+            "<h3>Anonymeter attacks (risk = excess success over the holdout control; 95% interval)</h3>"
+            "<table><tr><th>attack</th><th>risk</th><th>interval</th><th>success on training</th>"
+            "<th>success on holdout (control)</th><th>random baseline</th><th>attacks</th></tr>"
+            + _rows([_risk_row(r) for r in risks]) + "</table>"
+            "<p class='note'>Anonymeter's method (singling out, linkability, inference), implemented in Synthgate: "
+            "the <code>anonymeter</code> package requires numpy &lt; 1.27 and cannot be installed beside this "
+            "project's pins.</p>"
+        )
+    return "<section id='privacy'><h2>Privacy</h2><table>" + _rows(rows) + "</table>" + attacks + "</section>"
+
+
+def _validity_section(s: Scores, keys: tuple[str, ...]) -> str:
+    suite = "passed" if s.synthetic_suite_passed else "failed: " + html.escape(", ".join(s.synthetic_suite_failures))
+    key_row = (
+        ("declared key (" + html.escape(", ".join(keys)) + "): share of duplicate rows", _f(s.duplicate_key_share))
+        if keys else ("declared key", "none declared")
+    )
+    return "<section id='validity'><h2>Validity</h2><table>" + _rows([("synthetic GX suite", suite), key_row]) + "</table></section>"
+
+
+_REAL_DATA_USE = [
+    ("gates, fidelity, utility, privacy tables", "yes: aggregate scores of training and holdout rows"),
+    ("distribution plots (real side)", "yes: shares over the generator's DP-released bins and categories only"),
+    ("correlation-difference heatmap", "yes: one aggregate correlation per pair of columns"),
+    ("privacy budget", "no: the accountant's figures"),
+    ("synthetic sample", "no: synthetic rows only"),
+    ("stage times", "no"),
+]
+
+
 def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sample: pd.DataFrame) -> str:
     verdict = "PASSED" if all(v.passed for v in ctx.verdicts) else "HELD BACK"
+    failed = [v.name for v in ctx.verdicts if not v.passed]
     gate_rows = "".join(
         f"<tr class='{'ok' if v.passed else 'bad'}'><td>{html.escape(v.name)}</td><td>{v.measured:.4f}</td>"
-        f"<td>{v.comparison} {v.threshold:.4f}</td><td>{'pass' if v.passed else 'FAIL'}</td></tr>"
+        f"<td>{v.comparison} {v.threshold:.4f}</td><td class='note'>{html.escape(v.detail)}</td>"
+        f"<td>{'pass' if v.passed else 'FAIL'}</td></tr>"
         for v in ctx.verdicts
     )
     s = ctx.scores
-    utility = (
-        f"<tr><td>TSTR {s.utility_metric} (synthetic → real holdout)</td><td>{s.tstr:.4f}</td></tr>"
-        f"<tr><td>TRTR {s.utility_metric} (real → real holdout, the ceiling)</td><td>{s.trtr:.4f}</td></tr>"
-        if s.tstr is not None
-        else ""
-    )
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in ctx.stage_seconds.items())
-    figures = "".join(f"<figure><img alt='{html.escape(n)}' src='data:image/png;base64,{p}'/></figure>" for n, p in plots.items())
+    figures = "".join(
+        f"<figure><img alt='{html.escape(n)}' src='data:image/png;base64,{p}'/>"
+        f"<figcaption>{html.escape(n)} (real: DP bins)</figcaption></figure>"
+        for n, p in plots.items()
+    )
     sample_html = synthetic_sample.head(10).to_html(index=False, classes="sample", border=0, na_rep="∅")
+    held = f"<p>Failed gates: {html.escape(', '.join(failed))}</p>" if failed else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Synthgate report: {html.escape(ctx.spec_name)}</title>
 <style>
@@ -111,30 +205,36 @@ body{{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}}
 table{{border-collapse:collapse;margin:.5rem 0}} td,th{{border:1px solid #ccc;padding:.25rem .6rem;font-size:.9rem}}
 tr.ok td:last-child{{color:#1a7f37}} tr.bad td:last-child{{color:#c62828;font-weight:bold}}
 .verdict{{font-size:1.4rem;font-weight:bold}} figure{{display:inline-block;margin:.3rem}}
-.note{{color:#666;font-size:.85rem}} .sample td{{font-size:.75rem}}
+.note{{color:#666;font-size:.85rem}} .sample td{{font-size:.75rem}} figcaption{{font-size:.75rem;color:#666}}
 </style></head><body>
 <h1>Synthetic refresh of <code>{html.escape(ctx.spec_name)}</code></h1>
-<section id="summary"><p class="verdict">Verdict: {verdict}</p>
+<section id="summary"><p class="verdict">Verdict: {verdict}</p>{held}
 <p>Run <code>{html.escape(ctx.run_id)}</code> · <a href="{html.escape(ctx.mlflow_url)}">MLflow run</a></p></section>
-<section id="gates"><h2>Gates</h2><table><tr><th>gate</th><th>measured</th><th>required</th><th>verdict</th></tr>{gate_rows}</table></section>
+<section id="gates"><h2>Gates</h2><table><tr><th>gate</th><th>measured</th><th>required</th><th>context</th><th>verdict</th></tr>{gate_rows}</table></section>
 <section id="budget"><h2>Privacy budget</h2><table>
 <tr><td>epsilon spent (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td><td>{ctx.epsilon:.4f}</td></tr>
-<tr><td>delta</td><td>{ctx.delta:.2g}</td></tr></table></section>
-<section id="fidelity"><h2>Fidelity and utility</h2><table>
-<tr><td>SDMetrics quality</td><td>{s.quality:.4f}</td></tr><tr><td>column shapes</td><td>{s.column_shapes:.4f}</td></tr>
-<tr><td>column pair trends</td><td>{s.column_pair_trends:.4f}</td></tr>{utility}</table></section>
-<section id="privacy"><h2>Privacy checks</h2><table>
-<tr><td>DCR share (synthetic rows closer to training than to holdout; ideal 0.5)</td><td>{s.dcr_share:.4f}</td></tr>
-<tr><td>exact copies of training rows</td><td>{s.exact_copies_training:.4%}</td></tr>
-<tr><td>exact copies of holdout rows (chance level)</td><td>{s.exact_copies_holdout:.4%}</td></tr></table></section>
+<tr><td>delta</td><td>{ctx.delta:.2g}</td></tr></table>
+<p class="note">The checks below read real training and holdout rows after training; they are not covered by epsilon,
+so only aggregates leave them, and none reaches the published table's metadata beyond the overall scores.</p></section>
+{_fidelity_section(s, ctx.evaluation)}
+{_utility_section(s)}
+{_privacy_section(s, ctx.evaluation)}
+{_validity_section(s, ctx.keys)}
 <section id="distributions"><h2>Distributions, real vs synthetic</h2>
-<p class="note">Real data is shown only as shares over the DP-released bins and categories.</p>{figures}
+<p class="note">Real data is shown only as shares over the DP-released bins and categories (never a real row or value).</p>{figures}</section>
+<section id="correlations"><h2>Correlation difference</h2>
 <figure><img alt="correlation difference" src="data:image/png;base64,{heatmap}"/></figure></section>
 <section id="sample"><h2>Synthetic sample</h2>{sample_html}</section>
+<section id="real-data"><h2>Which figures use real data</h2><table><tr><th>figure</th><th>uses real data</th></tr>
+{_rows([(html.escape(a), html.escape(b)) for a, b in _REAL_DATA_USE])}</table></section>
 <section id="timing"><h2>Stage times</h2><table>{stages}</table></section>
-<p class="note">Figures computed on real data (fidelity, utility, privacy checks, the real histograms) are aggregates;
-they are kept out of the published table's metadata.</p>
 </body></html>"""
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    path: Path
+    plots: dict[str, bytes]  # name -> PNG, also logged to MLflow as images
 
 
 def write_report(
@@ -143,8 +243,13 @@ def write_report(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
     synthesizer: DPSynthesizer,
-) -> Path:
+) -> WrittenReport:
+    """Write the self-contained HTML page; returns its path and its plots as PNG bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    page = render(ctx, column_plots(real, synthetic, synthesizer), correlation_plot(real, synthetic, synthesizer), synthetic)
+    plots = column_plots(real, synthetic, synthesizer)
+    heatmap = correlation_plot(real, synthetic, synthesizer)
+    page = render(ctx, plots, heatmap, synthetic)
     path.write_text(page, encoding="utf-8")
-    return path
+    images = {f"distribution_{name}": base64.b64decode(png) for name, png in plots.items()}
+    images["correlation_difference"] = base64.b64decode(heatmap)
+    return WrittenReport(path, images)

@@ -122,14 +122,42 @@ class Training(_Frozen):
 
 
 class Gates(_Frozen):
-    """Thresholds that must all hold before anything is published."""
+    """Thresholds that must all hold before anything is published (every metric has one; defaults are lenient)."""
 
+    # fidelity
     min_quality: float = Field(default=0.75, ge=0, le=1, description="SDMetrics overall quality score.")
+    min_column_shapes: float = Field(default=0.7, ge=0, le=1, description="SDMetrics column shapes score.")
+    min_column_pair_trends: float = Field(default=0.6, ge=0, le=1, description="SDMetrics column pair trends score.")
+    max_tvd_1way_excess: float = Field(
+        default=0.1, ge=0, le=1, description="Mean TVD of 1-way marginals above a same-sized holdout's (the ceiling)."
+    )
+    max_tvd_2way_excess: float = Field(default=0.15, ge=0, le=1, description="The same for 2-way marginals.")
+    max_tvd_3way_excess: float = Field(default=0.2, ge=0, le=1, description="The same for sampled 3-way marginals.")
+    # utility (gradient boosting; the linear model's gap counts in max_utility_gap)
     min_tstr_auc: float = Field(default=0.65, ge=0, le=1, description="Train-synthetic-test-real ROC AUC.")
+    min_tstr_r2: float = Field(default=0.0, ge=-1, le=1, description="Train-synthetic-test-real R2 (numeric target).")
+    max_utility_gap: float = Field(
+        default=0.25, ge=0, le=1, description="Largest TRTR - TSTR over the gradient-boosting and linear models."
+    )
+    # privacy
     max_dcr_share: float = Field(
         default=0.60, ge=0, le=1, description="Share of synthetic rows closer to training than to holdout (ideal 0.5)."
     )
+    min_nndr_ratio: float = Field(
+        default=0.8, ge=0, le=2, description="Median NNDR to training over median NNDR to holdout (ideal 1)."
+    )
+    max_exact_copy_excess: float = Field(
+        default=0.02, ge=0, le=1, description="Share of exact copies of training rows minus the holdout's share."
+    )
+    max_mia_auc: float = Field(default=0.6, ge=0.5, le=1, description="Distance-based membership inference ROC AUC.")
+    max_singling_out_risk: float = Field(default=0.1, ge=0, le=1, description="Anonymeter-style singling-out risk.")
+    max_linkability_risk: float = Field(default=0.1, ge=0, le=1, description="Anonymeter-style linkability risk.")
+    max_inference_risk: float = Field(default=0.2, ge=0, le=1, description="Largest Anonymeter-style inference risk.")
+    # validity
     synthetic_suite: bool = Field(default=True, description="The synthetic GX suite must pass.")
+    max_duplicate_key_share: float = Field(
+        default=0.0, ge=0, le=1, description="Share of synthetic rows whose declared key repeats another row's."
+    )
 
 
 class Publishing(_Frozen):
@@ -143,12 +171,19 @@ class Publishing(_Frozen):
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
     source: WarehouseTable
     target: WarehouseTable
     holdout: Holdout = Field(default_factory=lambda: Holdout(fraction=0.2))
     columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     target_column: str | None = Field(default=None, description="Label for train-synthetic-test-real checks.")
+    # YAML `keys:`; the attribute is not called `keys`, which would shadow the mapping protocol (dict(spec)).
+    key_columns: list[str] = Field(
+        default_factory=list, alias="keys",
+        description="Columns that together identify a row: unique in the synthetic table.",
+    )
     privacy: PrivacyBudget
     training: Training = Field(default_factory=Training)
     gates: Gates = Field(default_factory=Gates)
@@ -165,6 +200,9 @@ class TableSpec(_Frozen):
     def _target_not_dropped(self) -> TableSpec:
         if self.target_column and self.policy(self.target_column).policy in ("drop", "fake"):
             raise ValueError(f"target_column {self.target_column!r} cannot be dropped or faked")
+        dropped = [k for k in self.key_columns if self.policy(k).policy == "drop"]
+        if dropped:
+            raise ValueError(f"keys {dropped} are dropped: a key must be published (keep or fake it)")
         return self
 
 

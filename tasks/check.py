@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
-from synthgate.evaluation.scorecard import score
-from synthgate.gates import GateVerdict, Scores, evaluate_gates
+from synthgate.evaluation.scorecard import Evaluation, evaluate
+from synthgate.gates import GateVerdict, evaluate_gates
 from synthgate.generator import DPSynthesizer
 from synthgate.profiling import ColumnProfile
 from synthgate.schema import Column
@@ -39,10 +39,15 @@ def score_synthetic(
     synthetic: pd.DataFrame,
     synthesizer: DPSynthesizer,
     suite_failures: list[str],
-) -> tuple[Scores, list[GateVerdict]]:
-    scores, _ = score(train, holdout, synthetic, synthesizer.learned, spec.target_column, suite_failures, spec.training.seed)
-    verdicts = evaluate_gates(spec.gates, scores)
+) -> tuple[Evaluation, list[GateVerdict]]:
+    """Every metric and every gate's verdict; each verdict is logged whatever it is."""
+    evaluation = evaluate(
+        train, holdout, synthetic, synthesizer.learned, spec.target_column, suite_failures,
+        keys=spec.key_columns, seed=spec.training.seed,
+    )
+    verdicts = evaluate_gates(spec.gates, evaluation.scores)
     logger = get_run_logger()
+    logger.info("evaluation took %.1f s (%s)", sum(evaluation.seconds.values()), evaluation.seconds)
     for v in verdicts:
         logger.info(v.describe())
-    return scores, verdicts
+    return evaluation, verdicts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,8 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from synthgate import tracking
-from synthgate.gates import GateVerdict, Scores
+from synthgate.evaluation.scorecard import Evaluation
+from synthgate.gates import GateVerdict
 from synthgate.generator import DPSynthesizer
 from synthgate.report import ReportContext, write_report
 from synthgate.spec import TableSpec
@@ -27,13 +29,14 @@ def log_run(
     train: pd.DataFrame,
     synthetic: pd.DataFrame,
     synthesizer: DPSynthesizer,
-    scores: Scores,
+    evaluation: Evaluation,
     verdicts: list[GateVerdict],
     source_outcome: ValidationOutcome,
     synthetic_outcome: ValidationOutcome,
     stage_seconds: dict[str, float],
 ) -> str | None:
-    """Log metrics, report, GX results and the generator; returns the registered model version."""
+    """Log metrics, report, plots, GX results and the generator; returns the registered model version."""
+    scores = evaluation.scores
     summary = synthesizer.summary
     assert summary is not None
     tracking.log_params(
@@ -58,6 +61,7 @@ def log_run(
     )
     tracking.log_metrics(
         scores.as_metrics()
+        | {metric_name(k): v for k, v in evaluation.detail_metrics().items()}
         | {"epsilon_spent": summary.epsilon, "gates_passed": float(all(v.passed for v in verdicts))}
         | {f"gate_{v.name}": float(v.passed) for v in verdicts}
         | {f"seconds_{k}": v for k, v in stage_seconds.items()}
@@ -75,11 +79,55 @@ def log_run(
         verdicts=verdicts,
         stage_seconds=stage_seconds,
         mlflow_url=tracking.run_url(tracking_uri, run_id),
+        evaluation=evaluation,
+        keys=tuple(spec.key_columns),
     )
-    write_report(report_path, context, train, synthetic, synthesizer)
+    written = write_report(report_path, context, train, synthetic, synthesizer)
     tracking.log_artifact(report_path, "report")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in written.plots.items():
+            image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+            image.write_bytes(png)
+            tracking.log_artifact(image, "report/plots")
+    verdict_artifact(spec.name, verdicts, context.mlflow_url, summary.epsilon)
     with tempfile.TemporaryDirectory() as tmp:
         generator_dir = synthesizer.save(Path(tmp) / "generator")
         version = tracking.log_generator(generator_dir, spec.name, synthetic)
     get_run_logger().info("logged run %s to %s (model version %s)", run_id, tracking_uri, version)
     return version
+
+
+def metric_name(name: str) -> str:
+    """An MLflow-safe metric name (column names may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /:]", "_", name)[:250]
+
+
+def verdict_markdown(spec_name: str, verdicts: list[GateVerdict], run_url: str, epsilon: float) -> str:
+    passed = all(v.passed for v in verdicts)
+    lines = [
+        f"# {spec_name}: {'PASSED' if passed else 'HELD BACK'}",
+        "",
+        f"epsilon spent {epsilon:.4f} · [MLflow run]({run_url})",
+        "",
+        "| gate | measured | required | verdict |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {v.name} | {v.measured:.4f} | {v.comparison} {v.threshold:.4f} | {'pass' if v.passed else '**FAIL**'} |"
+        for v in verdicts
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def verdict_artifact(spec_name: str, verdicts: list[GateVerdict], run_url: str, epsilon: float) -> str | None:
+    """A Prefect markdown artifact with the verdict table; skipped (None) outside a flow or task run."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return None
+    key = re.sub(r"[^a-z0-9-]", "-", f"synthgate-{spec_name}-verdict".lower())
+    artifact_id = create_markdown_artifact(
+        markdown=verdict_markdown(spec_name, verdicts, run_url, epsilon), key=key, description="Synthgate gate verdicts"
+    )
+    return str(artifact_id)

@@ -89,3 +89,21 @@ def test_shipped_demo_spec_is_valid(monkeypatch):
     spec = load_spec(Path(__file__).resolve().parent.parent / "deployments" / "tables" / "adult.yaml")
     assert spec.privacy.epsilon == 1.0 and spec.privacy.delta == 1e-5
     assert spec.target_column == "income"
+
+
+def test_keys_and_every_gate_threshold_load(tmp_path):
+    text = MINIMAL + "keys: [id, region]\ngates: {max_mia_auc: 0.55, max_inference_risk: 0.1, max_tvd_3way_excess: 0.05}\n"
+    spec = load_spec(write(tmp_path, text))
+    assert spec.key_columns == ["id", "region"]
+    assert dict(spec)["key_columns"] == ["id", "region"]  # Prefect turns parameters into dicts
+    assert (spec.gates.max_mia_auc, spec.gates.max_inference_risk, spec.gates.max_tvd_3way_excess) == (0.55, 0.1, 0.05)
+    assert spec.gates.max_duplicate_key_share == 0.0
+
+
+def test_a_dropped_key_and_an_unknown_gate_are_named(tmp_path):
+    with pytest.raises(SpecError, match=r"keys \['id'\] are dropped"):
+        load_spec(write(tmp_path, MINIMAL + "keys: [id]\ncolumns: {id: {policy: drop}}\n"))
+    with pytest.raises(SpecError, match=r"gates\.max_mia: unknown key"):
+        load_spec(write(tmp_path, MINIMAL + "gates: {max_mia: 0.5}\n"))
+    with pytest.raises(SpecError, match=r"gates\.max_mia_auc"):
+        load_spec(write(tmp_path, MINIMAL + "gates: {max_mia_auc: 0.2}\n"))  # below a coin's 0.5

@@ -1,4 +1,4 @@
-"""Fidelity: SDMetrics quality (column shapes and column pair trends)."""
+"""Fidelity: SDMetrics quality (column shapes per column, column pair trends per pair)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Fidelity:
     column_shapes: float
     column_pair_trends: float
     per_column: dict[str, float]
+    per_pair: dict[tuple[str, str], float]
 
 
 def sdmetrics_metadata(columns: list[Column]) -> dict:
@@ -41,12 +42,25 @@ def quality(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], 
     report = QualityReport()
     report.generate(real, synthetic, sdmetrics_metadata(columns), verbose=False)
     props = report.get_properties().set_index("Property")["Score"]
+    if pd.isna(props["Column Pair Trends"]):
+        # SDMetrics scores only pairs whose real correlation or association is strong (its published quality
+        # score, kept as is so figures compare with other tools'); a table without such pairs has no pair
+        # score at all, and then every pair counts.
+        report = QualityReport()
+        report.real_correlation_threshold = 0.0
+        report.real_association_threshold = 0.0
+        report.generate(real, synthetic, sdmetrics_metadata(columns), verbose=False)
+        props = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")
+    trends = report.get_details("Column Pair Trends")
     return Fidelity(
         quality=float(report.get_score()),
         column_shapes=float(props["Column Shapes"]),
         column_pair_trends=float(props["Column Pair Trends"]),
         per_column={str(r["Column"]): float(r["Score"]) for _, r in shapes.iterrows() if pd.notna(r["Score"])},
+        per_pair={
+            (str(r["Column 1"]), str(r["Column 2"])): float(r["Score"]) for _, r in trends.iterrows() if pd.notna(r["Score"])
+        },
     )
 
 

@@ -1,4 +1,15 @@
-"""Privacy: distance to closest record (DCR) against training and a holdout never trained on."""
+"""Privacy: distances from synthetic rows to training and to a holdout never trained on.
+
+- DCR share: how often a synthetic row is closer to training than to an equal-sized holdout (ideal 0.5).
+- NNDR: nearest over second-nearest neighbour distance of each synthetic row; a row sitting on one real
+  record and far from the rest has a low ratio. Compared between training and holdout (ideal ratio 1).
+- Exact copies: the share of synthetic rows equal to some training row (over all of both), beside the share
+  of holdout rows equal to some training row: real records never trained on duplicate training records that
+  often by chance alone.
+- Membership inference: an attacker scores a real record by its distance to the closest synthetic row and
+  guesses "trained on" when it is small; the ROC AUC of that guess over training vs holdout records
+  (0.5: no better than a coin).
+"""
 
 from __future__ import annotations
 
@@ -6,37 +17,109 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from synthgate.evaluation.features import FeatureSpace
+from synthgate.evaluation.features import FeatureSpace, single_threaded
+from synthgate.generator.encoders import to_numeric
 from synthgate.schema import Column
+
+_NULL = "\x00null"
 
 
 @dataclass(frozen=True)
 class DistanceToClosestRecord:
     share_closer_to_training: float  # ideal 0.5: synthetic rows are no closer to training than to unseen rows
     exact_copies_training: float  # share of synthetic rows identical to some training row
-    exact_copies_holdout: float  # the same against the holdout: what chance alone gives
+    exact_copies_holdout: float  # share of holdout rows identical to some training row: what chance alone gives
     median_dcr_training: float
     median_dcr_holdout: float
+    nndr_training: float  # mean nearest / second-nearest distance ratio against training
+    nndr_holdout: float  # the same against the holdout
+    mia_auc: float  # distance-based membership inference ROC AUC (ideal 0.5)
+
+    @property
+    def nndr_ratio(self) -> float:
+        """NNDR against training over NNDR against the holdout: below 1 when rows hug training records."""
+        return self.nndr_training / self.nndr_holdout if self.nndr_holdout > 0 else 1.0
+
+    @property
+    def exact_copy_excess(self) -> float:
+        return self.exact_copies_training - self.exact_copies_holdout
 
 
-def dcr(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], max_rows: int = 10_000, seed: int = 0) -> DistanceToClosestRecord:
-    """DCR share on equal-sized training and holdout samples (ties split evenly)."""
+def _nndr(distances: np.ndarray) -> np.ndarray:
+    nearest, second = distances[:, 0], distances[:, 1]
+    return np.where(second > 0, nearest / np.where(second > 0, second, 1.0), 1.0)
+
+
+@single_threaded
+def dcr(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    max_rows: int = 10_000,
+    max_synthetic: int = 5_000,
+    mia_records: int = 2_000,
+    seed: int = 0,
+) -> DistanceToClosestRecord:
+    """All distance metrics on equal-sized training and holdout samples (ties split evenly)."""
     rng = np.random.default_rng(seed)
+    copies_training, copies_holdout = exact_copy_shares(train, holdout, synthetic, columns)
     size = min(len(train), len(holdout), max_rows)
     train = train.iloc[rng.choice(len(train), size, replace=False)]
     holdout = holdout.iloc[rng.choice(len(holdout), size, replace=False)]
-    synthetic = synthetic.iloc[rng.choice(len(synthetic), min(len(synthetic), max_rows), replace=False)]
     space = FeatureSpace(pd.concat([train, holdout]), columns)
-    x_train, x_holdout, x_synth = (space.transform(f) for f in (train, holdout, synthetic))
-    d_train = NearestNeighbors(n_neighbors=1).fit(x_train).kneighbors(x_synth)[0][:, 0]
-    d_holdout = NearestNeighbors(n_neighbors=1).fit(x_holdout).kneighbors(x_synth)[0][:, 0]
-    closer = np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout)
+    x_train, x_holdout = space.transform(train), space.transform(holdout)
+    x_synth_all = space.transform(synthetic)
+    x_synth = x_synth_all[rng.choice(len(x_synth_all), min(len(x_synth_all), max_synthetic), replace=False)]
+    neighbours = min(2, size)
+    d_train = NearestNeighbors(n_neighbors=neighbours).fit(x_train).kneighbors(x_synth)[0]
+    d_holdout = NearestNeighbors(n_neighbors=neighbours).fit(x_holdout).kneighbors(x_synth)[0]
+    near_train, near_holdout = d_train[:, 0], d_holdout[:, 0]
+    closer = np.mean(near_train < near_holdout) + 0.5 * np.mean(near_train == near_holdout)
+    nndr_train = _nndr(d_train) if neighbours == 2 else np.ones(len(x_synth))
+    nndr_holdout = _nndr(d_holdout) if neighbours == 2 else np.ones(len(x_synth))
     return DistanceToClosestRecord(
         share_closer_to_training=float(closer),
-        exact_copies_training=float(np.mean(d_train < 1e-9)),
-        exact_copies_holdout=float(np.mean(d_holdout < 1e-9)),
-        median_dcr_training=float(np.median(d_train)),
-        median_dcr_holdout=float(np.median(d_holdout)),
+        exact_copies_training=copies_training,
+        exact_copies_holdout=copies_holdout,
+        median_dcr_training=float(np.median(near_train)),
+        median_dcr_holdout=float(np.median(near_holdout)),
+        nndr_training=float(np.mean(nndr_train)),
+        nndr_holdout=float(np.mean(nndr_holdout)),
+        mia_auc=membership_inference_auc(x_train, x_holdout, x_synth_all, mia_records, rng),
     )
+
+
+def membership_inference_auc(
+    x_members: np.ndarray, x_outsiders: np.ndarray, x_synth: np.ndarray, records: int, rng: np.random.Generator
+) -> float:
+    """ROC AUC of "closer to the synthetic table means trained on" over members and equally many outsiders."""
+    n = min(len(x_members), len(x_outsiders), records)
+    members = x_members[rng.choice(len(x_members), n, replace=False)]
+    outsiders = x_outsiders[rng.choice(len(x_outsiders), n, replace=False)]
+    index = NearestNeighbors(n_neighbors=1).fit(x_synth)
+    distance = np.concatenate([index.kneighbors(members)[0][:, 0], index.kneighbors(outsiders)[0][:, 0]])
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    return float(roc_auc_score(labels, -distance))
+
+
+def _row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
+    """One 64-bit hash per row over the ``columns``, numerics compared as floats and nulls as one value."""
+    normal = pd.DataFrame(index=range(len(frame)))
+    for c in columns:
+        if c.kind.is_numeric:
+            normal[c.name] = np.round(to_numeric(frame[c.name], c), 9)
+        else:
+            values = frame[c.name].astype(object)
+            normal[c.name] = values.where(values.notna(), _NULL).astype(str).to_numpy()
+    return pd.util.hash_pandas_object(normal, index=False).to_numpy()
+
+
+def exact_copy_shares(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]) -> tuple[float, float]:
+    """Share of synthetic rows, and of holdout rows, that equal some training row (all rows of each)."""
+    seen = _row_hashes(train, columns)
+    share = lambda frame: float(np.isin(_row_hashes(frame, columns), seen).mean()) if len(frame) else 0.0  # noqa: E731
+    return share(synthetic), share(holdout)

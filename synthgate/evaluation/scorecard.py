@@ -1,14 +1,117 @@
-"""All checks of one synthetic table in one call: fidelity, utility, privacy and the synthetic suite."""
+"""All checks of one synthetic table in one call: fidelity, utility, privacy and validity."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
 import pandas as pd
 
+from synthgate.evaluation.attacks import AnonymeterRisks, anonymeter_risks
+from synthgate.evaluation.features import single_threaded
 from synthgate.evaluation.fidelity import Fidelity, quality
-from synthgate.evaluation.privacy import dcr
-from synthgate.evaluation.utility import tstr
+from synthgate.evaluation.marginals import MarginalTVD, marginal_tvd
+from synthgate.evaluation.privacy import DistanceToClosestRecord, dcr
+from synthgate.evaluation.utility import Utility, tstr
+from synthgate.evaluation.validity import duplicate_key_share
 from synthgate.gates import Scores
 from synthgate.schema import Column
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The aggregate scores (gated, published) and the per-column details (report and MLflow only)."""
+
+    scores: Scores
+    fidelity: Fidelity
+    marginals: MarginalTVD
+    distance: DistanceToClosestRecord
+    risks: AnonymeterRisks
+    utility: Utility | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def detail_metrics(self) -> dict[str, float]:
+        """Per-column and per-pair scores and attack rates, for MLflow (never for the catalog)."""
+        out: dict[str, float] = {}
+        for name, value in self.fidelity.per_column.items():
+            out[f"column_shape.{name}"] = value
+        for (a, b), value in self.fidelity.per_pair.items():
+            out[f"pair_trend.{a}.{b}"] = value
+        for name, (synth, hold) in self.marginals.per_column.items():
+            out[f"tvd_1way.{name}"] = synth
+            out[f"tvd_1way_holdout.{name}"] = hold
+        for order, o in self.marginals.orders.items():
+            out[f"tvd_{order}way_max"] = o.synthetic_max
+            out[f"tvd_{order}way_holdout_max"] = o.holdout_max
+        d = self.distance
+        out |= {"median_dcr_training": d.median_dcr_training, "median_dcr_holdout": d.median_dcr_holdout,
+                "nndr_training": d.nndr_training, "nndr_holdout": d.nndr_holdout}
+        attacks = [self.risks.singling_out, self.risks.linkability, *self.risks.inference.values()]
+        for r in attacks:
+            key = r.name.replace(":", ".")
+            out |= {f"{key}.risk": r.risk, f"{key}.ci_low": r.ci_low, f"{key}.ci_high": r.ci_high, f"{key}.attack_rate": r.attack_rate,
+                    f"{key}.control_rate": r.control_rate, f"{key}.baseline_rate": r.baseline_rate}
+        for name, value in self.seconds.items():
+            out[f"seconds_eval_{name}"] = value
+        return out
+
+
+@single_threaded
+def evaluate(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    target: str | None,
+    synthetic_suite_failures: list[str],
+    keys: list[str] | None = None,
+    seed: int = 0,
+    attacks: int = 300,
+) -> Evaluation:
+    """Every metric over the learned ``columns`` (faked and dropped columns carry no real signal)."""
+    seconds: dict[str, float] = {}
+
+    def timed(name, fn, *args, **kwargs):
+        began = time.perf_counter()
+        result = fn(*args, **kwargs)
+        seconds[name] = round(time.perf_counter() - began, 2)
+        return result
+
+    fidelity = timed("sdmetrics", quality, train, synthetic, columns, seed=seed)
+    marginals = timed("marginals", marginal_tvd, train, holdout, synthetic, columns, seed=seed)
+    utility = timed("utility", tstr, train, synthetic, holdout, columns, target, seed=seed) if target else None
+    distance = timed("distances", dcr, train, holdout, synthetic, columns, seed=seed)
+    risks = timed("anonymeter", anonymeter_risks, train, holdout, synthetic, columns, target, attacks=attacks, seed=seed)
+    duplicates = duplicate_key_share(synthetic, keys) if keys else None
+    worst = risks.worst_inference if risks.inference else None
+    scores = Scores(
+        quality=fidelity.quality,
+        column_shapes=fidelity.column_shapes,
+        column_pair_trends=fidelity.column_pair_trends,
+        tvd_1way=marginals.orders[1].synthetic_mean,
+        tvd_1way_holdout=marginals.orders[1].holdout_mean,
+        tvd_2way=marginals.orders[2].synthetic_mean if 2 in marginals.orders else 0.0,
+        tvd_2way_holdout=marginals.orders[2].holdout_mean if 2 in marginals.orders else 0.0,
+        tvd_3way=marginals.orders[3].synthetic_mean if 3 in marginals.orders else 0.0,
+        tvd_3way_holdout=marginals.orders[3].holdout_mean if 3 in marginals.orders else 0.0,
+        dcr_share=distance.share_closer_to_training,
+        nndr_ratio=distance.nndr_ratio,
+        exact_copies_training=distance.exact_copies_training,
+        exact_copies_holdout=distance.exact_copies_holdout,
+        mia_auc=distance.mia_auc,
+        singling_out_risk=risks.singling_out.risk,
+        linkability_risk=risks.linkability.risk,
+        inference_risk=worst.risk if worst else 0.0,
+        duplicate_key_share=duplicates,
+        synthetic_suite_passed=not synthetic_suite_failures,
+        synthetic_suite_failures=tuple(synthetic_suite_failures),
+        utility_metric=utility.metric if utility else None,
+        tstr=utility.tstr if utility else None,
+        trtr=utility.trtr if utility else None,
+        tstr_linear=utility.tstr_linear if utility else None,
+        trtr_linear=utility.trtr_linear if utility else None,
+    )
+    return Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds)
 
 
 def score(
@@ -20,21 +123,6 @@ def score(
     synthetic_suite_failures: list[str],
     seed: int = 0,
 ) -> tuple[Scores, Fidelity]:
-    """Scores over the learned ``columns`` (faked and dropped columns carry no real signal)."""
-    fidelity = quality(train, synthetic, columns, seed=seed)
-    distance = dcr(train, holdout, synthetic, columns, seed=seed)
-    utility = tstr(train, synthetic, holdout, columns, target, seed=seed) if target else None
-    scores = Scores(
-        quality=fidelity.quality,
-        column_shapes=fidelity.column_shapes,
-        column_pair_trends=fidelity.column_pair_trends,
-        dcr_share=distance.share_closer_to_training,
-        exact_copies_training=distance.exact_copies_training,
-        exact_copies_holdout=distance.exact_copies_holdout,
-        synthetic_suite_passed=not synthetic_suite_failures,
-        synthetic_suite_failures=tuple(synthetic_suite_failures),
-        utility_metric=utility.metric if utility else None,
-        tstr=utility.tstr if utility else None,
-        trtr=utility.trtr if utility else None,
-    )
-    return scores, fidelity
+    """The aggregate scores and SDMetrics details (kept for callers of the earlier interface)."""
+    result = evaluate(train, holdout, synthetic, columns, target, synthetic_suite_failures, seed=seed)
+    return result.scores, result.fidelity

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -20,6 +22,11 @@ from tests.conftest import PG_URL
 pytestmark = pytest.mark.integration
 
 
+# a 6-epoch generator on 1500 rows: looser fidelity thresholds than the defaults, the privacy defaults as they are
+GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6, "min_column_pair_trends": 0.5,
+         "max_utility_gap": 0.4, "max_tvd_1way_excess": 0.3, "max_tvd_2way_excess": 0.4, "max_tvd_3way_excess": 0.5}
+
+
 def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
     spec = {
         "name": "people",
@@ -30,7 +37,8 @@ def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
         "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}},
         "privacy": {"epsilon": 4.0, "delta": 1e-5},
         "training": {"epochs": 6, "seed": 1},
-        "gates": {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7},
+        "keys": ["customer_id"],
+        "gates": GATES,
         "rows": 1500,
     }
     for key, value in overrides.items():
@@ -38,6 +46,22 @@ def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
     path = tmp_path / "people.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def verdict_artifact_markdown(flow_run_id: str) -> str:
+    """The Prefect markdown artifact the flow run created (read back from Prefect's API)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["synthgate-people-verdict"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert len(artifacts) == 1 and artifacts[0].type == "markdown"
+    return str(artifacts[0].data)
 
 
 def governed(pg_engine, schema):
@@ -91,6 +115,17 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert len(sample) == 20 and "email" in sample.columns
     report = Path(result["report"]).read_text()
     assert "Verdict: PASSED" in report and "person1@example.org" not in report
+    for metric in ("mia_auc", "singling_out_risk", "linkability_risk", "inference_risk", "tvd_3way", "tvd_3way_holdout", "tvd_3way_excess",
+                   "nndr_ratio", "tstr_linear", "duplicate_key_share", "column_shape.age", "gate_mia_auc"):
+        assert metric in run.data.metrics, metric
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "report/plots")}
+    assert "report/plots/correlation_difference.png" in plots and "report/plots/distribution_age.png" in plots
+    # the catalog carries aggregate scores only: nothing per column, nothing per pair
+    published_scores = catalog[0]["scores"]
+    published_scores = json.loads(published_scores) if isinstance(published_scores, str) else published_scores
+    assert {"quality", "mia_auc", "singling_out_risk", "tvd_2way_excess"} <= set(published_scores)
+    assert not any("." in key for key in published_scores)
+    assert verdict_artifact_markdown(run.data.tags["prefect.flow_run_id"]).startswith("# people: PASSED")
     assert (workdir / "expectations" / "people.source.json").is_file()
 
     # Versioned publishing: the name is a view over version 1, commented with its lineage.
@@ -137,9 +172,14 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
 
 
 def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, source):
-    spec = write_spec(workdir, source, gates={"min_quality": 0.999})
-    with pytest.raises(GateFailedError, match=r"quality FAILED: measured 0\.\d+, required >= 0\.9990"):
+    # one fidelity, one utility and one privacy threshold set out of reach
+    gates = GATES | {"min_quality": 0.999, "min_tstr_auc": 0.999, "min_nndr_ratio": 2.0}
+    spec = write_spec(workdir, source, gates=gates)
+    with pytest.raises(GateFailedError, match=r"quality FAILED: measured 0\.\d+, required >= 0\.9990") as failure:
         refresh_table(str(spec))
+    message = str(failure.value)
+    assert re.search(r"tstr FAILED: measured 0\.\d+, required >= 0\.9990", message)
+    assert re.search(r"nndr_ratio FAILED: measured \d\.\d+, required >= 2\.0000", message)
     assert not has_table(pg_engine, source, "people_synthetic")
     ledger = governance.ledger_rows(governed(pg_engine, source))
     assert [r["status"] for r in ledger] == ["rejected"]
@@ -147,6 +187,15 @@ def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, so
     events = read_events(get_settings())
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     assert events[-1]["run"]["facets"]["errorMessage"]["message"].startswith("GateFailedError: ")
+    # the verdicts were logged all the same: MLflow metrics, the report, the Prefect artifact
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    run = client.get_run(ledger[0]["mlflow_run_id"])
+    assert run.data.metrics["gates_passed"] == 0.0 and run.data.metrics["gate_quality"] == 0.0
+    assert run.data.metrics["gate_dcr_share"] == 1.0
+    report = next((workdir / "home" / "reports" / "people").glob("*.html")).read_text()
+    assert "Verdict: HELD BACK" in report
+    markdown = verdict_artifact_markdown(run.data.tags["prefect.flow_run_id"])
+    assert markdown.startswith("# people: HELD BACK") and "| nndr_ratio |" in markdown
 
 
 def test_missing_table_stops_before_any_spend(prefect_harness, workdir, pg_engine, pg_schema):

@@ -1,0 +1,19 @@
+from synthgate.gates import GateVerdict
+from tasks.log import metric_name, verdict_artifact, verdict_markdown
+
+VERDICTS = [GateVerdict("quality", True, 0.91, 0.8, ">="), GateVerdict("mia_auc", False, 0.7, 0.6, "<=")]
+
+
+def test_the_markdown_table_names_every_gate_and_the_run():
+    text = verdict_markdown("people", VERDICTS, "http://mlflow/#/runs/1", 0.97)
+    assert text.startswith("# people: HELD BACK")
+    assert "| mia_auc | 0.7000 | <= 0.6000 | **FAIL** |" in text and "| quality | 0.9100 | >= 0.8000 | pass |" in text
+    assert "[MLflow run](http://mlflow/#/runs/1)" in text
+
+
+def test_outside_a_flow_no_artifact_is_made():
+    assert verdict_artifact("people", VERDICTS, "x", 1.0) is None
+
+
+def test_metric_names_are_safe_for_mlflow():
+    assert metric_name("column_shape.prix (€)") == "column_shape.prix _€_".replace("€", "_")
