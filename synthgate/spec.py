@@ -112,7 +112,7 @@ class Training(_Frozen):
     max_grad_norm: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-2, gt=0)
     embedding_dim: int = Field(default=16, ge=2, le=256)
-    hidden_dim: int = Field(default=128, ge=8, le=2048)
+    hidden_dim: int = Field(default=64, ge=8, le=2048, description="Width of each column head (small heads suit DP noise).")
     numeric_bins: int = Field(default=24, ge=2, le=256)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
