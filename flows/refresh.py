@@ -3,8 +3,8 @@
 Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the flows travel by value to Dask workers (cloudpickle), and their
+# parameter annotations must be objects there, not names to resolve.
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager

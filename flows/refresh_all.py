@@ -5,8 +5,8 @@ Tables run in parallel on the flow's task runner: threads of one process by defa
 processes) is set. One table failing never stops the others; the result lists every table's outcome.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the flows travel by value to Dask workers (cloudpickle), and their
+# parameter annotations must be objects there, not names to resolve.
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
 from flows.refresh import refresh_table
-from synthgate.errors import GateFailedError, SpecError, SynthgateError
+from synthgate.errors import GateFailedError, SpecError, SynthgateError, TrackingError
 from synthgate.settings import Settings, get_settings
 from tasks import PRIVATE
 
@@ -59,6 +59,18 @@ def _outcome(spec_path: str, state: Any) -> dict[str, Any]:
     return outcome | {"status": status, "error_type": type(error).__name__, "error": message}
 
 
+def _prepare_tracking_store(tracking_uri: str) -> None:
+    """Create a database-backed MLflow store's schema once, before the tables' processes race to migrate it."""
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return
+    import mlflow
+
+    try:
+        mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - the same failure each table would meet, said once
+        raise TrackingError(f"MLflow tracking store {tracking_uri!r} is unreachable ({type(exc).__name__})") from None
+
+
 @task(name="refresh-one-table", **PRIVATE)
 def refresh_one(spec_path: str, trigger: str) -> dict[str, Any]:
     """Run one table's refresh as a subflow; its failure is recorded, not raised."""
@@ -79,6 +91,7 @@ def refresh_all(request: RefreshAllParameters = RefreshAllParameters(), trigger:
     if not paths:
         raise SpecError(f"no table specs match {request.pattern!r} in {request.specs_dir}")
     logger = get_run_logger()
+    _prepare_tracking_store(get_settings().tracking_uri())
     logger.info("refreshing %d tables: %s", len(paths), ", ".join(Path(p).stem for p in paths))
     futures = [refresh_one.submit(path, trigger or "refresh-all") for path in paths]
     outcomes = [future.result() for future in futures]
