@@ -89,3 +89,24 @@ def test_shipped_demo_spec_is_valid(monkeypatch):
     spec = load_spec(Path(__file__).resolve().parent.parent / "deployments" / "tables" / "adult.yaml")
     assert spec.privacy.epsilon == 1.0 and spec.privacy.delta == 1e-5
     assert spec.target_column == "income"
+
+
+def test_schedule_is_optional_and_validated(tmp_path):
+    assert load_spec(write(tmp_path, MINIMAL)).schedule is None
+    spec = load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "15 3 * * 1-5", timezone: America/New_York}\n'))
+    assert (spec.schedule.cron, spec.schedule.timezone, spec.schedule.active) == ("15 3 * * 1-5", "America/New_York", True)
+    assert load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "0 2 * * *"}\n')).schedule.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ('{cron: "0 25 * * *"}', r"schedule\.cron: Value error, invalid cron"),
+        ('{cron: "0 2 * *"}', r"schedule\.cron: Value error, cron '0 2 \* \*' must have five fields"),
+        ('{cron: "0 2 * * *", timezone: Mars/Olympus}', r"schedule\.timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        ('{cron: "0 2 * * *", every: day}', r"schedule\.every: unknown key"),
+    ],
+)
+def test_bad_schedules_are_named(tmp_path, schedule, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, MINIMAL + f"schedule: {schedule}\n"))
