@@ -208,6 +208,7 @@ def deploy(
     pool: str = typer.Option(None, help="Work pool the deployments run on (default: SYNTHGATE_WORK_POOL, else synthgate)."),
     pool_type: str = typer.Option("process", help="Type of the work pool to create when the server has none by that name."),
     image: str = typer.Option(None, help="Flow image for container work pools (kubernetes, docker): sets job variable image."),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the flow runs' environment (job variable env); repeatable."),
     write: bool = typer.Option(False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."),
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
@@ -217,6 +218,12 @@ def deploy(
     from synthgate.settings import get_settings
 
     pool_name = pool or get_settings().work_pool
+    job_variables: dict[str, object] = {"image": image} if image else {}
+    pairs = [item.partition("=") for item in env]
+    if any(not key or not sep for key, sep, _ in pairs):
+        _fail(SynthgateError("--env takes KEY=VALUE"), False)
+    if pairs:
+        job_variables["env"] = {key: value for key, _, value in pairs}
     try:
         if write:
             typer.echo(f"wrote {write_prefect_yaml()}", err=True)
@@ -226,7 +233,7 @@ def deploy(
     except SynthgateError as exc:
         _fail(exc, False)
         return
-    for name in serving.deploy(pool_name, {"image": image} if image else {}):
+    for name in serving.deploy(pool_name, job_variables):
         typer.echo(f"deployed {name} (work pool {pool_name})")
 
 
