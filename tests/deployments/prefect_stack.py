@@ -70,6 +70,9 @@ class PrefectStack:
     def start_worker(self, pool: str, limit: int = 1) -> None:
         self._start(f"worker-{pool}", [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
 
+    def start_serve(self) -> None:
+        self._start("serve", [sys.executable, "-m", "synthgate.cli", "serve", "--limit", "1"])
+
     def run(self, args: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run(args, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
 

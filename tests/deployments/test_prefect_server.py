@@ -130,6 +130,24 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         if os.environ.get("SYNTHGATE_MEASURE_ADULT"):
             measure_adult(stack, client, tmp_path)
 
+        check_serve(stack, client)
+
+
+def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
+    """`synthgate serve` registers the same deployments, schedules included, served by its own process (no pool)."""
+    stack.start_serve()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        served = client.read_deployment_by_name("refresh-table/adult")
+        if served.work_pool_name is None:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
+    assert served.enforce_parameter_schema and served.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in served.schedules] == [("0 2 * * *", "Europe/Berlin")]
+    assert client.read_deployment_by_name("refresh-all/all-tables").work_pool_name is None
+
 
 def measure_adult(stack: PrefectStack, client: SyncPrefectClient, tmp_path: Path) -> None:
     """The demo deployment as deployed (SQLite warehouse under SYNTHGATE_HOME), trigger to published table."""
