@@ -41,6 +41,7 @@ class PrefectStack:
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
             "PREFECT_LOGGING_LEVEL": "INFO",
+            "COLUMNS": "200",  # `prefect deployment ls` prints full names and ids
             "PYTHONPATH": str(ROOT),
             "SYNTHGATE_PROJECT_DIR": str(ROOT),
             **extra_env,

@@ -64,6 +64,7 @@ def trigger(client: SyncPrefectClient, name: str, parameters: dict) -> tuple[UUI
     return run.id, began
 
 
+@pytest.mark.timeout(1200)
 def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_schema, people):
     people.to_sql("people", pg_engine, schema=pg_schema, index=False)
     spec = write_people_spec(tmp_path, pg_schema)
@@ -100,7 +101,7 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
             client, "refresh-table/adult",
             {"request": {"spec_path": str(spec), "epsilon": 3.0, "rows": 700}, "trigger": "api"},
         )
-        run = wait_final(client, flow_run_id, timeout=420)
+        run = wait_final(client, flow_run_id, timeout=720)
         seconds = time.monotonic() - began
         assert run.state.is_completed(), f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
         print(f"people: trigger to published in {seconds:.1f} s")
@@ -127,10 +128,50 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         storage = Path(stack.env["PREFECT_HOME"]) / "storage"
         assert not storage.exists() or not any(storage.iterdir()), "a task or flow result was persisted"
 
-        if os.environ.get("SYNTHGATE_MEASURE_ADULT"):
-            measure_adult(stack, client, tmp_path)
-
         check_serve(stack, client)
+
+
+def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
+    """`synthgate serve` registers the same deployments, schedules included, served by its own process (no pool)."""
+    stack.start_serve()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        served = client.read_deployment_by_name("refresh-table/adult")
+        if served.work_pool_name is None:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
+    assert served.enforce_parameter_schema and served.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in served.schedules] == [("0 2 * * *", "Europe/Berlin")]
+    assert client.read_deployment_by_name("refresh-all/all-tables").work_pool_name is None
+
+
+@pytest.mark.skipif(not os.environ.get("SYNTHGATE_MEASURE_ADULT"), reason="set SYNTHGATE_MEASURE_ADULT=1 to time Adult")
+@pytest.mark.timeout(2400)
+def test_adult_trigger_to_published(tmp_path):
+    """The demo deployment as deployed (SQLite warehouse under SYNTHGATE_HOME): trigger to published table."""
+    from synthgate.demo import load_demo_warehouse
+
+    home = tmp_path / "home"
+    load_demo_warehouse(home)
+    env = {"SYNTHGATE_HOME": str(home), "SYNTHGATE_EXPECTATIONS_DIR": str(tmp_path / "expectations"),
+           "SYNTHGATE_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLFLOW_DISABLE_TELEMETRY": "true",
+           "GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"}
+    with prefect_stack(tmp_path, env) as stack, SyncPrefectClient(stack.api_url) as client:
+        deployed = stack.run([*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL])
+        assert deployed.returncode == 0, deployed.stderr[-3000:]
+        stack.start_worker(POOL)
+        print(stack.run([*PREFECT, "deployment", "ls"]).stdout)
+        flow_run_id, began = trigger(client, "refresh-table/adult", {"request": {"spec_path": "deployments/tables/adult.yaml"}, "trigger": "api"})
+        run = wait_final(client, flow_run_id, timeout=2300)
+        seconds = time.monotonic() - began
+        assert run.state.is_completed(), f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
+        with sa.create_engine(f"sqlite:///{home / 'warehouse.db'}").connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM adult_synthetic")).scalar()
+        print(f"ADULT: flow run {flow_run_id} ({run.state.name}) trigger to published table ({rows} rows) in {seconds:.1f} s")
+        print(stack.log_tail(f"worker-{POOL}", 6000))
+        print(stack.run([*PREFECT, "flow-run", "ls"]).stdout)
 
 
 def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
