@@ -23,17 +23,25 @@ def check_prefect_yaml(root: Path = PROJECT_ROOT) -> Path:
 
 
 def ensure_work_pool(name: str, pool_type: str) -> bool:
-    """Create the work pool when the server has none of that name; True when it was created."""
+    """Create the work pool (with its type's default job template) when the server has none of that name.
+
+    Returns True when it was created.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
+    from prefect.utilities.asyncutils import run_coro_as_sync
+    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
 
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
             return False
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
+            template = run_coro_as_sync(get_default_base_job_template_for_infrastructure_type(pool_type))
+            if not template:
+                raise SpecError(f"unknown work pool type {pool_type!r} (process, kubernetes, docker, ...)") from None
+            client.create_work_pool(WorkPoolCreate(name=name, type=pool_type, base_job_template=template))
             return True
 
 
