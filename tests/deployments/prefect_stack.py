@@ -74,8 +74,10 @@ class PrefectStack:
     def start_serve(self) -> None:
         self._start("serve", [sys.executable, "-m", "synthgate.cli", "serve", "--limit", "1"])
 
-    def run(self, args: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+    def run(self, args: list[str], timeout: float = 180, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.logs / f"{name}.log"

@@ -81,12 +81,19 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
     with prefect_stack(tmp_path, env) as stack, SyncPrefectClient(stack.api_url) as client:
         deployed = stack.run([*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL])
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        # the same file through Prefect's own CLI: same deployments (the run below uses this registration)
+        native = stack.run([*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+                           env={"SYNTHGATE_WORK_POOL": POOL})
+        assert native.returncode == 0, native.stdout[-3000:] + native.stderr[-3000:]
         listing = stack.run([*PREFECT, "deployment", "ls"])
         print(listing.stdout)
         assert "refresh-table/adult" in listing.stdout and "refresh-all/all-tables" in listing.stdout
 
         adult = client.read_deployment_by_name("refresh-table/adult")
         assert adult.enforce_parameter_schema and adult.work_pool_name == POOL
+        assert adult.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $SYNTHGATE_PROJECT_DIR }}"}}
+        ]
         [schedule] = adult.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
         assert schedule.parameters["trigger"] == "schedule"
