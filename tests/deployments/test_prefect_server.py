@@ -79,12 +79,18 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
     }
     stack: PrefectStack
     with prefect_stack(tmp_path, env) as stack, SyncPrefectClient(stack.api_url) as client:
-        deployed = stack.run([*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL])
+        deploy = [*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL]
+        deployed = stack.run(deploy)
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-        # the same file through Prefect's own CLI: same deployments (the run below uses this registration)
+        # the same file through Prefect's own CLI: same deployments; it resolves {{ $SYNTHGATE_PROJECT_DIR }} when set
         native = stack.run([*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
                            env={"SYNTHGATE_WORK_POOL": POOL})
         assert native.returncode == 0, native.stdout[-3000:] + native.stderr[-3000:]
+        by_prefect = client.read_deployment_by_name("refresh-table/adult")
+        assert by_prefect.work_pool_name == POOL and by_prefect.enforce_parameter_schema
+        assert by_prefect.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in by_prefect.schedules] == [("0 2 * * *", "Europe/Berlin")]
+        assert stack.run(deploy).returncode == 0  # synthgate deploy again: the folder is resolved on the worker
         listing = stack.run([*PREFECT, "deployment", "ls"])
         print(listing.stdout)
         assert "refresh-table/adult" in listing.stdout and "refresh-all/all-tables" in listing.stdout
@@ -139,74 +145,18 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
 
 
 def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
-    """`synthgate serve` registers the same deployments, schedules included, served by its own process (no pool)."""
+    """`synthgate serve` registers the same deployments, schedules included, and serves them from its own process."""
+    before = {name: client.read_deployment_by_name(name).updated for name in ("refresh-table/adult", "refresh-all/all-tables")}
     stack.start_serve()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        served = client.read_deployment_by_name("refresh-table/adult")
-        if served.work_pool_name is None:
+        served = {name: client.read_deployment_by_name(name) for name in before}
+        if all(served[name].updated != before[name] for name in before) and "being served" in stack.log_tail("serve"):
             break
         time.sleep(1)
     else:
         raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
-    assert served.enforce_parameter_schema and served.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
-    assert [(s.schedule.cron, s.schedule.timezone) for s in served.schedules] == [("0 2 * * *", "Europe/Berlin")]
-    assert client.read_deployment_by_name("refresh-all/all-tables").work_pool_name is None
-
-
-@pytest.mark.skipif(not os.environ.get("SYNTHGATE_MEASURE_ADULT"), reason="set SYNTHGATE_MEASURE_ADULT=1 to time Adult")
-@pytest.mark.timeout(2400)
-def test_adult_trigger_to_published(tmp_path):
-    """The demo deployment as deployed (SQLite warehouse under SYNTHGATE_HOME): trigger to published table."""
-    from synthgate.demo import load_demo_warehouse
-
-    home = tmp_path / "home"
-    load_demo_warehouse(home)
-    env = {"SYNTHGATE_HOME": str(home), "SYNTHGATE_EXPECTATIONS_DIR": str(tmp_path / "expectations"),
-           "SYNTHGATE_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "GX_ANALYTICS_ENABLED": "false", "TQDM_DISABLE": "1"}
-    with prefect_stack(tmp_path, env) as stack, SyncPrefectClient(stack.api_url) as client:
-        deployed = stack.run([*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL])
-        assert deployed.returncode == 0, deployed.stderr[-3000:]
-        stack.start_worker(POOL)
-        print(stack.run([*PREFECT, "deployment", "ls"]).stdout)
-        flow_run_id, began = trigger(client, "refresh-table/adult", {"request": {"spec_path": "deployments/tables/adult.yaml"}, "trigger": "api"})
-        run = wait_final(client, flow_run_id, timeout=2300)
-        seconds = time.monotonic() - began
-        assert run.state.is_completed(), f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
-        with sa.create_engine(f"sqlite:///{home / 'warehouse.db'}").connect() as conn:
-            rows = conn.execute(sa.text("SELECT count(*) FROM adult_synthetic")).scalar()
-        print(f"ADULT: flow run {flow_run_id} ({run.state.name}) trigger to published table ({rows} rows) in {seconds:.1f} s")
-        print(stack.log_tail(f"worker-{POOL}", 6000))
-        print(stack.run([*PREFECT, "flow-run", "ls"]).stdout)
-
-
-def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
-    """`synthgate serve` registers the same deployments, schedules included, served by its own process (no pool)."""
-    stack.start_serve()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        served = client.read_deployment_by_name("refresh-table/adult")
-        if served.work_pool_name is None:
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
-    assert served.enforce_parameter_schema and served.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
-    assert [(s.schedule.cron, s.schedule.timezone) for s in served.schedules] == [("0 2 * * *", "Europe/Berlin")]
-    assert client.read_deployment_by_name("refresh-all/all-tables").work_pool_name is None
-
-
-def measure_adult(stack: PrefectStack, client: SyncPrefectClient, tmp_path: Path) -> None:
-    """The demo deployment as deployed (SQLite warehouse under SYNTHGATE_HOME), trigger to published table."""
-    from synthgate.demo import load_demo_warehouse
-
-    home = Path(stack.env["SYNTHGATE_HOME"])
-    load_demo_warehouse(home)
-    flow_run_id, began = trigger(client, "refresh-table/adult", {"request": {"spec_path": "deployments/tables/adult.yaml"}, "trigger": "api"})
-    run = wait_final(client, flow_run_id, timeout=1200)
-    seconds = time.monotonic() - began
-    assert run.state.is_completed(), f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
-    rows = sa.create_engine(f"sqlite:///{home / 'warehouse.db'}").connect().execute(sa.text("SELECT count(*) FROM adult_synthetic")).scalar()
-    print(f"ADULT: flow run {flow_run_id} trigger to published table ({rows} rows) in {seconds:.1f} s")
-    print(stack.run([*PREFECT, "deployment", "ls"]).stdout)
+    adult = served["refresh-table/adult"]
+    assert adult.enforce_parameter_schema and adult.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in adult.schedules] == [("0 2 * * *", "Europe/Berlin")]
+    assert "refresh-table/adult" in stack.log_tail("serve") and "refresh-all/all-tables" in stack.log_tail("serve")
