@@ -3,8 +3,8 @@
 Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the flows travel by value to Dask workers (cloudpickle), and their
+# parameter annotations must be objects there, not names to resolve.
 import os
 import tempfile
 import time
@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 
+from flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate import lineage, tracking
 from synthgate.errors import GateFailedError, OutputError, SynthgateError, TrackingError
 from synthgate.gates import enforce
@@ -23,6 +24,7 @@ from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec, redact_url
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
+from tasks.artifacts import RunSummary, publish_summary
 from tasks.check import check_synthetic_suite, score_synthetic
 from tasks.extract import extract_holdout, extract_source
 from tasks.log import log_run
@@ -44,6 +46,20 @@ class StageClock:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - began, 2)
+
+
+@flow(name="refresh-table", log_prints=False, validate_parameters=True, persist_result=False)
+def refresh_table(request: RefreshParameters, trigger: Trigger | None = None) -> dict[str, Any]:
+    """Refresh the synthetic copy of one table from its spec; returns the run summary (aggregates only).
+
+    Args:
+        request: Which table spec to refresh, and optional epsilon and row-count overrides for this run.
+            Plain-Python callers may pass just the spec path.
+        trigger: What started the run (cli, schedule, deployment, ui, api, refresh-all, ...), recorded in the
+            catalog and the ledger; default SYNTHGATE_TRIGGER.
+    """
+    spec = apply_overrides(load_spec(request.spec_path), request)
+    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger)
 
 
 def check_writable(folder: Path) -> None:
@@ -81,13 +97,6 @@ def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[Non
             f"logging the run to the MLflow store {redact_url(tracking_uri)} failed ({type(exc).__name__}): nothing "
             "was published, since every published table must have its audited run. Check MLFLOW_TRACKING_URI"
         ) from None
-
-
-@flow(name="refresh-table", log_prints=False, validate_parameters=True)
-def refresh_table(spec_path: str, trigger: str | None = None) -> dict[str, Any]:
-    """Refresh the synthetic copy of one table from its spec; returns the run summary."""
-    spec = load_spec(spec_path)
-    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger)
 
 
 def deployment_trigger() -> str | None:
@@ -171,10 +180,12 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         except GateFailedError as exc:
             governance.close_spend(target_engine, run_id, "rejected", detail=str(exc))
             tracking.set_tags({"synthgate.status": "rejected"})
+            publish_summary(_summary(spec, run_id, tracking_uri, "REJECTED", locals(), error=str(exc)))
             raise
         except BaseException as exc:
             detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
             governance.close_spend(target_engine, run_id, "failed", detail=detail)
+            publish_summary(_summary(spec, run_id, tracking_uri, "FAILED", locals(), error=detail))
             raise
         events.published_version, events.output_rows = published.version, len(synthetic)
         tracking.set_tags({
@@ -208,5 +219,32 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         "stage_seconds": clock.seconds,
     }
     logger.info("refresh of %s published: epsilon %.4f, quality %.3f", spec.name, summary.epsilon, scores.quality)
+    publish_summary(_summary(spec, run_id, tracking_uri, "PUBLISHED", locals()))
     return result
+
+
+def _summary(spec: TableSpec, run_id: str, tracking_uri: str, verdict: str, stage: dict[str, Any], error: str | None = None) -> RunSummary:
+    """The summary artifact's content from what the run got to (``stage``: the refresh's locals at that point)."""
+    fit = stage.get("summary")
+    try:
+        link = tracking.run_url(tracking_uri, run_id)
+    except Exception:  # noqa: BLE001 - a link is a convenience
+        link = f"{tracking_uri}#run={run_id}"
+    synthetic = stage.get("synthetic") if verdict == "PUBLISHED" else None
+    return RunSummary(
+        spec_name=spec.name,
+        verdict=verdict,
+        source_table=spec.source.table,
+        target_table=spec.target.table,
+        epsilon_budget=spec.privacy.epsilon,
+        delta=spec.privacy.delta,
+        mlflow_run_id=run_id,
+        mlflow_link=link,
+        epsilon_spent=None if fit is None else fit.epsilon,
+        accounting=None if fit is None else fit.accounting,
+        rows_published=None if synthetic is None else len(synthetic),
+        scores=stage.get("scores"),
+        verdicts=tuple(stage.get("verdicts") or ()),
+        error=error,
+    )
 

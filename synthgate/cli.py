@@ -42,13 +42,23 @@ def refresh(
     spec: Path = typer.Argument(..., help="Table spec YAML, e.g. deployments/tables/adult.yaml.", exists=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object at the end."),
     trigger: str = typer.Option("cli", help="What started this run (recorded in the catalog and ledger)."),
+    epsilon: float = typer.Option(None, help="Override the spec's privacy.epsilon for this run."),
+    rows: int = typer.Option(None, help="Override how many synthetic rows to generate."),
 ) -> None:
     """Run the refresh flow for one table: extract, validate, train under DP, check, log, publish."""
     _quiet_libraries()
+    from pydantic import ValidationError
+
+    from flows.parameters import RefreshParameters
     from flows.refresh import refresh_table
 
     try:
-        result = refresh_table(str(spec), trigger=trigger)
+        request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows)
+    except ValidationError as exc:
+        _fail(SynthgateError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())), as_json)
+        return
+    try:
+        result = refresh_table(request, trigger=trigger)
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
@@ -232,6 +242,77 @@ def demo(
     _print_result(result, as_json)
     if not as_json:
         typer.echo(f"  synthetic table {result['published_table']} in sqlite:///{(home / 'warehouse.db').resolve()}")
+
+
+@app.command("refresh-all")
+def refresh_all_command(
+    specs_dir: Path = typer.Argument(Path("deployments/tables"), help="Folder of table specs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
+) -> None:
+    """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""
+    _quiet_libraries()
+    from flows.parameters import RefreshAllParameters
+    from flows.refresh_all import refresh_all
+
+    try:
+        outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps(outcomes, default=str))
+    for o in outcomes if not as_json else []:
+        typer.echo(f"{o['table']:24s} {o['status']:9s} " + (o.get("published_table") or o.get("error", "")))
+    if any(o["status"] != "published" for o in outcomes):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def deploy(
+    pool: str = typer.Option(None, help="Work pool the deployments run on (default: SYNTHGATE_WORK_POOL, else synthgate)."),
+    pool_type: str = typer.Option("process", help="Type of the work pool to create when the server has none by that name."),
+    image: str = typer.Option(None, help="Flow image for container work pools (kubernetes, docker): sets job variable image."),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the flow runs' environment (job variable env); repeatable."),
+    write: bool = typer.Option(False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."),
+) -> None:
+    """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
+    _quiet_libraries()
+    from synthgate import serving
+    from synthgate.deployments import write_prefect_yaml
+    from synthgate.settings import get_settings
+
+    pool_name = pool or get_settings().work_pool
+    job_variables: dict[str, object] = {"image": image} if image else {}
+    pairs = [item.partition("=") for item in env]
+    if any(not key or not sep for key, sep, _ in pairs):
+        _fail(SynthgateError("--env takes KEY=VALUE"), False)
+    if pairs:
+        job_variables["env"] = {key: value for key, _, value in pairs}
+    try:
+        if write:
+            typer.echo(f"wrote {write_prefect_yaml()}", err=True)
+        serving.check_prefect_yaml()
+        if serving.ensure_work_pool(pool_name, pool_type):
+            typer.echo(f"created work pool {pool_name!r} ({pool_type})", err=True)
+    except SynthgateError as exc:
+        _fail(exc, False)
+        return
+    for name in serving.deploy(pool_name, job_variables):
+        typer.echo(f"deployed {name} (work pool {pool_name})")
+
+
+@app.command()
+def serve(
+    limit: int = typer.Option(None, help="Most flow runs at once (default: no limit)."),
+) -> None:
+    """Serve every deployment from this one long-lived process (flow.serve): schedules and UI runs, no work pool."""
+    _quiet_libraries()
+    from synthgate import serving
+
+    try:
+        serving.serve(limit)
+    except SynthgateError as exc:
+        _fail(exc, False)
 
 
 def main() -> None:

@@ -24,6 +24,17 @@ class Settings(BaseSettings):
     openlineage_api_key: str | None = Field(default=None, description="Bearer token for the OpenLineage endpoint.")
     openlineage_namespace: str = Field(default="synthgate", description="OpenLineage job namespace.")
 
+    dask_address: str | None = Field(
+        default=None, description="refresh-all: Dask scheduler address (tcp://host:8786); tables then run on its workers."
+    )
+    dask_workers: int | None = Field(
+        default=None, ge=1, le=256, description="refresh-all: start a local Dask cluster of this many worker processes."
+    )
+    max_parallel_tables: int = Field(
+        default=4, ge=1, le=64, description="refresh-all without Dask: tables refreshed at once, in threads of one process."
+    )
+    work_pool: str = Field(default="synthgate", min_length=1, description="Prefect work pool `synthgate deploy` targets.")
+
     def budget_cap(self, spec_cap: float | None) -> float | None:
         """The table's cap: the spec's own, else the organisation default."""
         return spec_cap if spec_cap is not None else self.default_budget_cap

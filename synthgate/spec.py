@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -168,6 +170,36 @@ class Publishing(_Frozen):
     )
 
 
+class Schedule(_Frozen):
+    """When the refresh runs by itself: a cron expression read in a time zone (a Prefect cron schedule)."""
+
+    cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *' for 02:00 every day.")
+    timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in, e.g. Europe/Berlin.")
+    active: bool = Field(default=True, description="Set false to keep the schedule but pause it.")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        if len(cron.split()) != 5:
+            raise ValueError(f"cron {cron!r} must have five fields (minute hour day month weekday)")
+        try:
+            CronSim(cron, datetime.now())
+        except CronSimError as exc:
+            raise ValueError(f"invalid cron {cron!r}: {exc}") from None
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, timezone: str) -> str:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return timezone
+
+
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
@@ -192,6 +224,7 @@ class TableSpec(_Frozen):
     )
     chunk_size: int = Field(default=50_000, ge=100, description="Rows per chunk when extracting.")
     publishing: Publishing = Field(default_factory=Publishing)
+    schedule: Schedule | None = Field(default=None, description="Cron schedule of the table's deployment (none: on demand).")
 
     def policy(self, column: str) -> ColumnPolicy:
         return self.columns.get(column, ColumnPolicy())

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from synthgate.errors import MissingTableError, WarehouseError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from synthgate.errors import MissingTableError, PublishError, WarehouseError
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A publish failure caused by the connection (dropped, refused, timed out), not by the data or the schema."""
+    cause = exc.__cause__
+    return isinstance(cause, (OperationalError, InterfaceError)) or (
+        isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
+    )
 
 
 def transient_warehouse_error(task, task_run, state) -> bool:
@@ -12,6 +22,8 @@ def transient_warehouse_error(task, task_run, state) -> bool:
         return False
     except WarehouseError:
         return True
+    except PublishError as exc:  # publish wraps every driver error; a retry is safe: nothing was committed
+        return _lost_connection(exc)
     except Exception:  # noqa: BLE001 - anything else is not transient
         return False
     return False

@@ -11,6 +11,7 @@ from synthgate.profiling import ColumnProfile
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from tasks import PRIVATE
+from tasks.artifacts import TrainingProgress
 
 
 @task(name="train-generator", **PRIVATE)
@@ -18,7 +19,10 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
     logger = get_run_logger()
     synthesizer = DPSynthesizer(columns, {p.name: p.proposed for p in profiles}, spec.privacy, spec.training, spec.target_column)
 
+    progress = TrainingProgress(spec.name)
+
     def report(p: EpochProgress) -> None:
+        progress.update(p.epoch, p.epochs, p.epsilon)
         logger.info("epoch %d/%d: loss %.3f, epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.loss, p.epsilon, p.seconds)
         tracking.log_metrics({"train_loss": p.loss, "epsilon_spent_so_far": p.epsilon}, step=p.epoch)
 

@@ -107,3 +107,24 @@ def test_a_dropped_key_and_an_unknown_gate_are_named(tmp_path):
         load_spec(write(tmp_path, MINIMAL + "gates: {max_mia: 0.5}\n"))
     with pytest.raises(SpecError, match=r"gates\.max_mia_auc"):
         load_spec(write(tmp_path, MINIMAL + "gates: {max_mia_auc: 0.2}\n"))  # below a coin's 0.5
+
+
+def test_schedule_is_optional_and_validated(tmp_path):
+    assert load_spec(write(tmp_path, MINIMAL)).schedule is None
+    spec = load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "15 3 * * 1-5", timezone: America/New_York}\n'))
+    assert (spec.schedule.cron, spec.schedule.timezone, spec.schedule.active) == ("15 3 * * 1-5", "America/New_York", True)
+    assert load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "0 2 * * *"}\n')).schedule.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ('{cron: "0 25 * * *"}', r"schedule\.cron: Value error, invalid cron"),
+        ('{cron: "0 2 * *"}', r"schedule\.cron: Value error, cron '0 2 \* \*' must have five fields"),
+        ('{cron: "0 2 * * *", timezone: Mars/Olympus}', r"schedule\.timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        ('{cron: "0 2 * * *", every: day}', r"schedule\.every: unknown key"),
+    ],
+)
+def test_bad_schedules_are_named(tmp_path, schedule, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, MINIMAL + f"schedule: {schedule}\n"))

@@ -1,0 +1,134 @@
+"""Prefect artifacts of a refresh: a markdown summary, a table of the gates, and training progress.
+
+Only aggregates reach the Prefect server: the verdict, epsilon and delta, scores, gate thresholds, table names and
+the MLflow link. An artifact that cannot be written is logged and never fails the refresh.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from prefect import get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from synthgate.gates import GateVerdict, Scores
+
+
+def artifact_key(spec_name: str, kind: str) -> str:
+    """Prefect keys allow lowercase letters, digits and dashes: ``synthgate-<table>-<kind>``."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", spec_name.lower()).strip("-") or "table"
+    return f"synthgate-{slug}-{kind}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the summary artifact shows: aggregates only."""
+
+    spec_name: str
+    verdict: str  # PUBLISHED, REJECTED or FAILED
+    source_table: str
+    target_table: str
+    epsilon_budget: float
+    delta: float
+    mlflow_run_id: str
+    mlflow_link: str
+    epsilon_spent: float | None = None
+    accounting: str | None = None
+    rows_published: int | None = None
+    scores: Scores | None = None
+    verdicts: tuple[GateVerdict, ...] = ()
+    error: str | None = None
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def summary_markdown(s: RunSummary) -> str:
+    lines = [
+        f"# Synthgate refresh of `{s.spec_name}`: **{s.verdict}**",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| source table | `{s.source_table}` |",
+        f"| synthetic table | `{s.target_table}`" + (f" ({s.rows_published} rows published)" if s.rows_published else " (not published)") + " |",
+        f"| epsilon spent / budget | {_fmt(s.epsilon_spent)} / {s.epsilon_budget:g}" + (f" ({s.accounting})" if s.accounting else "") + " |",
+        f"| delta | {s.delta:g} |",
+        f"| MLflow run | [{s.mlflow_run_id}]({s.mlflow_link}) |",
+    ]
+    if s.scores is not None:
+        sc = s.scores
+        lines += [
+            f"| quality (SDMetrics) | {_fmt(sc.quality)} (column shapes {_fmt(sc.column_shapes)}, pair trends {_fmt(sc.column_pair_trends)}) |",
+            f"| TSTR AUC / TRTR AUC | {_fmt(sc.tstr)} / {_fmt(sc.trtr)} |",
+            f"| DCR share | {_fmt(sc.dcr_share)} |",
+        ]
+    if s.verdicts:
+        lines += ["", "## Gates", ""] + [f"- {'✅' if v.passed else '❌'} {v.describe()}" for v in s.verdicts]
+    if s.error:
+        lines += ["", f"**Stopped:** {s.error}"]
+    return "\n".join(lines) + "\n"
+
+
+def gate_rows(verdicts: Iterable[GateVerdict]) -> list[dict[str, object]]:
+    return [
+        {
+            "gate": v.name,
+            "measured": round(v.measured, 4),
+            "required": f"{v.comparison} {v.threshold:.4f}",
+            "passed": v.passed,
+        }
+        for v in verdicts
+    ]
+
+
+def publish_summary(summary: RunSummary) -> None:
+    """The markdown summary and, when the gates were evaluated, a table artifact of them."""
+    try:
+        create_markdown_artifact(
+            summary_markdown(summary),
+            key=artifact_key(summary.spec_name, "summary"),
+            description=f"Refresh of {summary.spec_name}: {summary.verdict}",
+        )
+        if summary.verdicts:
+            create_table_artifact(
+                gate_rows(summary.verdicts),
+                key=artifact_key(summary.spec_name, "gates"),
+                description=f"Gates of the refresh of {summary.spec_name}",
+            )
+    except Exception as exc:  # noqa: BLE001 - artifacts are a view; the refresh's outcome does not depend on them
+        get_run_logger().warning("could not write the summary artifacts: %s", type(exc).__name__)
+
+
+class TrainingProgress:
+    """A progress artifact (0-100 %) updated after every epoch of DP-SGD."""
+
+    def __init__(self, spec_name: str) -> None:
+        self.spec_name = spec_name
+        self.artifact_id: UUID | None = None
+        try:
+            self.artifact_id = create_progress_artifact(
+                0.0, key=artifact_key(spec_name, "training"), description=f"DP-SGD training of {spec_name}: starting"
+            )
+        except Exception as exc:  # noqa: BLE001 - see publish_summary
+            get_run_logger().warning("could not create the progress artifact: %s", type(exc).__name__)
+
+    def update(self, epoch: int, epochs: int, epsilon: float) -> None:
+        if self.artifact_id is None:
+            return
+        percent = round(100.0 * epoch / max(epochs, 1), 1)
+        try:
+            update_progress_artifact(
+                self.artifact_id, percent,
+                description=f"DP-SGD training of {self.spec_name}: epoch {epoch}/{epochs}, epsilon spent {epsilon:.3f}",
+            )
+        except Exception as exc:  # noqa: BLE001 - see publish_summary
+            get_run_logger().warning("could not update the progress artifact: %s", type(exc).__name__)

@@ -1,0 +1,162 @@
+"""Deployments on a real Prefect server: deploy from deployments/prefect.yaml, run through the API on a worker.
+
+Starts ``prefect server start`` (own PREFECT_HOME, free port), ``synthgate deploy`` into a process work pool,
+``prefect worker start``; triggers the table deployment the way the UI's Run button does
+(``POST /deployments/{id}/create_flow_run``) with custom parameters, and checks the published table in PostgreSQL,
+the MLflow run, the artifacts, and that no result was persisted. Everything started is stopped, also on failure.
+
+With SYNTHGATE_MEASURE_ADULT=1 it also runs the Adult demo deployment and prints the trigger-to-published time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import mlflow
+import pytest
+import sqlalchemy as sa
+import yaml
+from prefect.client.orchestration import SyncPrefectClient
+
+from synthgate.warehouse import governance
+from tests.conftest import PG_URL
+from tests.deployments.prefect_stack import PREFECT, ROOT, PrefectStack, prefect_stack
+
+pytestmark = pytest.mark.integration
+POOL = "synthgate-test"
+
+
+def write_people_spec(folder: Path, schema: str) -> Path:
+    spec = {
+        "name": "people",
+        "source": {"url": PG_URL, "table": "people", "schema": schema},
+        "target": {"url": PG_URL, "table": "people_synthetic", "schema": schema},
+        "holdout": {"fraction": 0.25},
+        "target_column": "churned",
+        "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}},
+        "privacy": {"epsilon": 4.0, "delta": 1e-5},
+        "training": {"epochs": 4, "seed": 1},
+        "gates": {"min_quality": 0.5, "min_tstr_auc": 0.5, "max_dcr_share": 0.8},
+    }
+    path = folder / "people.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def wait_final(client: SyncPrefectClient, flow_run_id: UUID, timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.read_flow_run(flow_run_id)
+        if run.state is not None and run.state.is_final():
+            return run
+        time.sleep(1)
+    raise TimeoutError(f"flow run {flow_run_id} not finished after {timeout} s")
+
+
+def trigger(client: SyncPrefectClient, name: str, parameters: dict) -> tuple[UUID, float]:
+    deployment = client.read_deployment_by_name(name)
+    began = time.monotonic()
+    run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    return run.id, began
+
+
+@pytest.mark.timeout(1200)
+def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_schema, people):
+    people.to_sql("people", pg_engine, schema=pg_schema, index=False)
+    spec = write_people_spec(tmp_path, pg_schema)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        "SYNTHGATE_HOME": str(tmp_path / "home"),
+        "SYNTHGATE_EXPECTATIONS_DIR": str(tmp_path / "expectations"),
+        "SYNTHGATE_MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "TQDM_DISABLE": "1",
+    }
+    stack: PrefectStack
+    with prefect_stack(tmp_path, env) as stack, SyncPrefectClient(stack.api_url) as client:
+        deploy = [*PREFECT[:1], "-m", "synthgate.cli", "deploy", "--pool", POOL]
+        deployed = stack.run(deploy)
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        # the same file through Prefect's own CLI: same deployments; it resolves {{ $SYNTHGATE_PROJECT_DIR }} when set
+        native = stack.run([*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+                           env={"SYNTHGATE_WORK_POOL": POOL})
+        assert native.returncode == 0, native.stdout[-3000:] + native.stderr[-3000:]
+        by_prefect = client.read_deployment_by_name("refresh-table/adult")
+        assert by_prefect.work_pool_name == POOL and by_prefect.enforce_parameter_schema
+        assert by_prefect.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in by_prefect.schedules] == [("0 2 * * *", "Europe/Berlin")]
+        assert stack.run(deploy).returncode == 0  # synthgate deploy again: the folder is resolved on the worker
+        listing = stack.run([*PREFECT, "deployment", "ls"])
+        print(listing.stdout)
+        assert "refresh-table/adult" in listing.stdout and "refresh-all/all-tables" in listing.stdout
+
+        adult = client.read_deployment_by_name("refresh-table/adult")
+        assert adult.enforce_parameter_schema and adult.work_pool_name == POOL
+        assert adult.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $SYNTHGATE_PROJECT_DIR }}"}}
+        ]
+        [schedule] = adult.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
+        assert schedule.parameters["trigger"] == "schedule"
+
+        with pytest.raises(httpx.HTTPStatusError) as refused:  # the UI form's validation, enforced by the server
+            client.create_flow_run_from_deployment(adult.id, parameters={"request": {"spec_path": str(spec), "epsilon": -1}})
+        assert refused.value.response.status_code in (409, 422)
+        assert "epsilon" in refused.value.response.text
+
+        stack.start_worker(POOL)
+        flow_run_id, began = trigger(
+            client, "refresh-table/adult",
+            {"request": {"spec_path": str(spec), "epsilon": 3.0, "rows": 700}, "trigger": "api"},
+        )
+        run = wait_final(client, flow_run_id, timeout=720)
+        seconds = time.monotonic() - began
+        assert run.state.is_completed(), f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
+        print(f"people: trigger to published in {seconds:.1f} s")
+
+        with pg_engine.connect() as conn:
+            count = conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar()
+        catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
+        assert count == 700  # the rows override reached the flow
+        assert [c["trigger"] for c in catalog] == ["api"]
+        assert catalog[0]["epsilon"] <= 3.0 + 1e-6  # the epsilon override, not the spec's 4.0
+
+        mlflow_run = mlflow.MlflowClient(tracking_uri).get_run(catalog[0]["mlflow_run_id"])
+        assert mlflow_run.data.tags["prefect.flow_run_id"] == str(flow_run_id)
+        assert mlflow_run.data.tags["prefect.deployment"] == "adult"
+        assert mlflow_run.info.status == "FINISHED"
+
+        artifacts = {a.key: a for a in client.read_artifacts() if a.key}
+        assert {"synthgate-people-summary", "synthgate-people-gates", "synthgate-people-training"} <= set(artifacts)
+        summary = str(artifacts["synthgate-people-summary"].data)
+        assert "PUBLISHED" in summary and catalog[0]["mlflow_run_id"] in summary
+        assert "@example.org" not in summary  # aggregates only
+        assert float(artifacts["synthgate-people-training"].data) == pytest.approx(100.0)
+
+        storage = Path(stack.env["PREFECT_HOME"]) / "storage"
+        assert not storage.exists() or not any(storage.iterdir()), "a task or flow result was persisted"
+
+        check_serve(stack, client)
+
+
+def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
+    """`synthgate serve` registers the same deployments, schedules included, and serves them from its own process."""
+    before = {name: client.read_deployment_by_name(name).updated for name in ("refresh-table/adult", "refresh-all/all-tables")}
+    stack.start_serve()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        served = {name: client.read_deployment_by_name(name) for name in before}
+        if all(served[name].updated != before[name] for name in before) and "being served" in stack.log_tail("serve"):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
+    adult = served["refresh-table/adult"]
+    assert adult.enforce_parameter_schema and adult.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in adult.schedules] == [("0 2 * * *", "Europe/Berlin")]
+    assert "refresh-table/adult" in stack.log_tail("serve") and "refresh-all/all-tables" in stack.log_tail("serve")
