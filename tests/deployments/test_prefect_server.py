@@ -24,6 +24,7 @@ from prefect.client.orchestration import SyncPrefectClient
 
 from synthgate.warehouse import governance
 from tests.conftest import PG_URL
+from tests.flows.test_refresh_flow import GATES
 from tests.deployments.prefect_stack import PREFECT, ROOT, PrefectStack, prefect_stack
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def write_people_spec(folder: Path, schema: str) -> Path:
         "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}},
         "privacy": {"epsilon": 4.0, "delta": 1e-5},
         "training": {"epochs": 4, "seed": 1},
-        "gates": {"min_quality": 0.5, "min_tstr_auc": 0.5, "max_dcr_share": 0.8},
+        "gates": GATES,
     }
     path = folder / "people.yaml"
     path.write_text(yaml.safe_dump(spec))
