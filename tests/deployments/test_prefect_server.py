@@ -24,8 +24,8 @@ from prefect.client.orchestration import SyncPrefectClient
 
 from synthgate.warehouse import governance
 from tests.conftest import PG_URL
-from tests.flows.test_refresh_flow import GATES
 from tests.deployments.prefect_stack import PREFECT, ROOT, PrefectStack, prefect_stack
+from tests.flows.test_refresh_flow import GATES
 
 pytestmark = pytest.mark.integration
 POOL = "synthgate-test"
