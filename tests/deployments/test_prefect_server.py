@@ -19,33 +19,19 @@ import httpx
 import mlflow
 import pytest
 import sqlalchemy as sa
-import yaml
 from prefect.client.orchestration import SyncPrefectClient
 
 from synthgate.warehouse import governance
-from tests.conftest import PG_URL
 from tests.deployments.prefect_stack import PREFECT, ROOT, PrefectStack, prefect_stack
-from tests.flows.test_refresh_flow import GATES
+from tests.flows.test_refresh_flow import write_spec
 
 pytestmark = pytest.mark.integration
 POOL = "synthgate-test"
 
 
 def write_people_spec(folder: Path, schema: str) -> Path:
-    spec = {
-        "name": "people",
-        "source": {"url": PG_URL, "table": "people", "schema": schema},
-        "target": {"url": PG_URL, "table": "people_synthetic", "schema": schema},
-        "holdout": {"fraction": 0.25},
-        "target_column": "churned",
-        "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}},
-        "privacy": {"epsilon": 4.0, "delta": 1e-5},
-        "training": {"epochs": 4, "seed": 1},
-        "gates": GATES,
-    }
-    path = folder / "people.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    """The flow tests' people spec with four epochs and no row count (runs here override it)."""
+    return write_spec(folder, schema, training={"epochs": 4, "seed": 1}, rows=None)
 
 
 def wait_final(client: SyncPrefectClient, flow_run_id: UUID, timeout: float) -> object:
