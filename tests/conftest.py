@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from synthgate.schema import Column, ColumnKind
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -45,6 +47,20 @@ def make_people(n: int = 2000, seed: int = 0) -> pd.DataFrame:
             "churned": churned,
         }
     )
+
+
+# The column kinds of make_people's table, as extraction reports them.
+PEOPLE_COLUMNS = [
+    Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
+    Column("email", ColumnKind.CATEGORICAL, "TEXT"),
+    Column("age", ColumnKind.INTEGER, "BIGINT"),
+    Column("income", ColumnKind.FLOAT, "FLOAT"),
+    Column("plan", ColumnKind.CATEGORICAL, "TEXT"),
+    Column("region", ColumnKind.CATEGORICAL, "TEXT"),
+    Column("visits", ColumnKind.INTEGER, "BIGINT"),
+    Column("signup", ColumnKind.DATETIME, "DATETIME"),
+    Column("churned", ColumnKind.BOOLEAN, "BOOLEAN"),
+]
 
 
 @pytest.fixture(scope="session")

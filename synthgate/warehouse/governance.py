@@ -270,34 +270,27 @@ def recorded_versions(conn: Connection, published_table: str) -> set[int]:
     return {r[0] for r in rows}
 
 
-def event_rows(engine: Engine, published_table: str | None = None) -> list[dict[str, Any]]:
-    if not _exists(engine, EVENTS):
+def _rows(engine: Engine, table: sa.Table, order: sa.Column, key: sa.Column, value: str | None) -> list[dict[str, Any]]:
+    """Every row of a governance table (those whose ``key`` is ``value``, when given), oldest first."""
+    if not _exists(engine, table):
         return []
-    query = sa.select(EVENTS).order_by(EVENTS.c.id)
-    if published_table:
-        query = query.where(EVENTS.c.published_table == published_table)
+    query = sa.select(table).order_by(order)
+    if value:
+        query = query.where(key == value)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def event_rows(engine: Engine, published_table: str | None = None) -> list[dict[str, Any]]:
+    return _rows(engine, EVENTS, EVENTS.c.id, EVENTS.c.published_table, published_table)
 
 
 def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
-    if not _exists(engine, LEDGER):
-        return []
-    query = sa.select(LEDGER).order_by(LEDGER.c.started_at)
-    if spec_name:
-        query = query.where(LEDGER.c.spec_name == spec_name)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+    return _rows(engine, LEDGER, LEDGER.c.started_at, LEDGER.c.spec_name, spec_name)
 
 
 def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
-    if not _exists(engine, CATALOG):
-        return []
-    query = sa.select(CATALOG).order_by(CATALOG.c.created_at)
-    if spec_name:
-        query = query.where(CATALOG.c.spec_name == spec_name)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+    return _rows(engine, CATALOG, CATALOG.c.created_at, CATALOG.c.spec_name, spec_name)
 
 
 def lineage_comment(version: int, catalog: dict[str, Any]) -> str:

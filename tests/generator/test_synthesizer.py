@@ -4,20 +4,10 @@ import pytest
 
 from synthgate.errors import PrivacyBudgetError
 from synthgate.generator import DPSynthesizer
-from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
+from tests.conftest import PEOPLE_COLUMNS
 
-COLUMNS = [
-    Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
-    Column("email", ColumnKind.CATEGORICAL, "TEXT"),
-    Column("age", ColumnKind.INTEGER, "BIGINT"),
-    Column("income", ColumnKind.FLOAT, "FLOAT"),
-    Column("plan", ColumnKind.CATEGORICAL, "TEXT"),
-    Column("region", ColumnKind.CATEGORICAL, "TEXT"),
-    Column("visits", ColumnKind.INTEGER, "BIGINT"),
-    Column("signup", ColumnKind.DATETIME, "DATETIME"),
-    Column("churned", ColumnKind.BOOLEAN, "BOOLEAN"),
-]
+COLUMNS = PEOPLE_COLUMNS
 POLICIES = {
     "customer_id": ColumnPolicy(policy="fake", fake="id"),
     "email": ColumnPolicy(policy="fake", fake="email"),
