@@ -84,7 +84,10 @@ def run_system(system: str, data: Dataset, workdir: Path, epsilon: float, delta:
     if not Path(cmd[0]).exists():
         return {"system": system, "error": f"environment missing: {cmd[0]} (run benchmarks/peers/setup_envs.sh)"}
     began = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"system": system, "error": f"timed out after {timeout} s", "wall_seconds": timeout}
     wall = time.perf_counter() - began
     if done.returncode != 0 or not out.exists():
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]

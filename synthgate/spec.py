@@ -101,7 +101,7 @@ class PrivacyBudget(_Frozen):
         default=None, gt=0, description="Total epsilon this table may ever spend across refreshes (ledger-enforced)."
     )
     preprocessing_share: float = Field(
-        default=0.2, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
+        default=0.3, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
     )
 
 
@@ -114,8 +114,14 @@ class Training(_Frozen):
     max_grad_norm: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-2, gt=0)
     embedding_dim: int = Field(default=16, ge=2, le=256)
-    hidden_dim: int = Field(default=64, ge=8, le=2048, description="Width of each column head (small heads suit DP noise).")
+    hidden_dim: int = Field(default=32, ge=8, le=2048, description="Width of each column head (small heads suit DP noise).")
     numeric_bins: int = Field(default=24, ge=2, le=256)
+    target_weight: float = Field(
+        default=1.0, ge=1, le=20, description="Weight of the target column's loss: a larger share of each clipped gradient."
+    )
+    ema_decay: float = Field(
+        default=0.9, ge=0, lt=1, description="Sample from a moving average of the weights (0: off); free under DP."
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     engine: Literal["fast", "opacus"] = Field(

@@ -19,10 +19,12 @@ import torch
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
 
 
-def per_sample_norms(model: AutoregressiveNet, tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], object, torch.Tensor]:
+def per_sample_norms(
+    model: AutoregressiveNet, tokens: torch.Tensor, weights: list[float] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor], object, torch.Tensor]:
     """(per-sample gradient norms, output gradients, trace, per-sample losses) of one batch."""
     trace = model.forward_traced(tokens)
-    losses = TokenNLL(reduction="none")(trace.logits, tokens)
+    losses = TokenNLL(reduction="none", weights=weights)(trace.logits, tokens)
     outputs = trace.embedded + trace.hidden_out + trace.logits
     grads = torch.autograd.grad(losses.sum(), outputs)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
@@ -36,9 +38,11 @@ def per_sample_norms(model: AutoregressiveNet, tokens: torch.Tensor) -> tuple[to
     return norm_sq.sqrt(), list(grads), trace, losses.detach()
 
 
-def clipped_gradient_sum(model: AutoregressiveNet, tokens: torch.Tensor, max_grad_norm: float) -> tuple[dict[torch.nn.Parameter, torch.Tensor], torch.Tensor]:
+def clipped_gradient_sum(
+    model: AutoregressiveNet, tokens: torch.Tensor, max_grad_norm: float, weights: list[float] | None = None
+) -> tuple[dict[torch.nn.Parameter, torch.Tensor], torch.Tensor]:
     """Sum over the batch of per-sample gradients clipped to ``max_grad_norm``; and the per-sample losses."""
-    norms, grads, trace, losses = per_sample_norms(model, tokens)
+    norms, grads, trace, losses = per_sample_norms(model, tokens, weights)
     scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     out: dict[torch.nn.Parameter, torch.Tensor] = {}
@@ -67,6 +71,7 @@ class DPSGD:
         max_grad_norm: float,
         expected_batch_size: int,
         generator: torch.Generator | None = None,
+        weights: list[float] | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -74,10 +79,11 @@ class DPSGD:
         self.max_grad_norm = max_grad_norm
         self.expected_batch_size = expected_batch_size
         self.generator = generator
+        self.weights = weights
 
     def step(self, batch: torch.Tensor) -> float:
         """Clip, noise, average and apply; returns the batch's mean loss (for progress only)."""
-        sums, losses = clipped_gradient_sum(self.model, batch, self.max_grad_norm)
+        sums, losses = clipped_gradient_sum(self.model, batch, self.max_grad_norm, self.weights)
         std = self.noise_multiplier * self.max_grad_norm
         for param in self.model.parameters():
             noise = torch.normal(0.0, std, size=param.shape, generator=self.generator, device=param.device)

@@ -31,10 +31,10 @@ from synthgate.schema import Column, ColumnKind
 
 RARE_LABEL = "_RARE_"
 
-# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/20), 10^((k+1)/20)).
-_GRID_PER_DECADE = 20
-_GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 15 * _GRID_PER_DECADE
-_GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
+# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/g), 10^((k+1)/g)), g bins a decade.
+_GRID_PER_DECADE = 20  # integers (unit bins follow) and the default
+_FLOAT_GRID_PER_DECADE = 400  # floats: 0.6% bins, so a column with a large offset and a small spread (coordinates) keeps its resolution
+_GRID_MIN_DECADE, _GRID_MAX_DECADE = -6, 15
 _CALENDAR_START = -70 * 365.25 * 86400.0  # 1900, in seconds since 1970
 _CALENDAR_STEP = 30 * 86400.0
 _CALENDAR_BINS = int(200 * 365.25 / 30)
@@ -44,22 +44,27 @@ _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 16
 
 
-def _grid_index(values: np.ndarray) -> np.ndarray:
-    """Signed log-grid bin of each value: 0 .. 2*_GRID_SIDE, the middle one holds |x| < 1e-6."""
+def _grid_side(per_decade: int) -> int:
+    return (_GRID_MAX_DECADE - _GRID_MIN_DECADE) * per_decade
+
+
+def _grid_index(values: np.ndarray, per_decade: int = _GRID_PER_DECADE) -> np.ndarray:
+    """Signed log-grid bin of each value: 0 .. 2*side, the middle one holds |x| < 1e-6."""
+    side = _grid_side(per_decade)
     mag = np.abs(values)
-    small = mag < 10.0 ** (_GRID_MIN_EXP / _GRID_PER_DECADE)
+    small = mag < 10.0**_GRID_MIN_DECADE
     with np.errstate(divide="ignore"):
-        k = np.floor(np.log10(np.where(small, 1.0, mag)) * _GRID_PER_DECADE).astype(np.int64)
-    k = np.clip(k - _GRID_MIN_EXP + 1, 1, _GRID_SIDE)
-    return np.where(small, 0, np.sign(values).astype(np.int64) * k) + _GRID_SIDE
+        k = np.floor(np.log10(np.where(small, 1.0, mag)) * per_decade).astype(np.int64)
+    k = np.clip(k - _GRID_MIN_DECADE * per_decade + 1, 1, side)
+    return np.where(small, 0, np.sign(values).astype(np.int64) * k) + side
 
 
-def _grid_bounds(index: int) -> tuple[float, float]:
-    signed = index - _GRID_SIDE
+def _grid_bounds(index: int, per_decade: int = _GRID_PER_DECADE) -> tuple[float, float]:
+    signed = index - _grid_side(per_decade)
     if signed == 0:  # the zero bin: its values are (within 1e-6) exactly zero
         return 0.0, 0.0
-    k = abs(signed) + _GRID_MIN_EXP - 1
-    low, high = 10.0 ** (k / _GRID_PER_DECADE), 10.0 ** ((k + 1) / _GRID_PER_DECADE)
+    k = abs(signed) + _GRID_MIN_DECADE * per_decade - 1
+    low, high = 10.0 ** (k / per_decade), 10.0 ** ((k + 1) / per_decade)
     return (low, high) if signed > 0 else (-high, -low)
 
 
@@ -72,6 +77,8 @@ class NumericCodec:
     fine_probs: np.ndarray
     coarse_starts: np.ndarray  # indices into fine bins, first 0, last len(fine_probs)
     unit_bins: bool = False  # one fine bin per integer: decoded values are exact integers
+    has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero, NULL is never sampled
+    _keys: np.ndarray = field(init=False, repr=False)
 
     @property
     def n_tokens(self) -> int:
@@ -83,7 +90,7 @@ class NumericCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
-        return []
+        return [] if self.has_nulls else [self.null_token]
 
     def encode(self, series: pd.Series) -> np.ndarray:
         values = to_numeric(series, self.column)
@@ -93,20 +100,27 @@ class NumericCodec:
         coarse = np.searchsorted(self.coarse_starts, fine, side="right") - 1
         return np.where(null, self.null_token, coarse).astype(np.int64)
 
-    def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        out = np.full(len(tokens), np.nan)
-        for c in range(self.null_token):
-            rows = np.flatnonzero(tokens == c)
-            if rows.size == 0:
-                continue
+    def __post_init__(self) -> None:
+        # Sampling keys: coarse bin c's fine bins get keys c + (their CDF within c), so one searchsorted
+        # of token + uniform finds every row's fine bin at once. An empty coarse bin is uniform inside.
+        keys = np.empty(len(self.fine_probs))
+        for c in range(len(self.coarse_starts) - 1):
             start, stop = self.coarse_starts[c], self.coarse_starts[c + 1]
             probs = self.fine_probs[start:stop]
             total = probs.sum()
             cdf = np.cumsum(probs / total) if total > 0 else np.linspace(1 / len(probs), 1, len(probs))
-            fine = start + np.minimum(np.searchsorted(cdf, rng.random(rows.size), side="right"), len(probs) - 1)
-            low, high = self.fine_edges[fine], self.fine_edges[fine + 1]
-            out[rows] = low + (high - low) * rng.random(rows.size)
-        return from_numeric(out, self.column, self.unit_bins)
+            cdf[-1] = 1.0
+            keys[start:stop] = c + cdf
+        self._keys = keys
+
+    def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        null = tokens >= self.null_token
+        coarse = np.where(null, 0, tokens)
+        fine = np.searchsorted(self._keys, coarse + rng.random(len(tokens)), side="right")
+        fine = np.minimum(fine, self.coarse_starts[coarse + 1] - 1)
+        low, high = self.fine_edges[fine], self.fine_edges[fine + 1]
+        values = low + (high - low) * rng.random(len(tokens))
+        return from_numeric(np.where(null, np.nan, values), self.column, self.unit_bins)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -115,6 +129,7 @@ class NumericCodec:
             "fine_probs": self.fine_probs.tolist(),
             "coarse_starts": self.coarse_starts.tolist(),
             "unit_bins": self.unit_bins,
+            "has_nulls": self.has_nulls,
         }
 
 
@@ -125,6 +140,7 @@ class CategoricalCodec:
     column: Column
     categories: list[Any]
     public: bool = False
+    has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -140,8 +156,8 @@ class CategoricalCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
-        """A public domain is complete: RARE is never sampled."""
-        return [self.rare_token] if self.public else []
+        """A public domain is complete: RARE is never sampled; nor is NULL in a column released without nulls."""
+        return ([self.rare_token] if self.public else []) + ([] if self.has_nulls else [self.null_token])
 
     @property
     def null_token(self) -> int:
@@ -163,7 +179,7 @@ class CategoricalCodec:
         return pd.Series(values, dtype=object)
 
     def to_state(self) -> dict[str, Any]:
-        return {"type": "categorical", "categories": self.categories, "public": self.public}
+        return {"type": "categorical", "categories": self.categories, "public": self.public, "has_nulls": self.has_nulls}
 
 
 Codec = NumericCodec | CategoricalCodec
@@ -192,9 +208,11 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
     if column.kind is ColumnKind.DATETIME:
         # Whole seconds as nullable integers: pandas' float path can overflow on NaN.
         stamps = pd.to_datetime(pd.Series(np.round(values)).astype("Int64"), unit="s", errors="coerce")
+        stamps = stamps.astype("datetime64[ns]")  # the resolution readers and SDMetrics expect (to_datetime gives [s])
         return stamps.dt.tz_localize("UTC") if column.timezone else stamps
     if column.kind is ColumnKind.INTEGER:
-        return pd.Series(np.round(values)).astype("Int64")
+        null = np.isnan(values)
+        return pd.Series(pd.arrays.IntegerArray(np.where(null, 0, np.round(values)).astype(np.int64), null))
     return pd.Series(values, dtype=float)
 
 
@@ -213,15 +231,41 @@ def dp_range(
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
         counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
-    else:
-        counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
+        noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
+        first, last = _outermost(noisy, sigma)
+        return _CALENDAR_START + first * _CALENDAR_STEP, _CALENDAR_START + (last + 1) * _CALENDAR_STEP
+    per_decade = _FLOAT_GRID_PER_DECADE if column.kind is ColumnKind.FLOAT else _GRID_PER_DECADE
+    counts = np.bincount(_grid_index(values, per_decade), minlength=2 * _grid_side(per_decade) + 1).astype(float)
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
-    kept = np.flatnonzero(noisy > 4.0 * sigma)
+    if column.kind is ColumnKind.FLOAT:  # fine grid: a core of clear bins, then rings of pooled bins outwards
+        first, last = _outermost(noisy, sigma, max(4.0, float(norm.isf(0.01 / noisy.size))))
+        first, last = _extend(noisy, first, -1, sigma), _extend(noisy, last, 1, sigma)
+    else:
+        first, last = _outermost(noisy, sigma)
+    return _grid_bounds(first, per_decade)[0], _grid_bounds(last, per_decade)[1]
+
+
+def _outermost(noisy: np.ndarray, sigma: float, threshold: float = 4.0) -> tuple[int, int]:
+    """First and last bin whose noisy count clears ``threshold`` sigma (else the largest bin)."""
+    kept = np.flatnonzero(noisy > threshold * sigma)
     if kept.size == 0:
         kept = np.array([int(np.argmax(noisy))])
-    if column.kind is ColumnKind.DATETIME:
-        return _CALENDAR_START + kept[0] * _CALENDAR_STEP, _CALENDAR_START + (kept[-1] + 1) * _CALENDAR_STEP
-    return _grid_bounds(int(kept[0]))[0], _grid_bounds(int(kept[-1]))[1]
+    return int(kept[0]), int(kept[-1])
+
+
+def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float) -> int:
+    """Move ``edge`` outwards ring by ring (widths 1, 1, 2, 4, ...) while each ring's noisy sum clears 4 sigma sqrt(width).
+
+    Each ring must hold mass of its own, so real mass near the edge cannot carry the range far out.
+    """
+    reach = 0
+    while True:
+        width = max(1, reach)
+        near, far = edge + step * (reach + 1), edge + step * (reach + width)
+        lo, hi = min(near, far), max(near, far)
+        if lo < 0 or hi >= noisy.size or noisy[lo : hi + 1].sum() < 4.0 * sigma * math.sqrt(width):
+            return edge + step * reach
+        reach += width
 
 
 def fit_numeric(
@@ -237,6 +281,7 @@ def fit_numeric(
     rng: np.random.Generator,
 ) -> NumericCodec:
     values = to_numeric(series, column)
+    n_null = float(np.isnan(values).sum())
     values = values[~np.isnan(values)]
     if public_min is not None and public_max is not None:
         low, high = float(public_min), float(public_max)
@@ -248,7 +293,10 @@ def fit_numeric(
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-    noisy = _denoise(accountant.gaussian(f"bins:{column.name}", counts.astype(float), sigma, rng), sigma)
+    # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
+    released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma, rng)
+    has_nulls = bool(released[-1] >= 3.0 * sigma)
+    noisy = _denoise(released[:-1], sigma)
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
@@ -257,24 +305,28 @@ def fit_numeric(
         starts = np.arange(len(probs) + 1, dtype=np.int64)
     else:
         starts = _quantile_starts(probs, n_coarse)
-    return NumericCodec(column, edges, probs, starts, unit_bins)
+    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls)
 
 
 def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Post-process a noisy histogram (free under DP): bins below 3 sigma are empty, except in the tails.
 
-    A bin alone below 3 sigma is indistinguishable from noise (P(noise > 3 sigma) = 0.13%), but the
+    A bin alone below 3 sigma is indistinguishable from noise (P(noise > 3 sigma) = 0.13%); the outermost
+    bins must clear a stricter threshold (1% chance of any false one over all bins). The
     tails beyond the outermost clear bins often hold real mass spread thin (ages past 70, rare
     small counts). Their noisy *sums* are far better estimates than any one bin: the tail's mass
     is spread with a geometric decay from the clear edge, so the synthetic column thins out
     where the real one does instead of stopping short.
     """
     clear = noisy >= 3.0 * sigma
-    out = np.where(clear, noisy, 0.0)
-    kept = np.flatnonzero(clear)
+    # The extent comes from bins that clear a threshold corrected for the number of bins: among hundreds
+    # of empty bins one clears 3 sigma by chance, and a lone spurious bin far out would set the range.
+    core = np.flatnonzero(noisy >= sigma * max(3.0, float(norm.isf(0.01 / noisy.size))))
+    kept = core if core.size else np.flatnonzero(clear)
     if kept.size == 0:
-        return out
+        return np.zeros_like(noisy)
     first, last = int(kept[0]), int(kept[-1])
+    out = np.where(clear, noisy, 0.0)
     out[last + 1 :] = _geometric_tail(noisy[last], noisy[last + 1 :], sigma)
     out[:first] = _geometric_tail(noisy[first], noisy[:first][::-1], sigma)[::-1]
     return out
@@ -335,10 +387,14 @@ def fit_categorical(
     if public_categories is not None:
         return CategoricalCodec(column, list(public_categories), public=True)
     counts = series.dropna().map(_category_key).value_counts(sort=False)
-    noisy = accountant.gaussian(f"categories:{column.name}", counts.to_numpy(dtype=float), sigma, rng)
+    # The category counts and the NULL count in one release (each record adds to one of them).
+    released = accountant.gaussian(
+        f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), float(series.isna().sum())), sigma, rng
+    )
+    noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
     order = np.argsort(-noisy, kind="stable")
     kept = [counts.index[i] for i in order if noisy[i] > threshold]
-    return CategoricalCodec(column, kept, public=False)
+    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls)
 
 
 def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
@@ -349,5 +405,8 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             np.asarray(state["fine_probs"], dtype=float),
             np.asarray(state["coarse_starts"], dtype=np.int64),
             bool(state["unit_bins"]),
+            bool(state.get("has_nulls", True)),
         )
-    return CategoricalCodec(column, list(state["categories"]), public=bool(state["public"]))
+    return CategoricalCodec(
+        column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True))
+    )

@@ -78,14 +78,22 @@ class AutoregressiveNet(nn.Module):
 
 
 class TokenNLL(nn.Module):
-    """Negative log-likelihood of a token row: the sum over columns, one value per row."""
+    """Negative log-likelihood of a token row: the (weighted) sum over columns, one value per row.
 
-    def __init__(self, reduction: str = "mean") -> None:
+    ``weights[j]`` scales column j's term: under per-sample clipping a heavier column gets a larger
+    share of each row's bounded gradient (the target column, for downstream utility).
+    """
+
+    def __init__(self, reduction: str = "mean", weights: list[float] | None = None) -> None:
         super().__init__()
         self.reduction = reduction
+        self.weights = weights
 
     def forward(self, logits: list[torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
-        per_row = sum(F.cross_entropy(lg, tokens[:, j], reduction="none") for j, lg in enumerate(logits))
+        weights = self.weights or [1.0] * len(logits)
+        per_row = sum(
+            w * F.cross_entropy(lg, tokens[:, j], reduction="none") for j, (lg, w) in enumerate(zip(logits, weights))
+        )
         if self.reduction == "mean":
             return per_row.mean()
         if self.reduction == "sum":

@@ -48,7 +48,7 @@ from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 log = logging.getLogger(__name__)
 
 MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
-_SAMPLE_CHUNK = 50_000
+_SAMPLE_CHUNK = 16_384  # rows per pass: the context stays in cache (16k: 250k rows/s, 50k: 220k on Adult)
 MIN_ROWS = 50  # fewer (DP-estimated) rows than this: nothing useful can be learned under DP
 
 
@@ -268,18 +268,21 @@ class DPSynthesizer:
         cards = [codec.n_tokens for codec in self.codecs]
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
-        step = self._opacus_step(model, optimizer, tokens, plan) if self.training.engine == "opacus" else DPSGD(
+        weights = self._loss_weights()
+        step = self._opacus_step(model, optimizer, tokens, plan, weights) if self.training.engine == "opacus" else DPSGD(
             model,
             optimizer,
             plan.noise_multiplier,
             self.training.max_grad_norm,
             plan.expected_batch_size,
             torch.Generator(device=self.device).manual_seed(self.training.seed + 2),
+            weights,
         ).step
         tokens = tokens.to(self.device)
         n = tokens.shape[0]
         sampler = torch.Generator(device="cpu").manual_seed(self.training.seed + 1)
         steps_per_epoch = plan.steps // plan.epochs
+        average = WeightAverage(model, self.training.ema_decay) if self.training.ema_decay > 0 else None
         loss_value = float("nan")
         for epoch in range(1, plan.epochs + 1):
             began = time.perf_counter()
@@ -287,15 +290,27 @@ class DPSynthesizer:
             for _ in range(steps_per_epoch):
                 mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
                 losses.append(step(tokens[mask.to(self.device)]))
+                if average is not None:
+                    average.update()
             loss_value = float(np.nanmean(losses)) if losses else float("nan")
             if progress is not None:
                 done = Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)
                 progress(EpochProgress(epoch, plan.epochs, loss_value, accountant.epsilon([done])[0], time.perf_counter() - began))
+        if average is not None:
+            average.apply()
         self.network = model.eval()
         return loss_value
 
+    def _loss_weights(self) -> list[float]:
+        return [self.training.target_weight if c.name == self.target_column else 1.0 for c in self.learned]
+
     def _opacus_step(
-        self, model: AutoregressiveNet, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, plan: TrainingPlan
+        self,
+        model: AutoregressiveNet,
+        optimizer: torch.optim.Optimizer,
+        tokens: torch.Tensor,
+        plan: TrainingPlan,
+        weights: list[float],
     ) -> Callable[[torch.Tensor], float]:
         """The reference engine: Opacus's PrivacyEngine with ghost clipping (same mechanism, slower)."""
         # The loader only tells Opacus the sample rate: batches come from the Poisson mask in _train.
@@ -306,7 +321,7 @@ class DPSynthesizer:
                 module=model,
                 optimizer=optimizer,
                 data_loader=loader,
-                criterion=TokenNLL(),
+                criterion=TokenNLL(weights=weights),
                 noise_multiplier=plan.noise_multiplier,
                 max_grad_norm=self.training.max_grad_norm,
                 grad_sample_mode="ghost",
@@ -392,6 +407,30 @@ class DPSynthesizer:
 
     def numeric_codecs(self) -> dict[str, NumericCodec]:
         return {c.name: codec for c, codec in zip(self.learned, self.codecs) if isinstance(codec, NumericCodec)}
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights: post-processing of the DP iterates, so free.
+
+    The decay warms up as (1 + t) / (10 + t), so a short run is not averaged with its initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.params = list(model.parameters())
+        self.decay = decay
+        self.updates = 0
+        self.average = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for param, average in zip(self.params, self.average):
+            param.copy_(average)
 
 
 def _check_rows(noisy_rows: float, delta: float) -> None:
