@@ -216,54 +216,65 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
     return pd.Series(values, dtype=float)
 
 
+@dataclass(frozen=True)
+class DPRange:
+    """A released range, and the thin-tail bins of the range release that lie beyond its core (value bounds and noisy count)."""
+
+    low: float
+    high: float
+    tails: list[tuple[float, float, float]]
+
+
 def dp_range(
     column: Column,
     values: np.ndarray,
     sigma: float,
     accountant: PrivacyAccountant,
     rng: np.random.Generator,
-) -> tuple[float, float]:
-    """DP (low, high) range of ``values`` from a noisy histogram on a fixed, public grid.
+) -> DPRange:
+    """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
-    Numbers use the signed log grid; datetimes (seconds since the epoch: a large offset, a small
-    spread) a grid of 30-day bins from 1900 to 2100.
+    Numbers use the signed log grid (fine for floats); datetimes (seconds since the epoch: a large
+    offset, a small spread) a grid of 30-day bins from 1900 to 2100. The core is the bins that clear
+    a threshold corrected for the number of bins; it grows ring by ring over thin tails
+    (:func:`_extend`), whose bins are kept for the fine histogram.
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
         counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
-        noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
-        first, last = _outermost(noisy, sigma)
-        return _CALENDAR_START + first * _CALENDAR_STEP, _CALENDAR_START + (last + 1) * _CALENDAR_STEP
-    per_decade = _FLOAT_GRID_PER_DECADE if column.kind is ColumnKind.FLOAT else _GRID_PER_DECADE
-    counts = np.bincount(_grid_index(values, per_decade), minlength=2 * _grid_side(per_decade) + 1).astype(float)
-    noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
-    if column.kind is ColumnKind.FLOAT:  # fine grid: a core of clear bins, then rings of pooled bins outwards
-        first, last = _outermost(noisy, sigma, max(4.0, float(norm.isf(0.01 / noisy.size))))
-        first, last = _extend(noisy, first, -1, sigma), _extend(noisy, last, 1, sigma)
+        ring_cap = 1
+
+        def bounds(i: int) -> tuple[float, float]:
+            return _CALENDAR_START + i * _CALENDAR_STEP, _CALENDAR_START + (i + 1) * _CALENDAR_STEP
+
     else:
-        first, last = _outermost(noisy, sigma)
-    return _grid_bounds(first, per_decade)[0], _grid_bounds(last, per_decade)[1]
+        per_decade = _FLOAT_GRID_PER_DECADE if column.kind is ColumnKind.FLOAT else _GRID_PER_DECADE
+        counts = np.bincount(_grid_index(values, per_decade), minlength=2 * _grid_side(per_decade) + 1).astype(float)
+        ring_cap = per_decade // _GRID_PER_DECADE  # a ring is at most 12% wide
+
+        def bounds(i: int) -> tuple[float, float]:
+            return _grid_bounds(i, per_decade)
+
+    noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
+    kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
+    core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
+    first = _extend(noisy, core_first, -1, sigma, ring_cap)
+    last = _extend(noisy, core_last, 1, sigma, ring_cap)
+    tails = [(*bounds(i), float(noisy[i])) for i in [*range(first, core_first), *range(core_last + 1, last + 1)]]
+    return DPRange(bounds(first)[0], bounds(last)[1], tails)
 
 
-def _outermost(noisy: np.ndarray, sigma: float, threshold: float = 4.0) -> tuple[int, int]:
-    """First and last bin whose noisy count clears ``threshold`` sigma (else the largest bin)."""
-    kept = np.flatnonzero(noisy > threshold * sigma)
-    if kept.size == 0:
-        kept = np.array([int(np.argmax(noisy))])
-    return int(kept[0]), int(kept[-1])
-
-
-def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float) -> int:
-    """Move ``edge`` outwards ring by ring (widths 1, 1, 2, 4, ...) while each ring's noisy sum clears 4 sigma sqrt(width).
-
-    Each ring must hold mass of its own, so real mass near the edge cannot carry the range far out.
+def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, ring_cap: int) -> int:
+    """Move ``edge`` outwards ring by ring (widths 1, 1, 2, 4, ... up to ``ring_cap`` bins) while each
+    ring's noisy sum clears 3 sigma sqrt(width). Each ring must hold mass of its own, so mass near the
+    edge cannot carry the range far out, and a thin tail that no single bin shows still extends it.
     """
     reach = 0
     while True:
-        width = max(1, reach)
+        width = min(max(1, reach), ring_cap)
         near, far = edge + step * (reach + 1), edge + step * (reach + width)
         lo, hi = min(near, far), max(near, far)
-        if lo < 0 or hi >= noisy.size or noisy[lo : hi + 1].sum() < 4.0 * sigma * math.sqrt(width):
+        if lo < 0 or hi >= noisy.size or noisy[lo : hi + 1].sum() < 3.0 * sigma * math.sqrt(width):
             return edge + step * reach
         reach += width
 
@@ -283,12 +294,14 @@ def fit_numeric(
     values = to_numeric(series, column)
     n_null = float(np.isnan(values).sum())
     values = values[~np.isnan(values)]
+    tails: list[tuple[float, float, float]] = []
     if public_min is not None and public_max is not None:
         low, high = float(public_min), float(public_max)
     else:
-        low, high = dp_range(column, values, sigma, accountant, rng)
-        low = float(public_min) if public_min is not None else low
-        high = float(public_max) if public_max is not None else high
+        released = dp_range(column, values, sigma, accountant, rng)
+        low = float(public_min) if public_min is not None else released.low
+        high = float(public_max) if public_max is not None else released.high
+        tails = released.tails
         if high <= low:
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
@@ -296,7 +309,7 @@ def fit_numeric(
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
     released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma, rng)
     has_nulls = bool(released[-1] >= 3.0 * sigma)
-    noisy = _denoise(released[:-1], sigma)
+    noisy = _with_tails(_denoise(released[:-1], sigma), edges, tails)
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
@@ -308,15 +321,28 @@ def fit_numeric(
     return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls)
 
 
+def _with_tails(counts: np.ndarray, edges: np.ndarray, tails: list[tuple[float, float, float]]) -> np.ndarray:
+    """Fill the fine bins inside each thin-tail bin of the range release with that bin's count, spread evenly.
+
+    Post-processing of two releases: a tail too thin for fine bins to show is clear in the wider
+    bins of the range release, which then shape the tail (hours past 70, ages past 80).
+    """
+    out = counts.copy()
+    centres = (edges[:-1] + edges[1:]) / 2
+    for low, high, count in tails:
+        inside = (centres >= low) & (centres < high)
+        if inside.any() and out[inside].sum() < count:
+            out[inside] = count / inside.sum()
+    return out
+
+
 def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Post-process a noisy histogram (free under DP): bins below 3 sigma are empty, except in the tails.
 
     A bin alone below 3 sigma is indistinguishable from noise (P(noise > 3 sigma) = 0.13%); the outermost
     bins must clear a stricter threshold (1% chance of any false one over all bins). The
     tails beyond the outermost clear bins often hold real mass spread thin (ages past 70, rare
-    small counts). Their noisy *sums* are far better estimates than any one bin: the tail's mass
-    is spread with a geometric decay from the clear edge, so the synthetic column thins out
-    where the real one does instead of stopping short.
+    small counts). Their noisy *sums* are far better estimates than any one bin: see :func:`_tail_mass`.
     """
     clear = noisy >= 3.0 * sigma
     # The extent comes from bins that clear a threshold corrected for the number of bins: among hundreds
@@ -327,25 +353,28 @@ def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
         return np.zeros_like(noisy)
     first, last = int(kept[0]), int(kept[-1])
     out = np.where(clear, noisy, 0.0)
-    out[last + 1 :] = _geometric_tail(noisy[last], noisy[last + 1 :], sigma)
-    out[:first] = _geometric_tail(noisy[first], noisy[:first][::-1], sigma)[::-1]
+    out[last + 1 :] = _tail_mass(noisy[last + 1 :], sigma)
+    out[:first] = _tail_mass(noisy[:first][::-1], sigma)[::-1]
     return out
 
 
-def _geometric_tail(edge: float, tail: np.ndarray, sigma: float) -> np.ndarray:
+def _tail_mass(tail: np.ndarray, sigma: float) -> np.ndarray:
     """Mass for the bins beyond a clear edge (``tail[0]`` adjacent to it), or zeros.
 
-    The widest window from the edge (1, 2, 4, ... bins, or all) whose noisy sum clears
-    3 sigma sqrt(width) gives the tail's mass; it decays geometrically from the edge's count.
+    The tail reaches as far as the widest window from the edge (1, 2, 4, ... bins, or all) whose
+    noisy sum clears 3 sigma sqrt(width). Inside that reach, rings of widths 1, 1, 2, 4, ... bins each
+    keep their own noisy sum, spread evenly: fine near the edge, pooled (less noisy) further out.
     """
     windows = sorted({min(2**i, tail.size) for i in range(max(tail.size, 1).bit_length() + 1)})
     cleared = [w for w in windows if tail.size and tail[:w].sum() >= 3.0 * sigma * math.sqrt(w)]
-    if not cleared:
-        return np.zeros(tail.size)
-    total = float(tail[: cleared[-1]].sum())
-    ratio = total / (edge + total)  # edge * (r + r^2 + ...) = total
-    shape = edge * ratio ** np.arange(1, tail.size + 1)
-    return shape * (total / shape.sum())
+    out = np.zeros(tail.size)
+    reach = cleared[-1] if cleared else 0
+    position = 0
+    while position < reach:
+        width = min(max(1, position), reach - position)
+        out[position : position + width] = max(float(tail[position : position + width].sum()), 0.0) / width
+        position += width
+    return out
 
 
 def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: float) -> tuple[np.ndarray, bool]:
@@ -360,11 +389,21 @@ def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: f
 
 
 def _quantile_starts(probs: np.ndarray, n_coarse: int) -> np.ndarray:
-    """Fine-bin indices where coarse bins start: quantiles of the released histogram."""
-    cdf = np.cumsum(probs)
-    cuts = np.searchsorted(cdf, np.linspace(0, 1, n_coarse + 1)[1:-1], side="right") + 1
-    starts = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(probs) - 1), [len(probs)]]))
-    return starts.astype(np.int64)
+    """Fine-bin indices where coarse bins start: quantiles of the released histogram.
+
+    A spike (a fine bin holding at least 1/n_coarse of the mass, such as the zeros of a
+    capital-gain column) gets a coarse bin of its own, and the quantiles are taken over the
+    rest of the mass, so the values beside a spike keep their resolution.
+    """
+    spikes = np.flatnonzero(probs >= 1.0 / n_coarse)
+    rest = probs.copy()
+    rest[spikes] = 0.0
+    cuts = [0, len(probs), *spikes.tolist(), *(spikes + 1).tolist()]
+    if rest.sum() > 0:
+        cdf = np.cumsum(rest) / rest.sum()
+        quantiles = np.linspace(0, 1, max(n_coarse - len(spikes), 1) + 1)[1:-1]
+        cuts += (np.searchsorted(cdf, quantiles, side="right") + 1).tolist()
+    return np.unique(np.clip(cuts, 0, len(probs))).astype(np.int64)
 
 
 def selection_threshold(sigma: float, delta_per_column: float) -> float:
