@@ -31,10 +31,10 @@ from synthgate.schema import Column, ColumnKind
 
 RARE_LABEL = "_RARE_"
 
-# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/g), 10^((k+1)/g)), g bins a decade.
-_GRID_PER_DECADE = 20  # integers (unit bins follow) and the default
-_FLOAT_GRID_PER_DECADE = 400  # floats: 0.6% bins, so a column with a large offset and a small spread (coordinates) keeps its resolution
-_GRID_MIN_DECADE, _GRID_MAX_DECADE = -6, 15
+# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/20), 10^((k+1)/20)).
+_GRID_PER_DECADE = 20
+_GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 15 * _GRID_PER_DECADE
+_GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
 _CALENDAR_START = -70 * 365.25 * 86400.0  # 1900, in seconds since 1970
 _CALENDAR_STEP = 30 * 86400.0
 _CALENDAR_BINS = int(200 * 365.25 / 30)
@@ -44,27 +44,22 @@ _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 16
 
 
-def _grid_side(per_decade: int) -> int:
-    return (_GRID_MAX_DECADE - _GRID_MIN_DECADE) * per_decade
-
-
-def _grid_index(values: np.ndarray, per_decade: int = _GRID_PER_DECADE) -> np.ndarray:
-    """Signed log-grid bin of each value: 0 .. 2*side, the middle one holds |x| < 1e-6."""
-    side = _grid_side(per_decade)
+def _grid_index(values: np.ndarray) -> np.ndarray:
+    """Signed log-grid bin of each value: 0 .. 2*_GRID_SIDE, the middle one holds |x| < 1e-6."""
     mag = np.abs(values)
-    small = mag < 10.0**_GRID_MIN_DECADE
+    small = mag < 10.0 ** (_GRID_MIN_EXP / _GRID_PER_DECADE)
     with np.errstate(divide="ignore"):
-        k = np.floor(np.log10(np.where(small, 1.0, mag)) * per_decade).astype(np.int64)
-    k = np.clip(k - _GRID_MIN_DECADE * per_decade + 1, 1, side)
-    return np.where(small, 0, np.sign(values).astype(np.int64) * k) + side
+        k = np.floor(np.log10(np.where(small, 1.0, mag)) * _GRID_PER_DECADE).astype(np.int64)
+    k = np.clip(k - _GRID_MIN_EXP + 1, 1, _GRID_SIDE)
+    return np.where(small, 0, np.sign(values).astype(np.int64) * k) + _GRID_SIDE
 
 
-def _grid_bounds(index: int, per_decade: int = _GRID_PER_DECADE) -> tuple[float, float]:
-    signed = index - _grid_side(per_decade)
+def _grid_bounds(index: int) -> tuple[float, float]:
+    signed = index - _GRID_SIDE
     if signed == 0:  # the zero bin: its values are (within 1e-6) exactly zero
         return 0.0, 0.0
-    k = abs(signed) + _GRID_MIN_DECADE * per_decade - 1
-    low, high = 10.0 ** (k / per_decade), 10.0 ** ((k + 1) / per_decade)
+    k = abs(signed) + _GRID_MIN_EXP - 1
+    low, high = 10.0 ** (k / _GRID_PER_DECADE), 10.0 ** ((k + 1) / _GRID_PER_DECADE)
     return (low, high) if signed > 0 else (-high, -low)
 
 
@@ -234,49 +229,38 @@ def dp_range(
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
-    Numbers use the signed log grid (fine for floats); datetimes (seconds since the epoch: a large
+    Numbers use the signed log grid; datetimes (seconds since the epoch: a large
     offset, a small spread) a grid of 30-day bins from 1900 to 2100. The core is the bins that clear
-    a threshold corrected for the number of bins; it grows ring by ring over thin tails
+    a threshold corrected for the number of bins; it grows bin by bin over thin tails
     (:func:`_extend`), whose bins are kept for the fine histogram.
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
         counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
-        ring_cap = 1
 
         def bounds(i: int) -> tuple[float, float]:
             return _CALENDAR_START + i * _CALENDAR_STEP, _CALENDAR_START + (i + 1) * _CALENDAR_STEP
 
     else:
-        per_decade = _FLOAT_GRID_PER_DECADE if column.kind is ColumnKind.FLOAT else _GRID_PER_DECADE
-        counts = np.bincount(_grid_index(values, per_decade), minlength=2 * _grid_side(per_decade) + 1).astype(float)
-        ring_cap = per_decade // _GRID_PER_DECADE  # a ring is at most 12% wide
-
-        def bounds(i: int) -> tuple[float, float]:
-            return _grid_bounds(i, per_decade)
+        counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
+        bounds = _grid_bounds
 
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
     kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
-    first = _extend(noisy, core_first, -1, sigma, ring_cap)
-    last = _extend(noisy, core_last, 1, sigma, ring_cap)
+    first, last = _extend(noisy, core_first, -1, sigma), _extend(noisy, core_last, 1, sigma)
     tails = [(*bounds(i), float(noisy[i])) for i in [*range(first, core_first), *range(core_last + 1, last + 1)]]
     return DPRange(bounds(first)[0], bounds(last)[1], tails)
 
 
-def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, ring_cap: int) -> int:
-    """Move ``edge`` outwards ring by ring (widths 1, 1, 2, 4, ... up to ``ring_cap`` bins) while each
-    ring's noisy sum clears 3 sigma sqrt(width). Each ring must hold mass of its own, so mass near the
-    edge cannot carry the range far out, and a thin tail that no single bin shows still extends it.
+def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float) -> int:
+    """Move ``edge`` outwards bin by bin while each next bin clears 3 sigma: a tail that the corrected
+    core threshold misses still sets the range, and each bin must hold mass of its own, so mass near
+    the edge cannot carry the range far out.
     """
-    reach = 0
-    while True:
-        width = min(max(1, reach), ring_cap)
-        near, far = edge + step * (reach + 1), edge + step * (reach + width)
-        lo, hi = min(near, far), max(near, far)
-        if lo < 0 or hi >= noisy.size or noisy[lo : hi + 1].sum() < 3.0 * sigma * math.sqrt(width):
-            return edge + step * reach
-        reach += width
+    while 0 <= edge + step < noisy.size and noisy[edge + step] >= 3.0 * sigma:
+        edge += step
+    return edge
 
 
 def fit_numeric(

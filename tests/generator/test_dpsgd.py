@@ -77,3 +77,13 @@ def test_noise_has_the_calibrated_scale():
     dp.step(tokens[:0])  # an empty batch: the update is pure noise
     deltas = torch.cat([(p.detach() - before[n]).flatten() for n, p in model.named_parameters()])
     assert abs(float(deltas.std()) - 5.0) < 0.3  # noise_multiplier * clip / expected batch
+
+
+def test_column_weights_scale_each_columns_loss():
+    model = AutoregressiveNet([3, 4], 4, 8)
+    tokens = torch.tensor([[0, 1], [2, 3]])
+    logits = model(tokens)
+    plain = TokenNLL(reduction="none")(logits, tokens)
+    first_only = TokenNLL(reduction="none", weights=[1.0, 0.0])(logits, tokens)
+    doubled = TokenNLL(reduction="none", weights=[1.0, 2.0])(logits, tokens)
+    torch.testing.assert_close(doubled, 2 * plain - first_only)

@@ -140,3 +140,44 @@ def test_denoise_keeps_a_thin_tail_and_adds_little_to_empty_bins():
 def test_denoise_zeroes_everything_without_a_clear_bin():
     rng = np.random.default_rng(4)
     assert _denoise(rng.normal(0, 5.0, 300), 5.0).sum() == 0
+
+
+def test_a_column_without_nulls_never_samples_null():
+    codec, _ = numeric(ColumnKind.FLOAT, RNG.normal(50, 5, 20_000), sigma=20.0)
+    assert not codec.has_nulls and codec.forbidden_tokens == [codec.null_token]
+    with_nulls, _ = numeric(ColumnKind.FLOAT, np.where(RNG.random(20_000) < 0.3, np.nan, 50.0), sigma=20.0)
+    assert with_nulls.has_nulls and with_nulls.forbidden_tokens == []
+
+
+def test_null_count_shares_the_category_release():
+    accountant = PrivacyAccountant(delta=1e-5)
+    series = pd.Series(RNG.choice(["a", "b"], 10_000))
+    codec = fit_categorical(
+        Column("x", ColumnKind.CATEGORICAL, ""), series, public_categories=None, sigma=20.0, threshold=100.0,
+        accountant=accountant, rng=np.random.default_rng(0),
+    )
+    assert len(accountant.releases) == 1  # counts and NULL in one Gaussian release
+    assert codec.null_token in codec.forbidden_tokens
+
+
+def test_decoded_datetimes_have_nanosecond_resolution():
+    stamps = pd.Series(pd.date_range("2021-01-01", "2022-01-01", periods=5000, tz="UTC"))
+    codec, _ = numeric(ColumnKind.DATETIME, stamps, tz=True)
+    assert str(codec.decode(codec.encode(stamps), RNG).dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_thin_long_tail_is_kept_from_the_range_release():
+    # Working hours: a bulk at 40 and 2% spread thinly over 71..99, too thin for any single value to clear the noise.
+    values = np.concatenate([RNG.integers(30, 61, 30_000), RNG.integers(61, 100, 800)])  # ~20 rows a value past 60
+    codec, _ = numeric(ColumnKind.INTEGER, values, sigma=30.0)
+    assert codec.fine_edges[-1] >= 95
+    decoded = codec.decode(codec.encode(pd.Series(values)), RNG).astype(float)
+    assert 0.01 < (decoded > 70).mean() < 0.04
+
+
+def test_a_spike_gets_its_own_coarse_bin_and_the_rest_keep_their_quantiles():
+    values = np.where(RNG.random(30_000) < 0.9, 0.0, RNG.lognormal(8, 1, 30_000))
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=5.0)
+    assert len(codec.coarse_starts) - 1 >= 12  # not one bin for all the non-zero values
+    tokens = codec.encode(pd.Series(values))
+    assert (tokens == np.bincount(tokens).argmax()).mean() > 0.85  # the zeros are one token

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from synthgate.errors import PrivacyBudgetError
 from synthgate.generator import DPSynthesizer
@@ -90,3 +91,19 @@ def test_seeds_make_training_repeatable(people):
     b.fit(people.head(1000))
     pd.testing.assert_frame_equal(a.sample(200), b.sample(200))
     assert np.isclose(a.summary.epsilon, b.summary.epsilon)
+
+
+def test_weight_average_warms_up_then_follows_its_decay():
+    from synthgate.generator.synthesizer import WeightAverage
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update()  # decay min(0.9, 2/11): the first step moves most of the way
+    assert average.average[0].item() == pytest.approx(1 - 2 / 11)
+    for _ in range(200):
+        average.update()
+    average.apply()
+    assert model.weight.item() == pytest.approx(1.0, abs=1e-6)
