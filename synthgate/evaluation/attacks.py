@@ -19,7 +19,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.generator.encoders import to_numeric
-from synthgate.schema import Column
+from synthgate.schema import Column, ColumnKind
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,8 @@ def inference(
     """For each secret column: guess it from the nearest synthetic row on all other columns.
 
     A guess is right when it equals the secret (categories) or lies within ``tolerance`` of it, relatively
-    (numerics). Baseline: a random synthetic row's value.
+    (numerics), or within ``tolerance`` of the synthetic column's 5-95% spread (datetimes, whose epoch
+    offset makes any relative tolerance years wide). Baseline: a random synthetic row's value.
     """
     rng = rng or np.random.default_rng(0)
     frames = {"train": train, "control": control, "synthetic": synthetic}
@@ -199,10 +200,15 @@ def inference(
         numeric = columns[j].kind.is_numeric
         index = NearestNeighbors(n_neighbors=1).fit(blocks.select("synthetic", aux))
         guessed = arrays.values["synthetic"][j]
+        spread = None
+        if columns[j].kind is ColumnKind.DATETIME and np.isfinite(guessed).any():
+            spread = float(np.subtract(*np.nanpercentile(guessed, [95, 5])))
 
         def correct(guess: np.ndarray, truth: np.ndarray) -> int:
             both_null = np.isnan(guess) & np.isnan(truth)
-            if numeric:
+            if spread is not None:
+                right = np.abs(guess - truth) <= tolerance * spread
+            elif numeric:
                 right = np.abs(guess - truth) <= tolerance * np.maximum(np.abs(truth), 1e-12)
             else:
                 right = guess == truth

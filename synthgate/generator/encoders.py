@@ -193,7 +193,7 @@ def to_numeric(series: pd.Series, column: Column) -> np.ndarray:
         stamps = pd.to_datetime(series, utc=column.timezone, errors="coerce")
         if column.timezone:
             stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-        seconds = stamps.astype("int64").to_numpy(dtype=float) / 1e9
+        seconds = stamps.dt.as_unit("ns").astype("int64").to_numpy(dtype=float) / 1e9  # whatever the resolution
         return np.where(stamps.isna().to_numpy(), np.nan, seconds)
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isfinite(values), values, np.nan)
