@@ -32,6 +32,7 @@ from synthgate.generator.accounting import (
     sgd_noise_for_budget,
 )
 from synthgate.generator.encoders import (
+    ZOOMED_KINDS,
     Codec,
     NumericCodec,
     codec_from_state,
@@ -142,7 +143,8 @@ class DPSynthesizer:
         for column in self.learned:
             policy = self._policy(column.name)
             if column.kind.is_numeric:
-                releases += 1 if (policy.min is not None and policy.max is not None) else 2
+                public = policy.min is not None and policy.max is not None
+                releases += 1 if public else 3 if column.kind in ZOOMED_KINDS else 2  # bins; range; zoom
             elif column.kind is ColumnKind.CATEGORICAL and policy.categories is None:
                 releases += 1
                 selected += 1

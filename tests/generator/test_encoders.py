@@ -181,3 +181,20 @@ def test_a_spike_gets_its_own_coarse_bin_and_the_rest_keep_their_quantiles():
     assert len(codec.coarse_starts) - 1 >= 12  # not one bin for all the non-zero values
     tokens = codec.encode(pd.Series(values))
     assert (tokens == np.bincount(tokens).argmax()).mean() > 0.85  # the zeros are one token
+
+
+def test_a_float_with_a_large_offset_keeps_its_resolution():
+    # Coordinates: offset 45, spread 0.03. The coarse range grid alone leaves a handful of bins across the data.
+    values = RNG.normal(45.0, 0.03, 40_000)
+    codec, accountant = numeric(ColumnKind.FLOAT, values, sigma=40.0)
+    assert [r.purpose for r in accountant.releases] == ["range:x", "zoom:x", "bins:x"]
+    assert 44.8 < codec.fine_edges[0] and codec.fine_edges[-1] < 45.2
+    decoded = codec.decode(codec.encode(pd.Series(values)), RNG)
+    assert abs(decoded.std() - 0.03) < 0.003
+
+
+def test_the_zoom_keeps_a_heavy_tail():
+    values = RNG.lognormal(3, 1.5, 40_000)
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=20.0)
+    low, high = np.quantile(values, [0.01, 0.99])  # the zoom does not cut back what the coarse range found
+    assert codec.fine_edges[0] < low and codec.fine_edges[-1] > high

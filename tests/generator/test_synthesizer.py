@@ -33,8 +33,9 @@ def test_fit_stays_inside_the_budget(fitted):
     assert summary.epsilon <= 4.0
     assert summary.epsilon >= 3.8  # the budget is used, not wasted
     assert summary.accounting == "prv"
-    # count + (range, bins) per numeric column + one category selection (region)
-    assert summary.releases == 1 + 2 * 4 + 1 + 1
+    # count + (range, bins) per numeric column + a zoom for the float and the datetime + one category
+    # selection (region) + the target's categories
+    assert summary.releases == 1 + 2 * 4 + 2 + 1 + 1
 
 
 def test_target_is_modelled_last(fitted):
