@@ -252,8 +252,14 @@ def dp_range(
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
     kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
-    first, last = _extend(noisy, core_first, -1, sigma), _extend(noisy, core_last, 1, sigma)
-    tails = [(*bounds(i), float(noisy[i])) for i in [*range(first, core_first), *range(core_last + 1, last + 1)]]
+    # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
+    empty = [column.kind is ColumnKind.INTEGER and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
+    first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
+    tails = [
+        (*bounds(i), float(noisy[i]))
+        for i in [*range(first, core_first), *range(core_last + 1, last + 1)]
+        if not empty[i]
+    ]
     return DPRange(bounds(first)[0], bounds(last)[1], tails, bounds(core_first)[0], bounds(core_last)[1])
 
 
@@ -284,13 +290,18 @@ def zoom_range(
     return DPRange(low, high, coarse.tails, max(low, coarse.core_low), min(high, coarse.core_high))
 
 
-def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float) -> int:
+def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
     """Move ``edge`` outwards bin by bin while each next bin clears 3 sigma: a tail that the corrected
     core threshold misses still sets the range, and each bin must hold mass of its own, so mass near
-    the edge cannot carry the range far out.
+    the edge cannot carry the range far out. Bins that cannot hold a value (``empty``) are stepped over.
     """
-    while 0 <= edge + step < noisy.size and noisy[edge + step] >= 3.0 * sigma:
-        edge += step
+    probe = edge + step
+    while 0 <= probe < noisy.size:
+        if not (empty and empty[probe]):
+            if noisy[probe] < 3.0 * sigma:
+                break
+            edge = probe
+        probe += step
     return edge
 
 
