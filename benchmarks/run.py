@@ -93,7 +93,11 @@ def run_system(system: str, data: Dataset, workdir: Path, epsilon: float, delta:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return {"system": system, "error": " | ".join(tail)[:400], "wall_seconds": round(wall, 1)}
     timings = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**timings, "system": system, "wall_seconds": round(wall, 1), **score(data, load_synthetic(out, data))}
+    try:
+        scores = score(data, load_synthetic(out, data))
+    except Exception as exc:  # noqa: BLE001 - one system's unusable output must not lose the others' rows
+        return {**timings, "system": system, "error": f"scoring failed: {type(exc).__name__}: {exc}"[:400]}
+    return {**timings, "system": system, "wall_seconds": round(wall, 1), **scores}
 
 
 COLUMNS = ["system", "epsilon", "epsilon_spent", "quality", "column_shapes", "column_pair_trends", "tstr_auc", "dcr_share",

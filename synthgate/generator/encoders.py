@@ -5,15 +5,19 @@ released DP statistic recorded on the :class:`PrivacyAccountant`, unless the spe
 it public. A codec's token set is the released bins or categories plus one NULL token
 (and one RARE token for DP-selected categories).
 
-Numeric columns (integers, floats, datetimes as seconds) are released in two steps:
+Numeric columns (integers, floats, datetimes as seconds) are released in two or three steps:
 
-1. *bounds*: a noisy histogram over a fixed, data-independent grid (numbers: 20 log bins a
-   decade, both signs, 1e-6 to 1e15; datetimes: 30-day bins, 1900 to 2100); the outermost
-   bins whose noisy count clears 4 sigma give the range. Outliers beyond it are clipped: no single record moves the range.
-2. *bins*: a noisy histogram over a fine grid inside that range (one bin per integer for
-   short integer ranges; otherwise uniform in linear or log space). The model predicts a
-   coarse quantile bin of it; sampling then draws the fine bin from the noisy fine
-   histogram and a value uniformly inside it, so column shapes follow the DP histogram.
+1. *range*: a noisy histogram over a fixed, data-independent grid (numbers: 20 log bins a
+   decade, both signs, 1e-6 to 1e15; datetimes: 30-day bins, 1900 to 2100). Its core is the
+   bins that clear a threshold corrected for the number of bins; the range grows bin by bin
+   over thin tails. Outliers beyond it are clipped: no single record moves the range.
+2. *zoom* (floats and datetimes): 256 noisy bins across that range narrow it where the data
+   fills a sliver of it (a large offset, a small spread).
+3. *bins*: a noisy histogram over a fine grid inside the range (one bin per integer for
+   short integer ranges; otherwise uniform in linear or log space), plus a NULL bin. The
+   model predicts a coarse quantile bin of it; sampling then draws the fine bin from the
+   noisy fine histogram and a value uniformly inside it, so column shapes follow the DP
+   histogram.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class NumericCodec:
     fine_probs: np.ndarray
     coarse_starts: np.ndarray  # indices into fine bins, first 0, last len(fine_probs)
     unit_bins: bool = False  # one fine bin per integer: decoded values are exact integers
-    has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero, NULL is never sampled
+    has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero: never sample NULL
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
@@ -176,7 +180,8 @@ class CategoricalCodec:
         return pd.Series(values, dtype=object)
 
     def to_state(self) -> dict[str, Any]:
-        return {"type": "categorical", "categories": self.categories, "public": self.public, "has_nulls": self.has_nulls}
+        state = {"type": "categorical", "categories": self.categories, "public": self.public}
+        return state | {"has_nulls": self.has_nulls}
 
 
 Codec = NumericCodec | CategoricalCodec
@@ -215,7 +220,7 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
 
 @dataclass(frozen=True)
 class DPRange:
-    """A released range, and the thin-tail bins of the range release that lie beyond its core (value bounds and noisy count)."""
+    """A released range, and the range release's thin-tail bins beyond its core: (low, high, noisy count)."""
 
     low: float
     high: float
@@ -253,7 +258,8 @@ def dp_range(
     kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
     # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
-    empty = [column.kind is ColumnKind.INTEGER and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
+    integer = column.kind is ColumnKind.INTEGER
+    empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
     first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
     tails = [
         (*bounds(i), float(noisy[i]))
@@ -291,9 +297,11 @@ def zoom_range(
 
 
 def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
-    """Move ``edge`` outwards bin by bin while each next bin clears 3 sigma: a tail that the corrected
-    core threshold misses still sets the range, and each bin must hold mass of its own, so mass near
-    the edge cannot carry the range far out. Bins that cannot hold a value (``empty``) are stepped over.
+    """Move ``edge`` outwards bin by bin while each next bin clears 3 sigma.
+
+    A tail that the corrected core threshold misses still sets the range, and each bin must hold
+    mass of its own, so mass near the edge cannot carry the range far out. Bins that cannot hold a
+    value (``empty``) are stepped over.
     """
     probe = edge + step
     while 0 <= probe < noisy.size:

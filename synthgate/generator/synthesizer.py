@@ -427,7 +427,8 @@ class WeightAverage:
     def update(self) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+        for average, param in zip(self.average, self.params):
+            average.lerp_(param.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def apply(self) -> None:
