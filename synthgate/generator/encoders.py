@@ -255,7 +255,7 @@ def dp_range(
         bounds = _grid_bounds
 
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
-    kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
+    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
     # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
     integer = column.kind is ColumnKind.INTEGER
@@ -287,13 +287,18 @@ def zoom_range(
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma, rng)
-    kept = np.flatnonzero(noisy > sigma * max(4.0, float(norm.isf(0.01 / noisy.size))))
+    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
     if kept.size == 0:
         return coarse
     first, last = _extend(noisy, int(kept[0]), -1, sigma), _extend(noisy, int(kept[-1]), 1, sigma)
     low = coarse.low if coarse.low < coarse.core_low else float(edges[first])
     high = coarse.high if coarse.high > coarse.core_high else float(edges[last + 1])
     return DPRange(low, high, coarse.tails, max(low, coarse.core_low), min(high, coarse.core_high))
+
+
+def _corrected_threshold(n_bins: int, sigma: float, at_least: float) -> float:
+    """Count that any of ``n_bins`` empty bins exceeds by chance with probability 1% (at least ``at_least`` sigma)."""
+    return sigma * max(at_least, float(norm.isf(0.01 / n_bins)))
 
 
 def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
@@ -383,7 +388,7 @@ def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
     clear = noisy >= 3.0 * sigma
     # The extent comes from bins that clear a threshold corrected for the number of bins: among hundreds
     # of empty bins one clears 3 sigma by chance, and a lone spurious bin far out would set the range.
-    core = np.flatnonzero(noisy >= sigma * max(3.0, float(norm.isf(0.01 / noisy.size))))
+    core = np.flatnonzero(noisy >= _corrected_threshold(noisy.size, sigma, 3.0))
     kept = core if core.size else np.flatnonzero(clear)
     if kept.size == 0:
         return np.zeros_like(noisy)

@@ -167,7 +167,7 @@ def test_decoded_datetimes_have_nanosecond_resolution():
 
 
 def test_a_thin_long_tail_is_kept_from_the_range_release():
-    # Working hours: a bulk at 40 and 2% spread thinly over 71..99, too thin for any single value to clear the noise.
+    # Working hours: a bulk at 30..60 and 2.6% spread thinly over 61..99, too thin for any one value to clear the noise.
     values = np.concatenate([RNG.integers(30, 61, 30_000), RNG.integers(61, 100, 800)])  # ~20 rows a value past 60
     codec, _ = numeric(ColumnKind.INTEGER, values, sigma=30.0)
     assert codec.fine_edges[-1] >= 95
