@@ -268,7 +268,8 @@ class DPSynthesizer:
         progress: Callable[[EpochProgress], None] | None,
     ) -> float:
         cards = [codec.n_tokens for codec in self.codecs]
-        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim).to(self.device)
+        ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
+        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
         weights = self._loss_weights()
         step = self._opacus_step(model, optimizer, tokens, plan, weights) if self.training.engine == "opacus" else DPSGD(
