@@ -63,8 +63,13 @@ def _design(frame: pd.DataFrame, features: list[Column]) -> pd.DataFrame:
     return design
 
 
+def _usable(design: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns a model can learn from: an all-null one (a generator that lost a column) says nothing."""
+    return design.loc[:, design.notna().any().to_numpy()]
+
+
 def _align(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    test = test.copy()
+    test = test[train.columns].copy()
     for name in test.columns:
         if isinstance(train[name].dtype, pd.CategoricalDtype):
             test[name] = pd.Categorical(test[name].astype(str), categories=train[name].cat.categories)
@@ -81,7 +86,7 @@ def _fit_classifier(frame, features, target, positive, x_test, y_true, seed) -> 
     y = (frame[target].astype(str) == positive).to_numpy()
     if y.all() or not y.any() or y_true.all() or not y_true.any():
         return 0.5
-    x = _design(frame, features)
+    x = _usable(_design(frame, features))
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed, max_iter=200)
     model.fit(x, y)
     return float(roc_auc_score(y_true, model.predict_proba(_align(x, x_test))[:, 1]))
@@ -90,7 +95,7 @@ def _fit_classifier(frame, features, target, positive, x_test, y_true, seed) -> 
 def _fit_regressor(frame, features, target, x_test, y_test, seed) -> float:
     y = pd.to_numeric(frame[target], errors="coerce")
     keep = y.notna().to_numpy()
-    x = _design(frame, features)[keep]
+    x = _usable(_design(frame, features)[keep])
     model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed, max_iter=200)
     model.fit(x, y[keep])
     y_true = pd.to_numeric(y_test, errors="coerce")

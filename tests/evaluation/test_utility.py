@@ -24,3 +24,13 @@ def test_numeric_target_uses_r2_for_both_models(thirds, columns):
     assert result.tstr_linear == pytest.approx(result.trtr_linear) and result.trtr_linear > 0.05
     shuffled = train.assign(income=np.random.default_rng(0).permutation(train["income"].to_numpy()))
     assert tstr(train, shuffled, holdout, columns, "income").tstr_linear < result.tstr_linear - 0.05
+
+
+@pytest.mark.parametrize("target", ["churned", "income"])
+def test_an_all_null_synthetic_column_is_left_out_not_a_crash(thirds, columns, target):
+    train, holdout, _ = thirds
+    numeric = next(c.name for c in columns if c.kind.is_numeric and c.name != target)
+    lost = train.assign(**{numeric: np.nan})
+    result = tstr(train, lost, holdout, columns, target)
+    assert np.isfinite(result.tstr) and np.isfinite(result.tstr_linear)
+    assert result.tstr <= tstr(train, train, holdout, columns, target).tstr + 0.02
