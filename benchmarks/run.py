@@ -41,7 +41,8 @@ def command(system: str, data: Dataset, train_csv: Path, out: Path, epsilon: flo
         eps = "100" if system == "synthgate-eps100" else str(epsilon)
         return [str(PYTHON["synthgate"]), str(ROOT / "benchmarks/run_synthgate.py"), "--dataset", data.name, *common[:2],
                 "--epsilon", eps, "--delta", str(delta), "--seed", str(seed)]
-    peer = ["--train", str(train_csv), "--rows", str(len(data.train)), *common]
+    datetimes = ",".join(c.name for c in data.columns if c.kind is ColumnKind.DATETIME)
+    peer = ["--train", str(train_csv), "--rows", str(len(data.train)), "--datetime", datetimes, *common]
     if system.startswith("mostlyai"):
         extra = [] if system == "mostlyai-dp" else ["--no-dp", "--max-training-time", "3"]
         return [str(PYTHON["mostlyai"]), str(ROOT / "benchmarks/peers/run_mostlyai.py"), *peer, "--target", data.target, *extra]

@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--no-dp", action="store_true", help="train without differential privacy")
     parser.add_argument("--numeric", default=None,
                         help="comma-separated numeric columns (default: columns pandas reads as numbers)")
+    parser.add_argument("--datetime", default="",
+                        help="comma-separated datetime columns (encoded as TABULAR_DATETIME, written back as UTC)")
     parser.add_argument("--model", default=None, help="engine model id (default MOSTLY_AI/Medium)")
     parser.add_argument("--max-epochs", type=float, default=None, help="engine default 100")
     parser.add_argument("--max-training-time", type=float, default=None, help="minutes; engine default 14400")
@@ -117,9 +119,13 @@ def main() -> None:
         numeric = [c for c in args.numeric.split(",") if c]
     else:
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    datetimes = [c for c in args.datetime.split(",") if c]
+    for c in datetimes:  # naive UTC: else a timestamp column is a categorical with one category per row
+        df[c] = pd.to_datetime(df[c], utc=True).dt.tz_localize(None)
     encoding = {c: ("TABULAR_NUMERIC_AUTO" if c in numeric else "TABULAR_CATEGORICAL") for c in df.columns}
+    encoding |= {c: "TABULAR_DATETIME" for c in datetimes}
     for c in df.columns:
-        if c not in numeric:  # categoricals as plain object strings, nulls stay NaN
+        if c not in numeric and c not in datetimes:  # categoricals as plain object strings, nulls stay NaN
             df[c] = df[c].astype(object).where(df[c].notna(), None)
 
     dp = None
@@ -157,6 +163,8 @@ def main() -> None:
         for c in numeric:  # keep integer columns integer in the CSV
             if pd.api.types.is_integer_dtype(df[c]) and syn[c].notna().all():
                 syn[c] = syn[c].round().astype("int64")
+        for c in datetimes:
+            syn[c] = pd.to_datetime(syn[c]).dt.tz_localize("UTC")
         syn.to_csv(args.out, index=False)
         sample_seconds = time.perf_counter() - began
 

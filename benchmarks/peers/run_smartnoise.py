@@ -82,6 +82,9 @@ def main() -> None:
     parser.add_argument("--target", default=None, help="target column (only checked to exist)")
     parser.add_argument("--numeric", default=None,
                         help="comma-separated continuous columns (default: columns pandas reads as numbers)")
+    parser.add_argument("--datetime", default="",
+                        help="comma-separated datetime columns: modelled as continuous seconds since 1970, "
+                             "written back as UTC timestamps")
     parser.add_argument("--preprocessor-share", type=float, default=0.1,
                         help="share of epsilon for inferring continuous-column bounds (default 0.1)")
     parser.add_argument("--bins", type=int, default=None,
@@ -103,8 +106,11 @@ def main() -> None:
     df = pd.read_csv(args.train)
     if args.target and args.target not in df.columns:
         sys.exit(f"target column {args.target!r} not in {list(df.columns)}")
+    datetimes = [c for c in args.datetime.split(",") if c]
+    for c in datetimes:  # else a timestamp column is a categorical with one category per row
+        df[c] = pd.to_datetime(df[c], utc=True).astype("int64") / 1e9
     if args.numeric is not None:
-        continuous = [c for c in args.numeric.split(",") if c]
+        continuous = [c for c in args.numeric.split(",") if c] + datetimes
     else:
         continuous = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
     categorical = [c for c in df.columns if c not in continuous]
@@ -158,6 +164,8 @@ def main() -> None:
         for c in integer_cols:
             if syn[c].notna().all():
                 syn[c] = pd.to_numeric(syn[c]).round().astype("int64")
+        for c in datetimes:
+            syn[c] = pd.to_datetime(pd.to_numeric(syn[c]), unit="s", utc=True)
         syn.to_csv(args.out, index=False)
         sample_seconds = time.perf_counter() - began
 
