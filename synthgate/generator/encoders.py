@@ -180,8 +180,12 @@ class CategoricalCodec:
         return pd.Series(values, dtype=object)
 
     def to_state(self) -> dict[str, Any]:
-        state = {"type": "categorical", "categories": self.categories, "public": self.public}
-        return state | {"has_nulls": self.has_nulls}
+        return {
+            "type": "categorical",
+            "categories": self.categories,
+            "public": self.public,
+            "has_nulls": self.has_nulls,
+        }
 
 
 Codec = NumericCodec | CategoricalCodec
