@@ -32,6 +32,11 @@ class RefreshParameters(BaseModel):
     rows: int | None = Field(
         default=None, ge=1, le=100_000_000, description="Override how many synthetic rows to generate (1 to 100,000,000)."
     )
+    retrain: bool = Field(
+        default=False,
+        description="Train anew even when the source is unchanged since the published version (which would otherwise "
+        "be re-sampled from its model at no privacy cost).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,22 @@ from prefect import flow, get_run_logger, runtime
 from flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate import lineage, tracking
 from synthgate.errors import GateFailedError, OutputError, SynthgateError, TrackingError
-from synthgate.gates import enforce
+from synthgate.gates import GateVerdict, Scores, enforce
+from synthgate.keys import fingerprint_key
 from synthgate.mlflow_dataset import log_source_dataset
+from synthgate.outcome import RunPrivacy
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec, redact_url
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import governed_engine
+from synthgate.warehouse.extract import Extract
+from synthgate.warehouse.publish import Published
 from tasks.artifacts import RunSummary, publish_summary
+from tasks.budget import preflight, reserve_budget
 from tasks.check import check_synthetic_suite, score_synthetic
 from tasks.extract import extract_holdout, extract_source
 from tasks.log import log_run
 from tasks.publish import publish_table
+from tasks.reuse import load_generator, reusable_model
 from tasks.train import sample_rows, train_generator
 from tasks.validate import check_source, profile_columns
 
@@ -53,13 +59,13 @@ def refresh_table(request: RefreshParameters, trigger: Trigger | None = None) ->
     """Refresh the synthetic copy of one table from its spec; returns the run summary (aggregates only).
 
     Args:
-        request: Which table spec to refresh, and optional epsilon and row-count overrides for this run.
-            Plain-Python callers may pass just the spec path.
+        request: Which table spec to refresh, optional epsilon and row-count overrides for this run, and whether
+            to retrain when the source is unchanged. Plain-Python callers may pass just the spec path.
         trigger: What started the run (cli, schedule, deployment, ui, api, refresh-all, ...), recorded in the
             catalog and the ledger; default SYNTHGATE_TRIGGER.
     """
     spec = apply_overrides(load_spec(request.spec_path), request)
-    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger)
+    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger, retrain=request.retrain)
 
 
 def check_writable(folder: Path) -> None:
@@ -116,12 +122,84 @@ def deployment_trigger() -> str | None:
     return "automation" if created_by == "AUTOMATION" else "ui"
 
 
-def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
+@dataclass
+class RefreshResult:
+    """What a refresh got to: filled stage by stage, summarised on every way out (aggregates only)."""
+
+    spec: TableSpec
+    run_id: str
+    tracking_uri: str
+    privacy: RunPrivacy | None = None
+    rows: int | None = None
+    scores: Scores | None = None
+    verdicts: list[GateVerdict] = field(default_factory=list)
+    model_version: str | None = None
+    published: Published | None = None
+    report_path: Path | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self, verdict: str, error: str | None = None) -> RunSummary:
+        """The Prefect summary artifact's content."""
+        try:
+            link = tracking.run_url(self.tracking_uri, self.run_id)
+        except Exception:  # noqa: BLE001 - a link is a convenience
+            link = f"{self.tracking_uri}#run={self.run_id}"
+        return RunSummary(
+            spec_name=self.spec.name,
+            verdict=verdict,
+            source_table=self.spec.source.table,
+            target_table=self.spec.target.table,
+            epsilon_budget=self.spec.privacy.epsilon,
+            delta=self.spec.privacy.delta,
+            mlflow_run_id=self.run_id,
+            mlflow_link=link,
+            epsilon_spent=None if self.privacy is None else self.privacy.spent,
+            accounting=None if self.privacy is None else self.privacy.accounting,
+            rows_published=self.rows if self.published is not None else None,
+            scores=self.scores,
+            verdicts=tuple(self.verdicts),
+            error=error,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The CLI's and the flow's return value."""
+        assert self.published is not None and self.privacy is not None and self.scores is not None
+        scores = self.scores
+        return {
+            "status": "published",
+            "source_table": self.spec.source.table,
+            "published_table": self.published.name,
+            "published_version": self.published.version,
+            "rows_published": self.rows,
+            "epsilon_spent": round(self.privacy.spent, 4),
+            "epsilon_guarantee": round(self.privacy.epsilon, 4),
+            "epsilon_budget": self.spec.privacy.epsilon,
+            "delta": self.privacy.delta,
+            "accounting": self.privacy.accounting,
+            "resampled_from": self.privacy.resampled_from,
+            "quality_score": round(scores.quality, 4),
+            "column_shapes": round(scores.column_shapes, 4),
+            "column_pair_trends": round(scores.column_pair_trends, 4),
+            "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
+            "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
+            "dcr_share": round(scores.dcr_share, 4),
+            "mia_auc": round(scores.mia_auc, 4),
+            "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
+            "gates": {v.name: v.passed for v in self.verdicts},
+            "mlflow_run_id": self.run_id,
+            "mlflow_tracking_uri": self.tracking_uri,
+            "model_version": self.model_version,
+            "report": str(self.report_path.resolve()) if self.report_path else None,
+            "stage_seconds": self.stage_seconds,
+        }
+
+
+def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict[str, Any]:
+    """The pipeline. Budget first: the ledger reserves the spend (or refuses it) before a source row is read."""
     settings = get_settings()
-    logger = get_run_logger()
     clock = StageClock()
     tracking_uri = settings.tracking_uri()
-    target_engine = governed_engine(spec.target)
+    key = fingerprint_key(settings)
     tags = {
         "synthgate.spec": spec.name,
         "synthgate.source_table": spec.source.table,
@@ -135,116 +213,97 @@ def run_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
         tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run,
         lineage.run_events(spec, run.info.run_id, settings, tags["prefect.flow_run_id"]) as events,
     ):
-        run_id = run.info.run_id
+        result = RefreshResult(spec, run.info.run_id, tracking_uri, stage_seconds=clock.seconds)
         check_writable(settings.reports_dir / spec.name)  # before the data is touched: a report must be possible
-        with clock.stage("extract"):
-            source = extract_source(spec)
-            train, holdout = extract_holdout(spec, source)
-        tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.content_hash})
-        events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.content_hash
-        tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
-        log_source_dataset(spec.source, source.fingerprint.content_hash, source.fingerprint.columns)
-        with clock.stage("validate"):
-            profiles = profile_columns(spec, source.frame, source.columns)
-            source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
-        events.source_assertions = lineage.assertions_from_gx(source_outcome.result)
         entry = governance.LedgerEntry(
-            run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger
+            result.run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, result.run_id, trigger
         )
-        governance.open_spend(target_engine, entry, source.fingerprint.content_hash, settings.budget_cap(spec.privacy.cap))
+        cap = settings.budget_cap(spec.privacy.cap)
         try:
-            with clock.stage("train"):
-                synthesizer = train_generator(spec, train, source.columns, profiles)
-            summary = synthesizer.summary
-            assert summary is not None
-            governance.close_spend(target_engine, run_id, "trained", summary.epsilon, summary.accounting)
-            with clock.stage("sample"):
-                synthetic = sample_rows(spec, synthesizer)
-            with clock.stage("check"):
-                synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
-                evaluation, verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
-            scores = evaluation.scores
-            events.record_checks(synthetic, source.columns, synthetic_outcome.result, verdicts)
-            report_path = settings.reports_dir / spec.name / f"{run_id}.html"
-            with clock.stage("log"), explained_log_failures(tracking_uri, report_path):
-                model_version = log_run(
-                    spec, run_id, tracking_uri, report_path, train, synthetic, synthesizer, evaluation, verdicts,
-                    source_outcome, synthetic_outcome, clock.seconds,
-                )
-            enforce(verdicts)
-            with clock.stage("publish"):
-                published = publish_table(
-                    spec, run_id, synthetic, source.columns, source.fingerprint, summary.epsilon, summary.accounting,
-                    scores, verdicts, model_version, tracking.model_name(spec.name), trigger,
-                )
+            preflight(spec, cap)
+            with reserve_budget(spec, entry, cap) as spend:
+                _pipeline(spec, result, spend, events, clock, key=key, trigger=trigger, retrain=retrain)
         except GateFailedError as exc:
-            governance.close_spend(target_engine, run_id, "rejected", detail=str(exc))
             tracking.set_tags({"synthgate.status": "rejected"})
-            publish_summary(_summary(spec, run_id, tracking_uri, "REJECTED", locals(), error=str(exc)))
+            publish_summary(result.summary("REJECTED", error=str(exc)))
             raise
         except BaseException as exc:
-            detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
-            governance.close_spend(target_engine, run_id, "failed", detail=detail)
-            publish_summary(_summary(spec, run_id, tracking_uri, "FAILED", locals(), error=detail))
+            publish_summary(result.summary("FAILED", error=str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__))
             raise
-        events.published_version, events.output_rows = published.version, len(synthetic)
-        tracking.set_tags({
-            "synthgate.status": "published", "synthgate.published_table": published.name,
-            "synthgate.published_version": str(published.version), "synthgate.published_version_table": published.version_table,
-        })
         tracking.log_metrics({f"seconds_{k}": v for k, v in clock.seconds.items()})
-    result = {
-        "status": "published",
-        "source_table": spec.source.table,
-        "published_table": published.name,
-        "published_version": published.version,
-        "rows_published": len(synthetic),
-        "epsilon_spent": round(summary.epsilon, 4),
-        "epsilon_budget": spec.privacy.epsilon,
-        "delta": spec.privacy.delta,
-        "accounting": summary.accounting,
-        "quality_score": round(scores.quality, 4),
-        "column_shapes": round(scores.column_shapes, 4),
-        "column_pair_trends": round(scores.column_pair_trends, 4),
-        "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
-        "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
-        "dcr_share": round(scores.dcr_share, 4),
-        "mia_auc": round(scores.mia_auc, 4),
-        "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
-        "gates": {v.name: v.passed for v in verdicts},
-        "mlflow_run_id": run_id,
-        "mlflow_tracking_uri": tracking_uri,
-        "model_version": model_version,
-        "report": str(report_path.resolve()),
-        "stage_seconds": clock.seconds,
-    }
-    logger.info("refresh of %s published: epsilon %.4f, quality %.3f", spec.name, summary.epsilon, scores.quality)
-    publish_summary(_summary(spec, run_id, tracking_uri, "PUBLISHED", locals()))
-    return result
-
-
-def _summary(spec: TableSpec, run_id: str, tracking_uri: str, verdict: str, stage: dict[str, Any], error: str | None = None) -> RunSummary:
-    """The summary artifact's content from what the run got to (``stage``: the refresh's locals at that point)."""
-    fit = stage.get("summary")
-    try:
-        link = tracking.run_url(tracking_uri, run_id)
-    except Exception:  # noqa: BLE001 - a link is a convenience
-        link = f"{tracking_uri}#run={run_id}"
-    synthetic = stage.get("synthetic") if verdict == "PUBLISHED" else None
-    return RunSummary(
-        spec_name=spec.name,
-        verdict=verdict,
-        source_table=spec.source.table,
-        target_table=spec.target.table,
-        epsilon_budget=spec.privacy.epsilon,
-        delta=spec.privacy.delta,
-        mlflow_run_id=run_id,
-        mlflow_link=link,
-        epsilon_spent=None if fit is None else fit.epsilon,
-        accounting=None if fit is None else fit.accounting,
-        rows_published=None if synthetic is None else len(synthetic),
-        scores=stage.get("scores"),
-        verdicts=tuple(stage.get("verdicts") or ()),
-        error=error,
+    get_run_logger().info(
+        "refresh of %s published: epsilon spent %.4f (guarantee %.4f), quality %.3f",
+        spec.name, result.privacy.spent, result.privacy.epsilon, result.scores.quality,
     )
+    publish_summary(result.summary("PUBLISHED"))
+    return result.as_dict()
 
+
+def _pipeline(
+    spec: TableSpec,
+    result: RefreshResult,
+    spend: governance.Spend,
+    events: lineage.RunLineage,
+    clock: StageClock,
+    *,
+    key: bytes,
+    trigger: str,
+    retrain: bool,
+) -> None:
+    """Extract, validate, train (or re-sample), sample, check, log, publish: one task call each."""
+    settings = get_settings()
+    with clock.stage("extract"):
+        source = extract_source(spec, key)
+        train, holdout = extract_holdout(spec, source, key)
+    spend.identify(source.fingerprint.digest)
+    record_source(spec, source, events)
+    with clock.stage("validate"):
+        profiles = profile_columns(spec, source.columns)
+        source_outcome = check_source(spec, source.frame, source.columns, profiles, settings.expectations_dir)
+    events.source_assertions = lineage.assertions_from_gx(source_outcome.result)
+    reuse = reusable_model(spec, source.fingerprint.digest, retrain)
+    if reuse is not None:
+        spend.reused()
+        synthesizer = load_generator(result.tracking_uri, reuse)
+        result.privacy, result.model_version = RunPrivacy.resampled(reuse), reuse["model_version"]
+    else:
+        spend.training()
+        with clock.stage("train"):
+            synthesizer = train_generator(spec, train, source.columns, profiles)
+        assert synthesizer.summary is not None
+        result.privacy = RunPrivacy.trained(synthesizer.summary)
+        spend.trained(result.privacy.spent, result.privacy.accounting)
+    with clock.stage("sample"):
+        synthetic = sample_rows(spec, synthesizer)
+    result.rows = len(synthetic)
+    with clock.stage("check"):
+        synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
+        evaluation, result.verdicts = score_synthetic(spec, train, holdout, synthetic, synthesizer, synthetic_outcome.failed)
+    result.scores = evaluation.scores
+    events.record_checks(synthetic, source.columns, synthetic_outcome.result, result.verdicts)
+    result.report_path = settings.reports_dir / spec.name / f"{result.run_id}.html"
+    with clock.stage("log"), explained_log_failures(result.tracking_uri, result.report_path):
+        result.model_version = log_run(
+            spec, result.run_id, result.tracking_uri, result.report_path, train, synthetic, synthesizer, evaluation,
+            result.verdicts, source_outcome, synthetic_outcome, clock.seconds, result.privacy, result.model_version,
+        )
+    enforce(result.verdicts)
+    with clock.stage("publish"):
+        result.published = publish_table(
+            spec, result.run_id, synthetic, source.columns, source.fingerprint.digest, result.privacy, result.scores,
+            result.verdicts, result.model_version, trigger,
+        )
+    events.published_version, events.output_rows = result.published.version, len(synthetic)
+    tracking.set_tags({
+        "synthgate.status": "published", "synthgate.published_table": result.published.name,
+        "synthgate.published_version": str(result.published.version),
+        "synthgate.published_version_table": result.published.version_table,
+    })
+
+
+def record_source(spec: TableSpec, source: Extract, events: lineage.RunLineage) -> None:
+    """The source's lineage: its columns and keyed fingerprint (never a count or an unkeyed hash)."""
+    tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.digest})
+    events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.digest
+    tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
+    log_source_dataset(spec.source, source.fingerprint.digest, source.fingerprint.columns)

@@ -44,8 +44,11 @@ def refresh(
     trigger: str = typer.Option("cli", help="What started this run (recorded in the catalog and ledger)."),
     epsilon: float = typer.Option(None, help="Override the spec's privacy.epsilon for this run."),
     rows: int = typer.Option(None, help="Override how many synthetic rows to generate."),
+    retrain: bool = typer.Option(
+        False, "--retrain", help="Train anew even when the source is unchanged (default: re-sample the published model for free)."
+    ),
 ) -> None:
-    """Run the refresh flow for one table: extract, validate, train under DP, check, log, publish."""
+    """Run the refresh flow for one table: extract, validate, train under DP (or re-sample), check, log, publish."""
     _quiet_libraries()
     from pydantic import ValidationError
 
@@ -53,7 +56,7 @@ def refresh(
     from flows.refresh import refresh_table
 
     try:
-        request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows)
+        request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows, retrain=retrain)
     except ValidationError as exc:
         _fail(SynthgateError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())), as_json)
         return
@@ -70,28 +73,60 @@ def _print_result(result: dict, as_json: bool) -> None:
         typer.echo(json.dumps(result, default=str))
         return
     typer.echo(f"published {result['published_table']} ({result['rows_published']} rows)")
-    typer.echo(f"  epsilon spent   {result['epsilon_spent']} (delta {result['delta']:g})")
+    if result.get("resampled_from"):
+        typer.echo(f"  source unchanged: re-sampled the model of run {result['resampled_from']}, no epsilon spent")
+    typer.echo(f"  epsilon spent   {result['epsilon_spent']} (published rows: epsilon {result['epsilon_guarantee']}, delta {result['delta']:g})")
     typer.echo(f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}")
     typer.echo(f"  MLflow run      {result['mlflow_run_id']} in {result['mlflow_tracking_uri']}")
     typer.echo(f"  report          {result['report']}")
 
 
 @app.command()
-def profile(spec: Path = typer.Argument(..., help="Table spec YAML.")) -> None:
-    """Show the column policy profiling proposes (SDV sdtypes: identifiers and personal data are faked)."""
+def profile(
+    spec: Path = typer.Argument(..., help="Table spec YAML."),
+    write: bool = typer.Option(
+        False, "--write", help="Record the proposals in the spec file (policy and fake kind of each undeclared column)."
+    ),
+) -> None:
+    """Propose column policies from SDV's detection on a sample of real rows; --write records them in the spec.
+
+    Profiling reads real values outside the privacy budget, so it is a decision a person takes once: refreshes never
+    profile. They use the spec's policies and, for a column with none, decide from its name and SQL type alone.
+    """
     _quiet_libraries()
-    from synthgate.profiling import propose
+    from synthgate.profiling import propose, write_policies
     from synthgate.spec import load_spec
     from synthgate.warehouse.extract import extract_table
 
     try:
         table_spec = load_spec(spec)
         extract = extract_table(table_spec.source, table_spec.chunk_size)
-        for p in propose(table_spec, extract.frame, extract.columns):
+        profiles = propose(table_spec, extract.frame, extract.columns)
+        typer.echo(f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
+                   "budget, at your request)", err=True)
+        typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
+        for p in profiles:
             fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
             typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
+        undeclared = [p for p in profiles if not p.declared]
+        if not undeclared:
+            typer.echo(f"every column already has a policy in {spec}: nothing to record")
+            return
+        if not write:
+            typer.echo(f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
+                       "in the spec (or edit its columns: section by hand)")
+            return
+        written = write_policies(spec, profiles)
     except SynthgateError as exc:
         _fail(exc, False)
+        return
+    typer.echo(f"\nrecorded in {spec} (columns:):")
+    for name, policy in written.items():
+        typer.echo(f"  {name}: {{policy: {policy.policy}" + (f", fake: {policy.fake}" if policy.fake else "") + "}")
+    typer.echo(
+        "These policies are now a recorded human decision: review the change and commit it. Refreshes use them and "
+        "never read the data to decide policies; only policy and fake kind were written, nothing SDV saw in the data."
+    )
 
 
 @app.command()
@@ -278,7 +313,7 @@ def deploy(
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
     from synthgate import serving
-    from synthgate.deployments import write_prefect_yaml
+    from synthgate.deployments import cap_warnings, write_prefect_yaml
     from synthgate.settings import get_settings
 
     pool_name = pool or get_settings().work_pool
@@ -299,6 +334,8 @@ def deploy(
         return
     for name in serving.deploy(pool_name, job_variables):
         typer.echo(f"deployed {name} (work pool {pool_name})")
+    for warning in cap_warnings(get_settings().default_budget_cap):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

@@ -111,6 +111,42 @@ def render_prefect_yaml(root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR
     return _HEADER + yaml.safe_dump(prefect_config(root, tables_dir), sort_keys=False, width=120)
 
 
+def cap_warnings(default_cap: float, root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR) -> list[str]:
+    """One line per scheduled table whose schedule would exhaust its budget cap within a year.
+
+    The spend per run is the spec's epsilon: what every refresh of a changed source costs (a refresh of an
+    unchanged source re-samples for free). Specs are read without resolving their credentials.
+    """
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    warnings = []
+    for path in sorted((root / tables_dir).glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        name, _, schedule = _read_raw(path)
+        privacy = raw.get("privacy") or {}
+        if schedule is None or not schedule.active or not privacy.get("epsilon"):
+            continue
+        epsilon, cap = float(privacy["epsilon"]), float(privacy.get("cap") or default_cap)
+        runs_to_exhaust = int(cap // epsilon) + 1  # the run that no longer fits
+        start = datetime.now(ZoneInfo(schedule.timezone))
+        horizon = start + timedelta(days=365)
+        when = start
+        for _, when in zip(range(runs_to_exhaust), CronSim(schedule.cron, start)):
+            if when > horizon:
+                break
+        if when <= horizon:
+            warnings.append(
+                f"{name}: schedule {schedule.cron!r} ({schedule.timezone}) would exhaust the budget cap {cap:g} within a "
+                f"year: at epsilon {epsilon:g} per refresh of a changed source, run {runs_to_exhaust} on "
+                f"{when:%Y-%m-%d} is refused. Refreshes of an unchanged source spend nothing; raise privacy.cap, lower "
+                "privacy.epsilon or schedule fewer runs"
+            )
+    return warnings
+
+
 def write_prefect_yaml(root: Path = PROJECT_ROOT) -> Path:
     path = root / PREFECT_FILE
     path.write_text(render_prefect_yaml(root))

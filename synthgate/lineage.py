@@ -1,12 +1,13 @@
 """OpenLineage run events for a refresh: START, then COMPLETE or FAIL, through the openlineage-python client.
 
-The input is the source table (schema facet, snapshot fingerprint as the dataset version, the source
+The input is the source table (schema facet, keyed snapshot fingerprint as the dataset version, the source
 GX suite's results as data-quality assertions); the output is the published name (schema facet,
 version number, row count, and the synthetic suite and the gates as assertions). Events go to a
 JSON-lines file under ``SYNTHGATE_HOME/lineage/`` by default, or to an HTTP endpoint (Marquez or any
 OpenLineage backend) when ``SYNTHGATE_OPENLINEAGE_URL`` is set.
 
-No value of a source row ever goes into an event: names, types, counts, hashes and pass/fail only.
+No value of a source row ever goes into an event: names, types, the published (synthetic) row count, keyed
+fingerprints and pass/fail only.
 A failure to emit is logged and never stops a refresh.
 """
 

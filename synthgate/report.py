@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from synthgate.disclosures import DISCLOSED_EXCEPTIONS  # noqa: E402
 from synthgate.evaluation.attacks import AttackRisk  # noqa: E402
 from synthgate.evaluation.scorecard import Evaluation  # noqa: E402
 from synthgate.gates import GateVerdict, Scores  # noqa: E402
@@ -180,6 +181,14 @@ _REAL_DATA_USE = [
 ]
 
 
+def _disclosures() -> str:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in DISCLOSED_EXCEPTIONS)
+    return (
+        "<section id='disclosures'><h2>What this run lets out beyond epsilon</h2><p class='note'>Everything else "
+        f"derived from the real rows went through the privacy accountant.</p><ol>{items}</ol></section>"
+    )
+
+
 def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sample: pd.DataFrame) -> str:
     verdict = "PASSED" if all(v.passed for v in ctx.verdicts) else "HELD BACK"
     failed = [v.name for v in ctx.verdicts if not v.passed]
@@ -212,7 +221,7 @@ tr.ok td:last-child{{color:#1a7f37}} tr.bad td:last-child{{color:#c62828;font-we
 <p>Run <code>{html.escape(ctx.run_id)}</code> · <a href="{html.escape(ctx.mlflow_url)}">MLflow run</a></p></section>
 <section id="gates"><h2>Gates</h2><table><tr><th>gate</th><th>measured</th><th>required</th><th>context</th><th>verdict</th></tr>{gate_rows}</table></section>
 <section id="budget"><h2>Privacy budget</h2><table>
-<tr><td>epsilon spent (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td><td>{ctx.epsilon:.4f}</td></tr>
+<tr><td>epsilon of the published rows (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td><td>{ctx.epsilon:.4f}</td></tr>
 <tr><td>delta</td><td>{ctx.delta:.2g}</td></tr></table>
 <p class="note">The checks below read real training and holdout rows after training; they are not covered by epsilon,
 so only aggregates leave them, and none reaches the published table's metadata beyond the overall scores.</p></section>
@@ -227,6 +236,7 @@ so only aggregates leave them, and none reaches the published table's metadata b
 <section id="sample"><h2>Synthetic sample</h2>{sample_html}</section>
 <section id="real-data"><h2>Which figures use real data</h2><table><tr><th>figure</th><th>uses real data</th></tr>
 {_rows([(html.escape(a), html.escape(b)) for a, b in _REAL_DATA_USE])}</table></section>
+{_disclosures()}
 <section id="timing"><h2>Stage times</h2><table>{stages}</table></section>
 </body></html>"""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,8 +15,16 @@ class Settings(BaseSettings):
     expectations_dir: Path = Field(default=Path("expectations"), description="Where GX suites are kept.")
     mlflow_tracking_uri: str | None = Field(default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home.")
     trigger: str = Field(default="cli", description="What started the run: cli, schedule, ui, api.")
-    default_budget_cap: float | None = Field(
-        default=None, gt=0, description="Organisation default for privacy.cap: total epsilon per table across refreshes."
+    default_budget_cap: float = Field(
+        default=10.0, gt=0, description="Organisation default for privacy.cap: total epsilon per table across refreshes."
+    )
+    fingerprint_key: SecretStr | None = Field(
+        default=None,
+        description="Secret key of the keyed snapshot fingerprint (HMAC); unset: a Prefect Secret block, else a key "
+        "file under home created on first use.",
+    )
+    fingerprint_key_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the fingerprint key."
     )
     openlineage_url: str | None = Field(
         default=None, description="OpenLineage HTTP endpoint (e.g. Marquez); unset: events go to a file under home."
@@ -35,7 +43,7 @@ class Settings(BaseSettings):
     )
     work_pool: str = Field(default="synthgate", min_length=1, description="Prefect work pool `synthgate deploy` targets.")
 
-    def budget_cap(self, spec_cap: float | None) -> float | None:
+    def budget_cap(self, spec_cap: float | None) -> float:
         """The table's cap: the spec's own, else the organisation default."""
         return spec_cap if spec_cap is not None else self.default_budget_cap
 
@@ -55,6 +63,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "mlartifacts"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Key material of the embedded set-up: never under the MLflow, report or lineage folders."""
+        return self.home / "secrets"
 
 
 def get_settings() -> Settings:

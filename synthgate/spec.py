@@ -72,7 +72,8 @@ class ColumnPolicy(_Frozen):
     """What happens to one column. Declared domains are public knowledge and cost no budget."""
 
     policy: ColumnPolicyName | None = Field(
-        default=None, description="keep, drop, categorical or fake; unset: profiling decides (identifiers and PII are faked)."
+        default=None, description="keep, drop, categorical or fake; unset: decided at each refresh from the column's name and SQL "
+        "type (`synthgate profile SPEC --write` records a reviewed policy)."
     )
     fake: FakeKind | None = Field(default=None, description="For policy 'fake': what kind of fake value to generate.")
     categories: list[str | int | bool] | None = Field(
@@ -122,7 +123,11 @@ class Training(_Frozen):
     ema_decay: float = Field(
         default=0.9, ge=0, lt=1, description="Sample from a moving average of the weights (0: off); free under DP."
     )
-    seed: int = 0
+    seed: int = Field(
+        default=0,
+        description="Makes weight initialisation, sampling from the trained model and fake values repeatable. It never "
+        "drives DP noise or which rows train: those draw fresh operating-system entropy on every run.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     engine: Literal["fast", "opacus"] = Field(
         default="fast", description="DP-SGD engine: built-in ghost clipping (fast) or Opacus's PrivacyEngine (reference)."
@@ -234,6 +239,20 @@ class TableSpec(_Frozen):
 
     def policy(self, column: str) -> ColumnPolicy:
         return self.columns.get(column, ColumnPolicy())
+
+    def learning_digest(self) -> str:
+        """Hash of what shapes a trained model (column policies, budget, training, target): a model trained under
+        another digest does not answer this spec, so an unchanged snapshot is re-sampled only under the same one."""
+        import hashlib
+        import json
+
+        learning = {
+            "columns": {k: v.model_dump() for k, v in sorted(self.columns.items())},
+            "privacy": self.privacy.model_dump(exclude={"cap"}),
+            "training": self.training.model_dump(exclude={"seed", "device"}),
+            "target_column": self.target_column,
+        }
+        return hashlib.sha256(json.dumps(learning, sort_keys=True, default=str).encode()).hexdigest()
 
     @model_validator(mode="after")
     def _target_not_dropped(self) -> TableSpec:

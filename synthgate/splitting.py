@@ -9,12 +9,17 @@ from synthgate.errors import DataValidationError
 from synthgate.schema import Column
 
 
-def split_holdout(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A seeded random split into (train, holdout)."""
-    order = np.random.default_rng(seed).permutation(len(frame))
-    cut = int(round(len(frame) * fraction))
-    holdout, train = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+def split_holdout(frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout): a row is held out when its keyed content hash falls below ``fraction`` of the hash range.
+
+    The decision depends on that row alone, so adding or removing one source row changes the training set by
+    at most that row: neighbouring sources give neighbouring training sets, as DP-SGD's accounting assumes
+    (a permutation of positions would move many rows at once). The hash is keyed with the secret
+    fingerprint key, so nobody without it can tell which rows trained; the same rows stay out on every
+    refresh of an unchanged table.
+    """
+    held = row_hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
+    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
 
 
 def check_holdout_columns(source: list[Column], holdout: list[Column]) -> None:

@@ -122,6 +122,25 @@ def log_generator(generator_dir: Path, spec_name: str, sample: pd.DataFrame) -> 
     return str(info.registered_model_version) if info.registered_model_version is not None else None
 
 
+def load_generator(tracking_uri: str, name: str, version: str) -> Any:
+    """The :class:`DPSynthesizer` of a registered model version (DP-trained weights and DP releases only)."""
+    import tempfile
+
+    from synthgate.generator import DPSynthesizer
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = _mlflow().artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=tracking_uri
+            )
+            return DPSynthesizer.load(Path(local) / "artifacts" / "generator")
+    except Exception as exc:  # noqa: BLE001 - a missing or unreadable model version
+        raise TrackingError(
+            f"cannot load model {name} version {version} from {_safe_uri(tracking_uri)} ({type(exc).__name__}): "
+            "refresh with --retrain to train a new one"
+        ) from None
+
+
 def set_production_alias(name: str, version: str) -> None:
     """Move the registered model's ``production`` alias to the version just published (only then)."""
     try:

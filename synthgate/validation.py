@@ -22,6 +22,9 @@ from synthgate.spec import ColumnPolicy, TableSpec
 log = logging.getLogger(__name__)
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+#: Real rows are validated with pass/fail only: SUMMARY would still carry exact counts (element_count,
+#: unexpected_count, missing_count, the row count as observed_value), which are real data outside the budget.
+SOURCE_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 # pandas dtypes GX accepts per kind (GX resolves names through numpy and ``pandas.<Name>``).
 _INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype"]
@@ -130,8 +133,8 @@ def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
     return problems
 
 
-def validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> ValidationOutcome:
-    """Run a suite on a DataFrame with GX (SUMMARY results, no values)."""
+def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool = False) -> ValidationOutcome:
+    """Run a suite on a DataFrame with GX: SUMMARY results without values, or pass/fail only for ``real_rows``."""
     gx, context = _gx()
     frame = _without_time_zones(frame)
     suite = gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k != "id"})
@@ -141,7 +144,7 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> ValidationOutco
         .add_batch_definition_whole_dataframe("whole")
     )
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format=RESULT_FORMAT).to_json_dict()
+    result = batch.validate(suite, result_format=SOURCE_RESULT_FORMAT if real_rows else RESULT_FORMAT).to_json_dict()
     failed = [
         f"{r['expectation_config']['type']}({r['expectation_config']['kwargs'].get('column', 'table')})"
         for r in result["results"]
@@ -213,7 +216,7 @@ def validate_source(
             + ". Update the spec and delete or edit the suite to accept the new schema"
         )
     check_spec_columns(spec, columns)
-    outcome = validate(frame, suite)
+    outcome = validate(frame, suite, real_rows=True)
     outcome = ValidationOutcome(**{**outcome.__dict__, "created_suite": created})
     if not outcome.success:
         raise DataValidationError(

@@ -1,4 +1,4 @@
-"""Stage 1: extract the source (and holdout) with a fingerprint."""
+"""Stage 1: extract the source (and holdout) with a keyed fingerprint."""
 
 from __future__ import annotations
 
@@ -13,22 +13,20 @@ from tasks.retry import transient_warehouse_error
 
 
 @task(name="extract-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
-def extract_source(spec: TableSpec) -> Extract:
-    logger = get_run_logger()
-    extract = extract_table(spec.source, spec.chunk_size, progress=lambda n: logger.debug("extracted %d rows", n))
-    logger.info(
-        "extracted %s: %d rows, %d columns, fingerprint %s",
-        spec.source.table, extract.fingerprint.rows, len(extract.columns), extract.fingerprint.short,
+def extract_source(spec: TableSpec, key: bytes) -> Extract:
+    """The source table and its keyed fingerprint (the log names columns and the fingerprint, never a count)."""
+    extract = extract_table(spec.source, spec.chunk_size, key=key)
+    get_run_logger().info(
+        "extracted %s: %d columns, keyed fingerprint %s", spec.source.table, len(extract.columns), extract.fingerprint.short
     )
     return extract
 
 
 @task(name="extract-holdout", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
-def extract_holdout(spec: TableSpec, source: Extract) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, holdout): a separate table, or a seeded split of the source."""
+def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout): a separate table, or a per-row keyed split of the source."""
     if spec.holdout.table is not None:
-        holdout = extract_table(spec.holdout.table, spec.chunk_size)
+        holdout = extract_table(spec.holdout.table, spec.chunk_size, key=key)
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
-    return split_holdout(source.frame, spec.holdout.fraction or 0.2, spec.training.seed)
-
+    return split_holdout(source.frame, source.row_hashes, spec.holdout.fraction or 0.2)

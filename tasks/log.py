@@ -14,6 +14,7 @@ from synthgate import tracking
 from synthgate.evaluation.scorecard import Evaluation
 from synthgate.gates import GateVerdict
 from synthgate.generator import DPSynthesizer
+from synthgate.outcome import RunPrivacy
 from synthgate.report import ReportContext, write_report
 from synthgate.spec import TableSpec
 from synthgate.validation import ValidationOutcome
@@ -34,11 +35,15 @@ def log_run(
     source_outcome: ValidationOutcome,
     synthetic_outcome: ValidationOutcome,
     stage_seconds: dict[str, float],
+    privacy: RunPrivacy,
+    model_version: str | None = None,
 ) -> str | None:
-    """Log metrics, report, plots, GX results and the generator; returns the registered model version."""
+    """Log metrics, report, plots, GX results and the generator; returns the registered model version.
+
+    A re-sampled model (``privacy.resampled_from``) is not registered again: ``model_version`` is returned.
+    """
     scores = evaluation.scores
-    summary = synthesizer.summary
-    assert summary is not None
+    plan = synthesizer.summary.plan if synthesizer.summary is not None else None
     tracking.log_params(
         {
             "source_url": spec.source.display_url,
@@ -49,20 +54,29 @@ def log_run(
             "delta": spec.privacy.delta,
             "preprocessing_share": spec.privacy.preprocessing_share,
             "target_column": spec.target_column or "",
-            "epochs": summary.plan.epochs,
-            "expected_batch_size": summary.plan.expected_batch_size,
-            "noise_multiplier": round(summary.plan.noise_multiplier, 5),
-            "sample_rate": round(summary.plan.sample_rate, 6),
-            "steps": summary.plan.steps,
             "max_grad_norm": spec.training.max_grad_norm,
-            "seed": spec.training.seed,
+            "seed": spec.training.seed,  # weight initialisation and sampling only: never DP noise
             "gates": spec.gates.model_dump(),
         }
+        | ({"resampled_from_run": privacy.resampled_from} if privacy.resampled_from else {})
+        | ({"dp_sgd_engine": privacy.engine} if privacy.engine else {})
+        | (
+            {
+                "epochs": plan.epochs,
+                "expected_batch_size": plan.expected_batch_size,
+                "noise_multiplier": round(plan.noise_multiplier, 5),
+                "sample_rate": round(plan.sample_rate, 6),
+                "steps": plan.steps,
+            }
+            if plan is not None
+            else {}
+        )
     )
     tracking.log_metrics(
         scores.as_metrics()
         | {metric_name(k): v for k, v in evaluation.detail_metrics().items()}
-        | {"epsilon_spent": summary.epsilon, "gates_passed": float(all(v.passed for v in verdicts))}
+        | {"epsilon_spent": privacy.spent, "epsilon_guarantee": privacy.epsilon}
+        | {"gates_passed": float(all(v.passed for v in verdicts))}
         | {f"gate_{v.name}": float(v.passed) for v in verdicts}
         | {f"seconds_{k}": v for k, v in stage_seconds.items()}
     )
@@ -72,9 +86,9 @@ def log_run(
     context = ReportContext(
         spec_name=spec.name,
         run_id=run_id,
-        epsilon=summary.epsilon,
-        delta=summary.delta,
-        accounting=summary.accounting,
+        epsilon=privacy.epsilon,
+        delta=privacy.delta,
+        accounting=privacy.accounting,
         scores=scores,
         verdicts=verdicts,
         stage_seconds=stage_seconds,
@@ -89,12 +103,13 @@ def log_run(
             image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
             image.write_bytes(png)
             tracking.log_artifact(image, "report/plots")
-    verdict_artifact(spec.name, verdicts, context.mlflow_url, summary.epsilon)
-    with tempfile.TemporaryDirectory() as tmp:
-        generator_dir = synthesizer.save(Path(tmp) / "generator")
-        version = tracking.log_generator(generator_dir, spec.name, synthetic)
-    get_run_logger().info("logged run %s to %s (model version %s)", run_id, tracking_uri, version)
-    return version
+    verdict_artifact(spec.name, verdicts, context.mlflow_url, privacy.epsilon)
+    if privacy.resampled_from is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            generator_dir = synthesizer.save(Path(tmp) / "generator")
+            model_version = tracking.log_generator(generator_dir, spec.name, synthetic)
+    get_run_logger().info("logged run %s to %s (model version %s)", run_id, tracking_uri, model_version)
+    return model_version
 
 
 def metric_name(name: str) -> str:

@@ -8,10 +8,10 @@ from sqlalchemy.engine import Connection
 
 from synthgate import tracking
 from synthgate.gates import GateVerdict, Scores
+from synthgate.outcome import RunPrivacy
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.warehouse import governance
-from synthgate.warehouse.extract import Fingerprint
 from synthgate.warehouse.publish import Published, publish, version_table_name
 from tasks import PRIVATE
 from tasks.retry import transient_warehouse_error
@@ -23,35 +23,23 @@ def publish_table(
     run_id: str,
     synthetic: pd.DataFrame,
     columns: list[Column],
-    fingerprint: Fingerprint,
-    epsilon_spent: float,
-    accounting: str,
+    fingerprint: str,
+    privacy: RunPrivacy,
     scores: Scores,
     verdicts: list[GateVerdict],
     model_version: str | None,
-    model_name: str,
     trigger: str,
 ) -> Published:
-    catalog = {
-        "run_id": run_id,
-        "spec_name": spec.name,
-        "published_table": spec.target.table,
-        "rows": len(synthetic),
-        "source_table": spec.source.table,
-        "source_fingerprint": fingerprint.content_hash,
-        "epsilon": epsilon_spent,
-        "delta": spec.privacy.delta,
-        "gates": {v.name: v.passed for v in verdicts},
-        "scores": {k: round(v, 6) for k, v in scores.as_metrics().items()},
-        "mlflow_run_id": run_id,
-        "model_name": model_name,
-        "model_version": model_version,
-        "trigger": trigger,
-    }
+    """Publish the next version with its catalog row; the ledger row closes ``published`` in the same commit."""
+    model_name = tracking.model_name(spec.name)
+    catalog = governance.catalog_values(
+        spec, run_id, rows=len(synthetic), fingerprint=fingerprint, privacy=privacy, scores=scores, verdicts=verdicts,
+        model_name=model_name, model_version=model_version, trigger=trigger,
+    )
 
     def record(conn: Connection, version: int) -> None:
         governance.catalog_row(conn, **catalog, version=version, version_table=version_table_name(spec.target.table, version))
-        governance.close_spend(conn, run_id, "published", epsilon_spent, accounting)
+        governance.close_spend(conn, run_id, "published", privacy.spent, privacy.accounting)
 
     published = publish(
         spec.target, synthetic, columns, run_id, record, keep_versions=spec.publishing.keep_versions,

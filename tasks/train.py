@@ -23,13 +23,14 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
 
     def report(p: EpochProgress) -> None:
         progress.update(p.epoch, p.epochs, p.epsilon)
-        logger.info("epoch %d/%d: loss %.3f, epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.loss, p.epsilon, p.seconds)
-        tracking.log_metrics({"train_loss": p.loss, "epsilon_spent_so_far": p.epsilon}, step=p.epoch)
+        # No loss on the real rows is logged: it is not a DP release. Only progress and the DP epsilon.
+        logger.info("epoch %d/%d: epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.epsilon, p.seconds)
+        tracking.log_metrics({"epsilon_spent_so_far": p.epsilon}, step=p.epoch)
 
     summary = synthesizer.fit(train, progress=report)
     logger.info(
-        "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f",
-        summary.epsilon, summary.accounting, summary.delta, summary.plan.noise_multiplier,
+        "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f; %s DP-SGD engine",
+        summary.epsilon, summary.accounting, summary.delta, summary.plan.noise_multiplier, summary.engine,
     )
     return synthesizer
 

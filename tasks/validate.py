@@ -1,4 +1,4 @@
-"""Stage 2: profile the columns and validate the extract against the source suite."""
+"""Stage 2: decide column policies (spec, else name and type) and validate the extract against the source suite."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
-from synthgate.profiling import ColumnProfile, propose
+from synthgate.profiling import ColumnProfile, policies_from_schema
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.validation import ValidationOutcome, validate_source
@@ -15,12 +15,17 @@ from tasks import PRIVATE
 
 
 @task(name="profile-columns", **PRIVATE)
-def profile_columns(spec: TableSpec, frame: pd.DataFrame, columns: list[Column]) -> list[ColumnProfile]:
+def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfile]:
+    """Each column's policy from the spec, else from its name and SQL type: no row is read (nothing outside the budget)."""
     logger = get_run_logger()
-    profiles = propose(spec, frame, columns)
-    for p in profiles:
-        if p.proposed.policy != "keep":
-            logger.info("column %s: %s (%s)", p.name, p.proposed.policy, p.reason)
+    profiles = policies_from_schema(spec, columns)
+    undeclared = [f"{p.name} ({p.proposed.policy}{' ' + p.proposed.fake if p.proposed.fake else ''})"
+                  for p in profiles if not p.declared]
+    if undeclared:
+        logger.info(
+            "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write` records one): %s",
+            ", ".join(undeclared),
+        )
     return profiles
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from synthgate.disclosures import DISCLOSED_EXCEPTIONS
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
 from synthgate.generator import DPSynthesizer
@@ -18,7 +20,7 @@ from tests.conftest import PEOPLE_COLUMNS
 COLUMNS = PEOPLE_COLUMNS
 POLICIES = {"customer_id": ColumnPolicy(policy="fake", fake="id"), "email": ColumnPolicy(policy="fake", fake="email")}
 SECTIONS = ["summary", "gates", "budget", "fidelity", "utility", "privacy", "validity", "distributions", "correlations",
-            "sample", "real-data", "timing"]
+            "sample", "real-data", "disclosures", "timing"]
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
@@ -45,6 +47,7 @@ def test_report_is_self_contained_and_holds_no_real_row(report, people):
     assert not any(email in page for email in people["email"].head(200))
     for section in ("singling_out", "linkability", "inference:churned", "gradient boosting", "linear", "customer_id"):
         assert section in page
+    assert all(html.escape(line) in page for line in DISCLOSED_EXCEPTIONS)  # word for word, as README prints them
 
 
 @pytest.mark.skipif(not Path(CHROMEDRIVER).exists() or not shutil.which("chromium"),

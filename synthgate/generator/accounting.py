@@ -8,6 +8,10 @@ accountant (Gopi et al. 2021) and, where PRV fails numerically, with RDP.
 The only part outside that composition is category selection by thresholding noisy counts
 (a record can create a new category); its failure probability ``delta_selection`` is added
 to the composed delta, so ``delta_total = delta_composed + delta_selection``.
+
+The accountant also holds the noise of the releases it records: a :class:`SecureNoise` seeded from
+operating-system entropy when the accountant is created (one per fit), so :meth:`PrivacyAccountant.gaussian`
+takes no seed or generator and no seeded, replayable randomness can reach a release (see :mod:`noise`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from synthgate.errors import PrivacyBudgetError
+from synthgate.generator.noise import SecureNoise
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ class PrivacyAccountant:
     delta: float
     delta_selection: float = 0.0
     releases: list[Release] = field(default_factory=list)
+    # Fresh OS entropy per accountant, i.e. per fit; not a constructor argument, never shown or compared.
+    noise: SecureNoise = field(default_factory=SecureNoise, init=False, repr=False, compare=False)
 
     @property
     def delta_composed(self) -> float:
@@ -50,10 +57,15 @@ class PrivacyAccountant:
     def record(self, release: Release) -> None:
         self.releases.append(release)
 
-    def gaussian(self, purpose: str, values: np.ndarray, noise_multiplier: float, rng: np.random.Generator) -> np.ndarray:
-        """Release ``values`` (L2 sensitivity 1) with Gaussian noise, and record it."""
+    def gaussian(self, purpose: str, counts: np.ndarray, noise_multiplier: float) -> np.ndarray:
+        """Release ``counts`` (L2 sensitivity 1) with Gaussian noise from OS entropy, and record it.
+
+        Every released value is rounded to an integer here, where it is released: post-processing
+        (free under DP) that removes the low-order bits of the floating-point noise (Mironov 2012).
+        """
         self.record(Release(purpose, noise_multiplier))
-        return values + rng.normal(0.0, noise_multiplier, size=np.shape(values))
+        counts = np.asarray(counts, dtype=float)
+        return np.rint(counts + self.noise.normal(noise_multiplier, counts.shape))
 
     def epsilon(self, extra: list[Release] | None = None) -> tuple[float, str]:
         """Composed epsilon at ``delta_composed``, and the method that computed it."""

@@ -10,6 +10,8 @@ sum of gradients is a weighted product of the same tensors: no second backward p
 The mechanism is the standard one: Poisson-sampled batch, per-sample L2 clipping to
 ``max_grad_norm``, Gaussian noise ``noise_multiplier * max_grad_norm`` on the sum, divided by
 the expected batch size. It is accounted like Opacus's DP-SGD (sample rate, steps, noise).
+The noise comes from a torch generator seeded with OS entropy (:class:`SecureNoise`), never
+from a seed or torch's global generator; the loss is computed but never returned.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.generator.noise import SecureNoise
 
 
 def per_sample_norms(
@@ -61,7 +64,11 @@ def clipped_gradient_sum(
 
 
 class DPSGD:
-    """One DP-SGD step at a time on a Poisson-sampled batch, with any torch optimizer."""
+    """One DP-SGD step at a time on a Poisson-sampled batch, with any torch optimizer.
+
+    The noise generator is made here from OS entropy (:meth:`SecureNoise.torch_generator`) on the
+    model's device; there is no way to pass a seeded one.
+    """
 
     def __init__(
         self,
@@ -70,7 +77,6 @@ class DPSGD:
         noise_multiplier: float,
         max_grad_norm: float,
         expected_batch_size: int,
-        generator: torch.Generator | None = None,
         weights: list[float] | None = None,
     ) -> None:
         self.model = model
@@ -78,16 +84,16 @@ class DPSGD:
         self.noise_multiplier = noise_multiplier
         self.max_grad_norm = max_grad_norm
         self.expected_batch_size = expected_batch_size
-        self.generator = generator
         self.weights = weights
+        device = next(model.parameters()).device
+        self._generator = SecureNoise.torch_generator(device)
 
-    def step(self, batch: torch.Tensor) -> float:
-        """Clip, noise, average and apply; returns the batch's mean loss (for progress only)."""
-        sums, losses = clipped_gradient_sum(self.model, batch, self.max_grad_norm, self.weights)
+    def step(self, batch: torch.Tensor) -> None:
+        """Clip, noise, average and apply. Returns nothing: the loss on real rows is not DP, so it never leaves."""
+        sums, _ = clipped_gradient_sum(self.model, batch, self.max_grad_norm, self.weights)
         std = self.noise_multiplier * self.max_grad_norm
         for param in self.model.parameters():
-            noise = torch.normal(0.0, std, size=param.shape, generator=self.generator, device=param.device)
+            noise = torch.normal(0.0, std, size=param.shape, generator=self._generator, device=param.device)
             param.grad = (sums[param] + noise) / self.expected_batch_size
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(losses.mean()) if losses.numel() else float("nan")

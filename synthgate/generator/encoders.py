@@ -18,6 +18,11 @@ Numeric columns (integers, floats, datetimes as seconds) are released in two or 
    model predicts a coarse quantile bin of it; sampling then draws the fine bin from the
    noisy fine histogram and a value uniformly inside it, so column shapes follow the DP
    histogram.
+
+Every release goes through :meth:`PrivacyAccountant.gaussian`: noise from OS entropy (never a seed),
+released counts rounded to integers (see :mod:`synthgate.generator.noise`). Decoding (sampling
+synthetic values from the released histograms) takes the caller's seeded generator: it is
+post-processing and needs no secrecy.
 """
 
 from __future__ import annotations
@@ -238,7 +243,6 @@ def dp_range(
     values: np.ndarray,
     sigma: float,
     accountant: PrivacyAccountant,
-    rng: np.random.Generator,
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
@@ -258,7 +262,7 @@ def dp_range(
         counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
         bounds = _grid_bounds
 
-    noisy = accountant.gaussian(f"range:{column.name}", counts, sigma, rng)
+    noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
     # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
@@ -279,7 +283,6 @@ def zoom_range(
     coarse: DPRange,
     sigma: float,
     accountant: PrivacyAccountant,
-    rng: np.random.Generator,
 ) -> DPRange:
     """A second look at a continuous column's range: a noisy histogram of 256 bins across the coarse one.
 
@@ -290,7 +293,7 @@ def zoom_range(
     """
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-    noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma, rng)
+    noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma)
     kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
     if kept.size == 0:
         return coarse
@@ -332,7 +335,6 @@ def fit_numeric(
     n_coarse: int,
     sigma: float,
     accountant: PrivacyAccountant,
-    rng: np.random.Generator,
 ) -> NumericCodec:
     values = to_numeric(series, column)
     n_null = float(np.isnan(values).sum())
@@ -341,9 +343,9 @@ def fit_numeric(
     if public_min is not None and public_max is not None:
         low, high = float(public_min), float(public_max)
     else:
-        released = dp_range(column, values, sigma, accountant, rng)
+        released = dp_range(column, values, sigma, accountant)
         if column.kind in ZOOMED_KINDS:
-            released = zoom_range(column, values, released, sigma, accountant, rng)
+            released = zoom_range(column, values, released, sigma, accountant)
         low = float(public_min) if public_min is not None else released.low
         high = float(public_max) if public_max is not None else released.high
         tails = released.tails
@@ -352,7 +354,7 @@ def fit_numeric(
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
-    released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma, rng)
+    released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
     has_nulls = bool(released[-1] >= 3.0 * sigma)
     noisy = _with_tails(_denoise(released[:-1], sigma), edges, tails)
     kept = np.flatnonzero(noisy >= 0.5)
@@ -469,7 +471,6 @@ def fit_categorical(
     sigma: float,
     threshold: float,
     accountant: PrivacyAccountant,
-    rng: np.random.Generator,
 ) -> CategoricalCodec:
     if column.kind is ColumnKind.BOOLEAN:
         return CategoricalCodec(column, [False, True], public=True)
@@ -478,7 +479,7 @@ def fit_categorical(
     counts = series.dropna().map(_category_key).value_counts(sort=False)
     # The category counts and the NULL count in one release (each record adds to one of them).
     released = accountant.gaussian(
-        f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), float(series.isna().sum())), sigma, rng
+        f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), float(series.isna().sum())), sigma
     )
     noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
     order = np.argsort(-noisy, kind="stable")

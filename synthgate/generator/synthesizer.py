@@ -4,6 +4,12 @@ Like SDV's ``BaseSynthesizer`` the three stages are kept apart, and like Opacus'
 the training loop wires a ``PrivacyEngine`` around a plain model, optimizer and loss. One
 :class:`PrivacyAccountant` composes every use of the real data; the figure it reports is the
 whole cost of a fit.
+
+Randomness: every draw a DP guarantee rests on (the Gaussian releases of preprocessing, the
+Poisson sampling mask, the DP-SGD noise of either engine) comes from OS entropy, fresh for each
+fit (:mod:`synthgate.generator.noise`). ``training.seed`` only sets the initial weights, the
+sampling of synthetic rows and fake values; two fits of the same data and spec release
+different noise. No loss on the real rows leaves a fit (it is not a DP statistic).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from synthgate.generator.encoders import (
 from synthgate.generator.dpsgd import DPSGD
 from synthgate.generator.faking import fake_column
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.generator.noise import SecureNoise
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
@@ -68,7 +75,6 @@ class TrainingPlan:
 class EpochProgress:
     epoch: int
     epochs: int
-    loss: float
     epsilon: float
     seconds: float
 
@@ -82,8 +88,8 @@ class FitSummary:
     noisy_rows: int
     train_seconds: float
     preprocess_seconds: float
-    final_loss: float
     releases: int
+    engine: str  # the DP-SGD engine that ran: "fast" or "opacus"
 
 
 def choose_device(requested: str) -> torch.device:
@@ -150,15 +156,18 @@ class DPSynthesizer:
                 selected += 1
         return releases, selected
 
-    def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
-        """Release the codecs under DP and encode the rows. Returns tokens, noisy row count, sigma."""
+    def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> tuple[np.ndarray, float, float]:
+        """Release the codecs under DP (noise from the accountant's OS-entropy source) and encode the rows.
+
+        Returns tokens, noisy row count (an integer), sigma.
+        """
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
         releases, selected = self._releases_needed()
         sigma = preprocessing_noise(
             self.privacy.epsilon, accountant.delta_composed, releases, self.privacy.preprocessing_share
         )
-        noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma, rng)[0])
+        noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0])
         noisy_rows = max(noisy_rows, 1.0)
         _check_rows(noisy_rows, self.privacy.delta)
         threshold = selection_threshold(sigma, accountant.delta_selection / max(selected, 1)) if selected else 0.0
@@ -175,7 +184,6 @@ class DPSynthesizer:
                     n_coarse=self.training.numeric_bins,
                     sigma=sigma,
                     accountant=accountant,
-                    rng=rng,
                 )
             else:
                 codec = fit_categorical(
@@ -185,7 +193,6 @@ class DPSynthesizer:
                     sigma=sigma,
                     threshold=threshold,
                     accountant=accountant,
-                    rng=rng,
                 )
             self.codecs.append(codec)
         tokens = np.stack([codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs)], axis=1)
@@ -229,14 +236,14 @@ class DPSynthesizer:
     def fit(self, data: pd.DataFrame, progress: Callable[[EpochProgress], None] | None = None) -> FitSummary:
         """Fit on the real rows; every use of them is inside ``privacy``. Returns the accounting summary."""
         started = time.perf_counter()
-        seed = self.training.seed
-        rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
+        # The seed sets the initial weights only (no secrecy needed). Every DP draw comes from the
+        # accountant's SecureNoise (OS entropy, fresh per fit) or a torch generator made by it.
+        torch.manual_seed(self.training.seed)
         _, selected = self._releases_needed()
         accountant = PrivacyAccountant(
             delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
         )
-        tokens, noisy_rows, sigma = self.preprocess(data, accountant, rng)
+        tokens, noisy_rows, sigma = self.preprocess(data, accountant)
         plan = self.plan(accountant, noisy_rows, sigma)
         preprocess_seconds = time.perf_counter() - started
         log.info(
@@ -244,7 +251,7 @@ class DPSynthesizer:
             plan.epochs, plan.expected_batch_size, plan.noise_multiplier, plan.steps,
         )
         started = time.perf_counter()
-        final_loss = self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
+        self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
         accountant.record(Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, plan.steps))
         epsilon, method = accountant.epsilon()
         self.summary = FitSummary(
@@ -255,8 +262,8 @@ class DPSynthesizer:
             noisy_rows=int(round(noisy_rows)),
             train_seconds=time.perf_counter() - started,
             preprocess_seconds=preprocess_seconds,
-            final_loss=final_loss,
             releases=len(accountant.releases),
+            engine=self.training.engine,
         )
         return self.summary
 
@@ -266,7 +273,7 @@ class DPSynthesizer:
         plan: TrainingPlan,
         accountant: PrivacyAccountant,
         progress: Callable[[EpochProgress], None] | None,
-    ) -> float:
+    ) -> None:
         cards = [codec.n_tokens for codec in self.codecs]
         ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
@@ -278,31 +285,27 @@ class DPSynthesizer:
             plan.noise_multiplier,
             self.training.max_grad_norm,
             plan.expected_batch_size,
-            torch.Generator(device=self.device).manual_seed(self.training.seed + 2),
             weights,
-        ).step
+        ).step  # its noise generator is seeded from OS entropy
         tokens = tokens.to(self.device)
         n = tokens.shape[0]
-        sampler = torch.Generator(device="cpu").manual_seed(self.training.seed + 1)
+        sampler = SecureNoise.torch_generator("cpu")  # Poisson sampling: part of the DP guarantee, OS entropy
         steps_per_epoch = plan.steps // plan.epochs
         average = WeightAverage(model, self.training.ema_decay) if self.training.ema_decay > 0 else None
-        loss_value = float("nan")
         for epoch in range(1, plan.epochs + 1):
             began = time.perf_counter()
-            losses = []
             for _ in range(steps_per_epoch):
                 mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
-                losses.append(step(tokens[mask.to(self.device)]))
+                step(tokens[mask.to(self.device)])
                 if average is not None:
                     average.update()
-            loss_value = float(np.nanmean(losses)) if losses else float("nan")
             if progress is not None:
                 done = Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)
-                progress(EpochProgress(epoch, plan.epochs, loss_value, accountant.epsilon([done])[0], time.perf_counter() - began))
+                spent = accountant.epsilon([done])[0]
+                progress(EpochProgress(epoch, plan.epochs, spent, time.perf_counter() - began))
         if average is not None:
             average.apply()
         self.network = model.eval()
-        return loss_value
 
     def _loss_weights(self) -> list[float]:
         return [self.training.target_weight if c.name == self.target_column else 1.0 for c in self.learned]
@@ -314,8 +317,13 @@ class DPSynthesizer:
         tokens: torch.Tensor,
         plan: TrainingPlan,
         weights: list[float],
-    ) -> Callable[[torch.Tensor], float]:
-        """The reference engine: Opacus's PrivacyEngine with ghost clipping (same mechanism, slower)."""
+    ) -> Callable[[torch.Tensor], None]:
+        """The reference engine: Opacus's PrivacyEngine with ghost clipping (same mechanism).
+
+        Its noise comes from ``noise_generator`` (OS entropy): Opacus 1.6 passes it to the DPOptimizer,
+        whose ``add_noise`` draws every ``torch.normal`` from it; without it Opacus would use torch's
+        global generator, which ``training.seed`` seeds. ``secure_mode`` is not used (it needs torchcsprng).
+        """
         # The loader only tells Opacus the sample rate: batches come from the Poisson mask in _train.
         loader = DataLoader(TensorDataset(tokens), batch_size=max(1, plan.expected_batch_size))
         with warnings.catch_warnings():
@@ -329,18 +337,17 @@ class DPSynthesizer:
                 max_grad_norm=self.training.max_grad_norm,
                 grad_sample_mode="ghost",
                 poisson_sampling=True,
+                noise_generator=SecureNoise.torch_generator(self.device),
             )
         private_optimizer.expected_batch_size = plan.expected_batch_size
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
 
-        def step(batch: torch.Tensor) -> float:
+        def step(batch: torch.Tensor) -> None:
             if batch.shape[0] == 0:  # Opacus cannot run an empty batch; probability (1 - q)^n
-                return float("nan")
+                return
             private_optimizer.zero_grad(set_to_none=True)
-            loss = criterion(private_model(batch), batch)
-            loss.backward()
+            criterion(private_model(batch), batch).backward()  # the loss stays here: it is not DP
             private_optimizer.step()
-            return float(loss.detach())
 
         return step
 
@@ -406,6 +413,7 @@ class DPSynthesizer:
         network = AutoregressiveNet([codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim)
         network.load_state_dict(torch.load(path / "weights.pt", map_location=synth.device, weights_only=True))
         synth.network = network.to(synth.device).eval()
+        synth.summary = _summary_from_dict(state.get("summary"))
         return synth
 
     def numeric_codecs(self) -> dict[str, NumericCodec]:
@@ -449,6 +457,15 @@ def _check_rows(noisy_rows: float, delta: float) -> None:
             f"privacy.delta {delta:g} is not below 1/rows (about 1/{noisy_rows:.0f}, DP estimate): such a delta allows "
             "releasing a whole record. Lower privacy.delta well below 1/rows"
         )
+
+
+def _summary_from_dict(data: dict[str, Any] | None) -> FitSummary | None:
+    """The fit summary a saved generator carries (keys an older release wrote and this one dropped are ignored)."""
+    if not data:
+        return None
+    known = set(FitSummary.__dataclass_fields__)
+    fields = {k: v for k, v in data.items() if k in known} | {"plan": TrainingPlan(**data["plan"])}
+    return FitSummary(**{"engine": "fast", **fields})
 
 
 def _summary_dict(summary: FitSummary | None) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Extract a table in chunks, with a fingerprint of the snapshot for lineage."""
+"""Extract a table in chunks, with a keyed fingerprint of the snapshot for lineage and change detection."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate.errors import DataValidationError, WarehouseError
+from synthgate.keys import keyed_digest, row_hash_key
 from synthgate.schema import Column, ColumnKind, column_from_sql
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse.engine import engine_for, qualified, reflect
@@ -21,26 +22,24 @@ from synthgate.warehouse.engine import engine_for, qualified, reflect
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What identifies a snapshot without revealing it: row count, schema and hashes."""
+    """What identifies a snapshot without revealing it: a keyed digest (HMAC) of schema, rows and content.
 
-    rows: int
-    schema_hash: str
-    content_hash: str
+    Equal snapshots (any row order, any chunking) give equal digests under the same key; without the key
+    the digest cannot be tested against candidate tables. No row count: that is real data too.
+    """
+
+    digest: str
+    schema_hash: str  # the column names and SQL types: metadata, not data
     columns: dict[str, str]
     extracted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def short(self) -> str:
-        return self.content_hash[:12]
+        return self.digest[:12]
 
     def as_dict(self) -> dict:
-        return {
-            "rows": self.rows,
-            "schema_hash": self.schema_hash,
-            "content_hash": self.content_hash,
-            "columns": self.columns,
-            "extracted_at": self.extracted_at,
-        }
+        return {"digest": self.digest, "keyed": "hmac-sha256", "schema_hash": self.schema_hash, "columns": self.columns,
+                "extracted_at": self.extracted_at}
 
 
 @dataclass(frozen=True)
@@ -48,27 +47,40 @@ class Extract:
     frame: pd.DataFrame
     columns: list[Column]
     fingerprint: Fingerprint
+    row_hashes: np.ndarray  # keyed 64-bit hash of each row's content, in frame order (for the holdout split)
 
 
 def extract_table(
-    table: WarehouseTable, chunk_size: int = 50_000, progress: Callable[[int], None] | None = None
+    table: WarehouseTable,
+    chunk_size: int = 50_000,
+    progress: Callable[[int], None] | None = None,
+    *,
+    key: bytes | None = None,
 ) -> Extract:
-    """Read ``table`` chunk by chunk. Raises :class:`MissingTableError` or :class:`WarehouseError`."""
+    """Read ``table`` chunk by chunk. Raises :class:`MissingTableError` or :class:`WarehouseError`.
+
+    ``key``: the secret fingerprint key (default: :func:`synthgate.keys.fingerprint_key` of the settings).
+    """
+    if key is None:
+        from synthgate.keys import fingerprint_key
+        from synthgate.settings import get_settings
+
+        key = fingerprint_key(get_settings())
+    hash_key = row_hash_key(key)
     reflected = reflect(table)
     names = [c.name for c in reflected.columns]
     if len(set(names)) != len(names):
         raise DataValidationError(f"table {qualified(table)!r} has duplicate column names")
     columns = [column_from_sql(c.name, c.type) for c in reflected.columns]
     chunks: list[pd.DataFrame] = []
-    row_hash = np.uint64(0)
+    hashes: list[np.ndarray] = []
     engine = engine_for(table.url)
     try:
         with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
             result = conn.execute(sa.select(reflected))
             while batch := result.fetchmany(chunk_size):
                 chunk = pd.DataFrame.from_records(batch, columns=names)
-                with np.errstate(over="ignore"):
-                    row_hash = row_hash + _order_free_hash(chunk)
+                hashes.append(_row_hashes(chunk, hash_key))
                 chunks.append(chunk)
                 if progress:
                     progress(sum(len(c) for c in chunks))
@@ -80,8 +92,11 @@ def extract_table(
     frame = _normalise_dtypes(frame, columns)
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
-    content = hashlib.sha256(f"{schema_hash}:{len(frame)}:{int(row_hash)}".encode()).hexdigest()
-    return Extract(frame, columns, Fingerprint(len(frame), schema_hash, content, schema))
+    row_hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        order_free = int(row_hashes.sum(dtype=np.uint64))  # the same for any row order and any chunking
+    digest = keyed_digest(key, f"{schema_hash}:{len(frame)}:{order_free}")
+    return Extract(frame, columns, Fingerprint(digest, schema_hash, schema), row_hashes)
 
 
 def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
@@ -97,8 +112,6 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
     return frame
 
 
-def _order_free_hash(chunk: pd.DataFrame) -> np.uint64:
-    """Sum of per-row hashes (mod 2^64): the same for any row order and any chunking."""
-    hashes = pd.util.hash_pandas_object(chunk.astype(str), index=False).to_numpy(dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        return np.uint64(hashes.sum(dtype=np.uint64))
+def _row_hashes(chunk: pd.DataFrame, hash_key: str) -> np.ndarray:
+    """Keyed SipHash of each row's content (as read from the driver, before dtype normalisation)."""
+    return pd.util.hash_pandas_object(chunk.astype(str), index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)

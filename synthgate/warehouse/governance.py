@@ -1,8 +1,9 @@
 """The catalog of published versions, the privacy-budget ledger and the audit events, in the target warehouse.
 
-Ledger rows are written *before* training (status ``started``), so a run that crashes still
-counts: it touched the real data. They end as ``published``, ``rejected`` (a gate failed) or
-``failed``; a row left ``started`` by a killed process keeps counting. Every ledger row names
+Ledger rows are written *before* a source row is read (status ``started``, the whole asked epsilon), so a
+run that crashes still counts. They end as ``published``, ``rejected`` (a gate failed) or ``failed``
+(at 0 when no DP mechanism had started); ``resampling`` marks a run re-sampling the published model of an
+unchanged snapshot (0); a row left ``started`` by a killed process keeps counting. Every ledger row names
 its MLflow run. Catalog rows (one per published version) carry the lineage of that version;
 event rows record what moved the user-facing name: ``publish``, ``migrate`` (a table from an
 older release became a version), ``rollback`` and ``prune`` (a version dropped past ``keep_versions``).
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from synthgate.errors import PrivacyBudgetError
+from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError
 
 METADATA = sa.MetaData()
 
@@ -63,6 +64,8 @@ CATALOG = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer),
     sa.Column("version_table", sa.String(400)),
+    sa.Column("spec_digest", sa.String(64)),  # the spec's learning settings the model was trained under
+    sa.Column("resampled_from", sa.String(64)),  # run whose model this version re-sampled (no new spend)
 )
 
 EVENTS = sa.Table(
@@ -117,7 +120,7 @@ class LedgerEntry:
     trigger: str
 
 
-def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None, cap: float | None = None) -> None:
+def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None = None, cap: float | None = None) -> None:
     """Record the spend before the real data is used; the full budget counts until the run says less.
 
     With a ``cap``, the refresh is refused (:class:`PrivacyBudgetError`) when the table's earlier
@@ -145,18 +148,76 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None, cap:
                 started_at=now(),
             )
         )
-        if cap is not None:
-            spent = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(LEDGER.c.epsilon_spent), 0.0)).where(
-                    LEDGER.c.spec_name == entry.spec_name, LEDGER.c.run_id != entry.run_id
-                )
-            ).scalar_one()
-            if spent + entry.epsilon_budget > cap + 1e-12:  # leaving the block rolls the insert back
-                raise PrivacyBudgetError(
-                    f"refresh of {entry.spec_name!r} refused before training: epsilon spent {spent:.4g} + asked "
-                    f"{entry.epsilon_budget:.4g} exceeds the cap {cap:.4g}. Raise privacy.cap in the spec (a policy "
-                    "decision), or lower privacy.epsilon"
-                )
+        if cap is not None:  # leaving the block with an error rolls the insert back
+            _refuse_over_cap(conn, entry.spec_name, entry.epsilon_budget, cap, exclude_run=entry.run_id)
+
+
+def check_budget(engine: Engine, spec_name: str, epsilon: float, cap: float) -> None:
+    """Refuse (:class:`PrivacyBudgetError`) a refresh whose ``epsilon`` no longer fits under ``cap``; reads the ledger
+    only. :func:`open_spend` checks again under the table's lock when it reserves."""
+    ensure_governance_tables(engine)
+    with engine.connect() as conn:
+        _refuse_over_cap(conn, spec_name, epsilon, cap)
+
+
+def _refuse_over_cap(conn: Connection, spec_name: str, epsilon: float, cap: float, exclude_run: str | None = None) -> None:
+    query = sa.select(sa.func.coalesce(sa.func.sum(LEDGER.c.epsilon_spent), 0.0)).where(LEDGER.c.spec_name == spec_name)
+    if exclude_run is not None:
+        query = query.where(LEDGER.c.run_id != exclude_run)
+    spent = conn.execute(query).scalar_one()
+    if spent + epsilon > cap + 1e-12:
+        raise PrivacyBudgetError(
+            f"refresh of {spec_name!r} refused before reading the source: epsilon spent {spent:.4g} + asked "
+            f"{epsilon:.4g} exceeds the cap {cap:.4g}. Raise privacy.cap in the spec (a policy decision), or lower "
+            "privacy.epsilon"
+        )
+
+
+class Spend:
+    """One refresh's open ledger row: reserved at the full budget before any real row is read."""
+
+    def __init__(self, engine: Engine, run_id: str) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.mechanisms_started = False  # no DP mechanism has seen the data yet: a failure now spends nothing
+
+    def training(self) -> None:
+        """The DP mechanisms start: from here a failure keeps the whole reservation counted."""
+        self.mechanisms_started = True
+
+    def identify(self, fingerprint: str) -> None:
+        """Record the snapshot's keyed fingerprint once it is known."""
+        with self.engine.begin() as conn:
+            conn.execute(LEDGER.update().where(LEDGER.c.run_id == self.run_id).values(source_fingerprint=fingerprint))
+
+    def trained(self, epsilon: float, accounting: str) -> None:
+        """Training is done: the ledger holds the accountant's figure from now on."""
+        close_spend(self.engine, self.run_id, "trained", epsilon, accounting)
+
+    def reused(self) -> None:
+        """The snapshot did not change: this run re-samples a published model and spends nothing."""
+        close_spend(self.engine, self.run_id, "resampling", 0.0, "none")
+
+
+@contextmanager
+def reserved_spend(engine: Engine, entry: LedgerEntry, cap: float | None) -> Iterator[Spend]:
+    """Reserve the run's budget (refused over the cap) and close the ledger row on every way out.
+
+    The publish closes it as ``published`` in its own transaction; a failed gate closes it ``rejected``,
+    anything else ``failed`` (the detail names the error, never a value). A run that fails before any DP mechanism
+    started (extract, validation) closes at epsilon 0; after that the reservation, or the accountant's figure, stays.
+    """
+    open_spend(engine, entry, None, cap)
+    spend = Spend(engine, entry.run_id)
+    try:
+        yield spend
+    except GateFailedError as exc:
+        close_spend(engine, entry.run_id, "rejected", detail=str(exc))
+        raise
+    except BaseException as exc:
+        detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
+        close_spend(engine, entry.run_id, "failed", None if spend.mechanisms_started else 0.0, detail=detail)
+        raise
 
 
 @contextmanager
@@ -219,6 +280,43 @@ def close_spend(
             conn.execute(statement)
     else:
         conn_or_engine.execute(statement)
+
+
+def catalog_values(
+    spec: Any,
+    run_id: str,
+    *,
+    rows: int,
+    fingerprint: str,
+    privacy: Any,
+    scores: Any,
+    verdicts: list[Any],
+    model_name: str,
+    model_version: str | None,
+    trigger: str,
+) -> dict[str, Any]:
+    """The catalog row of a version about to be published (its number is added in the publish transaction).
+
+    Aggregates only: the keyed fingerprint, the guarantee (epsilon, delta) of the rows, overall scores and gates.
+    """
+    return {
+        "run_id": run_id,
+        "spec_name": spec.name,
+        "published_table": spec.target.table,
+        "rows": rows,
+        "source_table": spec.source.table,
+        "source_fingerprint": fingerprint,
+        "epsilon": privacy.epsilon,
+        "delta": privacy.delta,
+        "gates": {v.name: v.passed for v in verdicts},
+        "scores": {k: round(v, 6) for k, v in scores.as_metrics().items()},
+        "mlflow_run_id": run_id,
+        "model_name": model_name,
+        "model_version": model_version,
+        "trigger": trigger,
+        "spec_digest": spec.learning_digest(),
+        "resampled_from": privacy.resampled_from,
+    }
 
 
 def catalog_row(conn: Connection, **values: Any) -> None:
@@ -293,13 +391,44 @@ def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str,
     return _rows(engine, CATALOG, CATALOG.c.created_at, CATALOG.c.spec_name, spec_name)
 
 
+def published_row(engine: Engine, published_table: str) -> dict[str, Any] | None:
+    """The catalog row of the version the user-facing name points at now (None before the first publish)."""
+    if not _exists(engine, CATALOG) or not _exists(engine, EVENTS):
+        return None
+    with engine.connect() as conn:
+        version = current_version(conn, published_table)
+        if version is None:
+            return None
+        row = conn.execute(
+            sa.select(CATALOG).where(CATALOG.c.published_table == published_table, CATALOG.c.version == version)
+        ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def reusable_version(engine: Engine, spec: Any, fingerprint: str) -> dict[str, Any] | None:
+    """The published version whose model answers this refresh for free, or None.
+
+    That is the current version when its snapshot had the same keyed fingerprint, its model was trained under
+    the same learning settings (:meth:`TableSpec.learning_digest`) and is registered: sampling it again is
+    post-processing of a DP output and spends nothing.
+    """
+    row = published_row(engine, spec.target.table)
+    if row is None or row.get("model_version") is None:
+        return None
+    if row.get("source_fingerprint") != fingerprint or row.get("spec_digest") != spec.learning_digest():
+        return None
+    return row
+
+
 def lineage_comment(version: int, catalog: dict[str, Any]) -> str:
     """The table comment of a published version: where it came from, under what budget, who started it."""
     gates = catalog.get("gates") or {}
     verdict = "passed" if gates and all(gates.values()) else "see catalog"
     return (
         f"synthgate version {version}: synthetic copy of {catalog['source_table']} "
-        f"(snapshot fingerprint {str(catalog['source_fingerprint'])[:16]}), epsilon {catalog['epsilon']:.4g}, "
+        f"(keyed snapshot fingerprint {str(catalog['source_fingerprint'])[:16]}), epsilon {catalog['epsilon']:.4g}"
+        + (f" (re-sampled from run {catalog['resampled_from']}: no new spend)" if catalog.get("resampled_from") else "")
+        + ", "
         f"delta {catalog['delta']:.2g}, gates {verdict} ({', '.join(sorted(gates))}), {catalog['rows']} rows, "
         f"run {catalog['run_id']}, model {catalog.get('model_name')} v{catalog.get('model_version')}, "
         f"trigger {catalog.get('trigger')}, created {now().isoformat(timespec='seconds')}"

@@ -45,7 +45,7 @@ def test_a_refresh_killed_during_training_still_counts(prefect_harness, workdir,
         run_id = wait_for(lambda: next((r["mlflow_run_id"] for r in governance.ledger_rows(engine)), None), 300,
                           "the ledger row", proc)
         client = mlflow.MlflowClient(os.environ["SYNTHGATE_MLFLOW_TRACKING_URI"])
-        wait_for(lambda: client.get_metric_history(run_id, "train_loss"), 240, "the first training epoch", proc)
+        wait_for(lambda: client.get_metric_history(run_id, "epsilon_spent_so_far"), 240, "the first training epoch", proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -237,7 +237,8 @@ def test_bad_data_stops_the_run(prefect_harness, workdir, pg_engine, source, peo
     with pytest.raises(DataValidationError, match=message):
         refresh_table(str(spec))
     assert not has_table(pg_engine, source, "people_synthetic")
-    assert governance.ledger_rows(governed(pg_engine, source)) == []
+    ledger = governance.ledger_rows(governed(pg_engine, source))  # reserved before reading; no DP mechanism ran
+    assert [(r["status"], r["epsilon_spent"]) for r in ledger] == [("failed", 0.0)]
 
 
 def test_budget_below_any_training_fails_and_still_counts(prefect_harness, workdir, pg_engine, source):

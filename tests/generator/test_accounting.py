@@ -1,4 +1,7 @@
+import inspect
 import math
+import pickle
+import secrets
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from synthgate.generator.accounting import (
     sgd_noise_for_budget,
     zcdp_rho,
 )
+from synthgate.generator.noise import SecureNoise
 
 
 def analytic_gaussian_epsilon(sigma: float, delta: float) -> float:
@@ -70,7 +74,7 @@ def test_preprocessing_share_of_rho():
 
 def test_sgd_noise_fits_the_remaining_budget():
     accountant = PrivacyAccountant(delta=1e-5)
-    accountant.gaussian("count", np.array([100.0]), 40.0, np.random.default_rng(0))
+    accountant.gaussian("count", np.array([100.0]), 40.0)
     sigma = sgd_noise_for_budget(accountant, 1.0, sample_rate=0.05, steps=400)
     total, _ = accountant.epsilon([Release("dp-sgd", sigma, 0.05, 400)])
     assert 0.95 <= total <= 1.0
@@ -87,3 +91,29 @@ def test_impossible_budget_is_refused():
 def test_selection_delta_is_kept_out_of_the_composed_delta():
     accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
     assert accountant.delta_composed == pytest.approx(7.5e-6)
+
+
+def test_each_accountant_draws_fresh_os_entropy_and_releases_integers(monkeypatch):
+    bits = []
+    real = secrets.randbits
+    monkeypatch.setattr(secrets, "randbits", lambda k: bits.append(k) or real(k))
+    a, b = PrivacyAccountant(delta=1e-5), PrivacyAccountant(delta=1e-5)
+    assert bits == [128, 128]  # one 128-bit OS seed per accountant (per fit)
+    counts = np.arange(20_000, dtype=float)
+    x, y = a.gaussian("h", counts, 10.0), b.gaussian("h", counts, 10.0)
+    assert not np.array_equal(x, y)
+    assert np.array_equal(x, np.rint(x))  # rounded where released (floating-point hazard)
+    assert abs(float(np.std(x - counts)) - 10.0) < 0.3
+    assert [r.purpose for r in a.releases] == ["h"]
+
+
+def test_the_release_api_takes_no_seed_and_the_noise_state_never_leaves():
+    parameters = list(inspect.signature(PrivacyAccountant.gaussian).parameters)
+    assert parameters == ["self", "purpose", "counts", "noise_multiplier"]
+    assert "noise" not in inspect.signature(PrivacyAccountant).parameters  # not injectable
+    accountant = PrivacyAccountant(delta=1e-5)
+    assert "noise" not in repr(accountant)
+    with pytest.raises(TypeError):
+        pickle.dumps(accountant)
+    with pytest.raises(TypeError):
+        pickle.dumps(SecureNoise())

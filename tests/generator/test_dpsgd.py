@@ -1,11 +1,15 @@
 """The fast DP-SGD step against brute force and against Opacus's ghost clipping."""
 
+import secrets
+
+import pytest
 import torch
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
 from synthgate.generator.dpsgd import DPSGD, clipped_gradient_sum, per_sample_norms
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.generator.noise import SecureNoise
 
 CARDS = [5, 3, 7, 2]
 
@@ -73,8 +77,8 @@ def test_noise_has_the_calibrated_scale():
     model, tokens = model_and_batch(seed=3)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     dp = DPSGD(model, torch.optim.SGD(model.parameters(), lr=1.0), noise_multiplier=50.0, max_grad_norm=1.0,
-               expected_batch_size=10, generator=torch.Generator().manual_seed(0))
-    dp.step(tokens[:0])  # an empty batch: the update is pure noise
+               expected_batch_size=10)
+    assert dp.step(tokens[:0]) is None  # an empty batch: the update is pure noise; no loss comes back
     deltas = torch.cat([(p.detach() - before[n]).flatten() for n, p in model.named_parameters()])
     assert abs(float(deltas.std()) - 5.0) < 0.3  # noise_multiplier * clip / expected batch
 
@@ -87,3 +91,88 @@ def test_column_weights_scale_each_columns_loss():
     first_only = TokenNLL(reduction="none", weights=[1.0, 0.0])(logits, tokens)
     doubled = TokenNLL(reduction="none", weights=[1.0, 2.0])(logits, tokens)
     torch.testing.assert_close(doubled, 2 * plain - first_only)
+
+
+# -- noise: same scale as Opacus, from OS entropy, never from a seed ------------------------------------
+
+BIG = [40, 30, 50, 20, 2]  # about 25k parameters: the empirical std is within 1% of the true one
+
+
+def big_model():
+    torch.manual_seed(0)
+    return AutoregressiveNet(BIG, embedding_dim=16, hidden_dim=64)
+
+
+def flat(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def opacus_update(noise_multiplier, clip, expected_batch, batch, generator, global_seed=0):
+    """One Opacus step (ghost clipping, as the opacus engine runs it) from ``big_model``'s weights: the change.
+
+    ``global_seed`` seeds torch's global generator just before the step.
+    """
+    model = big_model()
+    before = flat(model)
+    loader = DataLoader(TensorDataset(batch), batch_size=expected_batch)
+    private, optimizer, criterion, _ = PrivacyEngine().make_private(
+        module=model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0), data_loader=loader, criterion=TokenNLL(),
+        noise_multiplier=noise_multiplier, max_grad_norm=clip, grad_sample_mode="ghost", poisson_sampling=True,
+        noise_generator=generator,
+    )
+    optimizer.expected_batch_size = expected_batch
+    torch.manual_seed(global_seed)
+    criterion(private(batch), batch).backward()
+    optimizer.step()
+    return flat(model) - before
+
+
+def fast_update(noise_multiplier, clip, expected_batch, batch, global_seed=0):
+    model = big_model()
+    before = flat(model)
+    dp = DPSGD(model, torch.optim.SGD(model.parameters(), lr=1.0), noise_multiplier, clip, expected_batch)
+    torch.manual_seed(global_seed)
+    dp.step(batch)
+    return flat(model) - before
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_fast_engine_adds_the_same_noise_scale_as_opacus():
+    # One row: its clipped gradient (norm <= clip, spread over 25k coordinates) is negligible next to the noise,
+    # so each update is (almost) pure noise of std noise_multiplier * clip / expected_batch in both engines.
+    noise_multiplier, clip, expected_batch = 40.0, 1.5, 8
+    batch = torch.tensor([[1, 2, 3, 4, 1]])
+    fast = fast_update(noise_multiplier, clip, expected_batch, batch)
+    reference = opacus_update(noise_multiplier, clip, expected_batch, batch, SecureNoise.torch_generator())
+    expected = noise_multiplier * clip / expected_batch
+    assert fast.numel() > 20_000
+    assert abs(float(fast.std()) / expected - 1) < 0.02
+    assert abs(float(reference.std()) / expected - 1) < 0.02
+    assert abs(float(fast.std()) / float(reference.std()) - 1) < 0.03
+    assert abs(float(fast.mean())) < 0.05 * expected
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_opacus_noise_comes_from_the_noise_generator_not_the_global_seed():
+    # The opacus engine passes a SecureNoise generator: Opacus 1.6 must draw every noise sample from it.
+    batch = torch.tensor([[1, 2, 3, 4, 1]])
+    a = opacus_update(40.0, 1.0, 8, batch, torch.Generator().manual_seed(7), global_seed=1)
+    b = opacus_update(40.0, 1.0, 8, batch, torch.Generator().manual_seed(7), global_seed=2)
+    c = opacus_update(40.0, 1.0, 8, batch, torch.Generator().manual_seed(8), global_seed=1)
+    assert torch.equal(a, b)  # the global seed plays no part
+    assert not torch.allclose(a, c)
+
+
+def test_fast_engine_noise_is_fresh_os_entropy_whatever_the_global_seed(monkeypatch):
+    bits = []
+    real = secrets.randbits
+    monkeypatch.setattr(secrets, "randbits", lambda k: bits.append(k) or real(k))
+    batch = torch.tensor([[1, 2, 3, 4, 1]])
+    a = fast_update(40.0, 1.0, 8, batch, global_seed=0)
+    b = fast_update(40.0, 1.0, 8, batch, global_seed=0)
+    assert bits == [63, 63]  # each DPSGD seeds its own noise generator from the OS
+    assert not torch.allclose(a, b)
+    monkeypatch.setattr(secrets, "randbits", lambda k: 12345)  # with the OS entropy fixed, the noise repeats:
+    c = fast_update(40.0, 1.0, 8, batch, global_seed=1)
+    d = fast_update(40.0, 1.0, 8, batch, global_seed=2)
+    assert torch.equal(c, d)  # so it is the only source of the noise (the global seed plays no part)

@@ -78,7 +78,7 @@ def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> Co
     def record(conn: sa.Connection, version: int) -> None:
         governance.catalog_row(
             conn, run_id="r" * 32, spec_name=spec.name, published_table=spec.target.table, rows=len(synthetic),
-            source_table=spec.source.table, source_fingerprint=extract.fingerprint.content_hash, epsilon=1.0,
+            source_table=spec.source.table, source_fingerprint=extract.fingerprint.digest, epsilon=1.0,
             delta=spec.privacy.delta, gates={}, scores={}, mlflow_run_id="r" * 32, model_name="m", model_version="1",
             trigger="test", version=version,
         )

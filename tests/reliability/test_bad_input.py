@@ -319,7 +319,7 @@ def test_hostile_table_names_do_no_harm(pg_engine, pg_schema, expectations, host
     load_frame(pg_engine, pg_schema, "y", small().head(10))
     load_frame(pg_engine, pg_schema, hostile, small())
     run = core_refresh(make_spec(pg_schema, table=hostile, target=hostile + " synthetic"), expectations)
-    assert run.extract.fingerprint.rows == N
+    assert len(run.extract.frame) == N
     assert {"y", hostile, hostile + " synthetic"} <= tables_in(pg_engine, pg_schema)
     with pg_engine.connect() as conn:
         assert conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".y')).scalar() == 10
@@ -378,7 +378,7 @@ def test_large_table_is_streamed_in_chunks(pg_engine, pg_schema) -> None:
     assert seen == list(range(chunk, n + 1, chunk))
     assert any(f"FETCH FORWARD {chunk}" in s for s in statements), statements
     whole = extract_table(table, chunk_size=n)
-    assert streamed.fingerprint.content_hash == whole.fingerprint.content_hash
+    assert streamed.fingerprint.digest == whole.fingerprint.digest
     assert streamed.frame.memory_usage(deep=True).sum() < 5 * 1024 * 1024
 
 

@@ -50,7 +50,7 @@ def test_connection_dropped_mid_extract_fails_cleanly(pg_engine, pg_schema) -> N
     assert killed == [1]
     assert f"reading '{pg_schema}.src'" in str(error.value) and "OperationalError" in str(error.value)
     # The pool replaced the dead connection: the next extract works.
-    assert extract_table(table, chunk_size=500).fingerprint.rows == 3000
+    assert len(extract_table(table, chunk_size=500).frame) == 3000
 
 
 def test_connection_dropped_mid_extract_is_retried_by_the_task(prefect_harness, pg_engine, pg_schema, monkeypatch) -> None:
@@ -73,8 +73,8 @@ def test_connection_dropped_mid_extract_is_retried_by_the_task(prefect_harness, 
     monkeypatch.setattr(extract_tasks, "extract_table", extract_with_fault)  # the hook only; the fault is real
     extract = extract_tasks.extract_source(spec)
     assert attempts == [1, 2]
-    assert extract.fingerprint.rows == 3000
-    assert extract.fingerprint.content_hash == extract_table(spec.source).fingerprint.content_hash
+    assert len(extract.frame) == 3000
+    assert extract.fingerprint.digest == extract_table(spec.source).fingerprint.digest
 
 
 @pytest.fixture

@@ -1,0 +1,73 @@
+"""The secret key behind every keyed digest of real data: the snapshot fingerprint and the holdout split.
+
+A plain hash of a table is not safe to publish: someone who knows every row but one can try candidates for
+the missing row until the hash matches. Keyed with a secret, the same digest identifies a snapshot (lineage,
+change detection) for those who hold the key, and tells nobody else anything.
+
+The key comes from, in order: ``SYNTHGATE_FINGERPRINT_KEY`` (environment), the Prefect Secret block named by
+``SYNTHGATE_FINGERPRINT_KEY_BLOCK``, or, for the embedded one-machine set-up, a random key file
+``$SYNTHGATE_HOME/secrets/fingerprint.key`` created on first use with owner-only permissions. Keep it away
+from readers of the synthetic tables, MLflow and lineage; rotating it makes every next snapshot look new.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from synthgate.errors import SpecError
+from synthgate.settings import Settings
+
+_KEY_BYTES = 32
+
+
+def fingerprint_key(settings: Settings) -> bytes:
+    """The secret key (raw bytes) from the environment, a Prefect Secret block or the embedded key file."""
+    if settings.fingerprint_key is not None:
+        return settings.fingerprint_key.get_secret_value().encode()
+    if settings.fingerprint_key_block:
+        return _from_block(settings.fingerprint_key_block).encode()
+    return _key_file(settings.secrets_dir / "fingerprint.key")
+
+
+def _from_block(block: str) -> str:
+    try:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(block).get())
+    except Exception as exc:  # noqa: BLE001 - any failure means the key is unavailable
+        raise SpecError(
+            f"cannot read the fingerprint key from Prefect Secret block {block!r} ({type(exc).__name__}): create the "
+            "block or unset SYNTHGATE_FINGERPRINT_KEY_BLOCK"
+        ) from None
+
+
+def _key_file(path: Path) -> bytes:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as out:
+            out.write(base64.b64encode(secrets.token_bytes(_KEY_BYTES)))
+    return path.read_bytes()
+
+
+def derive(key: bytes, purpose: str) -> bytes:
+    """An independent sub-key for one purpose (HMAC-SHA256 of the purpose under the key)."""
+    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+
+
+def keyed_digest(key: bytes, message: str) -> str:
+    """HMAC-SHA256 of ``message`` under ``key``, hex."""
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def row_hash_key(key: bytes) -> str:
+    """The 16-character key pandas' SipHash row hashing takes, derived from the secret key (96 bits)."""
+    return base64.b64encode(derive(key, "row-hash")).decode()[:16]

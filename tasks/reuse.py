@@ -1,0 +1,34 @@
+"""Stage 3 when the source did not change: re-sample the published version's model, spending nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from synthgate import tracking
+from synthgate.generator import DPSynthesizer
+from synthgate.spec import TableSpec
+from synthgate.warehouse import governance
+from synthgate.warehouse.engine import governed_engine
+from tasks import PRIVATE
+
+
+@task(name="find-reusable-model", **PRIVATE)
+def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str, Any] | None:
+    """The catalog row of the published version to re-sample, or None when this run must train."""
+    if retrain:
+        return None
+    row = governance.reusable_version(governed_engine(spec.target), spec, fingerprint)
+    if row is not None:
+        get_run_logger().info(
+            "the source is unchanged since version %s (same keyed fingerprint and settings): re-sampling its model "
+            "%s v%s, no epsilon spent (refresh with --retrain to train anew)",
+            row["version"], row["model_name"], row["model_version"],
+        )
+    return row
+
+
+@task(name="load-generator", **PRIVATE)
+def load_generator(tracking_uri: str, catalog_row: dict[str, Any]) -> DPSynthesizer:
+    return tracking.load_generator(tracking_uri, catalog_row["model_name"], catalog_row["model_version"])

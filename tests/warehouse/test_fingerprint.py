@@ -1,0 +1,56 @@
+"""The keyed snapshot fingerprint and the per-row holdout split, on real PostgreSQL extracts."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+
+import pandas as pd
+import pytest
+
+from synthgate.keys import fingerprint_key
+from synthgate.settings import Settings
+from synthgate.splitting import split_holdout
+from synthgate.warehouse.extract import extract_table
+from tests.warehouse.test_postgres import load
+
+pytestmark = pytest.mark.integration
+
+KEY = b"k" * 32
+
+
+def test_the_fingerprint_is_keyed_and_holds_no_count(pg_engine, pg_schema, people):
+    table = load(pg_engine, pg_schema, "people", people)
+    mine, other = extract_table(table, key=KEY), extract_table(table, key=b"another key")
+    assert mine.fingerprint.digest == extract_table(table, key=KEY).fingerprint.digest  # an identity for key holders
+    assert mine.fingerprint.digest != other.fingerprint.digest  # meaningless without the key
+    published = str(mine.fingerprint.as_dict())
+    assert "rows" not in mine.fingerprint.as_dict() and str(len(people)) not in published
+    # The attack on an unkeyed digest: knowing every row, recompute the hash. Without the key it cannot match.
+    unkeyed = pd.util.hash_pandas_object(mine.frame.astype(str), index=False).to_numpy().sum(dtype="uint64")
+    guesses = {hashlib.sha256(f"{mine.fingerprint.schema_hash}:{len(people)}:{int(unkeyed)}".encode()).hexdigest()}
+    assert mine.fingerprint.digest not in guesses
+
+
+def test_one_added_row_moves_at_most_that_row_between_train_and_holdout(pg_engine, pg_schema, people):
+    before = extract_table(load(pg_engine, pg_schema, "before", people), key=KEY)
+    extra = people.head(1).assign(customer_id=10**9, age=77, income=123457.0)
+    after = extract_table(load(pg_engine, pg_schema, "after", pd.concat([people, extra], ignore_index=True)), key=KEY)
+    train_before, holdout_before = split_holdout(before.frame, before.row_hashes, 0.25)
+    train_after, holdout_after = split_holdout(after.frame, after.row_hashes, 0.25)
+    ids = lambda frame: set(frame["customer_id"])  # noqa: E731
+    assert len(ids(train_after) ^ ids(train_before)) + len(ids(holdout_after) ^ ids(holdout_before)) == 1
+    assert 0.2 < len(holdout_before) / len(before.frame) < 0.3
+    # a permutation of positions (the old split) would have moved hundreds of rows; a new key draws a new split
+    train_other, _ = split_holdout(before.frame, extract_table(load(pg_engine, pg_schema, "again", people),
+                                                               key=b"another key").row_hashes, 0.25)
+    assert len(ids(train_other) ^ ids(train_before)) > 100
+
+
+def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
+    settings = Settings(home=tmp_path)
+    first = fingerprint_key(settings)
+    assert fingerprint_key(settings) == first and len(first) >= 32
+    path = settings.secrets_dir / "fingerprint.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
