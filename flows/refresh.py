@@ -273,8 +273,8 @@ def _pipeline(
         assert synthesizer.summary is not None
         result.privacy = RunPrivacy.trained(synthesizer.summary)
         spend.trained(result.privacy.spent, result.privacy.accounting)
-    with clock.stage("sample"):
-        synthetic = sample_rows(spec, synthesizer)
+    with clock.stage("sample"):  # a re-sampled model draws new rows: its seed also depends on this run
+        synthetic = sample_rows(spec, synthesizer, None if reuse is None else resampling_seed(spec, result.run_id))
     result.rows = len(synthetic)
     with clock.stage("check"):
         synthetic_outcome = check_synthetic_suite(spec, synthetic, source.columns, profiles, settings.expectations_dir)
@@ -299,6 +299,11 @@ def _pipeline(
         "synthgate.published_version": str(result.published.version),
         "synthgate.published_version_table": result.published.version_table,
     })
+
+
+def resampling_seed(spec: TableSpec, run_id: str) -> int:
+    """The sampling seed of a re-sampling run: ``training.seed`` and the run id (repeatable, no secret involved)."""
+    return (spec.training.seed + int(run_id[:8], 16)) % 2**31
 
 
 def record_source(spec: TableSpec, source: Extract, events: lineage.RunLineage) -> None:

@@ -62,7 +62,7 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
     table = spec.target.table
     catalog = [_plain(r) for r in governance.catalog_rows(engine, spec.name)]
     events = [_plain(r) for r in governance.event_rows(engine, table)]
-    ledger = governance.budget_summary(engine, spec.name, settings.budget_cap(spec.privacy.cap))
+    ledger = governance.budget_summary(engine, spec.name, settings.budget_cap(spec.privacy.cap), source=spec.source)
     pointing = [e for e in events if e["action"] in governance.POINTING_ACTIONS]
     current = pointing[-1]["version"] if pointing else None
     kept = set(kept_versions(spec.target))
@@ -103,7 +103,7 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
         "versions": versions,
         "budget": {k: v for k, v in ledger.items() if k != "history"},
         "refreshes": [
-            {k: r.get(k) for k in ("run_id", "status", "epsilon_budget", "epsilon_spent", "delta", "accounting",
+            {k: r.get(k) for k in ("run_id", "spec_name", "status", "epsilon_budget", "epsilon_spent", "delta", "accounting",
                                    "source_fingerprint", "trigger", "started_at", "finished_at")}
             | {"unfinished": r.get("status") in ("started", "trained")}  # crashed (or still running): still counted
             for r in ledger["history"]

@@ -9,10 +9,37 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from synthgate.errors import SynthgateError
 
+
+class _CleanErrors(TyperGroup):
+    """Every error a command lets through ends as one line on stderr (and one JSON object on stdout with --json),
+    exit code 2, never a traceback: ``synthgate --debug COMMAND`` shows the traceback instead."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta["synthgate.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if _DEBUG or type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort, usage errors
+                raise
+            as_json = bool(ctx.meta.get("synthgate.json"))
+            if isinstance(exc, SynthgateError):
+                _fail(exc, as_json)
+            # An unexpected error: its type only, since a library's message may quote a value from a row.
+            _fail(SynthgateError(f"unexpected {type(exc).__name__}; run `synthgate --debug ...` for the traceback"), as_json)
+
+
+#: Set by the global --debug option: errors then show their traceback.
+_DEBUG = False
+
 app = typer.Typer(
+    cls=_CleanErrors,
     help="Governed, differentially private synthetic copies of warehouse tables.\n\n"
     "A table spec (YAML, see deployments/tables/) says where a table comes from, where its synthetic copy "
     "goes, and under what privacy budget. `synthgate refresh SPEC` runs the whole pipeline once.",
@@ -30,10 +57,26 @@ def _quiet_libraries() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (default: one line)."),
+) -> None:
+    """Governed, differentially private synthetic copies of warehouse tables."""
+    global _DEBUG
+    _DEBUG = debug
+
+
 def _fail(exc: Exception, as_json: bool) -> None:
+    """End the command: one line on stderr (one JSON object on stdout with --json), exit code 2."""
+    message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    if _DEBUG:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
     if as_json:
-        typer.echo(json.dumps({"status": "failed", "error_type": type(exc).__name__, "error": str(exc)}))
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        typer.echo(json.dumps({"status": "failed", "error_type": type(exc).__name__, "error": message}))
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
@@ -50,16 +93,30 @@ def refresh(
 ) -> None:
     """Run the refresh flow for one table: extract, validate, train under DP (or re-sample), check, log, publish."""
     _quiet_libraries()
-    from pydantic import ValidationError
+    from pydantic import TypeAdapter, ValidationError
 
-    from flows.parameters import RefreshParameters
-    from flows.refresh import refresh_table
+    from flows.parameters import RefreshParameters, Trigger, apply_overrides
+    from synthgate.settings import get_settings
+    from synthgate.spec import load_spec
 
     try:
         request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows, retrain=retrain)
+        TypeAdapter(Trigger).validate_python(trigger)
     except ValidationError as exc:
-        _fail(SynthgateError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())), as_json)
+        _fail(SynthgateError("; ".join(
+            f"--{e['loc'][0] if e['loc'] else 'trigger'}: {e['msg']}" for e in exc.errors()
+        )), as_json)
         return
+    # Settings, spec and overrides are checked here, in a second: the flow call below starts Prefect (a temporary
+    # server when none is configured), which takes tens of seconds before the flow would read the spec.
+    try:
+        get_settings()
+        apply_overrides(load_spec(request.spec_path), request)
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    from flows.refresh import refresh_table
+
     try:
         result = refresh_table(request, trigger=trigger)
     except SynthgateError as exc:
@@ -100,7 +157,7 @@ def profile(
 
     try:
         table_spec = load_spec(spec)
-        extract = extract_table(table_spec.source, table_spec.chunk_size)
+        extract = extract_table(table_spec.source, table_spec.chunk_size, policies=table_spec.columns)
         profiles = propose(table_spec, extract.frame, extract.columns)
         typer.echo(f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
                    "budget, at your request)", err=True)
@@ -156,7 +213,7 @@ def budget(
     try:
         table_spec = load_spec(spec)
         cap = get_settings().budget_cap(table_spec.privacy.cap)
-        summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap)
+        summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap, source=table_spec.source)
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
@@ -194,6 +251,33 @@ def rollback(
                                "previous_version": moved.previous_version, "version_table": moved.version_table}))
         return
     typer.echo(f"{moved.name} now points at version {moved.version} (was {moved.previous_version})")
+
+
+@app.command()
+def migrate(
+    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
+    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Make the existing TABLE at a spec's target name a version behind the view (a table an older release published).
+
+    Publishing never does this on its own: it refuses a target name taken by anything Synthgate did not create.
+    From then on the table is Synthgate's: a later refresh publishes the next version, and keep_versions may drop it.
+    """
+    from synthgate.audit import resolve_spec
+    from synthgate.warehouse.publish import migrate as do_migrate
+
+    try:
+        table_spec = resolve_spec(spec_or_table, specs_dir)
+        moved = do_migrate(table_spec.target, trigger="cli")
+    except SynthgateError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps({"status": "migrated", "table": moved.name, "version": moved.version,
+                               "previous_version": moved.previous_version, "version_table": moved.version_table}))
+        return
+    typer.echo(f"the table {moved.name} is now version {moved.version} ({moved.version_table}); its name is a view on it")
 
 
 @app.command()

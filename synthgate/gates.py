@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from synthgate.errors import GateFailedError
@@ -48,12 +49,17 @@ class Scores:
         return max(gaps) if gaps else None
 
     def as_metrics(self) -> dict[str, float]:
-        values = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and v is not None}
+        # A metric that could not be measured (NaN: no column pair to score, say) is left out, never stored as NaN.
+        values = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and not _undefined(v)}
         values |= {"exact_copy_excess": self.exact_copy_excess}
         values |= {f"tvd_{k}way_excess": getattr(self, f"tvd_{k}way") - getattr(self, f"tvd_{k}way_holdout") for k in (1, 2, 3)}
         if self.utility_gap is not None:
             values["utility_gap"] = self.utility_gap
-        return {k: float(v) for k, v in values.items()}
+        return {k: float(v) for k, v in values.items() if not _undefined(v)}
+
+
+def _undefined(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,14 @@ class GateVerdict:
     comparison: str  # ">=" or "<="
     detail: str = ""
 
+    @property
+    def measurable(self) -> bool:
+        return not math.isnan(self.measured)
+
     def describe(self) -> str:
         state = "passed" if self.passed else "FAILED"
+        if not self.measurable:
+            return f"{self.name} {state}: not measured, required {self.comparison} {self.threshold:.4f} [{self.detail}]"
         text = f"{self.name} {state}: measured {self.measured:.4f}, required {self.comparison} {self.threshold:.4f}"
         if not self.passed:
             gap = abs(self.measured - self.threshold)
@@ -74,12 +86,30 @@ class GateVerdict:
         return text + (f" [{self.detail}]" if self.detail else "")
 
 
+#: Why a gate's metric can be undefined for a table, which makes the gate not applicable (passed) rather than failed.
+NOT_APPLICABLE = {
+    "column_pair_trends": "not applicable: no pair of learned columns could be scored (fewer than two learned columns, "
+                          "or no pair SDMetrics can score)",
+}
+
+
 def _at_least(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
-    return GateVerdict(name, measured >= threshold, measured, threshold, ">=", detail)
+    return _undefined_verdict(name, measured, threshold, ">=") or GateVerdict(name, measured >= threshold, measured, threshold, ">=", detail)
 
 
 def _at_most(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
-    return GateVerdict(name, measured <= threshold, measured, threshold, "<=", detail)
+    return _undefined_verdict(name, measured, threshold, "<=") or GateVerdict(name, measured <= threshold, measured, threshold, "<=", detail)
+
+
+def _undefined_verdict(name: str, measured: float, threshold: float, comparison: str) -> GateVerdict | None:
+    """A NaN measurement: not applicable (passed) where the metric is undefined for the table's shape, else an
+    explicit failure that says the metric could not be measured (never a bare 'measured nan')."""
+    if not math.isnan(measured):
+        return None
+    if name in NOT_APPLICABLE:
+        return GateVerdict(name, True, math.nan, threshold, comparison, NOT_APPLICABLE[name])
+    return GateVerdict(name, False, math.nan, threshold, comparison,
+                       "could not be measured: the metric is undefined (NaN) for this table")
 
 
 def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:

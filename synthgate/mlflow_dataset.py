@@ -11,16 +11,12 @@ from typing import Any
 
 from mlflow.data.dataset import Dataset
 from mlflow.data.dataset_source import DatasetSource
-from sqlalchemy.engine import URL, make_url
-
-from synthgate.spec import WarehouseTable
+from synthgate.spec import WarehouseTable, redact_url
 
 
 def credential_free_url(url: str) -> str:
-    """The URL without user password (and without query arguments, which can carry secrets)."""
-    parsed = make_url(url)  # URL.set(password=None) would keep the password: build a new URL
-    clean = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database)
-    return clean.render_as_string(hide_password=False)
+    """The URL without its password or any query argument that could carry a secret (:func:`redact_url`, dropping)."""
+    return redact_url(url, drop=True)
 
 
 class WarehouseTableSource(DatasetSource):

@@ -43,6 +43,18 @@ class ReportContext:
     keys: tuple[str, ...] = ()
 
 
+#: Longest label a plot shows: longer category values and column names are cut (a 100 kB label exhausts memory).
+MAX_LABEL = 40
+
+
+def plot_label(value: object, limit: int = MAX_LABEL) -> str:
+    """A category or column name as a plot label: one line, at most ``limit`` characters, no mathtext (``$``)."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
@@ -68,8 +80,8 @@ def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSyn
             for offset, (frame, label, color) in enumerate(((real, "real", "#4c72b0"), (synthetic, "synthetic", "#dd8452"))):
                 shares = frame[column.name].map(str).value_counts(normalize=True)
                 ax.bar(np.arange(len(labels)) + offset * width, [shares.get(lbl, 0.0) for lbl in labels], width, label=label, color=color)
-            ax.set_xticks(np.arange(len(labels)) + width / 2, labels, rotation=60, ha="right", fontsize=7)
-        ax.set_title(column.name, fontsize=9)
+            ax.set_xticks(np.arange(len(labels)) + width / 2, [plot_label(lbl) for lbl in labels], rotation=60, ha="right", fontsize=7)
+        ax.set_title(plot_label(column.name), fontsize=9)
         ax.legend(fontsize=7)
         plots[column.name] = _png(fig)
     return plots
@@ -85,8 +97,8 @@ def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: D
     diff = (codes[0].corr(method="spearman") - codes[1].corr(method="spearman")).abs().fillna(0).to_numpy()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     image = ax.imshow(diff, vmin=0, vmax=0.5, cmap="Reds")
-    ax.set_xticks(range(len(names)), names, rotation=70, ha="right", fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xticks(range(len(names)), [plot_label(n) for n in names], rotation=70, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), [plot_label(n) for n in names], fontsize=7)
     fig.colorbar(image, ax=ax, label="|Δ correlation|")
     ax.set_title("Correlation difference, real vs synthetic", fontsize=9)
     return _png(fig)
@@ -193,7 +205,7 @@ def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sa
     verdict = "PASSED" if all(v.passed for v in ctx.verdicts) else "HELD BACK"
     failed = [v.name for v in ctx.verdicts if not v.passed]
     gate_rows = "".join(
-        f"<tr class='{'ok' if v.passed else 'bad'}'><td>{html.escape(v.name)}</td><td>{v.measured:.4f}</td>"
+        f"<tr class='{'ok' if v.passed else 'bad'}'><td>{html.escape(v.name)}</td><td>{_f(v.measured)}</td>"
         f"<td>{v.comparison} {v.threshold:.4f}</td><td class='note'>{html.escape(v.detail)}</td>"
         f"<td>{'pass' if v.passed else 'FAIL'}</td></tr>"
         for v in ctx.verdicts
@@ -205,7 +217,8 @@ def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sa
         f"<figcaption>{html.escape(n)} (real: DP bins)</figcaption></figure>"
         for n, p in plots.items()
     )
-    sample_html = synthetic_sample.head(10).to_html(index=False, classes="sample", border=0, na_rep="∅")
+    sample = synthetic_sample.head(10).map(lambda v: v[:79] + "…" if isinstance(v, str) and len(v) > 80 else v)
+    sample_html = sample.to_html(index=False, classes="sample", border=0, na_rep="∅")
     held = f"<p>Failed gates: {html.escape(', '.join(failed))}</p>" if failed else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Synthgate report: {html.escape(ctx.spec_name)}</title>

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,9 +56,46 @@ def kind_of(sql_type: sa.types.TypeEngine) -> ColumnKind:
     return ColumnKind.CATEGORICAL
 
 
+#: The SQL types Synthgate can read, learn and publish. Every other type (binary, JSON, arrays, ranges, network,
+#: geometric, interval, time of day, bit strings, types the driver does not know) is *unsupported*: the extract
+#: never selects such a column, whose values could not be learned and could reach a log in an error message.
+SUPPORTED_TYPES: tuple[type[sa.types.TypeEngine], ...] = (
+    sa.Boolean, sa.Date, sa.DateTime, sa.Integer, sa.Float, sa.Numeric, sa.String, sa.Uuid,
+)
+
+
+def sql_type_name(sql_type: sa.types.TypeEngine) -> str:
+    """The declared type as text (``NUMERIC(38, 6)``, ``BYTEA``): structure, never a value."""
+    return str(sql_type.compile()) if _compilable(sql_type) else type(sql_type).__name__
+
+
+def is_supported(sql_type: sa.types.TypeEngine, dialect: str | None = None) -> bool:
+    """Whether a column of this reflected type can be read and learned (see :data:`SUPPORTED_TYPES`).
+
+    A SQLite column declared without a type (``NullType``) is read as categorical: SQLite columns are commonly
+    untyped, and the source suite checks their values' types one by one (a mixed or binary column fails it by name).
+    """
+    if isinstance(sql_type, sa.types.NullType):
+        return dialect == "sqlite"
+    if isinstance(sql_type, (sa.JSON, sa.ARRAY, sa.Interval, sa.LargeBinary)):
+        return False
+    return isinstance(sql_type, SUPPORTED_TYPES)
+
+
 def column_from_sql(name: str, sql_type: sa.types.TypeEngine) -> Column:
     timezone = bool(getattr(sql_type, "timezone", False))
-    return Column(name=name, kind=kind_of(sql_type), sql_type=str(sql_type.compile()) if _compilable(sql_type) else type(sql_type).__name__, timezone=timezone)
+    return Column(name=name, kind=kind_of(sql_type), sql_type=sql_type_name(sql_type), timezone=timezone)
+
+
+def numeric_precision(sql_type: str) -> tuple[int, int] | None:
+    """(precision, scale) of a declared ``NUMERIC(p, s)`` / ``DECIMAL(p, s)`` type name, else None."""
+    match = _NUMERIC.match(sql_type.strip())
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+_NUMERIC = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.IGNORECASE)
 
 
 def _compilable(sql_type: sa.types.TypeEngine) -> bool:

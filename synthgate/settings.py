@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from synthgate.errors import SynthgateError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", frozen=True, extra="forbid", allow_inf_nan=False)
 
     home: Path = Field(default=Path(".synthgate"), description="Working folder: embedded warehouse, MLflow store, reports.")
     expectations_dir: Path = Field(default=Path("expectations"), description="Where GX suites are kept.")
@@ -71,4 +73,12 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, or :class:`SynthgateError` naming each bad ``SYNTHGATE_*`` variable (never its value)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SYNTHGATE_{str(err['loc'][0]).upper()}: {' '.join(err['msg'].split())}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        )
+        raise SynthgateError(f"invalid setting in the environment: {problems}") from None

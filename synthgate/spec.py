@@ -1,31 +1,56 @@
 """The table spec: one YAML file per governed table, validated by pydantic.
 
-Credentials never live in the YAML: a URL may reference ``${ENV_VAR}`` (with an optional
-``${ENV_VAR:-default}``) or ``${secret:BLOCK_NAME}`` (a Prefect Secret block); they are
-resolved when the spec is loaded, and :func:`redact_url` hides them again for logs.
+Credentials never live in the YAML: the password of a URL, and every query parameter named like a credential
+(``password``, ``sslkey``, ``token``, ``api_key``, ...), must be a reference, ``${ENV_VAR}`` (without a default) or
+``${secret:BLOCK_NAME}`` (a Prefect Secret block); anything else is refused when the spec is loaded, naming the section
+and the parameter, never the value. Other placeholders may have a default (``${ENV_VAR:-default}``). References are
+resolved when the spec is loaded (a value in a credential position is percent-encoded into the URL), and
+:func:`redact_url` is the one function that hides them again wherever a URL is written (logs, errors, MLflow, lineage).
+
+The YAML is bounded before it is resolved: its size, its nesting depth, and no aliases (``*name``), so a hostile spec
+("billion laughs") is refused in milliseconds instead of expanding in memory.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote, unquote, urlsplit
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from synthgate.errors import SpecError
 
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[^}:]+(?::(?!-)[^}:]+)?)(?::-(?P<default>[^}]*))?\}")
 
+#: Bounds of a spec file, checked before anything in it is resolved or validated.
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_DEPTH = 20
+#: Where to read about spec keys, for messages.
+SPEC_HELP = 'README.md, section "A table spec"'
+
+#: Query parameters whose value is a credential (or a path to key material): references only, masked when shown.
+_CREDENTIAL_PARAM = re.compile(r"pass|pwd|secret|token|key|credential|auth|signature|private|cookie|session", re.I)
+#: Query parameters shown as they are by :func:`redact_url`; the value of every other one is masked.
+_HARMLESS_PARAMS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslcrl", "connect_timeout", "timeout", "application_name", "charset",
+    "client_encoding", "driver", "target_session_attrs", "gssencmode", "keepalives", "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "timezone", "isolation_level", "autocommit", "mode", "check_same_thread",
+    "uri", "encrypt", "trustservercertificate", "warehouse", "role", "account", "region", "project", "schema",
+    "database", "dbname", "host", "port", "location", "dataset",
+})
+_MASK = "***"
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class WarehouseTable(_Frozen):
@@ -35,7 +60,7 @@ class WarehouseTable(_Frozen):
     table: str = Field(min_length=1, description="Table name (quoted by SQLAlchemy, any characters allowed).")
     db_schema: str | None = Field(default=None, alias="schema", description="Database schema, if any.")
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @field_validator("url")
     @classmethod
@@ -49,6 +74,21 @@ class WarehouseTable(_Frozen):
     @property
     def display_url(self) -> str:
         return redact_url(self.url)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.db_schema}.{self.table}" if self.db_schema else self.table
+
+    def identity(self) -> tuple[str, ...]:
+        """Which object this names, whatever the driver, credentials or default schema spelling."""
+        url = make_url(self.url)
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            database = str(Path(url.database).resolve()) if url.database and url.database != ":memory:" else ""
+            return (backend, database, self.db_schema or "main", self.table)
+        default_schema = {"postgresql": "public", "mysql": url.database, "mariadb": url.database}.get(backend)
+        host = (url.host or "localhost").lower().replace("127.0.0.1", "localhost")
+        return (backend, host, str(url.port or ""), url.database or "", self.db_schema or default_schema or "", self.table)
 
 
 class Holdout(_Frozen):
@@ -214,7 +254,7 @@ class Schedule(_Frozen):
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
     source: WarehouseTable
@@ -263,26 +303,125 @@ class TableSpec(_Frozen):
             raise ValueError(f"keys {dropped} are dropped: a key must be published (keep or fake it)")
         return self
 
+    @model_validator(mode="after")
+    def _target_is_not_a_real_table(self) -> TableSpec:
+        """Publishing replaces the target: it must never be the source or the holdout table."""
+        target = self.target.identity()
+        for role, table in (("source", self.source), ("holdout.table", self.holdout.table)):
+            if table is not None and table.identity() == target:
+                raise ValueError(
+                    f"target and {role} are the same table ({table.qualified_name}): publishing would replace the real "
+                    "table. Give the target another name or schema"
+                )
+        return self
 
-def redact_url(url: str) -> str:
-    """A URL safe to log: the password is replaced by ***."""
+
+def is_credential_param(name: str) -> bool:
+    """Whether a URL query parameter is named like a credential (password, sslkey, token, api_key, ...)."""
+    return bool(_CREDENTIAL_PARAM.search(str(name)))
+
+
+def _shown_param(name: str) -> bool:
+    return name.lower() in _HARMLESS_PARAMS and not is_credential_param(name)
+
+
+def redact_url(url: Any, *, drop: bool = False) -> str:
+    """The one way a URL is written anywhere (logs, errors, MLflow, lineage, catalog, comments, Prefect).
+
+    The password and the value of every query parameter except a few harmless ones (``sslmode``,
+    ``connect_timeout``, ...) become ``***``; with ``drop`` they are left out instead (a credential-free URL). A plain
+    path comes back unchanged; a string that cannot be parsed as a URL comes back as ``<unparseable url>``.
+    """
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    url = str(url)
+    if "://" not in url:
+        return url if "@" not in url and "?" not in url else "<unparseable url>"
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return _redact_generic(url, drop)
+    host, password = parsed.host, parsed.password
+    if host and "@" in host:  # an unescaped @ in the password: what precedes the last @ is password too
+        host, password = host.rsplit("@", 1)[1], "x"
+    base = URL.create(
+        parsed.drivername, parsed.username, None if drop or password is None else "x", host, parsed.port, parsed.database
+    ).render_as_string(hide_password=True)
+    pairs = []
+    for key, value in parsed.query.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            if _shown_param(key):
+                pairs.append(f"{quote(key, safe='')}={quote(item, safe='')}")
+            elif not drop:
+                pairs.append(f"{quote(key, safe='')}={_MASK}")
+    return base + ("?" + "&".join(pairs) if pairs else "")
+
+
+def _redact_generic(url: str, drop: bool) -> str:
+    """:func:`redact_url` for URLs SQLAlchemy cannot parse (``http://``, ``databricks-uc://``, ...)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
         return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{_MASK}@{hostport}" if ":" in userinfo and not drop else f"{user}@{hostport}"
+    pairs = []
+    for pair in parts.query.split("&") if parts.query else []:
+        key, sep, value = pair.partition("=")
+        if sep and _shown_param(unquote(key)):
+            pairs.append(pair)
+        elif not drop:
+            pairs.append(f"{key}={_MASK}" if sep else _MASK)
+    text = f"{parts.scheme}://{netloc}{parts.path}"
+    return text + ("?" + "&".join(pairs) if pairs else "") + (f"#{_MASK}" if parts.fragment and not drop else "")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets of a URL (password, masked query values), as given and percent-encoded, longest first."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return []
+    values = [parsed.password or ""]
+    if parsed.host and "@" in parsed.host:
+        values.append(parsed.host.rsplit("@", 1)[0])
+    for key, value in parsed.query.items():
+        if not _shown_param(key):
+            values += list(value) if isinstance(value, tuple) else [value]
+    found = {v for value in values if value for v in (value, quote(value, safe=""), quote(value))}
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (say a driver's error, which may echo its DSN) with every secret of ``url`` replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+# -- loading ------------------------------------------------------------------------------------------------------
+
+#: Where a spec holds URLs, and the section name used in messages.
+_URL_PATHS = {("source", "url"): "source", ("target", "url"): "target", ("holdout", "table", "url"): "holdout.table"}
+_TOKEN = re.compile(r"sgref(\d+)ref")
+_REFERENCE_HINT = "give it as ${ENV_VAR} (without a default) or ${secret:BLOCK}"
+
+
+def _placeholder_value(match: re.Match[str], where: Path) -> str:
+    name, default = match.group("name"), match.group("default")
+    if name.startswith("secret:"):
+        return _read_secret_block(name.removeprefix("secret:"), where)
+    value = os.environ.get(name, default)
+    if value is None:
+        raise SpecError(f"{where}: environment variable {name} is not set (referenced as ${{{name}}})")
+    return value
 
 
 def _resolve_placeholders(text: str, where: Path) -> str:
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group("name"), match.group("default")
-        if name.startswith("secret:"):
-            return _read_secret_block(name.removeprefix("secret:"), where)
-        value = os.environ.get(name, default)
-        if value is None:
-            raise SpecError(f"{where}: environment variable {name} is not set (referenced as ${{{name}}})")
-        return value
-
-    return _PLACEHOLDER.sub(substitute, text)
+    return _PLACEHOLDER.sub(lambda match: _placeholder_value(match, where), text)
 
 
 def _read_secret_block(block: str, where: Path) -> str:
@@ -294,56 +433,207 @@ def _read_secret_block(block: str, where: Path) -> str:
         raise SpecError(f"{where}: cannot read Prefect Secret block {block!r}: {type(exc).__name__}") from None
 
 
+def _credential_slots(url: str) -> list[tuple[str, str]] | None:
+    """(what, value) of each credential position of ``url``: the password and credential-like query values."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    password = parsed.password
+    if parsed.host and "@" in parsed.host:  # an unescaped @: the password runs on to the last @
+        password = f"{password or ''}@{parsed.host.rsplit('@', 1)[0]}"
+    slots = [("password", password)] if password else []
+    for key, value in parsed.query.items():
+        if is_credential_param(key):
+            slots += [(f"value of query parameter {key!r}", item) for item in (value if isinstance(value, tuple) else (value,)) if item]
+    return slots
+
+
+def _tokenised(url: str, with_defaults: bool) -> tuple[str, list[re.Match[str]]]:
+    """``url`` with each placeholder replaced by a token ``sgref<i>ref`` (or, ``with_defaults``, by its default)."""
+    found = list(_PLACEHOLDER.finditer(url))
+    index = {match.start(): i for i, match in enumerate(found)}
+
+    def token(match: re.Match[str]) -> str:
+        if with_defaults and match.group("default") is not None:
+            return match.group("default")
+        return f"sgref{index[match.start()]}ref"
+
+    return _PLACEHOLDER.sub(token, url), found
+
+
+def _check_url_credentials(url: str, section: str, where: Path) -> None:
+    """Refuse a credential written in the spec: a literal, part literal, or a reference with a literal default."""
+    for with_defaults in (False, True):
+        tokenised, found = _tokenised(url, with_defaults)
+        for what, value in _credential_slots(tokenised) or []:
+            token = _TOKEN.fullmatch(value)
+            if token is None and not with_defaults:
+                raise SpecError(f"{where}: {section}.url holds a literal {what} (a credential): {_REFERENCE_HINT}")
+            if token is None:
+                raise SpecError(
+                    f"{where}: {section}.url takes its {what} (a credential) from the literal default of a ${{NAME:-...}} "
+                    f"placeholder: {_REFERENCE_HINT}"
+                )
+            match = found[int(token.group(1))]
+            if match.group("default") is not None:
+                raise SpecError(
+                    f"{where}: {section}.url gives its {what} (a credential) as ${{{match.group('name')}:-...}}, with a "
+                    f"literal default: {_REFERENCE_HINT}"
+                )
+
+
 def _reject_literal_passwords(raw: dict[str, Any], where: Path) -> None:
-    holdout = raw.get("holdout") if isinstance(raw.get("holdout"), dict) else {}
-    tables = {"source": raw.get("source"), "target": raw.get("target"), "holdout.table": holdout.get("table")}
-    for section, table in tables.items():
-        url = table.get("url") if isinstance(table, dict) else None
-        if not isinstance(url, str) or "${" in url:
-            continue  # placeholders are resolved from the environment or a secret block
+    for path, section in _URL_PATHS.items():
+        url = _at(raw, path)
+        if isinstance(url, str):
+            _check_url_credentials(url, section, where)
+
+
+def _at(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def _resolve_url(url: str, where: Path) -> str:
+    """Resolve a URL's placeholders; a reference that is a whole password or query value is percent-encoded, so
+    a secret holding ``@``, ``/``, ``?`` or ``&`` stays the password (and is masked) instead of becoming the host."""
+    tokenised, found = _tokenised(url, with_defaults=False)
+    encoded: set[int] = set()
+    try:
+        parsed = make_url(tokenised)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is not None:
+        values = [parsed.password or ""]
+        for value in parsed.query.values():
+            values += list(value) if isinstance(value, tuple) else [value]
+        encoded = {int(token.group(1)) for value in values if (token := _TOKEN.fullmatch(value))}
+    index = {match.start(): i for i, match in enumerate(found)}
+
+    def substitute(match: re.Match[str]) -> str:
+        value = _placeholder_value(match, where)
+        return quote(value, safe="") if index[match.start()] in encoded else value
+
+    return _PLACEHOLDER.sub(substitute, url)
+
+
+class _Refused(Exception):
+    """A spec outside the bounds of :class:`_BoundedLoader`."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` without aliases (no "billion laughs") and with a bounded nesting depth."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            line = self.peek_event().start_mark.line + 1
+            raise _Refused(f"YAML aliases (*name, line {line}) are not allowed in a table spec: write the value out")
+        self._depth += 1
         try:
-            literal = make_url(url).password
-        except ArgumentError:
-            continue  # reported by the model with a better message
-        if literal:
-            raise SpecError(
-                f"{where}: {section}.url holds a literal password; reference it as ${{ENV_VAR}} or ${{secret:BLOCK}}"
-            )
+            if self._depth > MAX_SPEC_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise _Refused(f"nested deeper than {MAX_SPEC_DEPTH} levels (line {line}): a table spec is shallow")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _parse_bounded(where: Path) -> Any:
+    try:
+        with where.open("rb") as stream:
+            data = stream.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot read the spec: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{where}: larger than {MAX_SPEC_BYTES // 1000} kB: a table spec is a short YAML file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 10,000 digits, a 13th month
+        raise SpecError(f"{where}: not valid YAML: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        loader.dispose()
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The pydantic model an annotation holds, and whether a mapping key comes before it (``dict[str, Model]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    keyed = get_origin(annotation) is dict
+    for arg in get_args(annotation)[1:] if keyed else get_args(annotation):
+        model, inner = _model_in(arg)
+        if model is not None:
+            return model, keyed or inner
+    return None, False
+
+
+def allowed_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a spec allows in the section holding ``loc`` (a pydantic error location), or None if unknown."""
+    model: type[BaseModel] = TableSpec
+    parts = list(loc[:-1])
+    while parts:
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        field = fields.get(str(parts.pop(0)))
+        found, keyed = _model_in(field.annotation) if field is not None else (None, False)
+        if found is None:
+            return None
+        if keyed:
+            if not parts:
+                return None
+            parts.pop(0)
+        model = found
+    return sorted(field.alias or name for name, field in model.model_fields.items())
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    lines = []
+    """One line: every problem by its location, never the offending value."""
+    problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: unknown key (check the spelling; see `synthgate spec --help`)")
+            keys = allowed_keys(tuple(err["loc"]))
+            allowed = f"allowed here: {', '.join(keys)}; " if keys else ""
+            problems.append(f"{loc}: unknown key (check the spelling; {allowed}see {SPEC_HELP})")
         else:
-            lines.append(f"  {loc}: {err['msg']}")
-    return f"{where}: invalid table spec:\n" + "\n".join(lines)
+            problems.append(f"{loc}: {' '.join(err['msg'].split())}")
+    return f"{where}: invalid table spec: " + "; ".join(problems)
 
 
 def load_spec(path: str | Path) -> TableSpec:
-    """Read, resolve and validate a YAML table spec, or raise :class:`SpecError`."""
+    """Read, bound, resolve and validate a YAML table spec, or raise :class:`SpecError` (one line)."""
     where = Path(path)
     if not where.is_file():
         raise SpecError(f"spec file not found: {where}")
-    try:
-        raw = yaml.safe_load(where.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{where}: not valid YAML: {exc}") from None
+    raw = _parse_bounded(where)
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: a table spec is a YAML mapping, got {type(raw).__name__}")
     _reject_literal_passwords(raw, where)
     return spec_from_dict(_resolve_tree(raw, where), str(where))
 
 
-def _resolve_tree(node: Any, where: Path) -> Any:
+def _resolve_tree(node: Any, where: Path, path: tuple[Any, ...] = ()) -> Any:
     if isinstance(node, str):
-        return _resolve_placeholders(node, where)
+        return _resolve_url(node, where) if path in _URL_PATHS else _resolve_placeholders(node, where)
     if isinstance(node, dict):
-        return {key: _resolve_tree(value, where) for key, value in node.items()}
+        return {key: _resolve_tree(value, where, (*path, key)) for key, value in node.items()}
     if isinstance(node, list):
-        return [_resolve_tree(value, where) for value in node]
+        return [_resolve_tree(value, where, (*path, i)) for i, value in enumerate(node)]
     return node
 
 

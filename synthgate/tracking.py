@@ -33,7 +33,7 @@ def _safe_uri(uri: str) -> str:
     """The tracking URI with any password masked, for messages."""
     from synthgate.spec import redact_url
 
-    return redact_url(uri) if "@" in uri else uri
+    return redact_url(uri)
 
 
 def _mlflow():

@@ -2,35 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import get_run_logger, task
 
-from synthgate.schema import column_from_sql
 from synthgate.spec import TableSpec
 from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine, reflect
+from synthgate.warehouse.extract import read_plan
+from synthgate.warehouse.publish import check_target, check_target_names, check_target_privileges
 from tasks import PRIVATE
 from tasks.retry import transient_warehouse_error
 
 
 @task(name="preflight", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
 def preflight(spec: TableSpec, cap: float) -> None:
-    """The budget cap first (the target's ledger only: a refused refresh never connects to the source), then the
-    source and holdout tables exist and the spec's columns are theirs (table metadata, not a row)."""
-    governance.check_budget(governed_engine(spec.target), spec.name, spec.privacy.epsilon, cap)
-    source = reflect(spec.source)
-    check_spec_columns(spec, [column_from_sql(c.name, c.type) for c in source.columns])
+    """The target first: its name must be free or Synthgate's own view (an object Synthgate did not create is never
+    replaced); then the budget cap over every spend on the source, whatever the spec was called (the target's
+    ledger only: a refused refresh never connects to the source); then the source and holdout tables exist, their
+    column types can be read and the spec's columns are theirs (table metadata, not a row)."""
+    target = governed_engine(spec.target)
+    check_target(spec.target)
+    check_target_names(spec.target, target)
+    check_target_privileges(spec.target, target)
+    governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=spec.source)
+    _, columns = read_plan(spec.source, reflect(spec.source), spec.columns)
+    check_spec_columns(spec, columns)
     if spec.holdout.table is not None:
-        reflect(spec.holdout.table)
+        read_plan(spec.holdout.table, reflect(spec.holdout.table), spec.columns)
 
 
 @contextmanager
 def reserve_budget(spec: TableSpec, entry: governance.LedgerEntry, cap: float) -> Iterator[governance.Spend]:
     """Reserve ``entry``'s full epsilon under ``cap`` (:class:`PrivacyBudgetError` when it does not fit) and close
-    the ledger row on every way out: ``published`` by the publish, ``rejected`` on a failed gate, else ``failed``."""
+    the ledger row on every way out: ``published`` by the publish, ``rejected`` on a failed gate, else ``failed``.
+    The entry is keyed by the spec's source (filled in when the caller left ``source_key`` unset)."""
+    if entry.source_key is None:
+        entry = dataclasses.replace(entry, source_key=governance.source_key(spec.source))
     with governance.reserved_spend(governed_engine(spec.target), entry, cap) as spend:
         get_run_logger().info("reserved epsilon %g of %s's cap %g in the ledger", entry.epsilon_budget, spec.name, cap)
         yield spend

@@ -36,6 +36,8 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
 
 
 @task(name="sample-rows", **PRIVATE)
-def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer) -> pd.DataFrame:
+def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer, seed: int | None = None) -> pd.DataFrame:
+    """``spec.rows`` rows (default: the model's DP row-count estimate), sampled with ``seed`` (default
+    ``training.seed``): a re-sampled model passes its own, so an unchanged snapshot gets new rows."""
     rows = spec.rows or (synthesizer.summary.noisy_rows if synthesizer.summary else 1)
-    return synthesizer.sample(rows)
+    return synthesizer.sample(rows, seed=seed)

@@ -128,3 +128,221 @@ def test_schedule_is_optional_and_validated(tmp_path):
 def test_bad_schedules_are_named(tmp_path, schedule, message):
     with pytest.raises(SpecError, match=message):
         load_spec(write(tmp_path, MINIMAL + f"schedule: {schedule}\n"))
+
+
+# -- hostile input: each refused in one line, before anything else runs ------------------------------------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
+) + MINIMAL
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BOMB, r"YAML aliases \(\*name, line 2\) are not allowed"),
+        (MINIMAL + "gates: &g {min_quality: 0.5}\nextra: *g\n", "YAML aliases"),
+        (MINIMAL + "columns: " + "{a: " * 40 + "1" + "}" * 40 + "\n", "nested deeper than 20 levels"),
+        (MINIMAL + "rows: " + "9" * 5000 + "\n", "not valid YAML: ValueError"),
+        (MINIMAL + "# " + "x" * 1_000_001 + "\n", "larger than 1000 kB"),
+    ],
+    ids=["billion-laughs", "alias", "deep-nesting", "huge-integer", "huge-file"],
+)
+def test_hostile_yaml_is_refused_in_one_line(tmp_path, text, message):
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(write(tmp_path, text))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("field", ["epsilon", "delta"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_nan_and_infinity_are_refused(tmp_path, field, value):
+    text = MINIMAL.replace(f"{field}: {'1.0' if field == 'epsilon' else '1.0e-5'}", f"{field}: {value}")
+    with pytest.raises(SpecError, match=rf"privacy\.{field}: Input should be a finite number"):
+        load_spec(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("gates: {min_quality: .nan}\n", "gates.min_quality"),
+        ("columns: {age: {min: .nan}}\n", "columns.age.min"),
+        ("training: {learning_rate: .inf}\n", "training.learning_rate"),
+        ("privacy: {epsilon: 1.0, delta: 1.0e-5, cap: .inf}\n", "privacy.cap"),
+    ],
+)
+def test_nan_and_infinity_are_refused_in_every_float(tmp_path, extra, named):
+    text = MINIMAL.replace("privacy: {epsilon: 1.0, delta: 1.0e-5}\n", "") if extra.startswith("privacy") else MINIMAL
+    with pytest.raises(SpecError, match="finite number") as error:
+        load_spec(write(tmp_path, text + extra))
+    assert named in str(error.value)
+
+
+def test_unknown_key_lists_the_allowed_keys_and_points_at_real_help(tmp_path):
+    with pytest.raises(SpecError) as error:
+        load_spec(write(tmp_path, MINIMAL + "columns: {age: {polcy: keep}}\n"))
+    message = str(error.value)
+    assert "columns.age.polcy: unknown key" in message and "allowed here: categories, fake, max, min, policy" in message
+    assert "README.md" in message and "spec --help" not in message and "\n" not in message
+    with pytest.raises(SpecError, match="allowed here: cron, timezone, active|allowed here: active, cron, timezone"):
+        load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "0 2 * * *", every: day}\n'))
+
+
+# -- credentials: references only, and one redaction ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://u:hunter2@db/x", "literal password"),
+        ("postgresql://u@db/x?password=hunter2", "literal value of query parameter 'password'"),
+        ("postgresql://u@db/x?sslkey=/keys/hunter2", "query parameter 'sslkey'"),
+        ("postgresql://u@db/x?access_token=hunter2", "query parameter 'access_token'"),
+        ("postgresql://u:${PW:-hunter2}@db/x", "${PW:-...}, with a literal default"),
+        ("postgresql://u:hunter2@${HOST}/x", "literal password"),
+        ("postgresql://u:x${PW}hunter2@db/x", "literal password"),
+        ("${WAREHOUSE_URL:-postgresql://u:hunter2@db/x}", "literal default"),
+    ],
+)
+def test_credentials_written_in_the_spec_are_refused_without_their_value(tmp_path, url, named):
+    text = MINIMAL.replace('"sqlite:///w.db", table: people}', f'"{url}", table: people}}')
+    with pytest.raises(SpecError) as error:
+        load_spec(write(tmp_path, text))
+    assert "source.url" in str(error.value) and named in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_referenced_credentials_are_encoded_into_the_url(tmp_path, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("SG_PW", "p@ss/w?rd&x=1")
+    url = '"postgresql://u:${SG_PW}@db:5432/x?password=${SG_PW}&sslmode=${SG_MODE:-require}"'
+    spec = load_spec(write(tmp_path, MINIMAL.replace('"sqlite:///w.db"', url, 1)))
+    parsed = make_url(spec.source.url)
+    assert (parsed.password, parsed.host, parsed.query["password"]) == ("p@ss/w?rd&x=1", "db", "p@ss/w?rd&x=1")
+    assert spec.source.display_url == "postgresql://u:***@db:5432/x?password=***&sslmode=require"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "dropped"),
+    [
+        ("postgresql+psycopg2://u:pw@h:5432/db?password=pw&sslmode=require&token=t",
+         "postgresql+psycopg2://u:***@h:5432/db?password=***&sslmode=require&token=***",
+         "postgresql+psycopg2://u@h:5432/db?sslmode=require"),
+        ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db", "postgresql://u@h/db"),  # an unescaped @
+        ("postgresql://u@h/db?options=-csearch_path%3Dx", "postgresql://u@h/db?options=***", "postgresql://u@h/db"),
+        ("http://user:pw@mlflow:5000/api?api_key=k", "http://user:***@mlflow:5000/api?api_key=***", None),
+        ("databricks-uc://tok:pw@host?token=t", "databricks-uc://tok:***@host?token=***", "databricks-uc://tok@host"),
+        ("sqlite:///w.db", "sqlite:///w.db", "sqlite:///w.db"),
+        ("/tmp/mlruns", "/tmp/mlruns", "/tmp/mlruns"),
+    ],
+)
+def test_redact_url_masks_the_password_and_every_secret_query_value(url, shown, dropped):
+    assert redact_url(url) == shown
+    if dropped is not None:
+        assert redact_url(url, drop=True) == dropped
+    from synthgate.mlflow_dataset import credential_free_url
+
+    assert "pw" not in credential_free_url(url).replace("mlruns", "")
+
+
+def test_driver_messages_are_scrubbed_of_the_url_secrets():
+    from synthgate.spec import scrub
+
+    url = "postgresql://u:p%40ss@h/db?password=tok3n&sslmode=disable"
+    assert scrub('invalid dsn: password=p@ss or tok3n (p%40ss), sslmode "disable"', url) == (
+        'invalid dsn: password=*** or *** (***), sslmode "disable"'
+    )
+
+
+# -- the command line: one line, exit code 2 -----------------------------------------------------------------------
+
+
+def test_bad_settings_are_named_in_one_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+    from synthgate.errors import SynthgateError
+    from synthgate.settings import get_settings
+
+    monkeypatch.setenv("SYNTHGATE_DEFAULT_BUDGET_CAP", "abc")
+    with pytest.raises(SynthgateError, match="SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a valid number"):
+        get_settings()
+    result = CliRunner().invoke(app, ["report", "0123"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid setting in the environment: SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a valid number, "
+        "unable to parse string as a number"
+    ]
+    monkeypatch.setenv("SYNTHGATE_DEFAULT_BUDGET_CAP", "nan")
+    with pytest.raises(SynthgateError, match="SYNTHGATE_DEFAULT_BUDGET_CAP"):
+        get_settings()
+
+
+def test_refresh_refuses_a_bad_spec_before_prefect_starts(tmp_path):
+    """Run as a user does: a new process, no Prefect server; the spec error comes in seconds, one line, exit 2."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    bad = write(tmp_path, MINIMAL.replace("epsilon: 1.0", "epsilom: 1.0, epsilon: 1.0"))
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "synthgate.cli", "refresh", str(bad), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - began < 15, "the spec must be read before the Prefect server starts"
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error_type"] == "SpecError"
+    assert done.stderr.strip().splitlines() == [f"error: {json.loads(done.stdout)['error']}"]
+    assert "privacy.epsilom: unknown key" in done.stderr and "temporary server" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["check-spec", "refresh"])
+def test_the_alias_bomb_returns_fast_in_bounded_memory(tmp_path, command):
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    bomb = write(tmp_path, BOMB.replace("[x, x", "[" + ", ".join(["xxxxxxxxxx"] * 10) + ", x, x"))
+
+    def limit_memory() -> None:  # 2 GiB of address space: the unbounded bomb needed 5.9 GB
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "synthgate.cli", command, str(bomb)], capture_output=True, text=True,
+                          timeout=120, preexec_fn=limit_memory)
+    assert time.monotonic() - began < 15
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [f"error: {bomb}: YAML aliases (*name, line 2) are not allowed in a "
+                                                "table spec: write the value out"]
+
+
+def test_every_cli_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    bad = write(tmp_path, MINIMAL.replace("epsilon: 1.0", "epsilon: .nan"))
+    plain = CliRunner().invoke(app, ["check-spec", str(bad)])
+    assert plain.exit_code == 2 and len(plain.stderr.strip().splitlines()) == 1
+    assert "privacy.epsilon: Input should be a finite number" in plain.stderr
+    debug = CliRunner().invoke(app, ["--debug", "check-spec", str(bad)])
+    assert debug.exit_code == 2 and "Traceback" in debug.stderr
+
+
+def test_an_unexpected_error_is_one_line_without_its_message(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import synthgate.spec
+    from synthgate.cli import app
+
+    def broken(path):
+        raise ValueError("could not convert 'Alice Smith, 1984-02-03' to float")  # a library quoting a row
+
+    monkeypatch.setattr(synthgate.spec, "load_spec", broken)
+    result = CliRunner().invoke(app, ["check-spec", str(write(tmp_path, MINIMAL))])
+    assert result.exit_code == 2 and "Alice" not in result.output and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == ["error: unexpected ValueError; run `synthgate --debug ...` for the traceback"]
+    as_json = CliRunner().invoke(app, ["budget", str(write(tmp_path, MINIMAL)), "--json"])
+    assert as_json.exit_code == 2 and as_json.stdout.count("{") == 1 and "Alice" not in as_json.output

@@ -8,7 +8,8 @@ it public. A codec's token set is the released bins or categories plus one NULL 
 Numeric columns (integers, floats, datetimes as seconds) are released in two or three steps:
 
 1. *range*: a noisy histogram over a fixed, data-independent grid (numbers: 20 log bins a
-   decade, both signs, 1e-6 to 1e15; datetimes: 30-day bins, 1900 to 2100). Its core is the
+   decade, both signs, 1e-6 to 1e307; datetimes: 30-day bins from 1700 to 2261,
+   about all that pandas' nanosecond timestamps hold). Its core is the
    bins that clear a threshold corrected for the number of bins; the range grows bin by bin
    over thin tails. Outliers beyond it are clipped: no single record moves the range.
 2. *zoom* (floats and datetimes): 256 noisy bins across that range narrow it where the data
@@ -42,11 +43,18 @@ RARE_LABEL = "_RARE_"
 
 # Data-independent grid for the bounds release: bin k covers |x| in [10^(k/20), 10^((k+1)/20)).
 _GRID_PER_DECADE = 20
-_GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 15 * _GRID_PER_DECADE
+# Up to 1e307, so NUMERIC columns of 1e25 and floats of 1e300 keep their scale (a range from -1e307 to 1e307 still
+# has a finite width; larger doubles fall in the top bin). The wider grid costs no epsilon, only a higher threshold
+# for the core: 4.8 sigma rather than 4.2 with the old 1e15 grid.
+_GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 307 * _GRID_PER_DECADE
 _GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
-_CALENDAR_START = -70 * 365.25 * 86400.0  # 1900, in seconds since 1970
+# 30-day bins from 1700-01-01 (seconds since 1970) to 2261: pandas' nanosecond timestamps end in April 2262.
+# 6842 bins (the 1900-2100 grid had 2435): the core threshold is 4.7 sigma rather than 4.5.
+_CALENDAR_START = -8_520_336_000.0  # 1700-01-01T00:00:00
 _CALENDAR_STEP = 30 * 86400.0
-_CALENDAR_BINS = int(200 * 365.25 / 30)
+_CALENDAR_BINS = int((9_214_646_400.0 - _CALENDAR_START) // _CALENDAR_STEP)  # up to 2262-01-01
+# The largest doubles an int64 holds: decoded integers are clipped to them (a bin edge may lie beyond 2**63).
+_INT64_LOW, _INT64_HIGH = -(2.0**63), float(np.nextafter(2.0**63, 0))
 _MAX_INTEGER_BINS = 512
 _MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
@@ -223,7 +231,8 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
         return stamps.dt.tz_localize("UTC") if column.timezone else stamps
     if column.kind is ColumnKind.INTEGER:
         null = np.isnan(values)
-        return pd.Series(pd.arrays.IntegerArray(np.where(null, 0, np.round(values)).astype(np.int64), null))
+        whole = np.clip(np.round(np.where(null, 0, values)), _INT64_LOW, _INT64_HIGH)
+        return pd.Series(pd.arrays.IntegerArray(whole.astype(np.int64), null))
     return pd.Series(values, dtype=float)
 
 
@@ -247,7 +256,7 @@ def dp_range(
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
     Numbers use the signed log grid; datetimes (seconds since the epoch: a large
-    offset, a small spread) a grid of 30-day bins from 1900 to 2100. The core is the bins that clear
+    offset, a small spread) a grid of 30-day bins from 1700 to 2261. The core is the bins that clear
     a threshold corrected for the number of bins; it grows bin by bin over thin tails
     (:func:`_extend`), whose bins are kept for the fine histogram.
     """
@@ -264,7 +273,7 @@ def dp_range(
 
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
-    core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else (int(np.argmax(noisy)),) * 2
+    core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
     # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
     integer = column.kind is ColumnKind.INTEGER
     empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
@@ -275,6 +284,24 @@ def dp_range(
         if not empty[i]
     ]
     return DPRange(bounds(first)[0], bounds(last)[1], tails, bounds(core_first)[0], bounds(core_last)[1])
+
+
+def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+    """The core when no single bin clears the threshold: sums of 2, 4, 8, ... adjacent bins (post-processing of the
+    same release, each sum's noise is sigma * sqrt(width)), the first width at which a sum clears its threshold.
+
+    Data spread thin over many bins (300 dates over 55 years) is found where it is, instead of at the largest of
+    thousands of noisy empty bins; with no clear sum at any width, the largest bin is the core.
+    """
+    width, levels = 2, max(int(noisy.size - 1).bit_length(), 1)  # the 1% chance of a false core spread over levels
+    while width < noisy.size:
+        starts = np.arange(0, noisy.size, width)
+        sums = np.add.reduceat(noisy, starts)
+        clear = np.flatnonzero(sums > _corrected_threshold(sums.size * levels, sigma * math.sqrt(width), 4.0))
+        if clear.size:
+            return int(starts[clear[0]]), int(min(starts[clear[-1]] + width, noisy.size) - 1)
+        width *= 2
+    return (int(np.argmax(noisy)),) * 2
 
 
 def zoom_range(

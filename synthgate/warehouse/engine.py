@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate.errors import MissingTableError, WarehouseError
-from synthgate.spec import WarehouseTable, redact_url
+from synthgate.spec import WarehouseTable, redact_url, scrub
 
 
 @lru_cache(maxsize=32)
@@ -19,14 +19,18 @@ def engine_for(url: str) -> Engine:
 
 
 def check_connection(url: str) -> Engine:
-    engine = engine_for(url)
+    """A working engine for ``url``, or :class:`WarehouseError` with the URL redacted (and the driver's message
+    scrubbed of the URL's secrets: libpq and others can echo parts of their DSN)."""
     try:
+        engine = engine_for(url)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, ImportError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        detail = first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc).strip().splitlines()[0][:300]
         raise WarehouseError(
-            f"cannot connect to warehouse {redact_url(url)}: {type(exc.orig or exc).__name__}: "
-            f"{first_line(exc)}. Check the URL, the server and the credentials in the environment"
+            f"cannot connect to warehouse {redact_url(url)}: {type(cause).__name__}: "
+            f"{scrub(detail, url)}. Check the URL, the server and the credentials in the environment"
         ) from None
     return engine
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from synthgate.errors import DataValidationError, WarehouseError
+from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.keys import keyed_digest, row_hash_key
-from synthgate.schema import Column, ColumnKind, column_from_sql
-from synthgate.spec import WarehouseTable
+from synthgate.schema import Column, ColumnKind, column_from_sql, is_supported, sql_type_name
+from synthgate.spec import ColumnPolicy, WarehouseTable
 from synthgate.warehouse.engine import engine_for, qualified, reflect
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,16 @@ def extract_table(
     progress: Callable[[int], None] | None = None,
     *,
     key: bytes | None = None,
+    policies: Mapping[str, ColumnPolicy] | None = None,
 ) -> Extract:
     """Read ``table`` chunk by chunk. Raises :class:`MissingTableError` or :class:`WarehouseError`.
 
     ``key``: the secret fingerprint key (default: :func:`synthgate.keys.fingerprint_key` of the settings).
+    ``policies``: the spec's declared column policies (``spec.columns``). A column declared ``policy: drop`` is never
+    read: it stays in ``columns`` (it is part of the table's schema) and its values in ``frame`` are all null.
+    Columns of unsupported SQL types (see :func:`synthgate.schema.is_supported`) are never read either; undeclared,
+    they are left out of ``columns`` and ``frame`` with a one-line log naming the column and its type, and declared
+    with any policy other than ``drop`` they are refused (:class:`SpecError`) before a row is read.
     """
     if key is None:
         from synthgate.keys import fingerprint_key
@@ -71,13 +81,14 @@ def extract_table(
     names = [c.name for c in reflected.columns]
     if len(set(names)) != len(names):
         raise DataValidationError(f"table {qualified(table)!r} has duplicate column names")
-    columns = [column_from_sql(c.name, c.type) for c in reflected.columns]
+    selected, columns = read_plan(table, reflected, policies)
+    names = [c.name for c in columns]
     chunks: list[pd.DataFrame] = []
     hashes: list[np.ndarray] = []
     engine = engine_for(table.url)
     try:
         with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
-            result = conn.execute(sa.select(reflected))
+            result = conn.execute(sa.select(*selected))
             while batch := result.fetchmany(chunk_size):
                 chunk = pd.DataFrame.from_records(batch, columns=names)
                 hashes.append(_row_hashes(chunk, hash_key))
@@ -97,6 +108,45 @@ def extract_table(
         order_free = int(row_hashes.sum(dtype=np.uint64))  # the same for any row order and any chunking
     digest = keyed_digest(key, f"{schema_hash}:{len(frame)}:{order_free}")
     return Extract(frame, columns, Fingerprint(digest, schema_hash, schema), row_hashes)
+
+
+def read_plan(
+    table: WarehouseTable, reflected: sa.Table, policies: Mapping[str, ColumnPolicy] | None = None
+) -> tuple[list[sa.ColumnElement[Any]], list[Column]]:
+    """What the extract SELECTs, and the columns it reports: decided from the declared types and the spec alone.
+
+    Declared ``drop`` columns are selected as ``NULL`` (their values never leave the warehouse); unsupported types
+    are left out (or refused when the spec declares a policy other than ``drop`` for them). Messages name columns
+    and SQL types only.
+    """
+    policies = policies or {}
+    dialect = sa.make_url(table.url).get_backend_name()
+    selected: list[sa.ColumnElement[Any]] = []
+    columns: list[Column] = []
+    unsupported: list[str] = []
+    for c in reflected.columns:
+        declared = policies.get(c.name)
+        dropped = declared is not None and declared.policy == "drop"
+        if not is_supported(c.type, dialect):
+            type_name = sql_type_name(c.type)
+            if declared is not None and not dropped:
+                raise SpecError(
+                    f"column {c.name!r} of {qualified(table)!r} has SQL type {type_name}, which Synthgate cannot read, "
+                    f"learn or publish: declare it 'policy: drop' (or cast it in a view) instead of {declared.policy or 'a domain'!r}"
+                )
+            if not dropped:
+                log.warning(
+                    "column %r of %s has unsupported SQL type %s: left out (never read); declare 'policy: drop' to "
+                    "silence this", c.name, qualified(table), type_name,
+                )
+                unsupported.append(c.name)
+                continue
+        columns.append(column_from_sql(c.name, c.type))
+        selected.append(sa.null().label(c.name) if dropped else c)
+    if not columns:
+        why = f"its columns {unsupported} all have unsupported SQL types" if unsupported else "it has no columns"
+        raise DataValidationError(f"no column of {qualified(table)!r} can be read: {why}")
+    return selected, columns
 
 
 def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:

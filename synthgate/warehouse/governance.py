@@ -5,12 +5,24 @@ run that crashes still counts. They end as ``published``, ``rejected`` (a gate f
 (at 0 when no DP mechanism had started); ``resampling`` marks a run re-sampling the published model of an
 unchanged snapshot (0); a row left ``started`` by a killed process keeps counting. Every ledger row names
 its MLflow run. Catalog rows (one per published version) carry the lineage of that version;
-event rows record what moved the user-facing name: ``publish``, ``migrate`` (a table from an
-older release became a version), ``rollback`` and ``prune`` (a version dropped past ``keep_versions``).
+event rows record what moved the user-facing name: ``publish``, ``migrate`` (an existing table became a
+version, on the explicit ``synthgate migrate`` command), ``rollback`` and ``prune`` (a version dropped past
+``keep_versions``, or a version table a killed publish created and never published).
+
+**The ledger follows the source.** Every ledger row carries ``source_key``, the credential-free identity of the
+source table (:func:`source_key`); a cap is checked against every spend on that source, whatever the spec that
+spent it is called. Rows from an older release have no key: they count for the spec of the same name and for any
+source of the same table name (a conservative reading: over-counting never weakens the guarantee).
+
+**Ownership is a recorded fact.** Synthgate drops or renames only what it recorded creating: version tables with a
+``publish`` or ``migrate`` event (and not pruned since), and version tables it *claimed* in ``synthgate_claims``
+(committed before ``CREATE TABLE``) but never published: the leftovers of a publish killed on a warehouse whose
+DDL commits on its own (MySQL/MariaDB). A table merely named like a version is never touched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +44,7 @@ LEDGER = sa.Table(
     sa.Column("spec_name", sa.String(200), nullable=False, index=True),
     sa.Column("source_table", sa.String(400), nullable=False),
     sa.Column("source_fingerprint", sa.String(64)),
+    sa.Column("source_key", sa.String(1000)),  # the source's identity (source_key()): the budget follows it
     sa.Column("epsilon_budget", sa.Float, nullable=False),
     sa.Column("epsilon_spent", sa.Float, nullable=False),
     sa.Column("delta", sa.Float, nullable=False),
@@ -82,19 +95,35 @@ EVENTS = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: Synthgate's intent to create a version table, committed on its own *before* the ``CREATE TABLE``: a version
+#: table claimed here and never published is a leftover of a killed publish, Synthgate's own to drop.
+CLAIMS = sa.Table(
+    "synthgate_claims",
+    METADATA,
+    sa.Column("published_table", sa.String(400), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("object_name", sa.String(400), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 #: Event actions that point the user-facing name at a version.
 POINTING_ACTIONS = ("publish", "migrate", "rollback")
+#: Event actions that record a version table Synthgate owns (until a ``prune`` event for it).
+OWNING_ACTIONS = ("publish", "migrate")
 
 
 def ensure_governance_tables(engine: Engine) -> None:
-    """Create the governance tables, and add columns a catalog from an older release lacks."""
+    """Create the governance tables, and add columns a catalog or ledger from an older release lacks."""
     METADATA.create_all(engine, checkfirst=True)
     schema = _schema_of(engine)
-    present = {c["name"] for c in sa.inspect(engine).get_columns(CATALOG.name, schema=schema)}
-    missing = [c for c in CATALOG.columns if c.name not in present]
-    if missing:
-        prep = engine.dialect.identifier_preparer
-        name = f"{prep.quote_schema(schema)}.{prep.quote(CATALOG.name)}" if schema else prep.quote(CATALOG.name)
+    prep = engine.dialect.identifier_preparer
+    for table in (CATALOG, LEDGER):
+        present = {c["name"] for c in sa.inspect(engine).get_columns(table.name, schema=schema)}
+        missing = [c for c in table.columns if c.name not in present]
+        if not missing:
+            continue
+        name = f"{prep.quote_schema(schema)}.{prep.quote(table.name)}" if schema else prep.quote(table.name)
         with engine.begin() as conn:
             for column in missing:
                 kind = column.type.compile(dialect=engine.dialect)
@@ -109,6 +138,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def source_key(table: Any) -> str:
+    """The ledger's key of a source table: its credential-free identity (``WarehouseTable.identity()``) as text.
+
+    The same object spelled with another driver, password or default-schema spelling gets the same key, so the
+    budget follows the real table whatever the spec reading it is called.
+    """
+    return json.dumps(list(table.identity()), separators=(",", ":"))
+
+
+def budget_lock_key(key: str | None, spec_name: str) -> str:
+    """The ledger lock of one source (of the spec, for an entry without a source key): short enough for GET_LOCK."""
+    if key is None:
+        return f"synthgate:{spec_name}"
+    return "synthgate:budget:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     run_id: str
@@ -118,27 +163,40 @@ class LedgerEntry:
     delta: float
     mlflow_run_id: str
     trigger: str
+    source_key: str | None = None  # source_key(spec.source): the cap covers every spend on that source
+
+
+def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.ColumnElement[bool]:
+    """The ledger rows that share one budget: every row on the same source (``key``), whatever its spec; rows an
+    older release wrote without a key count when their spec name or their source table's name is the same."""
+    legacy_match = [LEDGER.c.spec_name == spec_name]
+    if source_table:
+        legacy_match.append(LEDGER.c.source_table == source_table)
+    legacy = sa.and_(LEDGER.c.source_key.is_(None), sa.or_(*legacy_match))
+    return sa.or_(LEDGER.c.spec_name == spec_name, legacy) if key is None else sa.or_(LEDGER.c.source_key == key, legacy)
 
 
 def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None = None, cap: float | None = None) -> None:
     """Record the spend before the real data is used; the full budget counts until the run says less.
 
-    With a ``cap``, the refresh is refused (:class:`PrivacyBudgetError`) when the table's earlier
-    spends plus this one would exceed it. Spends compose by basic sequential composition: each
-    refresh's (epsilon, delta) is already a composed figure at its own delta, and summing them is
-    valid for any mix of mechanisms (tighter composition would need every run's full history).
-    The check and the insert are one transaction under a per-table lock, so two refreshes of the
-    same table at once cannot both pass (PostgreSQL: advisory lock; MySQL: GET_LOCK; SQLite: the
-    insert takes the database's write lock before the check reads).
+    With a ``cap``, the refresh is refused (:class:`PrivacyBudgetError`) when the earlier spends on the
+    same source (every spec reading it) plus this one would exceed it. Spends compose by basic sequential
+    composition: each refresh's (epsilon, delta) is already a composed figure at its own delta, and summing
+    them is valid for any mix of mechanisms (tighter composition would need every run's full history).
+    The check and the insert are one transaction under a per-source lock, so two refreshes of the
+    same source at once, under one spec or two, cannot both pass (PostgreSQL: advisory lock; MySQL:
+    GET_LOCK; SQLite: the insert takes the database's write lock before the check reads).
     """
     ensure_governance_tables(engine)
-    with engine.connect() as conn, advisory_lock(conn, f"synthgate:{entry.spec_name}"), conn.begin():
+    lock = budget_lock_key(entry.source_key, entry.spec_name)
+    with engine.connect() as conn, advisory_lock(conn, lock), conn.begin():
         conn.execute(
             LEDGER.insert().values(
                 run_id=entry.run_id,
                 spec_name=entry.spec_name,
                 source_table=entry.source_table,
                 source_fingerprint=fingerprint,
+                source_key=entry.source_key,
                 epsilon_budget=entry.epsilon_budget,
                 epsilon_spent=entry.epsilon_budget,
                 delta=entry.delta,
@@ -149,27 +207,54 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None = Non
             )
         )
         if cap is not None:  # leaving the block with an error rolls the insert back
-            _refuse_over_cap(conn, entry.spec_name, entry.epsilon_budget, cap, exclude_run=entry.run_id)
+            _refuse_over_cap(
+                conn, entry.spec_name, entry.source_table, entry.source_key, entry.epsilon_budget, cap,
+                exclude_run=entry.run_id,
+            )
 
 
-def check_budget(engine: Engine, spec_name: str, epsilon: float, cap: float) -> None:
-    """Refuse (:class:`PrivacyBudgetError`) a refresh whose ``epsilon`` no longer fits under ``cap``; reads the ledger
-    only. :func:`open_spend` checks again under the table's lock when it reserves."""
+def check_budget(
+    engine: Engine, spec_name: str, epsilon: float, cap: float, source: Any = None, source_table: str | None = None
+) -> None:
+    """Refuse (:class:`PrivacyBudgetError`) a refresh whose ``epsilon`` no longer fits under ``cap`` given every
+    spend on ``source`` (a ``WarehouseTable``; without one, the spends of ``spec_name``); reads the ledger only.
+    :func:`open_spend` checks again under the source's lock when it reserves."""
     ensure_governance_tables(engine)
+    key = source_key(source) if source is not None else None
+    table = source.table if source is not None else source_table
     with engine.connect() as conn:
-        _refuse_over_cap(conn, spec_name, epsilon, cap)
+        _refuse_over_cap(conn, spec_name, table, key, epsilon, cap)
 
 
-def _refuse_over_cap(conn: Connection, spec_name: str, epsilon: float, cap: float, exclude_run: str | None = None) -> None:
-    query = sa.select(sa.func.coalesce(sa.func.sum(LEDGER.c.epsilon_spent), 0.0)).where(LEDGER.c.spec_name == spec_name)
+def _refuse_over_cap(
+    conn: Connection,
+    spec_name: str,
+    source_table: str | None,
+    key: str | None,
+    epsilon: float,
+    cap: float,
+    exclude_run: str | None = None,
+) -> None:
+    scope = _scope(spec_name, source_table, key)
     if exclude_run is not None:
-        query = query.where(LEDGER.c.run_id != exclude_run)
-    spent = conn.execute(query).scalar_one()
+        scope = sa.and_(scope, LEDGER.c.run_id != exclude_run)
+    rows = conn.execute(
+        sa.select(LEDGER.c.spec_name, sa.func.coalesce(sa.func.sum(LEDGER.c.epsilon_spent), 0.0))
+        .where(scope)
+        .group_by(LEDGER.c.spec_name)
+    ).all()
+    spent = sum(float(r[1]) for r in rows)
     if spent + epsilon > cap + 1e-12:
+        others = sorted(r[0] for r in rows if r[0] != spec_name)
+        shared = (
+            f" (spent on source {source_table!r} also under spec name(s) {', '.join(map(repr, others))}: the budget "
+            "follows the source table, whatever the spec is called)"
+            if others else ""
+        )
         raise PrivacyBudgetError(
             f"refresh of {spec_name!r} refused before reading the source: epsilon spent {spent:.4g} + asked "
-            f"{epsilon:.4g} exceeds the cap {cap:.4g}. Raise privacy.cap in the spec (a policy decision), or lower "
-            "privacy.epsilon"
+            f"{epsilon:.4g} exceeds the cap {cap:.4g}{shared}. Raise privacy.cap in the spec (a policy decision), or "
+            "lower privacy.epsilon"
         )
 
 
@@ -225,7 +310,7 @@ def advisory_lock(conn: Connection, key: str) -> Iterator[None]:
     """Serialise work on one table across processes (session-level lock, released on exit or when the
     process dies: its connection closes). SQLite has none: its write lock serialises the transactions."""
     dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if dialect == "postgresql":  # waits as long as it takes
         conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
         conn.commit()
         try:
@@ -234,7 +319,9 @@ def advisory_lock(conn: Connection, key: str) -> Iterator[None]:
             conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
             conn.commit()
     elif dialect in ("mysql", "mariadb"):
-        conn.execute(sa.text("SELECT GET_LOCK(:key, 60)"), {"key": key[:64]})
+        # GET_LOCK gives up after its timeout (returns 0): wait again, never go on without the lock.
+        while conn.execute(sa.text("SELECT GET_LOCK(:key, 60)"), {"key": key[:64]}).scalar() != 1:
+            conn.commit()
         conn.commit()
         try:
             yield
@@ -245,11 +332,18 @@ def advisory_lock(conn: Connection, key: str) -> Iterator[None]:
         yield
 
 
-def budget_summary(engine: Engine, spec_name: str, cap: float | None) -> dict[str, Any]:
-    rows = ledger_rows(engine, spec_name)
+def budget_summary(engine: Engine, spec_name: str, cap: float | None, source: Any = None) -> dict[str, Any]:
+    """The budget of ``spec_name``'s source: every spend on it, under any spec name (the cap covers them all).
+
+    ``source`` is the spec's source table (a ``WarehouseTable``); without it, the sources ``spec_name`` spent on
+    are read from the ledger.
+    """
+    rows = budget_rows(engine, spec_name, source)
     spent = sum(r["epsilon_spent"] for r in rows)
     return {
         "table": spec_name,
+        "source": source.qualified_name if source is not None else None,
+        "spec_names": sorted({r["spec_name"] for r in rows}),
         "epsilon_spent": round(spent, 6),
         "delta_spent": sum(r["delta"] for r in rows),
         "cap": cap,
@@ -359,13 +453,46 @@ def current_version(conn: Connection, published_table: str) -> int | None:
 
 
 def recorded_versions(conn: Connection, published_table: str) -> set[int]:
-    """Versions a publish or a migration created (a table named like a version without one is an orphan)."""
+    """Versions a publish or a migration recorded, pruned ones included (numbers never used again)."""
     rows = conn.execute(
         sa.select(EVENTS.c.version).where(
-            EVENTS.c.published_table == published_table, EVENTS.c.action.in_(("publish", "migrate"))
+            EVENTS.c.published_table == published_table, EVENTS.c.action.in_(OWNING_ACTIONS)
         )
     )
     return {r[0] for r in rows}
+
+
+def pruned_versions(conn: Connection, published_table: str) -> set[int]:
+    """Versions whose table Synthgate dropped: no longer its own, whatever holds the name now."""
+    rows = conn.execute(
+        sa.select(EVENTS.c.version).where(EVENTS.c.published_table == published_table, EVENTS.c.action == "prune")
+    )
+    return {r[0] for r in rows}
+
+
+def claim_version(conn: Connection, published_table: str, version: int, object_name: str, run_id: str | None) -> None:
+    """Record, before creating it, that Synthgate is about to create ``object_name`` as ``version``."""
+    conn.execute(
+        CLAIMS.insert().values(
+            published_table=published_table, version=version, object_name=object_name, run_id=run_id, claimed_at=now()
+        )
+    )
+
+
+def claimed_versions(conn: Connection, published_table: str) -> dict[int, str | None]:
+    """Version numbers Synthgate claimed for ``published_table`` (published or not), with the claiming run."""
+    rows = conn.execute(sa.select(CLAIMS.c.version, CLAIMS.c.run_id).where(CLAIMS.c.published_table == published_table))
+    return {r[0]: r[1] for r in rows}
+
+
+def has_older_release_rows(conn: Connection, published_table: str) -> bool:
+    """Whether an older release recorded publishing ``published_table`` as a plain table (catalog rows without a
+    version): then ``synthgate migrate`` can keep that table as a version."""
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(CATALOG).where(
+            CATALOG.c.published_table == published_table, CATALOG.c.version.is_(None)
+        )
+    ).scalar_one() > 0
 
 
 def _rows(engine: Engine, table: sa.Table, order: sa.Column, key: sa.Column, value: str | None) -> list[dict[str, Any]]:
@@ -385,6 +512,22 @@ def event_rows(engine: Engine, published_table: str | None = None) -> list[dict[
 
 def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
     return _rows(engine, LEDGER, LEDGER.c.started_at, LEDGER.c.spec_name, spec_name)
+
+
+def budget_rows(engine: Engine, spec_name: str, source: Any = None) -> list[dict[str, Any]]:
+    """The ledger rows sharing ``spec_name``'s budget: every row on its source, whatever its spec, oldest first."""
+    if not _exists(engine, LEDGER):
+        return []
+    with engine.connect() as conn:
+        if source is not None:
+            scopes = [_scope(spec_name, source.table, source_key(source))]
+        else:  # the sources this spec name spent on, as the ledger recorded them
+            known = conn.execute(
+                sa.select(LEDGER.c.source_key, LEDGER.c.source_table).where(LEDGER.c.spec_name == spec_name).distinct()
+            ).all()
+            scopes = [_scope(spec_name, table, key) for key, table in known] or [_scope(spec_name, None, None)]
+        query = sa.select(LEDGER).where(sa.or_(*scopes)).order_by(LEDGER.c.started_at)
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:

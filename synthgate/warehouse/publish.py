@@ -13,11 +13,18 @@ chunks), point the view at it, comment both with the lineage, write the event ro
 new one, never a missing or half table: a reader that reaches the view while the move is
 uncommitted waits for it and then reads the new definition (PostgreSQL looks the name up again
 after the lock). A process killed anywhere in the transaction leaves nothing: the transaction rolls back.
-On MySQL/MariaDB, where DDL commits implicitly, a killed publish can leave an unreferenced version
-table; the next publish drops it (versions without a ``publish`` event are orphans).
 
-A user-facing *table* from an older release is renamed to the next version (a ``migrate`` event, and
-its catalog row gets the number) in the same transaction, then replaced by the view.
+**Synthgate drops or replaces only what it recorded creating** (ownership is a recorded fact, never a naming
+pattern): version tables recorded by a ``publish`` or ``migrate`` event and not pruned since, version tables it
+*claimed* (a ``synthgate_claims`` row committed on its own before the ``CREATE TABLE``) but never published, and
+the view at the target name that reads one of those. A table merely named like a version (``<target>__v7``,
+``<target>__staging_x``) is never dropped: the next version number skips it. A target name taken by anything
+else (a table, someone's view) is refused before any read or spend (:func:`check_target`, in the flow's
+preflight) and again inside :func:`publish`. On MySQL/MariaDB, where DDL commits implicitly, a killed publish
+can leave the version table it claimed: the next publish drops it after publishing (the view never reads it).
+
+A table at the target name (one an older release published as a plain table, say) becomes a version only on the
+explicit ``synthgate migrate`` command (:func:`migrate`), never automatically.
 After the commit, versions beyond the newest ``keep_versions`` are dropped (the current one always stays).
 """
 
@@ -36,8 +43,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from synthgate.errors import PublishError
-from synthgate.schema import Column, ColumnKind
+from synthgate.errors import PublishError, SpecError, WarehouseError
+from synthgate.schema import Column, ColumnKind, numeric_precision
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import first_line, governed_engine, qualified
@@ -47,7 +54,6 @@ log = logging.getLogger(__name__)
 #: Rows per COPY (or INSERT batch): bounds the memory of the CSV buffer.
 LOAD_CHUNK_ROWS = 100_000
 _NULL = "\\N"
-_LEGACY_LEFTOVERS = ("__staging_", "__previous_")  # names an older release used for its swap
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,109 @@ def version_table_name(table: str, version: int) -> str:
     return f"{table}__v{version}"
 
 
+#: Versions a target name must leave room for: ``<target>__v9999``.
+_VERSION_ROOM = len(version_table_name("", 9999))
+_DIALECT_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MySQL/MariaDB"}
+
+
+def check_target_names(target: WarehouseTable, engine: Engine) -> None:
+    """Refuse, before anything is spent, a target whose version tables' names (``<target>__v<N>``) the warehouse
+    would truncate or refuse: PostgreSQL allows 63 bytes, MySQL/MariaDB 64 characters. Raises :class:`SpecError`."""
+    # SQLAlchemy's MySQL dialect reports 255 (its alias limit): a MySQL/MariaDB table name has 64 characters.
+    limit = 64 if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.max_identifier_length
+    if not limit or engine.dialect.name == "sqlite":
+        return
+    # PostgreSQL counts bytes (it truncates longer names); MySQL/MariaDB count characters.
+    def size(name: str) -> int:
+        return len(name.encode()) if engine.dialect.name == "postgresql" else len(name)
+
+    unit = "bytes" if engine.dialect.name == "postgresql" else "characters"
+    longest = version_table_name(target.table, 9999)
+    if size(longest) > limit:
+        raise SpecError(
+            f"target.table {target.table!r} is {size(target.table)} {unit}: its version tables "
+            f"'{target.table}__v<N>' need up to {size(longest)} and "
+            f"{_DIALECT_NAMES.get(engine.dialect.name, engine.dialect.name)} allows {limit}; "
+            f"shorten target.table to at most {limit - _VERSION_ROOM} {unit}"
+        )
+
+
+def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
+    """Refuse, before anything is spent, a target role that cannot create tables in the target schema (PostgreSQL
+    ``has_schema_privilege``, MySQL/MariaDB grants, SQLite file writability). Writes nothing. Raises
+    :class:`WarehouseError` naming the schema."""
+    dialect = engine.dialect.name
+    try:
+        with engine.connect() as conn:
+            if dialect == "postgresql":
+                schema = target.db_schema or conn.execute(sa.text("SELECT current_schema()")).scalar()
+                exists = conn.execute(sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}).scalar()
+                allowed = bool(exists) and bool(conn.execute(
+                    sa.text("SELECT has_schema_privilege(current_user, :s, 'CREATE')"), {"s": schema}).scalar())
+            elif dialect in ("mysql", "mariadb"):
+                schema = target.db_schema or conn.execute(sa.text("SELECT DATABASE()")).scalar()
+                exists = schema and conn.execute(sa.text(
+                    "SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": schema}).scalar()
+                allowed = bool(exists) and _mysql_can_create(conn, schema)
+            elif dialect == "sqlite":
+                schema = target.db_schema or "main"
+                allowed = _sqlite_writable(conn, schema)
+            else:  # another warehouse: its own error at publish time
+                return
+    except SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"cannot check the privileges on the target {qualified(target)!r} in {target.display_url}: "
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first_line(exc)}"
+        ) from None
+    if not allowed:
+        raise WarehouseError(
+            f"the target role cannot create tables in schema {schema!r} of {target.display_url}: publishing "
+            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another target.schema"
+        )
+
+
+def _mysql_can_create(conn: Connection, schema: str) -> bool:
+    """CREATE and INSERT on the database (or globally), from information_schema's view of the current user's grants.
+
+    CREATE VIEW and DROP count too: publishing creates view and version tables and prunes old versions."""
+    needed = {"CREATE", "INSERT", "CREATE VIEW", "DROP"}
+    grantee = conn.execute(sa.text("SELECT CURRENT_USER()")).scalar() or ""
+    user, _, host = grantee.rpartition("@")
+    quoted = f"'{user}'@'{host}'"
+    granted = {r[0] for r in conn.execute(sa.text(
+        "SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": quoted})}
+    granted |= {r[0] for r in conn.execute(sa.text(
+        "SELECT privilege_type FROM information_schema.schema_privileges WHERE grantee = :g AND :s LIKE table_schema"),
+        {"g": quoted, "s": schema})}
+    return needed <= granted
+
+
+def _sqlite_writable(conn: Connection, schema: str) -> bool:
+    import os
+
+    files = {r[1]: r[2] for r in conn.execute(sa.text("PRAGMA database_list"))}
+    if schema not in files:
+        return False
+    path = files[schema]
+    if not path:  # in memory
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    # SQLite writes a journal beside the file: the folder must be writable too.
+    return os.access(path, os.W_OK) and os.access(folder, os.W_OK) and not conn.execute(sa.text("PRAGMA query_only")).scalar()
+
+
 def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.TypeEngine]:
     by_name = {c.name: c for c in columns}
     types: dict[str, sa.types.TypeEngine] = {}
     for name in frame.columns:
         column = by_name.get(name)
         kind = column.kind if column else None
-        if kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
+        if kind is not ColumnKind.CATEGORICAL and pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
+            types[name] = sa.Text()  # a faked column (uuid) of a non-text source column holds strings
+        elif kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
             types[name] = sa.BigInteger()
         elif kind is ColumnKind.FLOAT:
-            types[name] = sa.Float()
+            types[name] = _float_type(column, frame[name])
         elif kind is ColumnKind.BOOLEAN:
             types[name] = sa.Boolean()
         elif kind is ColumnKind.DATETIME:
@@ -82,6 +181,30 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
         else:
             types[name] = sa.Text()
     return types
+
+
+#: MySQL/MariaDB's DECIMAL holds at most 65 digits, 30 of them after the point.
+_MAX_PRECISION, _MAX_SCALE = 65, 30
+
+
+def _float_type(column: Column | None, values: pd.Series) -> sa.types.TypeEngine:
+    """A FLOAT column: 8-byte DOUBLE (never MySQL's 4-byte FLOAT), or ``NUMERIC(p, s)`` where the source declared one.
+
+    The declared precision is widened when the synthetic values need more digits before the point (a DP range may
+    reach past the source's largest value); past 65 digits (MySQL/MariaDB's limit) the column is a DOUBLE.
+    """
+    declared = numeric_precision(column.sql_type) if column is not None else None
+    if declared is None:
+        return sa.Double()
+    precision, scale = declared
+    finite = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = np.abs(finite[np.isfinite(finite)])
+    largest = float(finite.max()) if finite.size else 0.0
+    digits = int(np.floor(np.log10(largest))) + 1 if largest >= 1 else 1
+    precision = max(precision, scale + digits)
+    if precision > _MAX_PRECISION or scale > _MAX_SCALE:
+        return sa.Double()
+    return sa.Numeric(precision, scale)
 
 
 def _q(conn: Connection, name: str, schema: str | None = None) -> str:
@@ -205,9 +328,111 @@ def _comment(conn: Connection, target: WarehouseTable, version: int | None, text
 
 
 def _version_tables(conn: Connection, target: WarehouseTable) -> dict[int, str]:
+    """Every table named like a version of ``target``, Synthgate's or not (see :func:`_ownership`)."""
     pattern = re.compile(re.escape(target.table) + r"__v(\d+)$")
     names = sa.inspect(conn).get_table_names(schema=target.db_schema)
     return {int(m.group(1)): name for name in names if (m := pattern.match(name))}
+
+
+def _taken_versions(conn: Connection, target: WarehouseTable) -> set[int]:
+    """Numbers whose version name a table or a view already holds, whoever created it."""
+    pattern = re.compile(re.escape(target.table) + r"__v(\d+)$")
+    names = sa.inspect(conn).get_view_names(schema=target.db_schema)
+    return set(_version_tables(conn, target)) | {int(m.group(1)) for name in names if (m := pattern.match(name))}
+
+
+@dataclass(frozen=True)
+class _Ownership:
+    """The version tables of one target that Synthgate recorded creating."""
+
+    published: frozenset[int]  # recorded by a publish or migrate event, not pruned since
+    leftovers: dict[int, str | None]  # claimed before CREATE TABLE, never published nor pruned: the claiming run
+
+    @property
+    def all(self) -> frozenset[int]:
+        return self.published | frozenset(self.leftovers)
+
+
+def _ownership(conn: Connection, target: WarehouseTable) -> _Ownership:
+    recorded = governance.recorded_versions(conn, target.table)
+    pruned = governance.pruned_versions(conn, target.table)
+    claimed = governance.claimed_versions(conn, target.table)
+    return _Ownership(
+        frozenset(recorded - pruned), {v: run for v, run in claimed.items() if v not in recorded and v not in pruned}
+    )
+
+
+def _view_versions(conn: Connection, target: WarehouseTable) -> set[int] | None:
+    """The version numbers the view at the target name reads from; None when the warehouse does not say."""
+    try:
+        definition = sa.inspect(conn).get_view_definition(target.table, schema=target.db_schema)
+    except (NotImplementedError, sa.exc.NoSuchTableError):
+        return None
+    if not definition:
+        return None
+    definition = str(definition)
+    candidates = (
+        _taken_versions(conn, target)
+        | governance.recorded_versions(conn, target.table)
+        | set(governance.claimed_versions(conn, target.table))
+    )
+    prep = conn.dialect.identifier_preparer
+    reads = set()
+    for version in candidates:  # the name as written bare, or quoted (quotes inside a name doubled) as catalogs print it
+        name = version_table_name(target.table, version)
+        bare = re.compile(r"(?<![\w$])" + re.escape(name) + r"(?![\w$])")
+        quoted = {prep.quote_identifier(name), '"' + name.replace('"', '""') + '"', "`" + name.replace("`", "``") + "`"}
+        if bare.search(definition) or any(q in definition for q in quoted):
+            reads.add(version)
+    return reads
+
+
+def _described(target: WarehouseTable) -> str:
+    return f"{target.table} (schema {target.db_schema})" if target.db_schema else target.table
+
+
+def _foreign_target(conn: Connection, target: WarehouseTable) -> str | None:
+    """Why the target name is not Synthgate's to replace, or None: it is free, or it is the view Synthgate created."""
+    kind = _kind_of(conn, target.table, target.db_schema)
+    if kind is None:
+        return None
+    refuse = "refusing to replace it. Choose another target.table, or drop/rename it yourself"
+    if kind == "table":
+        older = (
+            ". If an older Synthgate release published it (its catalog says so), `synthgate migrate SPEC` keeps it "
+            "as a version behind a view"
+            if governance.has_older_release_rows(conn, target.table) else ""
+        )
+        return f"target {_described(target)} is a table Synthgate did not create: {refuse}{older}"
+    reads = _view_versions(conn, target)
+    if reads is None:  # the definition is not readable here: Synthgate's when it recorded pointing the name
+        ours = governance.current_version(conn, target.table) is not None
+    else:
+        ours = bool(reads) and reads <= _ownership(conn, target).all
+    return None if ours else f"target {_described(target)} is a view Synthgate did not create: {refuse}"
+
+
+def _refuse_foreign_target(conn: Connection, target: WarehouseTable) -> None:
+    reason = _foreign_target(conn, target)
+    if reason is not None:
+        raise PublishError(f"{reason}; nothing was changed")
+
+
+def check_target(target: WarehouseTable) -> None:
+    """Refuse (:class:`PublishError`, naming the object) a target whose name is taken by an object Synthgate did not
+    create. Reads the target's catalog only: the flow runs it before any budget is reserved or source row read."""
+    engine = governed_engine(target)
+    governance.ensure_governance_tables(engine)
+    try:
+        with engine.connect() as conn:
+            reason = _foreign_target(conn, target)
+    except SQLAlchemyError as exc:
+        raise PublishError(
+            f"checking the target {qualified(target)!r} failed ({type(getattr(exc, 'orig', None) or exc).__name__}: "
+            f"{first_line(exc)})"
+        ) from exc
+    if reason is not None:
+        raise PublishError(f"{reason}. Nothing was read and no budget was spent")
 
 
 def _begin(conn: Connection) -> None:
@@ -242,14 +467,17 @@ def publish(
     governance.ensure_governance_tables(engine)
     try:
         with engine.connect() as lock_conn, governance.advisory_lock(lock_conn, _lock_key(target)):
-            _drop_leftovers(engine, target)
             with engine.connect() as conn:
-                with conn.begin():
+                with conn.begin():  # the claim commits on its own, before CREATE TABLE: a leftover is known to be ours
                     _begin(conn)
-                    previous = _migrate_legacy_table(conn, target)
-                    previous = governance.current_version(conn, target.table) if previous is None else previous
+                    _refuse_foreign_target(conn, target)
                     version = _next_version(conn, target)
                     name = version_table_name(target.table, version)
+                    governance.claim_version(conn, target.table, version, name, run_id)
+                with conn.begin():
+                    _begin(conn)
+                    _refuse_foreign_target(conn, target)  # again, inside the publishing transaction
+                    previous = governance.current_version(conn, target.table)
                     table = sa.Table(
                         name, sa.MetaData(), *(sa.Column(c, t) for c, t in sql_types(columns, frame).items()),
                         schema=target.db_schema,
@@ -271,71 +499,104 @@ def publish(
 
 
 def _next_version(conn: Connection, target: WarehouseTable) -> int:
-    """One above every number ever used: recorded versions (even pruned ones) and tables on disk."""
-    used = governance.recorded_versions(conn, target.table) | set(_version_tables(conn, target))
+    """One above every number ever used or taken: recorded and claimed versions (even pruned ones) and every table
+    or view named like a version, whoever created it (a user's ``<target>__v7`` is skipped, never replaced)."""
+    used = (
+        governance.recorded_versions(conn, target.table)
+        | governance.pruned_versions(conn, target.table)
+        | set(governance.claimed_versions(conn, target.table))
+        | _taken_versions(conn, target)
+    )
     return max(used, default=0) + 1
 
 
-def _migrate_legacy_table(conn: Connection, target: WarehouseTable) -> int | None:
-    """A user-facing *table* (an older release swapped tables) becomes a version; returns its number."""
-    if _kind_of(conn, target.table, target.db_schema) != "table":
-        return None
-    version = _next_version(conn, target)
-    new_name = version_table_name(target.table, version)
-    if conn.dialect.name in ("mysql", "mariadb"):
-        conn.execute(sa.text(f"RENAME TABLE {_q(conn, target.table, target.db_schema)} TO {_q(conn, new_name, target.db_schema)}"))
-    else:
-        conn.execute(sa.text(f"ALTER TABLE {_q(conn, target.table, target.db_schema)} RENAME TO {_q(conn, new_name)}"))
-    latest = conn.execute(
-        sa.select(governance.CATALOG.c.run_id)
-        .where(governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version.is_(None))
-        .order_by(governance.CATALOG.c.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if latest is not None:
-        conn.execute(
-            governance.CATALOG.update()
-            .where(governance.CATALOG.c.run_id == latest)
-            .values(version=version, version_table=new_name)
-        )
-    governance.record_event(
-        conn, target.table, "migrate", version, run_id=latest,
-        detail="a table published by an older release became a version behind the view",
-    )
-    return version
+def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
+    """Make the *table* at ``target``'s name a version, on the user's explicit request (``synthgate migrate``).
 
-
-def _drop_leftovers(engine: Engine, target: WarehouseTable) -> None:
-    """Staging tables an older release (or a killed process on a non-transactional-DDL warehouse) left behind."""
-    with engine.connect() as conn, conn.begin():
-        _begin(conn)
-        for name in sa.inspect(conn).get_table_names(schema=target.db_schema):
-            if any(name.startswith(target.table + marker) for marker in _LEGACY_LEFTOVERS):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {_q(conn, name, target.db_schema)}"))
-                log.info("dropped leftover staging table %s", name)
+    For a table an older release published as a plain table (or one the user hands over): it is renamed to the next
+    version table, recorded with a ``migrate`` event (the older release's catalog row gets the number) and replaced
+    by the view, in one transaction. From then on it is Synthgate's: ``keep_versions`` may prune it. Publishing
+    never does this on its own: it refuses a table it did not create.
+    """
+    engine = governed_engine(target)
+    governance.ensure_governance_tables(engine)
+    try:
+        with engine.connect() as lock_conn, governance.advisory_lock(lock_conn, _lock_key(target)):
+            with engine.connect() as conn, conn.begin():
+                _begin(conn)
+                kind = _kind_of(conn, target.table, target.db_schema)
+                if kind != "table":
+                    state = "a view (Synthgate's versions are behind it)" if kind == "view" else "absent"
+                    raise PublishError(f"target {_described(target)} is {state}: there is no table to migrate")
+                previous = governance.current_version(conn, target.table)
+                version = _next_version(conn, target)
+                new_name = version_table_name(target.table, version)
+                latest = conn.execute(
+                    sa.select(governance.CATALOG.c.run_id)
+                    .where(governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version.is_(None))
+                    .order_by(governance.CATALOG.c.created_at.desc())
+                    .limit(1)
+                ).scalar_one_or_none()
+                if latest is not None:
+                    conn.execute(
+                        governance.CATALOG.update()
+                        .where(governance.CATALOG.c.run_id == latest)
+                        .values(version=version, version_table=new_name)
+                    )
+                # Recorded before the rename: on MySQL the rename commits on its own, and a migration killed after it
+                # must still be on record (an unrecorded renamed table would be nobody's, and kept forever).
+                governance.record_event(
+                    conn, target.table, "migrate", version, previous, latest, trigger,
+                    detail=f"the table at the target name became version {version} (synthgate migrate)",
+                )
+                source, renamed = _q(conn, target.table, target.db_schema), _q(conn, new_name, target.db_schema)
+                if conn.dialect.name in ("mysql", "mariadb"):
+                    conn.execute(sa.text(f"RENAME TABLE {source} TO {renamed}"))
+                else:
+                    conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {_q(conn, new_name)}"))
+                _point_view(conn, target, version)
+    except SQLAlchemyError as exc:
+        raise PublishError(
+            f"migrating {qualified(target)!r} failed ({type(getattr(exc, 'orig', None) or exc).__name__}: "
+            f"{first_line(exc)}); the table is unchanged"
+        ) from exc
+    log.info("migrated the table %s to version %d behind a view", qualified(target), version)
+    return Published(qualified(target), version, new_name, previous)
 
 
 def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:
-    """Drop versions past the newest ``keep_versions`` (never the current one) and orphans; returns the dropped."""
+    """Drop Synthgate's own versions past the newest ``keep_versions`` and the version tables killed publishes
+    claimed and never published; never the current version nor one the view reads, and never a table Synthgate did
+    not record creating, whatever its name. Returns the dropped numbers."""
     with engine.connect() as conn, conn.begin():
         _begin(conn)
-        current = governance.current_version(conn, target.table)
-        recorded = governance.recorded_versions(conn, target.table)
+        owned = _ownership(conn, target)
         on_disk = _version_tables(conn, target)
-        keep = set(sorted(v for v in on_disk if v in recorded)[-keep_versions:]) | {current}
-        dropped = tuple(sorted(v for v in on_disk if v not in keep))
+        protected = {governance.current_version(conn, target.table)}
+        if _kind_of(conn, target.table, target.db_schema) == "view":
+            protected |= _view_versions(conn, target) or set()
+        published = sorted(v for v in owned.published if v in on_disk)
+        keep = set(published[-keep_versions:]) | protected
+        details = {v: f"beyond keep_versions={keep_versions}" for v in published if v not in keep}
+        details |= {
+            v: f"left by run {run} (claimed, never published: a killed publish)"
+            for v, run in owned.leftovers.items() if v in on_disk and v not in protected
+        }
+        dropped = tuple(sorted(details))
         for version in dropped:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {_q(conn, on_disk[version], target.db_schema)}"))
-            detail = f"beyond keep_versions={keep_versions}" if version in recorded else "orphan: never published"
-            governance.record_event(conn, target.table, "prune", version, detail=detail)
+            governance.record_event(conn, target.table, "prune", version, detail=details[version])
     return dropped
 
 
 def kept_versions(target: WarehouseTable) -> list[int]:
-    """Version numbers whose tables still exist (rollback targets)."""
+    """Version numbers of Synthgate's own versions whose tables still exist (rollback targets)."""
     engine = governed_engine(target)
     with engine.connect() as conn:
-        return sorted(_version_tables(conn, target))
+        if not sa.inspect(conn).has_table(governance.EVENTS.name, schema=target.db_schema):
+            return []
+        owned = governance.recorded_versions(conn, target.table) - governance.pruned_versions(conn, target.table)
+        return sorted(v for v in _version_tables(conn, target) if v in owned)
 
 
 def rollback(target: WarehouseTable, to_version: int | None = None, trigger: str = "cli") -> Published:
@@ -349,7 +610,9 @@ def rollback(target: WarehouseTable, to_version: int | None = None, trigger: str
                 current = governance.current_version(conn, target.table)
                 if current is None:
                     raise PublishError(f"{qualified(target)!r} has never been published as a version: nothing to roll back")
-                kept = {v: n for v, n in _version_tables(conn, target).items() if v in governance.recorded_versions(conn, target.table)}
+                _refuse_foreign_target(conn, target)
+                owned = _ownership(conn, target).published
+                kept = {v: n for v, n in _version_tables(conn, target).items() if v in owned}
                 if to_version is None:
                     earlier = [v for v in kept if v < current]
                     if not earlier:

@@ -48,6 +48,9 @@ def test_an_unchanged_source_is_resampled_for_free_and_a_changed_one_trains(
     assert second["epsilon_spent"] == 0.0 and second["resampled_from"] == first["mlflow_run_id"]
     assert second["epsilon_guarantee"] == first["epsilon_guarantee"] and second["model_version"] == first["model_version"]
     assert second["published_version"] == 2
+    with pg_engine.connect() as conn:  # new rows from the same model, not a copy of the previous version
+        v1, v2 = (pd.read_sql_table(f"people_synthetic__v{n}", conn, schema=pg_schema) for n in (1, 2))
+    assert len(v1) == len(v2) and not v1.equals(v2)
 
     pd.concat([people.tail(1).assign(customer_id=10**9)]).to_sql("people", pg_engine, schema=pg_schema, index=False,
                                                                   if_exists="append")

@@ -66,7 +66,7 @@ class CoreRun:
 
 def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> CoreRun:
     """The refresh without the orchestrator: extract, profile, validate, train, sample, check the synthetic suite, publish."""
-    extract = extract_table(spec.source, spec.chunk_size)
+    extract = extract_table(spec.source, spec.chunk_size, policies=spec.columns)
     policies = effective_policies(propose(spec, extract.frame, extract.columns))
     validate_source(expectations_dir, spec, extract.frame, extract.columns, policies)
     synthesizer = DPSynthesizer(extract.columns, policies, spec.privacy, spec.training, spec.target_column)

@@ -17,6 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError, SynthgateError, WarehouseError
+from synthgate.evaluation.scorecard import evaluate
+from synthgate.gates import evaluate_gates
 from synthgate.generator.encoders import RARE_LABEL
 from synthgate.profiling import effective_policies, propose
 from synthgate.spec import load_spec, spec_from_dict
@@ -198,6 +200,12 @@ def test_one_column_table_runs_and_publishes_nulls(pg_engine, pg_schema, expecta
     with pg_engine.connect() as conn:
         count = conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".src_synthetic')).scalar()
     assert count == 300 and list(run.synthetic.columns) == ["a"]
+    # no column pair: the pair-trends gate is not applicable (it was "measured nan" and rejected the table)
+    train, holdout = run.extract.frame.iloc[:240], run.extract.frame.iloc[240:]
+    scores = evaluate(train, holdout, run.synthetic, run.synthesizer.learned, None, [], attacks=50).scores
+    verdicts = {v.name: v for v in evaluate_gates(spec_from_dict(spec_dict(pg_schema)).gates, scores)}
+    assert verdicts["column_pair_trends"].passed and "not applicable" in verdicts["column_pair_trends"].detail
+    assert not [v.describe() for v in verdicts.values() if not v.measurable and not v.passed]
 
 
 def test_constant_columns_stay_constant(pg_engine, pg_schema, expectations) -> None:
@@ -255,9 +263,14 @@ def test_extreme_magnitudes_stay_finite_and_bounded(pg_engine, pg_schema, expect
     )
     load_frame(pg_engine, pg_schema, "src", frame)
     run = core_refresh(make_spec(pg_schema), expectations)
-    for column in ("big", "huge_int"):
+    bounds = {"big": 1e300 * 1.13, "huge_int": 2.0**63}  # the public grid's bin above 1e300; int64
+    for column, bound in bounds.items():
         values = run.synthetic[column].dropna().to_numpy(dtype=float)
-        assert np.isfinite(values).all() and np.abs(values).max() <= 1e15 * 1.2  # the public grid's bound
+        assert np.isfinite(values).all() and np.abs(values).max() <= bound
+    with pg_engine.connect() as conn:  # what was published is what was sampled (no overflow, no clipping at 1e15)
+        published = conn.execute(sa.text(f'SELECT max(abs(big)), max(abs(huge_int)) FROM "{pg_schema}".src_synthetic')).one()
+    assert published[0] == pytest.approx(np.abs(run.synthetic["big"]).max())
+    assert published[1] == np.abs(run.synthetic["huge_int"].dropna().astype("int64")).max()
 
 
 def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from synthgate.errors import PublishError
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
-from synthgate.warehouse.publish import rollback
+from synthgate.warehouse.publish import migrate, rollback
 from tests.conftest import PG_URL
 from tests.warehouse.publishing import publish_version, version_frame
 
@@ -99,7 +99,7 @@ def test_rollback_moves_the_name_back_and_is_recorded(pg_engine, pg_schema):
         rollback(target(pg_schema))
 
 
-def test_a_table_from_an_older_release_becomes_a_version(pg_engine, pg_schema):
+def test_a_table_from_an_older_release_becomes_a_version_only_on_the_explicit_migrate(pg_engine, pg_schema):
     version_frame(1, 150).to_sql("people_synthetic", pg_engine, schema=pg_schema, index=False)
     engine = governed(pg_engine, pg_schema)
     governance.ensure_governance_tables(engine)
@@ -108,6 +108,12 @@ def test_a_table_from_an_older_release_becomes_a_version(pg_engine, pg_schema):
             conn, run_id="old-run", spec_name="people", published_table="people_synthetic", rows=150, source_table="people",
             source_fingerprint="e" * 64, epsilon=1.0, delta=1e-5, gates={}, scores={}, mlflow_run_id="old-run",
         )
+    with pytest.raises(PublishError, match="is a table Synthgate did not create.*synthgate migrate"):
+        publish_version(target(pg_schema), version_frame(2, 250), "run00002")  # never migrated on its own
+    assert read_name(pg_engine, pg_schema) == (150, 1, 1) and "people_synthetic" in tables_in(pg_engine, pg_schema)
+    migrated = migrate(target(pg_schema))
+    assert (migrated.version, migrated.version_table) == (1, "people_synthetic__v1")
+    assert read_name(pg_engine, pg_schema) == (150, 1, 1)  # the same rows, now through the view
     published = publish_version(target(pg_schema), version_frame(2, 250), "run00002")
     assert (published.version, published.previous_version) == (2, 1)
     assert read_name(pg_engine, pg_schema) == (250, 2, 2)
@@ -172,7 +178,7 @@ KILL_DURING_PUBLISH = textwrap.dedent(
 
 def test_a_publish_killed_mid_transaction_leaves_the_previous_version_whole(pg_engine, pg_schema):
     publish_version(target(pg_schema), version_frame(1, 1000), "run00001")
-    with pg_engine.begin() as conn:  # what an older release's killed swap could leave behind
+    with pg_engine.begin() as conn:  # named like an older release's staging table: not recorded, so never dropped
         conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".people_synthetic__staging_deadbeef (x int)'))
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_DURING_PUBLISH, PG_URL, pg_schema], cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -197,10 +203,11 @@ def test_a_publish_killed_mid_transaction_leaves_the_previous_version_whole(pg_e
         time.sleep(0.2)
     assert read_name(pg_engine, pg_schema) == (1000, 1, 1)
     assert [r["run_id"] for r in governance.catalog_rows(governed(pg_engine, pg_schema))] == ["run00001"]
+    # The killed run's claim on version 2 was committed before its CREATE TABLE: the number is not used again.
     published = publish_version(target(pg_schema), version_frame(3, 700), "run00003")
-    assert published.version == 2 and read_name(pg_engine, pg_schema) == (700, 3, 3)
+    assert published.version == 3 and read_name(pg_engine, pg_schema) == (700, 3, 3)
     assert {t for t in tables_in(pg_engine, pg_schema) if t.startswith("people_synthetic")} == {
-        "people_synthetic__v1", "people_synthetic__v2"
+        "people_synthetic__v1", "people_synthetic__v3", "people_synthetic__staging_deadbeef"  # not ours: kept
     }
 
 

@@ -1,0 +1,353 @@
+"""Synthgate destroys only what it recorded creating: on PostgreSQL, SQLite and MariaDB, a user's tables named like
+versions, staging tables or the target itself survive publishes, prunes and rollbacks byte for byte; a target name
+taken by someone else's table or view is refused before any read or spend; only ``synthgate migrate`` turns a table
+into a version; a killed publish on MariaDB (DDL commits on its own) leaves a claimed table Synthgate alone drops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+from typer.testing import CliRunner
+
+from synthgate.errors import PublishError, SpecError
+from synthgate.spec import WarehouseTable, spec_from_dict
+from synthgate.warehouse import governance
+from synthgate.warehouse.publish import check_target, kept_versions, migrate, rollback
+from tests.conftest import PG_URL
+from tests.warehouse.publishing import publish_version, version_frame
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+MARIADB_URL = os.environ.get("SYNTHGATE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+TARGET = "people_synthetic"
+
+
+@dataclass
+class Warehouse:
+    url: str
+    schema: str | None
+    engine: sa.Engine
+
+    def table(self, name: str = TARGET) -> WarehouseTable:
+        return WarehouseTable(url=self.url, table=name, schema=self.schema)
+
+    def governed(self) -> sa.Engine:
+        return self.engine.execution_options(schema_translate_map={None: self.schema}) if self.schema else self.engine
+
+    def q(self, name: str) -> str:
+        prep = self.engine.dialect.identifier_preparer
+        return f"{prep.quote_schema(self.schema)}.{prep.quote(name)}" if self.schema else prep.quote(name)
+
+    def tables(self) -> set[str]:
+        return set(sa.inspect(self.engine).get_table_names(schema=self.schema))
+
+    def views(self) -> set[str]:
+        return set(sa.inspect(self.engine).get_view_names(schema=self.schema))
+
+    def user_table(self, name: str, seed: int = 0) -> None:
+        """A small table of the user's: text with quotes and commas, floats, nulls, dates."""
+        frame = pd.DataFrame({
+            "id": [1, 2, 3, 4 + seed],
+            "name": ["a", 'b,"quoted"', None, f"user's {seed}"],
+            "amount": [1.5, -0.25, None, 1e10 + seed],
+            "day": pd.to_datetime(["2024-01-01 00:00:00", None, "1999-12-31 23:59:59", "2024-02-29 12:00:00"]),
+        })
+        frame.to_sql(name, self.engine, schema=self.schema, index=False)
+
+    def snapshot(self, name: str) -> tuple:
+        """The table's kind, column types and every row (ordered by all columns): equal means intact."""
+        assert name in self.tables(), f"{name} is gone"
+        columns = sa.inspect(self.engine).get_columns(name, schema=self.schema)
+        prep = self.engine.dialect.identifier_preparer
+        order = ", ".join(prep.quote(c["name"]) for c in columns)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(f"SELECT * FROM {self.q(name)} ORDER BY {order}")).all()
+        return tuple((c["name"], str(c["type"])) for c in columns), tuple(tuple(r) for r in rows)
+
+    def read_name(self, name: str = TARGET) -> tuple:
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(sa.text(f"SELECT count(*), min(marker), max(marker) FROM {self.q(name)}")).one())
+
+
+def _postgres(pg_engine: sa.Engine) -> Iterator[Warehouse]:
+    schema = f"sg_{uuid.uuid4().hex[:10]}"
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield Warehouse(PG_URL, schema, pg_engine)
+    finally:
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def _mariadb() -> Iterator[Warehouse]:
+    pytest.importorskip("pymysql")
+    engine = sa.create_engine(MARIADB_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError:
+        pytest.skip(f"MariaDB/MySQL not reachable at {MARIADB_URL}")
+    database = f"sg_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{database}`"))
+    try:
+        yield Warehouse(MARIADB_URL, database, engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE `{database}`"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite", "mariadb"])
+def warehouse(request, tmp_path) -> Iterator[Warehouse]:
+    if request.param == "postgresql":
+        yield from _postgres(request.getfixturevalue("pg_engine"))
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+        engine = sa.create_engine(url)
+        yield Warehouse(url, None, engine)
+        engine.dispose()
+    else:
+        yield from _mariadb()
+
+
+@pytest.fixture
+def mariadb() -> Iterator[Warehouse]:
+    yield from _mariadb()
+
+
+def spec_for(warehouse: Warehouse, source: dict, target: str = TARGET, name: str = "people", cap: float = 5.0):
+    return spec_from_dict({
+        "name": name,
+        "source": source,
+        "target": {"url": warehouse.url, "table": target, **({"schema": warehouse.schema} if warehouse.schema else {})},
+        "privacy": {"epsilon": 1.0, "delta": 1e-5, "cap": cap},
+    })
+
+
+# -- tables named like Synthgate's own -------------------------------------------------------------------------------
+
+
+def test_user_tables_named_like_versions_or_staging_survive_publishes_prunes_and_rollbacks(warehouse):
+    mine = [f"{TARGET}__v1", f"{TARGET}__v3", f"{TARGET}__previous_x", f"{TARGET}__staging_x", f"{TARGET}__v2_backup"]
+    for seed, name in enumerate(mine):
+        warehouse.user_table(name, seed)
+    before = {name: warehouse.snapshot(name) for name in mine}
+
+    first = publish_version(warehouse.table(), version_frame(1, 50), "run00001", keep=1)
+    assert first.version == 4  # numbers held by someone else's tables are skipped
+    warehouse.user_table(f"{TARGET}__v5", 9)  # a user table at the very next number, created between publishes
+    mine.append(f"{TARGET}__v5")
+    before[f"{TARGET}__v5"] = warehouse.snapshot(f"{TARGET}__v5")
+    numbers = [publish_version(warehouse.table(), version_frame(m, 50 + m), f"run{m:05d}", keep=1).version for m in (2, 3, 4)]
+    assert numbers == [6, 7, 8]
+    assert warehouse.read_name() == (54, 4, 4)
+
+    assert {name: warehouse.snapshot(name) for name in mine} == before
+    assert {t for t in warehouse.tables() if t.startswith(TARGET)} == {*mine, f"{TARGET}__v8"}
+    events = governance.event_rows(warehouse.governed(), TARGET)
+    assert [e["version"] for e in events if e["action"] == "prune"] == [4, 6, 7]  # Synthgate's own only
+    assert kept_versions(warehouse.table()) == [8]
+    with pytest.raises(PublishError, match=r"version 3 .* is not kept \(kept: \[8\]\)"):
+        rollback(warehouse.table(), to_version=3)  # a user's table is never pointed at either
+    assert {name: warehouse.snapshot(name) for name in mine} == before
+
+
+def test_a_source_named_like_a_version_of_the_target_survives(warehouse):
+    source = "srcv__v1"
+    warehouse.user_table(source)
+    before = warehouse.snapshot(source)
+    spec = spec_for(warehouse, {"url": warehouse.url, "table": source, **({"schema": warehouse.schema} if warehouse.schema else {})},
+                    target="srcv")
+    check_target(spec.target)  # the target name is free: nothing to refuse
+    versions = [publish_version(spec.target, version_frame(m, 20), f"run{m:05d}", keep=1).version for m in (1, 2, 3)]
+    assert versions == [2, 3, 4]
+    assert warehouse.snapshot(source) == before
+    assert warehouse.read_name("srcv") == (20, 3, 3)
+
+
+# -- a target name taken by someone else --------------------------------------------------------------------------
+
+
+def test_a_user_table_at_the_target_is_refused_by_the_preflight_before_any_read_or_spend(warehouse, tmp_path):
+    from tasks.budget import preflight
+
+    warehouse.user_table(TARGET)
+    before = warehouse.snapshot(TARGET)
+    source_file = tmp_path / "source-never-opened.db"  # connecting to it would create it
+    spec = spec_for(warehouse, {"url": f"sqlite:///{source_file}", "table": "people"})
+
+    with pytest.raises(PublishError) as refused:
+        preflight.fn(spec, 5.0)
+    where = f"{TARGET} (schema {warehouse.schema})" if warehouse.schema else TARGET
+    assert f"target {where} is a table Synthgate did not create: refusing to replace it" in str(refused.value)
+    assert "Nothing was read and no budget was spent" in str(refused.value)
+    assert not source_file.exists()
+    assert governance.ledger_rows(warehouse.governed()) == []
+
+    with pytest.raises(PublishError, match=f"target {TARGET}.* is a table Synthgate did not create"):
+        publish_version(warehouse.table(), version_frame(1, 20), "run00001")  # publish() checks again itself
+    assert warehouse.snapshot(TARGET) == before
+    assert not [t for t in warehouse.tables() if t.startswith(f"{TARGET}__")]
+    with warehouse.governed().connect() as conn:
+        assert governance.claimed_versions(conn, TARGET) == {}  # refused before claiming anything
+    assert governance.event_rows(warehouse.governed()) == []
+
+
+def test_a_user_view_at_the_target_is_refused_and_kept(warehouse):
+    warehouse.user_table("people_real")
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE VIEW {warehouse.q(TARGET)} AS SELECT * FROM {warehouse.q('people_real')}"))
+    with pytest.raises(PublishError, match=f"target {TARGET}.* is a view Synthgate did not create"):
+        check_target(warehouse.table())
+    with pytest.raises(PublishError, match="is a view Synthgate did not create"):
+        publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+    assert TARGET in warehouse.views()
+    with warehouse.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {warehouse.q(TARGET)}")).scalar() == 4
+
+
+def test_the_target_replaced_by_a_user_table_after_publishing_is_refused(warehouse):
+    publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+    with warehouse.engine.begin() as conn:  # the user drops Synthgate's view and puts a table of theirs there
+        conn.execute(sa.text(f"DROP VIEW {warehouse.q(TARGET)}"))
+    warehouse.user_table(TARGET)
+    before = warehouse.snapshot(TARGET)
+    with pytest.raises(PublishError, match="is a table Synthgate did not create"):
+        check_target(warehouse.table())
+    with pytest.raises(PublishError, match="is a table Synthgate did not create"):
+        rollback(warehouse.table(), to_version=1)
+    with pytest.raises(PublishError, match="is a table Synthgate did not create"):
+        publish_version(warehouse.table(), version_frame(2, 20), "run00002")
+    assert warehouse.snapshot(TARGET) == before
+
+
+@pytest.mark.parametrize(
+    "source, target",
+    [
+        ({"table": "people"}, {"table": "people"}),
+        ({"table": "people", "schema": "public"}, {"table": "people"}),  # the default schema spelled out
+        ({"table": "people", "url": PG_URL.replace("127.0.0.1", "localhost")}, {"table": "people"}),
+    ],
+    ids=["same", "default-schema", "localhost"],
+)
+def test_source_equal_to_target_is_refused_at_spec_validation(source, target):
+    with pytest.raises(SpecError, match="target and source are the same table"):
+        spec_from_dict({
+            "name": "people",
+            "source": {"url": PG_URL, **source},
+            "target": {"url": PG_URL, **target},
+            "privacy": {"epsilon": 1.0, "delta": 1e-5},
+        })
+
+
+# -- migration: explicit only ---------------------------------------------------------------------------------------
+
+
+def test_migrate_is_the_only_way_a_table_becomes_a_version(warehouse, tmp_path):
+    version_frame(1, 30).to_sql(TARGET, warehouse.engine, schema=warehouse.schema, index=False)
+    before = warehouse.snapshot(TARGET)
+    with pytest.raises(PublishError, match="is a table Synthgate did not create"):
+        publish_version(warehouse.table(), version_frame(2, 40), "run00002")
+    assert warehouse.snapshot(TARGET) == before
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = {
+        "name": "people",
+        "source": {"url": f"sqlite:///{tmp_path / 'src.db'}", "table": "people"},
+        "target": {"url": warehouse.url, "table": TARGET, **({"schema": warehouse.schema} if warehouse.schema else {})},
+        "privacy": {"epsilon": 1.0, "delta": 1e-5},
+    }
+    (specs / "people.yaml").write_text(yaml.safe_dump(spec))
+    from synthgate.cli import app
+
+    done = CliRunner().invoke(app, ["migrate", TARGET, "--specs-dir", str(specs), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["version"] == 1 and json.loads(done.stdout)["version_table"] == f"{TARGET}__v1"
+    assert TARGET in warehouse.views() and warehouse.snapshot(f"{TARGET}__v1") == before  # renamed, not copied
+    again = CliRunner().invoke(app, ["migrate", TARGET, "--specs-dir", str(specs)])
+    assert again.exit_code == 2 and "there is no table to migrate" in again.output
+
+    published = publish_version(warehouse.table(), version_frame(2, 40), "run00002", keep=1)
+    assert (published.version, published.previous_version, published.pruned) == (2, 1, (1,))  # now Synthgate's
+    events = governance.event_rows(warehouse.governed(), TARGET)
+    assert [(e["action"], e["version"], e["trigger"]) for e in events] == [
+        ("migrate", 1, "cli"), ("publish", 2, "test"), ("prune", 1, None)
+    ]
+
+
+# -- a publish killed on MariaDB, whose DDL commits on its own ------------------------------------------------------
+
+KILL_DURING_PUBLISH = textwrap.dedent(
+    """
+    import sys, time
+    from synthgate.spec import WarehouseTable
+    from tests.warehouse.publishing import publish_version, version_frame
+
+    def hold(conn):
+        print("in-transaction", flush=True)
+        time.sleep(600)
+
+    target = WarehouseTable(url=sys.argv[1], table="people_synthetic", schema=sys.argv[2])
+    publish_version(target, version_frame(2, 300), "run00002", hold=hold)
+    """
+)
+
+
+def test_a_publish_killed_on_mariadb_leaves_a_claimed_table_only_synthgate_drops(mariadb):
+    publish_version(mariadb.table(), version_frame(1, 100), "run00001")
+    mariadb.user_table(f"{TARGET}__staging_x")
+    mariadb.user_table(f"{TARGET}__v7", 1)
+    before = {n: mariadb.snapshot(n) for n in (f"{TARGET}__staging_x", f"{TARGET}__v7")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_DURING_PUBLISH, mariadb.url, mariadb.schema], cwd=ROOT, stdout=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout.readline().strip() == "in-transaction"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    time.sleep(0.5)
+    # CREATE TABLE committed on its own: the table is left, and the claim made before it says whose it is.
+    assert f"{TARGET}__v8" in mariadb.tables()
+    with mariadb.governed().connect() as conn:
+        assert governance.claimed_versions(conn, TARGET) == {1: "run00001", 8: "run00002"}
+    assert [r["run_id"] for r in governance.catalog_rows(mariadb.governed())] == ["run00001"]
+
+    check_target(mariadb.table())  # the view (wherever the killed run left it) is Synthgate's
+    published = publish_version(mariadb.table(), version_frame(3, 70), "run00003")
+    assert (published.version, published.pruned) == (9, (8,))
+    assert mariadb.read_name() == (70, 3, 3)
+    assert {t for t in mariadb.tables() if t.startswith(TARGET)} == {f"{TARGET}__v1", f"{TARGET}__v9", *before}
+    assert {n: mariadb.snapshot(n) for n in before} == before
+    [prune] = [e for e in governance.event_rows(mariadb.governed(), TARGET) if e["action"] == "prune"]
+    assert prune["version"] == 8 and "run00002" in prune["detail"]
+
+
+@pytest.mark.parametrize("hostile", ['x"; DROP TABLE y; --', "x`); DROP TABLE y; --", "x'); DROP TABLE y; --"])
+def test_a_target_with_a_hostile_name_stays_synthgate_s_own_across_publishes(warehouse, hostile):
+    warehouse.user_table("y")
+    before = warehouse.snapshot("y")
+    target = warehouse.table(hostile + " synthetic")
+    versions = [publish_version(target, version_frame(m, 20), f"run{m:05d}", keep=1).version for m in (1, 2, 3)]
+    assert versions == [1, 2, 3]  # the quoted view definition still names Synthgate's version
+    check_target(target)
+    assert kept_versions(target) == [3]
+    assert warehouse.snapshot("y") == before
