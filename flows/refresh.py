@@ -199,7 +199,6 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
     settings = get_settings()
     clock = StageClock()
     tracking_uri = settings.tracking_uri()
-    key = fingerprint_key(settings)
     tags = {
         "synthgate.spec": spec.name,
         "synthgate.source_table": spec.source.table,
@@ -215,6 +214,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
     ):
         result = RefreshResult(spec, run.info.run_id, tracking_uri, stage_seconds=clock.seconds)
         check_writable(settings.reports_dir / spec.name)  # before the data is touched: a report must be possible
+        key = fingerprint_key(settings)
         entry = governance.LedgerEntry(
             result.run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, result.run_id, trigger
         )

@@ -19,7 +19,7 @@ import os
 import secrets
 from pathlib import Path
 
-from synthgate.errors import SpecError
+from synthgate.errors import OutputError, SpecError
 from synthgate.settings import Settings
 
 _KEY_BYTES = 32
@@ -47,6 +47,16 @@ def _from_block(block: str) -> str:
 
 
 def _key_file(path: Path) -> bytes:
+    try:
+        return _read_or_create(path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create or read the fingerprint key {path}: {exc.strerror or type(exc).__name__}. Set "
+            "SYNTHGATE_FINGERPRINT_KEY, or fix the permissions of SYNTHGATE_HOME"
+        ) from None
+
+
+def _read_or_create(path: Path) -> bytes:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:

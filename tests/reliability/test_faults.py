@@ -61,20 +61,20 @@ def test_connection_dropped_mid_extract_is_retried_by_the_task(prefect_harness, 
     spec = make_spec(pg_schema, chunk_size=500)
     attempts: list[int] = []
 
-    def extract_with_fault(table, chunk_size=50_000, progress=None):
+    def extract_with_fault(table, chunk_size=50_000, progress=None, *, key=None, policies=None):
         attempts.append(len(attempts) + 1)
 
         def kill_once(rows: int) -> None:
             if len(attempts) == 1 and rows == 1000:
                 assert terminate_streaming_backends(pg_engine) == 1
 
-        return extract_table(table, chunk_size, progress=kill_once)
+        return extract_table(table, chunk_size, progress=kill_once, key=key, policies=policies)
 
     monkeypatch.setattr(extract_tasks, "extract_table", extract_with_fault)  # the hook only; the fault is real
-    extract = extract_tasks.extract_source(spec)
+    extract = extract_tasks.extract_source(spec, b"k" * 32)
     assert attempts == [1, 2]
     assert len(extract.frame) == 3000
-    assert extract.fingerprint.digest == extract_table(spec.source).fingerprint.digest
+    assert extract.fingerprint.digest == extract_table(spec.source, key=b"k" * 32).fingerprint.digest
 
 
 @pytest.fixture
