@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6, "min_column_pair_trends": 0.5,
          "max_utility_gap": 0.4, "max_tvd_1way_excess": 0.3, "max_tvd_2way_excess": 0.4, "max_tvd_3way_excess": 0.5,
          # 300 predicates on 500 rows: the estimate moves by +-0.05 between seeds; the privacy audit tests the bound
-         "max_singling_out_risk": 0.2}
+         "max_singling_out_risk": 0.2,
+         # fresh DP noise each run: on 1,500 rows the inference estimate ranges 0.05-0.29 between runs
+         "max_inference_risk": 0.4}
 
 
 def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:

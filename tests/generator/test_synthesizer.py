@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synthgate.errors import PrivacyBudgetError
+from synthgate.errors import DataValidationError, PrivacyBudgetError
 from synthgate.generator import DPSynthesizer, EpochProgress, FitSummary
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 from tests.conftest import PEOPLE_COLUMNS
@@ -93,7 +93,8 @@ def test_saved_generator_holds_no_real_value(fitted, people, tmp_path):
 
 
 def test_budget_too_small_for_training_is_refused(people):
-    with pytest.raises(PrivacyBudgetError, match="too small"):
+    # Under fresh noise (sigma in the hundreds here) the DP row count may itself come out below the minimum.
+    with pytest.raises((PrivacyBudgetError, DataValidationError), match="too small|at least 50 are needed"):
         synthesizer(epsilon=0.01, epochs=50).fit(people.head(300))
 
 
