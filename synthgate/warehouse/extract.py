@@ -156,7 +156,13 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
         if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER) and series.dtype == object:
             frame[c.name] = pd.to_numeric(series, errors="coerce")
         elif c.kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
-            frame[c.name] = pd.to_datetime(series, errors="coerce", utc=c.timezone)
+            stamps = pd.to_datetime(series, errors="coerce", utc=c.timezone)
+            if bool((stamps.isna() & series.notna()).any()):  # out of pandas' range: never turn them into NULL silently
+                raise DataValidationError(
+                    f"column {c.name!r} holds dates outside 1677-09-22 .. 2262-04-11 (e.g. 9999-12-31 sentinels), "
+                    "which cannot be learned: map them to NULL in a view, or declare the column `policy: drop`"
+                )
+            frame[c.name] = stamps
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
     return frame

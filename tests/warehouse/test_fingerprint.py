@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import stat
 
 import pandas as pd
 import pytest
 
+from synthgate.errors import DataValidationError
 from synthgate.keys import fingerprint_key
 from synthgate.settings import Settings
 from synthgate.splitting import split_holdout
@@ -54,3 +56,10 @@ def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
     path = settings.secrets_dir / "fingerprint.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
+
+def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema):
+    frame = pd.DataFrame({"d": [dt.date(2020, 1, 1)] * 5 + [dt.date(9999, 12, 31)], "x": range(6)})
+    table = load(pg_engine, pg_schema, "dates", frame)
+    with pytest.raises(DataValidationError, match="column 'd' holds dates outside") as error:
+        extract_table(table, key=b"k" * 32)
+    assert "9999-12-31 sentinels" in str(error.value) and "\n" not in str(error.value)
