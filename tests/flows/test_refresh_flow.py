@@ -245,7 +245,8 @@ def test_bad_data_stops_the_run(prefect_harness, workdir, pg_engine, source, peo
 
 def test_budget_below_any_training_fails_and_still_counts(prefect_harness, workdir, pg_engine, source):
     spec = write_spec(workdir, source, privacy={"epsilon": 0.01, "delta": 1e-5}, training={"epochs": 40})
-    with pytest.raises(PrivacyBudgetError, match="too small"):
+    # Fresh noise (sigma in the hundreds at epsilon 0.01) may also push the DP row count below the minimum first.
+    with pytest.raises((PrivacyBudgetError, DataValidationError), match="too small|at least 50 are needed"):
         refresh_table(str(spec))
     assert not has_table(pg_engine, source, "people_synthetic")
     ledger = governance.ledger_rows(governed(pg_engine, source))
