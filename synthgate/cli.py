@@ -246,11 +246,16 @@ def rollback(
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
+    _print_moved(moved, "rolled_back", as_json, f"{moved.name} now points at version {moved.version} (was {moved.previous_version})")
+
+
+def _print_moved(moved: object, status: str, as_json: bool, text: str) -> None:
+    """Where a rollback or migration left the name: one JSON object, or one line."""
     if as_json:
-        typer.echo(json.dumps({"status": "rolled_back", "table": moved.name, "version": moved.version,
-                               "previous_version": moved.previous_version, "version_table": moved.version_table}))
-        return
-    typer.echo(f"{moved.name} now points at version {moved.version} (was {moved.previous_version})")
+        fields = ("name", "version", "previous_version", "version_table")
+        typer.echo(json.dumps({"status": status} | {("table" if f == "name" else f): getattr(moved, f) for f in fields}))
+    else:
+        typer.echo(text)
 
 
 @app.command()
@@ -273,11 +278,10 @@ def migrate(
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
-    if as_json:
-        typer.echo(json.dumps({"status": "migrated", "table": moved.name, "version": moved.version,
-                               "previous_version": moved.previous_version, "version_table": moved.version_table}))
-        return
-    typer.echo(f"the table {moved.name} is now version {moved.version} ({moved.version_table}); its name is a view on it")
+    _print_moved(
+        moved, "migrated", as_json,
+        f"the table {moved.name} is now version {moved.version} ({moved.version_table}); its name is a view on it",
+    )
 
 
 @app.command()

@@ -25,7 +25,7 @@ class RunPrivacy:
     @classmethod
     def trained(cls, fit: Any) -> RunPrivacy:
         """From a :class:`~synthgate.generator.FitSummary` of this run."""
-        return cls(fit.epsilon, fit.delta, fit.accounting, fit.epsilon, getattr(fit, "engine", None))
+        return cls(fit.epsilon, fit.delta, fit.accounting, fit.epsilon, fit.engine)
 
     @classmethod
     def resampled(cls, catalog_row: dict[str, Any]) -> RunPrivacy:
