@@ -90,6 +90,9 @@ _NOT_POSTAL = frozenset({
     "bitcoin", "btc", "eth",
 })
 _UUID_SQL_TYPES = ("UUID", "UNIQUEIDENTIFIER")
+# A name ending in one of these words names a key (`case_id`, `order_no`, `claimNumber`, `account_key`); `num` is
+# left out (`education_num` is a figure), `code` too (`zip_code` is a category).
+_KEY_WORDS = ("id", "uuid", "guid", "uid", "key", "no", "nr", "number", "ref")
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,11 @@ def rule_for(column: Column) -> tuple[ColumnPolicy, str, bool, str]:
     words = name_words(column.name)
     id_fake = {ColumnKind.INTEGER: "id", ColumnKind.CATEGORICAL: "uuid"}.get(column.kind)
     uuid_type = any(t in column.sql_type.upper() for t in _UUID_SQL_TYPES)
-    if id_fake and (uuid_type or (words and words[-1] in ("id", "uuid", "guid"))):
+    personal = _personal_kind(words) if column.kind is ColumnKind.CATEGORICAL else None
+    if id_fake and not personal and (uuid_type or (words and words[-1] in _KEY_WORDS)):
         return ColumnPolicy(policy="fake", fake=id_fake), "id", False, "identifier: regenerated, never learned"
-    if column.kind is ColumnKind.CATEGORICAL and (fake := _personal_kind(words)):
-        return ColumnPolicy(policy="fake", fake=fake), fake, True, f"personal data ({fake}): faked"
+    if personal:
+        return ColumnPolicy(policy="fake", fake=personal), personal, True, f"personal data ({personal}): faked"
     return ColumnPolicy(policy="keep"), _KIND_SDTYPE[column.kind], False, "no identifier or personal-data name: kept"
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from synthgate import profiling
 from synthgate.cli import app
-from synthgate.profiling import name_words, policies_from_schema, record_policies
+from synthgate.profiling import name_words, policies_from_schema, record_policies, rule_for
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, load_spec, spec_from_dict
 from tests.conftest import PEOPLE_COLUMNS, make_people
@@ -245,3 +245,15 @@ def test_a_spec_that_would_not_load_is_left_as_it_was(tmp_path, monkeypatch):
     with pytest.raises(SpecError, match="the proposals were not recorded"):
         profiling.write_policies(path, [profile])
     assert path.read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "fake"),
+    [("case_no", ColumnKind.INTEGER, "id"), ("claimNumber", ColumnKind.CATEGORICAL, "uuid"),
+     ("account_key", ColumnKind.INTEGER, "id"), ("order_nr", ColumnKind.CATEGORICAL, "uuid"),
+     ("phone_number", ColumnKind.CATEGORICAL, "phone_number"), ("education_num", ColumnKind.INTEGER, None),
+     ("zip_code", ColumnKind.CATEGORICAL, None)],
+)
+def test_key_names_are_faked_and_figures_kept(name, kind, fake):
+    policy = rule_for(Column(name, kind, "TEXT"))[0]
+    assert policy.fake == fake and policy.policy == ("fake" if fake else "keep")

@@ -7,17 +7,22 @@ it public. A codec's token set is the released bins or categories plus one NULL 
 
 Numeric columns (integers, floats, datetimes as seconds) are released in two or three steps:
 
-1. *range*: a noisy histogram over a fixed, data-independent grid (numbers: 20 log bins a
+1. *range*: a noisy histogram over a fixed, data-independent grid (numbers: 2 log bins a
    decade, both signs, 1e-6 to 1e307; datetimes: 30-day bins from 1700 to 2261,
-   about all that pandas' nanosecond timestamps hold). Its core is the
-   bins that clear a threshold corrected for the number of bins; the range grows bin by bin
-   over thin tails. Outliers beyond it are clipped: no single record moves the range.
-2. *zoom* (floats and datetimes): 256 noisy bins across that range narrow it where the data
-   fills a sliver of it (a large offset, a small spread).
+   about all that pandas' nanosecond timestamps hold). Its core runs from the first to the last
+   bin that clears a threshold corrected for the number of bins, so a spike never hides the rest;
+   the range grows bin by bin over thin tails. Outliers beyond it are clipped: no single record
+   moves the range. Wide bins gather thin mass: a figure held by 15% of the rows, or spread over
+   a decade, still clears the threshold.
+2. for floats and datetimes, one of: a *zoom* (256 noisy bins across the range narrow it where
+   the whole core sits in one coarse bin: coordinates, the stamps of one week); *point masses*
+   (floats spread wider: DP selection of exact values that many rows hold, such as the zeros of a
+   zero-inflated figure or a sentinel, decoded exactly); or, for datetimes spread over months,
+   nothing, the fine bins taking this step's share of the budget.
 3. *bins*: a noisy histogram over a fine grid inside the range (one bin per integer for
    short integer ranges; otherwise uniform in linear or log space), plus a NULL bin. The
-   model predicts a coarse quantile bin of it; sampling then draws the fine bin from the
-   noisy fine histogram and a value uniformly inside it, so column shapes follow the DP
+   model predicts a coarse quantile bin of it (or a point mass); sampling then draws the fine bin
+   from the noisy fine histogram and a value uniformly inside it, so column shapes follow the DP
    histogram.
 
 Every release goes through :meth:`PrivacyAccountant.gaussian`: noise from OS entropy (never a seed),
@@ -41,15 +46,15 @@ from synthgate.schema import Column, ColumnKind
 
 RARE_LABEL = "_RARE_"
 
-# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/20), 10^((k+1)/20)).
-_GRID_PER_DECADE = 20
+# Data-independent grid for the bounds release: bin k covers |x| in [10^(k/2), 10^((k+1)/2)).
+_GRID_PER_DECADE = 2
 # Up to 1e307, so NUMERIC columns of 1e25 and floats of 1e300 keep their scale (a range from -1e307 to 1e307 still
-# has a finite width; larger doubles fall in the top bin). The wider grid costs no epsilon, only a higher threshold
-# for the core: 4.8 sigma rather than 4.2 with the old 1e15 grid.
+# has a finite width; larger doubles fall in the top bin). The grid's 1,253 bins set the core threshold: 4.8 sigma
+# for a 0.1% chance of a false core bin.
 _GRID_MIN_EXP, _GRID_MAX_EXP = -6 * _GRID_PER_DECADE, 307 * _GRID_PER_DECADE
 _GRID_SIDE = _GRID_MAX_EXP - _GRID_MIN_EXP
 # 30-day bins from 1700-01-01 (seconds since 1970) to 2261: pandas' nanosecond timestamps end in April 2262.
-# 6842 bins (the 1900-2100 grid had 2435): the core threshold is 4.7 sigma rather than 4.5.
+# 6842 bins: the core threshold is 5.1 sigma (a 0.1% chance of a false core bin).
 _CALENDAR_START = -8_520_336_000.0  # 1700-01-01T00:00:00
 _CALENDAR_STEP = 30 * 86400.0
 _CALENDAR_BINS = int((9_214_646_400.0 - _CALENDAR_START) // _CALENDAR_STEP)  # up to 2262-01-01
@@ -60,6 +65,9 @@ _MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 16
 _ZOOM_BINS = 256
+# Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned).
+_KEY_COVERAGE = 0.5
+_MAX_POINTS = 16  # point masses a float column keeps, the largest first
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
 
@@ -84,7 +92,11 @@ def _grid_bounds(index: int) -> tuple[float, float]:
 
 @dataclass
 class NumericCodec:
-    """Integer, float or datetime column as coarse quantile bins over a DP fine histogram."""
+    """Integer, float or datetime column as coarse quantile bins over a DP fine histogram, plus point masses.
+
+    Tokens: the coarse bins, then one token per point mass (an exact value that many rows hold, decoded exactly),
+    then NULL.
+    """
 
     column: Column
     fine_edges: np.ndarray
@@ -92,15 +104,20 @@ class NumericCodec:
     coarse_starts: np.ndarray  # indices into fine bins, first 0, last len(fine_probs)
     unit_bins: bool = False  # one fine bin per integer: decoded values are exact integers
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero: never sample NULL
+    points: np.ndarray = field(default_factory=lambda: np.empty(0))  # DP-selected exact values, sorted
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
+    def n_coarse(self) -> int:
+        return len(self.coarse_starts) - 1
+
+    @property
     def n_tokens(self) -> int:
-        return len(self.coarse_starts)  # n_coarse value tokens + 1 NULL token
+        return self.n_coarse + len(self.points) + 1
 
     @property
     def null_token(self) -> int:
-        return len(self.coarse_starts) - 1
+        return self.n_tokens - 1
 
     @property
     def forbidden_tokens(self) -> list[int]:
@@ -111,8 +128,11 @@ class NumericCodec:
         null = np.isnan(values)
         clipped = np.clip(np.where(null, self.fine_edges[0], values), self.fine_edges[0], self.fine_edges[-1])
         fine = np.clip(np.searchsorted(self.fine_edges, clipped, side="right") - 1, 0, len(self.fine_probs) - 1)
-        coarse = np.searchsorted(self.coarse_starts, fine, side="right") - 1
-        return np.where(null, self.null_token, coarse).astype(np.int64)
+        tokens = np.searchsorted(self.coarse_starts, fine, side="right") - 1
+        if len(self.points):
+            at = np.clip(np.searchsorted(self.points, values), 0, len(self.points) - 1)
+            tokens = np.where(self.points[at] == values, self.n_coarse + at, tokens)
+        return np.where(null, self.null_token, tokens).astype(np.int64)
 
     def __post_init__(self) -> None:
         # Sampling keys: coarse bin c's fine bins get keys c + (their CDF within c), so one searchsorted
@@ -129,11 +149,14 @@ class NumericCodec:
 
     def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
         null = tokens >= self.null_token
-        coarse = np.where(null, 0, tokens)
+        point = (tokens >= self.n_coarse) & ~null
+        coarse = np.where(null | point, 0, tokens)
         fine = np.searchsorted(self._keys, coarse + rng.random(len(tokens)), side="right")
         fine = np.minimum(fine, self.coarse_starts[coarse + 1] - 1)
         low, high = self.fine_edges[fine], self.fine_edges[fine + 1]
         values = low + (high - low) * rng.random(len(tokens))
+        if len(self.points):
+            values = np.where(point, self.points[np.clip(tokens - self.n_coarse, 0, len(self.points) - 1)], values)
         return from_numeric(np.where(null, np.nan, values), self.column, self.unit_bins)
 
     def to_state(self) -> dict[str, Any]:
@@ -144,6 +167,7 @@ class NumericCodec:
             "coarse_starts": self.coarse_starts.tolist(),
             "unit_bins": self.unit_bins,
             "has_nulls": self.has_nulls,
+            "points": self.points.tolist(),
         }
 
 
@@ -155,6 +179,7 @@ class CategoricalCodec:
     categories: list[Any]
     public: bool = False
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero
+    key_like: bool = False  # most non-null rows hold values too rare to release: a key, not a category
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -238,13 +263,20 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
 
 @dataclass(frozen=True)
 class DPRange:
-    """A released range, and the range release's thin-tail bins beyond its core: (low, high, noisy count)."""
+    """A released range: its ends, the bins that cleared the core threshold, and thin-tail bins beyond them.
+
+    ``inner_low`` and ``inner_high`` are the inner bounds of the outermost core bins: the release saw clear mass
+    everywhere from ``core_low`` to ``inner_low`` and from ``inner_high`` to ``core_high``, so a finer look may narrow
+    the range only inside those two bins.
+    """
 
     low: float
     high: float
-    tails: list[tuple[float, float, float]]
-    core_low: float  # where the bins that clear the corrected threshold begin and end
+    tails: list[tuple[float, float, float]]  # (low, high, noisy count) of each thin-tail bin beyond the core
+    core_low: float
     core_high: float
+    inner_low: float
+    inner_high: float
 
 
 def dp_range(
@@ -255,10 +287,11 @@ def dp_range(
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
-    Numbers use the signed log grid; datetimes (seconds since the epoch: a large
-    offset, a small spread) a grid of 30-day bins from 1700 to 2261. The core is the bins that clear
-    a threshold corrected for the number of bins; it grows bin by bin over thin tails
-    (:func:`_extend`), whose bins are kept for the fine histogram.
+    Numbers use the signed log grid (two bins a decade: wide bins gather thin mass, so a column whose values are
+    spread over a decade, or held by a few percent of the rows, still clears the threshold); datetimes a grid of
+    30-day bins from 1700 to 2261. The core runs from the first to the last bin that clears a threshold corrected
+    for the number of bins, so every clear bin is inside the range and a spike cannot hide the rest of the
+    distribution; it grows bin by bin over thin tails (:func:`_extend`), whose bins are kept for the fine histogram.
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
@@ -272,9 +305,10 @@ def dp_range(
         bounds = _grid_bounds
 
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
-    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
+    # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
+    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
     core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
-    # Below 20 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
+    # Below 2 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
     integer = column.kind is ColumnKind.INTEGER
     empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
     first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
@@ -283,7 +317,11 @@ def dp_range(
         for i in [*range(first, core_first), *range(core_last + 1, last + 1)]
         if not empty[i]
     ]
-    return DPRange(bounds(first)[0], bounds(last)[1], tails, bounds(core_first)[0], bounds(core_last)[1])
+    return DPRange(
+        bounds(first)[0], bounds(last)[1], tails,
+        core_low=bounds(core_first)[0], core_high=bounds(core_last)[1],
+        inner_low=bounds(core_first)[1], inner_high=bounds(core_last)[0],
+    )
 
 
 def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
@@ -313,26 +351,37 @@ def zoom_range(
 ) -> DPRange:
     """A second look at a continuous column's range: a noisy histogram of 256 bins across the coarse one.
 
-    The coarse grid's bins are 12% wide (30 days for datetimes), so coordinates (offset 45, spread
-    0.2) or the stamps of one week fill a sliver of it, and the fine histogram would have a handful
-    of bins across the data. The zoom narrows each end to its clear bins, except where the coarse
-    release found a thin tail (its end is kept, so heavy tails stay whole).
+    The coarse grid's bins are wide (a factor of 3.2; 30 days for datetimes), so coordinates (offset 45, spread
+    0.2) or the stamps of one week fill a sliver of it. The zoom moves each end of the range inwards, to the
+    first zoom bin that clears a threshold corrected for the number of bins, but only inside the outermost core
+    bin of the coarse release (the zoom is made only when one coarse bin holds the whole core): between
+    the core's inner bounds the coarse release saw clear mass, which the zoom never drops (a spike holding most
+    rows, or a sentinel value, leaves the rest of the range whole). An end where the coarse release found a thin
+    tail is kept, so heavy tails stay whole.
     """
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma)
-    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0))
-    if kept.size == 0:
+    clear = noisy >= _corrected_threshold(noisy.size, sigma, 3.0)  # one false bin far out would undo the zoom
+    low, high = coarse.low, coarse.high
+    if coarse.low >= coarse.core_low:  # no thin tail below the core
+        inside = np.flatnonzero(clear & (edges[:-1] < coarse.inner_low))
+        low = float(edges[inside[0]]) if inside.size else low
+    if coarse.high <= coarse.core_high:
+        inside = np.flatnonzero(clear & (edges[1:] > coarse.inner_high))
+        high = float(edges[inside[-1] + 1]) if inside.size else high
+    if high <= low:  # one clear zoom bin at both ends: keep it
         return coarse
-    first, last = _extend(noisy, int(kept[0]), -1, sigma), _extend(noisy, int(kept[-1]), 1, sigma)
-    low = coarse.low if coarse.low < coarse.core_low else float(edges[first])
-    high = coarse.high if coarse.high > coarse.core_high else float(edges[last + 1])
-    return DPRange(low, high, coarse.tails, max(low, coarse.core_low), min(high, coarse.core_high))
+    return DPRange(
+        low, high, coarse.tails, max(low, coarse.core_low), min(high, coarse.core_high),
+        inner_low=max(low, coarse.inner_low), inner_high=min(high, coarse.inner_high),
+    )
 
 
-def _corrected_threshold(n_bins: int, sigma: float, at_least: float) -> float:
-    """Count that any of ``n_bins`` empty bins exceeds by chance with probability 1% (at least ``at_least`` sigma)."""
-    return sigma * max(at_least, float(norm.isf(0.01 / n_bins)))
+def _corrected_threshold(n_bins: int, sigma: float, at_least: float, false_rate: float = 0.01) -> float:
+    """Count that any of ``n_bins`` empty bins exceeds by chance with probability ``false_rate`` (at least
+    ``at_least`` sigma)."""
+    return sigma * max(at_least, float(norm.isf(false_rate / n_bins)))
 
 
 def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
@@ -362,23 +411,36 @@ def fit_numeric(
     n_coarse: int,
     sigma: float,
     accountant: PrivacyAccountant,
+    threshold: float = math.inf,
 ) -> NumericCodec:
+    """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
+
+    ``threshold`` is the selection threshold of point masses (float columns; see :func:`select_points`); with the
+    default, none is selected.
+    """
     values = to_numeric(series, column)
     n_null = float(np.isnan(values).sum())
     values = values[~np.isnan(values)]
     tails: list[tuple[float, float, float]] = []
+    points = np.empty(0)
     if public_min is not None and public_max is not None:
         low, high = float(public_min), float(public_max)
     else:
         released = dp_range(column, values, sigma, accountant)
         if column.kind in ZOOMED_KINDS:
-            released = zoom_range(column, values, released, sigma, accountant)
+            if released.inner_low > released.inner_high:  # one coarse bin holds the core: look closer
+                released = zoom_range(column, values, released, sigma, accountant)
+            elif column.kind is ColumnKind.FLOAT:  # spread over several coarse bins: the third release finds spikes
+                points = select_points(column, values, sigma, threshold, accountant)
+            else:  # datetimes spread over months: the fine bins resolve them and take the zoom's share
+                sigma = sigma / math.sqrt(2.0)
         low = float(public_min) if public_min is not None else released.low
         high = float(public_max) if public_max is not None else released.high
         tails = released.tails
         if high <= low:
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, n_rows, sigma)
+    values = values[~np.isin(values, points)]  # a point mass is decoded exactly, not from the bins
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
     released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
@@ -391,8 +453,28 @@ def fit_numeric(
     if unit_bins and len(probs) <= _MAX_EXACT_TOKENS:  # few distinct integers: one token each, exact relations survive
         starts = np.arange(len(probs) + 1, dtype=np.int64)
     else:
-        starts = _quantile_starts(probs, n_coarse)
-    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls)
+        starts = _quantile_starts(probs, max(n_coarse - len(points), 2))
+    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls, points)
+
+
+def select_points(
+    column: Column, values: np.ndarray, sigma: float, threshold: float, accountant: PrivacyAccountant
+) -> np.ndarray:
+    """DP frequent-value selection: the exact values that many rows hold (the zeros of a zero-inflated figure, a
+    sentinel such as 999, a default), sorted, at most ``_MAX_POINTS``.
+
+    The noisy count of every distinct value is released (each record adds to one: sensitivity 1) and a value is
+    kept when it clears ``threshold``, so a value held by one record is kept with probability at most the
+    selection delta (as category selection). Such values are decoded exactly: uniform values inside a fine bin
+    would turn a column that is 0 for 90% of rows into one with no zero at all.
+    """
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size == 0:
+        return np.empty(0)
+    noisy = accountant.gaussian(f"points:{column.name}", counts.astype(float), sigma)
+    kept = np.flatnonzero(noisy > threshold)
+    kept = kept[np.argsort(-noisy[kept], kind="stable")][:_MAX_POINTS]
+    return np.sort(distinct[kept])
 
 
 def _with_tails(counts: np.ndarray, edges: np.ndarray, tails: list[tuple[float, float, float]]) -> np.ndarray:
@@ -499,10 +581,11 @@ def fit_categorical(
     threshold: float,
     accountant: PrivacyAccountant,
 ) -> CategoricalCodec:
-    if column.kind is ColumnKind.BOOLEAN:
-        return CategoricalCodec(column, [False, True], public=True)
-    if public_categories is not None:
-        return CategoricalCodec(column, list(public_categories), public=True)
+    if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
+        # A public domain: only the NULL count is released, so a column without NULLs gets none.
+        domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
+        nulls = accountant.gaussian(f"nulls:{column.name}", np.array([float(series.isna().sum())]), sigma)
+        return CategoricalCodec(column, domain, public=True, has_nulls=bool(nulls[0] >= 3.0 * sigma))
     counts = series.dropna().map(_category_key).value_counts(sort=False)
     # The category counts and the NULL count in one release (each record adds to one of them).
     released = accountant.gaussian(
@@ -511,7 +594,12 @@ def fit_categorical(
     noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
     order = np.argsort(-noisy, kind="stable")
     kept = [counts.index[i] for i in order if noisy[i] > threshold]
-    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls)
+    # Post-processing: the share of the non-null rows that the kept categories hold (the sum of every noisy count
+    # estimates the non-null rows without bias; clipped at zero, thousands of rare values would inflate it).
+    non_null = float(noisy.sum())
+    covered = float(sum(noisy[i] for i in order if noisy[i] > threshold)) / max(non_null, 1.0)
+    key_like = non_null > 2.0 * threshold and covered < _KEY_COVERAGE  # a nearly empty column is not a key
+    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls, key_like=key_like)
 
 
 def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
@@ -523,6 +611,7 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             np.asarray(state["coarse_starts"], dtype=np.int64),
             bool(state["unit_bins"]),
             bool(state.get("has_nulls", True)),
+            np.asarray(state.get("points", []), dtype=float),
         )
     return CategoricalCodec(
         column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True))

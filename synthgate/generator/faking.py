@@ -11,14 +11,20 @@ from faker import Faker
 _POOL = 20_000
 
 
-def fake_column(kind: str, n: int, seed: int) -> pd.Series:
-    """``n`` fake values of ``kind`` (id, uuid, email, name, ...). IDs and UUIDs are unique."""
+def fake_column(kind: str, n: int, seed: int, rows_per_key: float = 1.0) -> pd.Series:
+    """``n`` fake values of ``kind`` (id, uuid, email, name, ...).
+
+    IDs and UUIDs are keys: each is held by ``1 + Poisson(rows_per_key - 1)`` rows (so unique at 1.0; a case
+    number shared by about two rows stays shared by about two), the rows of a key spread over the table.
+    """
     rng = np.random.default_rng(seed)
-    if kind == "id":
-        return pd.Series(np.arange(1, n + 1, dtype=np.int64))
-    if kind == "uuid":
-        raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-        return pd.Series([str(uuid.UUID(bytes=row.tobytes(), version=4)) for row in raw], dtype=object)
+    if kind in ("id", "uuid"):
+        keys = _key_numbers(n, rows_per_key, rng)
+        if kind == "id":
+            return pd.Series(keys + 1, dtype=np.int64)
+        raw = rng.integers(0, 256, size=(int(keys.max(initial=0)) + 1, 16), dtype=np.uint8)
+        names = np.array([str(uuid.UUID(bytes=row.tobytes(), version=4)) for row in raw], dtype=object)
+        return pd.Series(names[keys], dtype=object)
     faker = Faker()
     faker.seed_instance(seed)
     provider = getattr(faker, kind)
@@ -27,3 +33,12 @@ def fake_column(kind: str, n: int, seed: int) -> pd.Series:
     if kind == "email":  # keep emails unique-looking without a second pass through Faker
         values = np.array([f"{i}.{v}" for i, v in enumerate(values)], dtype=object)
     return pd.Series(values, dtype=object)
+
+
+def _key_numbers(n: int, rows_per_key: float, rng: np.random.Generator) -> np.ndarray:
+    """Key number (0, 1, ...) of each of ``n`` rows, in a shuffled order; group sizes 1 + Poisson(rows_per_key - 1)."""
+    if rows_per_key <= 1.0:
+        return np.arange(n, dtype=np.int64)
+    sizes = 1 + rng.poisson(rows_per_key - 1.0, size=n)  # more groups than needed: n rows at least
+    keys = np.repeat(np.arange(n, dtype=np.int64), sizes)[:n]
+    return keys[rng.permutation(n)]

@@ -39,6 +39,7 @@ from synthgate.generator.accounting import (
 )
 from synthgate.generator.encoders import (
     ZOOMED_KINDS,
+    CategoricalCodec,
     Codec,
     NumericCodec,
     codec_from_state,
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
 _SAMPLE_CHUNK = 16_384  # rows per pass: the context stays in cache (16k: 250k rows/s, 50k: 220k on Adult)
 MIN_ROWS = 50  # fewer (DP-estimated) rows than this: nothing useful can be learned under DP
+KEY_FAKES = ("id", "uuid")  # fake kinds of key columns: their rows per value is released, so keys repeat as they do
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class DPSynthesizer:
         self.target_column = target_column
         self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
         self.fakes = {c.name: self._policy(c.name).fake for c in columns if self._policy(c.name).policy == "fake"}
+        self.rows_per_key: dict[str, float] = {}  # DP estimate of rows per value of each faked key column
         learned = [c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical")]
         learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
         # The target goes last, so its head conditions on every other column.
@@ -144,16 +147,19 @@ class DPSynthesizer:
     # -- preprocess ---------------------------------------------------------------------
 
     def _releases_needed(self) -> tuple[int, int]:
-        """(Gaussian releases before training, categorical columns whose domain is selected privately)."""
+        """(Gaussian releases before training, columns whose categories or point masses are selected privately)."""
         releases, selected = 1, 0  # 1: the row count
+        releases += sum(kind in KEY_FAKES for kind in self.fakes.values())  # distinct values of each key
         for column in self.learned:
             policy = self._policy(column.name)
             if column.kind.is_numeric:
                 public = policy.min is not None and policy.max is not None
-                releases += 1 if public else 3 if column.kind in ZOOMED_KINDS else 2  # bins; range; zoom
-            elif column.kind is ColumnKind.CATEGORICAL and policy.categories is None:
+                # bins; range; zoom, or point masses (floats), or more weight on the bins
+                releases += 1 if public else 3 if column.kind in ZOOMED_KINDS else 2
+                selected += int(column.kind is ColumnKind.FLOAT and not public)
+            else:  # the categories and NULL count, or the NULL count of a public domain (booleans, declared categories)
                 releases += 1
-                selected += 1
+                selected += int(column.kind is ColumnKind.CATEGORICAL and policy.categories is None)
         return releases, selected
 
     def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> tuple[np.ndarray, float, float]:
@@ -171,6 +177,10 @@ class DPSynthesizer:
         noisy_rows = max(noisy_rows, 1.0)
         _check_rows(noisy_rows, self.privacy.delta)
         threshold = selection_threshold(sigma, accountant.delta_selection / max(selected, 1)) if selected else 0.0
+        self.rows_per_key = {
+            name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant)
+            for name, kind in self.fakes.items() if kind in KEY_FAKES
+        }
         self.codecs = []
         for column in self.learned:
             policy = self._policy(column.name)
@@ -183,6 +193,7 @@ class DPSynthesizer:
                     n_rows=noisy_rows,
                     n_coarse=self.training.numeric_bins,
                     sigma=sigma,
+                    threshold=threshold,
                     accountant=accountant,
                 )
             else:
@@ -195,8 +206,24 @@ class DPSynthesizer:
                     accountant=accountant,
                 )
             self.codecs.append(codec)
+        self._fake_unreleasable_keys()
+        if not self.learned:
+            raise DataValidationError("no column is left to learn: every column is dropped, faked or a key")
         tokens = np.stack([codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs)], axis=1)
         return tokens, noisy_rows, sigma
+
+    def _fake_unreleasable_keys(self) -> None:
+        """A categorical column most of whose rows hold values too rare to release is a key (a case number shared
+        by a few rows, a free-form reference): it is faked, never learned or scored, instead of coming out as
+        ``_RARE_`` (a decision on DP releases only)."""
+        keep = []
+        for column, codec in zip(self.learned, self.codecs):
+            if isinstance(codec, CategoricalCodec) and codec.key_like and column.name != self.target_column:
+                self.fakes[column.name] = "uuid"
+                log.info("column %s: most rows hold values too rare to release, so it is a key: faked", column.name)
+            else:
+                keep.append((column, codec))
+        self.learned, self.codecs = [c for c, _ in keep], [k for _, k in keep]
 
     # -- fit ----------------------------------------------------------------------------
 
@@ -370,7 +397,7 @@ class DPSynthesizer:
             )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
         for name, kind in self.fakes.items():
-            frame[name] = fake_column(kind, n, seed)
+            frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0))
         return frame[self.output_columns]
 
     # -- persistence (no real data: only DP releases and DP-trained weights) -------------
@@ -389,6 +416,8 @@ class DPSynthesizer:
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
             "target_column": self.target_column,
+            "fakes": self.fakes,
+            "rows_per_key": self.rows_per_key,
             "summary": _summary_dict(self.summary),
         }
         (path / "synthesizer.json").write_text(json.dumps(state, indent=1))
@@ -410,6 +439,8 @@ class DPSynthesizer:
         )
         synth.learned = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]]
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"])]
+        synth.fakes = state.get("fakes", synth.fakes)
+        synth.rows_per_key = state.get("rows_per_key", {})
         network = AutoregressiveNet([codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim)
         network.load_state_dict(torch.load(path / "weights.pt", map_location=synth.device, weights_only=True))
         synth.network = network.to(synth.device).eval()
@@ -443,6 +474,19 @@ class WeightAverage:
     def apply(self) -> None:
         for param, average in zip(self.params, self.average):
             param.copy_(average)
+
+
+def _rows_per_key(
+    name: str, series: pd.Series, noisy_rows: float, sigma: float, accountant: PrivacyAccountant
+) -> float:
+    """Rows per value of a key column, from a DP count of its distinct values (a row adds at most one value).
+
+    1.0 (unique) unless the key clearly repeats: within 5% of one row per value is noise, and a unique key must
+    stay unique.
+    """
+    distinct = accountant.gaussian(f"keys:{name}", np.array([float(series.nunique(dropna=True))]), sigma)[0]
+    ratio = noisy_rows / max(distinct, 1.0)
+    return float(min(ratio, 1000.0)) if ratio > 1.05 else 1.0
 
 
 def _check_rows(noisy_rows: float, delta: float) -> None:

@@ -207,3 +207,84 @@ def test_the_zoom_keeps_a_heavy_tail():
     codec, _ = numeric(ColumnKind.FLOAT, values, sigma=20.0)
     low, high = np.quantile(values, [0.01, 0.99])  # the zoom does not cut back what the coarse range found
     assert codec.fine_edges[0] < low and codec.fine_edges[-1] > high
+
+
+# -- shapes of real tables: spikes, sentinels, zero inflation, thin figures (issue 15) --------------------------------
+
+
+def ks_distance(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """Largest CDF gap (SDMetrics' column shape for numbers is one minus this)."""
+    grid = np.union1d(real, synthetic)
+    cdf = lambda x: np.searchsorted(np.sort(x), grid, side="right") / len(x)  # noqa: E731
+    return float(np.abs(cdf(real) - cdf(synthetic)).max())
+
+
+def round_trip(codec, values: np.ndarray) -> np.ndarray:
+    decoded = codec.decode(codec.encode(pd.Series(values)), np.random.default_rng(9)).to_numpy(dtype=float)
+    return decoded[~np.isnan(decoded)]
+
+
+def test_a_spike_does_not_swallow_the_rest_of_the_range():
+    # 40% of the rows in 19.6-20.4, the rest spread over 18-119: the range covers the mass, not the densest window
+    rng = np.random.default_rng(11)
+    values = np.where(rng.random(21_000) < 0.4, rng.uniform(19.6, 20.4, 21_000), (rng.gamma(3, 9, 21_000) + 18).clip(18, 119))
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=45.0)
+    assert codec.fine_edges[0] < 19.6 and codec.fine_edges[-1] > 85.0  # below the spike, and far above it
+    assert ks_distance(values, round_trip(codec, values)) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("share", "point", "rest"),
+    [(0.6, 999.0, lambda rng, n: np.round(rng.lognormal(1.8, 0.4, n), 1)),  # a sentinel holds most rows
+     (0.92, 0.0, lambda rng, n: np.round(rng.lognormal(8, 1.2, n)) + 1)],  # zero inflation
+    ids=["sentinel", "zero-inflated"],
+)
+def test_point_masses_are_selected_and_decoded_exactly(share, point, rest):
+    rng = np.random.default_rng(12)
+    values = np.where(rng.random(21_000) < share, point, rest(rng, 21_000)).astype(float)
+    sigma = 45.0
+    accountant = PrivacyAccountant(delta=1e-5)
+    codec = fit_numeric(
+        Column("x", ColumnKind.FLOAT, ""), pd.Series(values), public_min=None, public_max=None, n_rows=len(values),
+        n_coarse=24, sigma=sigma, accountant=accountant, threshold=selection_threshold(sigma, 1e-6),
+    )
+    assert point in codec.points.tolist()
+    assert "points:x" in [r.purpose for r in accountant.releases]
+    decoded = round_trip(codec, values)
+    assert abs((decoded == point).mean() - share) < 0.01  # exactly the point, in its share
+    assert ks_distance(values, decoded) < 0.05  # and the rest of the values keep their shape
+
+
+def test_a_figure_most_rows_leave_null_keeps_its_range():
+    # NULL for 85% of rows; the rest over one decade: the wide grid bins gather enough mass to find it
+    rng = np.random.default_rng(13)
+    values = np.where(rng.random(10_000) < 0.85, np.nan, np.round(rng.lognormal(11, 0.5, 10_000), -2))
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=100.0)
+    real = values[~np.isnan(values)]
+    assert ks_distance(real, round_trip(codec, values)) < 0.2
+
+
+def test_a_boolean_without_nulls_never_samples_null():
+    accountant = PrivacyAccountant(delta=1e-5)
+    column = Column("b", ColumnKind.BOOLEAN, "")
+    full = fit_categorical(column, pd.Series(RNG.random(5000) < 0.3), public_categories=None, sigma=20.0,
+                           threshold=100.0, accountant=accountant)
+    assert full.null_token in full.forbidden_tokens and [r.purpose for r in accountant.releases] == ["nulls:b"]
+    sparse = fit_categorical(column, pd.Series(np.where(RNG.random(5000) < 0.3, None, True)), public_categories=None,
+                             sigma=20.0, threshold=100.0, accountant=accountant)
+    assert sparse.null_token not in sparse.forbidden_tokens
+
+
+def test_a_repeating_key_is_recognised_from_the_release_and_a_category_is_not():
+    rng = np.random.default_rng(14)
+    sigma = 45.0
+    threshold = selection_threshold(sigma, 1e-6)
+    cases = pd.Series([f"C{k:06d}" for k in rng.integers(0, 10_000, 21_000)])  # 1-4 rows a case, ~10,000 cases
+    # 20 common cities hold 70% of the rows, 500 rare ones the rest: a category with a long tail, not a key
+    cities = pd.Series(np.where(rng.random(21_000) < 0.7, rng.choice([f"c{i}" for i in range(20)], 21_000),
+                                rng.choice([f"r{i}" for i in range(500)], 21_000)))
+    fit = lambda s: fit_categorical(Column("x", ColumnKind.CATEGORICAL, ""), s, public_categories=None,  # noqa: E731
+                                    sigma=sigma, threshold=threshold, accountant=PrivacyAccountant(delta=1e-5))
+    assert fit(cases).key_like
+    assert not fit(cities).key_like
+    assert not fit(pd.Series([None] * 20_990 + ["a"] * 10)).key_like  # nearly empty: nothing to call a key

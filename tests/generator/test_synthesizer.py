@@ -9,6 +9,7 @@ import torch
 
 from synthgate.errors import DataValidationError, PrivacyBudgetError
 from synthgate.generator import DPSynthesizer, EpochProgress, FitSummary
+from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 from tests.conftest import PEOPLE_COLUMNS
 
@@ -38,9 +39,11 @@ def test_fit_stays_inside_the_budget(fitted):
     assert summary.epsilon <= 4.0
     assert summary.epsilon >= 3.8  # the budget is used, not wasted
     assert summary.accounting == "prv"
-    # count + (range, bins) per numeric column + a zoom for the float and the datetime + one category
-    # selection (region) + the target's categories
-    assert summary.releases == 1 + 2 * 4 + 2 + 1 + 1
+    # count + distinct customer_ids + (range, bins) per numeric column + point-mass selection for the float (spread
+    # over decades: no zoom) + region's categories + the NULL counts of plan (declared categories) and churned
+    # (boolean); the datetime spans three years, so its zoom's share goes to its bins, unless the noise leaves one
+    # 30-day bin as its whole core (then it zooms: one release more)
+    assert summary.releases in (1 + 1 + 2 * 4 + 1 + 1 + 2, 1 + 1 + 2 * 4 + 1 + 1 + 2 + 1)
 
 
 def test_target_is_modelled_last(fitted):
@@ -199,3 +202,26 @@ def test_weight_average_warms_up_then_follows_its_decay():
         average.update()
     average.apply()
     assert model.weight.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_key_keeps_its_rows_per_value_and_is_not_learned():
+    rng = np.random.default_rng(15)
+    n = 3000
+    frame = pd.DataFrame({
+        "case_no": rng.integers(0, 1000, n),  # about three rows a case, recognised by name (profiling fakes it)
+        "ref": [f"R{k:05d}" for k in rng.integers(0, 1500, n)],  # a string key no name rule knows: from the release
+        "age": rng.integers(18, 90, n),
+        "plan": rng.choice(["a", "b", "c"], n),
+    })
+    columns = [Column("case_no", ColumnKind.INTEGER, "BIGINT"), Column("ref", ColumnKind.CATEGORICAL, "TEXT"),
+               Column("age", ColumnKind.INTEGER, "BIGINT"), Column("plan", ColumnKind.CATEGORICAL, "TEXT")]
+    policies = {"case_no": ColumnPolicy(policy="fake", fake="id")}
+    synth = DPSynthesizer(columns, policies, PrivacyBudget(epsilon=4.0, delta=1e-5),
+                          Training(epochs=2, hidden_dim=16, embedding_dim=4), None)
+    synth.fit(frame)
+    assert [c.name for c in synth.learned] == ["age", "plan"]  # neither key is learned (nor scored)
+    assert synth.fakes["ref"] == "uuid"
+    out = synth.sample(n)
+    rows_per_case = n / out["case_no"].nunique()
+    assert 2.0 < rows_per_case < 4.5  # about three rows a case, as in the source
+    assert out["ref"].notna().all()
