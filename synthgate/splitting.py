@@ -32,3 +32,10 @@ def check_holdout_columns(source: list[Column], holdout: list[Column]) -> None:
         raise DataValidationError(
             f"the holdout table's columns differ from the source: missing {missing}, extra {extra}, retyped {retyped}"
         )
+
+
+def source_rows(noisy_training_rows: int, holdout_fraction: float | None) -> int:
+    """The DP estimate of the source's rows, the default size of a synthetic table: the training rows' DP count,
+    scaled back by the (public) share split off as holdout (post-processing; each row is held out with that
+    probability). A separate holdout table leaves the whole source for training."""
+    return max(1, round(noisy_training_rows / (1.0 - (holdout_fraction or 0.0))))

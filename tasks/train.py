@@ -10,6 +10,7 @@ from synthgate.generator import DPSynthesizer, EpochProgress
 from synthgate.profiling import ColumnProfile
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
+from synthgate.splitting import source_rows
 from tasks import PRIVATE
 from tasks.artifacts import TrainingProgress
 
@@ -37,7 +38,8 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
 
 @task(name="sample-rows", **PRIVATE)
 def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer, seed: int | None = None) -> pd.DataFrame:
-    """``spec.rows`` rows (default: the model's DP row-count estimate), sampled with ``seed`` (default
+    """``spec.rows`` rows (default: the DP estimate of the source's rows), sampled with ``seed`` (default
     ``training.seed``): a re-sampled model passes its own, so an unchanged snapshot gets new rows."""
-    rows = spec.rows or (synthesizer.summary.noisy_rows if synthesizer.summary else 1)
+    noisy = synthesizer.summary.noisy_rows if synthesizer.summary else 1
+    rows = spec.rows or source_rows(noisy, spec.holdout.fraction)
     return synthesizer.sample(rows, seed=seed)

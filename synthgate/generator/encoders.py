@@ -42,7 +42,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from synthgate.generator.accounting import PrivacyAccountant
-from synthgate.schema import Column, ColumnKind
+from synthgate.schema import Column, ColumnKind, numeric_precision
 
 RARE_LABEL = "_RARE_"
 
@@ -67,6 +67,8 @@ _MIN_FINE_BINS = 16
 _ZOOM_BINS = 256
 # Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned).
 _KEY_COVERAGE = 0.5
+# Kept categories holding more than this share leave too few rows for RARE to be worth sampling.
+_COMPLETE_COVERAGE = 0.995
 _MAX_POINTS = 16  # point masses a float column keeps, the largest first
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
@@ -180,6 +182,7 @@ class CategoricalCodec:
     public: bool = False
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero
     key_like: bool = False  # most non-null rows hold values too rare to release: a key, not a category
+    has_rare: bool = True  # False: the released categories hold nearly every non-null row, RARE is never sampled
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -195,8 +198,10 @@ class CategoricalCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
-        """A public domain is complete: RARE is never sampled; nor is NULL in a column released without nulls."""
-        return ([self.rare_token] if self.public else []) + ([] if self.has_nulls else [self.null_token])
+        """RARE is never sampled where the domain is complete (public, or the released categories hold nearly every
+        row); nor is NULL in a column released without nulls."""
+        complete = self.public or not self.has_rare
+        return ([self.rare_token] if complete else []) + ([] if self.has_nulls else [self.null_token])
 
     @property
     def null_token(self) -> int:
@@ -223,6 +228,7 @@ class CategoricalCodec:
             "categories": self.categories,
             "public": self.public,
             "has_nulls": self.has_nulls,
+            "has_rare": self.has_rare,
         }
 
 
@@ -258,6 +264,9 @@ def from_numeric(values: np.ndarray, column: Column, unit_bins: bool) -> pd.Seri
         null = np.isnan(values)
         whole = np.clip(np.round(np.where(null, 0, values)), _INT64_LOW, _INT64_HIGH)
         return pd.Series(pd.arrays.IntegerArray(whole.astype(np.int64), null))
+    declared = numeric_precision(column.sql_type)
+    if declared is not None:  # NUMERIC(p, s): values at the source's scale (an amount has cents, not 15 decimals)
+        values = np.round(values, declared[1])
     return pd.Series(values, dtype=float)
 
 
@@ -423,7 +432,7 @@ def fit_numeric(
     values = values[~np.isnan(values)]
     tails: list[tuple[float, float, float]] = []
     points = np.empty(0)
-    if public_min is not None and public_max is not None:
+    if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
         released = dp_range(column, values, sigma, accountant)
@@ -447,7 +456,8 @@ def fit_numeric(
     has_nulls = bool(released[-1] >= 3.0 * sigma)
     noisy = _with_tails(_denoise(released[:-1], sigma), edges, tails)
     kept = np.flatnonzero(noisy >= 0.5)
-    if kept.size:  # no values where the released histogram has none: trim empty bins at both ends
+    public = public_min is not None and public_max is not None
+    if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
     probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
     if unit_bins and len(probs) <= _MAX_EXACT_TOKENS:  # few distinct integers: one token each, exact relations survive
@@ -599,7 +609,8 @@ def fit_categorical(
     non_null = float(noisy.sum())
     covered = float(sum(noisy[i] for i in order if noisy[i] > threshold)) / max(non_null, 1.0)
     key_like = non_null > 2.0 * threshold and covered < _KEY_COVERAGE  # a nearly empty column is not a key
-    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls, key_like=key_like)
+    has_rare = covered < _COMPLETE_COVERAGE
+    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls, key_like=key_like, has_rare=has_rare)
 
 
 def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
@@ -614,5 +625,6 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             np.asarray(state.get("points", []), dtype=float),
         )
     return CategoricalCodec(
-        column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True))
+        column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True)),
+        has_rare=bool(state.get("has_rare", True)),
     )

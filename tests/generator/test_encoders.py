@@ -288,3 +288,19 @@ def test_a_repeating_key_is_recognised_from_the_release_and_a_category_is_not():
     assert fit(cases).key_like
     assert not fit(cities).key_like
     assert not fit(pd.Series([None] * 20_990 + ["a"] * 10)).key_like  # nearly empty: nothing to call a key
+
+
+def test_numeric_columns_come_back_at_their_scale():
+    values = RNG.lognormal(4, 1, 5000).round(2)
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=5.0)
+    codec.column = Column("x", ColumnKind.FLOAT, "NUMERIC(10, 2)")
+    decoded = round_trip(codec, values)
+    assert np.allclose(decoded, np.round(decoded, 2)) and not np.allclose(decoded, np.round(decoded, 1))
+
+
+def test_rare_is_never_sampled_when_the_released_categories_hold_every_row():
+    series = pd.Series(RNG.choice(["a", "b", "c", "d", "e"], 5000))
+    codec = fit_categorical(Column("x", ColumnKind.CATEGORICAL, ""), series, public_categories=None, sigma=40.0,
+                            threshold=selection_threshold(40.0, 1e-6), accountant=PrivacyAccountant(delta=1e-5))
+    assert sorted(codec.categories) == ["a", "b", "c", "d", "e"]
+    assert codec.rare_token in codec.forbidden_tokens

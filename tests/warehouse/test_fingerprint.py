@@ -63,3 +63,10 @@ def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema)
     with pytest.raises(DataValidationError, match="column 'd' holds dates outside") as error:
         extract_table(table, key=b"k" * 32)
     assert "9999-12-31 sentinels" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_default_row_count_is_the_sources_estimate():
+    from synthgate.splitting import source_rows
+
+    assert source_rows(8000, 0.2) == 10_000  # the training split's count, scaled back by the public holdout share
+    assert source_rows(8000, None) == 8000  # a separate holdout table: the whole source trained
