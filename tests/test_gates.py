@@ -63,3 +63,12 @@ def test_suite_failures_are_named_in_the_gate():
     verdicts = evaluate_gates(Gates(), scores(synthetic_suite_passed=False, synthetic_suite_failures=("expect_x(age)",)))
     with pytest.raises(GateFailedError, match=r"expect_x\(age\)"):
         enforce(verdicts)
+
+
+def test_an_attack_risk_is_gated_on_the_lower_end_of_its_interval():
+    # a point estimate of 0.3 whose interval reaches down to 0.05: one swing of a few hundred attacks, not a risk
+    swing = evaluate_gates(Gates(), scores(inference_risk=0.3, inference_risk_low=0.05))
+    verdict = next(v for v in swing if v.name == "inference_risk")
+    assert verdict.passed and "point estimate 0.3000" in verdict.detail
+    significant = evaluate_gates(Gates(), scores(inference_risk=0.5, inference_risk_low=0.35))
+    assert not next(v for v in significant if v.name == "inference_risk").passed
