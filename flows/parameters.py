@@ -19,7 +19,7 @@ Trigger = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,31}$")]
 class RefreshParameters(BaseModel):
     """One table's refresh: which spec, and optional overrides of its budget and size for this run only."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="Refresh parameters")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, title="Refresh parameters")
 
     spec_path: str = Field(
         min_length=1,

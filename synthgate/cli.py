@@ -10,13 +10,16 @@ from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from synthgate.errors import SynthgateError
+from synthgate.errors import SynthgateError, UsageError
 
 
 class _CleanErrors(TyperGroup):
     """Every error a command lets through ends as one line on stderr (and one JSON object on stdout with --json),
-    exit code 2, never a traceback: ``synthgate --debug COMMAND`` shows the traceback instead."""
+    exit code 2, never a traceback: ``synthgate --debug COMMAND`` shows the traceback instead. Usage errors (an
+    unknown option, a value of the wrong type, a missing argument) too: one line naming the option, not click's
+    usage box."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         ctx.meta["synthgate.json"] = "--json" in args
@@ -25,8 +28,15 @@ class _CleanErrors(TyperGroup):
     def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
         try:
             return super().invoke(ctx)
+        except TyperException as exc:  # a usage error of a subcommand (Exit and Abort are not TyperExceptions)
+            if _DEBUG:
+                raise
+            context = getattr(exc, "ctx", None)
+            command = getattr(context, "command_path", None) or "synthgate"
+            message = " ".join(exc.format_message().split())
+            _fail(UsageError(f"{message} (see `{command} --help`)"), bool(ctx.meta.get("synthgate.json")))
         except Exception as exc:
-            if _DEBUG or type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort, usage errors
+            if _DEBUG or type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort
                 raise
             as_json = bool(ctx.meta.get("synthgate.json"))
             if isinstance(exc, SynthgateError):
@@ -67,6 +77,34 @@ def _options(
     _DEBUG = debug
 
 
+class _WithoutTraceback(logging.Formatter):
+    """A console handler's formatter, minus tracebacks: a failed flow's error reaches the terminal as the command's
+    one ``error:`` line, and Prefect's engine would print its traceback above it (``--debug`` keeps them). The record
+    is left as it was for every other handler (Prefect's API logs keep their tracebacks)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        kept = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = kept
+
+
+def _console_without_tracebacks() -> None:
+    """Unless ``--debug``: the console handlers (Prefect's, on the root logger) print no traceback. Call it after
+    Prefect configured its logging (importing a flow does)."""
+    if _DEBUG:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _WithoutTraceback):
+            handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
 def _fail(exc: Exception, as_json: bool) -> None:
     """End the command: one line on stderr (one JSON object on stdout with --json), exit code 2."""
     message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
@@ -103,7 +141,7 @@ def refresh(
         request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows, retrain=retrain)
         TypeAdapter(Trigger).validate_python(trigger)
     except ValidationError as exc:
-        _fail(SynthgateError("; ".join(
+        _fail(UsageError("; ".join(
             f"--{e['loc'][0] if e['loc'] else 'trigger'}: {e['msg']}" for e in exc.errors()
         )), as_json)
         return
@@ -117,6 +155,7 @@ def refresh(
         return
     from flows.refresh import refresh_table
 
+    _console_without_tracebacks()
     try:
         result = refresh_table(request, trigger=trigger)
     except SynthgateError as exc:
@@ -357,6 +396,7 @@ def demo(
     typer.echo(f"loaded UCI Adult into {url} (tables adult, adult_test)", err=True)
     from flows.refresh import refresh_table
 
+    _console_without_tracebacks()
     try:
         result = refresh_table(str(DEMO_SPEC), trigger="demo")
     except SynthgateError as exc:
@@ -377,6 +417,7 @@ def refresh_all_command(
     from flows.parameters import RefreshAllParameters
     from flows.refresh_all import refresh_all
 
+    _console_without_tracebacks()
     try:
         outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
     except SynthgateError as exc:

@@ -13,8 +13,20 @@ class SpecError(SynthgateError):
     """A table spec is malformed or inconsistent with the data."""
 
 
+class UsageError(SynthgateError):
+    """The command line itself is wrong: an unknown option, a missing argument, an override out of its bounds."""
+
+
 class WarehouseError(SynthgateError):
-    """A warehouse cannot be reached, or a table is missing or unreadable."""
+    """A warehouse cannot be reached, or a table is missing or unreadable.
+
+    ``transient`` says whether the same call may succeed later (a refused or dropped connection, a timeout): the
+    flow's tasks retry only those. A wrong role, password, database or host, or a missing driver, is permanent.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class MissingTableError(WarehouseError):

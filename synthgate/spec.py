@@ -8,7 +8,8 @@ resolved when the spec is loaded (a value in a credential position is percent-en
 :func:`redact_url` is the one function that hides them again wherever a URL is written (logs, errors, MLflow, lineage).
 
 The YAML is bounded before it is resolved: its size, its nesting depth, and no aliases (``*name``), so a hostile spec
-("billion laughs") is refused in milliseconds instead of expanding in memory.
+("billion laughs") is refused in milliseconds instead of expanding in memory; a key given twice is refused too
+(plain YAML would keep the last ``epsilon:`` silently).
 """
 
 from __future__ import annotations
@@ -526,7 +527,7 @@ class _Refused(Exception):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` without aliases (no "billion laughs") and with a bounded nesting depth."""
+    """``yaml.safe_load`` without aliases (no "billion laughs"), with a bounded nesting depth and unique keys."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -544,6 +545,20 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping whose keys are given once: plain YAML keeps the last of two ``epsilon:`` keys silently, and a
+        spec must mean what its reviewer reads."""
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) < len(node.value):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise _Refused(f"duplicate key {str(key)[:80]!r} (line {line}): give each key once")
+                seen.add(key)
+        return mapping
 
 
 def _parse_bounded(where: Path) -> Any:

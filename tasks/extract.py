@@ -26,7 +26,7 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a separate table, or a per-row keyed split of the source."""
     if spec.holdout.table is not None:
-        holdout = extract_table(spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns)
+        holdout = extract_table(spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table")
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
     return split_holdout(source.frame, source.row_hashes, spec.holdout.fraction or 0.2)

@@ -20,8 +20,8 @@ def transient_warehouse_error(task, task_run, state) -> bool:
         state.result()
     except MissingTableError:
         return False
-    except WarehouseError:
-        return True
+    except WarehouseError as exc:  # a wrong role, password, database or host does not heal by waiting
+        return exc.transient
     except PublishError as exc:  # publish wraps every driver error; a retry is safe: nothing was committed
         return _lost_connection(exc)
     except Exception:  # noqa: BLE001 - anything else is not transient

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from synthgate.errors import MissingTableError, WarehouseError
 from synthgate.spec import WarehouseTable, redact_url, scrub
@@ -18,9 +19,35 @@ def engine_for(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, future=True)
 
 
+#: Connection failures that waiting cannot heal, as drivers word them: an unknown role or database, refused
+#: credentials, a host name that does not resolve, a SQLite file that cannot be opened.
+_PERMANENT_CONNECT = re.compile(
+    r"does not exist|authentication failed|no pg_hba\.conf entry|Access denied|Unknown database|"
+    r"Name or service not known|nodename nor servname|Unknown MySQL server host|unable to open database file",
+    re.IGNORECASE,
+)
+#: MySQL/MariaDB error codes of the same: access denied (1044, 1045), unknown database (1049), unknown host (2005).
+_PERMANENT_MYSQL_CODES = frozenset({1044, 1045, 1049, 2005})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error may go away when the call is tried again: a refused, dropped or timed-out
+    connection. A wrong role, password, database or host, a missing schema or privilege (a ``ProgrammingError``),
+    or a missing driver is permanent: retrying only delays the error."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    cause = getattr(exc, "orig", None) or exc
+    code = cause.args[0] if getattr(cause, "args", None) else None
+    if isinstance(code, int) and code in _PERMANENT_MYSQL_CODES:
+        return False
+    return _PERMANENT_CONNECT.search(first_line(exc)) is None
+
+
 def check_connection(url: str) -> Engine:
     """A working engine for ``url``, or :class:`WarehouseError` with the URL redacted (and the driver's message
-    scrubbed of the URL's secrets: libpq and others can echo parts of their DSN)."""
+    scrubbed of the URL's secrets: libpq and others can echo parts of their DSN), marked transient or not."""
     try:
         engine = engine_for(url)
         with engine.connect() as conn:
@@ -30,7 +57,8 @@ def check_connection(url: str) -> Engine:
         detail = first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc).strip().splitlines()[0][:300]
         raise WarehouseError(
             f"cannot connect to warehouse {redact_url(url)}: {type(cause).__name__}: "
-            f"{scrub(detail, url)}. Check the URL, the server and the credentials in the environment"
+            f"{scrub(detail, url)}. Check the URL, the server and the credentials in the environment",
+            transient=is_transient(exc),
         ) from None
     return engine
 
@@ -41,12 +69,13 @@ def governed_engine(table: WarehouseTable) -> Engine:
     return engine.execution_options(schema_translate_map={None: table.db_schema}) if table.db_schema else engine
 
 
-def reflect(table: WarehouseTable) -> sa.Table:
-    """The table's structure as the warehouse declares it, or :class:`MissingTableError`."""
+def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
+    """The table's structure as the warehouse declares it, or :class:`MissingTableError` naming the spec section
+    (``role``: ``source``, ``holdout.table``) whose ``table`` to check."""
     engine = check_connection(table.url)
     if not sa.inspect(engine).has_table(table.table, schema=table.db_schema):
         raise MissingTableError(
-            f"table {qualified(table)!r} does not exist in {table.display_url}: check source.table in the spec"
+            f"table {qualified(table)!r} does not exist in {table.display_url}: check {role}.table in the spec"
         )
     return sa.Table(table.table, sa.MetaData(), schema=table.db_schema, autoload_with=engine)
 
@@ -58,6 +87,25 @@ def qualified(table: WarehouseTable) -> str:
 def quoted(engine: Engine, name: str, schema: str | None = None) -> str:
     prep = engine.dialect.identifier_preparer
     return f"{prep.quote_schema(schema)}.{prep.quote(name)}" if schema else prep.quote(name)
+
+
+def driver_error(exc: BaseException) -> str:
+    """The class and code of a database error (``UniqueViolation, SQLSTATE 23505``), never its message.
+
+    For errors raised while writing or reading rows: a driver's message can quote a value (the duplicate key, the
+    value that does not fit its column, the failing COPY line), and such values are synthetic or real rows.
+    """
+    cause = getattr(exc, "orig", None) or exc
+    name = type(cause).__name__
+    code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
+    if code:
+        return f"{name}, SQLSTATE {code}"
+    if errname := getattr(cause, "sqlite_errorname", None):
+        return f"{name}, {errname}"
+    args = getattr(cause, "args", ())
+    if args and isinstance(args[0], int):  # MySQL/MariaDB: (code, message)
+        return f"{name}, error {args[0]}"
+    return name
 
 
 def first_line(exc: SQLAlchemyError) -> str:

@@ -61,6 +61,7 @@ def extract_table(
     *,
     key: bytes | None = None,
     policies: Mapping[str, ColumnPolicy] | None = None,
+    role: str = "source",
 ) -> Extract:
     """Read ``table`` chunk by chunk. Raises :class:`MissingTableError` or :class:`WarehouseError`.
 
@@ -70,6 +71,7 @@ def extract_table(
     Columns of unsupported SQL types (see :func:`synthgate.schema.is_supported`) are never read either; undeclared,
     they are left out of ``columns`` and ``frame`` with a one-line log naming the column and its type, and declared
     with any policy other than ``drop`` they are refused (:class:`SpecError`) before a row is read.
+    ``role``: the spec section naming ``table`` (``source``, ``holdout.table``), for the message of a missing table.
     """
     if key is None:
         from synthgate.keys import fingerprint_key
@@ -77,7 +79,7 @@ def extract_table(
 
         key = fingerprint_key(get_settings())
     hash_key = row_hash_key(key)
-    reflected = reflect(table)
+    reflected = reflect(table, role)
     names = [c.name for c in reflected.columns]
     if len(set(names)) != len(names):
         raise DataValidationError(f"table {qualified(table)!r} has duplicate column names")

@@ -32,8 +32,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError
+from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError, WarehouseError
+from synthgate.warehouse.engine import driver_error, is_transient
 
 METADATA = sa.MetaData()
 
@@ -114,7 +116,22 @@ OWNING_ACTIONS = ("publish", "migrate")
 
 
 def ensure_governance_tables(engine: Engine) -> None:
-    """Create the governance tables, and add columns a catalog or ledger from an older release lacks."""
+    """Create the governance tables, and add columns a catalog or ledger from an older release lacks.
+
+    A warehouse that refuses (a missing schema, a role without CREATE) raises :class:`WarehouseError` naming the
+    schema and the driver's error class, never a traceback's worth of DDL."""
+    try:
+        _create_governance_tables(engine)
+    except SQLAlchemyError as exc:
+        schema = _schema_of(engine) or "the default schema"
+        raise WarehouseError(
+            f"cannot create Synthgate's governance tables (ledger, catalog, events) in {schema!r}: "
+            f"{driver_error(exc)}. The target schema must exist and the target role needs CREATE on it",
+            transient=is_transient(exc),
+        ) from exc
+
+
+def _create_governance_tables(engine: Engine) -> None:
     METADATA.create_all(engine, checkfirst=True)
     schema = _schema_of(engine)
     prep = engine.dialect.identifier_preparer

@@ -47,7 +47,7 @@ from synthgate.errors import PublishError, SpecError, WarehouseError
 from synthgate.schema import Column, ColumnKind, numeric_precision
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import first_line, governed_engine, qualified
+from synthgate.warehouse.engine import driver_error, governed_engine, is_transient, qualified
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +123,14 @@ def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
     except SQLAlchemyError as exc:
         raise WarehouseError(
             f"cannot check the privileges on the target {qualified(target)!r} in {target.display_url}: "
-            f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first_line(exc)}"
+            f"{driver_error(exc)}",
+            transient=is_transient(exc),
         ) from None
-    if not allowed:
+    if not allowed:  # waiting does not create a schema or grant a privilege: not retried
         raise WarehouseError(
             f"the target role cannot create tables in schema {schema!r} of {target.display_url}: publishing "
-            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another target.schema"
+            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another target.schema",
+            transient=False,
         )
 
 
@@ -428,8 +430,7 @@ def check_target(target: WarehouseTable) -> None:
             reason = _foreign_target(conn, target)
     except SQLAlchemyError as exc:
         raise PublishError(
-            f"checking the target {qualified(target)!r} failed ({type(getattr(exc, 'orig', None) or exc).__name__}: "
-            f"{first_line(exc)})"
+            f"checking the target {qualified(target)!r} failed ({driver_error(exc)})"
         ) from exc
     if reason is not None:
         raise PublishError(f"{reason}. Nothing was read and no budget was spent")
@@ -461,7 +462,9 @@ def publish(
     """Publish ``frame`` as the next version of ``target`` and point the name at it, all in one transaction.
 
     ``in_transaction(conn, version)`` writes the catalog row and the ledger update in the same commit;
-    ``comment(version)`` is the lineage comment for the version table and the view.
+    ``comment(version)`` is the lineage comment for the version table and the view. A failure raises
+    :class:`PublishError` naming the object and the driver's error class and SQLSTATE, never the driver's message,
+    which can quote a value of a row (a COPY line, a value that does not fit its column).
     """
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
@@ -491,8 +494,8 @@ def publish(
             pruned = prune_versions(engine, target, keep_versions)
     except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:  # COPY raises the driver's
         raise PublishError(
-            f"publishing {qualified(target)!r} failed ({type(getattr(exc, 'orig', None) or exc).__name__}: {first_line(exc)}); "
-            "the previous version is unchanged and still published"
+            f"publishing {qualified(target)!r} failed ({driver_error(exc)}); the previous version is unchanged and "
+            "still published"
         ) from exc
     log.info("published %s version %d (%d rows)", qualified(target), version, len(frame))
     return Published(qualified(target), version, name, previous, pruned)
@@ -557,8 +560,7 @@ def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
                 _point_view(conn, target, version)
     except SQLAlchemyError as exc:
         raise PublishError(
-            f"migrating {qualified(target)!r} failed ({type(getattr(exc, 'orig', None) or exc).__name__}: "
-            f"{first_line(exc)}); the table is unchanged"
+            f"migrating {qualified(target)!r} failed ({driver_error(exc)}); the table is unchanged"
         ) from exc
     log.info("migrated the table %s to version %d behind a view", qualified(target), version)
     return Published(qualified(target), version, new_name, previous)
@@ -641,8 +643,8 @@ def rollback(target: WarehouseTable, to_version: int | None = None, trigger: str
                 governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger)
     except SQLAlchemyError as exc:
         raise PublishError(
-            f"rolling back {qualified(target)!r} failed ({type(exc.orig or exc).__name__}: {first_line(exc)}); "
-            "the name still points at the version it did before"
+            f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); the name still points at the version "
+            "it did before"
         ) from exc
     log.info("rolled %s back from version %d to %d", qualified(target), current, to_version)
     return Published(qualified(target), to_version, kept[to_version], current)
