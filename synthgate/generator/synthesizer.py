@@ -215,10 +215,12 @@ class DPSynthesizer:
     def _fake_unreleasable_keys(self) -> None:
         """A categorical column most of whose rows hold values too rare to release is a key (a case number shared
         by a few rows, a free-form reference): it is faked, never learned or scored, instead of coming out as
-        ``_RARE_`` (a decision on DP releases only)."""
+        ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []
         for column, codec in zip(self.learned, self.codecs):
-            if isinstance(codec, CategoricalCodec) and codec.key_like and column.name != self.target_column:
+            declared = self._policy(column.name).policy == "categorical"  # a person's decision stands
+            key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
+            if key and column.name != self.target_column:
                 self.fakes[column.name] = "uuid"
                 log.info("column %s: most rows hold values too rare to release, so it is a key: faked", column.name)
             else:
