@@ -436,8 +436,15 @@ def fit_numeric(
         low, high = float(public_min), float(public_max)
     else:
         released = dp_range(column, values, sigma, accountant)
-        if column.kind in ZOOMED_KINDS:
-            if released.inner_low > released.inner_high:  # one coarse bin holds the core: look closer
+        single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
+        wide_bin = released.inner_low - released.inner_high >= _MAX_INTEGER_BINS
+        if column.kind is ColumnKind.INTEGER and single_bin and wide_bin:
+            # A year column (all 2013) sits in one coarse bin of 2,162 integers: a zoom finds it. Integers are
+            # budgeted two releases; this one splits the bins' share with the zoom (each at sigma * sqrt(2)).
+            sigma = sigma * math.sqrt(2.0)
+            released = zoom_range(column, values, released, sigma, accountant)
+        elif column.kind in ZOOMED_KINDS:
+            if single_bin:  # look closer
                 released = zoom_range(column, values, released, sigma, accountant)
             elif column.kind is ColumnKind.FLOAT:  # spread over several coarse bins: the third release finds spikes
                 points = select_points(column, values, sigma, threshold, accountant)
@@ -544,9 +551,15 @@ def _tail_mass(tail: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _fine_edges(column: Column, low: float, high: float, n_rows: float, sigma: float) -> tuple[np.ndarray, bool]:
-    if column.kind is ColumnKind.INTEGER and math.ceil(high) - math.floor(low) < _MAX_INTEGER_BINS:
-        return np.arange(math.floor(low) - 0.5, math.ceil(high) + 1.0), True
+    """Fine bins inside the range: as many as the noise affords (about 4 sigma of rows each, 16 to 400), one per
+    integer for short integer ranges that fit in that many, integer-aligned for longer ones up to 512 integers."""
     n_bins = int(np.clip(n_rows / (4.0 * sigma), _MIN_FINE_BINS, _MAX_FINE_BINS))
+    if column.kind is ColumnKind.INTEGER and math.ceil(high) - math.floor(low) < _MAX_INTEGER_BINS:
+        first, last = math.floor(low), math.ceil(high)
+        if last - first + 1 <= n_bins:
+            return np.arange(first - 0.5, last + 1.0), True
+        # Thin data over many integers (months since an event, NULL for half the rows): wider bins clear the noise
+        return np.unique(np.round(np.linspace(first, last + 1, n_bins + 1))) - 0.5, False
     return _spaced_edges(low, high, n_bins), False
 
 

@@ -304,3 +304,22 @@ def test_rare_is_never_sampled_when_the_released_categories_hold_every_row():
                             threshold=selection_threshold(40.0, 1e-6), accountant=PrivacyAccountant(delta=1e-5))
     assert sorted(codec.categories) == ["a", "b", "c", "d", "e"]
     assert codec.rare_token in codec.forbidden_tokens
+
+
+def test_a_constant_year_comes_back_exactly():
+    # 2013 in every row: one coarse bin of 2,162 integers holds it; a zoom finds the year itself
+    values = np.full(20_000, 2013)
+    codec, accountant = numeric(ColumnKind.INTEGER, values, sigma=40.0)
+    assert [r.purpose for r in accountant.releases] == ["range:x", "zoom:x", "bins:x"]
+    assert set(round_trip(codec, values)) == {2013.0}
+
+
+def test_a_thin_integer_column_gets_bins_the_noise_affords():
+    # months since an event: 0-119, NULL for half of 8,000 rows; one bin per month would drown in the noise
+    rng = np.random.default_rng(16)
+    values = np.where(rng.random(8000) < 0.5, np.nan, rng.integers(0, 120, 8000)).astype(float)
+    codec, _ = numeric(ColumnKind.INTEGER, values, sigma=80.0)
+    assert not codec.unit_bins and np.allclose(codec.fine_edges % 1, 0.5)  # integer-aligned, wider than one
+    real = values[~np.isnan(values)]
+    decoded = round_trip(codec, values)
+    assert np.allclose(decoded, np.round(decoded)) and ks_distance(real, decoded) < 0.15
