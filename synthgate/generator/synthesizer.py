@@ -213,7 +213,7 @@ class DPSynthesizer:
         return tokens, noisy_rows, sigma
 
     def _fake_unreleasable_keys(self) -> None:
-        """A categorical column most of whose rows hold values too rare to release is a key (a case number shared
+        """A categorical column nearly all of whose rows hold values too rare to release is a key (a case number shared
         by a few rows, a free-form reference): it is faked, never learned or scored, instead of coming out as
         ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []

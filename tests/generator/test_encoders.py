@@ -288,6 +288,12 @@ def test_a_repeating_key_is_recognised_from_the_release_and_a_category_is_not():
     assert fit(cases).key_like
     assert not fit(cities).key_like
     assert not fit(pd.Series([None] * 20_990 + ["a"] * 10)).key_like  # nearly empty: nothing to call a key
+    # 50 states on a wide table (noise 106): only the largest clear the threshold, but they are no key
+    weights = np.arange(50, 0, -1) ** 1.5
+    states = pd.Series(rng.choice([f"s{i}" for i in range(50)], 10_000, p=weights / weights.sum()))
+    wide = fit_categorical(Column("x", ColumnKind.CATEGORICAL, ""), states, public_categories=None, sigma=106.0,
+                           threshold=selection_threshold(106.0, 1e-7), accountant=PrivacyAccountant(delta=1e-5))
+    assert len(wide.categories) < 50 and not wide.key_like
 
 
 def test_numeric_columns_come_back_at_their_scale():
