@@ -434,24 +434,11 @@ def fit_numeric(
     values = values[~np.isnan(values)]
     tails: list[tuple[float, float, float]] = []
     points = np.empty(0)
+    public = public_min is not None and public_max is not None
     if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
-        released = dp_range(column, values, sigma, accountant)
-        single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
-        wide_bin = released.inner_low - released.inner_high >= _MAX_INTEGER_BINS
-        if column.kind is ColumnKind.INTEGER and single_bin and wide_bin:
-            # A year column (all 2013) sits in one coarse bin of 2,162 integers: a zoom finds it. Integers are
-            # budgeted two releases; this one splits the bins' share with the zoom (each at sigma * sqrt(2)).
-            sigma = sigma * math.sqrt(2.0)
-            released = zoom_range(column, values, released, sigma, accountant)
-        elif column.kind in ZOOMED_KINDS:
-            if single_bin:  # look closer
-                released = zoom_range(column, values, released, sigma, accountant)
-            elif column.kind is ColumnKind.FLOAT:  # spread over several coarse bins: the third release finds spikes
-                points = select_points(column, values, sigma, threshold, accountant)
-            else:  # datetimes spread over months: the fine bins resolve them and take the zoom's share
-                sigma = sigma / math.sqrt(2.0)
+        released, points, sigma = _release_range(column, values, sigma, threshold, accountant)
         low = float(public_min) if public_min is not None else released.low
         high = float(public_max) if public_max is not None else released.high
         tails = released.tails
@@ -465,7 +452,6 @@ def fit_numeric(
     has_nulls = bool(released[-1] >= 3.0 * sigma)
     noisy = _with_tails(_denoise(released[:-1], sigma), edges, tails)
     kept = np.flatnonzero(noisy >= 0.5)
-    public = public_min is not None and public_max is not None
     if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
     probs = noisy / noisy.sum() if noisy.sum() > 0 else np.full(len(noisy), 1.0 / len(noisy))
@@ -474,6 +460,28 @@ def fit_numeric(
     else:
         starts = _quantile_starts(probs, max(n_coarse - len(points), 2))
     return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls, points)
+
+
+def _release_range(
+    column: Column, values: np.ndarray, sigma: float, threshold: float, accountant: PrivacyAccountant
+) -> tuple[DPRange, np.ndarray, float]:
+    """Steps 1 and 2 of a numeric release: the range, then a zoom, point masses or nothing (see the module
+    docstring). Returns the range, the point masses, and the noise left for the fine bins (the budget a column
+    did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget with it)."""
+    released = dp_range(column, values, sigma, accountant)
+    single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
+    if column.kind is ColumnKind.INTEGER:
+        if single_bin and released.inner_low - released.inner_high >= _MAX_INTEGER_BINS:
+            # A year column (all 2013) sits in one coarse bin of 2,162 integers: a zoom finds it. Integers are
+            # budgeted two releases; this one splits the bins' share with the zoom (each at sigma * sqrt(2)).
+            sigma = sigma * math.sqrt(2.0)
+            return zoom_range(column, values, released, sigma, accountant), np.empty(0), sigma
+        return released, np.empty(0), sigma
+    if single_bin:  # floats and datetimes in one coarse bin: look closer
+        return zoom_range(column, values, released, sigma, accountant), np.empty(0), sigma
+    if column.kind is ColumnKind.FLOAT:  # spread over several coarse bins: the third release finds spikes
+        return released, select_points(column, values, sigma, threshold, accountant), sigma
+    return released, np.empty(0), sigma / math.sqrt(2.0)  # datetimes over months: the fine bins take the share
 
 
 def select_points(
