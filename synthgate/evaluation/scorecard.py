@@ -116,16 +116,3 @@ def evaluate(
     )
     return Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds)
 
-
-def score(
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    synthetic: pd.DataFrame,
-    columns: list[Column],
-    target: str | None,
-    synthetic_suite_failures: list[str],
-    seed: int = 0,
-) -> tuple[Scores, Fidelity]:
-    """The aggregate scores and SDMetrics details (kept for callers of the earlier interface)."""
-    result = evaluate(train, holdout, synthetic, columns, target, synthetic_suite_failures, seed=seed)
-    return result.scores, result.fidelity

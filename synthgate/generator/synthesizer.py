@@ -449,8 +449,6 @@ class DPSynthesizer:
         synth.summary = _summary_from_dict(state.get("summary"))
         return synth
 
-    def numeric_codecs(self) -> dict[str, NumericCodec]:
-        return {c.name: codec for c, codec in zip(self.learned, self.codecs) if isinstance(codec, NumericCodec)}
 
 
 class WeightAverage:
