@@ -450,7 +450,6 @@ class DPSynthesizer:
         return synth
 
 
-
 class WeightAverage:
     """Exponential moving average of a model's weights: post-processing of the DP iterates, so free.
 
