@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -71,7 +72,12 @@ def governed_engine(table: WarehouseTable) -> Engine:
 
 def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
     """The table's structure as the warehouse declares it, or :class:`MissingTableError` naming the spec section
-    (``role``: ``source``, ``holdout.table``) whose ``table`` to check."""
+    (``role``: ``source``, ``holdout.table``) whose ``table`` to check. A SQLite file that does not exist is
+    refused here (connecting would create it, empty)."""
+    url = sa.engine.make_url(table.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise MissingTableError(f"SQLite database {url.database!r} does not exist: check {role}.url in the spec")
     engine = check_connection(table.url)
     if not sa.inspect(engine).has_table(table.table, schema=table.db_schema):
         raise MissingTableError(

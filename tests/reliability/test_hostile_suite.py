@@ -465,6 +465,8 @@ CONNECTIONS = [
 ]
 
 PREFLIGHT = [
+    flow("sqlite-source-file-missing", "does not exist: check source.url", "MissingTableError",
+         spec(("source", {"url": "sqlite:////tmp/sg-hs-no-such-file.db", "table": "src"}))),
     flow("missing-source-table", "table 'SCHEMA.no_such_src' does not exist", "MissingTableError",
          spec(("source.table", "no_such_src"))),
     flow("missing-source-schema", "does not exist", "MissingTableError",
