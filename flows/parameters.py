@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthgate.spec import TableSpec, spec_from_dict
 
-#: What started a run: cli, demo, schedule, deployment, ui, api, refresh-all, ... (recorded in the catalog and ledger).
+#: What started a run: cli, demo, refresh-all, or for a deployment's run schedule, ui, api, automation (recorded in the
+#: catalog and ledger).
 Trigger = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,31}$")]
 
 

@@ -5,6 +5,7 @@ Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 
 # No `from __future__ import annotations`: the flows travel by value to Dask workers (cloudpickle), and their
 # parameter annotations must be objects there, not names to resolve.
+import logging
 import os
 import tempfile
 import time
@@ -15,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
+from prefect.context import FlowRunContext
+from prefect.states import Failed, State
 
+from flows import quiet
 from flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate import lineage, tracking
-from synthgate.errors import GateFailedError, OutputError, SynthgateError, TrackingError
+from synthgate.deployments import run_trigger
+from synthgate.errors import GateFailedError, OutputError, PrivacyBudgetError, SynthgateError, TrackingError
 from synthgate.gates import GateVerdict, Scores, enforce
 from synthgate.keys import fingerprint_key
 from synthgate.mlflow_dataset import log_source_dataset
@@ -37,6 +42,8 @@ from tasks.publish import publish_table
 from tasks.reuse import load_generator, reusable_model
 from tasks.train import sample_rows, train_generator
 from tasks.validate import check_source, profile_columns
+
+quiet.install()
 
 
 class StageClock:
@@ -58,14 +65,49 @@ class StageClock:
 def refresh_table(request: RefreshParameters, trigger: Trigger | None = None) -> dict[str, Any]:
     """Refresh the synthetic copy of one table from its spec; returns the run summary (aggregates only).
 
+    A run that does not publish ends in a named failed state whose message is the error's one line: ``Rejected``
+    (a gate failed), ``Refused`` (the privacy budget), ``Failed`` (anything else). Called from Python, the flow
+    raises that error.
+
     Args:
         request: Which table spec to refresh, optional epsilon and row-count overrides for this run, and whether
             to retrain when the source is unchanged. Plain-Python callers may pass just the spec path.
-        trigger: What started the run (cli, schedule, deployment, ui, api, refresh-all, ...), recorded in the
-            catalog and the ledger; default SYNTHGATE_TRIGGER.
+        trigger: What started the run (cli, refresh-all, ...), recorded in the catalog and the ledger; default
+            SYNTHGATE_TRIGGER. A deployment run records who created it instead (schedule, ui, api, automation).
     """
-    spec = apply_overrides(load_spec(request.spec_path), request)
-    return run_refresh(spec, trigger or deployment_trigger() or get_settings().trigger, retrain=request.retrain)
+    try:
+        spec = apply_overrides(load_spec(request.spec_path), request)
+        return run_refresh(spec, resolve_trigger(trigger), retrain=request.retrain)
+    except TimeoutError:
+        raise  # Prefect's own timeout handling
+    except Exception as exc:  # noqa: BLE001 - every way out becomes a state
+        return ended(exc)
+
+
+def ended(exc: Exception) -> State:
+    """The final state of a run that raised ``exc``: named after what happened, its message one line, the error as
+    its data (in memory: raised again to a Python caller, never written to result storage, since Prefect pickles
+    the exception of a flow that raises). A Synthgate error is logged as that line, without a traceback."""
+    if isinstance(exc, SynthgateError):
+        name = "Rejected" if isinstance(exc, GateFailedError) else "Refused" if isinstance(exc, PrivacyBudgetError) else "Failed"
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        get_run_logger().log(logging.WARNING if name == "Rejected" else logging.ERROR, "%s: %s", name.lower(), message)
+    else:  # a bug: the state names its type only (a library's message may quote a value); the log has its traceback
+        name, message = "Failed", f"unexpected {type(exc).__name__}"
+        get_run_logger().error("failed: %s", message, exc_info=exc)
+        quiet.mark_logged(exc)
+    return Failed(name=name, message=message, data=exc)
+
+
+def resolve_trigger(given: str | None) -> str:
+    """What the catalog and ledger record as the run's trigger: who created a deployment run (the server knows it;
+    a trigger parameter cannot override it), else the caller's ``trigger``, else ``SYNTHGATE_TRIGGER``."""
+    started_by = deployment_trigger()
+    if started_by is None:
+        return given or get_settings().trigger
+    if given and given != started_by:
+        get_run_logger().info("trigger %r not recorded: this deployment run was started by %s", given, started_by)
+    return started_by
 
 
 def check_writable(folder: Path) -> None:
@@ -106,20 +148,24 @@ def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[Non
 
 
 def deployment_trigger() -> str | None:
-    """``schedule`` for a scheduled deployment run, ``ui`` for one started by hand (UI or API); None outside one."""
-    if not runtime.deployment.id:
+    """Who started this flow run, when it is a deployment's own run (not a subflow, not a direct call): from what the
+    server recorded (:func:`synthgate.deployments.run_trigger`). None outside one."""
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context else None
+    if flow_run is None or flow_run.deployment_id is None:
         return None
-    try:
-        from prefect import get_client
+    first_message = None
+    if not flow_run.auto_scheduled:
+        try:
+            from prefect import get_client
 
-        with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(runtime.flow_run.id)
-    except Exception:  # noqa: BLE001 - unknown: fall back to the setting
-        return None
-    if flow_run.auto_scheduled:
-        return "schedule"
+            with get_client(sync_client=True) as client:
+                states = client.read_flow_run_states(flow_run.id)
+            first_message = min(states, key=lambda s: s.timestamp).message if states else None
+        except Exception:  # noqa: BLE001 - unknown: a run created through the API
+            first_message = None
     created_by = flow_run.created_by.type if flow_run.created_by else None
-    return "automation" if created_by == "AUTOMATION" else "ui"
+    return run_trigger(flow_run.auto_scheduled, created_by, first_message)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
-from flows.refresh import refresh_table
+from flows.refresh import deployment_trigger, refresh_table
 from synthgate.errors import GateFailedError, SpecError, SynthgateError, TrackingError
 from synthgate.settings import Settings, get_settings
 from tasks import PRIVATE
@@ -85,7 +85,8 @@ def refresh_all(request: RefreshAllParameters = RefreshAllParameters(), trigger:
 
     Args:
         request: The folder of table specs (and a glob inside it).
-        trigger: What started the run, recorded by every table's refresh (default: refresh-all).
+        trigger: What started the run, recorded by every table's refresh (default: refresh-all). A deployment run
+            records who created it instead (schedule, ui, api, automation).
     """
     paths = sorted(str(p) for p in Path(request.specs_dir).glob(request.pattern) if p.is_file())
     if not paths:
@@ -93,7 +94,8 @@ def refresh_all(request: RefreshAllParameters = RefreshAllParameters(), trigger:
     logger = get_run_logger()
     _prepare_tracking_store(get_settings().tracking_uri())
     logger.info("refreshing %d tables: %s", len(paths), ", ".join(Path(p).stem for p in paths))
-    futures = [refresh_one.submit(path, trigger or "refresh-all") for path in paths]
+    recorded = deployment_trigger() or trigger or "refresh-all"
+    futures = [refresh_one.submit(path, recorded) for path in paths]
     outcomes = [future.result() for future in futures]
     failed = [o["table"] for o in outcomes if o["status"] != "published"]
     logger.info("%d of %d tables published%s", len(outcomes) - len(failed), len(outcomes),

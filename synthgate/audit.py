@@ -8,6 +8,7 @@ which model produced it, and who or what triggered each run or rollback.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from synthgate.warehouse.engine import governed_engine, qualified
 from synthgate.warehouse.publish import kept_versions
 
 DEFAULT_SPECS_DIR = Path("deployments/tables")
+log = logging.getLogger(__name__)
 
 
 def resolve_spec(spec_or_table: str, specs_dir: Path = DEFAULT_SPECS_DIR) -> TableSpec:
@@ -46,6 +48,25 @@ def resolve_spec(spec_or_table: str, specs_dir: Path = DEFAULT_SPECS_DIR) -> Tab
     return load_spec(matches[0])
 
 
+def table_state(spec: TableSpec, settings: Settings) -> dict[str, Any]:
+    """Where the table stands for a run's report: the version its name points at, the number a publish takes next,
+    and the ledger's total epsilon on its source against the cap. Unreadable parts are None (a report still gets
+    written: the run's outcome does not depend on its header)."""
+    from synthgate.warehouse.publish import next_version
+
+    state: dict[str, Any] = {"current_version": None, "next_version": None, "epsilon_total": None,
+                             "cap": settings.budget_cap(spec.privacy.cap)}
+    try:
+        engine = governed_engine(spec.target)
+        with engine.connect() as conn:
+            state["current_version"] = governance.current_version(conn, spec.target.table)
+        state["next_version"] = next_version(spec.target)
+        state["epsilon_total"] = governance.budget_summary(engine, spec.name, state["cap"], source=spec.source)["epsilon_spent"]
+    except Exception as exc:  # noqa: BLE001 - the header says what it could read
+        log.warning("could not read the state of %s for the report: %s", qualified(spec.target), type(exc).__name__)
+    return state
+
+
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in row.items():
@@ -67,9 +88,13 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
     current = pointing[-1]["version"] if pointing else None
     kept = set(kept_versions(spec.target))
     tracking_uri = settings.tracking_uri()
-    aliases = tracking.model_aliases(tracking_uri, tracking.model_name(spec.name)) if with_mlflow else {}
+    names = {r["model_name"] for r in catalog if r.get("model_name")} | {tracking.model_name(spec.name)}
+    aliases = {n: tracking.model_aliases(tracking_uri, n) for n in sorted(names)} if with_mlflow else {}
+    history = ledger["history"]
     versions = []
     for row in catalog:
+        spent = [r for r in history if r.get("run_id") == row["run_id"] or r.get("mlflow_run_id") == row["mlflow_run_id"]]
+        upto = spent[0]["started_at"] if spent else None
         entry = {
             "version": row.get("version"),
             "version_table": row.get("version_table"),
@@ -79,20 +104,28 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
             "trigger": row["trigger"],
             "rows": row["rows"],
             "source": {"table": row["source_table"], "fingerprint": row["source_fingerprint"]},
-            "budget": {"epsilon": row["epsilon"], "delta": row["delta"]},
+            "budget": {
+                "epsilon": row["epsilon"],  # the guarantee of the version's rows
+                "delta": row["delta"],
+                "run_spent": spent[0]["epsilon_spent"] if spent else None,  # what its run added to the ledger
+                "table_total_then": None if upto is None else round(
+                    sum(r["epsilon_spent"] for r in history if r["started_at"] <= upto), 6
+                ),
+                "resampled_from": row.get("resampled_from"),
+            },
             "gates": row["gates"],
             "scores": row["scores"],
             "model": {
                 "name": row["model_name"],
                 "version": row["model_version"],
-                "aliases": sorted(a for a, v in aliases.items() if v == row["model_version"]),
+                "aliases": sorted(a for a, v in aliases.get(row["model_name"], {}).items() if v == row["model_version"]),
             },
             "mlflow_run_id": row["mlflow_run_id"],
         }
         if with_mlflow:
             entry["mlflow"] = tracking.run_summary(tracking_uri, row["mlflow_run_id"])
         versions.append(entry)
-    return {
+    record = {
         "table": spec.name,
         "published_name": qualified(spec.target),
         "target_url": spec.target.display_url,
@@ -109,5 +142,55 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
             for r in ledger["history"]
         ],
         "events": [{k: e[k] for k in ("at", "action", "version", "previous_version", "run_id", "trigger", "detail")} for e in events],
-        "mlflow_tracking_uri": tracking_uri if with_mlflow else None,
+        "mlflow_tracking_uri": tracking.safe_uri(tracking_uri) if with_mlflow else None,
     }
+    record["chain"] = chain(record)
+    return record
+
+
+def chain(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The auditor's path for the version the name points at: published table -> source snapshot -> code version
+    -> budget -> gates -> model -> MLflow run. The same steps as each run's description in the MLflow UI."""
+    current = next((v for v in record["versions"] if v["current"]), None)
+    if current is None:
+        return []
+    run = current.get("mlflow") or {}
+    tags, budget = run.get("tags") or {}, current["budget"]
+    rolled = [e for e in record["events"] if e["action"] == "rollback" and e["version"] == current["version"]]
+    published = (f"{record['published_name']} version {current['version']} (table {current['version_table']}), "
+                 f"{current['rows']} rows, published {str(current['created_at'])[:19]} by {current['trigger']}")
+    if rolled:
+        last = rolled[-1]
+        published += (f"; rolled back to this version on {str(last['at'])[:19]} from v{last['previous_version']} "
+                      f"({last['trigger']}): {last['detail'] or 'no reason recorded'}")
+    if "mlflow" not in current:
+        code = "not read (audit without MLflow)"
+    elif not run:
+        code = "unknown: the MLflow run could not be read"
+    else:
+        code = tracking.code_description(tags, markdown=False)
+    spent = budget.get("run_spent")
+    money = f"epsilon {spent:.4g} spent by its run" if spent is not None else "its run is not in the ledger"
+    if budget.get("resampled_from"):
+        money += f" (re-sampled the model of run {budget['resampled_from']})"
+    money += f"; its rows carry epsilon {budget['epsilon']:.4g}, delta {budget['delta']:.2g}"
+    if budget.get("table_total_then") is not None:
+        money += f"; {budget['table_total_then']:.4g} spent on the table up to then"
+    total = record["budget"]
+    money += f"; {total['epsilon_spent']:.4g} now" + (f", of cap {total['cap']:g}" if total.get("cap") is not None else " (no cap)")
+    gates = current["gates"] or {}
+    failed = sorted(k for k, ok in gates.items() if not ok)
+    gate_text = f"all {len(gates)} passed" if not failed else f"{len(failed)} of {len(gates)} failed: {', '.join(failed)}"
+    model = current["model"]
+    aliases = f" (alias {', '.join(model['aliases'])})" if model.get("aliases") else ""
+    model_text = f"{model['name']} version {model['version']}{aliases}" if model.get("version") else "none registered"
+    run_text = current["mlflow_run_id"] + (f" ({run['name']}): {run['link']}" if run.get("link") else "")
+    return [
+        {"step": "published table", "text": published},
+        {"step": "source snapshot", "text": f"{current['source']['table']}, keyed fingerprint {str(current['source']['fingerprint'])[:16]}"},
+        {"step": "code version", "text": code},
+        {"step": "budget", "text": money},
+        {"step": "gates", "text": gate_text},
+        {"step": "model", "text": model_text},
+        {"step": "MLflow run", "text": run_text},
+    ]

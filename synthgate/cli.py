@@ -7,12 +7,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from synthgate.errors import SynthgateError, UsageError
+
+if TYPE_CHECKING:
+    from synthgate.spec import TableSpec
 
 
 class _CleanErrors(TyperGroup):
@@ -95,13 +99,29 @@ class _WithoutTraceback(logging.Formatter):
             record.exc_info, record.exc_text, record.stack_info = kept
 
 
+class _StagesOnly(logging.Filter):
+    """A console handler's filter: the lines of a run a person reads are its stages and outcome. A task's "Finished
+    in state Completed()" (one per task, the stage's own line says what it did) and the docs link under Prefect's
+    "Starting temporary server" are left to Prefect's logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if record.name == "prefect.task_runs" and message.startswith("Finished in state Completed"):
+            return False
+        if record.name == "prefect" and message.startswith("Starting temporary server") and "\n" in message:
+            record.msg, record.args = message.splitlines()[0], None
+        return True
+
+
 def _console_without_tracebacks() -> None:
-    """Unless ``--debug``: the console handlers (Prefect's, on the root logger) print no traceback. Call it after
-    Prefect configured its logging (importing a flow does)."""
-    if _DEBUG:
-        return
+    """The console handlers (Prefect's, on the root logger) print stages, not per-task completions, and, unless
+    ``--debug``, no traceback. Call it after Prefect configured its logging (importing a flow does)."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _WithoutTraceback):
+        if not isinstance(handler, logging.StreamHandler):
+            continue
+        if not any(isinstance(f, _StagesOnly) for f in handler.filters):
+            handler.addFilter(_StagesOnly())
+        if not _DEBUG and not isinstance(handler.formatter, _WithoutTraceback):
             handler.setFormatter(_WithoutTraceback(handler.formatter))
 
 
@@ -145,11 +165,13 @@ def refresh(
             f"--{e['loc'][0] if e['loc'] else 'trigger'}: {e['msg']}" for e in exc.errors()
         )), as_json)
         return
-    # Settings, spec and overrides are checked here, in a second: the flow call below starts Prefect (a temporary
-    # server when none is configured), which takes tens of seconds before the flow would read the spec.
+    # Settings, spec, overrides and the preflight (warehouses, target schema and privileges, budget cap, source
+    # metadata) are checked here, in seconds: the flow call below starts Prefect (a temporary server when none is
+    # configured), which takes tens of seconds before the flow would find the same error. The flow checks again.
     try:
-        get_settings()
-        apply_overrides(load_spec(request.spec_path), request)
+        settings = get_settings()
+        table_spec = apply_overrides(load_spec(request.spec_path), request)
+        _preflight(table_spec, settings.budget_cap(table_spec.privacy.cap))
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
@@ -162,6 +184,20 @@ def refresh(
         _fail(exc, as_json)
         return
     _print_result(result, as_json)
+
+
+def _preflight(table_spec: TableSpec, cap: float) -> None:
+    """The flow's preflight, before Prefect starts. A transient warehouse error (a refused or dropped connection) is
+    left to the flow, whose preflight task retries it."""
+    from synthgate import preflight
+    from synthgate.errors import WarehouseError
+
+    try:
+        if preflight.run(table_spec, cap):
+            typer.echo(f"created schema {table_spec.target.db_schema} for the target (target.create_schema)", err=True)
+    except WarehouseError as exc:
+        if not exc.transient:
+            raise
 
 
 def _print_result(result: dict, as_json: bool) -> None:
@@ -271,21 +307,31 @@ def budget(
 @app.command()
 def rollback(
     spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
+    reason: str = typer.Option(None, "--reason", help="Why (required; recorded with the rollback and on the model)."),
     to: int = typer.Option(None, "--to", help="Version to point the name at (default: the one before the current)."),
     specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Point a published table's name back at an earlier kept version, and record the rollback."""
+    """Point a published table's name back at an earlier kept version, move the model's production alias with it,
+    and record the rollback and its reason."""
+    _quiet_libraries()
     from synthgate.audit import resolve_spec
-    from synthgate.warehouse.publish import rollback as do_rollback
+    from synthgate.rollback import check_reason, rollback_table
+    from synthgate.settings import get_settings
 
     try:
-        table_spec = resolve_spec(spec_or_table, specs_dir)
-        moved = do_rollback(table_spec.target, to, trigger="cli")
+        check_reason(reason)
+        moved = rollback_table(resolve_spec(spec_or_table, specs_dir), get_settings(), to, reason, trigger="cli")
     except SynthgateError as exc:
         _fail(exc, as_json)
         return
-    _print_moved(moved, "rolled_back", as_json, f"{moved.name} now points at version {moved.version} (was {moved.previous_version})")
+    if as_json:
+        typer.echo(json.dumps(moved))
+        return
+    model = moved["model"]
+    alias = (f"alias production of {model['name']} now on version {model['production']}" if model["production"]
+             else f"version {moved['version']} has no registered model: {model['name']} has no production alias now")
+    typer.echo(f"{moved['table']} now points at version {moved['version']} (was {moved['previous_version']}); {alias}")
 
 
 def _print_moved(moved: object, status: str, as_json: bool, text: str) -> None:
@@ -347,6 +393,11 @@ def audit(
     cap = "no cap" if budget["cap"] is None else f"{budget['remaining']:.4g} left of cap {budget['cap']:g}"
     typer.echo(f"{record['published_name']}: version {record['current_version']} published; kept {record['kept_versions']}")
     typer.echo(f"  budget: epsilon {budget['epsilon_spent']:.4g} spent over {budget['refreshes']} refreshes; {cap}")
+    if record["chain"]:
+        typer.echo(f"  audit chain of version {record['current_version']} (the same steps as its MLflow run's description):")
+        for step in record["chain"]:
+            typer.echo(f"    {step['step']:16s} {step['text']}")
+    typer.echo("  versions:")
     for v in record["versions"]:
         mark = "*" if v["current"] else " "
         gates = ", ".join(f"{k} {'pass' if ok else 'FAIL'}" for k, ok in v["gates"].items())
@@ -357,7 +408,8 @@ def audit(
         )
     for e in record["events"]:
         if e["action"] in ("rollback", "migrate"):
-            typer.echo(f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']})")
+            why = f": {e['detail']}" if e["action"] == "rollback" and e.get("detail") else ""
+            typer.echo(f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']}){why}")
     for r in record["refreshes"]:
         if r["unfinished"]:
             typer.echo(f"  run {r['run_id']} never finished ({r['status']}): its epsilon {r['epsilon_spent']:.4g} counts")
@@ -437,48 +489,70 @@ def deploy(
     pool_type: str = typer.Option("process", help="Type of the work pool to create when the server has none by that name."),
     image: str = typer.Option(None, help="Flow image for container work pools (kubernetes, docker): sets job variable image."),
     env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the flow runs' environment (job variable env); repeatable."),
+    project_dir: str = typer.Option(
+        None, help="Folder the flow runs start in, as the workers see it (default: this project's folder for a process "
+        "pool; $SYNTHGATE_PROJECT_DIR on the worker for container pools, which the flow image sets)."
+    ),
     write: bool = typer.Option(False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."),
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
     from synthgate import serving
-    from synthgate.deployments import cap_warnings, write_prefect_yaml
+    from synthgate.deployments import cap_warnings, project_root, write_prefect_yaml
     from synthgate.settings import get_settings
 
-    pool_name = pool or get_settings().work_pool
-    job_variables: dict[str, object] = {"image": image} if image else {}
     pairs = [item.partition("=") for item in env]
     if any(not key or not sep for key, sep, _ in pairs):
-        _fail(SynthgateError("--env takes KEY=VALUE"), False)
+        _fail(UsageError("--env takes KEY=VALUE"), False)
+    job_variables: dict[str, object] = {"image": image} if image else {}
     if pairs:
         job_variables["env"] = {key: value for key, _, value in pairs}
     try:
+        pool_name = pool or get_settings().work_pool
+        root = project_root()
         if write:
-            typer.echo(f"wrote {write_prefect_yaml()}", err=True)
-        serving.check_prefect_yaml()
-        if serving.ensure_work_pool(pool_name, pool_type):
-            typer.echo(f"created work pool {pool_name!r} ({pool_type})", err=True)
+            typer.echo(f"wrote {write_prefect_yaml(root)}", err=True)
+        serving.check_prefect_yaml(root)
+        serving.require_server("deploy")
+        actual_type, created = serving.ensure_work_pool(pool_name, pool_type)
+        if created:
+            typer.echo(f"created work pool {pool_name!r} ({actual_type})", err=True)
+        deployed = serving.deploy(pool_name, actual_type, job_variables, project_dir, root)
     except SynthgateError as exc:
         _fail(exc, False)
         return
-    for name in serving.deploy(pool_name, job_variables):
+    for name in deployed.replaced:
+        typer.echo(f"replaced {name}, which `synthgate serve` had registered: stop that process", err=True)
+    for name in deployed.names:
         typer.echo(f"deployed {name} (work pool {pool_name})")
-    for warning in cap_warnings(get_settings().default_budget_cap):
+    for warning in cap_warnings(get_settings().default_budget_cap, root):
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    where = "runs start in" if actual_type == "process" else "runs start in (resolved on the worker)"
+    typer.echo(f"{where} {deployed.directory}")
+    typer.echo(f"next: start a worker for work pool {pool_name!r}:")
+    typer.echo(f"  {serving.worker_command(pool_name, actual_type)}")
 
 
 @app.command()
 def serve(
     limit: int = typer.Option(None, help="Most flow runs at once (default: no limit)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Replace deployments of the same names that `synthgate deploy` registered for a work pool."
+    ),
 ) -> None:
     """Serve every deployment from this one long-lived process (flow.serve): schedules and UI runs, no work pool."""
     _quiet_libraries()
     from synthgate import serving
 
     try:
-        serving.serve(limit)
+        serving.require_server("serve")
+        deployments, replaced = serving.prepare_serve(replace)
     except SynthgateError as exc:
         _fail(exc, False)
+        return
+    for name, pool in replaced.items():
+        typer.echo(f"replaced {name} (was deployed to work pool {pool!r}; its workers no longer get its runs)", err=True)
+    serving.serve(deployments, limit)
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ DISCLOSED_EXCEPTIONS: tuple[str, ...] = (
     "Evaluation aggregates: fidelity, utility, privacy and validity scores computed after training from training "
     "and holdout rows (per column and per pair in MLflow and the report; overall scores in the catalog), and the "
     "gate verdicts.",
-    "The report's real-data side: shares of real rows over the generator's DP-released bins and categories, and one "
-    "correlation per pair of columns.",
+    "The report's real-data side: shares of real rows over the generator's DP-released bins and categories (rows "
+    "beyond the released range as one share per side, shown from 1%), and one correlation per pair of columns.",
     "Source validation verdicts: pass or fail of each expectation in the source suite (no counts, no values).",
     "Whether the source changed since the published version: the keyed snapshot fingerprint (HMAC-SHA256 under a "
     "secret key), and a refresh of an unchanged snapshot that re-samples instead of training says so.",

@@ -1,32 +1,66 @@
 """Register or serve the deployments of ``deployments/prefect.yaml``.
 
 ``deploy`` creates or updates them on the Prefect server (workers of a work pool then run the flows); ``serve`` runs the same
-deployments in this process with ``prefect.serve`` (one machine, no work pool).
+deployments in this process with ``prefect.serve`` (one machine, no work pool). The two never share a deployment: a
+deployment ``serve`` registered has no work pool and no pull steps, so a worker could not start its runs, and one
+``deploy`` registered would be started by both. ``deploy`` replaces served deployments; ``serve`` refuses pooled ones
+unless told to replace them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgate.deployments import PREFECT_FILE, PROJECT_ROOT, prefect_config, render_prefect_yaml
-from synthgate.errors import SpecError
+from synthgate.deployments import (
+    PREFECT_FILE,
+    REFRESH_ENTRYPOINT,
+    TABLES_DIR,
+    project_root,
+    prefect_config,
+    pull_steps,
+    render_prefect_yaml,
+    run_directory,
+)
+from synthgate.errors import SpecError, SynthgateError
 
 
-def check_prefect_yaml(root: Path = PROJECT_ROOT) -> Path:
+def check_prefect_yaml(root: Path | None = None) -> Path:
     """The prefect.yaml, or :class:`SpecError` when it is stale against the table specs."""
+    root = root or project_root()
     path = root / PREFECT_FILE
+    if not (root / TABLES_DIR).is_dir():
+        raise SpecError(
+            f"{root} is not a Synthgate project folder (no {TABLES_DIR}/): run synthgate from the project folder or "
+            "set SYNTHGATE_PROJECT_DIR to it"
+        )
     if not path.is_file() or path.read_text() != render_prefect_yaml(root):
         raise SpecError(f"{path} is out of date with deployments/tables/: run `synthgate deploy --write`")
     return path
 
 
-def ensure_work_pool(name: str, pool_type: str) -> bool:
-    """Create the work pool (with its type's default job template) when the server has none of that name.
+def require_server(command: str) -> str:
+    """The Prefect API URL in use, or :class:`SynthgateError` when none is configured: deployments registered with
+    Prefect's temporary server would vanish when the command ends."""
+    from prefect.settings import get_current_settings
 
-    Returns True when it was created.
-    """
+    url = get_current_settings().api.url
+    if not url:
+        raise SynthgateError(
+            f"no Prefect server configured (PREFECT_API_URL is unset): `synthgate {command}` would register with a "
+            "temporary server that stops with the command. Start one with `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set PREFECT_API_URL=...`)"
+        )
+    return url
+
+
+def ensure_work_pool(name: str, pool_type: str) -> tuple[str, bool]:
+    """The work pool's type, and whether it was created now (with ``pool_type``'s default job template) because the
+    server had none of that name."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -35,39 +69,74 @@ def ensure_work_pool(name: str, pool_type: str) -> bool:
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
-            return False
+            return client.read_work_pool(name).type, False
         except ObjectNotFound:
             template = run_coro_as_sync(get_default_base_job_template_for_infrastructure_type(pool_type))
             if not template:
                 raise SpecError(f"unknown work pool type {pool_type!r} (process, kubernetes, docker, ...)") from None
             client.create_work_pool(WorkPoolCreate(name=name, type=pool_type, base_job_template=template))
-            return True
+            return pool_type, True
 
 
-def deploy(pool: str, job_variables: dict[str, Any], root: Path = PROJECT_ROOT) -> list[str]:
-    """Create or update every deployment of prefect.yaml on the server in use; returns ``flow/deployment`` names.
+@dataclass
+class Deployed:
+    """What ``deploy`` registered, and where its runs start."""
+
+    pool: str
+    pool_type: str
+    directory: str
+    names: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # deployments `synthgate serve` had registered
+
+
+def _existing(client: Any, name: str) -> Any | None:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return None
+
+
+def deploy(
+    pool: str, pool_type: str, job_variables: dict[str, Any], project_dir: str | None = None, root: Path | None = None
+) -> Deployed:
+    """Create or update every deployment of prefect.yaml on the server in use, for work pool ``pool`` of type
+    ``pool_type``.
 
     The same as ``SYNTHGATE_WORK_POOL=<pool> prefect deploy --all --prefect-file deployments/prefect.yaml`` from the
-    project folder, done through the client: no prompts, the pool and job variables come from options, and the
-    file is checked against the specs first.
+    project folder, done through the client: no prompts, the pool and job variables come from options, the file is
+    checked against the specs first, and the runs' folder is decided here (:func:`run_directory`): for a process pool
+    the project's absolute folder, so a plain ``prefect worker start --pool <pool>`` runs them. A deployment that
+    ``synthgate serve`` registered under the same name is deleted first: its new id is one no serving process polls.
     """
     import yaml
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.flows import load_flow_from_entrypoint
     from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import load_flow_from_entrypoint
     from prefect.utilities.callables import parameter_schema
 
+    root = root or project_root()
     config = yaml.safe_load(check_prefect_yaml(root).read_text())
-    names = []
+    directory = run_directory(pool_type, project_dir, root)
+    if pool_type == "process" and not (Path(directory) / REFRESH_ENTRYPOINT.partition(":")[0]).is_file():
+        raise SpecError(
+            f"{directory} holds no {REFRESH_ENTRYPOINT.partition(':')[0]}: a process worker could not load the flows "
+            "there. Give --project-dir the folder of the Synthgate project (the one with flows/ and deployments/)"
+        )
+    result = Deployed(pool, pool_type, directory)
     previous = Path.cwd()
     os.chdir(root)  # entrypoints are relative to the project folder
     try:
         with get_client(sync_client=True) as client:
             for d in config["deployments"]:
                 flow = load_flow_from_entrypoint(d["entrypoint"])
-                work_pool = {**d["work_pool"], "name": pool}  # the file's {{ $SYNTHGATE_WORK_POOL }}
+                name = f"{flow.name}/{d['name']}"
+                existing = _existing(client, name)
+                if existing is not None and existing.work_pool_name is None:
+                    client.delete_deployment(existing.id)
+                    result.replaced.append(name)
                 schedules = [
                     DeploymentScheduleCreate(
                         schedule=CronSchedule(cron=s["cron"], timezone=s["timezone"]),
@@ -86,25 +155,38 @@ def deploy(pool: str, job_variables: dict[str, Any], root: Path = PROJECT_ROOT) 
                     parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
                     enforce_parameter_schema=d["enforce_parameter_schema"],
                     concurrency_limit=d["concurrency_limit"],
-                    work_pool_name=work_pool["name"],
-                    work_queue_name=work_pool["work_queue_name"],
-                    job_variables={**work_pool["job_variables"], **job_variables},
-                    pull_steps=d.get("pull", config["pull"]),
+                    work_pool_name=pool,  # the file's {{ $SYNTHGATE_WORK_POOL }}
+                    work_queue_name=d["work_pool"]["work_queue_name"],
+                    job_variables={**d["work_pool"]["job_variables"], **job_variables},
+                    pull_steps=pull_steps(directory),  # the file's {{ $SYNTHGATE_PROJECT_DIR }}
                     schedules=schedules,
                 )
-                names.append(f"{flow.name}/{d['name']}")
+                result.names.append(name)
     finally:
         os.chdir(previous)
-    return names
+    return result
 
 
-def runner_deployments(root: Path = PROJECT_ROOT) -> list[Any]:
+def worker_command(pool: str, pool_type: str) -> str:
+    """The command that starts a worker for ``pool``: this environment's ``prefect``, and the server URL when it
+    comes from the environment (a Prefect profile is read by the worker on its own)."""
+    here = Path(sys.executable).parent / "prefect"
+    on_path = shutil.which("prefect")
+    prefect = "prefect" if here.is_file() and on_path and Path(on_path).resolve() == here.resolve() else str(here)
+    url = os.environ.get("PREFECT_API_URL")
+    prefix = f"PREFECT_API_URL={url} " if url else ""
+    kind = "" if pool_type == "process" else f" --type {pool_type}"
+    return f"{prefix}{prefect} worker start --pool {pool}{kind}"
+
+
+def runner_deployments(root: Path | None = None) -> list[Any]:
     """The deployments of prefect.yaml as in-process runner deployments (same names, parameters, schedules)."""
     from prefect.schedules import Cron
 
     from flows.refresh import refresh_table
     from flows.refresh_all import refresh_all
 
+    root = root or project_root()
     flows = {"flows/refresh.py:refresh_table": refresh_table, "flows/refresh_all.py:refresh_all": refresh_all}
     result = []
     for d in prefect_config(root)["deployments"]:
@@ -125,9 +207,37 @@ def runner_deployments(root: Path = PROJECT_ROOT) -> list[Any]:
     return result
 
 
-def serve(limit: int | None, root: Path = PROJECT_ROOT) -> None:
-    """Serve every deployment in this process until interrupted (runs start in subprocesses in ``root``)."""
+def prepare_serve(replace: bool, root: Path | None = None) -> tuple[list[Any], dict[str, str]]:
+    """The runner deployments to serve, after deleting (``replace``) or refusing the deployments of the same names
+    that a work pool's workers run: served under the same name, they would keep their work pool and lose their pull
+    steps, and every run would crash ("Downloading flow code from storage at None"). Returns the deployments and the
+    replaced names with their work pool."""
+    from prefect.client.orchestration import get_client
+
+    root = root or project_root()
+    os.chdir(root)  # runs start here; entrypoints are relative to it
+    deployments = runner_deployments(root)
+    with get_client(sync_client=True) as client:
+        pooled = {}
+        for d in deployments:
+            existing = _existing(client, f"{d.flow_name}/{d.name}")
+            if existing is not None and existing.work_pool_name is not None:
+                pooled[f"{d.flow_name}/{d.name}"] = existing
+        if pooled and not replace:
+            pools = sorted({e.work_pool_name for e in pooled.values()})
+            raise SynthgateError(
+                f"{', '.join(pooled)} {'is' if len(pooled) == 1 else 'are'} deployed to work pool "
+                f"{', '.join(repr(p) for p in pools)} (`synthgate deploy`): their runs belong to that pool's workers, "
+                "and serving the same names here would break them. Run `synthgate serve --replace` to replace them "
+                f"with deployments served by this process, or keep them and start a worker: prefect worker start --pool {pools[0]}"
+            )
+        for existing in pooled.values():
+            client.delete_deployment(existing.id)
+    return deployments, {name: e.work_pool_name for name, e in pooled.items()}
+
+
+def serve(deployments: list[Any], limit: int | None) -> None:
+    """Serve ``deployments`` (from :func:`prepare_serve`) in this process until interrupted."""
     from prefect import serve as prefect_serve
 
-    os.chdir(root)
-    prefect_serve(*runner_deployments(root), limit=limit)
+    prefect_serve(*deployments, limit=limit)

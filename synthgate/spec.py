@@ -92,6 +92,16 @@ class WarehouseTable(_Frozen):
         return (backend, host, str(url.port or ""), url.database or "", self.db_schema or default_schema or "", self.table)
 
 
+class TargetTable(WarehouseTable):
+    """Where the synthetic copy is published (versions behind a view, the catalog and the ledger live there too)."""
+
+    create_schema: bool = Field(
+        default=False,
+        description="Create target.schema when it does not exist (PostgreSQL, MySQL/MariaDB); default: refuse the "
+        "refresh, naming the schema, before any budget is spent.",
+    )
+
+
 class Holdout(_Frozen):
     """Real rows kept out of training, used only to evaluate the synthetic table."""
 
@@ -259,7 +269,7 @@ class TableSpec(_Frozen):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
     source: WarehouseTable
-    target: WarehouseTable
+    target: TargetTable
     holdout: Holdout = Field(default_factory=lambda: Holdout(fraction=0.2))
     columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     target_column: str | None = Field(default=None, description="Label for train-synthetic-test-real checks.")

@@ -1,4 +1,16 @@
-"""MLflow: one experiment per table, a run per refresh, the generator as a registered pyfunc model."""
+"""MLflow: one experiment per table, a run per refresh, the generator as a registered pyfunc model.
+
+What a person sees in the MLflow UI is decided here:
+
+- the experiment ``synthgate/<table>`` opens on its runs: tag ``mlflow.experimentKind`` = ``custom_model_development``
+  (without it MLflow 3 guesses the kind and may open on the GenAI traces view), and every link Synthgate prints
+  carries ``?workflowType=machine_learning``, which MLflow 3.17's navigation reads before the tag;
+- each run is named after its table, the version it published (or ``rejected``/``failed``) and its trigger:
+  ``people v5 (cli)``; its description (``mlflow.note.content``) walks the auditor's chain: published table ->
+  source snapshot -> code version -> budget -> gates -> model;
+- a model version is registered only for a run whose gates all passed; it carries the table version, epsilon,
+  the keyed fingerprint and the verdict as tags, and the same chain as its description.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +19,10 @@ import logging
 import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +34,20 @@ from synthgate.errors import TrackingError
 
 log = logging.getLogger(__name__)
 
+#: The experiment tag MLflow 3's UI reads to choose an experiment's views (its JS: ``mlflow.experimentKind``):
+#: ``custom_model_development`` opens on the runs table, ``genai_development`` on traces; unset, the UI infers one and
+#: may open on traces. MLflow 3.17's workflow-based navigation reads the link's ``workflowType`` first (UI_QUERY).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: The description MLflow shows on a run's, an experiment's or a registered model's page.
+NOTE_TAG = "mlflow.note.content"
+#: Where ``mlflow ui`` serves by default: the page to open after starting it on a local store.
+LOCAL_UI = "http://127.0.0.1:5000"
+#: MLflow 3.17's UI shows an experiment in its "GenAI" or its "Model training" navigation after the page's
+#: ``workflowType`` parameter, else after the browser's last choice (localStorage ``mlflow.workflowType``, GenAI by
+#: default: an experiment then opens on its traces overview). Links carry the parameter so that they open on runs.
+UI_QUERY = "?workflowType=machine_learning"
+
 
 def model_name(spec_name: str) -> str:
     return f"synthgate-{spec_name}"
@@ -29,11 +57,14 @@ def experiment_name(spec_name: str) -> str:
     return f"synthgate/{spec_name}"
 
 
-def _safe_uri(uri: str) -> str:
-    """The tracking URI with any password masked, for messages."""
+def safe_uri(uri: str) -> str:
+    """The tracking URI with any password masked, for messages (:func:`synthgate.spec.redact_url`)."""
     from synthgate.spec import redact_url
 
     return redact_url(uri)
+
+
+_safe_uri = safe_uri
 
 
 def _mlflow():
@@ -42,21 +73,174 @@ def _mlflow():
     return mlflow
 
 
+# --- names and descriptions --------------------------------------------------------------------------------------
+
+
+def run_name(spec_name: str, trigger: str | None, status: str | None = None, version: str | int | None = None,
+             resampled: bool = False) -> str:
+    """``people v5 (cli)`` for a run that published version 5; ``people rejected (schedule)`` for one held back;
+    ``people running (cli)`` while it runs."""
+    what = {"published": f"v{version}", "rejected": "rejected", "refused": "refused", "failed": "failed"}.get(
+        status or "", "running")
+    if status == "published" and version is None:
+        what = "published"
+    how = ", ".join(p for p in (trigger or "", "re-sampled" if resampled else "") if p)
+    return f"{spec_name} {what}" + (f" ({how})" if how else "")
+
+
+def experiment_note(spec_name: str) -> str:
+    return (
+        f"Synthetic copies of table spec `{spec_name}`: one run per refresh, named `{spec_name} v<N> (<trigger>)` "
+        f"after the version it published (`rejected`, `failed` otherwise).\n\n"
+        "**Audit a published version:** open its run. Its description walks the chain published table -> source "
+        "snapshot -> code version -> budget -> gates -> model; the tags `synthgate.*` and the metrics "
+        "`epsilon_*` and `gate_*` hold the same facts, the artifact `report/` the full report. The registered model "
+        f"`{model_name(spec_name)}` holds one version per published model (alias `production`: the model of the "
+        "version the table points at)."
+    )
+
+
+def audit_note(tags: dict[str, str], metrics: dict[str, float]) -> str:
+    """The run's description: the auditor's chain, from the run's own tags and metrics (aggregates only)."""
+    lines = [f"1. Published table: {_published(tags)}"]
+    fingerprint = tags.get("synthgate.source_fingerprint")
+    lines.append(
+        f"2. Source snapshot: table `{tags.get('synthgate.source_table', '?')}`, "
+        + (f"keyed fingerprint `{fingerprint[:16]}` (tag `synthgate.source_fingerprint`)" if fingerprint else "not read")
+    )
+    lines.append(f"3. Code: {code_description(tags)}")
+    lines.append(f"4. Budget: {budget_description(metrics, tags)}")
+    lines.append(f"5. Gates: {gates_description(metrics)}")
+    model, version = tags.get("synthgate.model_name"), tags.get("synthgate.model_version")
+    if model and version:
+        how = "re-sampled, registered by an earlier run" if tags.get("synthgate.resampled_from") else "registered by this run"
+        lines.append(f"6. Model: `{model}` version {version} ({how}; Models tab)")
+    else:
+        lines.append("6. Model: none registered (only a run whose gates all pass registers one)")
+    lines.append(f"\nTrigger `{tags.get('synthgate.trigger', '?')}`; report: artifact `report/`; spec: artifact `spec.yaml`; "
+                 "column policies: artifact `column_policies.json`.")
+    return "\n".join(lines)
+
+
+def _published(tags: dict[str, str]) -> str:
+    status = tags.get("synthgate.status", "running")
+    if status == "published":
+        return (f"`{tags.get('synthgate.published_table', '?')}` version {tags.get('synthgate.published_version', '?')} "
+                f"(table `{tags.get('synthgate.published_version_table', '?')}`)")
+    if status == "rejected":
+        return "none: the run was rejected (a gate failed), so nothing was published and no model version registered"
+    if status == "refused":
+        return "none: the privacy budget refused the run (its epsilon does not fit under the cap, or cannot train)"
+    return f"none: the run {status} without publishing"
+
+
+def code_description(tags: dict[str, str], markdown: bool = True) -> str:
+    """The code version: commit and whether the working tree had uncommitted changes (``markdown``: commit as code)."""
+    commit = tags.get("synthgate.git_commit")
+    if not commit:
+        return "not a git checkout (no commit recorded)"
+    dirty = tags.get("synthgate.git_dirty")
+    state = {"true": "with uncommitted changes (dirty working tree)", "false": "clean working tree"}.get(dirty or "", "")
+    quote = "`" if markdown else ""
+    return f"commit {quote}{commit[:12]}{quote}" + (f", {state}" if state else "")
+
+
+def budget_description(metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:
+    spent, total, cap = metrics.get("epsilon_spent"), metrics.get("epsilon_table_total"), metrics.get("epsilon_table_cap")
+    if spent is None:
+        return "nothing spent (the run stopped before training)"
+    text = f"epsilon {spent:.4g} spent by this run"
+    if (tags or {}).get("synthgate.resampled_from"):
+        text += " (re-sampled an earlier model: no new spend)"
+    if total is not None:
+        text += f"; {total:.4g} spent on this table in all" + (f", of its cap {cap:.4g}" if cap is not None else " (no cap)")
+    return text
+
+
+def gates_description(metrics: dict[str, float]) -> str:
+    gates = {k[len("gate_"):]: v for k, v in metrics.items() if k.startswith("gate_")}
+    if not gates:
+        return "not evaluated"
+    failed = sorted(k for k, v in gates.items() if v < 1)
+    if not failed:
+        return f"all {len(gates)} passed (metrics `gate_*`, artifact `gates.json`)"
+    return f"{len(failed)} of {len(gates)} failed: {', '.join(failed)} (metrics `gate_*`, artifact `gates.json`)"
+
+
+# --- code version ------------------------------------------------------------------------------------------------
+
+
+def _git(args: list[str], where: Path) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """The commit of the code that ran, when it runs from a git checkout (None otherwise)."""
+    out = _git(["rev-parse", "HEAD"], repo or Path(__file__).resolve().parent.parent)
+    commit = (out or "").strip()
+    return commit if len(commit) == 40 else None
+
+
+def git_dirty(repo: Path | None = None) -> bool | None:
+    """Whether tracked files differ from the commit (``git describe --dirty``'s sense); None outside a checkout."""
+    out = _git(["status", "--porcelain", "--untracked-files=no"], repo or Path(__file__).resolve().parent.parent)
+    return None if out is None else bool(out.strip())
+
+
+def code_version_tags(repo: Path | None = None) -> dict[str, str]:
+    """The commit and whether the working tree was dirty, as run tags ({} outside a git checkout)."""
+    commit = git_commit(repo)
+    if commit is None:
+        return {}
+    tags = {"synthgate.git_commit": commit, "mlflow.source.git.commit": commit}
+    dirty = git_dirty(repo)
+    if dirty is not None:
+        tags["synthgate.git_dirty"] = str(dirty).lower()
+    return tags
+
+
+# --- runs --------------------------------------------------------------------------------------------------------
+
+
+def _experiment(client: Any, spec_name: str, artifact_root: Path | None) -> str:
+    """The table's experiment, created (or fixed) so that the UI opens on its runs."""
+    name = experiment_name(spec_name)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifact_root / spec_name).resolve().as_uri() if artifact_root else None
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, NOTE_TAG: experiment_note(spec_name)}
+        )
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment an older release created
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    if NOTE_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, NOTE_TAG, experiment_note(spec_name))
+    return experiment.experiment_id
+
+
 @contextmanager
 def start_run(tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_root: Path | None = None) -> Iterator[Any]:
-    """Open an MLflow run, or raise :class:`TrackingError` naming the store when it is unreachable."""
+    """Open an MLflow run, or raise :class:`TrackingError` naming the store when it is unreachable.
+
+    The run is named after the table and ``tags['synthgate.trigger']``, and carries the code version (commit, dirty
+    flag). On the way out it is renamed after its outcome (``people v5 (cli)``), its description is set to the
+    auditor's chain, and the model version it published is tagged with the table version.
+    """
     mlflow = _mlflow()
+    tags = code_version_tags() | {"synthgate.spec": spec_name} | tags
     try:
         mlflow.set_tracking_uri(tracking_uri)
         client = mlflow.MlflowClient(tracking_uri)
-        name = experiment_name(spec_name)
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            location = (artifact_root / spec_name).resolve().as_uri() if artifact_root else None
-            experiment_id = client.create_experiment(name, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
-        run = mlflow.start_run(experiment_id=experiment_id, tags=tags)
+        experiment_id = _experiment(client, spec_name, artifact_root)
+        run = mlflow.start_run(
+            experiment_id=experiment_id, tags=tags, run_name=run_name(spec_name, tags.get("synthgate.trigger"))
+        )
     except Exception as exc:  # noqa: BLE001 - any failure to open the store stops the run before the data is used
         raise TrackingError(
             f"MLflow tracking store {_safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was trained "
@@ -64,11 +248,60 @@ def start_run(tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_
         ) from None
     try:
         yield run
-    except BaseException:
+    except BaseException as exc:
+        finish_run(tracking_uri, run.info.run_id, failed=True, error=exc)
         mlflow.end_run(status="FAILED")
         raise
     else:
+        finish_run(tracking_uri, run.info.run_id, failed=False)
         mlflow.end_run(status="FINISHED")
+
+
+def finish_run(tracking_uri: str, run_id: str, failed: bool, error: BaseException | None = None) -> None:
+    """Name the run after its outcome, describe it with the auditor's chain, tag the model version it published.
+
+    Never raises: the run's outcome is decided already; a store that fails now leaves the run named ``running``.
+    """
+    from synthgate.errors import GateFailedError, PrivacyBudgetError
+
+    try:
+        client = _mlflow().MlflowClient(tracking_uri)
+        run = client.get_run(run_id)
+        tags, metrics = dict(run.data.tags), dict(run.data.metrics)
+        if "synthgate.status" not in tags:
+            tags["synthgate.status"] = (
+                "rejected" if isinstance(error, GateFailedError) else "refused" if isinstance(error, PrivacyBudgetError)
+                else "failed" if failed else "finished"
+            )
+            client.set_tag(run_id, "synthgate.status", tags["synthgate.status"])
+        status = tags["synthgate.status"]
+        name = run_name(tags.get("synthgate.spec", "?"), tags.get("synthgate.trigger"), status,
+                        tags.get("synthgate.published_version"), bool(tags.get("synthgate.resampled_from")))
+        client.set_tag(run_id, "mlflow.runName", name)
+        note = audit_note(tags, metrics)
+        client.set_tag(run_id, NOTE_TAG, note)
+        _tag_model_version(client, tags, note)
+    except Exception as exc:  # noqa: BLE001 - naming and describing are a view of what the run recorded
+        log.warning("could not name or describe MLflow run %s: %s", run_id, type(exc).__name__)
+
+
+def _tag_model_version(client: Any, tags: dict[str, str], note: str) -> None:
+    """The published table version on the model version that produced it (a re-sampled model gathers several)."""
+    name, version = tags.get("synthgate.model_name"), tags.get("synthgate.model_version")
+    if not name or not version:
+        return
+    status = tags.get("synthgate.status")
+    if status == "published":
+        model = client.get_model_version(name, version)
+        earlier = model.tags.get("synthgate.table_version")
+        published = tags.get("synthgate.published_version", "?")
+        value = published if not earlier or earlier == published else f"{earlier}, {published}"
+        client.set_model_version_tag(name, version, "synthgate.table_version", value)
+        client.set_model_version_tag(name, version, "synthgate.published_table", tags.get("synthgate.published_table", "?"))
+        if not tags.get("synthgate.resampled_from"):
+            client.update_model_version(name, version, description=note)
+    elif tags.get("synthgate.model_registered") == "true":  # registered (gates passed), then the publish failed
+        client.set_model_version_tag(name, version, "synthgate.verdict", f"gates passed; not published (run {status})")
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -83,12 +316,81 @@ def set_tags(tags: dict[str, str]) -> None:
     _mlflow().set_tags(tags)
 
 
+def active_run_facts() -> dict[str, Any]:
+    """Tags and start time (UTC) of the active run (empty outside one)."""
+    from datetime import UTC, datetime
+
+    active = _mlflow().active_run()
+    if active is None:
+        return {"tags": {}, "started_at": None}
+    run = _mlflow().MlflowClient().get_run(active.info.run_id)
+    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC) if run.info.start_time else None
+    return {"tags": dict(run.data.tags), "started_at": started}
+
+
 def log_dict(data: dict[str, Any], artifact_file: str) -> None:
     _mlflow().log_dict(data, artifact_file)
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     _mlflow().log_artifact(str(path), artifact_path)
+
+
+def redacted_spec(spec: Any) -> dict[str, Any]:
+    """The spec as logged to MLflow: every URL through :func:`synthgate.spec.redact_url` (the one redaction)."""
+    from synthgate.spec import redact_url
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (redact_url(v) if k == "url" and isinstance(v, str) else walk(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(spec.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def ledger_metrics(state: dict) -> dict[str, float]:
+    """The table's ledger total (this run included) and its cap, beside this run's ``epsilon_spent``."""
+    out: dict[str, float] = {}
+    if state.get("epsilon_total") is not None:
+        out["epsilon_table_total"] = state["epsilon_total"]
+        if state.get("cap") is not None:
+            out["epsilon_table_cap"] = state["cap"]
+            out["epsilon_table_remaining"] = max(state["cap"] - state["epsilon_total"], 0.0)
+    return out
+
+
+def model_version_tags(spec: Any, run_id: str, privacy: Any, run_tags: dict[str, str]) -> dict[str, str]:
+    """What a registered model version says about itself (the table version is added once published)."""
+    from synthgate.warehouse.engine import qualified
+
+    return {
+        "synthgate.table": spec.name,
+        "synthgate.published_table": qualified(spec.target),
+        "synthgate.run_id": run_id,
+        "synthgate.epsilon": f"{privacy.epsilon:.6g}",
+        "synthgate.delta": f"{privacy.delta:.3g}",
+        "synthgate.accounting": privacy.accounting,
+        "synthgate.source_fingerprint": run_tags.get("synthgate.source_fingerprint", ""),
+        "synthgate.verdict": "passed",
+        "synthgate.git_commit": run_tags.get("synthgate.git_commit", ""),
+        "synthgate.git_dirty": run_tags.get("synthgate.git_dirty", ""),
+    }
+
+
+def column_policies(spec: Any, synthesizer: Any) -> dict[str, dict]:
+    """The policy each column was handled by, and whether the spec declared it or it was decided from name and type."""
+    out = {}
+    for column in synthesizer.columns:
+        policy = synthesizer.policies.get(column.name)
+        declared = column.name in spec.columns and spec.columns[column.name].policy is not None
+        out[column.name] = ((policy.model_dump(exclude_none=True) if policy is not None else {"policy": "keep"})
+                            | {"decided_by": "spec" if declared else "name and SQL type", "sql_type": column.sql_type})
+    return out
+
+
+# --- the model ---------------------------------------------------------------------------------------------------
 
 
 class SynthesizerPyfunc(mlflow.pyfunc.PythonModel):
@@ -105,21 +407,64 @@ class SynthesizerPyfunc(mlflow.pyfunc.PythonModel):
         return self.synthesizer.sample(rows, seed=seed)
 
 
-def log_generator(generator_dir: Path, spec_name: str, sample: pd.DataFrame) -> str | None:
-    """Log the generator as a pyfunc model and register it; returns the registered version."""
+def log_generator(
+    generator_dir: Path, spec_name: str, sample: pd.DataFrame, register: bool = True, tags: dict[str, str] | None = None
+) -> str | None:
+    """Log the generator as a pyfunc model; register it (with ``tags`` on the version) only when ``register``.
+
+    Returns the registered version (None when not registered). A run whose gates failed logs its model for
+    inspection but registers nothing: registered versions are the models that may be published.
+    """
     mlflow = _mlflow()
     from mlflow.models import infer_signature
 
     signature = infer_signature(pd.DataFrame({"rows": [10], "seed": [0]}), sample.head(10))
+    name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
         name="generator",
         python_model=SynthesizerPyfunc(),
         artifacts={"generator": str(generator_dir)},
         signature=signature,
         pip_requirements=["synthgate", "torch", "pandas", "numpy", "scipy", "opacus"],
-        registered_model_name=model_name(spec_name),
+        registered_model_name=name if register else None,
     )
-    return str(info.registered_model_version) if info.registered_model_version is not None else None
+    if not register or info.registered_model_version is None:
+        return None
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    model = client.get_registered_model(name)
+    if not model.description:
+        client.update_registered_model(
+            name, description=f"DP generators of table spec `{spec_name}`, one version per model whose gates passed. "
+            "Alias `production`: the model of the version the published table points at. Each version's tags name "
+            "the table version it produced (`synthgate.table_version`), its epsilon, source fingerprint and run."
+        )
+    return version
+
+
+def record_model(
+    spec: Any, run_id: str, synthesizer: Any, sample: pd.DataFrame, privacy: Any, run_tags: dict[str, str], *,
+    register: bool, model_version: str | None = None,
+) -> str | None:
+    """Log this run's generator, registered (with its tags) only when ``register`` (every gate passed), and tag the
+    run with the model version it publishes. A re-sampling run (``privacy.resampled_from``) logs no model: it
+    returns ``model_version``, the earlier run's registered version it re-sampled."""
+    import tempfile
+
+    name = model_name(spec.name)
+    if privacy.resampled_from is not None:
+        set_tags({"synthgate.resampled_from": privacy.resampled_from}
+                 | ({"synthgate.model_name": name, "synthgate.model_version": model_version} if model_version else {}))
+        return model_version
+    with tempfile.TemporaryDirectory() as tmp:
+        generator_dir = synthesizer.save(Path(tmp) / "generator")
+        version = log_generator(generator_dir, spec.name, sample, register=register,
+                                tags=model_version_tags(spec, run_id, privacy, run_tags))
+    if version is not None:
+        set_tags({"synthgate.model_name": name, "synthgate.model_version": version, "synthgate.model_registered": "true"})
+    return version
 
 
 def load_generator(tracking_uri: str, name: str, version: str) -> Any:
@@ -149,31 +494,65 @@ def set_production_alias(name: str, version: str) -> None:
         log.warning("could not move alias 'production' of %s to version %s: %s", name, version, type(exc).__name__)
 
 
-def git_commit(repo: Path | None = None) -> str | None:
-    """The commit of the code that ran, when it runs from a git checkout (None otherwise)."""
-    import subprocess
-
-    where = repo or Path(__file__).resolve().parent.parent
+def check_registry(tracking_uri: str) -> None:
+    """Raise :class:`TrackingError` when the model registry cannot be read (before a rollback moves anything)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if len(commit) == 40 else None
+        _mlflow().MlflowClient(tracking_uri).search_registered_models(max_results=1)
+    except Exception as exc:  # noqa: BLE001
+        raise TrackingError(
+            f"MLflow tracking store {_safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was "
+            "rolled back, since the production alias must move with the table. Check MLFLOW_TRACKING_URI"
+        ) from None
+
+
+def move_production_alias(tracking_uri: str, name: str, version: str | None, note: str) -> dict[str, str | None]:
+    """Point ``production`` at ``version``, or remove it when ``version`` is None or not in the registry (the table's
+    version then has no registered model to name), and record ``note`` on the registered model (tag
+    ``synthgate.last_rollback``). Returns the version the alias named before and names now."""
+    client = _mlflow().MlflowClient(tracking_uri)
+    try:
+        model = client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - no such model: no alias to move
+        model = None
+    previous = None if model is None else (model.aliases or {}).get("production")
+    if version is not None and model is not None:
+        try:
+            client.get_model_version(name, version)
+        except Exception:  # noqa: BLE001 - deleted from the registry since
+            version = None
+    elif model is None:
+        version = None
+    try:
+        if version is not None:
+            client.set_registered_model_alias(name, "production", version)
+        elif previous is not None:
+            client.delete_registered_model_alias(name, "production")
+        if model is not None:
+            client.set_registered_model_tag(name, "synthgate.last_rollback", note)
+    except Exception as exc:  # noqa: BLE001
+        raise TrackingError(
+            f"could not move alias 'production' of {name} to version {version} in {_safe_uri(tracking_uri)} "
+            f"({type(exc).__name__})"
+        ) from None
+    return {"previous": None if previous is None else str(previous), "now": version}
+
+
+# --- reading back ------------------------------------------------------------------------------------------------
 
 
 def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any] | None:
-    """Tags, status and experiment of a run for the audit; None when the store or the run is unavailable."""
+    """Name, tags, budget metrics, status and experiment of a run for the audit; None when unavailable."""
     try:
         run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
     except Exception:  # noqa: BLE001 - the audit reports what it can reach
         return None
     return {
         "experiment_id": run.info.experiment_id,
+        "name": run.info.run_name,
         "status": run.info.status,
         "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("synthgate.", "prefect.", "mlflow.source.git"))},
+        "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith(("epsilon_", "gate"))},
+        "link": run_url(tracking_uri, run_id, run.info.experiment_id),
     }
 
 
@@ -186,12 +565,60 @@ def model_aliases(tracking_uri: str, name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in (model.aliases or {}).items()}
 
 
-def run_url(tracking_uri: str, run_id: str) -> str:
-    """A link to the run: the server's UI page when the store is a server, else the run's id in the store."""
-    if tracking_uri.startswith(("http://", "https://")):
-        run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
-        return f"{tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
-    return f"{tracking_uri}#run={run_id}"
+def is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def _absolute_store(tracking_uri: str) -> str:
+    """A local store's URI with an absolute path (``mlflow ui`` may be started from anywhere)."""
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///"):]).resolve())
+    if "://" not in tracking_uri:  # a plain folder: a file store
+        return Path(tracking_uri).resolve().as_uri()
+    return tracking_uri
+
+
+@dataclass(frozen=True)
+class RunLink:
+    """How a person opens a run: ``url`` in a browser, after running ``command`` when the store is not a server."""
+
+    url: str
+    command: str | None = None
+
+    @property
+    def text(self) -> str:
+        """One line: the URL, or the shell command with the page to open as a comment (pasteable as is)."""
+        return self.url if self.command is None else f"{self.command}  # then open {self.url}"
+
+    @classmethod
+    def from_text(cls, text: str) -> RunLink:
+        command, sep, url = text.partition("  # then open ")
+        return cls(url, command) if sep else cls(text)
+
+    def markdown(self, label: str) -> str:
+        if self.command is None:
+            return f"[{label}]({self.url})"
+        return f"{label}: run `{self.command}`, then open {self.url}"
+
+
+def run_link(tracking_uri: str, run_id: str, experiment_id: str | None = None) -> RunLink:
+    """The run's page in the MLflow UI: on the tracking server, or, for a local store (``sqlite:///``, a folder),
+    on the UI that ``mlflow ui --backend-store-uri ...`` starts (a ``sqlite:`` URI is no link a browser opens)."""
+    if experiment_id is None:
+        try:
+            experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+        except Exception:  # noqa: BLE001 - MLflow's direct route finds the experiment itself
+            experiment_id = None
+    page = (f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"#/runs/{run_id}") + UI_QUERY
+    if is_server(tracking_uri):
+        return RunLink(f"{_safe_uri(tracking_uri).rstrip('/')}/{page}")
+    store = _safe_uri(_absolute_store(tracking_uri))
+    return RunLink(f"{LOCAL_UI}/{page}", f"mlflow ui --backend-store-uri {shlex.quote(store)}")
+
+
+def run_url(tracking_uri: str, run_id: str, experiment_id: str | None = None) -> str:
+    """:meth:`RunLink.text` of :func:`run_link`: a URL on a server, else the command and the page (never raises)."""
+    return run_link(tracking_uri, run_id, experiment_id).text
 
 
 def download_report(tracking_uri: str, run_id: str, destination: Path) -> Path:

@@ -20,6 +20,8 @@ from prefect.artifacts import (
 )
 
 from synthgate.gates import GateVerdict, Scores
+from synthgate.report import gate_title
+from synthgate.tracking import RunLink
 
 
 def artifact_key(spec_name: str, kind: str) -> str:
@@ -39,7 +41,7 @@ class RunSummary:
     epsilon_budget: float
     delta: float
     mlflow_run_id: str
-    mlflow_link: str
+    mlflow_link: str  # tracking.run_url(): a URL on a tracking server, else the `mlflow ui` command and the page
     epsilon_spent: float | None = None
     accounting: str | None = None
     rows_published: int | None = None
@@ -62,7 +64,7 @@ def summary_markdown(s: RunSummary) -> str:
         f"| synthetic table | `{s.target_table}`" + (f" ({s.rows_published} rows published)" if s.rows_published else " (not published)") + " |",
         f"| epsilon spent / budget | {_fmt(s.epsilon_spent)} / {s.epsilon_budget:g}" + (f" ({s.accounting})" if s.accounting else "") + " |",
         f"| delta | {s.delta:g} |",
-        f"| MLflow run | [{s.mlflow_run_id}]({s.mlflow_link}) |",
+        f"| MLflow run | {RunLink.from_text(s.mlflow_link).markdown(s.mlflow_run_id)} |",
     ]
     if s.scores is not None:
         sc = s.scores
@@ -72,7 +74,9 @@ def summary_markdown(s: RunSummary) -> str:
             f"| DCR share | {_fmt(sc.dcr_share)} |",
         ]
     if s.verdicts:
-        lines += ["", "## Gates", ""] + [f"- {'✅' if v.passed else '❌'} {v.describe()}" for v in s.verdicts]
+        lines += ["", "## Gates", ""] + [
+            f"- {'✅' if v.passed else '❌'} {v.describe()} ({gate_title(v.name)})" for v in s.verdicts
+        ]
     if s.error:
         lines += ["", f"**Stopped:** {s.error}"]
     return "\n".join(lines) + "\n"

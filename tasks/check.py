@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,10 @@ def score_synthetic(
     verdicts = evaluate_gates(spec.gates, evaluation.scores)
     logger = get_run_logger()
     logger.info("evaluation took %.1f s (%s)", sum(evaluation.seconds.values()), evaluation.seconds)
+    failed = [v for v in verdicts if not v.passed]
+    # One line for the gates that passed (each one's measure is in the gates artifact and the report), one per failure.
+    logger.info("%d of %d gates passed%s", len(verdicts) - len(failed), len(verdicts),
+                f"; failed: {', '.join(v.name for v in failed)}" if failed else "")
     for v in verdicts:
-        logger.info(v.describe())
+        logger.log(logging.WARNING if not v.passed else logging.DEBUG, v.describe())
     return evaluation, verdicts

@@ -11,11 +11,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from synthgate import tracking
+from synthgate.audit import table_state
 from synthgate.evaluation.scorecard import Evaluation
 from synthgate.gates import GateVerdict
 from synthgate.generator import DPSynthesizer
 from synthgate.outcome import RunPrivacy
-from synthgate.report import ReportContext, write_report
+from synthgate.report import ReportContext, gate_title, run_facts, write_report
+from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
 from synthgate.validation import ValidationOutcome
 from tasks import PRIVATE
@@ -38,11 +40,16 @@ def log_run(
     privacy: RunPrivacy,
     model_version: str | None = None,
 ) -> str | None:
-    """Log metrics, report, plots, GX results and the generator; returns the registered model version.
+    """Log metrics, report, plots, GX results, the spec and the generator; returns the model version to publish.
 
-    A re-sampled model (``privacy.resampled_from``) is not registered again: ``model_version`` is returned.
+    A model version is registered only when every gate passed (a rejected run logs its model, registers none, and
+    returns None). A re-sampled model (``privacy.resampled_from``) is not registered again: ``model_version`` is
+    returned.
     """
     scores = evaluation.scores
+    passed = all(v.passed for v in verdicts)
+    run = tracking.active_run_facts()
+    state = table_state(spec, get_settings())
     plan = synthesizer.summary.plan if synthesizer.summary is not None else None
     tracking.log_params(
         {
@@ -76,13 +83,16 @@ def log_run(
         scores.as_metrics()
         | {metric_name(k): v for k, v in evaluation.detail_metrics().items()}
         | {"epsilon_spent": privacy.spent, "epsilon_guarantee": privacy.epsilon}
-        | {"gates_passed": float(all(v.passed for v in verdicts))}
+        | tracking.ledger_metrics(state)
+        | {"gates_passed": float(passed)}
         | {f"gate_{v.name}": float(v.passed) for v in verdicts}
         | {f"seconds_{k}": v for k, v in stage_seconds.items()}
     )
     tracking.log_dict({"verdicts": [asdict(v) for v in verdicts]}, "gates.json")
     tracking.log_dict(source_outcome.result, "gx/source_validation.json")
     tracking.log_dict(synthetic_outcome.result, "gx/synthetic_validation.json")
+    tracking.log_dict(tracking.redacted_spec(spec), "spec.yaml")
+    tracking.log_dict(tracking.column_policies(spec, synthesizer), "column_policies.json")
     context = ReportContext(
         spec_name=spec.name,
         run_id=run_id,
@@ -92,9 +102,10 @@ def log_run(
         scores=scores,
         verdicts=verdicts,
         stage_seconds=stage_seconds,
-        mlflow_url=tracking.run_url(tracking_uri, run_id),
+        mlflow_link=tracking.run_url(tracking_uri, run_id),
         evaluation=evaluation,
         keys=tuple(spec.key_columns),
+        facts=run_facts(spec, len(synthetic), privacy, state, run),
     )
     written = write_report(report_path, context, train, synthetic, synthesizer)
     tracking.log_artifact(report_path, "report")
@@ -103,12 +114,14 @@ def log_run(
             image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
             image.write_bytes(png)
             tracking.log_artifact(image, "report/plots")
-    verdict_artifact(spec.name, verdicts, context.mlflow_url, privacy.epsilon)
-    if privacy.resampled_from is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            generator_dir = synthesizer.save(Path(tmp) / "generator")
-            model_version = tracking.log_generator(generator_dir, spec.name, synthetic)
-    get_run_logger().info("logged run %s to %s (model version %s)", run_id, tracking_uri, model_version)
+    verdict_artifact(spec.name, verdicts, context.mlflow_link, privacy.epsilon)
+    model_version = tracking.record_model(
+        spec, run_id, synthesizer, synthetic, privacy, run["tags"], register=passed, model_version=model_version
+    )
+    get_run_logger().info(
+        "logged run %s to %s (%s)", run_id, tracking.safe_uri(tracking_uri),
+        f"model version {model_version}" if model_version else "no model version registered: a gate failed",
+    )
     return model_version
 
 
@@ -118,17 +131,19 @@ def metric_name(name: str) -> str:
 
 
 def verdict_markdown(spec_name: str, verdicts: list[GateVerdict], run_url: str, epsilon: float) -> str:
+    """``run_url``: :func:`synthgate.tracking.run_url` (a link on a server, else the ``mlflow ui`` command)."""
     passed = all(v.passed for v in verdicts)
     lines = [
         f"# {spec_name}: {'PASSED' if passed else 'HELD BACK'}",
         "",
-        f"epsilon spent {epsilon:.4f} · [MLflow run]({run_url})",
+        f"epsilon spent {epsilon:.4f} · {tracking.RunLink.from_text(run_url).markdown('MLflow run')}",
         "",
-        "| gate | measured | required | verdict |",
-        "|---|---|---|---|",
+        "| gate | measured | required | verdict | checks |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {v.name} | {v.measured:.4f} | {v.comparison} {v.threshold:.4f} | {'pass' if v.passed else '**FAIL**'} |"
+        f"| {v.name} | {v.measured:.4f} | {v.comparison} {v.threshold:.4f} | {'pass' if v.passed else '**FAIL**'} "
+        f"| {gate_title(v.name)} |"
         for v in verdicts
     ]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,13 @@ from tasks import PRIVATE
 from tasks.artifacts import TrainingProgress
 
 
+def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:
+    """Whether epoch ``epoch`` of ``epochs`` gets a log line: at most about ``lines`` of them, the last always (the
+    training artifact follows every epoch)."""
+    step = -(-epochs // lines)
+    return epoch == epochs or epoch % step == 0
+
+
 @task(name="train-generator", **PRIVATE)
 def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]) -> DPSynthesizer:
     logger = get_run_logger()
@@ -25,7 +32,8 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
     def report(p: EpochProgress) -> None:
         progress.update(p.epoch, p.epochs, p.epsilon)
         # No loss on the real rows is logged: it is not a DP release. Only progress and the DP epsilon.
-        logger.info("epoch %d/%d: epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.epsilon, p.seconds)
+        if logged_epoch(p.epoch, p.epochs):
+            logger.info("epoch %d/%d: epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.epsilon, p.seconds)
         tracking.log_metrics({"epsilon_spent_so_far": p.epsilon}, step=p.epoch)
 
     summary = synthesizer.fit(train, progress=report)
@@ -42,4 +50,6 @@ def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer, seed: int | None = 
     ``training.seed``): a re-sampled model passes its own, so an unchanged snapshot gets new rows."""
     noisy = synthesizer.summary.noisy_rows if synthesizer.summary else 1
     rows = spec.rows or source_rows(noisy, spec.holdout.fraction)
-    return synthesizer.sample(rows, seed=seed)
+    synthetic = synthesizer.sample(rows, seed=seed)
+    get_run_logger().info("sampled %d synthetic rows", len(synthetic))
+    return synthetic

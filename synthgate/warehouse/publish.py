@@ -501,6 +501,12 @@ def publish(
     return Published(qualified(target), version, name, previous, pruned)
 
 
+def next_version(target: WarehouseTable) -> int:
+    """The number the next publish of ``target`` takes (unless another publish takes it first), for the report."""
+    with governed_engine(target).connect() as conn:
+        return _next_version(conn, target)
+
+
 def _next_version(conn: Connection, target: WarehouseTable) -> int:
     """One above every number ever used or taken: recorded and claimed versions (even pruned ones) and every table
     or view named like a version, whoever created it (a user's ``<target>__v7`` is skipped, never replaced)."""
@@ -601,8 +607,11 @@ def kept_versions(target: WarehouseTable) -> list[int]:
         return sorted(v for v in _version_tables(conn, target) if v in owned)
 
 
-def rollback(target: WarehouseTable, to_version: int | None = None, trigger: str = "cli") -> Published:
-    """Point the user-facing name at an earlier kept version (default: the newest one below the current)."""
+def rollback(
+    target: WarehouseTable, to_version: int | None = None, trigger: str = "cli", reason: str | None = None
+) -> Published:
+    """Point the user-facing name at an earlier kept version (default: the newest one below the current); ``reason``
+    is recorded as the rollback event's detail."""
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
@@ -640,7 +649,7 @@ def rollback(target: WarehouseTable, to_version: int | None = None, trigger: str
                     source = _q(conn, kept[to_version], target.db_schema)
                     comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}).scalar()
                     _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
-                governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger)
+                governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
     except SQLAlchemyError as exc:
         raise PublishError(
             f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); the name still points at the version "

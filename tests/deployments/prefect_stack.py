@@ -71,8 +71,15 @@ class PrefectStack:
     def start_worker(self, pool: str, limit: int = 1) -> None:
         self._start(f"worker-{pool}", [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
 
-    def start_serve(self) -> None:
-        self._start("serve", [sys.executable, "-m", "synthgate.cli", "serve", "--limit", "1"])
+    def start_serve(self, *args: str) -> None:
+        self._start("serve", [sys.executable, "-m", "synthgate.cli", "serve", "--limit", "1", *args])
+
+    def start_shell(self, name: str, command: str, drop: tuple[str, ...] = ()) -> None:
+        """``command`` as a user types it in the project folder (a shell line), without the variables in ``drop``."""
+        env = {k: v for k, v in self.env.items() if k not in drop}
+        log = (self.logs / f"{name}.log").open("wb")
+        self.processes.append(subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True))
 
     def run(self, args: list[str], timeout: float = 180, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

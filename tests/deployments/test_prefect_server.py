@@ -1,9 +1,13 @@
 """Deployments on a real Prefect server: deploy from deployments/prefect.yaml, run through the API on a worker.
 
-Starts ``prefect server start`` (own PREFECT_HOME, free port), ``synthgate deploy`` into a process work pool,
-``prefect worker start``; triggers the table deployment the way the UI's Run button does
-(``POST /deployments/{id}/create_flow_run``) with custom parameters, and checks the published table in PostgreSQL,
-the MLflow run, the artifacts, and that no result was persisted. Everything started is stopped, also on failure.
+Starts ``prefect server start`` (own PREFECT_HOME, free port), ``synthgate deploy`` into a process work pool, and the
+worker command ``synthgate deploy`` prints, in a plain environment (no SYNTHGATE_PROJECT_DIR, no PYTHONPATH); triggers
+the table deployment the way the UI's Run button does (``POST /deployments/{id}/create_flow_run`` with the UI's state
+message) with custom parameters, and checks the published table in PostgreSQL, the trigger recorded (``ui``), the
+MLflow run, the artifacts, and that no result was persisted. Then: a scheduled run (``schedule``), a run through the
+API that the gates reject (``Rejected``, one line, no traceback, nothing pickled; ``api``), ``synthgate serve``
+refusing the pooled deployments, ``synthgate serve --replace`` serving them and running one (refused by the budget,
+one line), and ``synthgate deploy`` taking them back. Everything started is stopped, also on failure.
 
 With SYNTHGATE_MEASURE_ADULT=1 it also runs the Adult demo deployment and prints the trigger-to-published time.
 """
@@ -11,6 +15,7 @@ With SYNTHGATE_MEASURE_ADULT=1 it also runs the Adult demo deployment and prints
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from uuid import UUID
@@ -29,10 +34,14 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.states import Scheduled
 
+from synthgate.deployments import UI_RUN_MESSAGE
 from synthgate.warehouse import governance
 from tests.deployments.prefect_stack import PREFECT, ROOT, PrefectStack, prefect_stack
 from tests.flows.test_refresh_flow import write_spec
@@ -56,11 +65,30 @@ def wait_final(client: SyncPrefectClient, flow_run_id: UUID, timeout: float) -> 
     raise TimeoutError(f"flow run {flow_run_id} not finished after {timeout} s")
 
 
-def trigger(client: SyncPrefectClient, name: str, parameters: dict) -> tuple[UUID, float]:
+def trigger(client: SyncPrefectClient, name: str, parameters: dict, ui: bool = False) -> tuple[UUID, float]:
+    """A run of deployment ``name`` created through the API: as the UI's Run button does (its state message) or as
+    ``prefect deployment run`` and other clients do (none)."""
     deployment = client.read_deployment_by_name(name)
     began = time.monotonic()
-    run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    state = Scheduled(message=UI_RUN_MESSAGE) if ui else None
+    run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, state=state)
     return run.id, began
+
+
+def run_logs(client: SyncPrefectClient, flow_run_id: UUID, until: str, timeout: float = 30) -> list[str]:
+    """The run's log messages in Prefect (they arrive in batches: wait for one holding ``until``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        messages = [log.message for log in logs]
+        if any(until in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
+
+
+def assert_nothing_persisted(stack: PrefectStack) -> None:
+    storage = Path(stack.env["PREFECT_HOME"]) / "storage"
+    assert not storage.exists() or not any(storage.iterdir()), f"a task or flow result was persisted: {list(storage.iterdir())}"
 
 
 @pytest.mark.timeout(1800)
@@ -89,16 +117,21 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         assert by_prefect.work_pool_name == POOL and by_prefect.enforce_parameter_schema
         assert by_prefect.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
         assert [(s.schedule.cron, s.schedule.timezone) for s in by_prefect.schedules] == [("0 2 * * *", "Europe/Berlin")]
-        assert stack.run(deploy).returncode == 0  # synthgate deploy again: the folder is resolved on the worker
+        deployed = stack.run(deploy)  # synthgate deploy again
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        # it says where runs start and prints the exact command that starts a worker
+        *_, where, next_step, worker_command = deployed.stdout.strip().splitlines()
+        assert where == f"runs start in {ROOT}" and next_step == f"next: start a worker for work pool {POOL!r}:"
+        assert worker_command.strip().endswith(f"prefect worker start --pool {POOL}"), deployed.stdout
         listing = stack.run([*PREFECT, "deployment", "ls"])
         print(listing.stdout)
         assert "refresh-table/adult" in listing.stdout and "refresh-all/all-tables" in listing.stdout
 
         adult = client.read_deployment_by_name("refresh-table/adult")
         assert adult.enforce_parameter_schema and adult.work_pool_name == POOL
-        assert adult.pull_steps == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $SYNTHGATE_PROJECT_DIR }}"}}
-        ]
+        # a process worker runs flows in a temporary folder: the deployment names the project's, absolute
+        assert adult.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert adult.parameters == {"request": {"spec_path": "deployments/tables/adult.yaml"}}  # no trigger to lie
         [schedule] = adult.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
         assert schedule.parameters["trigger"] == "schedule"
@@ -110,10 +143,10 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
 
         check_the_server_schedules(client, adult.id)
 
-        stack.start_worker(POOL)
+        # the printed command, as a user starts it from the project: no SYNTHGATE_PROJECT_DIR, no PYTHONPATH
+        stack.start_shell(f"worker-{POOL}", worker_command.strip(), drop=("SYNTHGATE_PROJECT_DIR", "PYTHONPATH"))
         flow_run_id, began = trigger(
-            client, "refresh-table/adult",
-            {"request": {"spec_path": str(spec), "epsilon": 3.0, "rows": 700}, "trigger": "api"},
+            client, "refresh-table/adult", {"request": {"spec_path": str(spec), "epsilon": 3.0, "rows": 700}}, ui=True
         )
         run = wait_final(client, flow_run_id, timeout=720)
         seconds = time.monotonic() - began
@@ -124,7 +157,7 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
             count = conn.execute(sa.text(f'SELECT count(*) FROM "{pg_schema}".people_synthetic')).scalar()
         catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
         assert count == 700  # the rows override reached the flow
-        assert [c["trigger"] for c in catalog] == ["api"]
+        assert [c["trigger"] for c in catalog] == ["ui"]  # who started it: the UI's Run button
         assert catalog[0]["epsilon"] <= 3.0 + 1e-6  # the epsilon override, not the spec's 4.0
 
         mlflow_run = mlflow.MlflowClient(tracking_uri).get_run(catalog[0]["mlflow_run_id"])
@@ -138,12 +171,13 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         assert "PUBLISHED" in summary and catalog[0]["mlflow_run_id"] in summary
         assert "@example.org" not in summary  # aggregates only
         assert float(artifacts["synthgate-people-training"].data) == pytest.approx(100.0)
-
-        storage = Path(stack.env["PREFECT_HOME"]) / "storage"
-        assert not storage.exists() or not any(storage.iterdir()), "a task or flow result was persisted"
+        assert_nothing_persisted(stack)
 
         check_a_schedule_fires(client, adult.id, spec, pg_engine, pg_schema)
-        check_serve(stack, client)
+        check_a_rejection_reads_as_one(stack, client, tmp_path, pg_engine, pg_schema)
+        check_serve(stack, client, spec)
+        assert_nothing_persisted(stack)
+        check_deploy_takes_served_deployments_back(stack, client)
 
 
 def scheduled_runs(client: SyncPrefectClient, deployment_id: UUID, *states: StateType) -> list:
@@ -186,19 +220,74 @@ def check_a_schedule_fires(
     assert "schedule" in [c["trigger"] for c in catalog]
 
 
-def check_serve(stack: PrefectStack, client: SyncPrefectClient) -> None:
-    """`synthgate serve` registers the same deployments, schedules included, and serves them from its own process."""
-    before = {name: client.read_deployment_by_name(name).updated for name in ("refresh-table/adult", "refresh-all/all-tables")}
-    stack.start_serve()
+def check_a_rejection_reads_as_one(
+    stack: PrefectStack, client: SyncPrefectClient, folder: Path, pg_engine: sa.Engine, schema: str
+) -> None:
+    """A run through the API (no UI message: trigger ``api``) whose gates fail: it re-samples the published model
+    (same source and settings, so no epsilon), is rejected, and ends ``Rejected`` with the error's one line: no
+    traceback and no "unexpected exception" in its logs, nothing pickled into Prefect's result storage."""
+    strict = folder / "strict"
+    strict.mkdir()
+    spec = write_spec(strict, schema, training={"epochs": 4, "seed": 1}, rows=None,
+                      gates={"min_quality": 0.9999, "max_dcr_share": 0.7, "max_inference_risk": 0.4})
+    flow_run_id, _ = trigger(client, "refresh-table/adult", {"request": {"spec_path": str(spec), "epsilon": 3.0, "rows": 500}})
+    run = wait_final(client, flow_run_id, timeout=600)
+    assert run.state.is_failed() and run.state.name == "Rejected", f"{run.state!r}\n{stack.log_tail(f'worker-{POOL}')}"
+    assert run.state.message.startswith("nothing published: quality FAILED") and "\n" not in run.state.message
+    messages = run_logs(client, flow_run_id, until="Finished in state Rejected")
+    assert any(m.startswith("rejected: nothing published: quality FAILED") for m in messages), messages
+    assert not [m for m in messages if "Traceback" in m or "unexpected exception" in m], messages
+    ledger = governance.ledger_rows(pg_engine.execution_options(schema_translate_map={None: schema}))
+    rejected = [r for r in ledger if r["status"] == "rejected"]
+    assert [(r["trigger"], r["epsilon_spent"]) for r in rejected] == [("api", 0.0)]  # re-sampled: nothing spent
+    assert_nothing_persisted(stack)
+
+
+def check_serve(stack: PrefectStack, client: SyncPrefectClient, spec: Path) -> None:
+    """`synthgate serve` refuses the deployments `synthgate deploy` registered (one line); `--replace` registers the
+    same deployments, schedules included, without a work pool, and runs them from its own process."""
+    serve = [sys.executable, "-m", "synthgate.cli", "serve"]
+    refused = stack.run(serve, timeout=120)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    [line] = refused.stderr.strip().splitlines()
+    assert "deployed to work pool" in line and "synthgate serve --replace" in line, line
+
+    before = {name: client.read_deployment_by_name(name).id for name in ("refresh-table/adult", "refresh-all/all-tables")}
+    stack.start_serve("--replace")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        served = {name: client.read_deployment_by_name(name) for name in before}
-        if all(served[name].updated != before[name] for name in before) and "being served" in stack.log_tail("serve"):
+        served = {name: _deployment(client, name) for name in before}
+        if all(d is not None and d.id != before[n] for n, d in served.items()) and "being served" in stack.log_tail("serve"):
             break
         time.sleep(1)
     else:
         raise AssertionError(f"synthgate serve did not register its deployments:\n{stack.log_tail('serve')}")
     adult = served["refresh-table/adult"]
+    assert adult.work_pool_name is None and not adult.pull_steps
     assert adult.enforce_parameter_schema and adult.parameters["request"]["spec_path"] == "deployments/tables/adult.yaml"
     assert [(s.schedule.cron, s.schedule.timezone) for s in adult.schedules] == [("0 2 * * *", "Europe/Berlin")]
-    assert "refresh-table/adult" in stack.log_tail("serve") and "refresh-all/all-tables" in stack.log_tail("serve")
+    log = stack.log_tail("serve")
+    assert "replaced refresh-table/adult" in log and "refresh-all/all-tables" in log
+
+    # a run of a served deployment starts in the serve process: refused by the budget cap (3 spent + 8 > 10) in
+    # the preflight, as one line, not "Downloading flow code from storage at None"
+    flow_run_id, _ = trigger(client, "refresh-table/adult", {"request": {"spec_path": str(spec), "epsilon": 8.0}}, ui=True)
+    run = wait_final(client, flow_run_id, timeout=300)
+    assert run.state.name == "Refused", f"{run.state!r}\n{stack.log_tail('serve')}"
+    assert "exceeds the cap 10" in run.state.message and "\n" not in run.state.message
+
+
+def check_deploy_takes_served_deployments_back(stack: PrefectStack, client: SyncPrefectClient) -> None:
+    deployed = stack.run([sys.executable, "-m", "synthgate.cli", "deploy", "--pool", POOL])
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert "replaced refresh-table/adult, which `synthgate serve` had registered" in deployed.stderr
+    assert client.read_deployment_by_name("refresh-table/adult").work_pool_name == POOL
+
+
+def _deployment(client: SyncPrefectClient, name: str):
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from prefect.settings import get_current_settings
 import sqlalchemy as sa
 import yaml
 
@@ -179,8 +180,15 @@ def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, so
     # one fidelity, one utility and one privacy threshold set out of reach
     gates = GATES | {"min_quality": 0.999, "min_tstr_auc": 0.999, "min_nndr_ratio": 2.0}
     spec = write_spec(workdir, source, gates=gates)
+    storage = get_current_settings().results.local_storage_path
+    stored = set(storage.iterdir()) if storage.is_dir() else set()
+    state = refresh_table(str(spec), return_state=True)
+    # an expected outcome: a named state with the error's one line, nothing pickled into Prefect's result storage
+    assert state.is_failed() and state.name == "Rejected"
+    assert state.message.startswith("nothing published: ") and "\n" not in state.message and "Traceback" not in state.message
+    assert (set(storage.iterdir()) if storage.is_dir() else set()) == stored, "the refused run's error was persisted"
     with pytest.raises(GateFailedError, match=r"quality FAILED: measured 0\.\d+, required >= 0\.9990") as failure:
-        refresh_table(str(spec))
+        state.result()  # what a Python caller of refresh_table gets raised
     message = str(failure.value)
     assert re.search(r"tstr FAILED: measured 0\.\d+, required >= 0\.9990", message)
     assert re.search(r"nndr_ratio FAILED: measured \d\.\d+, required >= 2\.0000", message)

@@ -475,7 +475,7 @@ PREFLIGHT = [
     flow("newline-source-name", "does not exist", "MissingTableError", spec(("source.table", "src\nDROP TABLE keep"))),
     flow("missing-holdout-table", "check holdout.table.table in the spec", "MissingTableError",
          spec(("holdout", lambda w, n: {"table": {"url": PG_URL, "table": "no_such_holdout", "schema": w.pg.schema}}))),
-    flow("missing-target-schema", "cannot create tables in schema", "WarehouseError",
+    flow("missing-target-schema", "does not exist in postgresql", "WarehouseError",
          spec(("target.schema", lambda w, n: w.missing_schema))),
     flow("target-role-without-create", "cannot create tables in schema", "WarehouseError",
          spec(("target.url", lambda w, n: pg_url(user=w.ro_role)), ("target.schema", lambda w, n: w.pg_ro.schema)),
@@ -530,7 +530,7 @@ MARIADB = [
          spec(("target.table", "taken_view"), where="mariadb"), where=("mariadb",)),
     flow("mariadb-target-name-too-long", "MySQL/MariaDB allows 64", "SpecError",
          spec(("target.table", "t" * 62), where="mariadb"), where=("mariadb",)),
-    flow("mariadb-missing-target-database", "cannot create tables in schema", "WarehouseError",
+    flow("mariadb-missing-target-database", "does not exist in mysql", "WarehouseError",
          spec(("target.schema", lambda w, n: w.missing_schema), where="mariadb"), where=("mariadb",)),
 ]
 

@@ -66,6 +66,13 @@ pytestmark = pytest.mark.integration
 DP_OUTPUTS: dict[str, str] = {
     # the accountant's figures: epsilon depends on the sample rate, which depends on the DP row-count estimate
     r"^mlflow:(?:logged_model:)?metric:epsilon_(spent|guarantee)$": "epsilon spent (and its guarantee), from the accountant",
+    r"^mlflow:(?:logged_model:)?metric:epsilon_table_(total|remaining)$":
+        "the ledger's total epsilon on the table (and what is left under the cap): sums of the accountant's figures",
+    r"^mlflow:model_version\[[^\]]+\]:tags\.synthgate\.epsilon$": "the model's epsilon, from the accountant",
+    r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Budget: epsilon #(\.#)? spent by this run":
+        "the run's description: epsilon (the accountant's) and the ledger's total",
+    r"^file:.*\.html:html:facts:Rows:# synthetic rows$": "the report's header: the DP row-count estimate",
+    r"^file:.*\.html:html:facts:Privacy budget:epsilon": "the report's header: epsilon (accountant) and the ledger's total",
     r"^mlflow:(?:logged_model:)?metric_history:epsilon_spent_so_far$": "epsilon after each epoch, from the accountant",
     r"^mlflow:(?:logged_model:)?metric:epsilon_spent_so_far$": "epsilon after the last epoch, from the accountant",
     r"^mlflow:(?:logged_model:)?param:(noise_multiplier|expected_batch_size|sample_rate|steps|epochs)$":
@@ -96,6 +103,7 @@ DP_OUTPUTS: dict[str, str] = {
         "epsilon and the noise multiplier, from the accountant",
     r"^prefect:log:train-generator:epoch #/#: epsilon spent #\.# \(<dur> s\)$": "epsilon per epoch (no loss)",
     r"^prefect:log:publish-table:published [^:]+ version #: # rows$": "the DP row-count estimate",
+    r"^prefect:log:sample-rows:sampled # synthetic rows$": "the DP row-count estimate",
     r"^prefect:artifact:synthgate-[^:]+-summary:markdown:\| synthetic table \|": "the DP row-count estimate",
     r"^prefect:artifact:synthgate-[^:]+-summary:markdown:\| epsilon spent / budget \|": "epsilon, from the accountant",
     r"^prefect:artifact:synthgate-[^:]+-verdict:markdown:epsilon spent": "epsilon, from the accountant",
@@ -117,13 +125,14 @@ KEYED_FINGERPRINT = "DP_OUTPUTS: the keyed fingerprint (HMAC-SHA256 under the se
 DISCLOSED: dict[str, str] = {
     r"^mlflow:(?:logged_model:)?metric:(quality|column_shapes|column_pair_trends|tstr|trtr|tstr_linear|trtr_linear|utility_gap|"
     r"dcr_share|nndr_ratio|mia_auc|exact_copies_training|exact_copies_holdout|exact_copy_excess|"
-    r"duplicate_key_share|(singling_out|linkability|inference)_risk|tvd_\dway(_holdout)?(_excess|_max)?|"
+    r"duplicate_key_share|(singling_out|linkability|inference)_risk(_low)?|tvd_\dway(_holdout)?(_excess|_max)?|"
     r"tvd_\dway_holdout_max|synthetic_suite_passed)$": "overall evaluation scores (disclosed aggregates)",
     r"^mlflow:(?:logged_model:)?metric:(column_shape|pair_trend|tvd_1way|tvd_1way_holdout)\.": "per-column/pair evaluation scores",
     r"^mlflow:(?:logged_model:)?metric:(median_dcr_training|median_dcr_holdout|nndr_training|nndr_holdout)$": "distance aggregates",
     r"^mlflow:(?:logged_model:)?metric:(singling_out|linkability|inference)[.\w]*\.(risk|ci_low|ci_high|attack_rate|control_rate|"
     r"baseline_rate)$": "Anonymeter-style attack rates (disclosed aggregates)",
     r"^mlflow:(?:logged_model:)?metric:(gate_\w+|gates_passed)$": "gate verdicts",
+    r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Gates: ": "gate verdicts, in the run's description",
     r"^file:home/mlartifacts/.*/artifacts/gates\.json:": "gate verdicts (measured score, threshold, pass)",
     r"^file:home/(mlartifacts/.*/artifacts/report/.*\.html|reports/.*\.html):html:(gates|fidelity|utility|privacy|"
     r"validity|summary):": "the report's evaluation tables and verdict",
@@ -399,7 +408,10 @@ def collect_mlflow(out: Collected, tracking_uri: str, run_id: str) -> None:
         else:
             out.put(f"mlflow:param:{k}", v)
     for k, v in run.data.tags.items():
-        out.put(f"mlflow:tag:{k}", v)
+        if k == "mlflow.note.content":  # the run's description: one location per line (the auditor's chain)
+            out.lines("mlflow:note", v, out.norm.text)
+        else:
+            out.put(f"mlflow:tag:{k}", v)
     for k, v in run.data.metrics.items():
         out.put(f"mlflow:metric:{k}", v)
         history = client.get_metric_history(run_id, k)
@@ -412,7 +424,8 @@ def collect_mlflow(out: Collected, tracking_uri: str, run_id: str) -> None:
                                            "tags": {t.key: t.value for t in di.tags}})
     out.raw.append(("mlflow run", repr(run.to_dictionary()).encode()))
     for mv in client.search_model_versions():
-        out.flat(f"mlflow:model_version[{mv.name}]:", {"description": mv.description, "tags": mv.tags,
+        out.lines(f"mlflow:model_version[{mv.name}]:description", mv.description or "", out.norm.text)
+        out.flat(f"mlflow:model_version[{mv.name}]:", {"tags": mv.tags,
                                                        "aliases": list(mv.aliases), "source": mv.source,
                                                        "run_id": mv.run_id, "status": mv.status})
         out.raw.append(("mlflow model version", repr(mv).encode()))

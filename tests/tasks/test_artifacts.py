@@ -34,3 +34,14 @@ def test_gate_table_rows():
         {"gate": "quality", "measured": 0.8712, "required": ">= 0.8500", "passed": True},
         {"gate": "dcr_share", "measured": 0.61, "required": "<= 0.5500", "passed": False},
     ]
+
+
+def test_summary_prints_the_ui_command_for_a_local_store_and_names_each_gate_plainly():
+    link = "mlflow ui --backend-store-uri sqlite:////srv/mlflow.db  # then open http://127.0.0.1:5000/#/runs/abc123"
+    text = summary_markdown(RunSummary(
+        spec_name="adult", verdict="PUBLISHED", source_table="adult", target_table="adult_synthetic", epsilon_budget=1.0,
+        delta=1e-5, mlflow_run_id="abc123", mlflow_link=link, verdicts=VERDICTS,
+    ))
+    assert ("| MLflow run | abc123: run `mlflow ui --backend-store-uri sqlite:////srv/mlflow.db`, then open "
+            "http://127.0.0.1:5000/#/runs/abc123 |") in text
+    assert "(Closeness to training rows)" in text and "](sqlite" not in text

@@ -17,3 +17,12 @@ def test_outside_a_flow_no_artifact_is_made():
 
 def test_metric_names_are_safe_for_mlflow():
     assert metric_name("column_shape.prix (€)") == "column_shape.prix _€_".replace("€", "_")
+
+
+def test_a_local_store_gets_the_command_that_opens_its_ui_not_a_sqlite_link():
+    link = "mlflow ui --backend-store-uri sqlite:////srv/mlflow.db  # then open http://127.0.0.1:5000/#/runs/1"
+    text = verdict_markdown("people", VERDICTS, link, 0.97)
+    assert ("MLflow run: run `mlflow ui --backend-store-uri sqlite:////srv/mlflow.db`, then open "
+            "http://127.0.0.1:5000/#/runs/1") in text
+    assert "](sqlite" not in text
+    assert "| mia_auc | 0.7000 | <= 0.6000 | **FAIL** | Membership guessing |" in text

@@ -1,0 +1,37 @@
+"""Headless Chromium for the browser tests (Debian's chromium and chromium-driver; the tests skip without them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMEDRIVER).exists() or not shutil.which("chromium"),
+    reason="Chromium and its driver come from Debian: apt-get install chromium chromium-driver",
+)
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
