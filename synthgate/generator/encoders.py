@@ -33,6 +33,7 @@ post-processing and needs no secrecy.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ from scipy.stats import norm
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.schema import Column, ColumnKind, numeric_precision
+
+log = logging.getLogger(__name__)
 
 RARE_LABEL = "_RARE_"
 
@@ -109,6 +112,7 @@ class NumericCodec:
     unit_bins: bool = False  # one fine bin per integer: decoded values are exact integers
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero: never sample NULL
     points: np.ndarray = field(default_factory=lambda: np.empty(0))  # DP-selected exact values, sorted
+    has_values: bool = True  # False: the range release could not locate the values: the column is sampled as NULL
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
@@ -125,6 +129,8 @@ class NumericCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
+        if not self.has_values:
+            return list(range(self.null_token))
         return [] if self.has_nulls else [self.null_token]
 
     def encode(self, series: pd.Series) -> np.ndarray:
@@ -172,6 +178,7 @@ class NumericCodec:
             "unit_bins": self.unit_bins,
             "has_nulls": self.has_nulls,
             "points": self.points.tolist(),
+            "has_values": self.has_values,
         }
 
 
@@ -288,6 +295,7 @@ class DPRange:
     core_high: float
     inner_low: float
     inner_high: float
+    located: bool = True  # False: no bin nor sum of bins cleared its threshold, the values' place is unknown
 
 
 def dp_range(
@@ -318,7 +326,9 @@ def dp_range(
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
     kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
-    core_first, core_last = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
+    pooled = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
+    located = pooled is not None
+    core_first, core_last = pooled if pooled is not None else (int(np.argmax(noisy)),) * 2
     # Below 2 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
     integer = column.kind is ColumnKind.INTEGER
     empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
@@ -331,16 +341,17 @@ def dp_range(
     return DPRange(
         bounds(first)[0], bounds(last)[1], tails,
         core_low=bounds(core_first)[0], core_high=bounds(core_last)[1],
-        inner_low=bounds(core_first)[1], inner_high=bounds(core_last)[0],
+        inner_low=bounds(core_first)[1], inner_high=bounds(core_last)[0], located=located,
     )
 
 
-def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
     """The core when no single bin clears the threshold: sums of 2, 4, 8, ... adjacent bins (post-processing of the
     same release, each sum's noise is sigma * sqrt(width)), the first width at which a sum clears its threshold.
 
     Data spread thin over many bins (300 dates over 55 years) is found where it is, instead of at the largest of
-    thousands of noisy empty bins; with no clear sum at any width, the largest bin is the core.
+    thousands of noisy empty bins; with no clear sum at any width, None: the values cannot be located (the
+    largest of a thousand noisy bins would put them anywhere, at 1e283 for a figure of 16,000 to 582,000).
     """
     width, levels = 2, max(int(noisy.size - 1).bit_length(), 1)  # the 1% chance of a false core spread over levels
     while width < noisy.size:
@@ -350,7 +361,7 @@ def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
         if clear.size:
             return int(starts[clear[0]]), int(min(starts[clear[-1]] + width, noisy.size) - 1)
         width *= 2
-    return (int(np.argmax(noisy)),) * 2
+    return None
 
 
 def zoom_range(
@@ -385,7 +396,7 @@ def zoom_range(
         return coarse
     return DPRange(
         low, high, coarse.tails, max(low, coarse.core_low), min(high, coarse.core_high),
-        inner_low=max(low, coarse.inner_low), inner_high=min(high, coarse.inner_high),
+        inner_low=max(low, coarse.inner_low), inner_high=min(high, coarse.inner_high), located=coarse.located,
     )
 
 
@@ -434,11 +445,13 @@ def fit_numeric(
     values = values[~np.isnan(values)]
     tails: list[tuple[float, float, float]] = []
     points = np.empty(0)
+    located = True
     public = public_min is not None and public_max is not None
     if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
         released, points, sigma = _release_range(column, values, sigma, threshold, accountant)
+        located = released.located
         low = float(public_min) if public_min is not None else released.low
         high = float(public_max) if public_max is not None else released.high
         tails = released.tails
@@ -459,7 +472,9 @@ def fit_numeric(
         starts = np.arange(len(probs) + 1, dtype=np.int64)
     else:
         starts = _quantile_starts(probs, max(n_coarse - len(points), 2))
-    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls, points)
+    if not located:  # never values from a guessed place: NULL only (the bins release is still made, as budgeted)
+        log.warning("column %s: too few values to locate under this budget: sampled as NULL", column.name)
+    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
 
 
 def _release_range(
@@ -646,6 +661,7 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             bool(state["unit_bins"]),
             bool(state.get("has_nulls", True)),
             np.asarray(state.get("points", []), dtype=float),
+            bool(state.get("has_values", True)),
         )
     return CategoricalCodec(
         column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True)),
