@@ -21,7 +21,7 @@ from synthgate import tracking
 from synthgate.errors import GateFailedError
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
-from tests.conftest import PG_URL
+from tests.flows.test_refresh_flow import write_spec as flow_spec
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +32,9 @@ GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_col
 
 
 def write_spec(tmp_path: Path, schema: str, gates: dict) -> Path:
-    spec = {
-        "name": "people",
-        "source": {"url": PG_URL, "table": "people", "schema": schema},
-        "target": {"url": PG_URL, "table": "people_synthetic", "schema": schema},
-        "holdout": {"fraction": 0.25},
-        "target_column": "churned",
-        "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}},
-        "privacy": {"epsilon": 2.0, "delta": 1e-5, "cap": 10.0},
-        "training": {"epochs": 4, "seed": 1},
-        "keys": ["customer_id"],
-        "gates": gates,
-        "rows": 1500,
-    }
-    path = tmp_path / "people.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    """The flow tests' people spec, with a cap, four epochs at epsilon 2 and these gates."""
+    return flow_spec(tmp_path, schema, privacy={"epsilon": 2.0, "delta": 1e-5, "cap": 10.0},
+                     training={"epochs": 4, "seed": 1}, gates=gates)
 
 
 def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefect_harness, workdir, pg_engine, pg_schema, people):
