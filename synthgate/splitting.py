@@ -18,8 +18,31 @@ def split_holdout(frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float) 
     fingerprint key, so nobody without it can tell which rows trained; the same rows stay out on every
     refresh of an unchanged table.
     """
-    held = row_hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
+    held = _copy_hashes(row_hashes) < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
     return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+
+
+def _copy_hashes(row_hashes: np.ndarray) -> np.ndarray:
+    """Each copy of a repeated row gets a hash of its own: the first keeps the row's hash, the k-th the row's hash
+    mixed with k (splitmix64; the row's hash is keyed, so the mix is as unpredictable).
+
+    Identical rows (71% of a survey table's rows repeat another) would otherwise all fall on one side, so a common
+    row would be wholly training or wholly holdout, and every synthetic copy of it would look like a copy of a
+    training row. Which copy counts as the k-th does not matter, they are the same values; removing one copy still
+    removes one hash (the last), so the training sets of neighbouring sources still differ by at most one row.
+    """
+    order = np.argsort(row_hashes, kind="stable")
+    ranked = row_hashes[order]
+    first = np.r_[True, ranked[1:] != ranked[:-1]] if ranked.size else np.zeros(0, dtype=bool)
+    positions = np.arange(ranked.size)
+    copy = np.empty(ranked.size, dtype=np.uint64)
+    copy[order] = (positions - np.maximum.accumulate(np.where(first, positions, 0))).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = row_hashes + copy * np.uint64(0x9E3779B97F4A7C15)
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        mixed = mixed ^ (mixed >> np.uint64(31))
+    return np.where(copy == 0, row_hashes, mixed)
 
 
 def check_holdout_columns(source: list[Column], holdout: list[Column]) -> None:

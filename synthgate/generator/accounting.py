@@ -125,13 +125,24 @@ def zcdp_rho(epsilon: float, delta: float) -> float:
     return root * root
 
 
-def preprocessing_noise(epsilon: float, delta: float, releases: int, share: float) -> float:
-    """Noise multiplier for each of ``releases`` Gaussian releases that together use ``share`` of the zCDP budget.
+def default_preprocessing_share(weight: float) -> float:
+    """Share of the zCDP budget for the releases before training when the spec sets none: 0.3 up to the weight of
+    a table of about 15 columns (80), then growing with the square root of the weight, to at most 0.5 (55 columns).
+
+    Every column's releases must clear thresholds set by their noise (a range, a category list), while DP-SGD's
+    noise is shared by all columns: on a wide table the releases, not the network, lose columns first.
+    """
+    return min(0.5, 0.3 * math.sqrt(max(weight, 80.0) / 80.0))
+
+
+def preprocessing_noise(epsilon: float, delta: float, weight: float, share: float) -> float:
+    """Noise multiplier of a weight-1 release, when Gaussian releases of total ``weight`` use ``share`` of the zCDP
+    budget (a release of weight w gets noise sigma / sqrt(w)).
 
     A Gaussian release with noise multiplier sigma costs rho = 1 / (2 sigma^2); zCDP composes additively.
     """
     rho = share * zcdp_rho(epsilon, delta)
-    return math.sqrt(releases / (2 * rho))
+    return math.sqrt(weight / (2 * rho))
 
 
 def sgd_noise_for_budget(

@@ -34,23 +34,16 @@ from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError
 from synthgate.generator.accounting import (
     PrivacyAccountant,
     Release,
+    default_preprocessing_share,
     preprocessing_noise,
     sgd_noise_for_budget,
 )
-from synthgate.generator.encoders import (
-    ZOOMED_KINDS,
-    CategoricalCodec,
-    Codec,
-    NumericCodec,
-    codec_from_state,
-    fit_categorical,
-    fit_numeric,
-    selection_threshold,
-)
+from synthgate.generator.codecs import CategoricalCodec, Codec, NumericCodec, codec_from_state
 from synthgate.generator.dpsgd import DPSGD
 from synthgate.generator.faking import fake_column
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
+from synthgate.generator.releases import budget_weight, fit_categorical, fit_numeric
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
@@ -71,6 +64,7 @@ class TrainingPlan:
     noise_multiplier: float
     preprocessing_noise: float
     preprocessing_releases: int
+    preprocessing_share: float = 0.3  # of the zCDP budget (plans saved before it was recorded: the default then)
 
 
 @dataclass(frozen=True)
@@ -128,6 +122,7 @@ class DPSynthesizer:
         self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
         self.fakes = {c.name: self._policy(c.name).fake for c in columns if self._policy(c.name).policy == "fake"}
         self.rows_per_key: dict[str, float] = {}  # DP estimate of rows per value of each faked key column
+        self.preprocessing_share = privacy.preprocessing_share or 0.3  # set from the releases' weight by preprocess
         learned = [c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical")]
         learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
         # The target goes last, so its head conditions on every other column.
@@ -146,21 +141,20 @@ class DPSynthesizer:
 
     # -- preprocess ---------------------------------------------------------------------
 
-    def _releases_needed(self) -> tuple[int, int]:
-        """(Gaussian releases before training, columns whose categories or point masses are selected privately)."""
-        releases, selected = 1, 0  # 1: the row count
-        releases += sum(kind in KEY_FAKES for kind in self.fakes.values())  # distinct values of each key
+    def _release_weight(self) -> tuple[float, int]:
+        """(Budget weight of the Gaussian releases before training, columns that select values privately)."""
+        weight, selected = 1.0, 0  # 1: the row count
+        weight += sum(kind in KEY_FAKES for kind in self.fakes.values())  # distinct values of each key
         for column in self.learned:
             policy = self._policy(column.name)
-            if column.kind.is_numeric:
-                public = policy.min is not None and policy.max is not None
-                # bins; range; zoom, or point masses (floats), or more weight on the bins
-                releases += 1 if public else 3 if column.kind in ZOOMED_KINDS else 2
-                selected += int(column.kind is ColumnKind.FLOAT and not public)
-            else:  # the categories and NULL count, or the NULL count of a public domain (booleans, declared categories)
-                releases += 1
-                selected += int(column.kind is ColumnKind.CATEGORICAL and policy.categories is None)
-        return releases, selected
+            column_weight, selects = budget_weight(
+                column,
+                public_bounds=policy.min is not None and policy.max is not None,
+                public_domain=policy.categories is not None,
+            )
+            weight += column_weight
+            selected += selects
+        return weight, selected
 
     def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> tuple[np.ndarray, float, float]:
         """Release the codecs under DP (noise from the accountant's OS-entropy source) and encode the rows.
@@ -169,14 +163,13 @@ class DPSynthesizer:
         """
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
-        releases, selected = self._releases_needed()
-        sigma = preprocessing_noise(
-            self.privacy.epsilon, accountant.delta_composed, releases, self.privacy.preprocessing_share
-        )
+        weight, selected = self._release_weight()
+        self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(weight)
+        sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, weight, self.preprocessing_share)
         noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0])
         noisy_rows = max(noisy_rows, 1.0)
         _check_rows(noisy_rows, self.privacy.delta)
-        threshold = selection_threshold(sigma, accountant.delta_selection / max(selected, 1)) if selected else 0.0
+        selection_delta = accountant.delta_selection / max(selected, 1)
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant)
             for name, kind in self.fakes.items() if kind in KEY_FAKES
@@ -193,7 +186,7 @@ class DPSynthesizer:
                     n_rows=noisy_rows,
                     n_coarse=self.training.numeric_bins,
                     sigma=sigma,
-                    threshold=threshold,
+                    selection_delta=selection_delta,
                     accountant=accountant,
                 )
             else:
@@ -202,7 +195,7 @@ class DPSynthesizer:
                     data[column.name],
                     public_categories=policy.categories,
                     sigma=sigma,
-                    threshold=threshold,
+                    selection_delta=selection_delta,
                     accountant=accountant,
                 )
             self.codecs.append(codec)
@@ -259,6 +252,7 @@ class DPSynthesizer:
             steps=steps,
             noise_multiplier=noise,
             preprocessing_noise=preprocessing_sigma,
+            preprocessing_share=self.preprocessing_share,
             preprocessing_releases=len(accountant.releases),
         )
 
@@ -268,7 +262,7 @@ class DPSynthesizer:
         # The seed sets the initial weights only (no secrecy needed). Every DP draw comes from the
         # accountant's SecureNoise (OS entropy, fresh per fit) or a torch generator made by it.
         torch.manual_seed(self.training.seed)
-        _, selected = self._releases_needed()
+        _, selected = self._release_weight()
         accountant = PrivacyAccountant(
             delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
         )

@@ -68,7 +68,7 @@ def test_zcdp_rho_inverts_the_conversion():
 
 
 def test_preprocessing_share_of_rho():
-    sigma = preprocessing_noise(1.0, 1e-5, releases=10, share=0.1)
+    sigma = preprocessing_noise(1.0, 1e-5, weight=10, share=0.1)
     assert 10 / (2 * sigma**2) == pytest.approx(0.1 * zcdp_rho(1.0, 1e-5))
 
 

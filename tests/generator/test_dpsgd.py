@@ -63,21 +63,32 @@ def test_matches_opacus_ghost_clipping_without_noise():
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     loader = DataLoader(TensorDataset(tokens), batch_size=32)
     private, private_opt, criterion, _ = PrivacyEngine().make_private(
-        module=reference, optimizer=optimizer, data_loader=loader, criterion=TokenNLL(),
-        noise_multiplier=0.0, max_grad_norm=0.7, grad_sample_mode="ghost", poisson_sampling=False,
+        module=reference,
+        optimizer=optimizer,
+        data_loader=loader,
+        criterion=TokenNLL(),
+        noise_multiplier=0.0,
+        max_grad_norm=0.7,
+        grad_sample_mode="ghost",
+        poisson_sampling=False,
     )
     private_opt.expected_batch_size = 32
     criterion(private(tokens), tokens).backward()
     private_opt.step()
-    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+    for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
 
 
 def test_noise_has_the_calibrated_scale():
     model, tokens = model_and_batch(seed=3)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    dp = DPSGD(model, torch.optim.SGD(model.parameters(), lr=1.0), noise_multiplier=50.0, max_grad_norm=1.0,
-               expected_batch_size=10)
+    dp = DPSGD(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        noise_multiplier=50.0,
+        max_grad_norm=1.0,
+        expected_batch_size=10,
+    )
     assert dp.step(tokens[:0]) is None  # an empty batch: the update is pure noise; no loss comes back
     deltas = torch.cat([(p.detach() - before[n]).flatten() for n, p in model.named_parameters()])
     assert abs(float(deltas.std()) - 5.0) < 0.3  # noise_multiplier * clip / expected batch
@@ -116,8 +127,14 @@ def opacus_update(noise_multiplier, clip, expected_batch, batch, generator, glob
     before = flat(model)
     loader = DataLoader(TensorDataset(batch), batch_size=expected_batch)
     private, optimizer, criterion, _ = PrivacyEngine().make_private(
-        module=model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0), data_loader=loader, criterion=TokenNLL(),
-        noise_multiplier=noise_multiplier, max_grad_norm=clip, grad_sample_mode="ghost", poisson_sampling=True,
+        module=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+        data_loader=loader,
+        criterion=TokenNLL(),
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=clip,
+        grad_sample_mode="ghost",
+        poisson_sampling=True,
         noise_generator=generator,
     )
     optimizer.expected_batch_size = expected_batch

@@ -97,7 +97,7 @@ def test_saved_generator_holds_no_real_value(fitted, people, tmp_path):
 
 def test_budget_too_small_for_training_is_refused(people):
     # Under fresh noise (sigma in the hundreds here) the DP row count may itself come out below the minimum.
-    with pytest.raises((PrivacyBudgetError, DataValidationError), match="too small|at least 50 are needed"):
+    with pytest.raises((PrivacyBudgetError, DataValidationError), match=r"too small|at least 50 are needed"):
         synthesizer(epsilon=0.01, epochs=50).fit(people.head(300))
 
 
@@ -137,7 +137,7 @@ def test_refits_release_fresh_noise_whatever_the_seeds(people):
     for a, b in [(fits[0], fits[1]), (fits[1], fits[2]), (fits[0], fits[2])]:
         # the numeric histograms are fresh releases (one whose denoised histogram kept a single bin reads [1.0]
         # whatever the noise, so not every codec can show it)
-        numeric = [(x, y) for x, y in zip(a.codecs, b.codecs) if hasattr(x, "fine_probs")]
+        numeric = [(x, y) for x, y in zip(a.codecs, b.codecs, strict=True) if hasattr(x, "fine_probs")]
         assert any(not np.array_equal(x.fine_probs, y.fine_probs) for x, y in numeric)
         assert not torch.equal(weights(a), weights(b))  # and the DP-SGD noise and sampling are fresh
         assert not a.sample(200, seed=1).equals(b.sample(200, seed=1))
@@ -146,7 +146,7 @@ def test_refits_release_fresh_noise_whatever_the_seeds(people):
 def test_released_counts_are_integers(fitted):
     noisy_rows, _ = released(fitted)
     assert isinstance(noisy_rows, int)
-    region = next(codec for c, codec in zip(fitted.learned, fitted.codecs) if c.name == "region")
+    region = next(codec for c, codec in zip(fitted.learned, fitted.codecs, strict=True) if c.name == "region")
     assert set(region.categories) <= {"north", "south", "east", "west"}
 
 
@@ -208,17 +208,28 @@ def test_weight_average_warms_up_then_follows_its_decay():
 def test_a_key_keeps_its_rows_per_value_and_is_not_learned():
     rng = np.random.default_rng(15)
     n = 3000
-    frame = pd.DataFrame({
-        "case_no": rng.integers(0, 1000, n),  # about three rows a case, recognised by name (profiling fakes it)
-        "ref": [f"R{k:05d}" for k in rng.integers(0, 1500, n)],  # a string key no name rule knows: from the release
-        "age": rng.integers(18, 90, n),
-        "plan": rng.choice(["a", "b", "c"], n),
-    })
-    columns = [Column("case_no", ColumnKind.INTEGER, "BIGINT"), Column("ref", ColumnKind.CATEGORICAL, "TEXT"),
-               Column("age", ColumnKind.INTEGER, "BIGINT"), Column("plan", ColumnKind.CATEGORICAL, "TEXT")]
+    frame = pd.DataFrame(
+        {
+            "case_no": rng.integers(0, 1000, n),  # about three rows a case, recognised by name (profiling fakes it)
+            "ref": [f"R{k:05d}" for k in rng.integers(0, 1500, n)],  # a string key no name rule knows: from the release
+            "age": rng.integers(18, 90, n),
+            "plan": rng.choice(["a", "b", "c"], n),
+        }
+    )
+    columns = [
+        Column("case_no", ColumnKind.INTEGER, "BIGINT"),
+        Column("ref", ColumnKind.CATEGORICAL, "TEXT"),
+        Column("age", ColumnKind.INTEGER, "BIGINT"),
+        Column("plan", ColumnKind.CATEGORICAL, "TEXT"),
+    ]
     policies = {"case_no": ColumnPolicy(policy="fake", fake="id")}
-    synth = DPSynthesizer(columns, policies, PrivacyBudget(epsilon=4.0, delta=1e-5),
-                          Training(epochs=2, hidden_dim=16, embedding_dim=4), None)
+    synth = DPSynthesizer(
+        columns,
+        policies,
+        PrivacyBudget(epsilon=4.0, delta=1e-5),
+        Training(epochs=2, hidden_dim=16, embedding_dim=4),
+        None,
+    )
     synth.fit(frame)
     assert [c.name for c in synth.learned] == ["age", "plan"]  # neither key is learned (nor scored)
     assert synth.fakes["ref"] == "uuid"
@@ -226,3 +237,30 @@ def test_a_key_keeps_its_rows_per_value_and_is_not_learned():
     rows_per_case = n / out["case_no"].nunique()
     assert 2.0 < rows_per_case < 4.5  # about three rows a case, as in the source
     assert out["ref"].notna().all()
+
+
+@pytest.mark.parametrize("columns", [15, 55])
+def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, columns):
+    from synthgate.generator.accounting import PrivacyAccountant, default_preprocessing_share, zcdp_rho
+
+    # A wide table: copies of the people columns (numbers, categories, a datetime, booleans) up to `columns`.
+    extra = max(0, columns - len(COLUMNS))
+    frame = pd.concat([people] + [people[["age", "region"]].add_suffix(f"_{i}") for i in range(extra // 2)], axis=1)
+    wide = COLUMNS + [
+        Column(f"{c.name}_{i}", c.kind, c.sql_type)
+        for i in range(extra // 2)
+        for c in COLUMNS
+        if c.name in ("age", "region")
+    ]
+    synth = DPSynthesizer(wide, POLICIES, PrivacyBudget(epsilon=1.0, delta=1e-5), Training(seed=1), "churned")
+    accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
+    synth.preprocess(frame, accountant)
+    spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)  # zCDP of Gaussian releases adds
+    share = synth.preprocessing_share
+    assert spent == pytest.approx(share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
+    weight, _ = synth._release_weight()
+    assert share == default_preprocessing_share(weight)
+    assert (share == 0.3) == (columns == 15) and share <= 0.5  # wide tables give the releases more
+    categories = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("categories:")]
+    bins = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("bins:age")]
+    assert categories and max(categories) < 0.5 * min(bins)  # a category list gets less noise than a histogram

@@ -44,8 +44,9 @@ def test_one_added_row_moves_at_most_that_row_between_train_and_holdout(pg_engin
     assert len(ids(train_after) ^ ids(train_before)) + len(ids(holdout_after) ^ ids(holdout_before)) == 1
     assert 0.2 < len(holdout_before) / len(before.frame) < 0.3
     # a permutation of positions (the old split) would have moved hundreds of rows; a new key draws a new split
-    train_other, _ = split_holdout(before.frame, extract_table(load(pg_engine, pg_schema, "again", people),
-                                                               key=b"another key").row_hashes, 0.25)
+    train_other, _ = split_holdout(
+        before.frame, extract_table(load(pg_engine, pg_schema, "again", people), key=b"another key").row_hashes, 0.25
+    )
     assert len(ids(train_other) ^ ids(train_before)) > 100
 
 
@@ -56,6 +57,7 @@ def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
     path = settings.secrets_dir / "fingerprint.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
+
 
 def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema):
     frame = pd.DataFrame({"d": [dt.date(2020, 1, 1)] * 5 + [dt.date(9999, 12, 31)], "x": range(6)})
@@ -70,3 +72,17 @@ def test_the_default_row_count_is_the_sources_estimate():
 
     assert source_rows(8000, 0.2) == 10_000  # the training split's count, scaled back by the public holdout share
     assert source_rows(8000, None) == 8000  # a separate holdout table: the whole source trained
+
+
+def test_copies_of_a_repeated_row_fall_on_both_sides(pg_engine, pg_schema):
+    # A survey table where rows repeat: 40 distinct rows, 150 copies each. Hashed by content alone, every copy of a
+    # row fell on the same side, and synthetic copies of common rows read as copies of training rows.
+    frame = pd.DataFrame({"plan": [f"p{i % 40}" for i in range(6000)], "visits": [i % 40 for i in range(6000)]})
+    extract = extract_table(load(pg_engine, pg_schema, "survey", frame), key=KEY)
+    train, holdout = split_holdout(extract.frame, extract.row_hashes, 0.25)
+    per_row = holdout.groupby("plan").size() / frame.groupby("plan").size()
+    assert per_row.between(0.1, 0.4).all() and len(per_row) == 40  # every row both trained and held out
+    # removing one copy of a row still moves at most that one copy
+    fewer = extract_table(load(pg_engine, pg_schema, "survey_less", frame.iloc[1:]), key=KEY)
+    train_fewer, holdout_fewer = split_holdout(fewer.frame, fewer.row_hashes, 0.25)
+    assert abs(len(train) - len(train_fewer)) + abs(len(holdout) - len(holdout_fewer)) == 1

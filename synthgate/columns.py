@@ -1,0 +1,89 @@
+"""Column values as numbers: the one float view of a numeric column that the generator, the evaluation and the
+report share (datetimes as seconds since the epoch, nulls as NaN), and its inverse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from synthgate.schema import Column, ColumnKind, numeric_precision
+
+# The largest doubles an int64 holds: decoded integers are clipped to them (a bin edge may lie beyond 2**63).
+_INT64_LOW, _INT64_HIGH = -(2.0**63), float(np.nextafter(2.0**63, 0))
+
+
+def to_numeric(series: pd.Series, column: Column) -> np.ndarray:
+    """Float view of a numeric column; datetimes as seconds since the epoch; nulls as NaN."""
+    if column.kind is ColumnKind.DATETIME:
+        stamps = pd.to_datetime(series, utc=column.timezone, errors="coerce")
+        if column.timezone:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        seconds = stamps.dt.as_unit("ns").astype("int64").to_numpy(dtype=float) / 1e9  # whatever the resolution
+        return np.where(stamps.isna().to_numpy(), np.nan, seconds)
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def from_numeric(values: np.ndarray, column: Column) -> pd.Series:
+    """Values of ``column``'s type from floats (the inverse of :func:`to_numeric`): datetimes in whole seconds (in UTC
+    for a time zone), integers rounded, NUMERIC(p, s) rounded to its scale."""
+    if column.kind is ColumnKind.DATETIME:
+        # Whole seconds as nullable integers: pandas' float path can overflow on NaN.
+        stamps = pd.to_datetime(pd.Series(np.round(values)).astype("Int64"), unit="s", errors="coerce")
+        stamps = stamps.astype("datetime64[ns]")  # the resolution readers and SDMetrics expect (to_datetime gives [s])
+        return stamps.dt.tz_localize("UTC") if column.timezone else stamps
+    if column.kind is ColumnKind.INTEGER:
+        null = np.isnan(values)
+        whole = np.clip(np.round(np.where(null, 0, values)), _INT64_LOW, _INT64_HIGH)
+        return pd.Series(pd.arrays.IntegerArray(whole.astype(np.int64), null))
+    declared = numeric_precision(column.sql_type)
+    if declared is not None:  # NUMERIC(p, s): values at the source's scale (an amount has cents, not 15 decimals)
+        values = np.round(values, declared[1])
+    return pd.Series(values, dtype=float)
+
+
+def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.TypeEngine]:
+    """The SQL type each column of ``frame`` is published (and described in lineage) as, from its column kind."""
+    by_name = {c.name: c for c in columns}
+    types: dict[str, sa.types.TypeEngine] = {}
+    for name in frame.columns:
+        column = by_name.get(name)
+        kind = column.kind if column else None
+        if kind is not ColumnKind.CATEGORICAL and pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
+            types[name] = sa.Text()  # a faked column (uuid) of a non-text source column holds strings
+        elif kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
+            types[name] = sa.BigInteger()
+        elif kind is ColumnKind.FLOAT:
+            types[name] = _float_type(column, frame[name])
+        elif kind is ColumnKind.BOOLEAN:
+            types[name] = sa.Boolean()
+        elif kind is ColumnKind.DATETIME:
+            types[name] = sa.DateTime(timezone=bool(column and column.timezone))
+        else:
+            types[name] = sa.Text()
+    return types
+
+
+#: MySQL/MariaDB's DECIMAL holds at most 65 digits, 30 of them after the point.
+_MAX_PRECISION, _MAX_SCALE = 65, 30
+
+
+def _float_type(column: Column | None, values: pd.Series) -> sa.types.TypeEngine:
+    """A FLOAT column: 8-byte DOUBLE (never MySQL's 4-byte FLOAT), or ``NUMERIC(p, s)`` where the source declared one.
+
+    The declared precision is widened when the synthetic values need more digits before the point (a DP range may
+    reach past the source's largest value); past 65 digits (MySQL/MariaDB's limit) the column is a DOUBLE.
+    """
+    declared = numeric_precision(column.sql_type) if column is not None else None
+    if declared is None:
+        return sa.Double()
+    precision, scale = declared
+    finite = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = np.abs(finite[np.isfinite(finite)])
+    largest = float(finite.max()) if finite.size else 0.0
+    digits = int(np.floor(np.log10(largest))) + 1 if largest >= 1 else 1
+    precision = max(precision, scale + digits)
+    if precision > _MAX_PRECISION or scale > _MAX_SCALE:
+        return sa.Double()
+    return sa.Numeric(precision, scale)
