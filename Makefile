@@ -23,6 +23,16 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# ruff (rules and format) over the whole tree, mypy over synthgate/ (configs in pyproject.toml): all three run, and
+# the rule fails if any of them found something.
+lint: install
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[lint]"
+	status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy synthgate || status=1; \
+	exit $$status
+
 # pip-audit over the locked dependencies (constraints.txt): fails only on known vulnerabilities that have a fix;
 # says NOT AUDITED (and passes) when the vulnerability service cannot be reached. SYNTHGATE_AUDIT_STRICT=1: fail then.
 audit: install
@@ -30,4 +40,4 @@ audit: install
 	$(BIN)/python -m tools.dependency_audit --requirements constraints.txt
 
 clean:
-	rm -rf $(VENV) .synthgate .pytest_cache
+	rm -rf $(VENV) .synthgate .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,10 @@ class Dataset:
 def adult() -> Dataset:
     train = pd.read_csv(ROOT / "demo/data/adult/train.csv")
     holdout = pd.read_csv(ROOT / "demo/data/adult/test.csv")
-    columns = [Column(n, ColumnKind.INTEGER if train[n].dtype.kind == "i" else ColumnKind.CATEGORICAL, "") for n in train.columns]
+    columns = [
+        Column(n, ColumnKind.INTEGER if train[n].dtype.kind == "i" else ColumnKind.CATEGORICAL, "")
+        for n in train.columns
+    ]
     return Dataset("adult", train, holdout, columns, "income")
 
 
@@ -38,7 +41,9 @@ def mpls_stops() -> Dataset:
     train = frame.drop(holdout.index)
     kinds = {"date": ColumnKind.DATETIME, "lat": ColumnKind.FLOAT, "long": ColumnKind.FLOAT}
     columns = [Column(n, kinds.get(n, ColumnKind.CATEGORICAL), "", n == "date") for n in frame.columns]
-    return Dataset("mpls_stops", train.reset_index(drop=True), holdout.reset_index(drop=True), columns, "personSearch", ("idNum",))
+    return Dataset(
+        "mpls_stops", train.reset_index(drop=True), holdout.reset_index(drop=True), columns, "personSearch", ("idNum",)
+    )
 
 
 DATASETS = {"adult": adult, "mpls_stops": mpls_stops}

@@ -77,8 +77,17 @@ def main() -> None:
         with engine.connect() as conn:
             loaded = conn.execute(sa.text(f'SELECT count(*) FROM "{schema}".load_rate')).scalar()
         assert loaded == args.rows, (loaded, args.rows)
-        print(json.dumps({"rows": args.rows, "columns": len(COLUMNS), "seconds": round(seconds, 2),
-                          "rows_per_second": round(args.rows / seconds), "version": published.version}))
+        print(
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "columns": len(COLUMNS),
+                    "seconds": round(seconds, 2),
+                    "rows_per_second": round(args.rows / seconds),
+                    "version": published.version,
+                }
+            )
+        )
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

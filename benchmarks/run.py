@@ -23,30 +23,76 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.datasets import DATASETS, Dataset  # noqa: E402
-from synthgate.evaluation.fidelity import quality  # noqa: E402
-from synthgate.evaluation.privacy import dcr  # noqa: E402
-from synthgate.evaluation.utility import tstr  # noqa: E402
-from synthgate.schema import ColumnKind  # noqa: E402
+from benchmarks.datasets import DATASETS, Dataset
+from synthgate.evaluation.fidelity import quality
+from synthgate.evaluation.privacy import dcr
+from synthgate.evaluation.utility import tstr
+from synthgate.schema import ColumnKind
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = {"synthgate": ROOT / ".venv/bin/python", "mostlyai": ROOT / ".bench/mostlyai/bin/python", "smartnoise": ROOT / ".bench/smartnoise/bin/python"}
-SYSTEMS = ["real", "synthgate", "synthgate-eps100", "mostlyai-dp", "mostlyai", "smartnoise-mst", "smartnoise-aim", "smartnoise-dpctgan"]
-DEFAULT_SYSTEMS = ["real", "synthgate", "synthgate-eps100", "mostlyai-dp", "mostlyai", "smartnoise-mst"]  # AIM: hours on 2 cores
+PYTHON = {
+    "synthgate": ROOT / ".venv/bin/python",
+    "mostlyai": ROOT / ".bench/mostlyai/bin/python",
+    "smartnoise": ROOT / ".bench/smartnoise/bin/python",
+}
+SYSTEMS = [
+    "real",
+    "synthgate",
+    "synthgate-eps100",
+    "mostlyai-dp",
+    "mostlyai",
+    "smartnoise-mst",
+    "smartnoise-aim",
+    "smartnoise-dpctgan",
+]
+DEFAULT_SYSTEMS = [
+    "real",
+    "synthgate",
+    "synthgate-eps100",
+    "mostlyai-dp",
+    "mostlyai",
+    "smartnoise-mst",
+]  # AIM: hours on 2 cores
 
 
-def command(system: str, data: Dataset, train_csv: Path, out: Path, epsilon: float, delta: float, seed: int) -> list[str]:
+def command(
+    system: str, data: Dataset, train_csv: Path, out: Path, epsilon: float, delta: float, seed: int
+) -> list[str]:
     common = ["--out", str(out), "--epsilon", str(epsilon), "--delta", str(delta), "--seed", str(seed)]
     if system.startswith("synthgate"):
         eps = "100" if system == "synthgate-eps100" else str(epsilon)
-        return [str(PYTHON["synthgate"]), str(ROOT / "benchmarks/run_synthgate.py"), "--dataset", data.name, *common[:2],
-                "--epsilon", eps, "--delta", str(delta), "--seed", str(seed)]
+        return [
+            str(PYTHON["synthgate"]),
+            str(ROOT / "benchmarks/run_synthgate.py"),
+            "--dataset",
+            data.name,
+            *common[:2],
+            "--epsilon",
+            eps,
+            "--delta",
+            str(delta),
+            "--seed",
+            str(seed),
+        ]
     datetimes = ",".join(c.name for c in data.columns if c.kind is ColumnKind.DATETIME)
     peer = ["--train", str(train_csv), "--rows", str(len(data.train)), "--datetime", datetimes, *common]
     if system.startswith("mostlyai"):
         extra = [] if system == "mostlyai-dp" else ["--no-dp", "--max-training-time", "3"]
-        return [str(PYTHON["mostlyai"]), str(ROOT / "benchmarks/peers/run_mostlyai.py"), *peer, "--target", data.target, *extra]
-    return [str(PYTHON["smartnoise"]), str(ROOT / "benchmarks/peers/run_smartnoise.py"), *peer, "--synth", system.split("-")[1]]
+        return [
+            str(PYTHON["mostlyai"]),
+            str(ROOT / "benchmarks/peers/run_mostlyai.py"),
+            *peer,
+            "--target",
+            data.target,
+            *extra,
+        ]
+    return [
+        str(PYTHON["smartnoise"]),
+        str(ROOT / "benchmarks/peers/run_smartnoise.py"),
+        *peer,
+        "--synth",
+        system.split("-")[1],
+    ]
 
 
 def load_synthetic(path: Path, data: Dataset) -> pd.DataFrame:
@@ -62,9 +108,10 @@ def load_synthetic(path: Path, data: Dataset) -> pd.DataFrame:
 
 
 def score(data: Dataset, synthetic: pd.DataFrame) -> dict[str, float]:
-    fid = quality(data.train, synthetic, data.columns)
-    util = tstr(data.train, synthetic, data.holdout, data.columns, data.target)
-    distance = dcr(data.train, data.holdout, synthetic, data.columns)
+    frames = {"train": data.train, "holdout": data.holdout, "synthetic": synthetic, "columns": data.columns}
+    fid = quality(train=data.train, synthetic=synthetic, columns=data.columns)
+    util = tstr(**frames, target=data.target)
+    distance = dcr(**frames)
     return {
         "quality": round(fid.quality, 4),
         "column_shapes": round(fid.column_shapes, 4),
@@ -77,7 +124,9 @@ def score(data: Dataset, synthetic: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def run_system(system: str, data: Dataset, workdir: Path, epsilon: float, delta: float, seed: int, timeout: int) -> dict:
+def run_system(
+    system: str, data: Dataset, workdir: Path, epsilon: float, delta: float, seed: int, timeout: int
+) -> dict:
     if system == "real":
         return {"system": "real (train = synthetic)", **score(data, data.train)}
     out = workdir / f"{system}.csv"
@@ -101,8 +150,20 @@ def run_system(system: str, data: Dataset, workdir: Path, epsilon: float, delta:
     return {**timings, "system": system, "wall_seconds": round(wall, 1), **scores}
 
 
-COLUMNS = ["system", "epsilon", "epsilon_spent", "quality", "column_shapes", "column_pair_trends", "tstr_auc", "dcr_share",
-           "exact_copies_training", "train_seconds", "sample_rows_per_second", "peak_rss_mb"]
+COLUMNS = [
+    "system",
+    "epsilon",
+    "epsilon_spent",
+    "quality",
+    "column_shapes",
+    "column_pair_trends",
+    "tstr_auc",
+    "dcr_share",
+    "exact_copies_training",
+    "train_seconds",
+    "sample_rows_per_second",
+    "peak_rss_mb",
+]
 
 
 def markdown(rows: list[dict], title: str) -> str:
@@ -138,7 +199,10 @@ def main() -> None:
                 row["epsilon"] = row.get("epsilon", epsilon if system != "real" else "-")
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
-        title = f"{args.dataset}: train {len(data.train):,} rows, holdout {len(data.holdout):,}, epsilon {epsilon:g}, delta {args.delta:g}"
+        title = (
+            f"{args.dataset}: train {len(data.train):,} rows, holdout {len(data.holdout):,}, "
+            f"epsilon {epsilon:g}, delta {args.delta:g}"
+        )
         stem = f"{args.dataset}_eps{epsilon:g}"  # not Path.with_suffix: "eps0.5" has a dot of its own
         (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
         (args.out / f"{stem}.md").write_text(markdown(rows, title))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.datasets import DATASETS  # noqa: E402
-from synthgate.generator import DPSynthesizer  # noqa: E402
-from synthgate.spec import PrivacyBudget, Training  # noqa: E402
+from benchmarks.datasets import DATASETS
+from synthgate.generator import DPSynthesizer
+from synthgate.spec import PrivacyBudget, Training
 
 
 def main() -> None:
@@ -27,7 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     data = DATASETS[args.dataset]()
     training = Training(seed=args.seed, **json.loads(args.training))
-    synth = DPSynthesizer(data.columns, {}, PrivacyBudget(epsilon=args.epsilon, delta=args.delta), training, data.target)
+    synth = DPSynthesizer(
+        data.columns, {}, PrivacyBudget(epsilon=args.epsilon, delta=args.delta), training, data.target
+    )
     began = time.perf_counter()
     summary = synth.fit(data.train)
     train_seconds = time.perf_counter() - began
@@ -36,15 +38,23 @@ def main() -> None:
     rows = synth.sample(200_000)
     sample_seconds = time.perf_counter() - began
     rows.head(len(data.train)).to_csv(args.out, index=False)
-    print(json.dumps({
-        "system": "synthgate" if args.epsilon <= 50 else f"synthgate-eps{args.epsilon:g}",
-        "train_seconds": round(train_seconds, 2),
-        "sample_rows_per_second": round(200_000 / sample_seconds),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "epsilon": args.epsilon,
-        "epsilon_spent": round(summary.epsilon, 4),
-        "plan": {"epochs": summary.plan.epochs, "batch": summary.plan.expected_batch_size, "noise": round(summary.plan.noise_multiplier, 3)},
-    }))
+    print(
+        json.dumps(
+            {
+                "system": "synthgate" if args.epsilon <= 50 else f"synthgate-eps{args.epsilon:g}",
+                "train_seconds": round(train_seconds, 2),
+                "sample_rows_per_second": round(200_000 / sample_seconds),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "epsilon": args.epsilon,
+                "epsilon_spent": round(summary.epsilon, 4),
+                "plan": {
+                    "epochs": summary.plan.epochs,
+                    "batch": summary.plan.expected_batch_size,
+                    "noise": round(summary.plan.noise_multiplier, 3),
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Prefect flows: the refresh pipeline, stage by stage."""
+"""Prefect flows: the refresh pipeline, stage by stage, and the deployments that run it (deploy.py)."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthgate.deployments import TABLES_DIR
 from synthgate.spec import TableSpec, spec_from_dict
 
 #: What started a run: cli, demo, refresh-all, or for a deployment's run schedule, ui, api, automation (recorded in the
@@ -56,7 +57,7 @@ class RefreshAllParameters(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="Refresh-all parameters")
 
     specs_dir: str = Field(
-        default="deployments/tables", min_length=1, description="Folder of table spec YAML files (relative to the project folder)."
+        default=str(TABLES_DIR), min_length=1, description="Folder of table spec YAML files (relative to the project folder)."
     )
     pattern: str = Field(default="*.yaml", min_length=1, description="Glob of the spec files inside the folder.")
 

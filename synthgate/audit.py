@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from synthgate import tracking
+from synthgate.deployments import TABLES_DIR
 from synthgate.errors import SpecError
 from synthgate.settings import Settings
 from synthgate.spec import TableSpec, load_spec
@@ -23,11 +24,10 @@ from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine, qualified
 from synthgate.warehouse.publish import kept_versions
 
-DEFAULT_SPECS_DIR = Path("deployments/tables")
 log = logging.getLogger(__name__)
 
 
-def resolve_spec(spec_or_table: str, specs_dir: Path = DEFAULT_SPECS_DIR) -> TableSpec:
+def resolve_spec(spec_or_table: str, specs_dir: Path = TABLES_DIR) -> TableSpec:
     """A spec file path, or a table's name: the spec in ``specs_dir`` whose ``name`` or ``target.table`` it is."""
     path = Path(spec_or_table)
     if path.suffix in (".yaml", ".yml") or path.is_file():

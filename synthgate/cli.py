@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from synthgate.errors import SynthgateError, UsageError
+from synthgate.deployments import TABLES_DIR
+from synthgate.errors import SynthgateError, UsageError, one_line
 
 if TYPE_CHECKING:
     from synthgate.spec import TableSpec
@@ -39,15 +40,20 @@ class _CleanErrors(TyperGroup):
             command = getattr(context, "command_path", None) or "synthgate"
             message = " ".join(exc.format_message().split())
             _fail(UsageError(f"{message} (see `{command} --help`)"), bool(ctx.meta.get("synthgate.json")))
+        except SynthgateError as exc:  # what a command lets through: its one line (with --debug, its traceback too)
+            _fail(exc, bool(ctx.meta.get("synthgate.json")))
         except Exception as exc:
             if _DEBUG or type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort
                 raise
             as_json = bool(ctx.meta.get("synthgate.json"))
-            if isinstance(exc, SynthgateError):
-                _fail(exc, as_json)
             # An unexpected error: its type only, since a library's message may quote a value from a row.
             _fail(SynthgateError(f"unexpected {type(exc).__name__}; run `synthgate --debug ...` for the traceback"), as_json)
 
+
+#: The arguments and options several commands share.
+_SPEC_OR_TABLE = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir).")
+_SPECS_DIR = typer.Option(TABLES_DIR, help="Where table specs are, for a table name.")
+_JSON = typer.Option(False, "--json", help="Print JSON.")
 
 #: Set by the global --debug option: errors then show their traceback.
 _DEBUG = False
@@ -127,7 +133,7 @@ def _console_without_tracebacks() -> None:
 
 def _fail(exc: Exception, as_json: bool) -> None:
     """End the command: one line on stderr (one JSON object on stdout with --json), exit code 2."""
-    message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    message = one_line(exc)
     if _DEBUG:
         import traceback
 
@@ -168,21 +174,13 @@ def refresh(
     # Settings, spec, overrides and the preflight (warehouses, target schema and privileges, budget cap, source
     # metadata) are checked here, in seconds: the flow call below starts Prefect (a temporary server when none is
     # configured), which takes tens of seconds before the flow would find the same error. The flow checks again.
-    try:
-        settings = get_settings()
-        table_spec = apply_overrides(load_spec(request.spec_path), request)
-        _preflight(table_spec, settings.budget_cap(table_spec.privacy.cap))
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    settings = get_settings()
+    table_spec = apply_overrides(load_spec(request.spec_path), request)
+    _preflight(table_spec, settings.budget_cap(table_spec.privacy.cap))
     from flows.refresh import refresh_table
 
     _console_without_tracebacks()
-    try:
-        result = refresh_table(request, trigger=trigger)
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    result = refresh_table(request, trigger=trigger)
     _print_result(result, as_json)
 
 
@@ -230,28 +228,24 @@ def profile(
     from synthgate.spec import load_spec
     from synthgate.warehouse.extract import extract_table
 
-    try:
-        table_spec = load_spec(spec)
-        extract = extract_table(table_spec.source, table_spec.chunk_size, policies=table_spec.columns)
-        profiles = propose(table_spec, extract.frame, extract.columns)
-        typer.echo(f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
-                   "budget, at your request)", err=True)
-        typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
-        for p in profiles:
-            fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
-            typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
-        undeclared = [p for p in profiles if not p.declared]
-        if not undeclared:
-            typer.echo(f"every column already has a policy in {spec}: nothing to record")
-            return
-        if not write:
-            typer.echo(f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
-                       "in the spec (or edit its columns: section by hand)")
-            return
-        written = write_policies(spec, profiles)
-    except SynthgateError as exc:
-        _fail(exc, False)
+    table_spec = load_spec(spec)
+    extract = extract_table(table_spec.source, table_spec.chunk_size, policies=table_spec.columns)
+    profiles = propose(table_spec, extract.frame, extract.columns)
+    typer.echo(f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
+               "budget, at your request)", err=True)
+    typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
+    for p in profiles:
+        fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
+        typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
+    undeclared = [p for p in profiles if not p.declared]
+    if not undeclared:
+        typer.echo(f"every column already has a policy in {spec}: nothing to record")
         return
+    if not write:
+        typer.echo(f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
+                   "in the spec (or edit its columns: section by hand)")
+        return
+    written = write_policies(spec, profiles)
     typer.echo(f"\nrecorded in {spec} (columns:):")
     for name, policy in written.items():
         typer.echo(f"  {name}: {{policy: {policy.policy}" + (f", fake: {policy.fake}" if policy.fake else "") + "}")
@@ -262,22 +256,47 @@ def profile(
 
 
 @app.command()
+def suites(
+    spec: Path = typer.Argument(..., help="Table spec YAML."),
+    write: bool = typer.Option(False, "--write", help="Write both suites anew from the spec and the source's schema."),
+) -> None:
+    """Show whether a table's GX suites (expectations/) still match its spec and source schema; --write writes them.
+
+    Suites are reviewed files: a refresh creates a missing one and never rewrites one, so a change to them is a
+    decision a person takes and commits. Only the source's metadata is read, never a row.
+    """
+    from synthgate.profiling import effective_policies, policies_from_schema
+    from synthgate.settings import get_settings
+    from synthgate.spec import load_spec
+    from synthgate.validation import suite_differences, write_suites
+    from synthgate.warehouse.extract import table_columns
+
+    table_spec = load_spec(spec)
+    columns = table_columns(table_spec.source, table_spec.columns)
+    policies = effective_policies(policies_from_schema(table_spec, columns))
+    expectations_dir = get_settings().expectations_dir
+    if write:
+        for path in write_suites(expectations_dir, table_spec, columns, policies):
+            typer.echo(f"wrote {path}: review the change and commit it")
+        return
+    for path, drift in suite_differences(expectations_dir, table_spec, columns, policies).items():
+        state = "missing (the next refresh creates it)" if drift is None else "; ".join(drift) or "matches the schema"
+        typer.echo(f"{path}: {state}")
+
+
+@app.command()
 def check_spec(spec: Path = typer.Argument(..., help="Table spec YAML.")) -> None:
     """Validate a table spec (keys, types, budgets) without touching any warehouse."""
     from synthgate.spec import load_spec
 
-    try:
-        table_spec = load_spec(spec)
-    except SynthgateError as exc:
-        _fail(exc, False)
-        return
+    table_spec = load_spec(spec)
     typer.echo(f"{spec}: valid spec for table {table_spec.name!r}")
 
 
 @app.command()
 def budget(
     spec: Path = typer.Argument(..., help="Table spec YAML (names the table and its target warehouse)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Show a table's privacy budget: spent, remaining under its cap, and every refresh in the ledger."""
     from synthgate.settings import get_settings
@@ -285,13 +304,9 @@ def budget(
     from synthgate.warehouse.engine import governed_engine
     from synthgate.warehouse.governance import budget_summary
 
-    try:
-        table_spec = load_spec(spec)
-        cap = get_settings().budget_cap(table_spec.privacy.cap)
-        summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap, source=table_spec.source)
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    table_spec = load_spec(spec)
+    cap = get_settings().budget_cap(table_spec.privacy.cap)
+    summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap, source=table_spec.source)
     if as_json:
         typer.echo(json.dumps(summary, default=str))
         return
@@ -306,11 +321,11 @@ def budget(
 
 @app.command()
 def rollback(
-    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
+    spec_or_table: str = _SPEC_OR_TABLE,
     reason: str = typer.Option(None, "--reason", help="Why (required; recorded with the rollback and on the model)."),
     to: int = typer.Option(None, "--to", help="Version to point the name at (default: the one before the current)."),
-    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    specs_dir: Path = _SPECS_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Point a published table's name back at an earlier kept version, move the model's production alias with it,
     and record the rollback and its reason."""
@@ -319,12 +334,8 @@ def rollback(
     from synthgate.rollback import check_reason, rollback_table
     from synthgate.settings import get_settings
 
-    try:
-        check_reason(reason)
-        moved = rollback_table(resolve_spec(spec_or_table, specs_dir), get_settings(), to, reason, trigger="cli")
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    check_reason(reason)
+    moved = rollback_table(resolve_spec(spec_or_table, specs_dir), get_settings(), to, reason, trigger="cli")
     if as_json:
         typer.echo(json.dumps(moved))
         return
@@ -345,9 +356,9 @@ def _print_moved(moved: object, status: str, as_json: bool, text: str) -> None:
 
 @app.command()
 def migrate(
-    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
-    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    spec_or_table: str = _SPEC_OR_TABLE,
+    specs_dir: Path = _SPECS_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Make the existing TABLE at a spec's target name a version behind the view (a table an older release published).
 
@@ -357,12 +368,8 @@ def migrate(
     from synthgate.audit import resolve_spec
     from synthgate.warehouse.publish import migrate as do_migrate
 
-    try:
-        table_spec = resolve_spec(spec_or_table, specs_dir)
-        moved = do_migrate(table_spec.target, trigger="cli")
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    table_spec = resolve_spec(spec_or_table, specs_dir)
+    moved = do_migrate(table_spec.target, trigger="cli")
     _print_moved(
         moved, "migrated", as_json,
         f"the table {moved.name} is now version {moved.version} ({moved.version_table}); its name is a view on it",
@@ -371,9 +378,9 @@ def migrate(
 
 @app.command()
 def audit(
-    spec_or_table: str = typer.Argument(..., help="Table spec YAML, or a table's name (looked up in --specs-dir)."),
-    specs_dir: Path = typer.Option(Path("deployments/tables"), help="Where table specs are, for a table name."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    spec_or_table: str = _SPEC_OR_TABLE,
+    specs_dir: Path = _SPECS_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Versions, sources, budgets, gates, models and triggers of a table, from the catalog, ledger and MLflow."""
     _quiet_libraries()
@@ -381,11 +388,7 @@ def audit(
     from synthgate.audit import resolve_spec
     from synthgate.settings import get_settings
 
-    try:
-        record = build_audit(resolve_spec(spec_or_table, specs_dir), get_settings())
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    record = build_audit(resolve_spec(spec_or_table, specs_dir), get_settings())
     if as_json:
         typer.echo(json.dumps(record, default=str, indent=2))
         return
@@ -426,11 +429,7 @@ def report(
     from synthgate.settings import get_settings
 
     settings = get_settings()
-    try:
-        path = tracking.download_report(settings.tracking_uri(), run_id, out or settings.reports_dir / f"{run_id}.html")
-    except SynthgateError as exc:
-        _fail(exc, False)
-        return
+    path = tracking.download_report(settings.tracking_uri(), run_id, out or settings.reports_dir / f"{run_id}.html")
     typer.echo(str(path))
 
 
@@ -449,11 +448,7 @@ def demo(
     from flows.refresh import refresh_table
 
     _console_without_tracebacks()
-    try:
-        result = refresh_table(str(DEMO_SPEC), trigger="demo")
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    result = refresh_table(str(DEMO_SPEC), trigger="demo")
     _print_result(result, as_json)
     if not as_json:
         typer.echo(f"  synthetic table {result['published_table']} in sqlite:///{(home / 'warehouse.db').resolve()}")
@@ -461,7 +456,7 @@ def demo(
 
 @app.command("refresh-all")
 def refresh_all_command(
-    specs_dir: Path = typer.Argument(Path("deployments/tables"), help="Folder of table specs."),
+    specs_dir: Path = typer.Argument(TABLES_DIR, help="Folder of table specs."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
 ) -> None:
     """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""
@@ -470,11 +465,7 @@ def refresh_all_command(
     from flows.refresh_all import refresh_all
 
     _console_without_tracebacks()
-    try:
-        outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
-    except SynthgateError as exc:
-        _fail(exc, as_json)
-        return
+    outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
     if as_json:
         typer.echo(json.dumps(outcomes, default=str))
     for o in outcomes if not as_json else []:
@@ -497,7 +488,7 @@ def deploy(
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
-    from synthgate import serving
+    from flows import deploy as deploying
     from synthgate.deployments import cap_warnings, project_root, write_prefect_yaml
     from synthgate.settings import get_settings
 
@@ -507,20 +498,16 @@ def deploy(
     job_variables: dict[str, object] = {"image": image} if image else {}
     if pairs:
         job_variables["env"] = {key: value for key, _, value in pairs}
-    try:
-        pool_name = pool or get_settings().work_pool
-        root = project_root()
-        if write:
-            typer.echo(f"wrote {write_prefect_yaml(root)}", err=True)
-        serving.check_prefect_yaml(root)
-        serving.require_server("deploy")
-        actual_type, created = serving.ensure_work_pool(pool_name, pool_type)
-        if created:
-            typer.echo(f"created work pool {pool_name!r} ({actual_type})", err=True)
-        deployed = serving.deploy(pool_name, actual_type, job_variables, project_dir, root)
-    except SynthgateError as exc:
-        _fail(exc, False)
-        return
+    pool_name = pool or get_settings().work_pool
+    root = project_root()
+    if write:
+        typer.echo(f"wrote {write_prefect_yaml(root)}", err=True)
+    deploying.check_prefect_yaml(root)
+    deploying.require_server("deploy")
+    actual_type, created = deploying.ensure_work_pool(pool_name, pool_type)
+    if created:
+        typer.echo(f"created work pool {pool_name!r} ({actual_type})", err=True)
+    deployed = deploying.deploy(pool_name, actual_type, job_variables, project_dir, root)
     for name in deployed.replaced:
         typer.echo(f"replaced {name}, which `synthgate serve` had registered: stop that process", err=True)
     for name in deployed.names:
@@ -530,7 +517,7 @@ def deploy(
     where = "runs start in" if actual_type == "process" else "runs start in (resolved on the worker)"
     typer.echo(f"{where} {deployed.directory}")
     typer.echo(f"next: start a worker for work pool {pool_name!r}:")
-    typer.echo(f"  {serving.worker_command(pool_name, actual_type)}")
+    typer.echo(f"  {deploying.worker_command(pool_name, actual_type)}")
 
 
 @app.command()
@@ -542,17 +529,13 @@ def serve(
 ) -> None:
     """Serve every deployment from this one long-lived process (flow.serve): schedules and UI runs, no work pool."""
     _quiet_libraries()
-    from synthgate import serving
+    from flows import deploy as deploying
 
-    try:
-        serving.require_server("serve")
-        deployments, replaced = serving.prepare_serve(replace)
-    except SynthgateError as exc:
-        _fail(exc, False)
-        return
+    deploying.require_server("serve")
+    deployments, replaced = deploying.prepare_serve(replace)
     for name, pool in replaced.items():
         typer.echo(f"replaced {name} (was deployed to work pool {pool!r}; its workers no longer get its runs)", err=True)
-    serving.serve(deployments, limit)
+    deploying.serve(deployments, limit)
 
 
 def main() -> None:

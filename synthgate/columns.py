@@ -9,8 +9,10 @@ import sqlalchemy as sa
 
 from synthgate.schema import Column, ColumnKind, numeric_precision
 
-# The largest doubles an int64 holds: decoded integers are clipped to them (a bin edge may lie beyond 2**63).
-_INT64_LOW, _INT64_HIGH = -(2.0**63), float(np.nextafter(2.0**63, 0))
+# The largest double an int64 holds: decoded integers are clipped to it and its negative (a bin edge may lie beyond
+# 2**63; symmetric, so abs() of a decoded value still fits a BIGINT).
+_INT64_HIGH = float(np.nextafter(2.0**63, 0))
+_INT64_LOW = -_INT64_HIGH
 
 
 def to_numeric(series: pd.Series, column: Column) -> np.ndarray:

@@ -59,3 +59,8 @@ class OutputError(SynthgateError):
 
 class PublishError(SynthgateError):
     """Publishing the synthetic table failed; the previous version is untouched."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message as one line (its lines joined by "; "), or its type's name when it has none."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

@@ -11,7 +11,12 @@ from synthgate.spec import Gates
 
 @dataclass(frozen=True)
 class Scores:
-    """Aggregate scores of one synthetic table (no real values, no per-column detail)."""
+    """Aggregate scores of one synthetic table (no real values, no per-column detail).
+
+    Built by :func:`synthgate.evaluation.scorecard.evaluate`, but defined here, beside the gates that judge it: it
+    is the contract between the two, and its readers (the gates, the catalog, the report, the artifacts) then need
+    not import the evaluation's libraries (scikit-learn, SciPy, SDMetrics).
+    """
 
     quality: float
     column_shapes: float

@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 
 from synthgate.errors import OutputError, SpecError
+from synthgate.secret_blocks import read_secret_block
 from synthgate.settings import Settings
 
 _KEY_BYTES = 32
@@ -36,9 +37,7 @@ def fingerprint_key(settings: Settings) -> bytes:
 
 def _from_block(block: str) -> str:
     try:
-        from prefect.blocks.system import Secret
-
-        return str(Secret.load(block).get())
+        return read_secret_block(block)
     except Exception as exc:  # noqa: BLE001 - any failure means the key is unavailable
         raise SpecError(
             f"cannot read the fingerprint key from Prefect Secret block {block!r} ({type(exc).__name__}): create the "

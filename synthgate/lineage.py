@@ -85,7 +85,7 @@ class RunLineage:
         self, frame: Any, columns: list[Column], gx_result: dict[str, Any] | None, verdicts: list[Any]
     ) -> None:
         """The synthetic table's schema, its suite's results and the gate verdicts (names and pass/fail)."""
-        from synthgate.warehouse.publish import sql_types
+        from synthgate.columns import sql_types
 
         self.output_columns = {name: str(kind.compile()) for name, kind in sql_types(columns, frame).items()}
         gates = [{"assertion": f"synthgate_gate_{v.name}", "success": bool(v.passed), "column": None} for v in verdicts]

@@ -1,9 +1,26 @@
-"""What one refresh cost and produced: the privacy figures it reports and the summary it returns."""
+"""What one refresh cost and produced: the privacy figures it reports, what its stages hand each other, and the
+summary it returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from synthgate.evaluation.scorecard import Evaluation
+    from synthgate.gates import GateVerdict, Scores
+    from synthgate.generator import DPSynthesizer
+    from synthgate.profiling import ColumnProfile
+    from synthgate.spec import TableSpec
+    from synthgate.validation import ValidationOutcome
+    from synthgate.warehouse.extract import Extract
+    from synthgate.warehouse.publish import Published
 
 
 @dataclass(frozen=True)
@@ -34,3 +51,136 @@ class RunPrivacy:
             float(catalog_row["epsilon"]), float(catalog_row["delta"]), "reused", 0.0,
             resampled_from=catalog_row.get("resampled_from") or catalog_row["run_id"],
         )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a refresh's summary (the Prefect artifact) shows: aggregates only."""
+
+    spec_name: str
+    verdict: str  # PUBLISHED, REJECTED or FAILED
+    source_table: str
+    target_table: str
+    epsilon_budget: float
+    delta: float
+    mlflow_run_id: str
+    mlflow_link: str  # tracking.run_url(): a URL on a tracking server, else the `mlflow ui` command and the page
+    epsilon_spent: float | None = None
+    accounting: str | None = None
+    rows_published: int | None = None
+    scores: Scores | None = None
+    verdicts: tuple[GateVerdict, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class RefreshResult:
+    """Everything one refresh got to, filled stage by stage: what the stages hand each other (real rows included:
+    never persisted, never printed) and what is summarised on every way out (aggregates only)."""
+
+    spec: TableSpec
+    run_id: str
+    tracking_uri: str
+    trigger: str
+    report_path: Path
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    source: Extract | None = field(default=None, repr=False)
+    train: pd.DataFrame | None = field(default=None, repr=False)
+    holdout: pd.DataFrame | None = field(default=None, repr=False)
+    profiles: list[ColumnProfile] = field(default_factory=list, repr=False)
+    source_check: ValidationOutcome | None = field(default=None, repr=False)
+    synthesizer: DPSynthesizer | None = field(default=None, repr=False)
+    privacy: RunPrivacy | None = None
+    synthetic: pd.DataFrame | None = field(default=None, repr=False)
+    synthetic_check: ValidationOutcome | None = field(default=None, repr=False)
+    evaluation: Evaluation | None = field(default=None, repr=False)
+    verdicts: list[GateVerdict] = field(default_factory=list)
+    model_version: str | None = None
+    published: Published | None = None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage: its wall time goes to ``stage_seconds`` (the summary, the report, MLflow)."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] = round(time.perf_counter() - began, 2)
+
+    @property
+    def rows(self) -> int | None:
+        """How many synthetic rows were sampled (None before sampling)."""
+        return None if self.synthetic is None else len(self.synthetic)
+
+    @property
+    def scores(self) -> Scores | None:
+        """The aggregate scores (None before scoring)."""
+        return None if self.evaluation is None else self.evaluation.scores
+
+    @property
+    def fingerprint(self) -> str:
+        """The source snapshot's keyed fingerprint."""
+        assert self.source is not None
+        return self.source.fingerprint.digest
+
+    @property
+    def passed(self) -> bool:
+        """Whether every gate passed."""
+        return all(v.passed for v in self.verdicts)
+
+    def summary(self, verdict: str, error: str | None = None) -> RunSummary:
+        """The Prefect summary artifact's content."""
+        from synthgate import tracking
+
+        try:
+            link = tracking.run_url(self.tracking_uri, self.run_id)
+        except Exception:  # noqa: BLE001 - a link is a convenience
+            link = f"{self.tracking_uri}#run={self.run_id}"
+        return RunSummary(
+            spec_name=self.spec.name,
+            verdict=verdict,
+            source_table=self.spec.source.table,
+            target_table=self.spec.target.table,
+            epsilon_budget=self.spec.privacy.epsilon,
+            delta=self.spec.privacy.delta,
+            mlflow_run_id=self.run_id,
+            mlflow_link=link,
+            epsilon_spent=None if self.privacy is None else self.privacy.spent,
+            accounting=None if self.privacy is None else self.privacy.accounting,
+            rows_published=self.rows if self.published is not None else None,
+            scores=self.scores,
+            verdicts=tuple(self.verdicts),
+            error=error,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The CLI's and the flow's return value."""
+        assert self.published is not None and self.privacy is not None and self.scores is not None
+        scores = self.scores
+        return {
+            "status": "published",
+            "source_table": self.spec.source.table,
+            "published_table": self.published.name,
+            "published_version": self.published.version,
+            "rows_published": self.rows,
+            "epsilon_spent": round(self.privacy.spent, 4),
+            "epsilon_guarantee": round(self.privacy.epsilon, 4),
+            "epsilon_budget": self.spec.privacy.epsilon,
+            "delta": self.privacy.delta,
+            "accounting": self.privacy.accounting,
+            "resampled_from": self.privacy.resampled_from,
+            "quality_score": round(scores.quality, 4),
+            "column_shapes": round(scores.column_shapes, 4),
+            "column_pair_trends": round(scores.column_pair_trends, 4),
+            "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
+            "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
+            "dcr_share": round(scores.dcr_share, 4),
+            "mia_auc": round(scores.mia_auc, 4),
+            "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
+            "gates": {v.name: v.passed for v in self.verdicts},
+            "mlflow_run_id": self.run_id,
+            "mlflow_tracking_uri": self.tracking_uri,
+            "model_version": self.model_version,
+            "report": str(self.report_path.resolve()),
+            "stage_seconds": self.stage_seconds,
+        }

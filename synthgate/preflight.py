@@ -15,8 +15,8 @@ from synthgate.errors import WarehouseError
 from synthgate.spec import TableSpec, TargetTable
 from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import driver_error, governed_engine, is_transient, reflect
-from synthgate.warehouse.extract import read_plan
+from synthgate.warehouse.engine import driver_error, governed_engine, is_transient
+from synthgate.warehouse.extract import table_columns
 from synthgate.warehouse.publish import check_target, check_target_names, check_target_privileges
 
 #: Warehouses whose schemas Synthgate can create (SQLite's are attached database files).
@@ -63,8 +63,7 @@ def run(spec: TableSpec, cap: float) -> bool:
     check_target_privileges(spec.target, target)
     check_target(spec.target)
     governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=spec.source)
-    _, columns = read_plan(spec.source, reflect(spec.source), spec.columns)
-    check_spec_columns(spec, columns)
+    check_spec_columns(spec, table_columns(spec.source, spec.columns))
     if spec.holdout.table is not None:
-        read_plan(spec.holdout.table, reflect(spec.holdout.table, "holdout.table"), spec.columns)
+        table_columns(spec.holdout.table, spec.columns, "holdout.table")
     return created

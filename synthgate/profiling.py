@@ -234,6 +234,7 @@ def propose(spec: TableSpec, frame: pd.DataFrame, columns: list[Column]) -> list
 
 
 def effective_policies(profiles: list[ColumnProfile]) -> dict[str, ColumnPolicy]:
+    """Each column's policy as decided (the spec's, else the proposal): what the generator and the suites use."""
     return {p.name: p.proposed for p in profiles}
 
 

@@ -31,7 +31,8 @@ from synthgate.disclosures import DISCLOSED_EXCEPTIONS  # noqa: E402
 from synthgate.evaluation.attacks import AttackRisk  # noqa: E402
 from synthgate.evaluation.scorecard import Evaluation  # noqa: E402
 from synthgate.gates import GateVerdict, Scores  # noqa: E402
-from synthgate.generator.encoders import CategoricalCodec, NumericCodec, to_numeric  # noqa: E402
+from synthgate.columns import to_numeric  # noqa: E402
+from synthgate.generator.codecs import CategoricalCodec, NumericCodec  # noqa: E402
 from synthgate.generator.synthesizer import DPSynthesizer  # noqa: E402
 from synthgate.schema import ColumnKind  # noqa: E402
 from synthgate.tracking import RunLink  # noqa: E402
@@ -70,6 +71,48 @@ class ReportContext:
     evaluation: Evaluation | None = None
     keys: tuple[str, ...] = ()
     facts: RunFacts | None = None
+
+
+def refresh_context(outcome: Any, state: dict[str, Any], run: dict[str, Any]) -> ReportContext:
+    """The report of a refresh (a :class:`synthgate.outcome.RefreshResult` with its scores and verdicts), with
+    :func:`synthgate.audit.table_state` and :func:`synthgate.tracking.active_run_facts`."""
+    from synthgate.tracking import run_url
+
+    spec, privacy = outcome.spec, outcome.privacy
+    return ReportContext(
+        spec_name=spec.name,
+        run_id=outcome.run_id,
+        epsilon=privacy.epsilon,
+        delta=privacy.delta,
+        accounting=privacy.accounting,
+        scores=outcome.scores,
+        verdicts=outcome.verdicts,
+        stage_seconds=outcome.stage_seconds,
+        mlflow_link=run_url(outcome.tracking_uri, outcome.run_id),
+        evaluation=outcome.evaluation,
+        keys=tuple(spec.key_columns),
+        facts=run_facts(spec, outcome.rows, privacy, state, run),
+    )
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it, or raise :class:`OutputError` naming the folder and the cause."""
+    import os
+    import tempfile
+
+    from synthgate.errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"synthgate")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write reports to {folder}: {exc.strerror or type(exc).__name__}. Check the permissions and free "
+            "space of SYNTHGATE_HOME; nothing was read or trained"
+        ) from None
 
 
 def run_facts(spec: Any, rows: int, privacy: Any, state: dict[str, Any], run: dict[str, Any]) -> RunFacts:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from synthgate.errors import SpecError
+from synthgate.secret_blocks import read_secret_block
 
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[^}:]+(?::(?!-)[^}:]+)?)(?::-(?P<default>[^}]*))?\}")
 
@@ -152,8 +153,12 @@ class PrivacyBudget(_Frozen):
     cap: float | None = Field(
         default=None, gt=0, description="Total epsilon this table may ever spend across refreshes (ledger-enforced)."
     )
-    preprocessing_share: float = Field(
-        default=0.3, gt=0, lt=0.8, description="Share of the zCDP budget for DP bounds, bins and category lists."
+    preprocessing_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.8,
+        description="Share of the zCDP budget for DP bounds, bins and category lists; unset: 0.3, up to 0.5 on wide "
+        "tables (their many columns need the releases more than the network needs the rest).",
     )
 
 
@@ -437,9 +442,7 @@ def _resolve_placeholders(text: str, where: Path) -> str:
 
 def _read_secret_block(block: str, where: Path) -> str:
     try:
-        from prefect.blocks.system import Secret
-
-        return str(Secret.load(block).get())
+        return read_secret_block(block)
     except Exception as exc:  # noqa: BLE001 - any failure means the secret is unavailable
         raise SpecError(f"{where}: cannot read Prefect Secret block {block!r}: {type(exc).__name__}") from None
 

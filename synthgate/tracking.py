@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import shlex
@@ -30,7 +31,7 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
-from synthgate.errors import TrackingError
+from synthgate.errors import SynthgateError, TrackingError
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,141 @@ def column_policies(spec: Any, synthesizer: Any) -> dict[str, dict]:
     return out
 
 
+# --- what a refresh logs ----------------------------------------------------------------------------------------
+
+
+def run_tags(spec: Any, trigger: str, flow_run_id: str, deployment: str) -> dict[str, str]:
+    """The tags a refresh's run starts with: the table, its trigger, the orchestrator's run and the code's commit."""
+    tags = {
+        "synthgate.spec": spec.name,
+        "synthgate.source_table": spec.source.table,
+        "synthgate.trigger": trigger,
+        "prefect.flow_run_id": flow_run_id,
+        "prefect.deployment": deployment,
+    }
+    if commit := git_commit():
+        tags |= {"synthgate.git_commit": commit, "mlflow.source.git.commit": commit}
+    return tags
+
+
+def published_tags(published: Any) -> dict[str, str]:
+    """The tags of a run whose table version was published."""
+    return {
+        "synthgate.status": "published", "synthgate.published_table": published.name,
+        "synthgate.published_version": str(published.version),
+        "synthgate.published_version_table": published.version_table,
+    }
+
+
+def metric_name(name: str) -> str:
+    """An MLflow-safe metric name (column names may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /:]", "_", name)[:250]
+
+
+def refresh_params(outcome: Any) -> dict[str, Any]:
+    """A refresh's MLflow params: the spec's settings and the DP-SGD plan; URLs redacted, never a value or a count."""
+    spec, privacy = outcome.spec, outcome.privacy
+    summary = outcome.synthesizer.summary
+    plan = summary.plan if summary is not None else None
+    return (
+        {
+            "source_url": spec.source.display_url,
+            "source_table": spec.source.table,
+            "target_url": spec.target.display_url,
+            "target_table": spec.target.table,
+            "epsilon_budget": spec.privacy.epsilon,
+            "delta": spec.privacy.delta,
+            "target_column": spec.target_column or "",
+            "max_grad_norm": spec.training.max_grad_norm,
+            "seed": spec.training.seed,  # weight initialisation and sampling only: never DP noise
+            "gates": spec.gates.model_dump(),
+        }
+        | ({"resampled_from_run": privacy.resampled_from} if privacy.resampled_from else {})
+        | ({"dp_sgd_engine": privacy.engine} if privacy.engine else {})
+        | (
+            {
+                "epochs": plan.epochs,
+                "expected_batch_size": plan.expected_batch_size,
+                "noise_multiplier": round(plan.noise_multiplier, 5),
+                "sample_rate": round(plan.sample_rate, 6),
+                "steps": plan.steps,
+                "preprocessing_share": round(plan.preprocessing_share, 4),  # the spec's, or the default for its width
+            }
+            if plan is not None
+            else {}
+        )
+    )
+
+
+def refresh_metrics(outcome: Any, state: dict[str, Any]) -> dict[str, float]:
+    """A refresh's MLflow metrics: scores, their details, epsilon, the ledger, the gates and the stages' seconds."""
+    privacy = outcome.privacy
+    return (
+        outcome.scores.as_metrics()
+        | {metric_name(k): v for k, v in outcome.evaluation.detail_metrics().items()}
+        | {"epsilon_spent": privacy.spent, "epsilon_guarantee": privacy.epsilon}
+        | ledger_metrics(state)
+        | {"gates_passed": float(outcome.passed)}
+        | {f"gate_{v.name}": float(v.passed) for v in outcome.verdicts}
+        | stage_metrics(outcome.stage_seconds)
+    )
+
+
+def stage_metrics(stage_seconds: dict[str, float]) -> dict[str, float]:
+    """Each stage's wall time as a ``seconds_<stage>`` metric."""
+    return {f"seconds_{k}": v for k, v in stage_seconds.items()}
+
+
+def log_refresh(outcome: Any, state: dict[str, Any]) -> None:
+    """Log a refresh's params, metrics, verdicts, GX results, redacted spec and column policies to the active run."""
+    from dataclasses import asdict
+
+    log_params(refresh_params(outcome))
+    log_metrics(refresh_metrics(outcome, state))
+    log_dict({"verdicts": [asdict(v) for v in outcome.verdicts]}, "gates.json")
+    log_dict(outcome.source_check.result, "gx/source_validation.json")
+    log_dict(outcome.synthetic_check.result, "gx/synthetic_validation.json")
+    log_dict(redacted_spec(outcome.spec), "spec.yaml")
+    log_dict(column_policies(outcome.spec, outcome.synthesizer), "column_policies.json")
+
+
+def log_report(report_path: Path, plots: dict[str, bytes]) -> None:
+    """The HTML report and its plots (PNG) as the run's artifacts."""
+    import tempfile
+
+    log_artifact(report_path, "report")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in plots.items():
+            image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+            image.write_bytes(png)
+            log_artifact(image, "report/plots")
+
+
+@contextmanager
+def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[None]:
+    """Turn a failure to write the report or reach MLflow into a Synthgate error: the run then stops unpublished."""
+    from synthgate.errors import OutputError
+    from synthgate.spec import redact_url
+
+    try:
+        yield
+    except SynthgateError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"writing the report {report_path} or the run's artifacts failed: {exc.strerror or type(exc).__name__}"
+            f"{f' ({exc.filename})' if exc.filename else ''}. Free space or fix permissions under SYNTHGATE_HOME; "
+            "nothing was published"
+        ) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("mlflow", "requests", "urllib3", "sqlalchemy"):
+            raise
+        raise TrackingError(
+            f"logging the run to the MLflow store {redact_url(tracking_uri)} failed ({type(exc).__name__}): nothing "
+            "was published, since every published table must have its audited run. Check MLFLOW_TRACKING_URI"
+        ) from None
+
+
 # --- the model ---------------------------------------------------------------------------------------------------
 
 
@@ -418,13 +554,15 @@ def log_generator(
     mlflow = _mlflow()
     from mlflow.models import infer_signature
 
-    signature = infer_signature(pd.DataFrame({"rows": [10], "seed": [0]}), sample.head(10))
+    request = pd.DataFrame({"rows": [10], "seed": [0]})
+    signature = infer_signature(request, sample.head(10))
     name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
         name="generator",
         python_model=SynthesizerPyfunc(),
         artifacts={"generator": str(generator_dir)},
         signature=signature,
+        input_example=request,  # a request, not a row: how to ask the model for synthetic rows
         pip_requirements=["synthgate", "torch", "pandas", "numpy", "scipy", "opacus"],
         registered_model_name=name if register else None,
     )

@@ -1,4 +1,4 @@
-"""Prefect artifacts of a refresh: a markdown summary, a table of the gates, and training progress.
+"""Prefect artifacts of a refresh: a markdown summary, a table of the gates, the verdict, and training progress.
 
 Only aggregates reach the Prefect server: the verdict, epsilon and delta, scores, gate thresholds, table names and
 the MLflow link. An artifact that cannot be written is logged and never fails the refresh.
@@ -7,8 +7,8 @@ the MLflow link. An artifact that cannot be written is logged and never fails th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -18,8 +18,12 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.context import FlowRunContext, TaskRunContext
 
-from synthgate.gates import GateVerdict, Scores
+from synthgate import tracking
+from synthgate.errors import GateFailedError, SynthgateError
+from synthgate.gates import GateVerdict
+from synthgate.outcome import RefreshResult, RunSummary
 from synthgate.report import gate_title
 from synthgate.tracking import RunLink
 
@@ -28,26 +32,6 @@ def artifact_key(spec_name: str, kind: str) -> str:
     """Prefect keys allow lowercase letters, digits and dashes: ``synthgate-<table>-<kind>``."""
     slug = re.sub(r"[^a-z0-9-]+", "-", spec_name.lower()).strip("-") or "table"
     return f"synthgate-{slug}-{kind}"
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What the summary artifact shows: aggregates only."""
-
-    spec_name: str
-    verdict: str  # PUBLISHED, REJECTED or FAILED
-    source_table: str
-    target_table: str
-    epsilon_budget: float
-    delta: float
-    mlflow_run_id: str
-    mlflow_link: str  # tracking.run_url(): a URL on a tracking server, else the `mlflow ui` command and the page
-    epsilon_spent: float | None = None
-    accounting: str | None = None
-    rows_published: int | None = None
-    scores: Scores | None = None
-    verdicts: tuple[GateVerdict, ...] = ()
-    error: str | None = None
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -94,6 +78,36 @@ def gate_rows(verdicts: Iterable[GateVerdict]) -> list[dict[str, object]]:
     ]
 
 
+def verdict_markdown(spec_name: str, verdicts: list[GateVerdict], run_url: str, epsilon: float) -> str:
+    """``run_url``: :func:`synthgate.tracking.run_url` (a link on a server, else the ``mlflow ui`` command)."""
+    passed = all(v.passed for v in verdicts)
+    lines = [
+        f"# {spec_name}: {'PASSED' if passed else 'HELD BACK'}",
+        "",
+        f"epsilon spent {epsilon:.4f} · {RunLink.from_text(run_url).markdown('MLflow run')}",
+        "",
+        "| gate | measured | required | verdict | checks |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {v.name} | {v.measured:.4f} | {v.comparison} {v.threshold:.4f} | {'pass' if v.passed else '**FAIL**'} "
+        f"| {gate_title(v.name)} |"
+        for v in verdicts
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def verdict_artifact(spec_name: str, verdicts: list[GateVerdict], run_url: str, epsilon: float) -> str | None:
+    """A Prefect markdown artifact with the verdict table; skipped (None) outside a flow or task run."""
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return None
+    artifact_id = create_markdown_artifact(
+        markdown=verdict_markdown(spec_name, verdicts, run_url, epsilon), key=artifact_key(spec_name, "verdict"),
+        description="Synthgate gate verdicts",
+    )
+    return str(artifact_id)
+
+
 def publish_summary(summary: RunSummary) -> None:
     """The markdown summary and, when the gates were evaluated, a table artifact of them."""
     try:
@@ -110,6 +124,22 @@ def publish_summary(summary: RunSummary) -> None:
             )
     except Exception as exc:  # noqa: BLE001 - artifacts are a view; the refresh's outcome does not depend on them
         get_run_logger().warning("could not write the summary artifacts: %s", type(exc).__name__)
+
+
+@contextmanager
+def summarised(result: RefreshResult) -> Iterator[None]:
+    """Publish the summary of a run that stops inside the block: ``REJECTED`` for a failed gate (the MLflow run is
+    tagged so), else ``FAILED`` with a Synthgate error's one line or another error's type only. The error goes on."""
+    try:
+        yield
+    except GateFailedError as exc:
+        tracking.set_tags({"synthgate.status": "rejected"})
+        publish_summary(result.summary("REJECTED", error=str(exc)))
+        raise
+    except BaseException as exc:
+        error = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
+        publish_summary(result.summary("FAILED", error=error))
+        raise
 
 
 class TrainingProgress:

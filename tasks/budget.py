@@ -9,14 +9,16 @@ from contextlib import contextmanager
 from prefect import get_run_logger, task
 
 from synthgate import preflight as checks
+from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
+from synthgate.warehouse.governance import Spend
 from tasks import PRIVATE
-from tasks.retry import transient_warehouse_error
+from tasks.retry import WAREHOUSE_RETRIES
 
 
-@task(name="preflight", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
+@task(name="preflight", **WAREHOUSE_RETRIES, **PRIVATE)
 def preflight(spec: TableSpec, cap: float) -> None:
     """:func:`synthgate.preflight.run`: target name, schema (created when the spec says so), privileges and owner,
     the budget cap, then the source's and holdout's metadata; no source row is read."""
@@ -33,4 +35,14 @@ def reserve_budget(spec: TableSpec, entry: governance.LedgerEntry, cap: float) -
         entry = dataclasses.replace(entry, source_key=governance.source_key(spec.source))
     with governance.reserved_spend(governed_engine(spec.target), entry, cap) as spend:
         get_run_logger().info("reserved epsilon %g of %s's cap %g in the ledger", entry.epsilon_budget, spec.name, cap)
+        yield spend
+
+
+@contextmanager
+def privacy_spend(spec: TableSpec, run_id: str, trigger: str) -> Iterator[Spend]:
+    """A refresh's spend, opened before any source row is read and closed on every way out: the preflight (refused
+    over the cap, among others), then the ledger reservation of :func:`reserve_budget` under the settings' cap."""
+    cap = get_settings().budget_cap(spec.privacy.cap)
+    preflight(spec, cap)
+    with reserve_budget(spec, governance.LedgerEntry.for_run(spec, run_id, trigger), cap) as spend:
         yield spend

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
+from synthgate import lineage, tracking
+from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.spec import TableSpec
 from synthgate.splitting import check_holdout_columns, split_holdout
 from synthgate.warehouse.extract import Extract, extract_table
 from tasks import PRIVATE
-from tasks.retry import transient_warehouse_error
+from tasks.retry import WAREHOUSE_RETRIES
 
 
-@task(name="extract-source", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
+@task(name="extract-source", **WAREHOUSE_RETRIES, **PRIVATE)
 def extract_source(spec: TableSpec, key: bytes) -> Extract:
     """The source table and its keyed fingerprint (the log names columns and the fingerprint, never a count)."""
     extract = extract_table(spec.source, spec.chunk_size, key=key, policies=spec.columns)
@@ -22,7 +24,7 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
     return extract
 
 
-@task(name="extract-holdout", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_warehouse_error, **PRIVATE)
+@task(name="extract-holdout", **WAREHOUSE_RETRIES, **PRIVATE)
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a separate table, or a per-row keyed split of the source."""
     if spec.holdout.table is not None:
@@ -30,3 +32,12 @@ def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.Da
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
     return split_holdout(source.frame, source.row_hashes, spec.holdout.fraction or 0.2)
+
+
+def record_source(spec: TableSpec, source: Extract, events: lineage.RunLineage) -> None:
+    """The source's lineage in MLflow and OpenLineage: its columns and keyed fingerprint (never a count or an unkeyed
+    hash)."""
+    tracking.set_tags({"synthgate.source_fingerprint": source.fingerprint.digest})
+    events.source_columns, events.source_fingerprint = source.columns, source.fingerprint.digest
+    tracking.log_dict(source.fingerprint.as_dict(), "lineage/source_fingerprint.json")
+    log_source_dataset(spec.source, source.fingerprint.digest, source.fingerprint.columns)

@@ -27,3 +27,7 @@ def transient_warehouse_error(task, task_run, state) -> bool:
     except Exception:  # noqa: BLE001 - anything else is not transient
         return False
     return False
+
+
+#: Options of a task that reads or writes a warehouse: two retries with backoff, for transient errors only.
+WAREHOUSE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": transient_warehouse_error}

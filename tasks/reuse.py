@@ -32,3 +32,9 @@ def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str
 @task(name="load-generator", **PRIVATE)
 def load_generator(tracking_uri: str, catalog_row: dict[str, Any]) -> DPSynthesizer:
     return tracking.load_generator(tracking_uri, catalog_row["model_name"], catalog_row["model_version"])
+
+
+def resampling_seed(spec: TableSpec, run_id: str) -> int:
+    """The sampling seed of a re-sampling run: ``training.seed`` and the run id (repeatable, no secret involved), so an
+    unchanged snapshot gets new rows."""
+    return (spec.training.seed + int(run_id[:8], 16)) % 2**31

@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 
 from synthgate import tracking
 from synthgate.generator import DPSynthesizer, EpochProgress
-from synthgate.profiling import ColumnProfile
+from synthgate.profiling import ColumnProfile, effective_policies
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.splitting import source_rows
@@ -25,7 +25,7 @@ def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:
 @task(name="train-generator", **PRIVATE)
 def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]) -> DPSynthesizer:
     logger = get_run_logger()
-    synthesizer = DPSynthesizer(columns, {p.name: p.proposed for p in profiles}, spec.privacy, spec.training, spec.target_column)
+    synthesizer = DPSynthesizer(columns, effective_policies(profiles), spec.privacy, spec.training, spec.target_column)
 
     progress = TrainingProgress(spec.name)
 

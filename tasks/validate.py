@@ -1,4 +1,6 @@
-"""Stage 2: decide column policies (spec, else name and type) and validate the extract against the source suite."""
+"""Stage 2 and 5's suite: decide column policies (spec, else name and type), validate the extract against the source
+suite, and the synthetic rows against the synthetic suite. Suites are reviewed files: created when missing, never
+rewritten by a refresh."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
-from synthgate.profiling import ColumnProfile, policies_from_schema
+from synthgate import validation
+from synthgate.profiling import ColumnProfile, effective_policies, policies_from_schema
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
-from synthgate.validation import ValidationOutcome, validate_source
+from synthgate.validation import ValidationOutcome
 from tasks import PRIVATE
 
 
@@ -30,12 +33,40 @@ def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfil
 
 
 @task(name="validate-source", **PRIVATE)
-def check_source(
+def validate_source(
     spec: TableSpec, frame: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile], expectations_dir: Path
 ) -> ValidationOutcome:
-    outcome = validate_source(expectations_dir, spec, frame, columns, {p.name: p.proposed for p in profiles})
+    """The extract against the source suite; the synthetic suite is checked against the spec's columns now too,
+    before anything is trained (both created when missing)."""
+    policies = effective_policies(profiles)
+    outcome = validation.validate_source(expectations_dir, spec, frame, columns, policies)
+    validation.load_or_create_synthetic_suite(expectations_dir, spec, columns, policies)
     get_run_logger().info(
         "source suite %s: %d expectations passed%s",
         outcome.suite_name, outcome.evaluated, " (suite created on this run)" if outcome.created_suite else "",
     )
+    return outcome
+
+
+@task(name="validate-synthetic", **PRIVATE)
+def validate_synthetic(
+    spec: TableSpec,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    profiles: list[ColumnProfile],
+    expectations_dir: Path,
+    unreleased: list[str],
+) -> ValidationOutcome:
+    """The synthetic rows against the synthetic suite and this run's row count; columns the budget could not locate
+    (``unreleased``, sampled as NULL) are not held to their not-null expectation, and the log says so."""
+    if unreleased:
+        get_run_logger().warning(
+            "columns sampled as NULL (too few values to locate under this budget; their not-null expectation is "
+            "waived for this run): %s", ", ".join(unreleased),
+        )
+    outcome = validation.validate_synthetic(
+        expectations_dir, spec, synthetic, columns, effective_policies(profiles), unreleased=unreleased
+    )
+    verdict = "passed" if outcome.success else f"failed {outcome.failed}"
+    get_run_logger().info("synthetic suite: %s (%d expectations)", verdict, outcome.evaluated)
     return outcome

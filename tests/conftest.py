@@ -31,7 +31,9 @@ def make_people(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     income = np.round(np.exp(rng.normal(10, 0.6, n)) + 300 * (age - 18), 2)
     plan = rng.choice(["basic", "plus", "premium"], n, p=[0.6, 0.3, 0.1])
     churned = (rng.random(n) < np.where(plan == "basic", 0.35, 0.1)).astype(bool)
-    region = pd.Series(rng.choice(["north", "south", "east", "west", None], n, p=[0.3, 0.3, 0.2, 0.15, 0.05]), dtype=object)
+    region = pd.Series(
+        rng.choice(["north", "south", "east", "west", None], n, p=[0.3, 0.3, 0.2, 0.15, 0.05]), dtype=object
+    )
     visits = pd.array(np.where(rng.random(n) < 0.1, None, rng.poisson(4, n)), dtype="Int64")
     signup = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365 * 86400, n), unit="s")
     return pd.DataFrame(

@@ -44,18 +44,25 @@ def test_rollback_and_audit_from_the_command_line(pg_engine, pg_schema, workdir)
     assert unexplained.exit_code == 2 and "--reason is required" in unexplained.output
     assert len(unexplained.output.strip().splitlines()) == 1
 
-    moved = runner.invoke(app, ["rollback", "people", "--specs-dir", str(specs), "--json",
-                                "--reason", "v2 has empty labels (ticket DATA-42)"])
+    moved = runner.invoke(
+        app,
+        ["rollback", "people", "--specs-dir", str(specs), "--json", "--reason", "v2 has empty labels (ticket DATA-42)"],
+    )
     assert moved.exit_code == 0, moved.output
     assert json.loads(moved.stdout) == {
-        "status": "rolled_back", "table": f"{pg_schema}.people_synthetic", "version": 1, "previous_version": 2,
-        "version_table": "people_synthetic__v1", "reason": "v2 has empty labels (ticket DATA-42)",
+        "status": "rolled_back",
+        "table": f"{pg_schema}.people_synthetic",
+        "version": 1,
+        "previous_version": 2,
+        "version_table": "people_synthetic__v1",
+        "reason": "v2 has empty labels (ticket DATA-42)",
         "model": {"name": "m", "version": "1", "production": "1", "previous_production": "2"},
     }
     model = registry.get_registered_model("m")
     assert {k: str(v) for k, v in model.aliases.items()} == {"production": "1"}  # the alias moved with the table
     assert model.tags["synthgate.last_rollback"].endswith(
-        f"{pg_schema}.people_synthetic rolled back from v2 to v1 (cli): v2 has empty labels (ticket DATA-42)")
+        f"{pg_schema}.people_synthetic rolled back from v2 to v1 (cli): v2 has empty labels (ticket DATA-42)"
+    )
 
     audited = runner.invoke(app, ["audit", str(specs / "people.yaml"), "--json"])
     assert audited.exit_code == 0, audited.output
@@ -67,7 +74,14 @@ def test_rollback_and_audit_from_the_command_line(pg_engine, pg_schema, workdir)
     assert record["budget"]["cap"] == 5.0 and record["events"][-1]["trigger"] == "cli"
     assert record["versions"][0]["model"]["aliases"] == ["production"]
     assert [s["step"] for s in record["chain"]] == [
-        "published table", "source snapshot", "code version", "budget", "gates", "model", "MLflow run"]
+        "published table",
+        "source snapshot",
+        "code version",
+        "budget",
+        "gates",
+        "model",
+        "MLflow run",
+    ]
 
     text = runner.invoke(app, ["audit", "people", "--specs-dir", str(specs)])
     assert text.exit_code == 0, text.output
@@ -75,7 +89,10 @@ def test_rollback_and_audit_from_the_command_line(pg_engine, pg_schema, workdir)
     assert "rollback to v1 (from v2) (cli): v2 has empty labels (ticket DATA-42)" in text.output
     chain = text.output.split("audit chain of version 1")[1]
     assert f"{pg_schema}.people_synthetic version 1 (table people_synthetic__v1), 10 rows" in chain
-    assert "rolled back to this version on" in chain and "source snapshot  people, keyed fingerprint ffffffffffffffff" in chain
+    assert (
+        "rolled back to this version on" in chain
+        and "source snapshot  people, keyed fingerprint ffffffffffffffff" in chain
+    )
     assert "model            m version 1 (alias production)" in chain
     assert "code version     unknown: the MLflow run could not be read" in chain  # these versions had no MLflow run
 

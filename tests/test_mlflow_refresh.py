@@ -12,12 +12,11 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-
 from typer.testing import CliRunner
 
 from flows.refresh import refresh_table
-from synthgate.cli import app
 from synthgate import tracking
+from synthgate.cli import app
 from synthgate.errors import GateFailedError
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
@@ -26,18 +25,35 @@ from tests.flows.test_refresh_flow import write_spec as flow_spec
 pytestmark = pytest.mark.integration
 
 # a 6-epoch generator on 1,500 rows: looser thresholds than the defaults (as in tests/flows/test_refresh_flow.py)
-GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6,
-         "min_column_pair_trends": 0.5, "max_utility_gap": 0.4, "max_tvd_1way_excess": 0.3, "max_tvd_2way_excess": 0.4,
-         "max_tvd_3way_excess": 0.5, "max_singling_out_risk": 0.2, "max_inference_risk": 0.4}
+GATES = {
+    "min_quality": 0.6,
+    "min_tstr_auc": 0.5,
+    "max_dcr_share": 0.7,
+    "min_column_shapes": 0.6,
+    "min_column_pair_trends": 0.5,
+    "max_utility_gap": 0.4,
+    "max_tvd_1way_excess": 0.3,
+    "max_tvd_2way_excess": 0.4,
+    "max_tvd_3way_excess": 0.5,
+    "max_singling_out_risk": 0.2,
+    "max_inference_risk": 0.4,
+}
 
 
 def write_spec(tmp_path: Path, schema: str, gates: dict) -> Path:
     """The flow tests' people spec, with a cap, four epochs at epsilon 2 and these gates."""
-    return flow_spec(tmp_path, schema, privacy={"epsilon": 2.0, "delta": 1e-5, "cap": 10.0},
-                     training={"epochs": 4, "seed": 1}, gates=gates)
+    return flow_spec(
+        tmp_path,
+        schema,
+        privacy={"epsilon": 2.0, "delta": 1e-5, "cap": 10.0},
+        training={"epochs": 4, "seed": 1},
+        gates=gates,
+    )
 
 
-def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefect_harness, workdir, pg_engine, pg_schema, people):
+def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(
+    prefect_harness, workdir, pg_engine, pg_schema, people
+):
     people.to_sql("people", pg_engine, schema=pg_schema, index=False)
     client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
 
@@ -50,7 +66,10 @@ def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefec
     assert rejected.info.run_name == "people rejected (test)" and rejected.data.tags["synthgate.status"] == "rejected"
     assert "none: the run was rejected" in rejected.data.tags[tracking.NOTE_TAG]
     held = next((workdir / "home" / "reports" / "people").glob("*.html")).read_text()
-    assert f"nothing from this run is published; <code>{pg_schema}.people_synthetic</code> has no published version yet" in held
+    assert (
+        f"nothing from this run is published; <code>{pg_schema}.people_synthetic</code> has no published version yet"
+        in held
+    )
 
     spec_path = write_spec(workdir, pg_schema, GATES)
     result = refresh_table(str(spec_path), trigger="test")
@@ -58,8 +77,14 @@ def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefec
     run = client.get_run(result["mlflow_run_id"])
     assert run.info.run_name == "people v1 (test)"
     note = run.data.tags[tracking.NOTE_TAG]
-    for step in (f"1. Published table: `{pg_schema}.people_synthetic` version 1", "2. Source snapshot: table `people`",
-                 "3. Code: ", "4. Budget: epsilon ", "5. Gates: all ", "6. Model: `synthgate-people` version 1"):
+    for step in (
+        f"1. Published table: `{pg_schema}.people_synthetic` version 1",
+        "2. Source snapshot: table `people`",
+        "3. Code: ",
+        "4. Budget: epsilon ",
+        "5. Gates: all ",
+        "6. Model: `synthgate-people` version 1",
+    ):
         assert step in note, step
     model = client.get_model_version("synthgate-people", "1")
     assert model.run_id == run.info.run_id and model.tags["synthgate.table_version"] == "1"
@@ -80,8 +105,10 @@ def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefec
     assert policies["email"]["policy"] == "fake"
     # the report's header
     page = Path(result["report"]).read_text()
-    assert (f"All {len(result['gates'])} gates passed: the synthetic rows are cleared for publishing as version 1 of "
-            f"<code>{pg_schema}.people_synthetic</code>") in page
+    assert (
+        f"All {len(result['gates'])} gates passed: the synthetic rows are cleared for publishing as version 1 of "
+        f"<code>{pg_schema}.people_synthetic</code>"
+    ) in page
     assert "1,500 synthetic rows" in page and "spent on this table in all, of its cap 10" in page
     assert "mlflow ui --backend-store-uri" in page and "workflowType=machine_learning" in page
     # `synthgate audit` prints the same chain, the code version and the run read back from MLflow
@@ -90,5 +117,7 @@ def test_a_rejected_run_registers_nothing_and_a_published_one_is_walkable(prefec
     chain = audited.output.split("audit chain of version 1")[1]
     commit = run.data.tags.get("synthgate.git_commit")
     assert (f"code version     commit {commit[:12]}" if commit else "code version     not a git checkout") in chain
-    assert "gates            all " in chain and "model            synthgate-people version 1 (alias production)" in chain
+    assert (
+        "gates            all " in chain and "model            synthgate-people version 1 (alias production)" in chain
+    )
     assert f"MLflow run       {run.info.run_id} (people v1 (test)): mlflow ui --backend-store-uri" in chain

@@ -10,11 +10,6 @@ budget -> gates -> model.
 from __future__ import annotations
 
 import shlex
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,18 +21,20 @@ from synthgate import tracking
 from synthgate.gates import GateVerdict, Scores
 from synthgate.report import ReportContext, RunFacts, render
 from tests.browser import chromium, needs_chromium
+from tests.mlflow_server import MLFLOW, mlflow_process
 
 pytestmark = needs_chromium
 
-SCORES = Scores(quality=0.87, column_shapes=0.9, column_pair_trends=0.84, dcr_share=0.51, exact_copies_training=0.0,
-                exact_copies_holdout=0.0, synthetic_suite_passed=True)
+SCORES = Scores(
+    quality=0.87,
+    column_shapes=0.9,
+    column_pair_trends=0.84,
+    dcr_share=0.51,
+    exact_copies_training=0.0,
+    exact_copies_holdout=0.0,
+    synthetic_suite_passed=True,
+)
 VERDICTS = [GateVerdict("quality", True, 0.87, 0.75, ">="), GateVerdict("dcr_share", True, 0.51, 0.6, "<=")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +45,39 @@ def recorded(tmp_path_factory) -> tuple[str, str, str]:
     tags = {"synthgate.trigger": "schedule", "synthgate.source_table": "people"}
     with tracking.start_run(store, "people", tags, home / "artifacts") as run:
         tracking.set_tags({"synthgate.source_fingerprint": "9f" * 32})
-        tracking.log_metrics({"epsilon_spent": 0.97, "epsilon_table_total": 2.91, "epsilon_table_cap": 10.0,
-                              "gate_quality": 1.0, "gate_dcr_share": 1.0})
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_version": "3",
-                           "synthgate.published_table": "synth.people_synthetic",
-                           "synthgate.published_version_table": "people_synthetic__v3"})
+        tracking.log_metrics(
+            {
+                "epsilon_spent": 0.97,
+                "epsilon_table_total": 2.91,
+                "epsilon_table_cap": 10.0,
+                "gate_quality": 1.0,
+                "gate_dcr_share": 1.0,
+            }
+        )
+        tracking.set_tags(
+            {
+                "synthgate.status": "published",
+                "synthgate.published_version": "3",
+                "synthgate.published_table": "synth.people_synthetic",
+                "synthgate.published_version_table": "people_synthetic__v3",
+            }
+        )
     return store, run.info.run_id, run.info.experiment_id
 
 
 def report_page(tmp_path: Path, link: str) -> Path:
-    facts = RunFacts(table="synth.people_synthetic", source_table="people", rows=1500, epsilon_spent=0.97,
-                     started_at=datetime(2024, 5, 1, tzinfo=UTC), trigger="schedule", next_version=3, current_version=2,
-                     epsilon_total=2.91, epsilon_cap=10.0)
+    facts = RunFacts(
+        table="synth.people_synthetic",
+        source_table="people",
+        rows=1500,
+        epsilon_spent=0.97,
+        started_at=datetime(2024, 5, 1, tzinfo=UTC),
+        trigger="schedule",
+        next_version=3,
+        current_version=2,
+        epsilon_total=2.91,
+        epsilon_cap=10.0,
+    )
     ctx = ReportContext("people", "run", 0.97, 1e-5, "prv", SCORES, VERDICTS, {}, link, facts=facts)
     path = tmp_path / "report.html"
     path.write_text(render(ctx, {}, "", pd.DataFrame({"age": [31]})), encoding="utf-8")
@@ -71,28 +89,13 @@ def ui(recorded, tmp_path_factory):
     """The MLflow UI, started with the very command the report prints for the local store (on a free port)."""
     store, run_id, _ = recorded
     command = tracking.run_link(store, run_id).command
-    port = free_port()
     argv = shlex.split(command)
-    argv[0] = str(Path(sys.executable).with_name("mlflow"))
-    log = tmp_path_factory.mktemp("ui") / "ui.log"
-    proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 150
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"`{command}` did not serve: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield base
-    proc.terminate()
+    argv[0] = MLFLOW
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        with mlflow_process(argv, tmp_path_factory.mktemp("ui") / "ui.log") as process:
+            yield process.url
+    except RuntimeError as exc:  # it did not serve
+        pytest.fail(f"`{command}` did not serve: {exc}")
 
 
 def wait_for_text(driver, text: str, seconds: float = 60) -> str:
@@ -118,9 +121,14 @@ def test_the_printed_command_and_page_and_a_servers_link_open_the_run(recorded, 
         wait_for_text(driver, "people v3 (schedule)")
         driver.find_element(By.XPATH, "//*[normalize-space(text())='Show more']").click()  # the description, unfolded
         body = wait_for_text(driver, "Model: none registered")
-        for step in ("Published table: synth.people_synthetic version 3", "Source snapshot: table people, keyed fingerprint",
-                     "Code:", "Budget: epsilon 0.97 spent by this run; 2.91 spent on this table in all, of its cap 10",
-                     "Gates: all 2 passed", "Model: none registered"):
+        for step in (
+            "Published table: synth.people_synthetic version 3",
+            "Source snapshot: table people, keyed fingerprint",
+            "Code:",
+            "Budget: epsilon 0.97 spent by this run; 2.91 spent on this table in all, of its cap 10",
+            "Gates: all 2 passed",
+            "Model: none registered",
+        ):
             assert step in body, step
         # a tracking server: the report's link is the run's page there, and clicking it opens the run
         served = report_page(tmp_path, tracking.run_url(ui, run_id))

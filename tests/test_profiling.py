@@ -1,4 +1,7 @@
-"""Column policies: a refresh decides from names and types alone; `synthgate profile --write` records SDV's proposals."""
+"""Column policies.
+
+A refresh decides from names and types alone; `synthgate profile --write` records SDV's proposals.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, load_spec, spec_from_dict
 from tests.conftest import PEOPLE_COLUMNS, make_people
 
-I, F, S, B, D = ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME
+# one letter a kind keeps the expected-kind tables below readable
+I, F, S, B, D = ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.DATETIME  # noqa: E741
 BASE = {
     "name": "people",
     "source": {"url": "sqlite:///w.db", "table": "people"},
@@ -39,9 +43,17 @@ def decided(name: str, kind: ColumnKind, sql_type: str | None = None, **override
 
 @pytest.mark.parametrize(
     ("name", "words"),
-    [("customer_id", ["customer", "id"]), ("customerId", ["customer", "id"]), ("CustomerID", ["customer", "id"]),
-     ("E_Mail", ["email"]), ("EMail", ["email"]), ("firstname", ["first", "name"]), ("address_line_2", ["address", "line"]),
-     ("phone2", ["phone"]), ("SSN", ["ssn"])],
+    [
+        ("customer_id", ["customer", "id"]),
+        ("customerId", ["customer", "id"]),
+        ("CustomerID", ["customer", "id"]),
+        ("E_Mail", ["email"]),
+        ("EMail", ["email"]),
+        ("firstname", ["first", "name"]),
+        ("address_line_2", ["address", "line"]),
+        ("phone2", ["phone"]),
+        ("SSN", ["ssn"]),
+    ],
 )
 def test_names_split_into_words(name, words):
     assert name_words(name) == words
@@ -50,20 +62,35 @@ def test_names_split_into_words(name, words):
 @pytest.mark.parametrize(
     ("name", "kind", "expected"),
     [
-        ("id", I, ("fake", "id")), ("customer_id", I, ("fake", "id")), ("customerId", I, ("fake", "id")),
-        ("order_id", S, ("fake", "uuid")), ("AccountID", S, ("fake", "uuid")), ("uuid", S, ("fake", "uuid")),
+        ("id", I, ("fake", "id")),
+        ("customer_id", I, ("fake", "id")),
+        ("customerId", I, ("fake", "id")),
+        ("order_id", S, ("fake", "uuid")),
+        ("AccountID", S, ("fake", "uuid")),
+        ("uuid", S, ("fake", "uuid")),
         ("user_guid", S, ("fake", "uuid")),
-        ("email", S, ("fake", "email")), ("e_mail", S, ("fake", "email")), ("contactEmailAddress", S, ("fake", "email")),
-        ("first_name", S, ("fake", "first_name")), ("firstName", S, ("fake", "first_name")),
+        ("email", S, ("fake", "email")),
+        ("e_mail", S, ("fake", "email")),
+        ("contactEmailAddress", S, ("fake", "email")),
+        ("first_name", S, ("fake", "first_name")),
+        ("firstName", S, ("fake", "first_name")),
         ("given_name", S, ("fake", "first_name")),
-        ("last_name", S, ("fake", "last_name")), ("surname", S, ("fake", "last_name")),
+        ("last_name", S, ("fake", "last_name")),
+        ("surname", S, ("fake", "last_name")),
         ("family_name", S, ("fake", "last_name")),
-        ("name", S, ("fake", "name")), ("full_name", S, ("fake", "name")), ("customer_name", S, ("fake", "name")),
-        ("phone", S, ("fake", "phone_number")), ("phone_number", S, ("fake", "phone_number")),
-        ("mobile", S, ("fake", "phone_number")), ("Telephone", S, ("fake", "phone_number")),
-        ("address", S, ("fake", "address")), ("street_address", S, ("fake", "address")),
-        ("street", S, ("fake", "address")), ("address_line_1", S, ("fake", "address")),
-        ("ssn", S, ("fake", "ssn")), ("social_security_number", S, ("fake", "ssn")),
+        ("name", S, ("fake", "name")),
+        ("full_name", S, ("fake", "name")),
+        ("customer_name", S, ("fake", "name")),
+        ("phone", S, ("fake", "phone_number")),
+        ("phone_number", S, ("fake", "phone_number")),
+        ("mobile", S, ("fake", "phone_number")),
+        ("Telephone", S, ("fake", "phone_number")),
+        ("address", S, ("fake", "address")),
+        ("street_address", S, ("fake", "address")),
+        ("street", S, ("fake", "address")),
+        ("address_line_1", S, ("fake", "address")),
+        ("ssn", S, ("fake", "ssn")),
+        ("social_security_number", S, ("fake", "ssn")),
     ],
 )
 def test_identifiers_and_personal_data_are_faked_by_name(name, kind, expected):
@@ -73,11 +100,24 @@ def test_identifiers_and_personal_data_are_faked_by_name(name, kind, expected):
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        ("age", I), ("income", F), ("plan", S), ("region", S), ("signup", D), ("churned", B),
-        ("plan_name", S), ("product_name", S), ("company_name", S),  # a name, but not a person's
-        ("email_verified", B), ("email_domain", S), ("phone_type", S), ("ip_address", S),  # not the value itself
-        ("paid", B), ("valid", S), ("amount_id", F),  # 'id' only as a word, and only for integer or string types
-        ("phone", I), ("ssn", I),  # personal data in a numeric type: a fake string cannot be published into it
+        ("age", I),
+        ("income", F),
+        ("plan", S),
+        ("region", S),
+        ("signup", D),
+        ("churned", B),
+        ("plan_name", S),
+        ("product_name", S),
+        ("company_name", S),  # a name, but not a person's
+        ("email_verified", B),
+        ("email_domain", S),
+        ("phone_type", S),
+        ("ip_address", S),  # not the value itself
+        ("paid", B),
+        ("valid", S),
+        ("amount_id", F),  # 'id' only as a word, and only for integer or string types
+        ("phone", I),
+        ("ssn", I),  # personal data in a numeric type: a fake string cannot be published into it
     ],
 )
 def test_other_columns_are_kept(name, kind):
@@ -90,7 +130,9 @@ def test_the_sql_uuid_type_is_an_identifier():
 
 def test_a_policy_declared_in_the_spec_wins():
     columns = [Column("customer_id", I, "BIGINT"), Column("email", S, "TEXT"), Column("age", I, "BIGINT")]
-    declared = spec(columns={"customer_id": {"policy": "keep"}, "email": {"policy": "drop"}, "age": {"min": 0, "max": 120}})
+    declared = spec(
+        columns={"customer_id": {"policy": "keep"}, "email": {"policy": "drop"}, "age": {"min": 0, "max": 120}}
+    )
     by_name = {p.name: p for p in policies_from_schema(declared, columns)}
     assert by_name["customer_id"].proposed.policy == "keep" and by_name["customer_id"].declared
     assert by_name["email"].proposed.policy == "drop" and by_name["email"].reason == "declared in the spec"
@@ -115,7 +157,8 @@ def test_the_refresh_path_reads_no_row(monkeypatch):
     monkeypatch.setattr(profiling, "propose", no_detection)
     profiles = policies_from_schema(spec(), PEOPLE_COLUMNS)
     assert {p.name: (p.proposed.policy, p.proposed.fake) for p in profiles if p.proposed.policy != "keep"} == {
-        "customer_id": ("fake", "id"), "email": ("fake", "email"),
+        "customer_id": ("fake", "id"),
+        "email": ("fake", "email"),
     }
     assert [p.name for p in profiles] == [c.name for c in PEOPLE_COLUMNS]
 
@@ -137,7 +180,9 @@ def test_the_task_logs_one_line_naming_the_undecided_columns(monkeypatch):
     profiles = validate.profile_columns.fn(spec(columns={"plan": {"policy": "categorical"}}), PEOPLE_COLUMNS)
     assert len(profiles) == len(PEOPLE_COLUMNS)
     (line,) = logger.lines
-    assert line.startswith("columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write`")
+    assert line.startswith(
+        "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write`"
+    )
     assert "customer_id (fake id)" in line and "email (fake email)" in line and "age (keep)" in line
     assert "plan" not in line
 
@@ -249,10 +294,15 @@ def test_a_spec_that_would_not_load_is_left_as_it_was(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "kind", "fake"),
-    [("case_no", ColumnKind.INTEGER, "id"), ("claimNumber", ColumnKind.CATEGORICAL, "uuid"),
-     ("account_key", ColumnKind.INTEGER, "id"), ("order_nr", ColumnKind.CATEGORICAL, "uuid"),
-     ("phone_number", ColumnKind.CATEGORICAL, "phone_number"), ("education_num", ColumnKind.INTEGER, None),
-     ("zip_code", ColumnKind.CATEGORICAL, None)],
+    [
+        ("case_no", ColumnKind.INTEGER, "id"),
+        ("claimNumber", ColumnKind.CATEGORICAL, "uuid"),
+        ("account_key", ColumnKind.INTEGER, "id"),
+        ("order_nr", ColumnKind.CATEGORICAL, "uuid"),
+        ("phone_number", ColumnKind.CATEGORICAL, "phone_number"),
+        ("education_num", ColumnKind.INTEGER, None),
+        ("zip_code", ColumnKind.CATEGORICAL, None),
+    ],
 )
 def test_key_names_are_faked_and_figures_kept(name, kind, fake):
     policy = rule_for(Column(name, kind, "TEXT"))[0]

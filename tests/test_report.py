@@ -20,9 +20,16 @@ from synthgate.disclosures import DISCLOSED_EXCEPTIONS
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
 from synthgate.generator import DPSynthesizer
-from synthgate.generator.encoders import NumericCodec
+from synthgate.generator.codecs import NumericCodec
 from synthgate.report import (
-    GATE_EXPLANATIONS, ReportContext, RunFacts, _numeric_plot, _shares, _spike_tokens, _tokens, write_report,
+    GATE_EXPLANATIONS,
+    ReportContext,
+    RunFacts,
+    _numeric_plot,
+    _shares,
+    _spike_tokens,
+    _tokens,
+    write_report,
 )
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, Gates, PrivacyBudget, Training
@@ -31,14 +38,37 @@ from tests.conftest import PEOPLE_COLUMNS
 
 COLUMNS = [*PEOPLE_COLUMNS, Column("bonus", ColumnKind.INTEGER, "BIGINT")]  # bonus: 90% zeros, a spike
 POLICIES = {"customer_id": ColumnPolicy(policy="fake", fake="id"), "email": ColumnPolicy(policy="fake", fake="email")}
-SECTIONS = ["summary", "facts", "gates", "budget", "fidelity", "utility", "privacy", "validity", "distributions",
-            "correlations", "sample", "real-data", "disclosures", "timing"]
+SECTIONS = [
+    "summary",
+    "facts",
+    "gates",
+    "budget",
+    "fidelity",
+    "utility",
+    "privacy",
+    "validity",
+    "distributions",
+    "correlations",
+    "sample",
+    "real-data",
+    "disclosures",
+    "timing",
+]
 COMMAND = "mlflow ui --backend-store-uri sqlite:////srv/synthgate/mlflow.db"
 PAGE = "http://127.0.0.1:5000/#/experiments/3/runs/run123?workflowType=machine_learning"
 FACTS = RunFacts(
-    table="synth.people_synthetic", source_table="crm.people", rows=1000, epsilon_spent=0.97,
-    started_at=datetime(2024, 5, 1, 10, 30, tzinfo=UTC), trigger="schedule", next_version=5, current_version=4,
-    epsilon_total=3.5, epsilon_cap=5.0, git_commit="0123456789abcdef" * 2 + "01234567", git_dirty=True,
+    table="synth.people_synthetic",
+    source_table="crm.people",
+    rows=1000,
+    epsilon_spent=0.97,
+    started_at=datetime(2024, 5, 1, 10, 30, tzinfo=UTC),
+    trigger="schedule",
+    next_version=5,
+    current_version=4,
+    epsilon_total=3.5,
+    epsilon_cap=5.0,
+    git_commit="0123456789abcdef" * 2 + "01234567",
+    git_dirty=True,
 )
 
 
@@ -47,7 +77,9 @@ def fitted(people):
     rng = np.random.default_rng(3)
     frame = people.assign(bonus=np.where(rng.random(len(people)) < 0.9, 0, rng.integers(100, 5000, len(people))))
     train, holdout = frame.iloc[:1500], frame.iloc[1500:]
-    synth = DPSynthesizer(COLUMNS, POLICIES, PrivacyBudget(epsilon=4.0, delta=1e-5), Training(epochs=3, seed=2), "churned")
+    synth = DPSynthesizer(
+        COLUMNS, POLICIES, PrivacyBudget(epsilon=4.0, delta=1e-5), Training(epochs=3, seed=2), "churned"
+    )
     synth.fit(train)
     return train, holdout, synth, synth.sample(1000)
 
@@ -55,10 +87,33 @@ def fitted(people):
 @pytest.fixture(scope="module")
 def report(fitted, tmp_path_factory) -> tuple[Path, dict[str, bytes], list[str], int]:
     train, holdout, synth, synthetic = fitted
-    ev = evaluate(train, holdout, synthetic, synth.learned, "churned", [], keys=["customer_id"], attacks=100)
-    verdicts = evaluate_gates(Gates(min_quality=0.99, min_tstr_auc=0.0, max_utility_gap=1.0), ev.scores)  # quality: held back on purpose
-    ctx = ReportContext("people", "run123", synth.summary.epsilon, 1e-5, synth.summary.accounting, ev.scores, verdicts,
-                        {"train": 1.0}, f"{COMMAND}  # then open {PAGE}", ev, ("customer_id",), FACTS)
+    ev = evaluate(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        columns=synth.learned,
+        target="churned",
+        synthetic_suite_failures=[],
+        keys=["customer_id"],
+        attacks=100,
+    )
+    verdicts = evaluate_gates(
+        Gates(min_quality=0.99, min_tstr_auc=0.0, max_utility_gap=1.0), ev.scores
+    )  # quality: held back on purpose
+    ctx = ReportContext(
+        "people",
+        "run123",
+        synth.summary.epsilon,
+        1e-5,
+        synth.summary.accounting,
+        ev.scores,
+        verdicts,
+        {"train": 1.0},
+        f"{COMMAND}  # then open {PAGE}",
+        ev,
+        ("customer_id",),
+        FACTS,
+    )
     written = write_report(tmp_path_factory.mktemp("report") / "report.html", ctx, train, synthetic, synth)
     return written.path, written.plots, [v.name for v in verdicts if not v.passed], len(verdicts)
 
@@ -78,18 +133,27 @@ def test_report_is_self_contained_and_holds_no_real_row(report, people):
 
 def test_the_header_answers_which_table_version_rows_when_verdict_and_budget(report):
     page = report[0].read_text()
-    assert ("Verdict: HELD BACK. 1 of {} gates failed (Overall likeness): nothing from this run is published; "
-            "<code>synth.people_synthetic</code> stays at version 4.").format(report[3]) in page
-    for fact in ("5 if published (now at version 4)", "1,000 synthetic rows", "2024-05-01 10:30 UTC, started by schedule",
-                 "epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5 (1.5 left)",
-                 "with uncommitted changes (dirty working tree)", f"<code id='mlflow-command'>{html.escape(COMMAND)}</code>"):
+    assert (
+        f"Verdict: HELD BACK. 1 of {report[3]} gates failed (Overall likeness): nothing from this run is published; "
+        "<code>synth.people_synthetic</code> stays at version 4."
+    ) in page
+    for fact in (
+        "5 if published (now at version 4)",
+        "1,000 synthetic rows",
+        "2024-05-01 10:30 UTC, started by schedule",
+        "epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5 (1.5 left)",
+        "with uncommitted changes (dirty working tree)",
+        f"<code id='mlflow-command'>{html.escape(COMMAND)}</code>",
+    ):
         assert fact in page, fact
-    assert "sqlite:///" not in page.split("id='mlflow-link'")[1].split(">")[0]  # the link is the UI page, never the store
+    assert (
+        "sqlite:///" not in page.split("id='mlflow-link'")[1].split(">")[0]
+    )  # the link is the UI page, never the store
 
 
 def test_a_spiky_column_gets_its_spike_beside_the_histogram_and_dates_are_dates(fitted):
     train, _, synth, synthetic = fitted
-    codecs = {c.name: k for c, k in zip(synth.learned, synth.codecs) if isinstance(k, NumericCodec)}
+    codecs = {c.name: k for c, k in zip(synth.learned, synth.codecs, strict=True) if isinstance(k, NumericCodec)}
     bonus, column = codecs["bonus"], next(c for c in synth.learned if c.name == "bonus")
     shares, _ = _shares(bonus, [_tokens(bonus, column, f["bonus"]) for f in (train, synthetic)])
     spikes = _spike_tokens(bonus, shares)
@@ -124,17 +188,23 @@ def test_report_renders_its_header_gates_and_link_in_headless_chromium(report):
             assert element.is_displayed() and element.size["height"] > 10, section
         images = driver.find_elements(By.TAG_NAME, "img")
         assert len(images) == 9
-        assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 100", i) for i in images)
+        assert all(
+            driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 100", i) for i in images
+        )
         # the header, read as a person reads it
         verdict = driver.find_element(By.CSS_SELECTOR, "#summary .verdict").text
         assert verdict.startswith("Verdict: HELD BACK. 1 of") and "synth.people_synthetic stays at version 4" in verdict
-        facts = {row.find_element(By.TAG_NAME, "th").text: row.find_element(By.TAG_NAME, "td").text
-                 for row in driver.find_elements(By.CSS_SELECTOR, "#facts tr")}
+        facts = {
+            row.find_element(By.TAG_NAME, "th").text: row.find_element(By.TAG_NAME, "td").text
+            for row in driver.find_elements(By.CSS_SELECTOR, "#facts tr")
+        }
         assert list(facts) == ["Table", "Version", "Rows", "When", "Privacy budget", "Code", "MLflow run"]
         assert facts["Table"] == "synth.people_synthetic, a synthetic copy of crm.people"
         assert facts["Version"] == "5 if published (now at version 4)" and facts["Rows"] == "1,000 synthetic rows"
         assert facts["When"] == "2024-05-01 10:30 UTC, started by schedule"
-        assert facts["Privacy budget"].startswith("epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5")
+        assert facts["Privacy budget"].startswith(
+            "epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5"
+        )
         assert facts["Code"] == "commit 0123456789ab with uncommitted changes (dirty working tree)"
         # the MLflow run: the command that opens the local store's UI, then the page, as a working link
         assert driver.find_element(By.ID, "mlflow-command").text == COMMAND

@@ -59,7 +59,9 @@ def test_literal_password_is_refused(tmp_path):
 
 def test_credentials_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cret")
-    text = MINIMAL.replace('"sqlite:///w.db", table: people}', '"postgresql://u:${WAREHOUSE_PASSWORD}@db/x", table: people}')
+    text = MINIMAL.replace(
+        '"sqlite:///w.db", table: people}', '"postgresql://u:${WAREHOUSE_PASSWORD}@db/x", table: people}'
+    )
     spec = load_spec(write(tmp_path, text))
     assert "s3cret" in spec.source.url
     assert "s3cret" not in spec.source.display_url
@@ -92,7 +94,9 @@ def test_shipped_demo_spec_is_valid(monkeypatch):
 
 
 def test_keys_and_every_gate_threshold_load(tmp_path):
-    text = MINIMAL + "keys: [id, region]\ngates: {max_mia_auc: 0.55, max_inference_risk: 0.1, max_tvd_3way_excess: 0.05}\n"
+    text = (
+        MINIMAL + "keys: [id, region]\ngates: {max_mia_auc: 0.55, max_inference_risk: 0.1, max_tvd_3way_excess: 0.05}\n"
+    )
     spec = load_spec(write(tmp_path, text))
     assert spec.key_columns == ["id", "region"]
     assert dict(spec)["key_columns"] == ["id", "region"]  # Prefect turns parameters into dicts
@@ -112,7 +116,11 @@ def test_a_dropped_key_and_an_unknown_gate_are_named(tmp_path):
 def test_schedule_is_optional_and_validated(tmp_path):
     assert load_spec(write(tmp_path, MINIMAL)).schedule is None
     spec = load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "15 3 * * 1-5", timezone: America/New_York}\n'))
-    assert (spec.schedule.cron, spec.schedule.timezone, spec.schedule.active) == ("15 3 * * 1-5", "America/New_York", True)
+    assert (spec.schedule.cron, spec.schedule.timezone, spec.schedule.active) == (
+        "15 3 * * 1-5",
+        "America/New_York",
+        True,
+    )
     assert load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "0 2 * * *"}\n')).schedule.timezone == "UTC"
 
 
@@ -121,7 +129,10 @@ def test_schedule_is_optional_and_validated(tmp_path):
     [
         ('{cron: "0 25 * * *"}', r"schedule\.cron: Value error, invalid cron"),
         ('{cron: "0 2 * *"}', r"schedule\.cron: Value error, cron '0 2 \* \*' must have five fields"),
-        ('{cron: "0 2 * * *", timezone: Mars/Olympus}', r"schedule\.timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        (
+            '{cron: "0 2 * * *", timezone: Mars/Olympus}',
+            r"schedule\.timezone: Value error, unknown time zone 'Mars/Olympus'",
+        ),
         ('{cron: "0 2 * * *", every: day}', r"schedule\.every: unknown key"),
     ],
 )
@@ -132,9 +143,11 @@ def test_bad_schedules_are_named(tmp_path, schedule, message):
 
 # -- hostile input: each refused in one line, before anything else runs ------------------------------------------
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
-) + MINIMAL
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+    + MINIMAL
+)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +197,7 @@ def test_unknown_key_lists_the_allowed_keys_and_points_at_real_help(tmp_path):
     message = str(error.value)
     assert "columns.age.polcy: unknown key" in message and "allowed here: categories, fake, max, min, policy" in message
     assert "README.md" in message and "spec --help" not in message and "\n" not in message
-    with pytest.raises(SpecError, match="allowed here: cron, timezone, active|allowed here: active, cron, timezone"):
+    with pytest.raises(SpecError, match=r"allowed here: cron, timezone, active|allowed here: active, cron, timezone"):
         load_spec(write(tmp_path, MINIMAL + 'schedule: {cron: "0 2 * * *", every: day}\n'))
 
 
@@ -226,9 +239,11 @@ def test_referenced_credentials_are_encoded_into_the_url(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("url", "shown", "dropped"),
     [
-        ("postgresql+psycopg2://u:pw@h:5432/db?password=pw&sslmode=require&token=t",
-         "postgresql+psycopg2://u:***@h:5432/db?password=***&sslmode=require&token=***",
-         "postgresql+psycopg2://u@h:5432/db?sslmode=require"),
+        (
+            "postgresql+psycopg2://u:pw@h:5432/db?password=pw&sslmode=require&token=t",
+            "postgresql+psycopg2://u:***@h:5432/db?password=***&sslmode=require&token=***",
+            "postgresql+psycopg2://u@h:5432/db?sslmode=require",
+        ),
         ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db", "postgresql://u@h/db"),  # an unescaped @
         ("postgresql://u@h/db?options=-csearch_path%3Dx", "postgresql://u@h/db?options=***", "postgresql://u@h/db"),
         ("http://user:pw@mlflow:5000/api?api_key=k", "http://user:***@mlflow:5000/api?api_key=***", None),
@@ -288,8 +303,12 @@ def test_refresh_refuses_a_bad_spec_before_prefect_starts(tmp_path):
 
     bad = write(tmp_path, MINIMAL.replace("epsilon: 1.0", "epsilom: 1.0, epsilon: 1.0"))
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "synthgate.cli", "refresh", str(bad), "--json"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", "refresh", str(bad), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert time.monotonic() - began < 15, "the spec must be read before the Prefect server starts"
     assert done.returncode == 2
     assert json.loads(done.stdout)["error_type"] == "SpecError"
@@ -310,12 +329,18 @@ def test_the_alias_bomb_returns_fast_in_bounded_memory(tmp_path, command):
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "synthgate.cli", command, str(bomb)], capture_output=True, text=True,
-                          timeout=120, preexec_fn=limit_memory)
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", command, str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_memory,
+    )
     assert time.monotonic() - began < 15
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines() == [f"error: {bomb}: YAML aliases (*name, line 2) are not allowed in a "
-                                                "table spec: write the value out"]
+    assert done.stderr.strip().splitlines() == [
+        f"error: {bomb}: YAML aliases (*name, line 2) are not allowed in a table spec: write the value out"
+    ]
 
 
 def test_every_cli_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
@@ -343,6 +368,8 @@ def test_an_unexpected_error_is_one_line_without_its_message(tmp_path, monkeypat
     monkeypatch.setattr(synthgate.spec, "load_spec", broken)
     result = CliRunner().invoke(app, ["check-spec", str(write(tmp_path, MINIMAL))])
     assert result.exit_code == 2 and "Alice" not in result.output and "Traceback" not in result.output
-    assert result.stderr.strip().splitlines() == ["error: unexpected ValueError; run `synthgate --debug ...` for the traceback"]
+    assert result.stderr.strip().splitlines() == [
+        "error: unexpected ValueError; run `synthgate --debug ...` for the traceback"
+    ]
     as_json = CliRunner().invoke(app, ["budget", str(write(tmp_path, MINIMAL)), "--json"])
     assert as_json.exit_code == 2 and as_json.stdout.count("{") == 1 and "Alice" not in as_json.output

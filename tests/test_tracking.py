@@ -18,7 +18,11 @@ from synthgate.spec import spec_from_dict
 SPEC = {
     "name": "people",
     "source": {"url": "postgresql://reader:s3cret@db.example:5432/prod?sslmode=require&password=x", "table": "people"},
-    "target": {"url": "postgresql://writer:hunter2@db.example:5432/analytics", "table": "people_synthetic", "schema": "synth"},
+    "target": {
+        "url": "postgresql://writer:hunter2@db.example:5432/analytics",
+        "table": "people_synthetic",
+        "schema": "synth",
+    },
     "privacy": {"epsilon": 1.0, "delta": 1e-5, "cap": 5.0},
     "columns": {"email": {"policy": "fake", "fake": "email"}},
 }
@@ -50,11 +54,23 @@ def test_a_published_run_is_renamed_described_and_its_experiment_opens_on_runs(s
     with tracking.start_run(store, "people", tags, tmp_path / "artifacts") as run:
         assert mlflow.active_run().info.run_name == "people running (cli)"
         tracking.set_tags({"synthgate.source_fingerprint": "ab" * 32})
-        tracking.log_metrics({"epsilon_spent": 0.97, "epsilon_table_total": 2.5, "epsilon_table_cap": 5.0,
-                              "gate_quality": 1.0, "gate_mia_auc": 1.0})
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_version": "3",
-                           "synthgate.published_table": "synth.people_synthetic",
-                           "synthgate.published_version_table": "people_synthetic__v3"})
+        tracking.log_metrics(
+            {
+                "epsilon_spent": 0.97,
+                "epsilon_table_total": 2.5,
+                "epsilon_table_cap": 5.0,
+                "gate_quality": 1.0,
+                "gate_mia_auc": 1.0,
+            }
+        )
+        tracking.set_tags(
+            {
+                "synthgate.status": "published",
+                "synthgate.published_version": "3",
+                "synthgate.published_table": "synth.people_synthetic",
+                "synthgate.published_version_table": "people_synthetic__v3",
+            }
+        )
     finished = run_of(store, run.info.run_id)
     assert finished.info.run_name == "people v3 (cli)" and finished.info.status == "FINISHED"
     note = finished.data.tags[tracking.NOTE_TAG]
@@ -81,7 +97,11 @@ def test_failed_and_rejected_runs_are_named_so(store):
     assert failed.info.run_name == "people failed (schedule)" and failed.data.tags["synthgate.status"] == "failed"
     assert failed.info.status == "FAILED"
     assert "1. Published table: none: the run failed without publishing" in failed.data.tags[tracking.NOTE_TAG]
-    with pytest.raises(ValueError), tracking.start_run(store, "people", {"synthgate.trigger": "cli"}) as run:
+    # the run under test must see the exception raised inside it, after a tag set during the run
+    with (  # noqa: PT012
+        pytest.raises(ValueError, match="a gate failed"),
+        tracking.start_run(store, "people", {"synthgate.trigger": "cli"}) as run,
+    ):
         tracking.set_tags({"synthgate.status": "rejected"})
         raise ValueError("a gate failed")
     assert run_of(store, run.info.run_id).info.run_name == "people rejected (cli)"
@@ -111,8 +131,14 @@ def test_only_a_run_whose_gates_passed_registers_a_model_version_and_it_carries_
     privacy = SimpleNamespace(epsilon=0.97, delta=1e-5, accounting="prv", resampled_from=None)
     sample = pd.DataFrame({"age": [30, 40]})
     with tracking.start_run(store, "people", {"synthgate.trigger": "cli"}) as rejected:
-        tags = {"synthgate.source_fingerprint": "cd" * 32, "synthgate.git_commit": "f" * 40, "synthgate.git_dirty": "true"}
-        assert tracking.record_model(spec, rejected.info.run_id, _Synth(), sample, privacy, tags, register=False) is None
+        tags = {
+            "synthgate.source_fingerprint": "cd" * 32,
+            "synthgate.git_commit": "f" * 40,
+            "synthgate.git_dirty": "true",
+        }
+        assert (
+            tracking.record_model(spec, rejected.info.run_id, _Synth(), sample, privacy, tags, register=False) is None
+        )
         tracking.set_tags({"synthgate.status": "rejected"})
     client = mlflow.MlflowClient(store)
     assert client.search_model_versions(f"name='{tracking.model_name('people')}'") == []
@@ -121,25 +147,53 @@ def test_only_a_run_whose_gates_passed_registers_a_model_version_and_it_carries_
     with tracking.start_run(store, "people", {"synthgate.trigger": "cli"}) as passed:
         version = tracking.record_model(spec, passed.info.run_id, _Synth(), sample, privacy, tags, register=True)
         tracking.log_metrics({"epsilon_spent": 0.97, "gate_quality": 1.0})
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_version": "1",
-                           "synthgate.published_table": "synth.people_synthetic"})
+        tracking.set_tags(
+            {
+                "synthgate.status": "published",
+                "synthgate.published_version": "1",
+                "synthgate.published_table": "synth.people_synthetic",
+            }
+        )
     assert version == "1"
     model = client.get_model_version("synthgate-people", version)
     assert model.run_id == passed.info.run_id
-    assert {k: model.tags[k] for k in ("synthgate.table_version", "synthgate.epsilon", "synthgate.source_fingerprint",
-                                       "synthgate.verdict", "synthgate.git_dirty", "synthgate.published_table")} == {
-        "synthgate.table_version": "1", "synthgate.epsilon": "0.97", "synthgate.source_fingerprint": "cd" * 32,
-        "synthgate.verdict": "passed", "synthgate.git_dirty": "true", "synthgate.published_table": "synth.people_synthetic"}
+    assert {
+        k: model.tags[k]
+        for k in (
+            "synthgate.table_version",
+            "synthgate.epsilon",
+            "synthgate.source_fingerprint",
+            "synthgate.verdict",
+            "synthgate.git_dirty",
+            "synthgate.published_table",
+        )
+    } == {
+        "synthgate.table_version": "1",
+        "synthgate.epsilon": "0.97",
+        "synthgate.source_fingerprint": "cd" * 32,
+        "synthgate.verdict": "passed",
+        "synthgate.git_dirty": "true",
+        "synthgate.published_table": "synth.people_synthetic",
+    }
     assert "1. Published table: `synth.people_synthetic` version 1" in model.description
     assert "table version" in client.get_registered_model("synthgate-people").description
 
     # a re-sampling run registers nothing and adds its table version to the model version it re-sampled
     resampled = SimpleNamespace(epsilon=0.97, delta=1e-5, accounting="reused", resampled_from=passed.info.run_id)
     with tracking.start_run(store, "people", {"synthgate.trigger": "schedule"}) as again:
-        assert tracking.record_model(spec, again.info.run_id, _Synth(), sample, resampled, tags, register=True,
-                                     model_version="1") == "1"
-        tracking.set_tags({"synthgate.status": "published", "synthgate.published_version": "2",
-                           "synthgate.published_table": "synth.people_synthetic"})
+        assert (
+            tracking.record_model(
+                spec, again.info.run_id, _Synth(), sample, resampled, tags, register=True, model_version="1"
+            )
+            == "1"
+        )
+        tracking.set_tags(
+            {
+                "synthgate.status": "published",
+                "synthgate.published_version": "2",
+                "synthgate.published_table": "synth.people_synthetic",
+            }
+        )
     assert client.get_model_version("synthgate-people", "1").tags["synthgate.table_version"] == "1, 2"
     assert run_of(store, again.info.run_id).info.run_name == "people v2 (schedule, re-sampled)"
     assert len(client.search_model_versions("name='synthgate-people'")) == 1
@@ -156,7 +210,9 @@ def test_the_logged_spec_has_every_url_redacted():
 def test_column_policies_say_who_decided_them():
     spec = spec_from_dict(SPEC)
     columns = [SimpleNamespace(name="email", sql_type="TEXT"), SimpleNamespace(name="age", sql_type="BIGINT")]
-    synth = SimpleNamespace(columns=columns, policies={"email": spec.columns["email"], "age": type(spec.columns["email"])(policy="keep")})
+    synth = SimpleNamespace(
+        columns=columns, policies={"email": spec.columns["email"], "age": type(spec.columns["email"])(policy="keep")}
+    )
     assert tracking.column_policies(spec, synth) == {
         "email": {"policy": "fake", "fake": "email", "decided_by": "spec", "sql_type": "TEXT"},
         "age": {"policy": "keep", "decided_by": "name and SQL type", "sql_type": "BIGINT"},
@@ -165,13 +221,16 @@ def test_column_policies_say_who_decided_them():
 
 def test_ledger_metrics_show_the_tables_total():
     assert tracking.ledger_metrics({"epsilon_total": 2.5, "cap": 5.0}) == {
-        "epsilon_table_total": 2.5, "epsilon_table_cap": 5.0, "epsilon_table_remaining": 2.5}
+        "epsilon_table_total": 2.5,
+        "epsilon_table_cap": 5.0,
+        "epsilon_table_remaining": 2.5,
+    }
     assert tracking.ledger_metrics({"epsilon_total": 2.5, "cap": None}) == {"epsilon_table_total": 2.5}
     assert tracking.ledger_metrics({"epsilon_total": None, "cap": 5.0}) == {}
 
 
 def test_links_open_a_browser_on_a_server_and_print_the_command_otherwise(store, tmp_path, monkeypatch):
-    store_path = store[len("sqlite:///"):]
+    store_path = store[len("sqlite:///") :]
     server = tracking.run_link("https://user:tok@mlflow.example/", "abc", experiment_id="7")
     assert server.command is None
     assert server.url == "https://user:***@mlflow.example/#/experiments/7/runs/abc?workflowType=machine_learning"

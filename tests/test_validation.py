@@ -15,7 +15,10 @@ SPEC = spec_from_dict(
         "source": {"url": "sqlite://", "table": "people"},
         "target": {"url": "sqlite://", "table": "people_synthetic"},
         "privacy": {"epsilon": 1, "delta": 1e-5},
-        "columns": {"plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]}, "age": {"min": 0, "max": 120}},
+        "columns": {
+            "plan": {"policy": "categorical", "categories": ["basic", "plus", "premium"]},
+            "age": {"min": 0, "max": 120},
+        },
     }
 )
 COLUMNS = [
@@ -53,8 +56,8 @@ def test_first_run_creates_the_suite_and_passes(tmp_path):
     ("columns", "message"),
     [
         (COLUMNS[:-1], "'churned' was removed"),
-        (COLUMNS + [Column("extra", ColumnKind.FLOAT, "FLOAT")], "'extra' was added"),
-        ([Column("age", ColumnKind.CATEGORICAL, "TEXT")] + COLUMNS[1:], "'age' changed from integer to categorical"),
+        ([*COLUMNS, Column("extra", ColumnKind.FLOAT, "FLOAT")], "'extra' was added"),
+        ([Column("age", ColumnKind.CATEGORICAL, "TEXT"), *COLUMNS[1:]], "'age' changed from integer to categorical"),
     ],
 )
 def test_schema_drift_stops_the_run(tmp_path, columns, message):
@@ -94,3 +97,51 @@ def test_synthetic_suite_checks_row_count_and_unique_ids():
     assert validate(frame().assign(age=range(50)), suite).success
     outcome = validate(frame().assign(age=1), suite)
     assert "expect_column_values_to_be_unique(age)" in outcome.failed
+
+
+def test_a_run_validates_against_the_stored_suite_and_never_rewrites_it(tmp_path):
+    from synthgate.validation import validate_synthetic
+
+    first = validate_synthetic(tmp_path, SPEC, frame(50), COLUMNS, POLICIES)
+    path = suite_path(tmp_path, SPEC, "synthetic")
+    stored = path.read_bytes()
+    assert first.created_suite and first.success
+    assert "row_count" not in stored.decode(), "a run's (noisy) row count must not reach the reviewed suite"
+    second = validate_synthetic(tmp_path, SPEC, frame(80), COLUMNS, POLICIES)  # another run, another row count
+    assert not second.created_suite and second.success and second.evaluated == first.evaluated
+    assert path.read_bytes() == stored
+    assert any(r["expectation_config"]["type"] == "expect_table_row_count_to_equal" for r in second.result["results"])
+
+
+def test_a_synthetic_suite_that_no_longer_matches_the_spec_is_refused(tmp_path):
+    from synthgate.validation import load_or_create_synthetic_suite, suite_differences, write_suites
+
+    load_or_create_synthetic_suite(tmp_path, SPEC, COLUMNS, POLICIES)
+    dropped = POLICIES | {"income": ColumnPolicy(policy="drop")}
+    with pytest.raises(DataValidationError, match="synthgate suites SPEC --write"):
+        load_or_create_synthetic_suite(tmp_path, SPEC, COLUMNS, dropped)
+    assert suite_differences(tmp_path, SPEC, COLUMNS, dropped)[suite_path(tmp_path, SPEC, "synthetic")] == [
+        "column 'income' was removed"
+    ]
+    write_suites(tmp_path, SPEC, COLUMNS, dropped)  # a reviewed change, on purpose
+    assert load_or_create_synthetic_suite(tmp_path, SPEC, COLUMNS, dropped)[1] is False
+
+
+def test_the_committed_suites_hold_no_row_count_of_a_run():
+    from tests.conftest import ROOT
+
+    for path in (ROOT / "expectations").glob("*.synthetic.json"):
+        kinds = [e["type"] for e in json.loads(path.read_text())["expectations"]]
+        assert "expect_table_row_count_to_equal" not in kinds, path
+
+
+def test_a_column_the_budget_could_not_locate_is_waived_from_not_null_only(tmp_path):
+    from synthgate.validation import validate_synthetic
+
+    empty = frame(50).assign(income=np.nan)  # the generator samples an unlocatable figure as NULL
+    refused = validate_synthetic(tmp_path, SPEC, empty, COLUMNS, POLICIES)
+    assert not refused.success and "expect_column_values_to_not_be_null(income)" in refused.failed
+    waived = validate_synthetic(tmp_path, SPEC, empty, COLUMNS, POLICIES, unreleased=["income"])
+    assert waived.success and waived.evaluated == refused.evaluated - 1
+    still = validate_synthetic(tmp_path, SPEC, empty.assign(plan=np.nan), COLUMNS, POLICIES, unreleased=["income"])
+    assert "expect_column_values_to_not_be_null(plan)" in still.failed  # only the named column is waived

@@ -20,8 +20,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NETWORK_HINTS = ("ConnectionError", "Max retries exceeded", "Temporary failure in name resolution", "timed out",
-                 "Failed to resolve", "Name or service not known", "ServiceError", "NewConnectionError")
+NETWORK_HINTS = (
+    "ConnectionError",
+    "Max retries exceeded",
+    "Temporary failure in name resolution",
+    "timed out",
+    "Failed to resolve",
+    "Name or service not known",
+    "ServiceError",
+    "NewConnectionError",
+)
 
 
 @dataclass
@@ -62,7 +70,9 @@ def classify(report: dict, total: int | None = None) -> AuditOutcome:
             continue
         outcome.audited += 1
         for vuln in dep.get("vulns", []):
-            label = f"{dep['name']} {dep.get('version', '?')}: {vuln.get('id')} {' '.join(vuln.get('aliases', []))}".strip()
+            label = (
+                f"{dep['name']} {dep.get('version', '?')}: {vuln.get('id')} {' '.join(vuln.get('aliases', []))}".strip()
+            )
             if vuln.get("fix_versions"):
                 outcome.fixable.append(f"{label} -> fixed in {', '.join(vuln['fix_versions'])}")
             else:
@@ -82,8 +92,21 @@ def run(requirements: Path, service: str = "pypi", timeout: int = 600) -> AuditO
         return AuditOutcome(unreachable="pip-audit is not installed: pip install -e '.[audit]'")
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "audit.json"
-        command = [exe, "-r", str(requirements), "--no-deps", "--disable-pip", "--vulnerability-service", service,
-                   "--format", "json", "--output", str(report_path), "--progress-spinner", "off"]
+        command = [
+            exe,
+            "-r",
+            str(requirements),
+            "--no-deps",
+            "--disable-pip",
+            "--vulnerability-service",
+            service,
+            "--format",
+            "json",
+            "--output",
+            str(report_path),
+            "--progress-spinner",
+            "off",
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

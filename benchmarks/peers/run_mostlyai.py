@@ -21,8 +21,9 @@ Privacy budget (read from mostlyai/engine/analysis.py and _tabular/training.py o
     so the true spend can exceed the request.  We therefore also report `epsilon_spent`, read from the
     engine's progress log (dp_eps of the last saved checkpoint), and `budget_exceeded`.
   * Noise multiplier is the engine default (1.5, `--noise-multiplier` to change); the budget is met by
-    early stopping, not by calibrating noise.  `--strict` turns an overspent budget into exit status 3.  The validation split (20% of the rows) is used for checkpoint selection /
-    early stopping without privacy accounting, as the engine does by default.
+    early stopping, not by calibrating noise.  `--strict` turns an overspent budget into exit status 3.
+    The validation split (20% of the rows) is used for checkpoint selection / early stopping without
+    privacy accounting, as the engine does by default.
 
 Missing values: mostlyai-engine handles nulls natively (categorical and numeric), so empty cells are
 passed through as NaN and come back as empty cells; no placeholder is needed.
@@ -77,23 +78,38 @@ def main() -> None:
     parser.add_argument("--target", default=None, help="target column (only checked to exist)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-dp", action="store_true", help="train without differential privacy")
-    parser.add_argument("--numeric", default=None,
-                        help="comma-separated numeric columns (default: columns pandas reads as numbers)")
-    parser.add_argument("--datetime", default="",
-                        help="comma-separated datetime columns (encoded as TABULAR_DATETIME, written back as UTC)")
+    parser.add_argument(
+        "--numeric", default=None, help="comma-separated numeric columns (default: columns pandas reads as numbers)"
+    )
+    parser.add_argument(
+        "--datetime",
+        default="",
+        help="comma-separated datetime columns (encoded as TABULAR_DATETIME, written back as UTC)",
+    )
     parser.add_argument("--model", default=None, help="engine model id (default MOSTLY_AI/Medium)")
     parser.add_argument("--max-epochs", type=float, default=None, help="engine default 100")
     parser.add_argument("--max-training-time", type=float, default=None, help="minutes; engine default 14400")
-    parser.add_argument("--value-protection-share", type=float, default=0.1,
-                        help="share of epsilon for the analyze step's value protection (default 0.1)")
-    parser.add_argument("--noise-multiplier", type=float, default=None,
-                        help="DP-SGD noise multiplier (engine default 1.5)")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit with status 3 (after printing the JSON line) if the released model's "
-                             "epsilon exceeds --epsilon")
-    parser.add_argument("--rare", choices=["sample", "constant"], default="sample",
-                        help="rare-category replacement at generation: 'sample' (default) draws a non-rare "
-                             "category, 'constant' writes the _RARE_ token")
+    parser.add_argument(
+        "--value-protection-share",
+        type=float,
+        default=0.1,
+        help="share of epsilon for the analyze step's value protection (default 0.1)",
+    )
+    parser.add_argument(
+        "--noise-multiplier", type=float, default=None, help="DP-SGD noise multiplier (engine default 1.5)"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3 (after printing the JSON line) if the released model's epsilon exceeds --epsilon",
+    )
+    parser.add_argument(
+        "--rare",
+        choices=["sample", "constant"],
+        default="sample",
+        help="rare-category replacement at generation: 'sample' (default) draws a non-rare "
+        "category, 'constant' writes the _RARE_ token",
+    )
     parser.add_argument("--workdir", default=None, help="parent of the temporary workspace (default: system temp)")
     parser.add_argument("--quiet", action="store_true", help="silence engine logging")
     args = parser.parse_args()
@@ -123,7 +139,7 @@ def main() -> None:
     for c in datetimes:  # naive UTC: else a timestamp column is a categorical with one category per row
         df[c] = pd.to_datetime(df[c], utc=True).dt.tz_localize(None)
     encoding = {c: ("TABULAR_NUMERIC_AUTO" if c in numeric else "TABULAR_CATEGORICAL") for c in df.columns}
-    encoding |= {c: "TABULAR_DATETIME" for c in datetimes}
+    encoding |= dict.fromkeys(datetimes, "TABULAR_DATETIME")
     for c in df.columns:
         if c not in numeric and c not in datetimes:  # categoricals as plain object strings, nulls stay NaN
             df[c] = df[c].astype(object).where(df[c].notna(), None)
@@ -155,11 +171,14 @@ def main() -> None:
         spent = _epsilon_spent(ws) if dp is not None else None
 
         began = time.perf_counter()
-        engine.generate(sample_size=args.rows, device="cpu",
-                        rare_category_replacement_method=RareCategoryReplacementMethod[args.rare],
-                        workspace_dir=ws)
+        engine.generate(
+            sample_size=args.rows,
+            device="cpu",
+            rare_category_replacement_method=RareCategoryReplacementMethod[args.rare],
+            workspace_dir=ws,
+        )
         syn = pd.read_parquet(ws / "SyntheticData")
-        syn = syn[[c for c in df.columns]]
+        syn = syn[list(df.columns)]
         for c in numeric:  # keep integer columns integer in the CSV
             if pd.api.types.is_integer_dtype(df[c]) and syn[c].notna().all():
                 syn[c] = syn[c].round().astype("int64")
@@ -177,7 +196,7 @@ def main() -> None:
         "delta": None if args.no_dp else args.delta,
         "epsilon_spent": None if spent is None else round(spent, 4),
         "budget_exceeded": None if spent is None else bool(spent > args.epsilon + 1e-9),
-        "rows": int(len(syn)),
+        "rows": len(syn),
     }
     sys.stdout.flush()
     print(json.dumps(result), flush=True)

@@ -80,23 +80,35 @@ def main() -> None:
     parser.add_argument("--synth", choices=["mst", "aim", "dpctgan"], required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", default=None, help="target column (only checked to exist)")
-    parser.add_argument("--numeric", default=None,
-                        help="comma-separated continuous columns (default: columns pandas reads as numbers)")
-    parser.add_argument("--datetime", default="",
-                        help="comma-separated datetime columns: modelled as continuous seconds since 1970, "
-                             "written back as UTC timestamps")
-    parser.add_argument("--preprocessor-share", type=float, default=0.1,
-                        help="share of epsilon for inferring continuous-column bounds (default 0.1)")
-    parser.add_argument("--bins", type=int, default=None,
-                        help="MST/AIM: equal-width bins per continuous column (library default 10)")
-    parser.add_argument("--bounds", default=None,
-                        help='JSON {"col": [lower, upper]} of PUBLIC bounds; those columns spend no '
-                             "preprocessor budget (the caller vouches that the bounds are public)")
+    parser.add_argument(
+        "--numeric", default=None, help="comma-separated continuous columns (default: columns pandas reads as numbers)"
+    )
+    parser.add_argument(
+        "--datetime",
+        default="",
+        help="comma-separated datetime columns: modelled as continuous seconds since 1970, "
+        "written back as UTC timestamps",
+    )
+    parser.add_argument(
+        "--preprocessor-share",
+        type=float,
+        default=0.1,
+        help="share of epsilon for inferring continuous-column bounds (default 0.1)",
+    )
+    parser.add_argument(
+        "--bins", type=int, default=None, help="MST/AIM: equal-width bins per continuous column (library default 10)"
+    )
+    parser.add_argument(
+        "--bounds",
+        default=None,
+        help='JSON {"col": [lower, upper]} of PUBLIC bounds; those columns spend no '
+        "preprocessor budget (the caller vouches that the bounds are public)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="DPCTGAN epochs (library default 300)")
     parser.add_argument("--synth-kwargs", default="{}", help="JSON of extra synthesizer constructor arguments")
     args = parser.parse_args()
 
-    import torch  # noqa: F401  (seeded below; DPCTGAN uses it)
+    import torch
     from snsynth import Synthesizer
 
     random.seed(args.seed)
@@ -147,8 +159,14 @@ def main() -> None:
     with contextlib.redirect_stdout(sys.stderr):
         synth = Synthesizer.create(args.synth, epsilon=args.epsilon, delta=args.delta, **kwargs)
         began = time.perf_counter()
-        synth.fit(df, transformer=transformer, categorical_columns=categorical, continuous_columns=continuous,
-                  preprocessor_eps=preprocessor_eps, nullable=nullable)
+        synth.fit(
+            df,
+            transformer=transformer,
+            categorical_columns=categorical,
+            continuous_columns=continuous,
+            preprocessor_eps=preprocessor_eps,
+            nullable=nullable,
+        )
         train_seconds = time.perf_counter() - began
         pre_spent, pre_delta = synth._transformer.odometer.spent
         synth_eps = float(synth.epsilon)  # what the synthesizer kept after the preprocessor's share
@@ -191,7 +209,7 @@ def main() -> None:
         "synthesizer_epsilon": round(synth_eps, 6),
         "budget_total_ok": bool(abs(total - args.epsilon) < 1e-9 and pre_delta <= 1e-12),
         "epsilon_spent": None if spent is None else round(spent, 4),
-        "rows": int(len(syn)),
+        "rows": len(syn),
     }
     print(json.dumps(result), flush=True)
 

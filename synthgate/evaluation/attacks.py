@@ -18,7 +18,7 @@ from scipy.stats import norm
 from sklearn.neighbors import NearestNeighbors
 
 from synthgate.evaluation.features import FeatureSpace, single_threaded
-from synthgate.generator.encoders import to_numeric
+from synthgate.columns import to_numeric
 from synthgate.schema import Column, ColumnKind
 
 
@@ -238,8 +238,16 @@ class AnonymeterRisks:
 
 @single_threaded
 def anonymeter_risks(
-    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], target: str | None,
-    attacks: int = 300, max_secrets: int = 6, max_rows: int = 10_000, seed: int = 0,
+    *,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    target: str | None,
+    attacks: int = 300,
+    max_secrets: int = 6,
+    max_rows: int = 10_000,
+    seed: int = 0,
 ) -> AnonymeterRisks:
     """The three attacks on equal-sized training and holdout samples, with seeded choices throughout.
 

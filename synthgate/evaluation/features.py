@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthgate.generator.encoders import to_numeric
+from synthgate.columns import to_numeric
 from synthgate.schema import Column, ColumnKind
 
 _MAX_CATEGORIES = 50

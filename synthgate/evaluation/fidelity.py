@@ -31,16 +31,20 @@ def sdmetrics_metadata(columns: list[Column]) -> dict:
     return {"columns": {c.name: {"sdtype": _SDTYPE[c.kind]} for c in columns}}
 
 
-def quality(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], max_rows: int = 20_000, seed: int = 0) -> Fidelity:
-    """SDMetrics single-table quality on up to ``max_rows`` rows of each side."""
-    from sdmetrics.reports.single_table import QualityReport
+def quality(
+    *, train: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], max_rows: int = 20_000, seed: int = 0
+) -> Fidelity:
+    """SDMetrics single-table quality of ``synthetic`` against the real ``train`` rows, on up to ``max_rows`` rows of
+    each side (the holdout plays no part)."""
+    from sdmetrics.reports import QualityReport  # the single-table one is deprecated: one table of the unified kind
 
     logging.getLogger("sdmetrics").setLevel(logging.ERROR)
     names = [c.name for c in columns]
-    real = _prepare(real[names], columns, max_rows, seed)
+    real = _prepare(train[names], columns, max_rows, seed)
     synthetic = _prepare(synthetic[names], columns, max_rows, seed)
+    data, metadata = ({"table": real}, {"table": synthetic}), {"tables": {"table": sdmetrics_metadata(columns)}}
     report = QualityReport()
-    report.generate(real, synthetic, sdmetrics_metadata(columns), verbose=False)
+    report.generate(*data, metadata, verbose=False)
     props = report.get_properties().set_index("Property")["Score"]
     if pd.isna(props["Column Pair Trends"]):
         # SDMetrics scores only pairs whose real correlation or association is strong (its published quality
@@ -49,7 +53,7 @@ def quality(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column], 
         report = QualityReport()
         report.real_correlation_threshold = 0.0
         report.real_association_threshold = 0.0
-        report.generate(real, synthetic, sdmetrics_metadata(columns), verbose=False)
+        report.generate(*data, metadata, verbose=False)
         props = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")
     trends = report.get_details("Column Pair Trends")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthgate.generator.encoders import to_numeric
+from synthgate.columns import to_numeric
 from synthgate.schema import Column
 
 _TOP_CATEGORIES = 20
@@ -89,6 +89,7 @@ def _tvd(a: np.ndarray, b: np.ndarray, radices: np.ndarray) -> float:
 
 
 def marginal_tvd(
+    *,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     synthetic: pd.DataFrame,

@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from synthgate.evaluation.features import FeatureSpace, single_threaded
-from synthgate.generator.encoders import to_numeric
+from synthgate.columns import to_numeric
 from synthgate.schema import Column
 
 _NULL = "\x00null"
@@ -55,6 +55,7 @@ def _nndr(distances: np.ndarray) -> np.ndarray:
 
 @single_threaded
 def dcr(
+    *,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     synthetic: pd.DataFrame,

@@ -58,6 +58,7 @@ class Evaluation:
 
 @single_threaded
 def evaluate(
+    *,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -77,11 +78,12 @@ def evaluate(
         seconds[name] = round(time.perf_counter() - began, 2)
         return result
 
-    fidelity = timed("sdmetrics", quality, train, synthetic, columns, seed=seed)
-    marginals = timed("marginals", marginal_tvd, train, holdout, synthetic, columns, seed=seed)
-    utility = timed("utility", tstr, train, synthetic, holdout, columns, target, seed=seed) if target else None
-    distance = timed("distances", dcr, train, holdout, synthetic, columns, seed=seed)
-    risks = timed("anonymeter", anonymeter_risks, train, holdout, synthetic, columns, target, attacks=attacks, seed=seed)
+    data = {"train": train, "holdout": holdout, "synthetic": synthetic, "columns": columns}
+    fidelity = timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed)
+    marginals = timed("marginals", marginal_tvd, **data, seed=seed)
+    utility = timed("utility", tstr, **data, target=target, seed=seed) if target else None
+    distance = timed("distances", dcr, **data, seed=seed)
+    risks = timed("anonymeter", anonymeter_risks, **data, target=target, attacks=attacks, seed=seed)
     duplicates = duplicate_key_share(synthetic, keys) if keys else None
     worst = risks.worst_inference if risks.inference else None
     scores = Scores(

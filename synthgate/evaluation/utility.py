@@ -35,21 +35,32 @@ class Utility:
 
 
 @single_threaded
-def tstr(train_real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, columns: list[Column], target: str, seed: int = 0) -> Utility:
-    """Score gradient-boosting and linear models trained on synthetic rows, and on real rows, on the holdout."""
+def tstr(
+    *,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    target: str,
+    seed: int = 0,
+) -> Utility:
+    """Score gradient-boosting and linear models trained on synthetic rows, and on real rows, on the holdout.
+
+    Every metric of :mod:`synthgate.evaluation` takes the same keyword-only ``train``, ``holdout``, ``synthetic``
+    and ``columns``; then its own options."""
     features = [c for c in columns if c.name != target]
     target_column = next(c for c in columns if c.name == target)
     regression = target_column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and holdout[target].nunique() > 10
     x_test = _design(holdout, features)
     y_test = holdout[target]
     if regression:
-        boosted = [_fit_regressor(frame, features, target, x_test, y_test, seed) for frame in (synthetic, train_real)]
-        linear = [_fit_linear(frame, features, target, None, holdout, y_test) for frame in (synthetic, train_real)]
+        boosted = [_fit_regressor(frame, features, target, x_test, y_test, seed) for frame in (synthetic, train)]
+        linear = [_fit_linear(frame, features, target, None, holdout, y_test) for frame in (synthetic, train)]
         return Utility("r2", *boosted, *linear)
-    positive = _positive_class(train_real[target])
+    positive = _positive_class(train[target])
     y_true = (y_test.astype(str) == positive).to_numpy()
-    boosted = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train_real)]
-    linear = [_fit_linear(frame, features, target, positive, holdout, y_true) for frame in (synthetic, train_real)]
+    boosted = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train)]
+    linear = [_fit_linear(frame, features, target, positive, holdout, y_true) for frame in (synthetic, train)]
     return Utility("roc_auc", *boosted, *linear)
 
 

@@ -220,6 +220,11 @@ class DPSynthesizer:
                 keep.append((column, codec))
         self.learned, self.codecs = [c for c, _ in keep], [k for _, k in keep]
 
+    @property
+    def unreleased(self) -> list[str]:
+        """Learned columns whose values the budget could not locate: sampled as NULL (logged when fitted)."""
+        return [c.name for c, k in zip(self.learned, self.codecs) if isinstance(k, NumericCodec) and not k.has_values]
+
     # -- fit ----------------------------------------------------------------------------
 
     def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:

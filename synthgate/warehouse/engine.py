@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from synthgate.errors import MissingTableError, WarehouseError
@@ -90,8 +90,9 @@ def qualified(table: WarehouseTable) -> str:
     return f"{table.db_schema}.{table.table}" if table.db_schema else table.table
 
 
-def quoted(engine: Engine, name: str, schema: str | None = None) -> str:
-    prep = engine.dialect.identifier_preparer
+def quoted(bind: Engine | Connection, name: str, schema: str | None = None) -> str:
+    """``name`` (in ``schema``) quoted as an identifier of ``bind``'s dialect: the one quoting helper."""
+    prep = bind.dialect.identifier_preparer
     return f"{prep.quote_schema(schema)}.{prep.quote(name)}" if schema else prep.quote(name)
 
 

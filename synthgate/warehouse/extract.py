@@ -112,6 +112,13 @@ def extract_table(
     return Extract(frame, columns, Fingerprint(digest, schema_hash, schema), row_hashes)
 
 
+def table_columns(
+    table: WarehouseTable, policies: Mapping[str, ColumnPolicy] | None = None, role: str = "source"
+) -> list[Column]:
+    """The columns an extract of ``table`` reports, from its metadata alone (no row is read): see :func:`read_plan`."""
+    return read_plan(table, reflect(table, role), policies)[1]
+
+
 def read_plan(
     table: WarehouseTable, reflected: sa.Table, policies: Mapping[str, ColumnPolicy] | None = None
 ) -> tuple[list[sa.ColumnElement[Any]], list[Column]]:

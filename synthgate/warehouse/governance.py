@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError, WarehouseError
-from synthgate.warehouse.engine import driver_error, is_transient
+from synthgate.warehouse.engine import driver_error, is_transient, quoted
 
 METADATA = sa.MetaData()
 
@@ -134,17 +134,16 @@ def ensure_governance_tables(engine: Engine) -> None:
 def _create_governance_tables(engine: Engine) -> None:
     METADATA.create_all(engine, checkfirst=True)
     schema = _schema_of(engine)
-    prep = engine.dialect.identifier_preparer
     for table in (CATALOG, LEDGER):
         present = {c["name"] for c in sa.inspect(engine).get_columns(table.name, schema=schema)}
         missing = [c for c in table.columns if c.name not in present]
         if not missing:
             continue
-        name = f"{prep.quote_schema(schema)}.{prep.quote(table.name)}" if schema else prep.quote(table.name)
+        name = quoted(engine, table.name, schema)
         with engine.begin() as conn:
             for column in missing:
                 kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {prep.quote(column.name)} {kind}"))
+                conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {quoted(engine, column.name)} {kind}"))
 
 
 def _schema_of(engine: Engine | Connection) -> str | None:
@@ -181,6 +180,12 @@ class LedgerEntry:
     mlflow_run_id: str
     trigger: str
     source_key: str | None = None  # source_key(spec.source): the cap covers every spend on that source
+
+    @classmethod
+    def for_run(cls, spec: Any, run_id: str, trigger: str) -> LedgerEntry:
+        """A refresh's ledger row: the spec's full budget, keyed by its source, under the MLflow run's id."""
+        return cls(run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger,
+                   source_key(spec.source))
 
 
 def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.ColumnElement[bool]:
@@ -393,41 +398,44 @@ def close_spend(
         conn_or_engine.execute(statement)
 
 
-def catalog_values(
-    spec: Any,
-    run_id: str,
-    *,
-    rows: int,
-    fingerprint: str,
-    privacy: Any,
-    scores: Any,
-    verdicts: list[Any],
-    model_name: str,
-    model_version: str | None,
-    trigger: str,
-) -> dict[str, Any]:
-    """The catalog row of a version about to be published (its number is added in the publish transaction).
+def catalog_values(outcome: Any, model_name: str) -> dict[str, Any]:
+    """The catalog row of a refresh's version about to be published (a :class:`synthgate.outcome.RefreshResult`; its
+    number is added in the publish transaction).
 
     Aggregates only: the keyed fingerprint, the guarantee (epsilon, delta) of the rows, overall scores and gates.
     """
+    spec, privacy = outcome.spec, outcome.privacy
     return {
-        "run_id": run_id,
+        "run_id": outcome.run_id,
         "spec_name": spec.name,
         "published_table": spec.target.table,
-        "rows": rows,
+        "rows": outcome.rows,
         "source_table": spec.source.table,
-        "source_fingerprint": fingerprint,
+        "source_fingerprint": outcome.fingerprint,
         "epsilon": privacy.epsilon,
         "delta": privacy.delta,
-        "gates": {v.name: v.passed for v in verdicts},
-        "scores": {k: round(v, 6) for k, v in scores.as_metrics().items()},
-        "mlflow_run_id": run_id,
+        "gates": {v.name: v.passed for v in outcome.verdicts},
+        "scores": {k: round(v, 6) for k, v in outcome.scores.as_metrics().items()},
+        "mlflow_run_id": outcome.run_id,
         "model_name": model_name,
-        "model_version": model_version,
-        "trigger": trigger,
+        "model_version": outcome.model_version,
+        "trigger": outcome.trigger,
         "spec_digest": spec.learning_digest(),
         "resampled_from": privacy.resampled_from,
     }
+
+
+def publication_record(
+    catalog: dict[str, Any], privacy: Any, version_table: Callable[[int], str]
+) -> Callable[[Connection, int], None]:
+    """What the publish transaction of version N writes: its catalog row, and the run's ledger row closed
+    ``published`` at the spend of ``privacy`` (one commit: a version is never published without both)."""
+
+    def record(conn: Connection, version: int) -> None:
+        catalog_row(conn, **catalog, version=version, version_table=version_table(version))
+        close_spend(conn, catalog["run_id"], "published", privacy.spent, privacy.accounting)
+
+    return record
 
 
 def catalog_row(conn: Connection, **values: Any) -> None:

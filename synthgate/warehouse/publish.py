@@ -33,9 +33,11 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,11 +45,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from synthgate.columns import sql_types
 from synthgate.errors import PublishError, SpecError, WarehouseError
-from synthgate.schema import Column, ColumnKind, numeric_precision
+from synthgate.schema import Column
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import driver_error, governed_engine, is_transient, qualified
+from synthgate.warehouse.engine import driver_error, governed_engine, is_transient, qualified, quoted
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +144,12 @@ def _mysql_can_create(conn: Connection, schema: str) -> bool:
     needed = {"CREATE", "INSERT", "CREATE VIEW", "DROP"}
     grantee = conn.execute(sa.text("SELECT CURRENT_USER()")).scalar() or ""
     user, _, host = grantee.rpartition("@")
-    quoted = f"'{user}'@'{host}'"
+    account = f"'{user}'@'{host}'"
     granted = {r[0] for r in conn.execute(sa.text(
-        "SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": quoted})}
+        "SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": account})}
     granted |= {r[0] for r in conn.execute(sa.text(
         "SELECT privilege_type FROM information_schema.schema_privileges WHERE grantee = :g AND :s LIKE table_schema"),
-        {"g": quoted, "s": schema})}
+        {"g": account, "s": schema})}
     return needed <= granted
 
 
@@ -162,56 +165,6 @@ def _sqlite_writable(conn: Connection, schema: str) -> bool:
     folder = os.path.dirname(os.path.abspath(path))
     # SQLite writes a journal beside the file: the folder must be writable too.
     return os.access(path, os.W_OK) and os.access(folder, os.W_OK) and not conn.execute(sa.text("PRAGMA query_only")).scalar()
-
-
-def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.TypeEngine]:
-    by_name = {c.name: c for c in columns}
-    types: dict[str, sa.types.TypeEngine] = {}
-    for name in frame.columns:
-        column = by_name.get(name)
-        kind = column.kind if column else None
-        if kind is not ColumnKind.CATEGORICAL and pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
-            types[name] = sa.Text()  # a faked column (uuid) of a non-text source column holds strings
-        elif kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
-            types[name] = sa.BigInteger()
-        elif kind is ColumnKind.FLOAT:
-            types[name] = _float_type(column, frame[name])
-        elif kind is ColumnKind.BOOLEAN:
-            types[name] = sa.Boolean()
-        elif kind is ColumnKind.DATETIME:
-            types[name] = sa.DateTime(timezone=bool(column and column.timezone))
-        else:
-            types[name] = sa.Text()
-    return types
-
-
-#: MySQL/MariaDB's DECIMAL holds at most 65 digits, 30 of them after the point.
-_MAX_PRECISION, _MAX_SCALE = 65, 30
-
-
-def _float_type(column: Column | None, values: pd.Series) -> sa.types.TypeEngine:
-    """A FLOAT column: 8-byte DOUBLE (never MySQL's 4-byte FLOAT), or ``NUMERIC(p, s)`` where the source declared one.
-
-    The declared precision is widened when the synthetic values need more digits before the point (a DP range may
-    reach past the source's largest value); past 65 digits (MySQL/MariaDB's limit) the column is a DOUBLE.
-    """
-    declared = numeric_precision(column.sql_type) if column is not None else None
-    if declared is None:
-        return sa.Double()
-    precision, scale = declared
-    finite = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    finite = np.abs(finite[np.isfinite(finite)])
-    largest = float(finite.max()) if finite.size else 0.0
-    digits = int(np.floor(np.log10(largest))) + 1 if largest >= 1 else 1
-    precision = max(precision, scale + digits)
-    if precision > _MAX_PRECISION or scale > _MAX_SCALE:
-        return sa.Double()
-    return sa.Numeric(precision, scale)
-
-
-def _q(conn: Connection, name: str, schema: str | None = None) -> str:
-    prep = conn.dialect.identifier_preparer
-    return f"{prep.quote_schema(schema)}.{prep.quote(name)}" if schema else prep.quote(name)
 
 
 def _literal(text: str) -> str:
@@ -233,8 +186,8 @@ def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_row
             chunk.to_sql(table.name, conn, schema=table.schema, index=False, if_exists="append",
                          method=None if conn.dialect.name == "sqlite" else "multi", chunksize=1000)
         return
-    columns = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in frame.columns)
-    statement = f"COPY {_q(conn, table.name, table.schema)} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
+    columns = ", ".join(quoted(conn, c) for c in frame.columns)
+    statement = f"COPY {quoted(conn, table.name, table.schema)} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
     with ThreadPoolExecutor(max_workers=1) as render, conn.connection.cursor() as cursor:
         pending = render.submit(csv_text, chunks[0]) if chunks else None
         for following in [*chunks[1:], None]:
@@ -298,9 +251,9 @@ def _kind_of(conn: Connection, name: str, schema: str | None) -> str | None:
 
 def _point_view(conn: Connection, target: WarehouseTable, version: int) -> None:
     schema, dialect = target.db_schema, conn.dialect.name
-    view = _q(conn, target.table, schema)
+    view = quoted(conn, target.table, schema)
     # SQLite views may not name another schema: the version table sits next to the view anyway.
-    source = _q(conn, version_table_name(target.table, version), None if dialect == "sqlite" else schema)
+    source = quoted(conn, version_table_name(target.table, version), None if dialect == "sqlite" else schema)
     body = f"AS SELECT * FROM {source}"
     if dialect == "sqlite":
         conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
@@ -324,9 +277,9 @@ def _comment(conn: Connection, target: WarehouseTable, version: int | None, text
     if not text or conn.dialect.name != "postgresql":  # SQLite has no comments; MySQL's views have none
         return
     if version is not None:
-        table = _q(conn, version_table_name(target.table, version), target.db_schema)
+        table = quoted(conn, version_table_name(target.table, version), target.db_schema)
         conn.execute(sa.text(f"COMMENT ON TABLE {table} IS {_literal(text)}"))
-    conn.execute(sa.text(f"COMMENT ON VIEW {_q(conn, target.table, target.db_schema)} IS {_literal(text)}"))
+    conn.execute(sa.text(f"COMMENT ON VIEW {quoted(conn, target.table, target.db_schema)} IS {_literal(text)}"))
 
 
 def _version_tables(conn: Connection, target: WarehouseTable) -> dict[int, str]:
@@ -449,6 +402,21 @@ def _lock_key(target: WarehouseTable) -> str:
 # --- publish, prune, rollback ---------------------------------------------------------------------
 
 
+def publish_refresh(outcome: Any, model_name: str) -> Published:
+    """Publish a refresh's synthetic rows (a :class:`synthgate.outcome.RefreshResult` whose gates passed) as the next
+    version, with its catalog row, lineage comment and ledger row closed ``published``, in one transaction."""
+    spec = outcome.spec
+    catalog = governance.catalog_values(outcome, model_name)
+    return publish(
+        spec.target, outcome.synthetic, outcome.source.columns, outcome.run_id,
+        governance.publication_record(
+            catalog, outcome.privacy, lambda version: version_table_name(spec.target.table, version)
+        ),
+        keep_versions=spec.publishing.keep_versions,
+        comment=lambda version: governance.lineage_comment(version, catalog), trigger=outcome.trigger,
+    )
+
+
 def publish(
     target: WarehouseTable,
     frame: pd.DataFrame,
@@ -530,46 +498,57 @@ def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
-        with engine.connect() as lock_conn, governance.advisory_lock(lock_conn, _lock_key(target)):
-            with engine.connect() as conn, conn.begin():
-                _begin(conn)
-                kind = _kind_of(conn, target.table, target.db_schema)
-                if kind != "table":
-                    state = "a view (Synthgate's versions are behind it)" if kind == "view" else "absent"
-                    raise PublishError(f"target {_described(target)} is {state}: there is no table to migrate")
-                previous = governance.current_version(conn, target.table)
-                version = _next_version(conn, target)
-                new_name = version_table_name(target.table, version)
-                latest = conn.execute(
-                    sa.select(governance.CATALOG.c.run_id)
-                    .where(governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version.is_(None))
-                    .order_by(governance.CATALOG.c.created_at.desc())
-                    .limit(1)
-                ).scalar_one_or_none()
-                if latest is not None:
-                    conn.execute(
-                        governance.CATALOG.update()
-                        .where(governance.CATALOG.c.run_id == latest)
-                        .values(version=version, version_table=new_name)
-                    )
-                # Recorded before the rename: on MySQL the rename commits on its own, and a migration killed after it
-                # must still be on record (an unrecorded renamed table would be nobody's, and kept forever).
-                governance.record_event(
-                    conn, target.table, "migrate", version, previous, latest, trigger,
-                    detail=f"the table at the target name became version {version} (synthgate migrate)",
+        with _locked_transaction(engine, target) as conn:
+            kind = _kind_of(conn, target.table, target.db_schema)
+            if kind != "table":
+                state = "a view (Synthgate's versions are behind it)" if kind == "view" else "absent"
+                raise PublishError(f"target {_described(target)} is {state}: there is no table to migrate")
+            previous = governance.current_version(conn, target.table)
+            version = _next_version(conn, target)
+            new_name = version_table_name(target.table, version)
+            latest = conn.execute(
+                sa.select(governance.CATALOG.c.run_id)
+                .where(governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version.is_(None))
+                .order_by(governance.CATALOG.c.created_at.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if latest is not None:
+                conn.execute(
+                    governance.CATALOG.update()
+                    .where(governance.CATALOG.c.run_id == latest)
+                    .values(version=version, version_table=new_name)
                 )
-                source, renamed = _q(conn, target.table, target.db_schema), _q(conn, new_name, target.db_schema)
-                if conn.dialect.name in ("mysql", "mariadb"):
-                    conn.execute(sa.text(f"RENAME TABLE {source} TO {renamed}"))
-                else:
-                    conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {_q(conn, new_name)}"))
-                _point_view(conn, target, version)
+            # Recorded before the rename: on MySQL the rename commits on its own, and a migration killed after it
+            # must still be on record (an unrecorded renamed table would be nobody's, and kept forever).
+            governance.record_event(
+                conn, target.table, "migrate", version, previous, latest, trigger,
+                detail=f"the table at the target name became version {version} (synthgate migrate)",
+            )
+            source, renamed = quoted(conn, target.table, target.db_schema), quoted(conn, new_name, target.db_schema)
+            if conn.dialect.name in ("mysql", "mariadb"):
+                conn.execute(sa.text(f"RENAME TABLE {source} TO {renamed}"))
+            else:
+                conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {quoted(conn, new_name)}"))
+            _point_view(conn, target, version)
     except SQLAlchemyError as exc:
         raise PublishError(
             f"migrating {qualified(target)!r} failed ({driver_error(exc)}); the table is unchanged"
         ) from exc
     log.info("migrated the table %s to version %d behind a view", qualified(target), version)
     return Published(qualified(target), version, new_name, previous)
+
+
+@contextmanager
+def _locked_transaction(engine: Engine, target: WarehouseTable) -> Iterator[Connection]:
+    """One transaction on ``engine`` under ``target``'s advisory lock (what a rollback or migration changes)."""
+    with (
+        engine.connect() as lock_conn,
+        governance.advisory_lock(lock_conn, _lock_key(target)),
+        engine.connect() as conn,
+        conn.begin(),
+    ):
+        _begin(conn)
+        yield conn
 
 
 def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:
@@ -592,7 +571,7 @@ def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -
         }
         dropped = tuple(sorted(details))
         for version in dropped:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {_q(conn, on_disk[version], target.db_schema)}"))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {quoted(conn, on_disk[version], target.db_schema)}"))
             governance.record_event(conn, target.table, "prune", version, detail=details[version])
     return dropped
 
@@ -615,41 +594,39 @@ def rollback(
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
-        with engine.connect() as lock_conn, governance.advisory_lock(lock_conn, _lock_key(target)):
-            with engine.connect() as conn, conn.begin():
-                _begin(conn)
-                current = governance.current_version(conn, target.table)
-                if current is None:
-                    raise PublishError(f"{qualified(target)!r} has never been published as a version: nothing to roll back")
-                _refuse_foreign_target(conn, target)
-                owned = _ownership(conn, target).published
-                kept = {v: n for v, n in _version_tables(conn, target).items() if v in owned}
-                if to_version is None:
-                    earlier = [v for v in kept if v < current]
-                    if not earlier:
-                        raise PublishError(
-                            f"{qualified(target)!r} is at version {current} and no earlier version is kept "
-                            f"(kept: {sorted(kept)}); raise publishing.keep_versions to keep more"
-                        )
-                    to_version = max(earlier)
-                if to_version not in kept:
+        with _locked_transaction(engine, target) as conn:
+            current = governance.current_version(conn, target.table)
+            if current is None:
+                raise PublishError(f"{qualified(target)!r} has never been published as a version: nothing to roll back")
+            _refuse_foreign_target(conn, target)
+            owned = _ownership(conn, target).published
+            kept = {v: n for v, n in _version_tables(conn, target).items() if v in owned}
+            if to_version is None:
+                earlier = [v for v in kept if v < current]
+                if not earlier:
                     raise PublishError(
-                        f"version {to_version} of {qualified(target)!r} is not kept (kept: {sorted(kept)}); "
-                        "pick one of those with --to"
+                        f"{qualified(target)!r} is at version {current} and no earlier version is kept "
+                        f"(kept: {sorted(kept)}); raise publishing.keep_versions to keep more"
                     )
-                if to_version == current:
-                    raise PublishError(f"{qualified(target)!r} already points at version {current}")
-                _point_view(conn, target, to_version)
-                row = conn.execute(
-                    sa.select(governance.CATALOG.c.run_id).where(
-                        governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version == to_version
-                    )
-                ).scalar_one_or_none()
-                if conn.dialect.name == "postgresql":
-                    source = _q(conn, kept[to_version], target.db_schema)
-                    comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}).scalar()
-                    _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
-                governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
+                to_version = max(earlier)
+            if to_version not in kept:
+                raise PublishError(
+                    f"version {to_version} of {qualified(target)!r} is not kept (kept: {sorted(kept)}); "
+                    "pick one of those with --to"
+                )
+            if to_version == current:
+                raise PublishError(f"{qualified(target)!r} already points at version {current}")
+            _point_view(conn, target, to_version)
+            row = conn.execute(
+                sa.select(governance.CATALOG.c.run_id).where(
+                    governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version == to_version
+                )
+            ).scalar_one_or_none()
+            if conn.dialect.name == "postgresql":
+                source = quoted(conn, kept[to_version], target.db_schema)
+                comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}).scalar()
+                _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
+            governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
     except SQLAlchemyError as exc:
         raise PublishError(
             f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); the name still points at the version "

@@ -16,7 +16,9 @@ def test_generated_tables_hold_the_issue_shapes() -> None:
     assert 0.37 <= f["bmi"].between(19.6, 20.4).mean() <= 0.43 and f["bmi"].min() >= 18 and f["bmi"].max() <= 119
     assert 0.57 <= (f["lab_value"] == 999).mean() <= 0.63
     assert 0.91 <= (f["er_visits"] == 0).mean() <= 0.95
-    assert 0.83 <= f["followup_score"].isna().mean() <= 0.87 and 0.47 <= f["months_since_last_visit"].isna().mean() <= 0.53
+    assert (
+        0.83 <= f["followup_score"].isna().mean() <= 0.87 and 0.47 <= f["months_since_last_visit"].isna().mean() <= 0.53
+    )
     assert f["state"].nunique() == 50 and f["insured"].notna().all()
     assert (f["site"].value_counts().drop("Main Campus") >= 1_000).all() and f["site"].nunique() == 6
     assert (f["charge_units"] > 135).sum() == 150 and f["charge_units"].max() <= 1000
@@ -29,8 +31,15 @@ def test_generated_tables_hold_the_issue_shapes() -> None:
 
 def test_independent_evaluation_sees_broken_columns() -> None:
     t = clinic(n=1_600)
-    kinds = {"caseid": "categorical", "age": "integer", "state": "categorical", "insured": "boolean", "bmi": "float",
-             "charge_units": "float", "readmitted": "boolean"}  # a few columns: seconds, not minutes
+    kinds = {
+        "caseid": "categorical",
+        "age": "integer",
+        "state": "categorical",
+        "insured": "boolean",
+        "bmi": "float",
+        "charge_units": "float",
+        "readmitted": "boolean",
+    }  # a few columns: seconds, not minutes
     train, holdout = t.frame.iloc[:1_200].reset_index(drop=True), t.frame.iloc[1_200:].reset_index(drop=True)
     split = Split(train, holdout, kinds, len(t.frame))
     broken = train.copy()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -49,12 +49,14 @@ class PrefectStack:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with (self.logs / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.processes.append(process)
         return process
 
-    def start_server(self, timeout: float = 120) -> None:
+    def start_server(self, timeout: float = 300) -> None:  # a busy 2-core machine: minutes; a crash: at once
         server = self._start("server", [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -69,7 +71,9 @@ class PrefectStack:
         raise TimeoutError(f"prefect server not healthy after {timeout} s: {self.log_tail('server')}")
 
     def start_worker(self, pool: str, limit: int = 1) -> None:
-        self._start(f"worker-{pool}", [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
+        self._start(
+            f"worker-{pool}", [*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)]
+        )
 
     def start_serve(self, *args: str) -> None:
         self._start("serve", [sys.executable, "-m", "synthgate.cli", "serve", "--limit", "1", *args])
@@ -77,13 +81,29 @@ class PrefectStack:
     def start_shell(self, name: str, command: str, drop: tuple[str, ...] = ()) -> None:
         """``command`` as a user types it in the project folder (a shell line), without the variables in ``drop``."""
         env = {k: v for k, v in self.env.items() if k not in drop}
-        log = (self.logs / f"{name}.log").open("wb")
-        self.processes.append(subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True))
+        with (self.logs / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+            self.processes.append(
+                subprocess.Popen(
+                    ["bash", "-c", command],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
-    def run(self, args: list[str], timeout: float = 180, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: list[str], timeout: float = 180, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            args, cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False
+            args,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def log_tail(self, name: str, chars: int = 4000) -> str:
@@ -104,10 +124,8 @@ class PrefectStack:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager

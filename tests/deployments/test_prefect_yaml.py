@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.deploy import check_prefect_yaml
 from synthgate.deployments import PREFECT_FILE, prefect_config, render_prefect_yaml
 from synthgate.errors import SpecError
-from synthgate.serving import check_prefect_yaml
 from synthgate.spec import load_spec
 from tests.conftest import ROOT
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flows import quiet
+from flows.deploy import worker_command
 from synthgate.deployments import (
     PROJECT_DIR_PLACEHOLDER,
     UI_RUN_MESSAGE,
@@ -22,7 +23,6 @@ from synthgate.deployments import (
     table_deployment,
 )
 from synthgate.errors import GateFailedError
-from synthgate.serving import worker_command
 from synthgate.spec import Schedule
 from tasks.train import logged_epoch
 from tests.conftest import ROOT
@@ -44,7 +44,9 @@ def test_the_trigger_is_who_created_the_run(auto_scheduled, created_by, message,
 
 
 def test_deployments_pass_no_trigger_their_schedules_say_schedule():
-    table = table_deployment("people", "people", Schedule(cron="0 2 * * *", timezone="UTC"), "deployments/tables/p.yaml")
+    table = table_deployment(
+        "people", "people", Schedule(cron="0 2 * * *", timezone="UTC"), "deployments/tables/p.yaml"
+    )
     assert table["parameters"] == {"request": {"spec_path": "deployments/tables/p.yaml"}}
     assert table["schedules"][0]["parameters"]["trigger"] == "schedule"
     assert "trigger" not in all_tables_deployment("deployments/tables")["parameters"]
@@ -69,8 +71,14 @@ def test_the_next_command_starts_a_worker_of_the_pool(monkeypatch):
 def test_deploy_and_serve_refuse_a_temporary_server_in_one_line(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"PREFECT_HOME": str(tmp_path)}
     for command in ("deploy", "serve"):
-        done = subprocess.run([sys.executable, "-m", "synthgate.cli", command], capture_output=True, text=True,
-                              cwd=ROOT, env=env, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "synthgate.cli", command],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("error: no Prefect server configured") and "PREFECT_API_URL" in line
@@ -92,7 +100,9 @@ def test_a_synthgate_error_is_one_line_in_prefect_logs_other_errors_keep_their_t
     assert one_line.filter(bug) and bug.exc_info is not None
     logged = KeyError("y")
     quiet.mark_logged(logged)  # the flow logged it with its traceback: the engine's record would repeat it
-    assert not one_line.filter(_record("prefect.flow_runs", "Engine execution exited with unexpected exception", logged))
+    assert not one_line.filter(
+        _record("prefect.flow_runs", "Engine execution exited with unexpected exception", logged)
+    )
     assert one_line.filter(_record("prefect.task_runs", "Task run failed with exception: KeyError('y')", logged))
 
 
@@ -102,15 +112,24 @@ def test_library_warnings_are_quiet_in_flow_processes():
         warnings.simplefilter("default")
         quiet._installed = False  # catch_warnings reset the filters: install them again inside it
         quiet.install()
-        warnings.warn_explicit("deprecated", FutureWarning, "sdmetrics/reports/single_table/__init__.py", 12,
-                               module="sdmetrics.reports.single_table")
-        warnings.warn_explicit("Hint: integer column", UserWarning, "mlflow/types/utils.py", 440, module="mlflow.types.utils")
+        warnings.warn_explicit(
+            "deprecated",
+            FutureWarning,
+            "sdmetrics/reports/single_table/__init__.py",
+            12,
+            module="sdmetrics.reports.single_table",
+        )
+        warnings.warn_explicit(
+            "Hint: integer column", UserWarning, "mlflow/types/utils.py", 440, module="mlflow.types.utils"
+        )
         warnings.warn_explicit("ours", UserWarning, "synthgate/x.py", 1, module="synthgate.x")
     assert [str(w.message) for w in caught] == ["ours"]
     assert logging.getLogger("mlflow").propagate and logging.getLogger("mlflow.pyfunc").level == logging.ERROR
 
 
-@pytest.mark.parametrize(("epochs", "logged"), [(6, [1, 2, 3, 4, 5, 6]), (40, [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]),
-                                                (25, [3, 6, 9, 12, 15, 18, 21, 24, 25])])
+@pytest.mark.parametrize(
+    ("epochs", "logged"),
+    [(6, [1, 2, 3, 4, 5, 6]), (40, [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]), (25, [3, 6, 9, 12, 15, 18, 21, 24, 25])],
+)
 def test_training_logs_about_ten_epochs(epochs, logged):
     assert [e for e in range(1, epochs + 1) if logged_epoch(e, epochs)] == logged

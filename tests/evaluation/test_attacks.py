@@ -6,7 +6,9 @@ from synthgate.evaluation.attacks import anonymeter_risks, risk_from_counts, suc
 
 def test_wilson_rate_and_residual_risk_have_known_values():
     rate = success_rate(100, 50)
-    assert rate.value == pytest.approx(0.5) and rate.error == pytest.approx(0.0962, abs=1e-3)  # 1.96 / 103.84 * sqrt(25 + 0.96)
+    assert rate.value == pytest.approx(0.5) and rate.error == pytest.approx(
+        0.0962, abs=1e-3
+    )  # 1.96 / 103.84 * sqrt(25 + 0.96)
     risk = risk_from_counts("x", 1000, 600, 200, 10)
     assert risk.risk == pytest.approx((0.6 - 0.2) / 0.8, abs=0.01)
     assert risk.ci_low < risk.risk < risk.ci_high
@@ -15,7 +17,9 @@ def test_wilson_rate_and_residual_risk_have_known_values():
 
 def test_copied_rows_are_singled_out_linked_and_inferred(thirds, columns):
     train, holdout, _ = thirds
-    risks = anonymeter_risks(train, holdout, train, columns, "churned", attacks=200)
+    risks = anonymeter_risks(
+        train=train, holdout=holdout, synthetic=train, columns=columns, target="churned", attacks=200
+    )
     assert risks.linkability.risk > 0.5 and risks.linkability.ci_low > 0.3
     assert risks.linkability.control_rate < 0.05
     assert risks.singling_out.risk > 0.3 and risks.singling_out.attacks > 50
@@ -25,7 +29,9 @@ def test_copied_rows_are_singled_out_linked_and_inferred(thirds, columns):
 
 def test_an_independent_sample_carries_no_excess_risk(thirds, columns):
     train, holdout, fresh = thirds
-    risks = anonymeter_risks(train, holdout, fresh, columns, "churned", attacks=200)
+    risks = anonymeter_risks(
+        train=train, holdout=holdout, synthetic=fresh, columns=columns, target="churned", attacks=200
+    )
     for risk in [risks.singling_out, risks.linkability, *risks.inference.values()]:
         assert risk.ci_low < 0.1, risk
         assert risk.risk < 0.2, risk
@@ -34,7 +40,11 @@ def test_an_independent_sample_carries_no_excess_risk(thirds, columns):
 
 def test_attacks_are_repeatable_with_a_seed(thirds, columns):
     train, holdout, fresh = thirds
-    a = anonymeter_risks(train, holdout, fresh, columns, None, attacks=100, seed=4)
-    b = anonymeter_risks(train, holdout, fresh, columns, None, attacks=100, seed=4)
+    a = anonymeter_risks(
+        train=train, holdout=holdout, synthetic=fresh, columns=columns, target=None, attacks=100, seed=4
+    )
+    b = anonymeter_risks(
+        train=train, holdout=holdout, synthetic=fresh, columns=columns, target=None, attacks=100, seed=4
+    )
     assert a == b
     assert np.isfinite([a.singling_out.ci_high, a.linkability.ci_high]).all()

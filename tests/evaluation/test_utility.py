@@ -6,24 +6,27 @@ from synthgate.evaluation.utility import tstr
 
 def test_real_rows_as_synthetic_equal_trtr_and_shuffled_labels_lose(thirds, columns):
     train, holdout, _ = thirds
-    same = tstr(train, train, holdout, columns, "churned")
+    same = tstr(train=train, holdout=holdout, synthetic=train, columns=columns, target="churned")
     assert same.metric == "roc_auc"
     assert same.tstr == pytest.approx(same.trtr) and same.tstr_linear == pytest.approx(same.trtr_linear)
     assert same.trtr > 0.6 and same.trtr_linear > 0.6 and same.gap == pytest.approx(0.0)
     shuffled = train.assign(churned=np.random.default_rng(0).permutation(train["churned"].to_numpy()))
-    lost = tstr(train, shuffled, holdout, columns, "churned")
+    lost = tstr(train=train, holdout=holdout, synthetic=shuffled, columns=columns, target="churned")
     assert lost.tstr < same.tstr - 0.05 and lost.tstr_linear < same.tstr_linear - 0.05
     assert lost.gap > 0.05
 
 
 def test_numeric_target_uses_r2_for_both_models(thirds, columns):
     train, holdout, _ = thirds
-    result = tstr(train, train, holdout, columns, "income")
+    result = tstr(train=train, holdout=holdout, synthetic=train, columns=columns, target="income")
     assert result.metric == "r2"
     assert result.tstr == pytest.approx(result.trtr)
     assert result.tstr_linear == pytest.approx(result.trtr_linear) and result.trtr_linear > 0.05
     shuffled = train.assign(income=np.random.default_rng(0).permutation(train["income"].to_numpy()))
-    assert tstr(train, shuffled, holdout, columns, "income").tstr_linear < result.tstr_linear - 0.05
+    assert (
+        tstr(train=train, holdout=holdout, synthetic=shuffled, columns=columns, target="income").tstr_linear
+        < result.tstr_linear - 0.05
+    )
 
 
 @pytest.mark.parametrize("target", ["churned", "income"])
@@ -31,6 +34,8 @@ def test_an_all_null_synthetic_column_is_left_out_not_a_crash(thirds, columns, t
     train, holdout, _ = thirds
     numeric = next(c.name for c in columns if c.kind.is_numeric and c.name != target)
     lost = train.assign(**{numeric: np.nan})
-    result = tstr(train, lost, holdout, columns, target)
+    result = tstr(train=train, holdout=holdout, synthetic=lost, columns=columns, target=target)
     assert np.isfinite(result.tstr) and np.isfinite(result.tstr_linear)
-    assert result.tstr <= tstr(train, train, holdout, columns, target).tstr + 0.02
+    assert (
+        result.tstr <= tstr(train=train, holdout=holdout, synthetic=train, columns=columns, target=target).tstr + 0.02
+    )

@@ -35,20 +35,34 @@ def wait_for(condition, seconds: float, what: str, proc: subprocess.Popen):
 def test_a_refresh_killed_during_training_still_counts(prefect_harness, workdir, pg_engine, source):  # noqa: F811
     from prefect.settings import PREFECT_API_URL
 
-    spec = write_spec(workdir, source, privacy={"epsilon": 1.0, "delta": 1e-5, "cap": 1.5},
-                      training={"epochs": 60, "seed": 1})  # more epochs than it gets to run
+    spec = write_spec(
+        workdir, source, privacy={"epsilon": 1.0, "delta": 1e-5, "cap": 1.5}, training={"epochs": 60, "seed": 1}
+    )  # more epochs than it gets to run
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    proc = subprocess.Popen([sys.executable, "-m", "synthgate.cli", "refresh", str(spec)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthgate.cli", "refresh", str(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     engine = governed(pg_engine, source)
     try:
-        run_id = wait_for(lambda: next((r["mlflow_run_id"] for r in governance.ledger_rows(engine)), None), 300,
-                          "the ledger row", proc)
+        run_id = wait_for(
+            lambda: next((r["mlflow_run_id"] for r in governance.ledger_rows(engine)), None),
+            300,
+            "the ledger row",
+            proc,
+        )
         client = mlflow.MlflowClient(os.environ["SYNTHGATE_MLFLOW_TRACKING_URI"])
-        wait_for(lambda: client.get_metric_history(run_id, "epsilon_spent_so_far"), 240, "the first training epoch", proc)
+        wait_for(
+            lambda: client.get_metric_history(run_id, "epsilon_spent_so_far"), 240, "the first training epoch", proc
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
 
     [row] = governance.ledger_rows(engine)

@@ -19,8 +19,13 @@ def _stored() -> set:
 @pytest.mark.parametrize(
     ("error", "name", "message"),
     [
-        (PrivacyBudgetError("refused before reading the source: epsilon spent 4 + asked 4 exceeds the cap 5\nRaise privacy.cap"),
-         "Refused", "refused before reading the source: epsilon spent 4 + asked 4 exceeds the cap 5; Raise privacy.cap"),
+        (
+            PrivacyBudgetError(
+                "refused before reading the source: epsilon spent 4 + asked 4 exceeds the cap 5\nRaise privacy.cap"
+            ),
+            "Refused",
+            "refused before reading the source: epsilon spent 4 + asked 4 exceeds the cap 5; Raise privacy.cap",
+        ),
         (KeyError("a value from a row"), "Failed", "unexpected KeyError"),  # a bug: its type, never its message
     ],
     ids=["refused", "bug"],

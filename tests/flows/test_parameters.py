@@ -19,8 +19,12 @@ def test_a_bare_path_is_a_request():
 
 @pytest.mark.parametrize(
     ("fields", "message"),
-    [({"epsilon": 0}, "greater than 0"), ({"epsilon": 101}, "less than or equal to 100"), ({"rows": 0}, "greater than or equal to 1"),
-     ({"colour": "red"}, "Extra inputs are not permitted")],
+    [
+        ({"epsilon": 0}, "greater than 0"),
+        ({"epsilon": 101}, "less than or equal to 100"),
+        ({"rows": 0}, "greater than or equal to 1"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
 )
 def test_out_of_bounds_is_refused(fields, message):
     with pytest.raises(ValidationError, match=message):

@@ -50,12 +50,19 @@ def test_refresh_refuses_before_prefect_starts(tmp_path, pg_engine, pg_schema, p
     people.head(200).to_sql("people", pg_engine, schema=pg_schema, index=False)
     spec = write_spec(tmp_path, pg_schema, target={"url": PG_URL, "table": "t", "schema": "sg_no_such_schema"})
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(tmp_path / "prefect"), "SYNTHGATE_HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "SYNTHGATE_HOME": str(tmp_path / "home"),
         "SYNTHGATE_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "synthgate.cli", "refresh", str(spec)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", "refresh", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     seconds = time.monotonic() - began
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()  # no Prefect server started, no flow run logged

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from prefect.settings import get_current_settings
 import sqlalchemy as sa
 import yaml
+from prefect.settings import get_current_settings
 
 from flows.refresh import refresh_table
 from synthgate.audit import audit
+from synthgate.errors import DataValidationError, GateFailedError, MissingTableError, PrivacyBudgetError, SpecError
 from synthgate.lineage import read_events
 from synthgate.settings import get_settings
-from synthgate.errors import DataValidationError, GateFailedError, MissingTableError, PrivacyBudgetError, SpecError
 from synthgate.warehouse import governance
 from tests.conftest import PG_URL
 
@@ -24,12 +24,21 @@ pytestmark = pytest.mark.integration
 
 
 # a 6-epoch generator on 1500 rows: looser fidelity thresholds than the defaults, the privacy defaults as they are
-GATES = {"min_quality": 0.6, "min_tstr_auc": 0.5, "max_dcr_share": 0.7, "min_column_shapes": 0.6, "min_column_pair_trends": 0.5,
-         "max_utility_gap": 0.4, "max_tvd_1way_excess": 0.3, "max_tvd_2way_excess": 0.4, "max_tvd_3way_excess": 0.5,
-         # 300 predicates on 500 rows: the estimate moves by +-0.05 between seeds; the privacy audit tests the bound
-         "max_singling_out_risk": 0.2,
-         # fresh DP noise each run: on 1,500 rows the inference estimate ranges 0.05-0.29 between runs
-         "max_inference_risk": 0.4}
+GATES = {
+    "min_quality": 0.6,
+    "min_tstr_auc": 0.5,
+    "max_dcr_share": 0.7,
+    "min_column_shapes": 0.6,
+    "min_column_pair_trends": 0.5,
+    "max_utility_gap": 0.4,
+    "max_tvd_1way_excess": 0.3,
+    "max_tvd_2way_excess": 0.4,
+    "max_tvd_3way_excess": 0.5,
+    # 300 predicates on 500 rows: the estimate moves by +-0.05 between seeds; the privacy audit tests the bound
+    "max_singling_out_risk": 0.2,
+    # fresh DP noise each run: on 1,500 rows the inference estimate ranges 0.05-0.29 between runs
+    "max_inference_risk": 0.4,
+}
 
 
 def write_spec(tmp_path: Path, schema: str, **overrides) -> Path:
@@ -94,9 +103,16 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert set(result) >= {"quality_score", "tstr_auc", "dcr_share", "mlflow_run_id", "mlflow_tracking_uri", "delta"}
     with pg_engine.connect() as conn:
         assert conn.execute(sa.text(f'SELECT count(*) FROM "{source}".people_synthetic')).scalar() == 1500
-        columns = [r[0] for r in conn.execute(sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = 'people_synthetic' "
-            "ORDER BY ordinal_position"), {"s": source})]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = :s AND table_name = 'people_synthetic' ORDER BY ordinal_position"
+                ),
+                {"s": source},
+            )
+        ]
     assert columns[:2] == ["customer_id", "email"]  # detected as identifier and e-mail: faked, kept in place
 
     ledger = governance.ledger_rows(governed(pg_engine, source))
@@ -120,8 +136,20 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert len(sample) == 20 and "email" in sample.columns
     report = Path(result["report"]).read_text()
     assert "Verdict: PASSED" in report and "person1@example.org" not in report
-    for metric in ("mia_auc", "singling_out_risk", "linkability_risk", "inference_risk", "tvd_3way", "tvd_3way_holdout", "tvd_3way_excess",
-                   "nndr_ratio", "tstr_linear", "duplicate_key_share", "column_shape.age", "gate_mia_auc"):
+    for metric in (
+        "mia_auc",
+        "singling_out_risk",
+        "linkability_risk",
+        "inference_risk",
+        "tvd_3way",
+        "tvd_3way_holdout",
+        "tvd_3way_excess",
+        "nndr_ratio",
+        "tstr_linear",
+        "duplicate_key_share",
+        "column_shape.age",
+        "gate_mia_auc",
+    ):
         assert metric in run.data.metrics, metric
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "report/plots")}
     assert "report/plots/correlation_difference.png" in plots and "report/plots/distribution_age.png" in plots
@@ -137,23 +165,31 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert result["published_version"] == 1 and catalog[0]["version"] == 1
     assert "people_synthetic" in sa.inspect(pg_engine).get_view_names(schema=source)
     with pg_engine.connect() as conn:
-        comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"),
-                               {"t": f'"{source}".people_synthetic__v1'}).scalar()
+        comment = conn.execute(
+            sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"),
+            {"t": f'"{source}".people_synthetic__v1'},
+        ).scalar()
     assert comment.startswith("synthgate version 1: synthetic copy of people") and result["mlflow_run_id"] in comment
     assert f"model synthgate-people v{catalog[0]['model_version']}" in comment and "trigger test" in comment
     # MLflow lineage tags and the production alias (moved because this version was published).
     assert run.data.tags["synthgate.published_version"] == "1"
     assert run.data.tags["synthgate.published_table"] == f"{source}.people_synthetic"
     commit = run.data.tags["synthgate.git_commit"]
-    kind = __import__("subprocess").run(["git", "cat-file", "-t", commit], capture_output=True, text=True, cwd=Path(__file__).parent)
+    kind = __import__("subprocess").run(
+        ["git", "cat-file", "-t", commit], capture_output=True, text=True, cwd=Path(__file__).parent
+    )
     assert kind.stdout.strip() == "commit" and run.data.tags["mlflow.source.git.commit"] == commit
-    assert {k: str(v) for k, v in client.get_registered_model("synthgate-people").aliases.items()} == {"production": catalog[0]["model_version"]}
+    assert {k: str(v) for k, v in client.get_registered_model("synthgate-people").aliases.items()} == {
+        "production": catalog[0]["model_version"]
+    }
     # OpenLineage: START then COMPLETE, schema and assertion facets, no real values.
     events = read_events(get_settings())
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
     complete = events[-1]
     source_dataset, output = complete["inputs"][0], complete["outputs"][0]
-    assert source_dataset["namespace"] == "postgres://127.0.0.1:5432" and source_dataset["name"] == f"test.{source}.people"
+    assert (
+        source_dataset["namespace"] == "postgres://127.0.0.1:5432" and source_dataset["name"] == f"test.{source}.people"
+    )
     assert [f["name"] for f in source_dataset["facets"]["schema"]["fields"]][:3] == ["customer_id", "email", "age"]
     assert source_dataset["facets"]["version"]["datasetVersion"] == catalog[0]["source_fingerprint"]
     assertions = source_dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
@@ -185,7 +221,11 @@ def test_a_failed_gate_publishes_nothing(prefect_harness, workdir, pg_engine, so
     state = refresh_table(str(spec), return_state=True)
     # an expected outcome: a named state with the error's one line, nothing pickled into Prefect's result storage
     assert state.is_failed() and state.name == "Rejected"
-    assert state.message.startswith("nothing published: ") and "\n" not in state.message and "Traceback" not in state.message
+    assert (
+        state.message.startswith("nothing published: ")
+        and "\n" not in state.message
+        and "Traceback" not in state.message
+    )
     assert (set(storage.iterdir()) if storage.is_dir() else set()) == stored, "the refused run's error was persisted"
     with pytest.raises(GateFailedError, match=r"quality FAILED: measured 0\.\d+, required >= 0\.9990") as failure:
         state.result()  # what a Python caller of refresh_table gets raised
@@ -240,8 +280,12 @@ def test_bad_data_stops_the_run(prefect_harness, workdir, pg_engine, source, peo
 
         loaded = load_spec(spec)
         extract = extract_table(loaded.source)
-        load_or_create_source_suite(workdir / "expectations", loaded, extract.columns,
-                                    effective_policies(propose(loaded, extract.frame, extract.columns)))
+        load_or_create_source_suite(
+            workdir / "expectations",
+            loaded,
+            extract.columns,
+            effective_policies(propose(loaded, extract.frame, extract.columns)),
+        )
     with pg_engine.begin() as conn:
         conn.execute(sa.text(mutate.format(t=f'"{source}".people')))
     with pytest.raises(DataValidationError, match=message):
@@ -254,7 +298,7 @@ def test_bad_data_stops_the_run(prefect_harness, workdir, pg_engine, source, peo
 def test_budget_below_any_training_fails_and_still_counts(prefect_harness, workdir, pg_engine, source):
     spec = write_spec(workdir, source, privacy={"epsilon": 0.01, "delta": 1e-5}, training={"epochs": 40})
     # Fresh noise (sigma in the hundreds at epsilon 0.01) may also push the DP row count below the minimum first.
-    with pytest.raises((PrivacyBudgetError, DataValidationError), match="too small|at least 50 are needed"):
+    with pytest.raises((PrivacyBudgetError, DataValidationError), match=r"too small|at least 50 are needed"):
         refresh_table(str(spec))
     assert not has_table(pg_engine, source, "people_synthetic")
     ledger = governance.ledger_rows(governed(pg_engine, source))

@@ -59,8 +59,15 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
 def test_every_file_parses():
     files = sorted(p for p in INFRA.rglob("*") if p.is_file())
     assert {p.relative_to(INFRA).as_posix() for p in files} >= {
-        "Dockerfile", "docker-compose.yml", ".env.example", "postgres/init.sql", "helm/prefect-server-values.yaml",
-        "helm/prefect-worker-values.yaml", "k8s/mlflow.yaml", "k8s/minio.yaml", "k8s/secrets.example.yaml",
+        "Dockerfile",
+        "docker-compose.yml",
+        ".env.example",
+        "postgres/init.sql",
+        "helm/prefect-server-values.yaml",
+        "helm/prefect-worker-values.yaml",
+        "k8s/mlflow.yaml",
+        "k8s/minio.yaml",
+        "k8s/secrets.example.yaml",
     }
     for path in files:
         if path.suffix in (".yaml", ".yml"):
@@ -99,8 +106,10 @@ def test_compose_images_ports_and_env_agree(compose):
     assert "9000:9000" in services["minio"]["ports"]
     assert "s3://mlflow" in " ".join(services["mlflow"]["command"])
     assert "local/mlflow" in " ".join(services["minio-init"]["command"])
-    db_urls = [services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"],
-               services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]]
+    db_urls = [
+        services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"],
+        services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"],
+    ]
     databases = set(re.findall(r"CREATE DATABASE (\w+);", (INFRA / "postgres" / "init.sql").read_text()))
     assert {url.rsplit("/", 1)[1] for url in db_urls} <= databases and all("@postgres:5432/" in u for u in db_urls)
 
@@ -115,11 +124,17 @@ def test_every_synthgate_setting_in_infra_is_a_real_one(compose):
 def test_compose_secrets_come_from_the_env_file(compose):
     text = (INFRA / "docker-compose.yml").read_text()
     referenced = set(re.findall(r"\$\{(\w+)(?::?[?-][^}]*)?\}", text))
-    example = dict(line.split("=", 1) for line in (INFRA / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#"))
+    example = dict(
+        line.split("=", 1)
+        for line in (INFRA / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     assert referenced == set(example), referenced ^ set(example)
     for name, service in compose["services"].items():  # no literal credential: each comes from the env file
         for key, value in (service.get("environment") or {}).items():
-            if re.search(r"PASSWORD|SECRET|_URI$|_URL$", key) and re.search(r"://[^/]*:[^@/]*@|PASSWORD|SECRET", key + str(value)):
+            if re.search(r"PASSWORD|SECRET|_URI$|_URL$", key) and re.search(
+                r"://[^/]*:[^@/]*@|PASSWORD|SECRET", key + str(value)
+            ):
                 assert "${" in str(value), f"{name}.{key} holds a literal credential"
 
 
@@ -131,7 +146,9 @@ def test_kubernetes_secrets_images_and_ports_agree(k8s):
             refs.add(ref)
     assert refs and all(key in secrets.get(name, ()) for name, key in refs), refs
     server_values = yaml.safe_load((INFRA / "helm" / "prefect-server-values.yaml").read_text())
-    assert server_values["secret"]["name"] in secrets and "connection-string" in secrets[server_values["secret"]["name"]]
+    assert (
+        server_values["secret"]["name"] in secrets and "connection-string" in secrets[server_values["secret"]["name"]]
+    )
     assert server_values["secret"]["create"] is False and server_values["postgresql"]["enabled"] is False
 
     [mlflow] = k8s[("Deployment", "mlflow")]["spec"]["template"]["spec"]["containers"]
@@ -161,7 +178,18 @@ def test_docker_compose_config_validates(tmp_path):
     if probe.returncode != 0:
         pytest.skip("docker client without the compose plugin")
     result = subprocess.run(
-        ["docker", "compose", "-f", str(INFRA / "docker-compose.yml"), "--env-file", str(INFRA / ".env.example"), "config", "--quiet"],
-        capture_output=True, text=True, check=False,
+        [
+            "docker",
+            "compose",
+            "-f",
+            str(INFRA / "docker-compose.yml"),
+            "--env-file",
+            str(INFRA / ".env.example"),
+            "config",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr

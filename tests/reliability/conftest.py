@@ -33,10 +33,23 @@ def spec_dict(schema: str, table: str = "src", target: str = "src_synthetic", **
         "training": dict(FAST_TRAINING),
         # every gate open: these tests are about input handling, with two-epoch training on small tables, where the
         # privacy estimates move with the fresh DP noise of each run (the gates have tests of their own)
-        "gates": {"min_quality": 0.0, "min_column_shapes": 0.0, "min_column_pair_trends": 0.0, "min_tstr_auc": 0.0,
-                  "max_utility_gap": 1.0, "max_dcr_share": 1.0, "max_tvd_1way_excess": 1.0, "max_tvd_2way_excess": 1.0,
-                  "max_tvd_3way_excess": 1.0, "max_inference_risk": 1.0, "max_singling_out_risk": 1.0,
-                  "max_linkability_risk": 1.0, "max_mia_auc": 1.0, "min_nndr_ratio": 0.0, "max_exact_copy_excess": 1.0},
+        "gates": {
+            "min_quality": 0.0,
+            "min_column_shapes": 0.0,
+            "min_column_pair_trends": 0.0,
+            "min_tstr_auc": 0.0,
+            "max_utility_gap": 1.0,
+            "max_dcr_share": 1.0,
+            "max_tvd_1way_excess": 1.0,
+            "max_tvd_2way_excess": 1.0,
+            "max_tvd_3way_excess": 1.0,
+            "max_inference_risk": 1.0,
+            "max_singling_out_risk": 1.0,
+            "max_linkability_risk": 1.0,
+            "max_mia_auc": 1.0,
+            "min_nndr_ratio": 0.0,
+            "max_exact_copy_excess": 1.0,
+        },
     }
     spec.update(overrides)
     return spec
@@ -67,7 +80,10 @@ class CoreRun:
 
 
 def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> CoreRun:
-    """The refresh without the orchestrator: extract, profile, validate, train, sample, check the synthetic suite, publish."""
+    """The refresh without the orchestrator.
+
+    Extract, profile, validate, train, sample, check the synthetic suite, publish.
+    """
     extract = extract_table(spec.source, spec.chunk_size, policies=spec.columns)
     policies = effective_policies(propose(spec, extract.frame, extract.columns))
     validate_source(expectations_dir, spec, extract.frame, extract.columns, policies)
@@ -79,10 +95,22 @@ def core_refresh(spec: TableSpec, expectations_dir: Path, rows: int = 200) -> Co
 
     def record(conn: sa.Connection, version: int) -> None:
         governance.catalog_row(
-            conn, run_id="r" * 32, spec_name=spec.name, published_table=spec.target.table, rows=len(synthetic),
-            source_table=spec.source.table, source_fingerprint=extract.fingerprint.digest, epsilon=1.0,
-            delta=spec.privacy.delta, gates={}, scores={}, mlflow_run_id="r" * 32, model_name="m", model_version="1",
-            trigger="test", version=version,
+            conn,
+            run_id="r" * 32,
+            spec_name=spec.name,
+            published_table=spec.target.table,
+            rows=len(synthetic),
+            source_table=spec.source.table,
+            source_fingerprint=extract.fingerprint.digest,
+            epsilon=1.0,
+            delta=spec.privacy.delta,
+            gates={},
+            scores={},
+            mlflow_run_id="r" * 32,
+            model_name="m",
+            model_version="1",
+            trigger="test",
+            version=version,
         )
 
     published = publish(spec.target, synthetic, extract.columns, "r" * 32, record)

@@ -29,7 +29,9 @@ from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
 CATEGORIES = [f"k{i}" for i in range(8)]
 CAT_COLUMNS = ["c1", "c2", "c3", "c4"]
-COLUMNS = [Column(name, ColumnKind.CATEGORICAL, "TEXT") for name in CAT_COLUMNS] + [Column("x", ColumnKind.FLOAT, "FLOAT")]
+COLUMNS = [Column(name, ColumnKind.CATEGORICAL, "TEXT") for name in CAT_COLUMNS] + [
+    Column("x", ColumnKind.FLOAT, "FLOAT")
+]
 POLICIES = {name: ColumnPolicy(policy="categorical", categories=CATEGORIES) for name in CAT_COLUMNS} | {
     "x": ColumnPolicy(min=0.0, max=100.0)
 }
@@ -56,7 +58,9 @@ def outlier_rows(n: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def log_likelihood(synth: DPSynthesizer, rows: pd.DataFrame) -> np.ndarray:
-    tokens = np.stack([codec.encode(rows[c.name]) for c, codec in zip(synth.learned, synth.codecs)], axis=1)
+    tokens = np.stack(
+        [codec.encode(rows[c.name]) for c, codec in zip(synth.learned, synth.codecs, strict=True)], axis=1
+    )
     assert synth.network is not None
     with torch.inference_mode():
         batch = torch.as_tensor(tokens, dtype=torch.long, device=synth.device)
@@ -83,7 +87,8 @@ class AuditResult:
             f"epsilon budget {self.epsilon_budget:g} (spent {self.epsilon_spent:.3f}), delta {self.delta:g}; "
             f"{self.members} members vs {self.non_members} non-members: attack AUC {self.auc:.3f}, best advantage "
             f"{self.best_advantage:.3f} (TPR {self.best_tpr:.2f} at FPR {self.best_fpr:.2f}; DP allows "
-            f"{self.advantage_bound:.3f}), epsilon lower bound {self.epsilon_lower_bound:.3f}, violations {self.violations}"
+            f"{self.advantage_bound:.3f}), epsilon lower bound {self.epsilon_lower_bound:.3f}, "
+            f"violations {self.violations}"
         )
 
 
@@ -93,8 +98,14 @@ def _clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
     return low, high
 
 
-def audit(member_scores: np.ndarray, non_member_scores: np.ndarray, epsilon: float, delta: float,
-          epsilon_spent: float, alpha: float = 0.05) -> AuditResult:
+def audit(
+    member_scores: np.ndarray,
+    non_member_scores: np.ndarray,
+    epsilon: float,
+    delta: float,
+    epsilon_spent: float,
+    alpha: float = 0.05,
+) -> AuditResult:
     m, n = len(member_scores), len(non_member_scores)
     thresholds = np.unique(np.concatenate([member_scores, non_member_scores]))
     best = (0.0, 0.0, 0.0)
@@ -115,12 +126,30 @@ def audit(member_scores: np.ndarray, non_member_scores: np.ndarray, epsilon: flo
                 eps_lb = max(eps_lb, math.log((hit_low - delta) / miss_high))
     ranks = pd.Series(np.concatenate([member_scores, non_member_scores])).rank().to_numpy()
     auc = (ranks[:m].sum() - m * (m + 1) / 2) / (m * n)
-    return AuditResult(epsilon, epsilon_spent, delta, m, n, float(auc), best[0], math.tanh(epsilon / 2) + delta,
-                       best[1], best[2], eps_lb, violations)
+    return AuditResult(
+        epsilon,
+        epsilon_spent,
+        delta,
+        m,
+        n,
+        float(auc),
+        best[0],
+        math.tanh(epsilon / 2) + delta,
+        best[1],
+        best[2],
+        eps_lb,
+        violations,
+    )
 
 
-def run_audit(epsilon: float, rows: int = 2000, candidates: int = 200, seed: int = 0, epochs: int | None = None,
-              noise_multiplier: float | None = None) -> AuditResult:
+def run_audit(
+    epsilon: float,
+    rows: int = 2000,
+    candidates: int = 200,
+    seed: int = 0,
+    epochs: int | None = None,
+    noise_multiplier: float | None = None,
+) -> AuditResult:
     rng = np.random.default_rng(seed)
     outliers = outlier_rows(candidates, rng)
     is_member = rng.permutation(np.arange(candidates) < candidates // 2)

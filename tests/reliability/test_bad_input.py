@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError, SynthgateError, WarehouseError
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
-from synthgate.generator.encoders import RARE_LABEL
+from synthgate.generator.codecs import RARE_LABEL
 from synthgate.profiling import effective_policies, propose
 from synthgate.spec import load_spec, spec_from_dict
 from synthgate.validation import load_or_create_source_suite, validate_source
@@ -73,9 +73,18 @@ def assert_clear(error: SynthgateError, *names: str) -> None:
         ({"name": "x; DROP TABLE y"}, "name"),
     ],
     ids=[
-        "unknown-key", "unknown-nested-key", "wrong-type-epsilon", "wrong-type-epochs", "wrong-type-columns",
-        "negative-epsilon", "zero-epsilon", "delta-too-large", "negative-delta", "dropped-target",
-        "inverted-bounds", "hostile-spec-name",
+        "unknown-key",
+        "unknown-nested-key",
+        "wrong-type-epsilon",
+        "wrong-type-epochs",
+        "wrong-type-columns",
+        "negative-epsilon",
+        "zero-epsilon",
+        "delta-too-large",
+        "negative-delta",
+        "dropped-target",
+        "inverted-bounds",
+        "hostile-spec-name",
     ],
 )
 def test_spec_errors_are_named(tmp_path: Path, change: dict, named: str) -> None:
@@ -105,13 +114,21 @@ def test_literal_password_and_unset_env_are_refused(tmp_path: Path, monkeypatch:
     [
         ("postgresql+psycopg2://postgres:${SG_REL_PW}@127.0.0.1:1/test", "cannot connect"),
         ("postgresql+psycopg2://postgres:${SG_REL_PW}@no-such-host.invalid:5432/test", "cannot connect"),
-        ("postgresql+psycopg2://sg_no_such_role:${SG_REL_PW}@127.0.0.1:5432/test", 'role "sg_no_such_role" does not exist'),
-        ("postgresql+psycopg2://postgres:${SG_REL_PW}@127.0.0.1:5432/sg_no_such_db", 'database "sg_no_such_db" does not exist'),
+        (
+            "postgresql+psycopg2://sg_no_such_role:${SG_REL_PW}@127.0.0.1:5432/test",
+            'role "sg_no_such_role" does not exist',
+        ),
+        (
+            "postgresql+psycopg2://postgres:${SG_REL_PW}@127.0.0.1:5432/sg_no_such_db",
+            'database "sg_no_such_db" does not exist',
+        ),
         ("mysql+pymysql://sg_no_such_user:${SG_REL_PW}@127.0.0.1:3306/test", "Access denied"),
     ],
     ids=["closed-port", "unknown-host", "wrong-role", "wrong-database", "wrong-credentials-mariadb"],
 )
-def test_unreachable_or_refused_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, named: str) -> None:
+def test_unreachable_or_refused_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, named: str
+) -> None:
     if url.startswith("mysql"):
         pytest.importorskip("pymysql")
     monkeypatch.setenv("SG_REL_PW", "pw-8c1f-canary")
@@ -204,7 +221,15 @@ def test_one_column_table_runs_and_publishes_nulls(pg_engine, pg_schema, expecta
     assert count == 300 and list(run.synthetic.columns) == ["a"]
     # no column pair: the pair-trends gate is not applicable (it was "measured nan" and rejected the table)
     train, holdout = run.extract.frame.iloc[:240], run.extract.frame.iloc[240:]
-    scores = evaluate(train, holdout, run.synthetic, run.synthesizer.learned, None, [], attacks=50).scores
+    scores = evaluate(
+        train=train,
+        holdout=holdout,
+        synthetic=run.synthetic,
+        columns=run.synthesizer.learned,
+        target=None,
+        synthetic_suite_failures=[],
+        attacks=50,
+    ).scores
     verdicts = {v.name: v for v in evaluate_gates(spec_from_dict(spec_dict(pg_schema)).gates, scores)}
     assert verdicts["column_pair_trends"].passed and "not applicable" in verdicts["column_pair_trends"].detail
     assert not [v.describe() for v in verdicts.values() if not v.measurable and not v.passed]
@@ -232,9 +257,11 @@ def test_ten_thousand_categories_are_thresholded(pg_engine, pg_schema, expectati
 
 def test_unicode_and_emoji_categories_round_trip(pg_engine, pg_schema, expectations) -> None:
     rng = np.random.default_rng(2)
-    values = ["café", "日本語", "😀🎉", "Zürich\u200b", 'quote"and\'apostrophe', "comma, separated", "new\nline"]
+    values = ["café", "日本語", "😀🎉", "Zürich\u200b", "quote\"and'apostrophe", "comma, separated", "new\nline"]
     load_frame(pg_engine, pg_schema, "src", small().assign(u=rng.choice(values, N)))
-    run = core_refresh(make_spec(pg_schema, columns={"u": {"policy": "categorical", "categories": values}}), expectations)
+    run = core_refresh(
+        make_spec(pg_schema, columns={"u": {"policy": "categorical", "categories": values}}), expectations
+    )
     with pg_engine.connect() as conn:
         published = {r[0] for r in conn.execute(sa.text(f'SELECT DISTINCT u FROM "{pg_schema}".src_synthetic'))}
     assert published - {None} <= set(values) and len(published - {None}) >= 3
@@ -249,8 +276,9 @@ def test_nan_and_infinity_in_numerics(pg_engine, pg_schema, expectations) -> Non
     with pg_engine.begin() as conn:  # pandas writes NaN as NULL: make it PostgreSQL's own NaN
         conn.execute(sa.text(f"""UPDATE "{pg_schema}".src SET f = 'NaN' WHERE f IS NULL"""))
     with pg_engine.connect() as conn:  # PostgreSQL holds the special values themselves
-        specials = conn.execute(sa.text(
-            f"""SELECT count(*) FROM "{pg_schema}".src WHERE f IN ('Infinity', '-Infinity', 'NaN')""")).scalar()
+        specials = conn.execute(
+            sa.text(f"""SELECT count(*) FROM "{pg_schema}".src WHERE f IN ('Infinity', '-Infinity', 'NaN')""")
+        ).scalar()
     assert specials == 90
     run = core_refresh(make_spec(pg_schema), expectations)
     values = run.synthetic["f"].dropna().to_numpy()
@@ -270,7 +298,9 @@ def test_extreme_magnitudes_stay_finite_and_bounded(pg_engine, pg_schema, expect
         values = run.synthetic[column].dropna().to_numpy(dtype=float)
         assert np.isfinite(values).all() and np.abs(values).max() <= bound
     with pg_engine.connect() as conn:  # what was published is what was sampled (no overflow, no clipping at 1e15)
-        published = conn.execute(sa.text(f'SELECT max(abs(big)), max(abs(huge_int)) FROM "{pg_schema}".src_synthetic')).one()
+        published = conn.execute(
+            sa.text(f'SELECT max(abs(big)), max(abs(huge_int)) FROM "{pg_schema}".src_synthetic')
+        ).one()
     assert published[0] == pytest.approx(np.abs(run.synthetic["big"]).max())
     assert published[1] == np.abs(run.synthetic["huge_int"].dropna().astype("int64")).max()
 
@@ -281,7 +311,9 @@ def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None
     with engine.begin() as conn:  # an untyped SQLite column: ints, strings and floats side by side
         conn.execute(sa.text("CREATE TABLE src (a INTEGER, m)"))
         values = [1, "a", 2.5, None, "b", 3]
-        conn.execute(sa.text("INSERT INTO src VALUES (:a, :m)"), [{"a": i % 40, "m": values[i % 6]} for i in range(600)])
+        conn.execute(
+            sa.text("INSERT INTO src VALUES (:a, :m)"), [{"a": i % 40, "m": values[i % 6]} for i in range(600)]
+        )
     data = spec_dict("x")
     data["source"] = {"url": url, "table": "src"}
     data["target"] = {"url": url, "table": "src_synthetic"}
@@ -302,9 +334,15 @@ def test_time_zone_aware_and_naive_datetimes(pg_engine, pg_schema, expectations)
     run = core_refresh(make_spec(pg_schema), expectations)
     assert run.synthetic["aware"].dt.tz is not None and run.synthetic["naive"].dt.tz is None
     with pg_engine.connect() as conn:
-        types = dict(conn.execute(sa.text(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s "
-            "AND table_name = 'src_synthetic'"), {"s": pg_schema}).all())
+        types = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s "
+                    "AND table_name = 'src_synthetic'"
+                ),
+                {"s": pg_schema},
+            ).all()
+        )
     assert types["aware"] == "timestamp with time zone" and types["naive"] == "timestamp without time zone"
     low, high = pd.Timestamp("2020-11-01"), pd.Timestamp("2021-10-01")
     assert run.synthetic["naive"].dropna().between(low, high).mean() > 0.9
@@ -312,7 +350,9 @@ def test_time_zone_aware_and_naive_datetimes(pg_engine, pg_schema, expectations)
 
 def test_columns_equal_but_for_case_or_spaces_stay_apart(pg_engine, pg_schema, expectations) -> None:
     rng = np.random.default_rng(6)
-    frame = pd.DataFrame({"Age": rng.integers(0, 40, N), "age": rng.integers(60, 99, N), "AGE ": rng.choice(["p", "q"], N)})
+    frame = pd.DataFrame(
+        {"Age": rng.integers(0, 40, N), "age": rng.integers(60, 99, N), "AGE ": rng.choice(["p", "q"], N)}
+    )
     load_frame(pg_engine, pg_schema, "src", frame)
     run = core_refresh(make_spec(pg_schema), expectations)
     assert list(run.synthetic.columns) == ["Age", "age", "AGE "]
@@ -321,8 +361,15 @@ def test_columns_equal_but_for_case_or_spaces_stay_apart(pg_engine, pg_schema, e
 
 def test_reserved_words_spaces_and_colons_in_names(pg_engine, pg_schema, expectations) -> None:
     rng = np.random.default_rng(7)
-    frame = pd.DataFrame({"select": rng.integers(0, 40, N), "from": rng.choice(["p", "q"], N),
-                          "user name": rng.choice(["p", "q"], N), "a:b": rng.integers(0, 3, N), "order": rng.random(N)})
+    frame = pd.DataFrame(
+        {
+            "select": rng.integers(0, 40, N),
+            "from": rng.choice(["p", "q"], N),
+            "user name": rng.choice(["p", "q"], N),
+            "a:b": rng.integers(0, 3, N),
+            "order": rng.random(N),
+        }
+    )
     load_frame(pg_engine, pg_schema, "select table", frame)
     run = core_refresh(make_spec(pg_schema, table="select table", target="group by:x"), expectations)
     assert list(run.synthetic.columns) == list(frame.columns)
@@ -356,13 +403,20 @@ def test_schema_drift_is_named(pg_engine, pg_schema, expectations, alter: str, n
     load_frame(pg_engine, pg_schema, "src", small())
     spec = make_spec(pg_schema)
     first = extract_table(spec.source)
-    load_or_create_source_suite(expectations, spec, first.columns, effective_policies(propose(spec, first.frame, first.columns)))
+    load_or_create_source_suite(
+        expectations, spec, first.columns, effective_policies(propose(spec, first.frame, first.columns))
+    )
     with pg_engine.begin() as conn:
         conn.execute(sa.text(alter.format(t=f'"{pg_schema}".src')))
     drifted = extract_table(spec.source)
     with pytest.raises(DataValidationError) as error:
-        validate_source(expectations, spec, drifted.frame, drifted.columns,
-                        effective_policies(propose(spec, drifted.frame, drifted.columns)))
+        validate_source(
+            expectations,
+            spec,
+            drifted.frame,
+            drifted.columns,
+            effective_policies(propose(spec, drifted.frame, drifted.columns)),
+        )
     assert_clear(error.value, named, "schema drift")
 
 
@@ -377,7 +431,9 @@ def test_large_table_is_streamed_in_chunks(pg_engine, pg_schema) -> None:
     """
     n, chunk = 20_000, 1_000
     rng = np.random.default_rng(8)
-    load_frame(pg_engine, pg_schema, "big", pd.DataFrame({"a": rng.integers(0, 1000, n), "t": rng.choice(["p", "q"], n)}))
+    load_frame(
+        pg_engine, pg_schema, "big", pd.DataFrame({"a": rng.integers(0, 1000, n), "t": rng.choice(["p", "q"], n)})
+    )
     table = make_spec(pg_schema, table="big").source
     seen: list[int] = []
     statements: list[str] = []
@@ -386,8 +442,15 @@ def test_large_table_is_streamed_in_chunks(pg_engine, pg_schema) -> None:
         seen.append(rows)
         if len(seen) == 3:
             with pg_engine.connect() as conn:
-                statements.extend(r[0] for r in conn.execute(sa.text(
-                    "SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query ILIKE 'FETCH FORWARD%'")))
+                statements.extend(
+                    r[0]
+                    for r in conn.execute(
+                        sa.text(
+                            "SELECT query FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND query ILIKE 'FETCH FORWARD%'"
+                        )
+                    )
+                )
 
     streamed = extract_table(table, chunk_size=chunk, progress=progress)
     assert seen == list(range(chunk, n + 1, chunk))

@@ -10,7 +10,9 @@ def dep(name: str, *vulns: dict) -> dict:
 
 
 def test_a_fixable_vulnerability_fails() -> None:
-    outcome = classify({"dependencies": [dep("a"), dep("b", {"id": "PYSEC-1", "fix_versions": ["1.1"], "aliases": ["CVE-1"]})]})
+    outcome = classify(
+        {"dependencies": [dep("a"), dep("b", {"id": "PYSEC-1", "fix_versions": ["1.1"], "aliases": ["CVE-1"]})]}
+    )
     assert outcome.exit_code == 1 and outcome.audited == 2
     assert outcome.fixable == ["b 1.0: PYSEC-1 CVE-1 -> fixed in 1.1"]
 

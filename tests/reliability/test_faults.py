@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
 
 from synthgate.errors import OutputError, TrackingError, WarehouseError
 from synthgate.warehouse import governance
@@ -30,8 +31,14 @@ def table_frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:
 def terminate_streaming_backends(pg_engine: sa.Engine) -> int:
     """pg_terminate_backend on every other session fetching from a cursor: the extract's connection drops."""
     with pg_engine.connect() as conn:
-        pids = [r[0] for r in conn.execute(sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query ILIKE 'FETCH FORWARD%'"))]
+        pids = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query ILIKE 'FETCH FORWARD%'"
+                )
+            )
+        ]
         for pid in pids:
             conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
     return len(pids)
@@ -53,8 +60,13 @@ def test_connection_dropped_mid_extract_fails_cleanly(pg_engine, pg_schema) -> N
     assert len(extract_table(table, chunk_size=500).frame) == 3000
 
 
-def test_connection_dropped_mid_extract_is_retried_by_the_task(prefect_harness, pg_engine, pg_schema, monkeypatch) -> None:
-    """The extract task retries a transient warehouse error: the first attempt loses its backend, the second succeeds."""
+def test_connection_dropped_mid_extract_is_retried_by_the_task(
+    prefect_harness, pg_engine, pg_schema, monkeypatch
+) -> None:
+    """The extract task retries a transient warehouse error.
+
+    The first attempt loses its backend, the second succeeds.
+    """
     import tasks.extract as extract_tasks
 
     load_frame(pg_engine, pg_schema, "src", table_frame())
@@ -71,7 +83,9 @@ def test_connection_dropped_mid_extract_is_retried_by_the_task(prefect_harness, 
         return extract_table(table, chunk_size, progress=kill_once, key=key, policies=policies)
 
     monkeypatch.setattr(extract_tasks, "extract_table", extract_with_fault)  # the hook only; the fault is real
-    extract = extract_tasks.extract_source(spec, b"k" * 32)
+    # the task runs on its own here, outside a flow run: its log records have no flow run to go to, which is expected
+    with temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
+        extract = extract_tasks.extract_source(spec, b"k" * 32)
     assert attempts == [1, 2]
     assert len(extract.frame) == 3000
     assert extract.fingerprint.digest == extract_table(spec.source, key=b"k" * 32).fingerprint.digest
@@ -96,7 +110,9 @@ def assert_untouched(pg_engine: sa.Engine, schema: str, ledger: list[str]) -> No
     ["http://127.0.0.1:1", "http://sg:pwMlflowCanary@127.0.0.1:1", "sqlite:////proc/no-such-folder/mlflow.db"],
     ids=["server-refuses", "server-with-credentials-refuses", "store-path-unwritable"],
 )
-def test_unreachable_mlflow_stops_before_anything(prefect_harness, flow_home, pg_engine, pg_schema, monkeypatch, uri) -> None:
+def test_unreachable_mlflow_stops_before_anything(
+    prefect_harness, flow_home, pg_engine, pg_schema, monkeypatch, uri
+) -> None:
     from flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_MLFLOW_TRACKING_URI", uri)
@@ -130,7 +146,9 @@ def immutable_folder(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["chattr", "-i", str(folder)], check=False)
 
 
-def test_report_folder_permission_denied(prefect_harness, flow_home, immutable_folder, pg_engine, pg_schema, monkeypatch) -> None:
+def test_report_folder_permission_denied(
+    prefect_harness, flow_home, immutable_folder, pg_engine, pg_schema, monkeypatch
+) -> None:
     from flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_HOME", str(immutable_folder))  # reports go to <home>/reports/<spec>
@@ -157,7 +175,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_disk_full_while_writing_the_report(prefect_harness, flow_home, tiny_disk, pg_engine, pg_schema, monkeypatch) -> None:
+def test_disk_full_while_writing_the_report(
+    prefect_harness, flow_home, tiny_disk, pg_engine, pg_schema, monkeypatch
+) -> None:
     from flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_HOME", str(tiny_disk))
@@ -174,10 +194,13 @@ def test_disk_full_while_writing_the_report(prefect_harness, flow_home, tiny_dis
 
 
 def test_mlflow_lost_after_training_is_a_clear_error(monkeypatch) -> None:
-    """The log stage's guard: an MLflow call that fails for real (store gone) becomes a TrackingError, nothing published."""
+    """The log stage's guard.
+
+    An MLflow call that fails for real (store gone) becomes a TrackingError, nothing published.
+    """
     import mlflow
 
-    from flows.refresh import explained_log_failures
+    from synthgate.tracking import explained_log_failures
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -188,4 +211,4 @@ def test_mlflow_lost_after_training_is_a_clear_error(monkeypatch) -> None:
     assert "logging the run to the MLflow store" in message and "nothing was published" in message
     assert "pwMlflowCanary" not in message and "***" in message
     with pytest.raises(ZeroDivisionError), explained_log_failures(uri, Path("report.html")):
-        1 / 0  # a bug elsewhere is not disguised as a tracking failure
+        _ = 1 / 0  # a bug elsewhere is not disguised as a tracking failure

@@ -24,19 +24,20 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
+from synthgate.columns import sql_types
 from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
-from synthgate.generator.encoders import CategoricalCodec
+from synthgate.generator.codecs import CategoricalCodec
+from synthgate.profiling import effective_policies, policies_from_schema
 from synthgate.report import MAX_LABEL, column_plots, plot_label
 from synthgate.schema import Column, ColumnKind
-from synthgate.profiling import effective_policies, policies_from_schema
 from synthgate.spec import Gates, WarehouseTable
 from synthgate.validation import validate_source
 from synthgate.warehouse import extract as extract_module
 from synthgate.warehouse.engine import engine_for
 from synthgate.warehouse.extract import extract_table
-from synthgate.warehouse.publish import check_target_names, check_target_privileges, publish, sql_types
+from synthgate.warehouse.publish import check_target_names, check_target_privileges, publish
 from tests.conftest import PG_URL
 from tests.reliability import conftest as reliability
 from tests.reliability.conftest import core_refresh, make_spec
@@ -93,7 +94,7 @@ def mariadb() -> sa.Engine:
 def statements_on(url: str) -> Iterator[list[str]]:
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+    def record(conn, cursor, statement, parameters, context, executemany):
         seen.append(statement)
 
     engine = engine_for(url)
@@ -113,13 +114,23 @@ def hostile_table(pg_engine: sa.Engine, schema: str) -> None:
     """a, b learnable; blob bytea, doc jsonb, tags int[] and j json with a canary in every value."""
     rng = np.random.default_rng(0)
     with pg_engine.begin() as conn:
-        conn.execute(sa.text(
-            f'CREATE TABLE "{schema}".src (a integer, b text, blob bytea, doc jsonb, tags integer[], j json)'))
         conn.execute(
-            sa.text(f'INSERT INTO "{schema}".src VALUES (:a, :b, :blob, CAST(:doc AS jsonb), :tags, CAST(:doc AS json))'),
-            [{"a": int(rng.integers(0, 50)), "b": str(rng.choice(["x", "y", "z"])),
-              "blob": f"\x00\xff{CANARY}".encode("latin-1"), "doc": f'{{"k": "{CANARY}"}}', "tags": [1, 2, 3]}
-             for _ in range(N)],
+            sa.text(f'CREATE TABLE "{schema}".src (a integer, b text, blob bytea, doc jsonb, tags integer[], j json)')
+        )
+        conn.execute(
+            sa.text(
+                f'INSERT INTO "{schema}".src VALUES (:a, :b, :blob, CAST(:doc AS jsonb), :tags, CAST(:doc AS json))'
+            ),
+            [
+                {
+                    "a": int(rng.integers(0, 50)),
+                    "b": str(rng.choice(["x", "y", "z"])),
+                    "blob": f"\x00\xff{CANARY}".encode("latin-1"),
+                    "doc": f'{{"k": "{CANARY}"}}',
+                    "tags": [1, 2, 3],
+                }
+                for _ in range(N)
+            ],
         )
 
 
@@ -145,9 +156,16 @@ def test_unsupported_types_are_never_read_and_refresh_twice(
         line = next(m for m in logged if f"'{name}'" in m)
         assert type_name in line and CANARY not in line and "\n" not in line
     with pg_engine.connect() as conn:
-        published = [r[0] for r in conn.execute(sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = 'src_synthetic' "
-            "ORDER BY ordinal_position"), {"s": pg_schema})]
+        published = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = :s AND table_name = 'src_synthetic' ORDER BY ordinal_position"
+                ),
+                {"s": pg_schema},
+            )
+        ]
     assert published == ["a", "b"]
     # the next refresh: the saved suite's columns are the extract's again (no schema drift error)
     again = extract_table(spec.source, policies=spec.columns)
@@ -252,7 +270,15 @@ def test_one_column_table_gates_are_defined_or_not_applicable() -> None:
     rng = np.random.default_rng(0)
     columns = [Column("a", ColumnKind.INTEGER, "BIGINT")]
     train, holdout, synthetic = (pd.DataFrame({"a": rng.integers(0, 50, n)}) for n in (240, 60, 300))
-    evaluation = evaluate(train, holdout, synthetic, columns, None, [], attacks=50)
+    evaluation = evaluate(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        columns=columns,
+        target=None,
+        synthetic_suite_failures=[],
+        attacks=50,
+    )
     verdicts = evaluate_gates(Gates(max_exact_copy_excess=1.0), evaluation.scores)
     pair = next(v for v in verdicts if v.name == "column_pair_trends")
     assert pair.passed and "not applicable" in pair.detail and "nan" not in pair.describe().lower()
@@ -268,15 +294,24 @@ def test_numeric_1e25_keeps_its_scale_and_declared_type(pg_engine, pg_schema, ex
     big = 10 ** rng.uniform(23.42, 27, DENSE)  # 2.6e23 .. 1e27
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".src (a integer, big numeric(30, 2), free numeric)'))
-        conn.execute(sa.text(f'INSERT INTO "{pg_schema}".src VALUES (:a, :big, :free)'),
-                     [{"a": int(rng.integers(0, 50)), "big": f"{v:.2f}", "free": f"{v:.0f}"} for v in big])
+        conn.execute(
+            sa.text(f'INSERT INTO "{pg_schema}".src VALUES (:a, :big, :free)'),
+            [{"a": int(rng.integers(0, 50)), "big": f"{v:.2f}", "free": f"{v:.0f}"} for v in big],
+        )
     spec = make_spec(pg_schema, privacy=DENSE_PRIVACY, columns={"big": {"policy": "keep"}, "free": {"policy": "keep"}})
     run = refresh(spec, expectations, declared_policies, rows=300)
     with pg_engine.connect() as conn:
         values = pd.read_sql(sa.text(f'SELECT big, free FROM "{pg_schema}".src_synthetic'), conn).astype(float)
-        types = {r[0]: r[1:] for r in conn.execute(sa.text(
-            "SELECT column_name, data_type, numeric_scale FROM information_schema.columns WHERE table_schema = :s "
-            "AND table_name = 'src_synthetic'"), {"s": pg_schema})}
+        types = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type, numeric_scale FROM information_schema.columns "
+                    "WHERE table_schema = :s AND table_name = 'src_synthetic'"
+                ),
+                {"s": pg_schema},
+            )
+        }
     for name in ("big", "free"):
         published = values[name].dropna()
         assert published.median() > 1e23 and published.max() < 1e29, (name, published.describe())
@@ -290,19 +325,27 @@ def test_dates_before_1900_stay_before_1900(pg_engine, pg_schema, expectations, 
     days = rng.integers(0, (dt.date(1904, 12, 31) - dt.date(1850, 1, 1)).days, DENSE)
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".src (a integer, born date)'))
-        conn.execute(sa.text(f'INSERT INTO "{pg_schema}".src VALUES (:a, :born)'),
-                     [{"a": int(rng.integers(0, 50)), "born": dt.date(1850, 1, 1) + dt.timedelta(days=int(d))} for d in days])
+        conn.execute(
+            sa.text(f'INSERT INTO "{pg_schema}".src VALUES (:a, :born)'),
+            [{"a": int(rng.integers(0, 50)), "born": dt.date(1850, 1, 1) + dt.timedelta(days=int(d))} for d in days],
+        )
     refresh(make_spec(pg_schema, privacy=DENSE_PRIVACY), expectations, declared_policies, rows=300)
     with pg_engine.connect() as conn:
-        born = pd.to_datetime(pd.read_sql(sa.text(f'SELECT born FROM "{pg_schema}".src_synthetic'), conn)["born"]).dropna()
+        born = pd.to_datetime(
+            pd.read_sql(sa.text(f'SELECT born FROM "{pg_schema}".src_synthetic'), conn)["born"]
+        ).dropna()
     assert born.min() < pd.Timestamp("1870-01-01") and born.max() > pd.Timestamp("1890-01-01")
     assert born.between(pd.Timestamp("1840-01-01"), pd.Timestamp("1915-01-01")).mean() > 0.95
     assert (born < pd.Timestamp("1900-01-01")).mean() > 0.6
 
 
 def test_sql_types_never_lossy() -> None:
-    columns = [Column("f", ColumnKind.FLOAT, "DOUBLE PRECISION"), Column("n", ColumnKind.FLOAT, "NUMERIC(12, 2)"),
-               Column("w", ColumnKind.FLOAT, "NUMERIC(5, 2)"), Column("h", ColumnKind.FLOAT, "NUMERIC(30, 0)")]
+    columns = [
+        Column("f", ColumnKind.FLOAT, "DOUBLE PRECISION"),
+        Column("n", ColumnKind.FLOAT, "NUMERIC(12, 2)"),
+        Column("w", ColumnKind.FLOAT, "NUMERIC(5, 2)"),
+        Column("h", ColumnKind.FLOAT, "NUMERIC(30, 0)"),
+    ]
     frame = pd.DataFrame({"f": [19467.95], "n": [19467.95], "w": [123456.7], "h": [1e70]})
     types = sql_types(columns, frame)
     compiled = {name: t.compile(dialect=mysql.dialect()) for name, t in types.items()}
@@ -313,16 +356,31 @@ def test_sql_types_never_lossy() -> None:
 def test_mariadb_target_keeps_doubles_and_decimals(mariadb) -> None:
     name = f"sg_dbl_{uuid.uuid4().hex[:8]}"
     target = WarehouseTable(url=MARIADB_URL, table=name)
-    columns = [Column("x", ColumnKind.FLOAT, "FLOAT"), Column("m", ColumnKind.FLOAT, "DECIMAL(12, 2)"),
-               Column("k", ColumnKind.INTEGER, "BIGINT")]
-    frame = pd.DataFrame({"x": [19467.95, 0.1, 1e25, None], "m": [19467.95, 0.5, 1e9, None], "k": pd.array([1, 2, 3, None], dtype="Int64")})
+    columns = [
+        Column("x", ColumnKind.FLOAT, "FLOAT"),
+        Column("m", ColumnKind.FLOAT, "DECIMAL(12, 2)"),
+        Column("k", ColumnKind.INTEGER, "BIGINT"),
+    ]
+    frame = pd.DataFrame(
+        {
+            "x": [19467.95, 0.1, 1e25, None],
+            "m": [19467.95, 0.5, 1e9, None],
+            "k": pd.array([1, 2, 3, None], dtype="Int64"),
+        }
+    )
     try:
         publish(target, frame, columns, "r" * 32, lambda conn, version: None)
         with mariadb.connect() as conn:
             back = conn.execute(sa.text(f"SELECT x, m FROM `{name}` ORDER BY k IS NULL, k")).all()
-            types = dict(conn.execute(sa.text(
-                "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = 'test' "
-                "AND table_name = :t"), {"t": f"{name}__v1"}).all())
+            types = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = 'test' "
+                        "AND table_name = :t"
+                    ),
+                    {"t": f"{name}__v1"},
+                ).all()
+            )
         assert back[0][0] == 19467.95 and back[1][0] == 0.1 and back[2][0] == 1e25
         assert str(back[0][1]) == "19467.95" and str(back[2][1]) == "1000000000.00"
         assert types["x"] == "double" and types["m"] == "decimal(12,2)"

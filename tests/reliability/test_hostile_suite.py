@@ -80,8 +80,8 @@ class Warehouse:
     def objects(self) -> dict[str, str]:
         """Every table and view: name -> kind."""
         inspector = sa.inspect(self.engine)
-        found = {name: "table" for name in inspector.get_table_names(schema=self.schema)}
-        return found | {name: "view" for name in inspector.get_view_names(schema=self.schema)}
+        found = dict.fromkeys(inspector.get_table_names(schema=self.schema), "table")
+        return found | dict.fromkeys(inspector.get_view_names(schema=self.schema), "view")
 
     def checksum(self, name: str, kind: str) -> str:
         """Kind, column names and types, view definition and every row, as one digest: equal means untouched."""
@@ -90,9 +90,12 @@ class Warehouse:
         definition = inspector.get_view_definition(name, schema=self.schema) if kind == "view" else None
         with self.engine.connect() as conn:
             if self.engine.dialect.name == "postgresql":  # md5 over the ordered rows' text form
-                rows: Any = conn.execute(sa.text(
-                    f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {self.q(name)} t"
-                )).one()
+                rows: Any = conn.execute(
+                    sa.text(
+                        "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
+                        f"FROM {self.q(name)} t"
+                    )
+                ).one()
                 rows = list(rows)
             else:
                 rows = sorted(repr(tuple(r)) for r in conn.execute(sa.text(f"SELECT * FROM {self.q(name)}")))
@@ -137,20 +140,29 @@ class World:
 def people(n: int = N, seed: int = 0) -> pd.DataFrame:
     """A small table whose every text value holds the canary."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": np.arange(n),
-        "plan": [f"{CANARY}-{p}" for p in rng.choice(["basic", "plus", "premium"], n)],
-        "note": [f"{CANARY} note {i}" for i in range(n)],
-        "amount": np.round(rng.normal(100, 20, n), 2),
-        "churned": rng.random(n) < 0.3,
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "plan": [f"{CANARY}-{p}" for p in rng.choice(["basic", "plus", "premium"], n)],
+            "note": [f"{CANARY} note {i}" for i in range(n)],
+            "amount": np.round(rng.normal(100, 20, n), 2),
+            "churned": rng.random(n) < 0.3,
+        }
+    )
 
 
 def load_pg(w: Warehouse) -> None:
     frame = people()
-    for name, rows in {"src": frame, "keep": frame.head(40), "src_empty": frame.head(0), "src_few": frame.head(20),
-                       "src_spent": frame, "taken_table": frame.head(10),
-                       "utarget__v1": frame.head(5), "utarget__staging_x": frame.head(6)}.items():
+    for name, rows in {
+        "src": frame,
+        "keep": frame.head(40),
+        "src_empty": frame.head(0),
+        "src_few": frame.head(20),
+        "src_spent": frame,
+        "taken_table": frame.head(10),
+        "utarget__v1": frame.head(5),
+        "utarget__staging_x": frame.head(6),
+    }.items():
         rows.to_sql(name, w.engine, schema=w.schema, index=False)
     dates = frame.assign(day=pd.date_range("2020-01-01", periods=N, freq="D").date)
     dates.to_sql("src_dates", w.engine, schema=w.schema, index=False, dtype={"day": sa.Date()})
@@ -159,12 +171,22 @@ def load_pg(w: Warehouse) -> None:
         conn.execute(sa.text(f"UPDATE {w.q('src_dates')} SET day = DATE '{FAR_DATE}' WHERE id = 7"))
         conn.execute(sa.text(f"CREATE VIEW {w.q('taken_view')} AS SELECT id, plan FROM {w.q('keep')}"))
         conn.execute(sa.text(f"CREATE TABLE {w.q('src_blobs')} (blob bytea, doc jsonb)"))
-        conn.execute(sa.text(f"INSERT INTO {w.q('src_blobs')} VALUES (:b, CAST(:d AS jsonb))"),
-                     [{"b": f"\x00{CANARY}".encode(), "d": json.dumps({"k": f"{CANARY}-{i}"})} for i in range(N)])
+        conn.execute(
+            sa.text(f"INSERT INTO {w.q('src_blobs')} VALUES (:b, CAST(:d AS jsonb))"),
+            [{"b": f"\x00{CANARY}".encode(), "d": json.dumps({"k": f"{CANARY}-{i}"})} for i in range(N)],
+        )
     # a source whose cap is spent: one planted refresh of epsilon 10 (the default cap) under another spec name
     spent = WarehouseTable(url=w.url, table="src_spent", schema=w.schema)
-    entry = governance.LedgerEntry("planted" + "0" * 25, "hs-planted", "src_spent", 10.0, 1e-5, "planted", "test",
-                                   source_key=governance.source_key(spent))
+    entry = governance.LedgerEntry(
+        "planted" + "0" * 25,
+        "hs-planted",
+        "src_spent",
+        10.0,
+        1e-5,
+        "planted",
+        "test",
+        source_key=governance.source_key(spent),
+    )
     governance.open_spend(w.governed(), entry)
     governance.close_spend(w.governed(), entry.run_id, "published", 10.0, "rdp")
 
@@ -238,8 +260,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("SYNTHGATE_HOME", str(folder / "home"))
         patch.setenv("SYNTHGATE_EXPECTATIONS_DIR", str(folder / "expectations"))
         patch.setenv("SYNTHGATE_MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        for name in [n for n in os.environ if n.startswith("SYNTHGATE_") and n not in (
-                "SYNTHGATE_HOME", "SYNTHGATE_EXPECTATIONS_DIR", "SYNTHGATE_MLFLOW_TRACKING_URI")]:
+        for name in [
+            n
+            for n in os.environ
+            if n.startswith("SYNTHGATE_")
+            and n not in ("SYNTHGATE_HOME", "SYNTHGATE_EXPECTATIONS_DIR", "SYNTHGATE_MLFLOW_TRACKING_URI")
+        ]:
             patch.delenv(name)
         yield folder
 
@@ -294,9 +320,11 @@ MINIMAL = (
     "name: raw\nsource: {url: 'sqlite:///w.db', table: people}\ntarget: {url: 'sqlite:///w.db', table: people_syn}\n"
     "privacy: {epsilon: 1.0, delta: 1.0e-5}\n"
 )
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
-) + MINIMAL
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+    + MINIMAL
+)
 PG_HOST = "postgresql+psycopg2://postgres"
 HOSTILE = 'x"; DROP TABLE keep; --'
 
@@ -332,67 +360,159 @@ def flow(case_id: str, fragment: str, error_type: str, builder: Builder, **kw: A
 SPEC_ERRORS = [
     Case("unknown-key", "colums: unknown key", "SpecError", spec(colums={})),
     Case("unknown-nested-key", "privacy.epsilom: unknown key", "SpecError", spec(("privacy.epsilom", 2))),
-    Case("epsilon-wrong-type", "privacy.epsilon: Input should be a valid number", "SpecError",
-         spec(("privacy.epsilon", "lots"))),
-    Case("epsilon-nan", "privacy.epsilon: Input should be a finite number", "SpecError",
-         spec(("privacy.epsilon", float("nan")))),
-    Case("epsilon-inf", "privacy.epsilon: Input should be a finite number", "SpecError",
-         spec(("privacy.epsilon", float("inf")))),
-    Case("epsilon-negative", "privacy.epsilon: Input should be greater than 0", "SpecError",
-         spec(("privacy.epsilon", -1.0))),
+    Case(
+        "epsilon-wrong-type",
+        "privacy.epsilon: Input should be a valid number",
+        "SpecError",
+        spec(("privacy.epsilon", "lots")),
+    ),
+    Case(
+        "epsilon-nan",
+        "privacy.epsilon: Input should be a finite number",
+        "SpecError",
+        spec(("privacy.epsilon", float("nan"))),
+    ),
+    Case(
+        "epsilon-inf",
+        "privacy.epsilon: Input should be a finite number",
+        "SpecError",
+        spec(("privacy.epsilon", float("inf"))),
+    ),
+    Case(
+        "epsilon-negative",
+        "privacy.epsilon: Input should be greater than 0",
+        "SpecError",
+        spec(("privacy.epsilon", -1.0)),
+    ),
     Case("epsilon-zero", "privacy.epsilon: Input should be greater than 0", "SpecError", spec(("privacy.epsilon", 0))),
-    Case("epsilon-above-100", "privacy.epsilon: Input should be less than or equal to 100", "SpecError",
-         spec(("privacy.epsilon", 1000))),
+    Case(
+        "epsilon-above-100",
+        "privacy.epsilon: Input should be less than or equal to 100",
+        "SpecError",
+        spec(("privacy.epsilon", 1000)),
+    ),
     Case("delta-too-large", "privacy.delta: Input should be less than 0.01", "SpecError", spec(("privacy.delta", 0.5))),
-    Case("delta-negative", "privacy.delta: Input should be greater than 0", "SpecError", spec(("privacy.delta", -1e-5))),
+    Case(
+        "delta-negative", "privacy.delta: Input should be greater than 0", "SpecError", spec(("privacy.delta", -1e-5))
+    ),
     Case("delta-missing", "privacy.delta: Field required", "SpecError", spec(("privacy.delta", DELETE))),
     Case("cap-negative", "privacy.cap: Input should be greater than 0", "SpecError", spec(("privacy.cap", -5))),
-    Case("epochs-wrong-type", "training.epochs: Input should be a valid integer", "SpecError",
-         spec(("training.epochs", "ten"))),
-    Case("batch-too-small", "training.batch_size: Input should be greater than or equal to 8", "SpecError",
-         spec(("training.batch_size", 2))),
-    Case("unknown-device", "training.device: Input should be 'auto', 'cpu' or 'cuda'", "SpecError",
-         spec(("training.device", "tpu"))),
-    Case("dropped-target-column", "target_column 'plan' cannot be dropped or faked", "SpecError",
-         spec(("target_column", "plan"), ("columns", {"plan": {"policy": "drop"}}))),
-    Case("faked-target-column", "target_column 'plan' cannot be dropped or faked", "SpecError",
-         spec(("target_column", "plan"), ("columns", {"plan": {"policy": "fake", "fake": "name"}}))),
-    Case("dropped-key", "keys ['id'] are dropped", "SpecError",
-         spec(keys=["id"], columns={"id": {"policy": "drop"}})),
-    Case("inverted-bounds", "min (5.0) must be below max (1.0)", "SpecError",
-         spec(("columns", {"amount": {"min": 5, "max": 1}}))),
-    Case("fake-without-kind", "policy 'fake' needs 'fake: <kind>'", "SpecError",
-         spec(("columns", {"note": {"policy": "fake"}}))),
-    Case("unknown-policy", "columns.note.policy: Input should be 'keep', 'drop', 'categorical' or 'fake'", "SpecError",
-         spec(("columns", {"note": {"policy": "hash"}}))),
+    Case(
+        "epochs-wrong-type",
+        "training.epochs: Input should be a valid integer",
+        "SpecError",
+        spec(("training.epochs", "ten")),
+    ),
+    Case(
+        "batch-too-small",
+        "training.batch_size: Input should be greater than or equal to 8",
+        "SpecError",
+        spec(("training.batch_size", 2)),
+    ),
+    Case(
+        "unknown-device",
+        "training.device: Input should be 'auto', 'cpu' or 'cuda'",
+        "SpecError",
+        spec(("training.device", "tpu")),
+    ),
+    Case(
+        "dropped-target-column",
+        "target_column 'plan' cannot be dropped or faked",
+        "SpecError",
+        spec(("target_column", "plan"), ("columns", {"plan": {"policy": "drop"}})),
+    ),
+    Case(
+        "faked-target-column",
+        "target_column 'plan' cannot be dropped or faked",
+        "SpecError",
+        spec(("target_column", "plan"), ("columns", {"plan": {"policy": "fake", "fake": "name"}})),
+    ),
+    Case("dropped-key", "keys ['id'] are dropped", "SpecError", spec(keys=["id"], columns={"id": {"policy": "drop"}})),
+    Case(
+        "inverted-bounds",
+        "min (5.0) must be below max (1.0)",
+        "SpecError",
+        spec(("columns", {"amount": {"min": 5, "max": 1}})),
+    ),
+    Case(
+        "fake-without-kind",
+        "policy 'fake' needs 'fake: <kind>'",
+        "SpecError",
+        spec(("columns", {"note": {"policy": "fake"}})),
+    ),
+    Case(
+        "unknown-policy",
+        "columns.note.policy: Input should be 'keep', 'drop', 'categorical' or 'fake'",
+        "SpecError",
+        spec(("columns", {"note": {"policy": "hash"}})),
+    ),
     Case("columns-as-list", "columns: Input should be a valid dictionary", "SpecError", spec(columns=["id", "plan"])),
     Case("hostile-spec-name", "name: String should match pattern", "SpecError", spec(name=HOSTILE)),
     Case("newline-spec-name", "name: String should match pattern", "SpecError", spec(name="hs\nDROP TABLE keep")),
-    Case("empty-target-name", "target.table: String should have at least 1 character", "SpecError",
-         spec(("target.table", ""))),
-    Case("gate-out-of-range", "gates.min_quality: Input should be less than or equal to 1", "SpecError",
-         spec(("gates.min_quality", 2))),
+    Case(
+        "empty-target-name",
+        "target.table: String should have at least 1 character",
+        "SpecError",
+        spec(("target.table", "")),
+    ),
+    Case(
+        "gate-out-of-range",
+        "gates.min_quality: Input should be less than or equal to 1",
+        "SpecError",
+        spec(("gates.min_quality", 2)),
+    ),
     Case("rows-zero", "rows: Input should be greater than or equal to 1", "SpecError", spec(rows=0)),
-    Case("chunk-below-floor", "chunk_size: Input should be greater than or equal to 100", "SpecError",
-         spec(chunk_size=10)),
-    Case("holdout-both", "give exactly one of 'table' or 'fraction'", "SpecError",
-         spec(("holdout", {"fraction": 0.2, "table": {"url": PG_URL, "table": "src"}}))),
-    Case("bad-cron", "schedule.cron: Value error, invalid cron '61 * * * *'", "SpecError",
-         spec(schedule={"cron": "61 * * * *"})),
-    Case("unknown-timezone", "unknown time zone 'Mars/Olympus'", "SpecError",
-         spec(schedule={"cron": "0 2 * * *", "timezone": "Mars/Olympus"})),
-    Case("url-not-a-url", "source.url: Value error, not a SQLAlchemy URL", "SpecError",
-         spec(("source.url", "definitely not a url"))),
-    Case("source-equal-to-target", "target and source are the same table", "SpecError",
-         spec(("target.table", "src"))),
-    Case("source-equal-to-target-spelled", "target and source are the same table", "SpecError",
-         spec(("target.table", "src"), ("target.url", pg_url(host="localhost")))),
-    Case("duplicate-key", "duplicate key 'epsilon'", "SpecError",
-         raw(MINIMAL.replace("epsilon: 1.0,", "epsilon: 1.0, epsilon: 90.0,"))),
+    Case(
+        "chunk-below-floor",
+        "chunk_size: Input should be greater than or equal to 100",
+        "SpecError",
+        spec(chunk_size=10),
+    ),
+    Case(
+        "holdout-both",
+        "give exactly one of 'table' or 'fraction'",
+        "SpecError",
+        spec(("holdout", {"fraction": 0.2, "table": {"url": PG_URL, "table": "src"}})),
+    ),
+    Case(
+        "bad-cron",
+        "schedule.cron: Value error, invalid cron '61 * * * *'",
+        "SpecError",
+        spec(schedule={"cron": "61 * * * *"}),
+    ),
+    Case(
+        "unknown-timezone",
+        "unknown time zone 'Mars/Olympus'",
+        "SpecError",
+        spec(schedule={"cron": "0 2 * * *", "timezone": "Mars/Olympus"}),
+    ),
+    Case(
+        "url-not-a-url",
+        "source.url: Value error, not a SQLAlchemy URL",
+        "SpecError",
+        spec(("source.url", "definitely not a url")),
+    ),
+    Case("source-equal-to-target", "target and source are the same table", "SpecError", spec(("target.table", "src"))),
+    Case(
+        "source-equal-to-target-spelled",
+        "target and source are the same table",
+        "SpecError",
+        spec(("target.table", "src"), ("target.url", pg_url(host="localhost"))),
+    ),
+    Case(
+        "duplicate-key",
+        "duplicate key 'epsilon'",
+        "SpecError",
+        raw(MINIMAL.replace("epsilon: 1.0,", "epsilon: 1.0, epsilon: 90.0,")),
+    ),
     Case("yaml-alias-bomb", "YAML aliases (*name, line 2) are not allowed", "SpecError", raw(BOMB)),
     Case("oversized-spec", "larger than 1000 kB", "SpecError", raw(MINIMAL + "# " + "x" * 1_000_001 + "\n")),
-    Case("deep-nesting", "nested deeper than 20 levels", "SpecError",
-         raw(MINIMAL + "columns: " + "{a: " * 40 + "1" + "}" * 40 + "\n")),
+    Case(
+        "deep-nesting",
+        "nested deeper than 20 levels",
+        "SpecError",
+        raw(MINIMAL + "columns: " + "{a: " * 40 + "1" + "}" * 40 + "\n"),
+    ),
     Case("huge-integer", "not valid YAML: ValueError", "SpecError", raw(MINIMAL + "rows: " + "9" * 5000 + "\n")),
     Case("not-yaml", "not valid YAML", "SpecError", raw("name: [unclosed\nsource: {url: x\n")),
     Case("python-tag", "not valid YAML", "SpecError", raw(MINIMAL + "rows: !!python/object/apply:os.system [id]\n")),
@@ -402,147 +522,380 @@ SPEC_ERRORS = [
     Case("directory", "spec file not found", "SpecError", DIRECTORY),
     Case("list-not-mapping", "a table spec is a YAML mapping, got list", "SpecError", raw("- name: a\n- name: b\n")),
     Case("scalar-not-mapping", "a table spec is a YAML mapping, got str", "SpecError", raw("just a sentence\n")),
-    Case("literal-password-userinfo", "source.url holds a literal password", "SpecError",
-         spec(("source.url", f"{PG_HOST}:LITPWsuite1@127.0.0.1:5432/test")), forbidden=("LITPWsuite1",)),
-    Case("literal-password-query", "target.url holds a literal value of query parameter 'password'", "SpecError",
-         spec(("target.url", f"{PG_HOST}@127.0.0.1:5432/test?password=LITPWsuite2")), forbidden=("LITPWsuite2",)),
-    Case("literal-api-key", "query parameter 'api_key'", "SpecError",
-         spec(("source.url", f"{PG_HOST}@127.0.0.1:5432/test?api_key=LITPWsuite3")), forbidden=("LITPWsuite3",)),
-    Case("env-default-password", "with a literal default", "SpecError",
-         spec(("source.url", f"{PG_HOST}:${{SG_HS_UNSET_PW:-LITPWsuite4}}@127.0.0.1:5432/test")),
-         forbidden=("LITPWsuite4",)),
-    Case("env-default-smuggles-userinfo", "literal default", "SpecError",
-         spec(("target.url", "postgresql+psycopg2://${SG_HS_HOST:-postgres:LITPWsuite5@127.0.0.1}/test")),
-         forbidden=("LITPWsuite5",)),
-    Case("unset-env-password", "environment variable SG_HS_UNSET_PW is not set", "SpecError",
-         spec(("source.url", f"{PG_HOST}:${{SG_HS_UNSET_PW}}@127.0.0.1:5432/test"))),
-    Case("unset-env-table", "environment variable SG_HS_UNSET_TABLE is not set", "SpecError",
-         spec(("source.table", "${SG_HS_UNSET_TABLE}"))),
-    Case("check-spec-unknown-key", "privacy.epsilom: unknown key", "SpecError", spec(("privacy.epsilom", 2)),
-         command="check-spec"),
-    Case("check-spec-literal-password", "target.url holds a literal password", "SpecError",
-         spec(("target.url", f"{PG_HOST}:LITPWsuite6@127.0.0.1:5432/test")), command="check-spec",
-         forbidden=("LITPWsuite6",)),
+    Case(
+        "literal-password-userinfo",
+        "source.url holds a literal password",
+        "SpecError",
+        spec(("source.url", f"{PG_HOST}:LITPWsuite1@127.0.0.1:5432/test")),
+        forbidden=("LITPWsuite1",),
+    ),
+    Case(
+        "literal-password-query",
+        "target.url holds a literal value of query parameter 'password'",
+        "SpecError",
+        spec(("target.url", f"{PG_HOST}@127.0.0.1:5432/test?password=LITPWsuite2")),
+        forbidden=("LITPWsuite2",),
+    ),
+    Case(
+        "literal-api-key",
+        "query parameter 'api_key'",
+        "SpecError",
+        spec(("source.url", f"{PG_HOST}@127.0.0.1:5432/test?api_key=LITPWsuite3")),
+        forbidden=("LITPWsuite3",),
+    ),
+    Case(
+        "env-default-password",
+        "with a literal default",
+        "SpecError",
+        spec(("source.url", f"{PG_HOST}:${{SG_HS_UNSET_PW:-LITPWsuite4}}@127.0.0.1:5432/test")),
+        forbidden=("LITPWsuite4",),
+    ),
+    Case(
+        "env-default-smuggles-userinfo",
+        "literal default",
+        "SpecError",
+        spec(("target.url", "postgresql+psycopg2://${SG_HS_HOST:-postgres:LITPWsuite5@127.0.0.1}/test")),
+        forbidden=("LITPWsuite5",),
+    ),
+    Case(
+        "unset-env-password",
+        "environment variable SG_HS_UNSET_PW is not set",
+        "SpecError",
+        spec(("source.url", f"{PG_HOST}:${{SG_HS_UNSET_PW}}@127.0.0.1:5432/test")),
+    ),
+    Case(
+        "unset-env-table",
+        "environment variable SG_HS_UNSET_TABLE is not set",
+        "SpecError",
+        spec(("source.table", "${SG_HS_UNSET_TABLE}")),
+    ),
+    Case(
+        "check-spec-unknown-key",
+        "privacy.epsilom: unknown key",
+        "SpecError",
+        spec(("privacy.epsilom", 2)),
+        command="check-spec",
+    ),
+    Case(
+        "check-spec-literal-password",
+        "target.url holds a literal password",
+        "SpecError",
+        spec(("target.url", f"{PG_HOST}:LITPWsuite6@127.0.0.1:5432/test")),
+        command="check-spec",
+        forbidden=("LITPWsuite6",),
+    ),
     Case("check-spec-missing-file", "spec file not found", "SpecError", MISSING, command="check-spec"),
 ]
 
 OVERRIDES = [
-    Case("override-epsilon-negative", "--epsilon: Input should be greater than 0", "UsageError", args=("--epsilon", "-1")),
+    Case(
+        "override-epsilon-negative", "--epsilon: Input should be greater than 0", "UsageError", args=("--epsilon", "-1")
+    ),
     Case("override-epsilon-nan", "--epsilon: Input should be a finite number", "UsageError", args=("--epsilon", "nan")),
-    Case("override-epsilon-huge", "--epsilon: Input should be less than or equal to 100", "UsageError",
-         args=("--epsilon", "1000")),
-    Case("override-rows-zero", "--rows: Input should be greater than or equal to 1", "UsageError", args=("--rows", "0")),
+    Case(
+        "override-epsilon-huge",
+        "--epsilon: Input should be less than or equal to 100",
+        "UsageError",
+        args=("--epsilon", "1000"),
+    ),
+    Case(
+        "override-rows-zero", "--rows: Input should be greater than or equal to 1", "UsageError", args=("--rows", "0")
+    ),
     Case("override-rows-not-a-number", "Invalid value for '--rows'", "UsageError", args=("--rows", "abc")),
     Case("unknown-option", "No such option: --epsilom", "UsageError", args=("--epsilom", "1")),
     Case("bad-trigger", "--trigger: String should match pattern", "UsageError", args=("--trigger", "Bad Trigger!")),
     Case("trigger-too-long", "--trigger: String should match pattern", "UsageError", args=("--trigger", "t" * 40)),
-    Case("setting-cap-not-a-number", "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a valid number", "SynthgateError",
-         env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "abc"}),
-    Case("setting-cap-negative", "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be greater than 0", "SynthgateError",
-         env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "-1"}),
-    Case("setting-cap-nan", "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a finite number", "SynthgateError",
-         env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "nan"}),
-    Case("setting-parallel-zero", "SYNTHGATE_MAX_PARALLEL_TABLES: Input should be greater than or equal to 1",
-         "SynthgateError", env={"SYNTHGATE_MAX_PARALLEL_TABLES": "0"}),
+    Case(
+        "setting-cap-not-a-number",
+        "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a valid number",
+        "SynthgateError",
+        env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "abc"},
+    ),
+    Case(
+        "setting-cap-negative",
+        "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be greater than 0",
+        "SynthgateError",
+        env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "-1"},
+    ),
+    Case(
+        "setting-cap-nan",
+        "SYNTHGATE_DEFAULT_BUDGET_CAP: Input should be a finite number",
+        "SynthgateError",
+        env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "nan"},
+    ),
+    Case(
+        "setting-parallel-zero",
+        "SYNTHGATE_MAX_PARALLEL_TABLES: Input should be greater than or equal to 1",
+        "SynthgateError",
+        env={"SYNTHGATE_MAX_PARALLEL_TABLES": "0"},
+    ),
 ]
 
 CONNECTIONS = [
-    flow("source-closed-port", "cannot connect to warehouse", "WarehouseError",
-         spec(("source.url", pg_url(port=1)))),
-    flow("source-unknown-host", "cannot connect to warehouse", "WarehouseError",
-         spec(("source.url", pg_url(host="no-such-host.invalid")))),
-    flow("target-wrong-role", 'role "sg_hs_no_such_role" does not exist', "WarehouseError",
-         spec(("target.url", pg_url(user="sg_hs_no_such_role")))),
-    flow("target-wrong-database", 'database "sg_hs_no_such_db" does not exist', "WarehouseError",
-         spec(("target.url", pg_url(db="sg_hs_no_such_db")))),
-    flow("target-closed-port", "cannot connect to warehouse", "WarehouseError",
-         spec(("target.url", pg_url(port=1)))),
-    flow("mariadb-wrong-user", "Access denied", "WarehouseError",
-         spec(("source.url", "mysql+pymysql://sg_hs_no_such_user@127.0.0.1:3306/test"),
-              ("source.schema", lambda w, n: w.get("mariadb").schema)), where=("pg", "mariadb")),
-    flow("sqlite-target-folder-missing", "cannot connect to warehouse", "WarehouseError",
-         spec(("target", {"url": "sqlite:////nonexistent-sg-hs/dir/w.db", "table": "syn"}))),
+    flow("source-closed-port", "cannot connect to warehouse", "WarehouseError", spec(("source.url", pg_url(port=1)))),
+    flow(
+        "source-unknown-host",
+        "cannot connect to warehouse",
+        "WarehouseError",
+        spec(("source.url", pg_url(host="no-such-host.invalid"))),
+    ),
+    flow(
+        "target-wrong-role",
+        'role "sg_hs_no_such_role" does not exist',
+        "WarehouseError",
+        spec(("target.url", pg_url(user="sg_hs_no_such_role"))),
+    ),
+    flow(
+        "target-wrong-database",
+        'database "sg_hs_no_such_db" does not exist',
+        "WarehouseError",
+        spec(("target.url", pg_url(db="sg_hs_no_such_db"))),
+    ),
+    flow("target-closed-port", "cannot connect to warehouse", "WarehouseError", spec(("target.url", pg_url(port=1)))),
+    flow(
+        "mariadb-wrong-user",
+        "Access denied",
+        "WarehouseError",
+        spec(
+            ("source.url", "mysql+pymysql://sg_hs_no_such_user@127.0.0.1:3306/test"),
+            ("source.schema", lambda w, n: w.get("mariadb").schema),
+        ),
+        where=("pg", "mariadb"),
+    ),
+    flow(
+        "sqlite-target-folder-missing",
+        "cannot connect to warehouse",
+        "WarehouseError",
+        spec(("target", {"url": "sqlite:////nonexistent-sg-hs/dir/w.db", "table": "syn"})),
+    ),
 ]
 
 PREFLIGHT = [
-    flow("sqlite-source-file-missing", "does not exist: check source.url", "MissingTableError",
-         spec(("source", {"url": "sqlite:////tmp/sg-hs-no-such-file.db", "table": "src"}))),
-    flow("missing-source-table", "table 'SCHEMA.no_such_src' does not exist", "MissingTableError",
-         spec(("source.table", "no_such_src"))),
-    flow("missing-source-schema", "does not exist", "MissingTableError",
-         spec(("source.schema", lambda w, n: w.missing_schema))),
+    flow(
+        "sqlite-source-file-missing",
+        "does not exist: check source.url",
+        "MissingTableError",
+        spec(("source", {"url": "sqlite:////tmp/sg-hs-no-such-file.db", "table": "src"})),
+    ),
+    flow(
+        "missing-source-table",
+        "table 'SCHEMA.no_such_src' does not exist",
+        "MissingTableError",
+        spec(("source.table", "no_such_src")),
+    ),
+    flow(
+        "missing-source-schema",
+        "does not exist",
+        "MissingTableError",
+        spec(("source.schema", lambda w, n: w.missing_schema)),
+    ),
     flow("hostile-source-name", "does not exist", "MissingTableError", spec(("source.table", HOSTILE))),
     flow("newline-source-name", "does not exist", "MissingTableError", spec(("source.table", "src\nDROP TABLE keep"))),
-    flow("missing-holdout-table", "check holdout.table.table in the spec", "MissingTableError",
-         spec(("holdout", lambda w, n: {"table": {"url": PG_URL, "table": "no_such_holdout", "schema": w.pg.schema}}))),
-    flow("missing-target-schema", "does not exist in postgresql", "WarehouseError",
-         spec(("target.schema", lambda w, n: w.missing_schema))),
-    flow("target-role-without-create", "cannot create tables in schema", "WarehouseError",
-         spec(("target.url", lambda w, n: pg_url(user=w.ro_role)), ("target.schema", lambda w, n: w.pg_ro.schema)),
-         where=("pg", "pg_ro")),
-    flow("target-is-user-table", "is a table Synthgate did not create", "PublishError", spec(("target.table", "taken_table"))),
-    flow("target-is-user-view", "is a view Synthgate did not create", "PublishError", spec(("target.table", "taken_view"))),
+    flow(
+        "missing-holdout-table",
+        "check holdout.table.table in the spec",
+        "MissingTableError",
+        spec(("holdout", lambda w, n: {"table": {"url": PG_URL, "table": "no_such_holdout", "schema": w.pg.schema}})),
+    ),
+    flow(
+        "missing-target-schema",
+        "does not exist in postgresql",
+        "WarehouseError",
+        spec(("target.schema", lambda w, n: w.missing_schema)),
+    ),
+    flow(
+        "target-role-without-create",
+        "cannot create tables in schema",
+        "WarehouseError",
+        spec(("target.url", lambda w, n: pg_url(user=w.ro_role)), ("target.schema", lambda w, n: w.pg_ro.schema)),
+        where=("pg", "pg_ro"),
+    ),
+    flow(
+        "target-is-user-table",
+        "is a table Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "taken_table")),
+    ),
+    flow(
+        "target-is-user-view",
+        "is a view Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "taken_view")),
+    ),
     flow("target-is-keep", "is a table Synthgate did not create", "PublishError", spec(("target.table", "keep"))),
-    flow("target-name-too-long", "shorten target.table to at most 56 bytes", "SpecError",
-         spec(("target.table", "t" * 60))),
+    flow(
+        "target-name-too-long",
+        "shorten target.table to at most 56 bytes",
+        "SpecError",
+        spec(("target.table", "t" * 60)),
+    ),
     flow("target-name-too-long-multibyte", "bytes", "SpecError", spec(("target.table", "é" * 30))),
-    flow("hostile-target-over-cap", "exceeds the cap", "PrivacyBudgetError",
-         spec(("target.table", HOSTILE), ("privacy.cap", 1.0))),
-    flow("budget-cap-exhausted", "epsilon spent 10 + asked 8 exceeds the cap 10", "PrivacyBudgetError",
-         spec(("source.table", "src_spent"))),
-    flow("epsilon-above-cap", "asked 2 exceeds the cap 1", "PrivacyBudgetError",
-         spec(("privacy.epsilon", 2.0), ("privacy.cap", 1.0))),
-    flow("setting-cap-below-epsilon", "asked 8 exceeds the cap 0.5", "PrivacyBudgetError", spec(),
-         env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "0.5"}),
-    flow("override-epsilon-above-cap", "asked 20 exceeds the cap 10", "PrivacyBudgetError", spec(),
-         args=("--epsilon", "20")),
-    flow("declared-column-missing", "declares policies for columns ['ghost']", "SpecError",
-         spec(("columns", {"ghost": {"policy": "drop"}}))),
-    flow("hostile-declared-column", "declares policies for columns", "SpecError",
-         spec(("columns", {HOSTILE: {"policy": "drop"}}))),
-    flow("target-column-missing", "target_column 'no_such_column' is not a column", "SpecError",
-         spec(("target_column", "no_such_column"))),
-    flow("only-unsupported-types", "all have unsupported SQL types", "DataValidationError",
-         spec(("source.table", "src_blobs"))),
-    flow("unsupported-type-learned", "has SQL type BYTEA, which Synthgate cannot read", "SpecError",
-         spec(("source.table", "src_blobs"), ("columns", {"blob": {"policy": "categorical"}}))),
+    flow(
+        "hostile-target-over-cap",
+        "exceeds the cap",
+        "PrivacyBudgetError",
+        spec(("target.table", HOSTILE), ("privacy.cap", 1.0)),
+    ),
+    flow(
+        "budget-cap-exhausted",
+        "epsilon spent 10 + asked 8 exceeds the cap 10",
+        "PrivacyBudgetError",
+        spec(("source.table", "src_spent")),
+    ),
+    flow(
+        "epsilon-above-cap",
+        "asked 2 exceeds the cap 1",
+        "PrivacyBudgetError",
+        spec(("privacy.epsilon", 2.0), ("privacy.cap", 1.0)),
+    ),
+    flow(
+        "setting-cap-below-epsilon",
+        "asked 8 exceeds the cap 0.5",
+        "PrivacyBudgetError",
+        spec(),
+        env={"SYNTHGATE_DEFAULT_BUDGET_CAP": "0.5"},
+    ),
+    flow(
+        "override-epsilon-above-cap",
+        "asked 20 exceeds the cap 10",
+        "PrivacyBudgetError",
+        spec(),
+        args=("--epsilon", "20"),
+    ),
+    flow(
+        "declared-column-missing",
+        "declares policies for columns ['ghost']",
+        "SpecError",
+        spec(("columns", {"ghost": {"policy": "drop"}})),
+    ),
+    flow(
+        "hostile-declared-column",
+        "declares policies for columns",
+        "SpecError",
+        spec(("columns", {HOSTILE: {"policy": "drop"}})),
+    ),
+    flow(
+        "target-column-missing",
+        "target_column 'no_such_column' is not a column",
+        "SpecError",
+        spec(("target_column", "no_such_column")),
+    ),
+    flow(
+        "only-unsupported-types",
+        "all have unsupported SQL types",
+        "DataValidationError",
+        spec(("source.table", "src_blobs")),
+    ),
+    flow(
+        "unsupported-type-learned",
+        "has SQL type BYTEA, which Synthgate cannot read",
+        "SpecError",
+        spec(("source.table", "src_blobs"), ("columns", {"blob": {"policy": "categorical"}})),
+    ),
 ]
 
 DATA = [
-    flow("empty-table", "expect_table_row_count_to_be_between", "DataValidationError",
-         spec(("source.table", "src_empty"))),
-    flow("user-version-and-staging-tables", "expect_table_row_count_to_be_between", "DataValidationError",
-         spec(("source.table", "src_empty"), ("target.table", "utarget"))),
-    flow("out-of-range-dates", "holds dates outside 1677-09-22 .. 2262-04-11", "DataValidationError",
-         spec(("source.table", "src_dates")), forbidden=(FAR_DATE,)),
-    flow("holdout-columns-differ", "the holdout table's columns differ from the source", "DataValidationError",
-         spec(("holdout", lambda w, n: {"table": {"url": PG_URL, "table": "holdout_other", "schema": w.pg.schema}}))),
-    flow("fewer-rows-than-minimum", "at least 50 are needed", "DataValidationError",
-         spec(("source.table", "src_few")), spends=True),
+    flow(
+        "empty-table",
+        "expect_table_row_count_to_be_between",
+        "DataValidationError",
+        spec(("source.table", "src_empty")),
+    ),
+    flow(
+        "user-version-and-staging-tables",
+        "expect_table_row_count_to_be_between",
+        "DataValidationError",
+        spec(("source.table", "src_empty"), ("target.table", "utarget")),
+    ),
+    flow(
+        "out-of-range-dates",
+        "holds dates outside 1677-09-22 .. 2262-04-11",
+        "DataValidationError",
+        spec(("source.table", "src_dates")),
+        forbidden=(FAR_DATE,),
+    ),
+    flow(
+        "holdout-columns-differ",
+        "the holdout table's columns differ from the source",
+        "DataValidationError",
+        spec(("holdout", lambda w, n: {"table": {"url": PG_URL, "table": "holdout_other", "schema": w.pg.schema}})),
+    ),
+    flow(
+        "fewer-rows-than-minimum",
+        "at least 50 are needed",
+        "DataValidationError",
+        spec(("source.table", "src_few")),
+        spends=True,
+    ),
 ]
 
 MARIADB = [
-    flow("mariadb-missing-source", "does not exist", "MissingTableError",
-         spec(("source.table", "no_such_src"), where="mariadb"), where=("mariadb",)),
-    flow("mariadb-target-is-user-table", "is a table Synthgate did not create", "PublishError",
-         spec(("target.table", "taken_table"), where="mariadb"), where=("mariadb",)),
-    flow("mariadb-target-is-user-view", "is a view Synthgate did not create", "PublishError",
-         spec(("target.table", "taken_view"), where="mariadb"), where=("mariadb",)),
-    flow("mariadb-target-name-too-long", "MySQL/MariaDB allows 64", "SpecError",
-         spec(("target.table", "t" * 62), where="mariadb"), where=("mariadb",)),
-    flow("mariadb-missing-target-database", "does not exist in mysql", "WarehouseError",
-         spec(("target.schema", lambda w, n: w.missing_schema), where="mariadb"), where=("mariadb",)),
+    flow(
+        "mariadb-missing-source",
+        "does not exist",
+        "MissingTableError",
+        spec(("source.table", "no_such_src"), where="mariadb"),
+        where=("mariadb",),
+    ),
+    flow(
+        "mariadb-target-is-user-table",
+        "is a table Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "taken_table"), where="mariadb"),
+        where=("mariadb",),
+    ),
+    flow(
+        "mariadb-target-is-user-view",
+        "is a view Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "taken_view"), where="mariadb"),
+        where=("mariadb",),
+    ),
+    flow(
+        "mariadb-target-name-too-long",
+        "MySQL/MariaDB allows 64",
+        "SpecError",
+        spec(("target.table", "t" * 62), where="mariadb"),
+        where=("mariadb",),
+    ),
+    flow(
+        "mariadb-missing-target-database",
+        "does not exist in mysql",
+        "WarehouseError",
+        spec(("target.schema", lambda w, n: w.missing_schema), where="mariadb"),
+        where=("mariadb",),
+    ),
 ]
 
 SQLITE = [
-    flow("sqlite-missing-source", "does not exist", "MissingTableError",
-         spec(("source.table", "no_such_src"), where="sqlite"), where=("sqlite",)),
-    flow("sqlite-target-is-user-view", "is a view Synthgate did not create", "PublishError",
-         spec(("target.table", "taken_view"), where="sqlite"), where=("sqlite",)),
-    flow("sqlite-target-is-keep", "is a table Synthgate did not create", "PublishError",
-         spec(("target.table", "keep"), where="sqlite"), where=("sqlite",)),
-    flow("sqlite-epsilon-above-cap", "exceeds the cap", "PrivacyBudgetError",
-         spec(("privacy.cap", 1.0), where="sqlite"), where=("sqlite",)),
+    flow(
+        "sqlite-missing-source",
+        "does not exist",
+        "MissingTableError",
+        spec(("source.table", "no_such_src"), where="sqlite"),
+        where=("sqlite",),
+    ),
+    flow(
+        "sqlite-target-is-user-view",
+        "is a view Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "taken_view"), where="sqlite"),
+        where=("sqlite",),
+    ),
+    flow(
+        "sqlite-target-is-keep",
+        "is a table Synthgate did not create",
+        "PublishError",
+        spec(("target.table", "keep"), where="sqlite"),
+        where=("sqlite",),
+    ),
+    flow(
+        "sqlite-epsilon-above-cap",
+        "exceeds the cap",
+        "PrivacyBudgetError",
+        spec(("privacy.cap", 1.0), where="sqlite"),
+        where=("sqlite",),
+    ),
 ]
 
 CASES = SPEC_ERRORS + OVERRIDES + CONNECTIONS + PREFLIGHT + DATA + MARIADB + SQLITE
@@ -631,7 +984,12 @@ def assert_refused(case: Case, w: World, result: Any, before: Before, argv: list
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_refused_cleanly(
-    case: Case, world: World, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    case: Case,
+    world: World,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     if case.flow:
         request.getfixturevalue("prefect_harness")
@@ -659,8 +1017,14 @@ def test_a_flow_error_in_a_real_process_is_one_line_without_traceback(prefect_ha
     case = next(c for c in CASES if c.id == "missing-source-table")
     path = write_case(case, world, tmp_path)
     env = {**os.environ, "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value()}
-    done = subprocess.run([sys.executable, "-m", "synthgate.cli", *case.argv(path)], capture_output=True, text=True,
-                          timeout=180, cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", *case.argv(path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env=env,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr[-3000:]
     assert CANARY not in done.stderr + done.stdout

@@ -65,50 +65,59 @@ pytestmark = pytest.mark.integration
 #: Computed only through the privacy accountant, or from the DP-trained model and its synthetic rows.
 DP_OUTPUTS: dict[str, str] = {
     # the accountant's figures: epsilon depends on the sample rate, which depends on the DP row-count estimate
-    r"^mlflow:(?:logged_model:)?metric:epsilon_(spent|guarantee)$": "epsilon spent (and its guarantee), from the accountant",
-    r"^mlflow:(?:logged_model:)?metric:epsilon_table_(total|remaining)$":
-        "the ledger's total epsilon on the table (and what is left under the cap): sums of the accountant's figures",
+    r"^mlflow:(?:logged_model:)?metric:epsilon_(spent|guarantee)$": (
+        "epsilon spent (and its guarantee), from the accountant"
+    ),
+    r"^mlflow:(?:logged_model:)?metric:epsilon_table_(total|remaining)$": (
+        "the ledger's total epsilon on the table (and what is left under the cap): sums of the accountant's figures"
+    ),
     r"^mlflow:model_version\[[^\]]+\]:tags\.synthgate\.epsilon$": "the model's epsilon, from the accountant",
-    r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Budget: epsilon #(\.#)? spent by this run":
-        "the run's description: epsilon (the accountant's) and the ledger's total",
+    r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Budget: epsilon #(\.#)? spent by this run": (
+        "the run's description: epsilon (the accountant's) and the ledger's total"
+    ),
     r"^file:.*\.html:html:facts:Rows:# synthetic rows$": "the report's header: the DP row-count estimate",
-    r"^file:.*\.html:html:facts:Privacy budget:epsilon": "the report's header: epsilon (accountant) and the ledger's total",
+    r"^file:.*\.html:html:facts:Privacy budget:epsilon": (
+        "the report's header: epsilon (accountant) and the ledger's total"
+    ),
     r"^mlflow:(?:logged_model:)?metric_history:epsilon_spent_so_far$": "epsilon after each epoch, from the accountant",
     r"^mlflow:(?:logged_model:)?metric:epsilon_spent_so_far$": "epsilon after the last epoch, from the accountant",
-    r"^mlflow:(?:logged_model:)?param:(noise_multiplier|expected_batch_size|sample_rate|steps|epochs)$":
-        "the DP-SGD plan, derived from the DP row-count estimate and epsilon",
+    r"^mlflow:(?:logged_model:)?param:(noise_multiplier|expected_batch_size|sample_rate|steps|epochs)$": (
+        "the DP-SGD plan, derived from the DP row-count estimate and epsilon"
+    ),
     r"^pg:synthgate_ledger\[\d+\]\.epsilon_spent$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.epsilon$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.rows$": "published row count = the DP row-count estimate (rows unset)",
     r"^published:": "the published synthetic rows: sampled from the DP model, their count the DP row estimate",
-    r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.outputFacets\.outputStatistics\.rowCount$":
-        "published row count = the DP row-count estimate",
+    r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.outputFacets\.outputStatistics\.rowCount$": (
+        "published row count = the DP row-count estimate"
+    ),
     r"^pg:comment:[^:]+:epsilon #\.#$": "epsilon in the table comment, from the accountant",
     r"^pg:comment:[^:]+:# rows$": "published row count in the table comment: the DP row-count estimate",
     # the saved generator: released codecs (DP quantile bins, DP category selection), the plan, the weights
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:codecs": "codecs released through the accountant",
-    r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|plan\.[a-z_]+|releases)$":
-        "the accountant's figures, the DP row-count estimate and the plan derived from it",
+    r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|plan\.[a-z_]+|releases)$": (
+        "the accountant's figures, the DP row-count estimate and the plan derived from it"
+    ),
     r"^file:home/mlartifacts/.*/generator/weights\.pt$": "DP-SGD weights",
     r"^file:home/mlartifacts/.*/MLmodel:model_size_bytes$": "size of the saved DP model (its files are diffed too)",
     r"^file:home/mlartifacts/.*/MLmodel:signature\.outputs$": "dtypes of synthetic rows sampled from the DP model",
     # GX on the synthetic rows: a suite built from the spec and the DP row count, run on DP-model samples
     r"^file:home/mlartifacts/.*/gx/synthetic_validation\.json:": "the synthetic suite's results on synthetic rows",
-    r"^file:expectations/[^/]+\.synthetic\.json:expectations\[expect_table_row_count_to_equal/table\]\.kwargs\.value$":
-        "the synthetic suite's row count: the DP row-count estimate",
+    r"^file:expectations/[^/]+\.synthetic\.json:expectations\[expect_table_row_count_to_equal/table\]"
+    r"\.kwargs\.value$": "the synthetic suite's row count: the DP row-count estimate",
     # Prefect: the accountant's epsilon and the DP row count in messages
     r"^prefect:artifact:synthgate-[^:]+-training:progress:description$": "epsilon per epoch, from the accountant",
     r"^prefect:log:train-generator:trained under epsilon #\.# \(\w+ accounting\), delta #\.#e-#; noise multiplier #\.#"
-    r"(; \w+ DP-SGD engine)?$":
-        "epsilon and the noise multiplier, from the accountant",
+    r"(; \w+ DP-SGD engine)?$": "epsilon and the noise multiplier, from the accountant",
     r"^prefect:log:train-generator:epoch #/#: epsilon spent #\.# \(<dur> s\)$": "epsilon per epoch (no loss)",
     r"^prefect:log:publish-table:published [^:]+ version #: # rows$": "the DP row-count estimate",
     r"^prefect:log:sample-rows:sampled # synthetic rows$": "the DP row-count estimate",
     r"^prefect:artifact:synthgate-[^:]+-summary:markdown:\| synthetic table \|": "the DP row-count estimate",
     r"^prefect:artifact:synthgate-[^:]+-summary:markdown:\| epsilon spent / budget \|": "epsilon, from the accountant",
     r"^prefect:artifact:synthgate-[^:]+-verdict:markdown:epsilon spent": "epsilon, from the accountant",
-    r"^prefect:log:flow:refresh of \S+ published: epsilon( spent)? #\.#( \(guarantee #\.#\))?, quality #\.#$":
-        "epsilon (accountant) and the quality score (disclosed)",
+    r"^prefect:log:flow:refresh of \S+ published: epsilon( spent)? #\.#( \(guarantee #\.#\))?, quality #\.#$": (
+        "epsilon (accountant) and the quality score (disclosed)"
+    ),
     r"^file:.*\.html:html:budget:": "epsilon, from the accountant",
     r"^file:.*\.html:html:sample:": "ten synthetic rows sampled from the DP model",
 }
@@ -127,8 +136,12 @@ DISCLOSED: dict[str, str] = {
     r"dcr_share|nndr_ratio|mia_auc|exact_copies_training|exact_copies_holdout|exact_copy_excess|"
     r"duplicate_key_share|(singling_out|linkability|inference)_risk(_low)?|tvd_\dway(_holdout)?(_excess|_max)?|"
     r"tvd_\dway_holdout_max|synthetic_suite_passed)$": "overall evaluation scores (disclosed aggregates)",
-    r"^mlflow:(?:logged_model:)?metric:(column_shape|pair_trend|tvd_1way|tvd_1way_holdout)\.": "per-column/pair evaluation scores",
-    r"^mlflow:(?:logged_model:)?metric:(median_dcr_training|median_dcr_holdout|nndr_training|nndr_holdout)$": "distance aggregates",
+    r"^mlflow:(?:logged_model:)?metric:(column_shape|pair_trend|tvd_1way|tvd_1way_holdout)\.": (
+        "per-column/pair evaluation scores"
+    ),
+    r"^mlflow:(?:logged_model:)?metric:(median_dcr_training|median_dcr_holdout|nndr_training|nndr_holdout)$": (
+        "distance aggregates"
+    ),
     r"^mlflow:(?:logged_model:)?metric:(singling_out|linkability|inference)[.\w]*\.(risk|ci_low|ci_high|attack_rate|control_rate|"
     r"baseline_rate)$": "Anonymeter-style attack rates (disclosed aggregates)",
     r"^mlflow:(?:logged_model:)?metric:(gate_\w+|gates_passed)$": "gate verdicts",
@@ -165,11 +178,11 @@ def allowed(location: str) -> str | None:
 # --------------------------------------------------------------------------------------------------------------
 
 TAG = uuid.uuid4().hex[:10]
-CATEGORY = f"LeakDiffCat{TAG}"            # a category value only the canary row has
-EMAIL = f"leakdiff{TAG}@example.org"      # unique text (personal data: faked)
-INCOME = 73194286.40517                   # extreme float
-AGE = 4_012_345_678                       # extreme integer
-VISITS = 918_273_645                      # extreme integer in a nullable column
+CATEGORY = f"LeakDiffCat{TAG}"  # a category value only the canary row has
+EMAIL = f"leakdiff{TAG}@example.org"  # unique text (personal data: faked)
+INCOME = 73194286.40517  # extreme float
+AGE = 4_012_345_678  # extreme integer
+VISITS = 918_273_645  # extreme integer in a nullable column
 ROWS = 800
 
 
@@ -189,13 +202,16 @@ def canary_table() -> pd.DataFrame:
 def needles() -> dict[str, list[bytes | re.Pattern[bytes]]]:
     """Byte patterns per canary: UTF-8 and UTF-16 text, numbers as text (not inside base64/hex) and packed."""
     found: dict[str, list[bytes | re.Pattern[bytes]]] = {
-        name: [value.encode(), value.encode("utf-16-le")] for name, value in {"category": CATEGORY, "email": EMAIL}.items()
+        name: [value.encode(), value.encode("utf-16-le")]
+        for name, value in {"category": CATEGORY, "email": EMAIL}.items()
     }
     found["income"] = [b"73194286.4", struct.pack("<d", INCOME), struct.pack(">d", INCOME)]
     for name, number in {"age": AGE, "visits": VISITS}.items():
         found[name] = [
             re.compile(rb"(?<![A-Za-z0-9+/])" + str(number).encode() + rb"(?![A-Za-z0-9+/])"),
-            struct.pack("<q", number), struct.pack("<d", float(number)), struct.pack(">d", float(number)),
+            struct.pack("<q", number),
+            struct.pack("<d", float(number)),
+            struct.pack(">d", float(number)),
         ]
     return found
 
@@ -214,9 +230,7 @@ def hits(blob: bytes, where: str) -> list[str]:
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MODEL_ID = re.compile(r"\bm-[0-9a-f]{32}\b")
-_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?|\d{8}T\d{6}(\.\d+)?Z?"
-)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?|\d{8}T\d{6}(\.\d+)?Z?")
 _DURATION_TEXT = [
     (re.compile(r"took [^\n]*"), "took <dur>"),
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<dur> s"),
@@ -345,7 +359,7 @@ class _Report(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         data = data.strip()
-        if not data or self.section == "head" and "{" in data:  # the stylesheet
+        if not data or (self.section == "head" and "{" in data):  # the stylesheet
             return
         self.cells.append((f"{self.section}:{self.label}", data))
         if re.search(r"[A-Za-z]{3}", data):
@@ -362,7 +376,9 @@ def collect_file(out: Collected, key: str, path: Path) -> None:
         elif name.endswith(".jsonl"):
             for i, line in enumerate(blob.decode().splitlines()):
                 event = json.loads(line)
-                out.flat(f"lineage[{i}]:{event.get('eventType')}:", {k: v for k, v in event.items() if k != "eventType"})
+                out.flat(
+                    f"lineage[{i}]:{event.get('eventType')}:", {k: v for k, v in event.items() if k != "eventType"}
+                )
         elif name.endswith((".yaml", ".yml")) or name == "MLmodel":
             out.flat(f"{key}:", yaml.safe_load(blob))
         elif name.endswith(".html"):
@@ -419,15 +435,31 @@ def collect_mlflow(out: Collected, tracking_uri: str, run_id: str) -> None:
             out.put(f"mlflow:metric_history:{k}", [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)])
     for i, di in enumerate(run.inputs.dataset_inputs if run.inputs else []):
         d = di.dataset
-        out.flat(f"mlflow:dataset[{i}]:", {"name": d.name, "digest": d.digest, "source_type": d.source_type,
-                                           "source": d.source, "schema": d.schema, "profile": d.profile,
-                                           "tags": {t.key: t.value for t in di.tags}})
+        out.flat(
+            f"mlflow:dataset[{i}]:",
+            {
+                "name": d.name,
+                "digest": d.digest,
+                "source_type": d.source_type,
+                "source": d.source,
+                "schema": d.schema,
+                "profile": d.profile,
+                "tags": {t.key: t.value for t in di.tags},
+            },
+        )
     out.raw.append(("mlflow run", repr(run.to_dictionary()).encode()))
     for mv in client.search_model_versions():
         out.lines(f"mlflow:model_version[{mv.name}]:description", mv.description or "", out.norm.text)
-        out.flat(f"mlflow:model_version[{mv.name}]:", {"tags": mv.tags,
-                                                       "aliases": list(mv.aliases), "source": mv.source,
-                                                       "run_id": mv.run_id, "status": mv.status})
+        out.flat(
+            f"mlflow:model_version[{mv.name}]:",
+            {
+                "tags": mv.tags,
+                "aliases": list(mv.aliases),
+                "source": mv.source,
+                "run_id": mv.run_id,
+                "status": mv.status,
+            },
+        )
         out.raw.append(("mlflow model version", repr(mv).encode()))
     try:
         models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
@@ -575,7 +607,11 @@ def refresh(
     monkeypatch.setenv("SYNTHGATE_MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     monkeypatch.setenv("SYNTHGATE_FINGERPRINT_KEY", KEY)
     data = spec_dict(
-        schema, table="people", target="people_synthetic", name="leakdiff", target_column="churned",
+        schema,
+        table="people",
+        target="people_synthetic",
+        name="leakdiff",
+        target_column="churned",
         privacy={"epsilon": 4.0, "delta": 1e-5},
         training={"epochs": 1, "seed": 0, "device": "cpu", "hidden_dim": 32, "embedding_dim": 8},
     )  # rows unset: the published row count is the DP row-count estimate
@@ -628,9 +664,9 @@ MISSING = "<absent>"
 
 def keyed_only(a: Any, b: Any) -> str | None:
     """KEYED_FINGERPRINT when the two values differ only by the verified keyed-fingerprint placeholders."""
-    if isinstance(a, str) and isinstance(b, str) and (_KEYED.search(a) or _KEYED.search(b)):
-        if _KEYED.sub("<kf>", a) == _KEYED.sub("<kf>", b):
-            return KEYED_FINGERPRINT
+    keyed = isinstance(a, str) and isinstance(b, str) and (_KEYED.search(a) or _KEYED.search(b))
+    if keyed and _KEYED.sub("<kf>", a) == _KEYED.sub("<kf>", b):
+        return KEYED_FINGERPRINT
     return None
 
 
@@ -649,10 +685,24 @@ def test_only_dp_outputs_and_disclosed_aggregates_depend_on_a_row(
     canary = refresh("canary", tmp_path / "canary", second_schema, canary_table(), pg_engine, monkeypatch)
 
     # The collection saw every place a run writes to (else the diff proves nothing).
-    for prefix in ("mlflow:param:", "mlflow:tag:", "mlflow:metric:", "mlflow:dataset", "file:home/mlartifacts/",
-                   "file:home/reports/", "file:expectations/", "lineage[", "pg:synthgate_catalog[",
-                   "pg:synthgate_ledger[", "pg:synthgate_events[", "pg:comment:", "published:rows", "prefect:log:",
-                   "prefect:artifact:", "prefect:task_run:"):
+    for prefix in (
+        "mlflow:param:",
+        "mlflow:tag:",
+        "mlflow:metric:",
+        "mlflow:dataset",
+        "file:home/mlartifacts/",
+        "file:home/reports/",
+        "file:expectations/",
+        "lineage[",
+        "pg:synthgate_catalog[",
+        "pg:synthgate_ledger[",
+        "pg:synthgate_events[",
+        "pg:comment:",
+        "published:rows",
+        "prefect:log:",
+        "prefect:artifact:",
+        "prefect:task_run:",
+    ):
         assert any(k.startswith(prefix) for k in base.values), f"nothing collected under {prefix!r}"
         assert any(k.startswith(prefix) for k in canary.values), f"nothing collected under {prefix!r}"
     assert any("synthesizer.json:codecs" in k for k in canary.values) and any("weights.pt" in k for k in canary.values)
@@ -666,16 +716,22 @@ def test_only_dp_outputs_and_disclosed_aggregates_depend_on_a_row(
     print("NOT allowed:\n" + report)
 
     # The canary's values are nowhere in what the canary run wrote.
-    found = sorted({hit for where, blob in canary.raw for hit in hits(blob, where)}
-                   | {hit for k, v in canary.values.items() for hit in hits(f"{k}={v}".encode(), k)})
+    found = sorted(
+        {hit for where, blob in canary.raw for hit in hits(blob, where)}
+        | {hit for k, v in canary.values.items() for hit in hits(f"{k}={v}".encode(), k)}
+    )
     print("canary values found:\n" + "\n".join(f"  {h}" for h in found))
 
     assert not leaks, f"{len(leaks)} locations depend on one real row outside the DP outputs and disclosures:\n{report}"
     assert found == []
     # The check above could fail: the canary row was really in the second source, and only there.
     with pg_engine.connect() as conn:
-        assert conn.execute(sa.text(f'SELECT count(*) FROM "{second_schema}".people WHERE plan = :c'),
-                            {"c": CATEGORY}).scalar_one() == 1
+        assert (
+            conn.execute(
+                sa.text(f'SELECT count(*) FROM "{second_schema}".people WHERE plan = :c'), {"c": CATEGORY}
+            ).scalar_one()
+            == 1
+        )
 
 
 #: Locations through which the canary row was observable on the release before the fixes (unkeyed fingerprint, exact
@@ -701,7 +757,10 @@ KNOWN_LEAKS = [
     "pg:comment:people_synthetic__v#:snapshot fingerprint <hex>",
     "prefect:log:extract-source:extracted people: # rows, # columns, fingerprint <hex>",
     "prefect:log:train-generator:epoch #/#: loss #.#, epsilon spent #.# (<dur> s)",
-    "prefect:log:train-generator:trained under epsilon #.# (rdp accounting), delta #.#e-#; noise multiplier #.#, loss #.#",
+    (
+        "prefect:log:train-generator:trained under epsilon #.# (rdp accounting), delta #.#e-#; "
+        "noise multiplier #.#, loss #.#"
+    ),
 ]
 
 

@@ -24,10 +24,10 @@ from tests.reliability.conftest import spec_dict, write_spec
 pytestmark = pytest.mark.integration
 
 TAG = uuid.uuid4().hex[:10]
-CATEGORY = f"CanaryCat{TAG}"          # a rare category: 4 rows
-TEXT = f"CanaryText{TAG}"             # free text, unique per row (prefix of every value)
-EMAIL = f"canary{TAG}@example.org"    # personal data: must be faked
-NUMBER = 73194286.40517               # a numeric outlier: 3 rows
+CATEGORY = f"CanaryCat{TAG}"  # a rare category: 4 rows
+TEXT = f"CanaryText{TAG}"  # free text, unique per row (prefix of every value)
+EMAIL = f"canary{TAG}@example.org"  # personal data: must be faked
+NUMBER = 73194286.40517  # a numeric outlier: 3 rows
 PASSWORD = f"pw{TAG}Secret"
 
 
@@ -59,7 +59,6 @@ def prefect_records(flow_run_id: str) -> list[tuple[str, str]]:
     """Logs, artifacts and states of the flow run and its task runs, from the Prefect API."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, LogFilter, TaskRunFilter
-
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=30)  # logs go to the API in background batches: send what is queued
@@ -88,9 +87,15 @@ def test_no_canary_leaves_the_boundary(prefect_harness, workdir, pg_engine, pg_s
     monkeypatch.setenv("SG_CANARY_PASSWORD", PASSWORD)  # trust authentication ignores it; the pipeline must not
     url = "postgresql+psycopg2://postgres:${SG_CANARY_PASSWORD}@127.0.0.1:5432/test"
     data = spec_dict(
-        pg_schema, table="people", target="people_synthetic", name="canary",
-        holdout={"fraction": 0.25}, target_column="churned", rows=800,
-        privacy={"epsilon": 2.0, "delta": 1e-5}, training={"epochs": 2, "seed": 0, "device": "cpu"},
+        pg_schema,
+        table="people",
+        target="people_synthetic",
+        name="canary",
+        holdout={"fraction": 0.25},
+        target_column="churned",
+        rows=800,
+        privacy={"epsilon": 2.0, "delta": 1e-5},
+        training={"epochs": 2, "seed": 0, "device": "cpu"},
         columns={"note": {"policy": "keep"}, "plan": {"policy": "categorical"}},
     )
     data["source"]["url"] = data["target"]["url"] = url
@@ -114,7 +119,12 @@ def test_no_canary_leaves_the_boundary(prefect_harness, workdir, pg_engine, pg_s
     # The target schema: the published table, the catalog and the ledger (the source table excluded).
     with pg_engine.connect() as conn:
         written = set(sa.inspect(pg_engine).get_table_names(schema=pg_schema)) - {"people"}
-        assert {"people_synthetic__v1", "synthgate_catalog", "synthgate_ledger", "synthgate_events"} <= written  # the name is a view
+        assert {
+            "people_synthetic__v1",
+            "synthgate_catalog",
+            "synthgate_ledger",
+            "synthgate_events",
+        } <= written  # the name is a view
         for table in written:
             rows = conn.execute(sa.text(f'SELECT t::text FROM "{pg_schema}"."{table}" t')).scalars().all()
             leaks += hits("\n".join(rows).encode(), f"table {table}")

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from synthgate.errors import PublishError, SpecError
 from synthgate.spec import WarehouseTable, spec_from_dict
 from synthgate.warehouse import governance
-from synthgate.warehouse.publish import check_target, kept_versions, migrate, rollback
+from synthgate.warehouse.publish import check_target, kept_versions, rollback
 from tests.conftest import PG_URL
 from tests.warehouse.publishing import publish_version, version_frame
 
@@ -60,12 +60,14 @@ class Warehouse:
 
     def user_table(self, name: str, seed: int = 0) -> None:
         """A small table of the user's: text with quotes and commas, floats, nulls, dates."""
-        frame = pd.DataFrame({
-            "id": [1, 2, 3, 4 + seed],
-            "name": ["a", 'b,"quoted"', None, f"user's {seed}"],
-            "amount": [1.5, -0.25, None, 1e10 + seed],
-            "day": pd.to_datetime(["2024-01-01 00:00:00", None, "1999-12-31 23:59:59", "2024-02-29 12:00:00"]),
-        })
+        frame = pd.DataFrame(
+            {
+                "id": [1, 2, 3, 4 + seed],
+                "name": ["a", 'b,"quoted"', None, f"user's {seed}"],
+                "amount": [1.5, -0.25, None, 1e10 + seed],
+                "day": pd.to_datetime(["2024-01-01 00:00:00", None, "1999-12-31 23:59:59", "2024-02-29 12:00:00"]),
+            }
+        )
         frame.to_sql(name, self.engine, schema=self.schema, index=False)
 
     def snapshot(self, name: str) -> tuple:
@@ -132,12 +134,18 @@ def mariadb() -> Iterator[Warehouse]:
 
 
 def spec_for(warehouse: Warehouse, source: dict, target: str = TARGET, name: str = "people", cap: float = 5.0):
-    return spec_from_dict({
-        "name": name,
-        "source": source,
-        "target": {"url": warehouse.url, "table": target, **({"schema": warehouse.schema} if warehouse.schema else {})},
-        "privacy": {"epsilon": 1.0, "delta": 1e-5, "cap": cap},
-    })
+    return spec_from_dict(
+        {
+            "name": name,
+            "source": source,
+            "target": {
+                "url": warehouse.url,
+                "table": target,
+                **({"schema": warehouse.schema} if warehouse.schema else {}),
+            },
+            "privacy": {"epsilon": 1.0, "delta": 1e-5, "cap": cap},
+        }
+    )
 
 
 # -- tables named like Synthgate's own -------------------------------------------------------------------------------
@@ -154,7 +162,9 @@ def test_user_tables_named_like_versions_or_staging_survive_publishes_prunes_and
     warehouse.user_table(f"{TARGET}__v5", 9)  # a user table at the very next number, created between publishes
     mine.append(f"{TARGET}__v5")
     before[f"{TARGET}__v5"] = warehouse.snapshot(f"{TARGET}__v5")
-    numbers = [publish_version(warehouse.table(), version_frame(m, 50 + m), f"run{m:05d}", keep=1).version for m in (2, 3, 4)]
+    numbers = [
+        publish_version(warehouse.table(), version_frame(m, 50 + m), f"run{m:05d}", keep=1).version for m in (2, 3, 4)
+    ]
     assert numbers == [6, 7, 8]
     assert warehouse.read_name() == (54, 4, 4)
 
@@ -172,8 +182,11 @@ def test_a_source_named_like_a_version_of_the_target_survives(warehouse):
     source = "srcv__v1"
     warehouse.user_table(source)
     before = warehouse.snapshot(source)
-    spec = spec_for(warehouse, {"url": warehouse.url, "table": source, **({"schema": warehouse.schema} if warehouse.schema else {})},
-                    target="srcv")
+    spec = spec_for(
+        warehouse,
+        {"url": warehouse.url, "table": source, **({"schema": warehouse.schema} if warehouse.schema else {})},
+        target="srcv",
+    )
     check_target(spec.target)  # the target name is free: nothing to refuse
     versions = [publish_version(spec.target, version_frame(m, 20), f"run{m:05d}", keep=1).version for m in (1, 2, 3)]
     assert versions == [2, 3, 4]
@@ -238,7 +251,7 @@ def test_the_target_replaced_by_a_user_table_after_publishing_is_refused(warehou
 
 
 @pytest.mark.parametrize(
-    "source, target",
+    ("source", "target"),
     [
         ({"table": "people"}, {"table": "people"}),
         ({"table": "people", "schema": "public"}, {"table": "people"}),  # the default schema spelled out
@@ -248,12 +261,14 @@ def test_the_target_replaced_by_a_user_table_after_publishing_is_refused(warehou
 )
 def test_source_equal_to_target_is_refused_at_spec_validation(source, target):
     with pytest.raises(SpecError, match="target and source are the same table"):
-        spec_from_dict({
-            "name": "people",
-            "source": {"url": PG_URL, **source},
-            "target": {"url": PG_URL, **target},
-            "privacy": {"epsilon": 1.0, "delta": 1e-5},
-        })
+        spec_from_dict(
+            {
+                "name": "people",
+                "source": {"url": PG_URL, **source},
+                "target": {"url": PG_URL, **target},
+                "privacy": {"epsilon": 1.0, "delta": 1e-5},
+            }
+        )
 
 
 # -- migration: explicit only ---------------------------------------------------------------------------------------
@@ -288,7 +303,9 @@ def test_migrate_is_the_only_way_a_table_becomes_a_version(warehouse, tmp_path):
     assert (published.version, published.previous_version, published.pruned) == (2, 1, (1,))  # now Synthgate's
     events = governance.event_rows(warehouse.governed(), TARGET)
     assert [(e["action"], e["version"], e["trigger"]) for e in events] == [
-        ("migrate", 1, "cli"), ("publish", 2, "test"), ("prune", 1, None)
+        ("migrate", 1, "cli"),
+        ("publish", 2, "test"),
+        ("prune", 1, None),
     ]
 
 
@@ -316,14 +333,18 @@ def test_a_publish_killed_on_mariadb_leaves_a_claimed_table_only_synthgate_drops
     mariadb.user_table(f"{TARGET}__v7", 1)
     before = {n: mariadb.snapshot(n) for n in (f"{TARGET}__staging_x", f"{TARGET}__v7")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_DURING_PUBLISH, mariadb.url, mariadb.schema], cwd=ROOT, stdout=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-c", KILL_DURING_PUBLISH, mariadb.url, mariadb.schema],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         assert proc.stdout.readline().strip() == "in-transaction"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()
     time.sleep(0.5)
     # CREATE TABLE committed on its own: the table is left, and the claim made before it says whose it is.
     assert f"{TARGET}__v8" in mariadb.tables()

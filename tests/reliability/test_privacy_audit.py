@@ -1,5 +1,7 @@
-"""The empirical privacy audit (see :mod:`tests.reliability.privacy_audit`): epsilon 1 must hold up against a
-membership-inference attack on planted outliers. Numbers measured on 2 cores (seed 0):
+"""The empirical privacy audit (see :mod:`tests.reliability.privacy_audit`).
+
+Epsilon 1 must hold up against a membership-inference attack on planted outliers. Numbers measured on 2 cores
+(seed 0):
 
 - epsilon 1 (1000 rows + 100 member outliers, 10 epochs): attack AUC 0.503, best advantage 0.050 (DP allows 0.462),
   epsilon lower bound 0, no threshold breaks TPR <= e^eps FPR + delta;
@@ -26,7 +28,9 @@ def test_membership_inference_stays_within_epsilon_one(record_property) -> None:
     assert result.best_advantage <= result.advantage_bound, result.describe()
 
 
-@pytest.mark.skipif(not os.environ.get("SYNTHGATE_AUDIT_CONTROL"), reason="control run (about 2 min): SYNTHGATE_AUDIT_CONTROL=1")
+@pytest.mark.skipif(
+    not os.environ.get("SYNTHGATE_AUDIT_CONTROL"), reason="control run (about 2 min): SYNTHGATE_AUDIT_CONTROL=1"
+)
 def test_the_attack_finds_members_when_the_budget_is_loose() -> None:
     result = run_audit(100.0, rows=1000, epochs=40)
     print(result.describe())

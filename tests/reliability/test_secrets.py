@@ -45,8 +45,12 @@ HOST = "postgresql+psycopg2://postgres"
 
 def needles() -> dict[str, list[bytes]]:
     found = {}
-    for name, value in {"userinfo password": PW_USERINFO, "query password": PW_QUERY, "block password": PW_BLOCK,
-                        "password core": f"Pw{TAG}"}.items():  # the core survives any encoding
+    for name, value in {
+        "userinfo password": PW_USERINFO,
+        "query password": PW_QUERY,
+        "block password": PW_BLOCK,
+        "password core": f"Pw{TAG}",
+    }.items():  # the core survives any encoding
         found[name] = [v.encode(enc) for v in {value, quote(value, safe="")} for enc in ("utf-8", "utf-16-le")]
     return found
 
@@ -76,7 +80,12 @@ class Recorder(logging.Handler):
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     handler = Recorder()
-    loggers = [logging.getLogger(), logging.getLogger("prefect"), logging.getLogger("mlflow"), logging.getLogger("synthgate")]
+    loggers = [
+        logging.getLogger(),
+        logging.getLogger("prefect"),
+        logging.getLogger("mlflow"),
+        logging.getLogger("synthgate"),
+    ]
     for logger in loggers:
         logger.addHandler(handler)
     yield handler
@@ -137,8 +146,14 @@ def test_planted_passwords_never_come_out(
 
     def spec(name: str, source_url: str) -> Path:
         data = spec_dict(pg_schema, table="people", target="people_synthetic", name=name, rows=300)
-        data["gates"].update(max_inference_risk=1.0, max_linkability_risk=1.0, max_singling_out_risk=1.0,
-                             max_mia_auc=1.0, min_nndr_ratio=0.0, max_exact_copy_excess=1.0)  # this test is about leaks
+        data["gates"].update(
+            max_inference_risk=1.0,
+            max_linkability_risk=1.0,
+            max_singling_out_risk=1.0,
+            max_mia_auc=1.0,
+            min_nndr_ratio=0.0,
+            max_exact_copy_excess=1.0,
+        )  # this test is about leaks
         data["source"]["url"], data["target"]["url"] = source_url, target
         return write(workdir, name, data)
 
@@ -195,10 +210,14 @@ def test_planted_passwords_never_come_out(
         for table in written:
             rows = conn.execute(sa.text(f'SELECT t::text FROM "{pg_schema}"."{table}" t')).scalars().all()
             leaks += hits("\n".join(rows), f"table {table}")
-        comments = conn.execute(sa.text(
-            "SELECT c.relname, obj_description(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = :schema AND obj_description(c.oid) IS NOT NULL"
-        ), {"schema": pg_schema}).all()
+        comments = conn.execute(
+            sa.text(
+                "SELECT c.relname, obj_description(c.oid) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :schema AND obj_description(c.oid) IS NOT NULL"
+            ),
+            {"schema": pg_schema},
+        ).all()
         assert comments, "no table comment found: the search would prove nothing"
         for name, comment in comments:
             leaks += hits(comment, f"comment on {name}")
@@ -212,12 +231,27 @@ def test_planted_passwords_never_come_out(
 REFUSED = {
     "literal-userinfo": (f"{HOST}:LITERALPW1@127.0.0.1:5432/test", "LITERALPW1", "literal password"),
     "literal-query": (f"{HOST}@127.0.0.1:5432/test?password=LITERALPW2", "LITERALPW2", "query parameter 'password'"),
-    "default-for-password": (f"{HOST}:${{SG_UNSET_PW:-LITERALPW3}}@127.0.0.1:5432/test", "LITERALPW3", "literal default"),
-    "default-for-query": (f"{HOST}@127.0.0.1:5432/test?password=${{SG_UNSET_PW:-LITERALPW4}}", "LITERALPW4", "literal default"),
-    "literal-sslkey": (f"{HOST}@127.0.0.1:5432/test?sslkey=/keys/LITERALPW5.key", "LITERALPW5", "query parameter 'sslkey'"),
+    "default-for-password": (
+        f"{HOST}:${{SG_UNSET_PW:-LITERALPW3}}@127.0.0.1:5432/test",
+        "LITERALPW3",
+        "literal default",
+    ),
+    "default-for-query": (
+        f"{HOST}@127.0.0.1:5432/test?password=${{SG_UNSET_PW:-LITERALPW4}}",
+        "LITERALPW4",
+        "literal default",
+    ),
+    "literal-sslkey": (
+        f"{HOST}@127.0.0.1:5432/test?sslkey=/keys/LITERALPW5.key",
+        "LITERALPW5",
+        "query parameter 'sslkey'",
+    ),
     "placeholder-elsewhere": (f"{HOST}:LITERALPW6@${{SG_HOST:-127.0.0.1}}:5432/test", "LITERALPW6", "literal password"),
-    "default-smuggles-userinfo": ("postgresql+psycopg2://${SG_HOST:-postgres:LITERALPW7@127.0.0.1}/test", "LITERALPW7",
-                                  "literal default"),
+    "default-smuggles-userinfo": (
+        "postgresql+psycopg2://${SG_HOST:-postgres:LITERALPW7@127.0.0.1}/test",
+        "LITERALPW7",
+        "literal default",
+    ),
     "api-key": (f"{HOST}@127.0.0.1:5432/test?api_key=LITERALPW8", "LITERALPW8", "query parameter 'api_key'"),
 }
 

@@ -15,23 +15,39 @@ from synthgate.errors import (
     PublishError,
     WarehouseError,
 )
-from tasks.check import check_synthetic_suite, score_synthetic
 from tasks.extract import extract_holdout, extract_source
-from tasks.log import log_run
 from tasks.publish import publish_table
 from tasks.retry import transient_warehouse_error
+from tasks.score import score_synthetic
+from tasks.track import log_run
 from tasks.train import sample_rows, train_generator
-from tasks.validate import check_source, profile_columns
+from tasks.validate import profile_columns, validate_source, validate_synthetic
 
-ALL_TASKS = [extract_source, extract_holdout, profile_columns, check_source, train_generator, sample_rows,
-             check_synthetic_suite, score_synthetic, log_run, publish_table]
+ALL_TASKS = [
+    extract_source,
+    extract_holdout,
+    profile_columns,
+    validate_source,
+    train_generator,
+    sample_rows,
+    validate_synthetic,
+    score_synthetic,
+    log_run,
+    publish_table,
+]
 
 
 @pytest.mark.parametrize(
     ("error", "retried"),
-    [(WarehouseError("connection reset"), True), (MissingTableError("no table people"), False),
-     (GateFailedError("quality FAILED"), False), (PrivacyBudgetError("cap reached"), False),
-     (DataValidationError("suite failed"), False), (PublishError("swap failed"), False), (ValueError("bug"), False)],
+    [
+        (WarehouseError("connection reset"), True),
+        (MissingTableError("no table people"), False),
+        (GateFailedError("quality FAILED"), False),
+        (PrivacyBudgetError("cap reached"), False),
+        (DataValidationError("suite failed"), False),
+        (PublishError("swap failed"), False),
+        (ValueError("bug"), False),
+    ],
 )
 def test_only_transient_warehouse_errors_are_retried(error, retried):
     assert transient_warehouse_error(None, None, Failed(data=error)) is retried

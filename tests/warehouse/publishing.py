@@ -42,13 +42,34 @@ def publish_version(target: WarehouseTable, frame: pd.DataFrame, run_id: str, ke
 
     def record(conn, version: int) -> None:
         governance.catalog_row(
-            conn, run_id=run_id, spec_name="people", published_table=target.table, rows=len(frame),
-            source_table="people", source_fingerprint="f" * 64, epsilon=1.0, delta=1e-5, gates={"quality": True},
-            scores={"quality": 0.9}, mlflow_run_id=run_id, model_name="m", model_version=str(version), trigger="test",
-            version=version, version_table=f"{target.table}__v{version}",
+            conn,
+            run_id=run_id,
+            spec_name="people",
+            published_table=target.table,
+            rows=len(frame),
+            source_table="people",
+            source_fingerprint="f" * 64,
+            epsilon=1.0,
+            delta=1e-5,
+            gates={"quality": True},
+            scores={"quality": 0.9},
+            mlflow_run_id=run_id,
+            model_name="m",
+            model_version=str(version),
+            trigger="test",
+            version=version,
+            version_table=f"{target.table}__v{version}",
         )
         if hold is not None:
             hold(conn)
 
-    return publish(target, frame, COLUMNS, run_id, record, keep_versions=keep, comment=lambda v: f"version {v} of {run_id}",
-                   trigger="test")
+    return publish(
+        target,
+        frame,
+        COLUMNS,
+        run_id,
+        record,
+        keep_versions=keep,
+        comment=lambda v: f"version {v} of {run_id}",
+        trigger="test",
+    )

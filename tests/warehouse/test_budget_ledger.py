@@ -56,10 +56,15 @@ def test_two_concurrent_refreshes_of_one_source_under_two_spec_names_cannot_both
     with pg_engine.connect() as holder:
         # Hold the source's lock so that both processes reach it and wait, then let them race.
         holder.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": lock})
-        procs = [subprocess.Popen([sys.executable, "-c", script, f"run-{i}"], stdout=subprocess.PIPE, text=True) for i in range(2)]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, f"run-{i}"], stdout=subprocess.PIPE, text=True)
+            for i in range(2)
+        ]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            waiting = holder.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar()
+            waiting = holder.execute(
+                sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar()
             if waiting == 2:
                 break
             time.sleep(0.1)
@@ -72,17 +77,25 @@ def test_two_concurrent_refreshes_of_one_source_under_two_spec_names_cannot_both
 
 
 def spec(name: str, schema: str, source_url: str = PG_URL, cap: float = 3.0, source_schema: str | None = None):
-    return spec_from_dict({
-        "name": name,
-        "source": {"url": source_url, "table": "people", "schema": source_schema or schema},
-        "target": {"url": PG_URL, "table": f"{name}_synthetic", "schema": schema},
-        "privacy": {"epsilon": 2.0, "delta": 1e-5, "cap": cap},
-    })
+    return spec_from_dict(
+        {
+            "name": name,
+            "source": {"url": source_url, "table": "people", "schema": source_schema or schema},
+            "target": {"url": PG_URL, "table": f"{name}_synthetic", "schema": schema},
+            "privacy": {"epsilon": 2.0, "delta": 1e-5, "cap": cap},
+        }
+    )
 
 
 def keyed(run_id: str, table_spec, epsilon: float = 2.0) -> governance.LedgerEntry:
     return governance.LedgerEntry(
-        run_id, table_spec.name, table_spec.source.table, epsilon, 1e-5, run_id, "test",
+        run_id,
+        table_spec.name,
+        table_spec.source.table,
+        epsilon,
+        1e-5,
+        run_id,
+        "test",
         source_key=governance.source_key(table_spec.source),
     )
 
@@ -95,8 +108,11 @@ def test_one_source_under_two_spec_names_shares_one_cap(pg_engine, pg_schema):
     assert governance.source_key(first.source) == governance.source_key(renamed.source)
     governance.open_spend(engine, keyed("run-1", first), cap=3.0)
 
-    with pytest.raises(PrivacyBudgetError, match=r"spent 2 \+ asked 2 exceeds the cap 3 \(spent on source 'people' also "
-                                                 r"under spec name\(s\) 'people'"):
+    with pytest.raises(
+        PrivacyBudgetError,
+        match=r"spent 2 \+ asked 2 exceeds the cap 3 \(spent on source 'people' also "
+        r"under spec name\(s\) 'people'",
+    ):
         governance.check_budget(engine, renamed.name, 2.0, 3.0, source=renamed.source)
     with pytest.raises(PrivacyBudgetError, match="exceeds the cap 3"):
         governance.open_spend(engine, keyed("run-2", renamed), cap=3.0)
@@ -114,7 +130,9 @@ def test_one_source_under_two_spec_names_shares_one_cap(pg_engine, pg_schema):
     governance.check_budget(engine, "other", 2.0, 3.0, source=other.source)
 
 
-def test_the_preflight_refuses_a_renamed_spec_whose_source_is_spent_before_connecting_to_it(pg_engine, pg_schema, tmp_path):
+def test_the_preflight_refuses_a_renamed_spec_whose_source_is_spent_before_connecting_to_it(
+    pg_engine, pg_schema, tmp_path
+):
     from tasks.budget import preflight
 
     engine = pg_engine.execution_options(schema_translate_map={None: pg_schema})
@@ -146,16 +164,21 @@ def test_reserve_budget_keys_the_ledger_row_by_the_source(pg_engine, pg_schema, 
 def test_an_older_ledger_gets_the_source_column_and_its_rows_still_count(pg_engine, pg_schema):
     engine = pg_engine.execution_options(schema_translate_map={None: pg_schema})
     with pg_engine.begin() as conn:  # the ledger as an older release created it: no source_key
-        conn.execute(sa.text(f"""
+        conn.execute(
+            sa.text(f"""
             CREATE TABLE "{pg_schema}".synthgate_ledger (
                 run_id VARCHAR(64) PRIMARY KEY, spec_name VARCHAR(200) NOT NULL, source_table VARCHAR(400) NOT NULL,
                 source_fingerprint VARCHAR(64), epsilon_budget FLOAT NOT NULL, epsilon_spent FLOAT NOT NULL,
                 delta FLOAT NOT NULL, accounting VARCHAR(16), status VARCHAR(16) NOT NULL, detail TEXT,
                 mlflow_run_id VARCHAR(64) NOT NULL, trigger VARCHAR(32), started_at TIMESTAMPTZ NOT NULL,
-                finished_at TIMESTAMPTZ)"""))
-        conn.execute(sa.text(f"""
+                finished_at TIMESTAMPTZ)""")
+        )
+        conn.execute(
+            sa.text(f"""
             INSERT INTO "{pg_schema}".synthgate_ledger VALUES
-                ('old-1', 'people', 'people', NULL, 1.5, 1.5, 1e-5, NULL, 'published', NULL, 'old-1', 'cli', now(), now())"""))
+                ('old-1', 'people', 'people', NULL, 1.5, 1.5, 1e-5, NULL, 'published', NULL, 'old-1', 'cli',
+                 now(), now())""")
+        )
     governance.ensure_governance_tables(engine)
     assert "source_key" in {c["name"] for c in sa.inspect(pg_engine).get_columns("synthgate_ledger", schema=pg_schema)}
     # An older row counts for the spec of that name and for any source table of that name (conservative).

@@ -1,6 +1,5 @@
 """Extract and publish against the real PostgreSQL on this machine."""
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -42,7 +41,7 @@ def test_a_changed_row_changes_the_fingerprint(pg_engine, pg_schema, people):
 
 
 def test_missing_table_is_named(pg_engine, pg_schema):
-    with pytest.raises(MissingTableError, match="'.*no_such_table' does not exist"):
+    with pytest.raises(MissingTableError, match=r"'.*no_such_table' does not exist"):
         extract_table(WarehouseTable(url=PG_URL, table="no_such_table", schema=pg_schema))
 
 
@@ -66,9 +65,22 @@ def publish_frame(pg_engine, schema, frame, run_id, fail=False):
 
     def record(conn, version):
         governance.catalog_row(
-            conn, run_id=run_id, spec_name="people", published_table=target.table, rows=len(frame), source_table="people",
-            source_fingerprint="f" * 64, epsilon=1.0, delta=1e-5, gates={"quality": True}, scores={"quality": 0.9},
-            mlflow_run_id=run_id, model_name="m", model_version="1", trigger="test", version=version,
+            conn,
+            run_id=run_id,
+            spec_name="people",
+            published_table=target.table,
+            rows=len(frame),
+            source_table="people",
+            source_fingerprint="f" * 64,
+            epsilon=1.0,
+            delta=1e-5,
+            gates={"quality": True},
+            scores={"quality": 0.9},
+            mlflow_run_id=run_id,
+            model_name="m",
+            model_version="1",
+            trigger="test",
+            version=version,
         )
         if fail:
             raise sa.exc.OperationalError("simulated", {}, Exception("crash inside the swap"))

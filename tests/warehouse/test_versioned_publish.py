@@ -39,7 +39,9 @@ def tables_in(pg_engine, schema) -> set[str]:
 
 def read_name(pg_engine, schema) -> tuple[int, int, int]:
     with pg_engine.connect() as conn:
-        return tuple(conn.execute(sa.text(f'SELECT count(*), min(marker), max(marker) FROM "{schema}".people_synthetic')).one())
+        return tuple(
+            conn.execute(sa.text(f'SELECT count(*), min(marker), max(marker) FROM "{schema}".people_synthetic')).one()
+        )
 
 
 def test_each_publish_is_a_version_behind_a_view_and_old_ones_are_pruned(pg_engine, pg_schema):
@@ -49,18 +51,28 @@ def test_each_publish_is_a_version_behind_a_view_and_old_ones_are_pruned(pg_engi
     assert read_name(pg_engine, pg_schema) == (400, 4, 4)
     assert "people_synthetic" in sa.inspect(pg_engine).get_view_names(schema=pg_schema)
     assert {t for t in tables_in(pg_engine, pg_schema) if t.startswith("people_synthetic")} == {
-        "people_synthetic__v3", "people_synthetic__v4"
+        "people_synthetic__v3",
+        "people_synthetic__v4",
     }
     catalog = governance.catalog_rows(governed(pg_engine, pg_schema))
     assert [(r["version"], r["rows"]) for r in catalog] == [(1, 100), (2, 200), (3, 300), (4, 400)]
     events = governance.event_rows(governed(pg_engine, pg_schema), "people_synthetic")
     assert [(e["action"], e["version"]) for e in events] == [
-        ("publish", 1), ("publish", 2), ("publish", 3), ("prune", 1), ("publish", 4), ("prune", 2)
+        ("publish", 1),
+        ("publish", 2),
+        ("publish", 3),
+        ("prune", 1),
+        ("publish", 4),
+        ("prune", 2),
     ]
     with pg_engine.connect() as conn:
-        comments = conn.execute(sa.text(
-            "SELECT obj_description(CAST(:v AS regclass), 'pg_class'), obj_description(CAST(:t AS regclass), 'pg_class')"),
-            {"v": f'"{pg_schema}".people_synthetic', "t": f'"{pg_schema}".people_synthetic__v4'}).one()
+        comments = conn.execute(
+            sa.text(
+                "SELECT obj_description(CAST(:v AS regclass), 'pg_class'), "
+                "obj_description(CAST(:t AS regclass), 'pg_class')"
+            ),
+            {"v": f'"{pg_schema}".people_synthetic', "t": f'"{pg_schema}".people_synthetic__v4'},
+        ).one()
     assert comments == ("version 4 of run00004", "version 4 of run00004")
 
 
@@ -90,7 +102,8 @@ def test_rollback_moves_the_name_back_and_is_recorded(pg_engine, pg_schema):
         rollback(target(pg_schema), to_version=1)
     events = governance.event_rows(governed(pg_engine, pg_schema), "people_synthetic")
     assert [(e["action"], e["version"], e["previous_version"]) for e in events if e["action"] == "rollback"] == [
-        ("rollback", 2, 3), ("rollback", 1, 2)
+        ("rollback", 2, 3),
+        ("rollback", 1, 2),
     ]
     # The next publish gets a fresh number and is published; the rolled-back-to version is kept while current.
     published = publish_version(target(pg_schema), version_frame(4, 400), "run00004", keep=1)
@@ -105,10 +118,20 @@ def test_a_table_from_an_older_release_becomes_a_version_only_on_the_explicit_mi
     governance.ensure_governance_tables(engine)
     with engine.begin() as conn:  # the catalog row an older release wrote, without a version
         governance.catalog_row(
-            conn, run_id="old-run", spec_name="people", published_table="people_synthetic", rows=150, source_table="people",
-            source_fingerprint="e" * 64, epsilon=1.0, delta=1e-5, gates={}, scores={}, mlflow_run_id="old-run",
+            conn,
+            run_id="old-run",
+            spec_name="people",
+            published_table="people_synthetic",
+            rows=150,
+            source_table="people",
+            source_fingerprint="e" * 64,
+            epsilon=1.0,
+            delta=1e-5,
+            gates={},
+            scores={},
+            mlflow_run_id="old-run",
         )
-    with pytest.raises(PublishError, match="is a table Synthgate did not create.*synthgate migrate"):
+    with pytest.raises(PublishError, match=r"is a table Synthgate did not create.*synthgate migrate"):
         publish_version(target(pg_schema), version_frame(2, 250), "run00002")  # never migrated on its own
     assert read_name(pg_engine, pg_schema) == (150, 1, 1) and "people_synthetic" in tables_in(pg_engine, pg_schema)
     migrated = migrate(target(pg_schema))
@@ -134,8 +157,15 @@ def test_a_reader_in_a_loop_never_sees_a_missing_or_half_table(pg_engine, pg_sch
         with engine.connect() as conn:
             while not stop.is_set():
                 try:
-                    seen.append(tuple(conn.execute(sa.text(
-                        f'SELECT count(*), min(marker), max(marker) FROM "{pg_schema}".people_synthetic')).one()))
+                    seen.append(
+                        tuple(
+                            conn.execute(
+                                sa.text(
+                                    f'SELECT count(*), min(marker), max(marker) FROM "{pg_schema}".people_synthetic'
+                                )
+                            ).one()
+                        )
+                    )
                     conn.commit()
                 except sa.exc.DBAPIError as exc:
                     errors.append(str(exc.orig).splitlines()[0])
@@ -148,8 +178,9 @@ def test_a_reader_in_a_loop_never_sees_a_missing_or_half_table(pg_engine, pg_sch
         for marker in range(2, 8):  # version 5 changes the columns: the view is dropped and created in the transaction
             rows = 3000 + 1000 * marker
             expected[marker] = rows
-            publish_version(target(pg_schema), version_frame(marker, rows, extra_column=marker >= 5), f"run{marker:05d}",
-                            keep=2)
+            publish_version(
+                target(pg_schema), version_frame(marker, rows, extra_column=marker >= 5), f"run{marker:05d}", keep=2
+            )
             time.sleep(0.05)
     finally:
         stop.set()
@@ -181,7 +212,10 @@ def test_a_publish_killed_mid_transaction_leaves_the_previous_version_whole(pg_e
     with pg_engine.begin() as conn:  # named like an older release's staging table: not recorded, so never dropped
         conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".people_synthetic__staging_deadbeef (x int)'))
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_DURING_PUBLISH, PG_URL, pg_schema], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", KILL_DURING_PUBLISH, PG_URL, pg_schema],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
     )
     blocked: list[tuple[int, int, int]] = []
@@ -195,6 +229,7 @@ def test_a_publish_killed_mid_transaction_leaves_the_previous_version_whole(pg_e
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     reader.join(timeout=30)
     assert blocked == [(1000, 1, 1)]  # ... and reads the whole previous version once the dead publish rolls back
@@ -207,7 +242,9 @@ def test_a_publish_killed_mid_transaction_leaves_the_previous_version_whole(pg_e
     published = publish_version(target(pg_schema), version_frame(3, 700), "run00003")
     assert published.version == 3 and read_name(pg_engine, pg_schema) == (700, 3, 3)
     assert {t for t in tables_in(pg_engine, pg_schema) if t.startswith("people_synthetic")} == {
-        "people_synthetic__v1", "people_synthetic__v3", "people_synthetic__staging_deadbeef"  # not ours: kept
+        "people_synthetic__v1",
+        "people_synthetic__v3",
+        "people_synthetic__staging_deadbeef",  # not ours: kept
     }
 
 

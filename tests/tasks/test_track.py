@@ -1,5 +1,10 @@
+"""The verdict artifact (a table of the gates, the MLflow link) and MLflow-safe metric names."""
+
+from __future__ import annotations
+
 from synthgate.gates import GateVerdict
-from tasks.log import metric_name, verdict_artifact, verdict_markdown
+from synthgate.tracking import metric_name
+from tasks.artifacts import artifact_key, verdict_artifact, verdict_markdown
 
 VERDICTS = [GateVerdict("quality", True, 0.91, 0.8, ">="), GateVerdict("mia_auc", False, 0.7, 0.6, "<=")]
 
@@ -15,6 +20,10 @@ def test_outside_a_flow_no_artifact_is_made():
     assert verdict_artifact("people", VERDICTS, "x", 1.0) is None
 
 
+def test_the_verdict_key_is_slugged_like_every_artifact_key():
+    assert artifact_key("people", "verdict") == "synthgate-people-verdict"
+
+
 def test_metric_names_are_safe_for_mlflow():
     assert metric_name("column_shape.prix (€)") == "column_shape.prix _€_".replace("€", "_")
 
@@ -22,7 +31,9 @@ def test_metric_names_are_safe_for_mlflow():
 def test_a_local_store_gets_the_command_that_opens_its_ui_not_a_sqlite_link():
     link = "mlflow ui --backend-store-uri sqlite:////srv/mlflow.db  # then open http://127.0.0.1:5000/#/runs/1"
     text = verdict_markdown("people", VERDICTS, link, 0.97)
-    assert ("MLflow run: run `mlflow ui --backend-store-uri sqlite:////srv/mlflow.db`, then open "
-            "http://127.0.0.1:5000/#/runs/1") in text
+    assert (
+        "MLflow run: run `mlflow ui --backend-store-uri sqlite:////srv/mlflow.db`, then open "
+        "http://127.0.0.1:5000/#/runs/1"
+    ) in text
     assert "](sqlite" not in text
     assert "| mia_auc | 0.7000 | <= 0.6000 | **FAIL** | Membership guessing |" in text

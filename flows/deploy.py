@@ -1,4 +1,5 @@
-"""Register or serve the deployments of ``deployments/prefect.yaml``.
+"""Register or serve the deployments of ``deployments/prefect.yaml`` on Prefect (the orchestration layer: the core
+``synthgate.deployments`` only renders the file).
 
 ``deploy`` creates or updates them on the Prefect server (workers of a work pool then run the flows); ``serve`` runs the same
 deployments in this process with ``prefect.serve`` (one machine, no work pool). The two never share a deployment: a
@@ -20,8 +21,8 @@ from synthgate.deployments import (
     PREFECT_FILE,
     REFRESH_ENTRYPOINT,
     TABLES_DIR,
-    project_root,
     prefect_config,
+    project_root,
     pull_steps,
     render_prefect_yaml,
     run_directory,
@@ -39,7 +40,7 @@ def check_prefect_yaml(root: Path | None = None) -> Path:
             "set SYNTHGATE_PROJECT_DIR to it"
         )
     if not path.is_file() or path.read_text() != render_prefect_yaml(root):
-        raise SpecError(f"{path} is out of date with deployments/tables/: run `synthgate deploy --write`")
+        raise SpecError(f"{path} is out of date with {TABLES_DIR}/: run `synthgate deploy --write`")
     return path
 
 
