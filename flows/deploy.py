@@ -192,7 +192,8 @@ def runner_deployments(root: Path | None = None) -> list[Any]:
     result = []
     for d in prefect_config(root)["deployments"]:
         schedules = [
-            Cron(s["cron"], timezone=s["timezone"], active=s["active"], parameters=s["parameters"]) for s in d["schedules"]
+            Cron(s["cron"], timezone=s["timezone"], active=s["active"], parameters=s["parameters"])
+            for s in d["schedules"]
         ]
         result.append(
             flows[d["entrypoint"]].to_deployment(

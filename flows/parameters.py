@@ -28,11 +28,16 @@ class RefreshParameters(BaseModel):
         description="Table spec YAML, relative to the project folder the worker runs in (e.g. deployments/tables/adult.yaml).",
     )
     epsilon: float | None = Field(
-        default=None, gt=0, le=100,
+        default=None,
+        gt=0,
+        le=100,
         description="Override the spec's privacy.epsilon for this run (must be positive; the budget cap still applies).",
     )
     rows: int | None = Field(
-        default=None, ge=1, le=100_000_000, description="Override how many synthetic rows to generate (1 to 100,000,000)."
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description="Override how many synthetic rows to generate (1 to 100,000,000).",
     )
     retrain: bool = Field(
         default=False,
@@ -57,7 +62,9 @@ class RefreshAllParameters(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="Refresh-all parameters")
 
     specs_dir: str = Field(
-        default=str(TABLES_DIR), min_length=1, description="Folder of table spec YAML files (relative to the project folder)."
+        default=str(TABLES_DIR),
+        min_length=1,
+        description="Folder of table spec YAML files (relative to the project folder).",
     )
     pattern: str = Field(default="*.yaml", min_length=1, description="Glob of the spec files inside the folder.")
 

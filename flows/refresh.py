@@ -138,7 +138,11 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                 result.synthetic = sample_rows(spec, result.synthesizer, seed)
             with result.stage("check"):
                 result.synthetic_check = validate_synthetic(
-                    spec, result.synthetic, result.source.columns, result.profiles, settings.expectations_dir,
+                    spec,
+                    result.synthetic,
+                    result.source.columns,
+                    result.profiles,
+                    settings.expectations_dir,
                     result.synthesizer.unreleased,
                 )
                 result.evaluation, result.verdicts = score_synthetic(result)
@@ -155,7 +159,10 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
         tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
     get_run_logger().info(
         "refresh of %s published: epsilon spent %.4f (guarantee %.4f), quality %.3f",
-        spec.name, result.privacy.spent, result.privacy.epsilon, result.scores.quality,
+        spec.name,
+        result.privacy.spent,
+        result.privacy.epsilon,
+        result.scores.quality,
     )
     publish_summary(result.summary("PUBLISHED"))
     return result.as_dict()

@@ -79,8 +79,16 @@ def refresh_one(spec_path: str, trigger: str) -> dict[str, Any]:
     return _outcome(spec_path, state)
 
 
-@flow(name="refresh-all", log_prints=False, validate_parameters=True, persist_result=False, task_runner=build_task_runner())
-def refresh_all(request: RefreshAllParameters = RefreshAllParameters(), trigger: Trigger | None = None) -> list[dict[str, Any]]:
+@flow(
+    name="refresh-all",
+    log_prints=False,
+    validate_parameters=True,
+    persist_result=False,
+    task_runner=build_task_runner(),
+)
+def refresh_all(
+    request: RefreshAllParameters = RefreshAllParameters(), trigger: Trigger | None = None
+) -> list[dict[str, Any]]:
     """Refresh every table spec in a folder in parallel; returns each table's outcome.
 
     Args:
@@ -98,12 +106,21 @@ def refresh_all(request: RefreshAllParameters = RefreshAllParameters(), trigger:
     futures = [refresh_one.submit(path, recorded) for path in paths]
     outcomes = [future.result() for future in futures]
     failed = [o["table"] for o in outcomes if o["status"] != "published"]
-    logger.info("%d of %d tables published%s", len(outcomes) - len(failed), len(outcomes),
-                f"; not published: {', '.join(failed)}" if failed else "")
+    logger.info(
+        "%d of %d tables published%s",
+        len(outcomes) - len(failed),
+        len(outcomes),
+        f"; not published: {', '.join(failed)}" if failed else "",
+    )
     try:
         create_table_artifact(
-            [{k: o.get(k) for k in ("table", "status", "epsilon_spent", "quality_score", "error_type", "flow_run_id")}
-             for o in outcomes],
+            [
+                {
+                    k: o.get(k)
+                    for k in ("table", "status", "epsilon_spent", "quality_score", "error_type", "flow_run_id")
+                }
+                for o in outcomes
+            ],
             key="synthgate-refresh-all",
             description=f"{len(outcomes) - len(failed)} of {len(outcomes)} tables published",
         )

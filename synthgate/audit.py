@@ -54,14 +54,20 @@ def table_state(spec: TableSpec, settings: Settings) -> dict[str, Any]:
     written: the run's outcome does not depend on its header)."""
     from synthgate.warehouse.publish import next_version
 
-    state: dict[str, Any] = {"current_version": None, "next_version": None, "epsilon_total": None,
-                             "cap": settings.budget_cap(spec.privacy.cap)}
+    state: dict[str, Any] = {
+        "current_version": None,
+        "next_version": None,
+        "epsilon_total": None,
+        "cap": settings.budget_cap(spec.privacy.cap),
+    }
     try:
         engine = governed_engine(spec.target)
         with engine.connect() as conn:
             state["current_version"] = governance.current_version(conn, spec.target.table)
         state["next_version"] = next_version(spec.target)
-        state["epsilon_total"] = governance.budget_summary(engine, spec.name, state["cap"], source=spec.source)["epsilon_spent"]
+        state["epsilon_total"] = governance.budget_summary(engine, spec.name, state["cap"], source=spec.source)[
+            "epsilon_spent"
+        ]
     except Exception as exc:  # noqa: BLE001 - the header says what it could read
         log.warning("could not read the state of %s for the report: %s", qualified(spec.target), type(exc).__name__)
     return state
@@ -93,7 +99,9 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
     history = ledger["history"]
     versions = []
     for row in catalog:
-        spent = [r for r in history if r.get("run_id") == row["run_id"] or r.get("mlflow_run_id") == row["mlflow_run_id"]]
+        spent = [
+            r for r in history if r.get("run_id") == row["run_id"] or r.get("mlflow_run_id") == row["mlflow_run_id"]
+        ]
         upto = spent[0]["started_at"] if spent else None
         entry = {
             "version": row.get("version"),
@@ -108,9 +116,9 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
                 "epsilon": row["epsilon"],  # the guarantee of the version's rows
                 "delta": row["delta"],
                 "run_spent": spent[0]["epsilon_spent"] if spent else None,  # what its run added to the ledger
-                "table_total_then": None if upto is None else round(
-                    sum(r["epsilon_spent"] for r in history if r["started_at"] <= upto), 6
-                ),
+                "table_total_then": None
+                if upto is None
+                else round(sum(r["epsilon_spent"] for r in history if r["started_at"] <= upto), 6),
                 "resampled_from": row.get("resampled_from"),
             },
             "gates": row["gates"],
@@ -118,7 +126,9 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
             "model": {
                 "name": row["model_name"],
                 "version": row["model_version"],
-                "aliases": sorted(a for a, v in aliases.get(row["model_name"], {}).items() if v == row["model_version"]),
+                "aliases": sorted(
+                    a for a, v in aliases.get(row["model_name"], {}).items() if v == row["model_version"]
+                ),
             },
             "mlflow_run_id": row["mlflow_run_id"],
         }
@@ -136,12 +146,29 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
         "versions": versions,
         "budget": {k: v for k, v in ledger.items() if k != "history"},
         "refreshes": [
-            {k: r.get(k) for k in ("run_id", "spec_name", "status", "epsilon_budget", "epsilon_spent", "delta", "accounting",
-                                   "source_fingerprint", "trigger", "started_at", "finished_at")}
+            {
+                k: r.get(k)
+                for k in (
+                    "run_id",
+                    "spec_name",
+                    "status",
+                    "epsilon_budget",
+                    "epsilon_spent",
+                    "delta",
+                    "accounting",
+                    "source_fingerprint",
+                    "trigger",
+                    "started_at",
+                    "finished_at",
+                )
+            }
             | {"unfinished": r.get("status") in ("started", "trained")}  # crashed (or still running): still counted
             for r in ledger["history"]
         ],
-        "events": [{k: e[k] for k in ("at", "action", "version", "previous_version", "run_id", "trigger", "detail")} for e in events],
+        "events": [
+            {k: e[k] for k in ("at", "action", "version", "previous_version", "run_id", "trigger", "detail")}
+            for e in events
+        ],
         "mlflow_tracking_uri": tracking.safe_uri(tracking_uri) if with_mlflow else None,
     }
     record["chain"] = chain(record)
@@ -157,12 +184,16 @@ def chain(record: dict[str, Any]) -> list[dict[str, str]]:
     run = current.get("mlflow") or {}
     tags, budget = run.get("tags") or {}, current["budget"]
     rolled = [e for e in record["events"] if e["action"] == "rollback" and e["version"] == current["version"]]
-    published = (f"{record['published_name']} version {current['version']} (table {current['version_table']}), "
-                 f"{current['rows']} rows, published {str(current['created_at'])[:19]} by {current['trigger']}")
+    published = (
+        f"{record['published_name']} version {current['version']} (table {current['version_table']}), "
+        f"{current['rows']} rows, published {str(current['created_at'])[:19]} by {current['trigger']}"
+    )
     if rolled:
         last = rolled[-1]
-        published += (f"; rolled back to this version on {str(last['at'])[:19]} from v{last['previous_version']} "
-                      f"({last['trigger']}): {last['detail'] or 'no reason recorded'}")
+        published += (
+            f"; rolled back to this version on {str(last['at'])[:19]} from v{last['previous_version']} "
+            f"({last['trigger']}): {last['detail'] or 'no reason recorded'}"
+        )
     if "mlflow" not in current:
         code = "not read (audit without MLflow)"
     elif not run:
@@ -177,17 +208,24 @@ def chain(record: dict[str, Any]) -> list[dict[str, str]]:
     if budget.get("table_total_then") is not None:
         money += f"; {budget['table_total_then']:.4g} spent on the table up to then"
     total = record["budget"]
-    money += f"; {total['epsilon_spent']:.4g} now" + (f", of cap {total['cap']:g}" if total.get("cap") is not None else " (no cap)")
+    money += f"; {total['epsilon_spent']:.4g} now" + (
+        f", of cap {total['cap']:g}" if total.get("cap") is not None else " (no cap)"
+    )
     gates = current["gates"] or {}
     failed = sorted(k for k, ok in gates.items() if not ok)
-    gate_text = f"all {len(gates)} passed" if not failed else f"{len(failed)} of {len(gates)} failed: {', '.join(failed)}"
+    gate_text = (
+        f"all {len(gates)} passed" if not failed else f"{len(failed)} of {len(gates)} failed: {', '.join(failed)}"
+    )
     model = current["model"]
     aliases = f" (alias {', '.join(model['aliases'])})" if model.get("aliases") else ""
     model_text = f"{model['name']} version {model['version']}{aliases}" if model.get("version") else "none registered"
     run_text = current["mlflow_run_id"] + (f" ({run['name']}): {run['link']}" if run.get("link") else "")
     return [
         {"step": "published table", "text": published},
-        {"step": "source snapshot", "text": f"{current['source']['table']}, keyed fingerprint {str(current['source']['fingerprint'])[:16]}"},
+        {
+            "step": "source snapshot",
+            "text": f"{current['source']['table']}, keyed fingerprint {str(current['source']['fingerprint'])[:16]}",
+        },
         {"step": "code version", "text": code},
         {"step": "budget", "text": money},
         {"step": "gates", "text": gate_text},

@@ -30,7 +30,7 @@ class _CleanErrors(TyperGroup):
         ctx.meta["synthgate.json"] = "--json" in args
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except TyperException as exc:  # a usage error of a subcommand (Exit and Abort are not TyperExceptions)
@@ -47,7 +47,10 @@ class _CleanErrors(TyperGroup):
                 raise
             as_json = bool(ctx.meta.get("synthgate.json"))
             # An unexpected error: its type only, since a library's message may quote a value from a row.
-            _fail(SynthgateError(f"unexpected {type(exc).__name__}; run `synthgate --debug ...` for the traceback"), as_json)
+            _fail(
+                SynthgateError(f"unexpected {type(exc).__name__}; run `synthgate --debug ...` for the traceback"),
+                as_json,
+            )
 
 
 #: The arguments and options several commands share.
@@ -152,7 +155,9 @@ def refresh(
     epsilon: float = typer.Option(None, help="Override the spec's privacy.epsilon for this run."),
     rows: int = typer.Option(None, help="Override how many synthetic rows to generate."),
     retrain: bool = typer.Option(
-        False, "--retrain", help="Train anew even when the source is unchanged (default: re-sample the published model for free)."
+        False,
+        "--retrain",
+        help="Train anew even when the source is unchanged (default: re-sample the published model for free).",
     ),
 ) -> None:
     """Run the refresh flow for one table: extract, validate, train under DP (or re-sample), check, log, publish."""
@@ -167,9 +172,10 @@ def refresh(
         request = RefreshParameters(spec_path=str(spec), epsilon=epsilon, rows=rows, retrain=retrain)
         TypeAdapter(Trigger).validate_python(trigger)
     except ValidationError as exc:
-        _fail(UsageError("; ".join(
-            f"--{e['loc'][0] if e['loc'] else 'trigger'}: {e['msg']}" for e in exc.errors()
-        )), as_json)
+        _fail(
+            UsageError("; ".join(f"--{e['loc'][0] if e['loc'] else 'trigger'}: {e['msg']}" for e in exc.errors())),
+            as_json,
+        )
         return
     # Settings, spec, overrides and the preflight (warehouses, target schema and privileges, budget cap, source
     # metadata) are checked here, in seconds: the flow call below starts Prefect (a temporary server when none is
@@ -205,8 +211,12 @@ def _print_result(result: dict, as_json: bool) -> None:
     typer.echo(f"published {result['published_table']} ({result['rows_published']} rows)")
     if result.get("resampled_from"):
         typer.echo(f"  source unchanged: re-sampled the model of run {result['resampled_from']}, no epsilon spent")
-    typer.echo(f"  epsilon spent   {result['epsilon_spent']} (published rows: epsilon {result['epsilon_guarantee']}, delta {result['delta']:g})")
-    typer.echo(f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}")
+    typer.echo(
+        f"  epsilon spent   {result['epsilon_spent']} (published rows: epsilon {result['epsilon_guarantee']}, delta {result['delta']:g})"
+    )
+    typer.echo(
+        f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}"
+    )
     typer.echo(f"  MLflow run      {result['mlflow_run_id']} in {result['mlflow_tracking_uri']}")
     typer.echo(f"  report          {result['report']}")
 
@@ -231,8 +241,11 @@ def profile(
     table_spec = load_spec(spec)
     extract = extract_table(table_spec.source, table_spec.chunk_size, policies=table_spec.columns)
     profiles = propose(table_spec, extract.frame, extract.columns)
-    typer.echo(f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
-               "budget, at your request)", err=True)
+    typer.echo(
+        f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
+        "budget, at your request)",
+        err=True,
+    )
     typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
     for p in profiles:
         fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
@@ -242,8 +255,10 @@ def profile(
         typer.echo(f"every column already has a policy in {spec}: nothing to record")
         return
     if not write:
-        typer.echo(f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
-                   "in the spec (or edit its columns: section by hand)")
+        typer.echo(
+            f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
+            "in the spec (or edit its columns: section by hand)"
+        )
         return
     written = write_policies(spec, profiles)
     typer.echo(f"\nrecorded in {spec} (columns:):")
@@ -311,7 +326,9 @@ def budget(
         typer.echo(json.dumps(summary, default=str))
         return
     remaining = "no cap" if cap is None else f"{summary['remaining']:.4g} of cap {cap:g}"
-    typer.echo(f"{table_spec.name}: epsilon spent {summary['epsilon_spent']:.4g} over {summary['refreshes']} refreshes; remaining {remaining}")
+    typer.echo(
+        f"{table_spec.name}: epsilon spent {summary['epsilon_spent']:.4g} over {summary['refreshes']} refreshes; remaining {remaining}"
+    )
     for row in summary["history"]:
         typer.echo(
             f"  {row['started_at'][:19]}  {row['status']:9s} epsilon {row['epsilon_spent']:.4g}  delta {row['delta']:.2g}  "
@@ -340,8 +357,11 @@ def rollback(
         typer.echo(json.dumps(moved))
         return
     model = moved["model"]
-    alias = (f"alias production of {model['name']} now on version {model['production']}" if model["production"]
-             else f"version {moved['version']} has no registered model: {model['name']} has no production alias now")
+    alias = (
+        f"alias production of {model['name']} now on version {model['production']}"
+        if model["production"]
+        else f"version {moved['version']} has no registered model: {model['name']} has no production alias now"
+    )
     typer.echo(f"{moved['table']} now points at version {moved['version']} (was {moved['previous_version']}); {alias}")
 
 
@@ -349,7 +369,9 @@ def _print_moved(moved: object, status: str, as_json: bool, text: str) -> None:
     """Where a rollback or migration left the name: one JSON object, or one line."""
     if as_json:
         fields = ("name", "version", "previous_version", "version_table")
-        typer.echo(json.dumps({"status": status} | {("table" if f == "name" else f): getattr(moved, f) for f in fields}))
+        typer.echo(
+            json.dumps({"status": status} | {("table" if f == "name" else f): getattr(moved, f) for f in fields})
+        )
     else:
         typer.echo(text)
 
@@ -371,7 +393,9 @@ def migrate(
     table_spec = resolve_spec(spec_or_table, specs_dir)
     moved = do_migrate(table_spec.target, trigger="cli")
     _print_moved(
-        moved, "migrated", as_json,
+        moved,
+        "migrated",
+        as_json,
         f"the table {moved.name} is now version {moved.version} ({moved.version_table}); its name is a view on it",
     )
 
@@ -394,10 +418,14 @@ def audit(
         return
     budget = record["budget"]
     cap = "no cap" if budget["cap"] is None else f"{budget['remaining']:.4g} left of cap {budget['cap']:g}"
-    typer.echo(f"{record['published_name']}: version {record['current_version']} published; kept {record['kept_versions']}")
+    typer.echo(
+        f"{record['published_name']}: version {record['current_version']} published; kept {record['kept_versions']}"
+    )
     typer.echo(f"  budget: epsilon {budget['epsilon_spent']:.4g} spent over {budget['refreshes']} refreshes; {cap}")
     if record["chain"]:
-        typer.echo(f"  audit chain of version {record['current_version']} (the same steps as its MLflow run's description):")
+        typer.echo(
+            f"  audit chain of version {record['current_version']} (the same steps as its MLflow run's description):"
+        )
         for step in record["chain"]:
             typer.echo(f"    {step['step']:16s} {step['text']}")
     typer.echo("  versions:")
@@ -412,10 +440,14 @@ def audit(
     for e in record["events"]:
         if e["action"] in ("rollback", "migrate"):
             why = f": {e['detail']}" if e["action"] == "rollback" and e.get("detail") else ""
-            typer.echo(f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']}){why}")
+            typer.echo(
+                f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']}){why}"
+            )
     for r in record["refreshes"]:
         if r["unfinished"]:
-            typer.echo(f"  run {r['run_id']} never finished ({r['status']}): its epsilon {r['epsilon_spent']:.4g} counts")
+            typer.echo(
+                f"  run {r['run_id']} never finished ({r['status']}): its epsilon {r['epsilon_spent']:.4g} counts"
+            )
 
 
 @app.command()
@@ -435,7 +467,9 @@ def report(
 
 @app.command()
 def demo(
-    home: Path = typer.Option(Path(".synthgate"), help="Working folder for the embedded warehouse, MLflow store and reports."),
+    home: Path = typer.Option(
+        Path(".synthgate"), help="Working folder for the embedded warehouse, MLflow store and reports."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
 ) -> None:
     """Load UCI Adult into an embedded SQLite warehouse and refresh its synthetic copy end to end."""
@@ -476,15 +510,26 @@ def refresh_all_command(
 
 @app.command()
 def deploy(
-    pool: str = typer.Option(None, help="Work pool the deployments run on (default: SYNTHGATE_WORK_POOL, else synthgate)."),
-    pool_type: str = typer.Option("process", help="Type of the work pool to create when the server has none by that name."),
-    image: str = typer.Option(None, help="Flow image for container work pools (kubernetes, docker): sets job variable image."),
-    env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the flow runs' environment (job variable env); repeatable."),
-    project_dir: str = typer.Option(
-        None, help="Folder the flow runs start in, as the workers see it (default: this project's folder for a process "
-        "pool; $SYNTHGATE_PROJECT_DIR on the worker for container pools, which the flow image sets)."
+    pool: str = typer.Option(
+        None, help="Work pool the deployments run on (default: SYNTHGATE_WORK_POOL, else synthgate)."
     ),
-    write: bool = typer.Option(False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."),
+    pool_type: str = typer.Option(
+        "process", help="Type of the work pool to create when the server has none by that name."
+    ),
+    image: str = typer.Option(
+        None, help="Flow image for container work pools (kubernetes, docker): sets job variable image."
+    ),
+    env: list[str] = typer.Option(
+        [], "--env", help="KEY=VALUE for the flow runs' environment (job variable env); repeatable."
+    ),
+    project_dir: str = typer.Option(
+        None,
+        help="Folder the flow runs start in, as the workers see it (default: this project's folder for a process "
+        "pool; $SYNTHGATE_PROJECT_DIR on the worker for container pools, which the flow image sets).",
+    ),
+    write: bool = typer.Option(
+        False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."
+    ),
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
@@ -524,7 +569,9 @@ def deploy(
 def serve(
     limit: int = typer.Option(None, help="Most flow runs at once (default: no limit)."),
     replace: bool = typer.Option(
-        False, "--replace", help="Replace deployments of the same names that `synthgate deploy` registered for a work pool."
+        False,
+        "--replace",
+        help="Replace deployments of the same names that `synthgate deploy` registered for a work pool.",
     ),
 ) -> None:
     """Serve every deployment from this one long-lived process (flow.serve): schedules and UI runs, no work pool."""
@@ -534,7 +581,9 @@ def serve(
     deploying.require_server("serve")
     deployments, replaced = deploying.prepare_serve(replace)
     for name, pool in replaced.items():
-        typer.echo(f"replaced {name} (was deployed to work pool {pool!r}; its workers no longer get its runs)", err=True)
+        typer.echo(
+            f"replaced {name} (was deployed to work pool {pool!r}; its workers no longer get its runs)", err=True
+        )
     deploying.serve(deployments, limit)
 
 

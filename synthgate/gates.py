@@ -55,14 +55,20 @@ class Scores:
 
     @property
     def utility_gap(self) -> float | None:
-        gaps = [r - s for r, s in ((self.trtr, self.tstr), (self.trtr_linear, self.tstr_linear)) if r is not None and s is not None]
+        gaps = [
+            r - s
+            for r, s in ((self.trtr, self.tstr), (self.trtr_linear, self.tstr_linear))
+            if r is not None and s is not None
+        ]
         return max(gaps) if gaps else None
 
     def as_metrics(self) -> dict[str, float]:
         # A metric that could not be measured (NaN: no column pair to score, say) is left out, never stored as NaN.
         values = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and not _undefined(v)}
         values |= {"exact_copy_excess": self.exact_copy_excess}
-        values |= {f"tvd_{k}way_excess": getattr(self, f"tvd_{k}way") - getattr(self, f"tvd_{k}way_holdout") for k in (1, 2, 3)}
+        values |= {
+            f"tvd_{k}way_excess": getattr(self, f"tvd_{k}way") - getattr(self, f"tvd_{k}way_holdout") for k in (1, 2, 3)
+        }
         if self.utility_gap is not None:
             values["utility_gap"] = self.utility_gap
         return {k: float(v) for k, v in values.items() if not _undefined(v)}
@@ -99,16 +105,20 @@ class GateVerdict:
 #: Why a gate's metric can be undefined for a table, which makes the gate not applicable (passed) rather than failed.
 NOT_APPLICABLE = {
     "column_pair_trends": "not applicable: no pair of learned columns could be scored (fewer than two learned columns, "
-                          "or no pair SDMetrics can score)",
+    "or no pair SDMetrics can score)",
 }
 
 
 def _at_least(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
-    return _undefined_verdict(name, measured, threshold, ">=") or GateVerdict(name, measured >= threshold, measured, threshold, ">=", detail)
+    return _undefined_verdict(name, measured, threshold, ">=") or GateVerdict(
+        name, measured >= threshold, measured, threshold, ">=", detail
+    )
 
 
 def _at_most(name: str, measured: float, threshold: float, detail: str = "") -> GateVerdict:
-    return _undefined_verdict(name, measured, threshold, "<=") or GateVerdict(name, measured <= threshold, measured, threshold, "<=", detail)
+    return _undefined_verdict(name, measured, threshold, "<=") or GateVerdict(
+        name, measured <= threshold, measured, threshold, "<=", detail
+    )
 
 
 def _risk_at_most(name: str, point: float, low: float | None, threshold: float) -> GateVerdict:
@@ -117,7 +127,9 @@ def _risk_at_most(name: str, point: float, low: float | None, threshold: float) 
     if low is None:
         return _at_most(name, point, threshold)
     detail = f"lower end of the 95% interval; point estimate {point:.4f}"
-    return _undefined_verdict(name, low, threshold, "<=") or GateVerdict(name, low <= threshold, low, threshold, "<=", detail)
+    return _undefined_verdict(name, low, threshold, "<=") or GateVerdict(
+        name, low <= threshold, low, threshold, "<=", detail
+    )
 
 
 def _undefined_verdict(name: str, measured: float, threshold: float, comparison: str) -> GateVerdict | None:
@@ -127,8 +139,14 @@ def _undefined_verdict(name: str, measured: float, threshold: float, comparison:
         return None
     if name in NOT_APPLICABLE:
         return GateVerdict(name, True, math.nan, threshold, comparison, NOT_APPLICABLE[name])
-    return GateVerdict(name, False, math.nan, threshold, comparison,
-                       "could not be measured: the metric is undefined (NaN) for this table")
+    return GateVerdict(
+        name,
+        False,
+        math.nan,
+        threshold,
+        comparison,
+        "could not be measured: the metric is undefined (NaN) for this table",
+    )
 
 
 def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
@@ -141,8 +159,14 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
     ]
     for k in (1, 2, 3):  # TVD above what a same-sized holdout scores: sampling noise is not held against the table
         synth, hold = getattr(s, f"tvd_{k}way"), getattr(s, f"tvd_{k}way_holdout")
-        verdicts.append(_at_most(f"tvd_{k}way_excess", synth - hold, getattr(gates, f"max_tvd_{k}way_excess"),
-                                 f"synthetic {synth:.4f}, holdout {hold:.4f}"))
+        verdicts.append(
+            _at_most(
+                f"tvd_{k}way_excess",
+                synth - hold,
+                getattr(gates, f"max_tvd_{k}way_excess"),
+                f"synthetic {synth:.4f}, holdout {hold:.4f}",
+            )
+        )
     if s.tstr is not None:
         floor = gates.min_tstr_auc if s.utility_metric == "roc_auc" else gates.min_tstr_r2
         verdicts.append(_at_least("tstr", s.tstr, floor, f"{s.utility_metric}, gradient boosting; TRTR {s.trtr:.4f}"))
@@ -152,7 +176,9 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
         _at_most("dcr_share", s.dcr_share, gates.max_dcr_share),
         _at_least("nndr_ratio", s.nndr_ratio, gates.min_nndr_ratio),
         _at_most(
-            "exact_copy_excess", s.exact_copy_excess, gates.max_exact_copy_excess,
+            "exact_copy_excess",
+            s.exact_copy_excess,
+            gates.max_exact_copy_excess,
             f"training {s.exact_copies_training:.4f}, holdout {s.exact_copies_holdout:.4f}",
         ),
         _at_most("mia_auc", s.mia_auc, gates.max_mia_auc),
@@ -172,6 +198,4 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
 def enforce(verdicts: list[GateVerdict]) -> None:
     failed = [v for v in verdicts if not v.passed]
     if failed:
-        raise GateFailedError(
-            "nothing published: " + "; ".join(v.describe() for v in failed), verdicts=verdicts
-        )
+        raise GateFailedError("nothing published: " + "; ".join(v.describe() for v in failed), verdicts=verdicts)

@@ -60,8 +60,13 @@ def assertions_from_gx(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     out = []
     for r in (result or {}).get("results", []):
         config = r.get("expectation_config", {})
-        out.append({"assertion": config.get("type", "unknown"), "column": config.get("kwargs", {}).get("column"),
-                    "success": bool(r.get("success"))})
+        out.append(
+            {
+                "assertion": config.get("type", "unknown"),
+                "column": config.get("kwargs", {}).get("column"),
+                "success": bool(r.get("success")),
+            }
+        )
     return out
 
 
@@ -116,18 +121,26 @@ class RunLineage:
         job = Job(
             namespace=self.settings.openlineage_namespace,
             name=f"synthgate.refresh.{self.spec.name}",
-            facets={"jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="SYNTHGATE", jobType="JOB")},
+            facets={
+                "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="SYNTHGATE", jobType="JOB")
+            },
         )
         source_ns, source_name = dataset_id(self.spec.source)
-        source_facets: dict[str, Any] = {"dataSource": datasource_dataset.DatasourceDatasetFacet(name=source_ns, uri=source_ns)}
+        source_facets: dict[str, Any] = {
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(name=source_ns, uri=source_ns)
+        }
         if self.source_columns is not None:
             source_facets["schema"] = _schema({c.name: c.sql_type for c in self.source_columns})
         if self.source_fingerprint:
-            source_facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=self.source_fingerprint)
+            source_facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=self.source_fingerprint
+            )
         input_facets = {"dataQualityAssertions": _assertions(self.source_assertions)} if self.source_assertions else {}
         inputs = [InputDataset(namespace=source_ns, name=source_name, facets=source_facets, inputFacets=input_facets)]
         target_ns, target_name = dataset_id(self.spec.target)
-        target_facets: dict[str, Any] = {"dataSource": datasource_dataset.DatasourceDatasetFacet(name=target_ns, uri=target_ns)}
+        target_facets: dict[str, Any] = {
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(name=target_ns, uri=target_ns)
+        }
         if self.output_columns is not None:
             target_facets["schema"] = _schema(self.output_columns)
         if self.published_version is not None:
@@ -137,11 +150,17 @@ class RunLineage:
         if self.output_assertions:
             target_facets["dataQualityAssertions"] = _assertions(self.output_assertions)
         output_facets = (
-            {"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(rowCount=self.output_rows)}
+            {
+                "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                    rowCount=self.output_rows
+                )
+            }
             if self.output_rows is not None and self.published_version is not None
             else {}
         )
-        outputs = [OutputDataset(namespace=target_ns, name=target_name, facets=target_facets, outputFacets=output_facets)]
+        outputs = [
+            OutputDataset(namespace=target_ns, name=target_name, facets=target_facets, outputFacets=output_facets)
+        ]
         return RunEvent(
             eventType=getattr(RunState, state),
             eventTime=datetime.now(UTC).isoformat(),
@@ -163,7 +182,10 @@ def _schema(columns: dict[str, str]) -> Any:
     from openlineage.client.generated import schema_dataset
 
     return schema_dataset.SchemaDatasetFacet(
-        fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type=t, ordinal_position=i + 1) for i, (n, t) in enumerate(columns.items())]
+        fields=[
+            schema_dataset.SchemaDatasetFacetFields(name=n, type=t, ordinal_position=i + 1)
+            for i, (n, t) in enumerate(columns.items())
+        ]
     )
 
 
@@ -193,7 +215,9 @@ def client(settings: Settings) -> Any:
 
 
 @contextmanager
-def run_events(spec: TableSpec, run_id: str, settings: Settings, flow_run_id: str | None = None) -> Iterator[RunLineage]:
+def run_events(
+    spec: TableSpec, run_id: str, settings: Settings, flow_run_id: str | None = None
+) -> Iterator[RunLineage]:
     """Emit START now, then COMPLETE when the block ends or FAIL (with the error's type) when it raises."""
     lineage = RunLineage(spec, run_id, settings, flow_run_id=_uuid_or_none(flow_run_id))
     lineage.emit("START")

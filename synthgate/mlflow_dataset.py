@@ -11,6 +11,7 @@ from typing import Any
 
 from mlflow.data.dataset import Dataset
 from mlflow.data.dataset_source import DatasetSource
+
 from synthgate.spec import WarehouseTable, redact_url
 
 

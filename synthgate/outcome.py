@@ -48,7 +48,10 @@ class RunPrivacy:
     def resampled(cls, catalog_row: dict[str, Any]) -> RunPrivacy:
         """From the catalog row of the published version whose model is re-sampled."""
         return cls(
-            float(catalog_row["epsilon"]), float(catalog_row["delta"]), "reused", 0.0,
+            float(catalog_row["epsilon"]),
+            float(catalog_row["delta"]),
+            "reused",
+            0.0,
             resampled_from=catalog_row.get("resampled_from") or catalog_row["run_id"],
         )
 

@@ -70,25 +70,100 @@ _KIND_SDTYPE = {
     ColumnKind.CATEGORICAL: "categorical",
 }
 # Words that name a person: `<word>_name` is that person's name (faked); any other `<word>_name` is kept.
-_PERSON_WORDS = frozenset({
-    "customer", "client", "user", "person", "contact", "patient", "member", "employee", "owner", "holder",
-    "cardholder", "policyholder", "buyer", "seller", "recipient", "sender", "student", "applicant", "guest",
-    "passenger", "driver", "subscriber", "beneficiary", "guardian", "parent", "spouse", "mother", "father", "child",
-    "tenant", "landlord", "resident", "donor", "voter", "candidate", "author", "signer", "doctor", "physician",
-    "nurse", "manager", "supervisor", "teacher", "traveler", "traveller", "consignee", "addressee", "payee", "payer",
-    "insured", "representative", "rep", "agent", "partner", "emergency",
-})
+_PERSON_WORDS = frozenset(
+    {
+        "customer",
+        "client",
+        "user",
+        "person",
+        "contact",
+        "patient",
+        "member",
+        "employee",
+        "owner",
+        "holder",
+        "cardholder",
+        "policyholder",
+        "buyer",
+        "seller",
+        "recipient",
+        "sender",
+        "student",
+        "applicant",
+        "guest",
+        "passenger",
+        "driver",
+        "subscriber",
+        "beneficiary",
+        "guardian",
+        "parent",
+        "spouse",
+        "mother",
+        "father",
+        "child",
+        "tenant",
+        "landlord",
+        "resident",
+        "donor",
+        "voter",
+        "candidate",
+        "author",
+        "signer",
+        "doctor",
+        "physician",
+        "nurse",
+        "manager",
+        "supervisor",
+        "teacher",
+        "traveler",
+        "traveller",
+        "consignee",
+        "addressee",
+        "payee",
+        "payer",
+        "insured",
+        "representative",
+        "rep",
+        "agent",
+        "partner",
+        "emergency",
+    }
+)
 _COMPOUNDS = {
-    "firstname": ("first", "name"), "lastname": ("last", "name"), "givenname": ("given", "name"),
-    "familyname": ("family", "name"), "fullname": ("full", "name"), "middlename": ("middle", "name"),
-    "maidenname": ("maiden", "name"), "phonenumber": ("phone", "number"), "emailaddress": ("email", "address"),
-    "streetaddress": ("street", "address"), "mobilephone": ("mobile", "phone"), "cellphone": ("cell", "phone"),
+    "firstname": ("first", "name"),
+    "lastname": ("last", "name"),
+    "givenname": ("given", "name"),
+    "familyname": ("family", "name"),
+    "fullname": ("full", "name"),
+    "middlename": ("middle", "name"),
+    "maidenname": ("maiden", "name"),
+    "phonenumber": ("phone", "number"),
+    "emailaddress": ("email", "address"),
+    "streetaddress": ("street", "address"),
+    "mobilephone": ("mobile", "phone"),
+    "cellphone": ("cell", "phone"),
 }
 # `<word>_address` that is not a postal address.
-_NOT_POSTAL = frozenset({
-    "ip", "ipv4", "ipv6", "mac", "email", "mail", "web", "url", "wallet", "server", "host", "network", "memory",
-    "bitcoin", "btc", "eth",
-})
+_NOT_POSTAL = frozenset(
+    {
+        "ip",
+        "ipv4",
+        "ipv6",
+        "mac",
+        "email",
+        "mail",
+        "web",
+        "url",
+        "wallet",
+        "server",
+        "host",
+        "network",
+        "memory",
+        "bitcoin",
+        "btc",
+        "eth",
+    }
+)
 _UUID_SQL_TYPES = ("UUID", "UNIQUEIDENTIFIER")
 # A name ending in one of these words names a key (`case_id`, `order_no`, `claimNumber`, `account_key`); `num` is
 # left out (`education_num` is a figure), `code` too (`zip_code` is a category).
@@ -177,7 +252,12 @@ def policies_from_schema(spec: TableSpec, columns: list[Column]) -> list[ColumnP
             profiles.append(ColumnProfile(c.name, c.kind, sdtype, pii, declared, DECLARED, declared=True))
             continue
         if c.name == spec.target_column:
-            policy, sdtype, pii, why = ColumnPolicy(policy="keep"), _KIND_SDTYPE[c.kind], False, "the target column: kept"
+            policy, sdtype, pii, why = (
+                ColumnPolicy(policy="keep"),
+                _KIND_SDTYPE[c.kind],
+                False,
+                "the target column: kept",
+            )
         else:
             policy, sdtype, pii, why = rule_for(c)
         if policy.policy == "keep":  # keep a declared public domain (categories, min, max)
@@ -196,7 +276,10 @@ def detect_sdtypes(frame: pd.DataFrame) -> tuple[dict[str, tuple[str, bool]], st
         logging.getLogger("sdv").setLevel(logging.ERROR)
         metadata = Metadata.detect_from_dataframes({"table": sample.reset_index(drop=True)}, infer_keys="primary_only")
     table = metadata.to_dict()["tables"]["table"]
-    detected = {name: (str(info.get("sdtype", "unknown")), bool(info.get("pii", False))) for name, info in table["columns"].items()}
+    detected = {
+        name: (str(info.get("sdtype", "unknown")), bool(info.get("pii", False)))
+        for name, info in table["columns"].items()
+    }
     return detected, table.get("primary_key")
 
 
@@ -221,7 +304,10 @@ def propose(spec: TableSpec, frame: pd.DataFrame, columns: list[Column]) -> list
         elif pii and sdtype in _PII_FAKES:
             proposed, reason = ColumnPolicy(policy="fake", fake=_PII_FAKES[sdtype]), f"personal data ({sdtype}): faked"
         elif pii and c.name in spec.key_columns:  # a key must be published: regenerate it rather than drop it
-            proposed, reason = ColumnPolicy(policy="fake", fake=fake_id), f"key with personal data ({sdtype}): regenerated"
+            proposed, reason = (
+                ColumnPolicy(policy="fake", fake=fake_id),
+                f"key with personal data ({sdtype}): regenerated",
+            )
         elif pii:
             proposed, reason = ColumnPolicy(policy="drop"), f"personal data ({sdtype}) with no faker: dropped"
         else:
@@ -327,7 +413,7 @@ def write_policies(path: str | Path, profiles: list[ColumnProfile]) -> dict[str,
 
 
 def _guess_indent(text: str) -> dict[str, int]:
-    """ruamel's indent settings as the file has them: mapping indent, and where a block sequence's dash sits."""
+    """Ruamel's indent settings as the file has them: mapping indent, and where a block sequence's dash sits."""
     mapping, offset = None, None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     for parent, line in itertools.pairwise(lines):

@@ -23,19 +23,19 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from synthgate.disclosures import DISCLOSED_EXCEPTIONS  # noqa: E402
-from synthgate.evaluation.attacks import AttackRisk  # noqa: E402
-from synthgate.evaluation.scorecard import Evaluation  # noqa: E402
-from synthgate.gates import GateVerdict, Scores  # noqa: E402
-from synthgate.columns import to_numeric  # noqa: E402
-from synthgate.generator.codecs import CategoricalCodec, NumericCodec  # noqa: E402
-from synthgate.generator.synthesizer import DPSynthesizer  # noqa: E402
-from synthgate.schema import ColumnKind  # noqa: E402
-from synthgate.tracking import RunLink  # noqa: E402
+from synthgate.columns import to_numeric
+from synthgate.disclosures import DISCLOSED_EXCEPTIONS
+from synthgate.evaluation.attacks import AttackRisk
+from synthgate.evaluation.scorecard import Evaluation
+from synthgate.gates import GateVerdict, Scores
+from synthgate.generator.codecs import CategoricalCodec, NumericCodec
+from synthgate.generator.synthesizer import DPSynthesizer
+from synthgate.schema import ColumnKind
+from synthgate.tracking import RunLink
 
 
 @dataclass(frozen=True)
@@ -122,46 +122,97 @@ def run_facts(spec: Any, rows: int, privacy: Any, state: dict[str, Any], run: di
 
     tags = run.get("tags", {})
     return RunFacts(
-        table=qualified(spec.target), source_table=qualified(spec.source), rows=rows, epsilon_spent=privacy.spent,
-        started_at=run.get("started_at"), trigger=tags.get("synthgate.trigger"), next_version=state.get("next_version"),
-        current_version=state.get("current_version"), epsilon_total=state.get("epsilon_total"),
-        epsilon_cap=state.get("cap"), resampled_from=privacy.resampled_from, git_commit=tags.get("synthgate.git_commit"),
+        table=qualified(spec.target),
+        source_table=qualified(spec.source),
+        rows=rows,
+        epsilon_spent=privacy.spent,
+        started_at=run.get("started_at"),
+        trigger=tags.get("synthgate.trigger"),
+        next_version=state.get("next_version"),
+        current_version=state.get("current_version"),
+        epsilon_total=state.get("epsilon_total"),
+        epsilon_cap=state.get("cap"),
+        resampled_from=privacy.resampled_from,
+        git_commit=tags.get("synthgate.git_commit"),
         git_dirty={"true": True, "false": False}.get(tags.get("synthgate.git_dirty", "")),
     )
 
 
 #: Each gate as a data steward reads it: a plain name and one line on what it checks and which way is good.
 GATE_EXPLANATIONS: dict[str, tuple[str, str]] = {
-    "quality": ("Overall likeness", "How closely the synthetic table resembles the real one overall (SDMetrics quality, "
-                "the mean of the next two); 1 is identical."),
-    "column_shapes": ("Column distributions", "How closely each column's values are spread like the real column's; "
-                      "1 is identical."),
-    "column_pair_trends": ("Relationships between columns", "How well correlations and co-occurrences between pairs of "
-                           "columns are kept; 1 is identical."),
-    "tvd_1way_excess": ("Single columns, beyond noise", "How much more single columns differ from the real data than a "
-                        "fresh real sample of the same size does; 0 is as close as real data gets."),
+    "quality": (
+        "Overall likeness",
+        "How closely the synthetic table resembles the real one overall (SDMetrics quality, "
+        "the mean of the next two); 1 is identical.",
+    ),
+    "column_shapes": (
+        "Column distributions",
+        "How closely each column's values are spread like the real column's; 1 is identical.",
+    ),
+    "column_pair_trends": (
+        "Relationships between columns",
+        "How well correlations and co-occurrences between pairs of columns are kept; 1 is identical.",
+    ),
+    "tvd_1way_excess": (
+        "Single columns, beyond noise",
+        "How much more single columns differ from the real data than a "
+        "fresh real sample of the same size does; 0 is as close as real data gets.",
+    ),
     "tvd_2way_excess": ("Pairs of columns, beyond noise", "The same for combinations of two columns."),
-    "tvd_3way_excess": ("Triples of columns, beyond noise", "The same for combinations of three columns (a sample of them)."),
-    "tstr": ("Usefulness for prediction", "A model trained on synthetic rows predicts the target column of held-out real "
-             "rows this well."),
-    "utility_gap": ("Prediction loss", "How much worse that model predicts than one trained on the real rows; 0 is no loss."),
-    "dcr_share": ("Closeness to training rows", "Share of synthetic rows nearer to a training row than to a held-out real "
-                  "row; 0.5 means the training rows were not memorised."),
-    "nndr_ratio": ("Distance profile", "Whether synthetic rows sit as distinctly near training rows as near held-out rows "
-                   "(nearest-neighbour distance ratio); 1 means no difference."),
-    "exact_copy_excess": ("Copied rows", "Share of synthetic rows identical to a training row, beyond what chance gives "
-                          "between real rows; 0 is no copying."),
-    "mia_auc": ("Membership guessing", "How well an attacker tells from distances whether a person was in the training "
-                "data; 0.5 is a coin toss."),
-    "singling_out_risk": ("Singling someone out", "How often the synthetic table lets an attacker isolate one real person, "
-                          "beyond a control group of people it never saw; 0 is no risk."),
-    "linkability_risk": ("Linking records", "How often it lets an attacker link two parts of one real person's record, "
-                         "beyond the control group; 0 is no risk."),
-    "inference_risk": ("Guessing a hidden column", "How often it lets an attacker infer a person's column from the others, "
-                       "beyond the control group (worst column); 0 is no risk."),
-    "duplicate_keys": ("Unique keys", "Share of synthetic rows whose declared key repeats another row's; 0 keeps the key a key."),
-    "synthetic_suite": ("Data-quality rules", "The synthetic table passes the data-quality checks (Great Expectations) "
-                        "built for the real table."),
+    "tvd_3way_excess": (
+        "Triples of columns, beyond noise",
+        "The same for combinations of three columns (a sample of them).",
+    ),
+    "tstr": (
+        "Usefulness for prediction",
+        "A model trained on synthetic rows predicts the target column of held-out real rows this well.",
+    ),
+    "utility_gap": (
+        "Prediction loss",
+        "How much worse that model predicts than one trained on the real rows; 0 is no loss.",
+    ),
+    "dcr_share": (
+        "Closeness to training rows",
+        "Share of synthetic rows nearer to a training row than to a held-out real "
+        "row; 0.5 means the training rows were not memorised.",
+    ),
+    "nndr_ratio": (
+        "Distance profile",
+        "Whether synthetic rows sit as distinctly near training rows as near held-out rows "
+        "(nearest-neighbour distance ratio); 1 means no difference.",
+    ),
+    "exact_copy_excess": (
+        "Copied rows",
+        "Share of synthetic rows identical to a training row, beyond what chance gives "
+        "between real rows; 0 is no copying.",
+    ),
+    "mia_auc": (
+        "Membership guessing",
+        "How well an attacker tells from distances whether a person was in the training data; 0.5 is a coin toss.",
+    ),
+    "singling_out_risk": (
+        "Singling someone out",
+        "How often the synthetic table lets an attacker isolate one real person, "
+        "beyond a control group of people it never saw; 0 is no risk.",
+    ),
+    "linkability_risk": (
+        "Linking records",
+        "How often it lets an attacker link two parts of one real person's record, "
+        "beyond the control group; 0 is no risk.",
+    ),
+    "inference_risk": (
+        "Guessing a hidden column",
+        "How often it lets an attacker infer a person's column from the others, "
+        "beyond the control group (worst column); 0 is no risk.",
+    ),
+    "duplicate_keys": (
+        "Unique keys",
+        "Share of synthetic rows whose declared key repeats another row's; 0 keeps the key a key.",
+    ),
+    "synthetic_suite": (
+        "Data-quality rules",
+        "The synthetic table passes the data-quality checks (Great Expectations) built for the real table.",
+    ),
 }
 
 
@@ -208,7 +259,7 @@ def _format_value(value: float, column, unit: bool, span: float | None = None) -
     if column.kind is ColumnKind.DATETIME:
         stamp = pd.Timestamp(value, unit="s")
         return stamp.strftime("%Y-%m-%d" if span is None or span >= 2 * 86400 else "%Y-%m-%d %H:%M")
-    if unit or column.kind is ColumnKind.INTEGER and float(value).is_integer():
+    if unit or (column.kind is ColumnKind.INTEGER and float(value).is_integer()):
         return f"{value:.0f}"
     return f"{value:.4g}"
 
@@ -254,7 +305,8 @@ def _spike_tokens(codec: NumericCodec, shares: list[np.ndarray]) -> list[int]:
     edges = codec.fine_edges[codec.coarse_starts]
     span = float(edges[-1] - edges[0]) or 1.0
     spikes = [
-        c for c in range(codec.n_coarse)
+        c
+        for c in range(codec.n_coarse)
         if (edges[c + 1] - edges[c]) <= SPIKE_WIDTH * span and max(s[c] for s in shares) >= SPIKE_SHARE
     ]
     if codec.n_coarse == 1:  # the released range is one bin: the bin is the column
@@ -293,16 +345,27 @@ def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd
     spikes = _spike_tokens(codec, shares)
     rest = [c for c in range(codec.n_coarse) if c not in spikes]
     panels = (1 if rest else 0) + (1 if spikes else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 if panels == 1 else 6.4, 2.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [3, max(1, min(len(spikes), 4))] if panels == 2 else [1]})
+    fig, axes = plt.subplots(
+        1,
+        panels,
+        figsize=(4.2 if panels == 1 else 6.4, 2.6),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, max(1, min(len(spikes), 4))] if panels == 2 else [1]},
+    )
     axes = list(axes[0])
     if rest:
         ax = axes.pop(0)
         for (label, color), values, token in zip(_SIDES, frames, tokens):
             keep = np.isin(token, rest)
             clipped = np.clip(to_numeric(values, column)[keep], edges[0], edges[-1])
-            ax.hist(clipped, bins=edges, weights=np.full(len(clipped), 1.0 / max(len(token), 1)), alpha=0.55,
-                    label=label, color=color)
+            ax.hist(
+                clipped,
+                bins=edges,
+                weights=np.full(len(clipped), 1.0 / max(len(token), 1)),
+                alpha=0.55,
+                label=label,
+                color=color,
+            )
         if column.kind is ColumnKind.DATETIME:
             _date_axis(ax, span)
         ax.set_ylabel("share of rows", fontsize=7)
@@ -314,8 +377,13 @@ def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd
         positions = np.arange(len(spikes))
         for offset, ((label, color), share) in enumerate(zip(_SIDES, shares)):
             ax.bar(positions + offset * width, [share[t] for t in spikes], width, label=label, color=color)
-        ax.set_xticks(positions + width / 2, [plot_label(_spike_label(codec, column, t), 24) for t in spikes],
-                      rotation=30 if len(spikes) > 1 else 0, ha="right" if len(spikes) > 1 else "center", fontsize=7)
+        ax.set_xticks(
+            positions + width / 2,
+            [plot_label(_spike_label(codec, column, t), 24) for t in spikes],
+            rotation=30 if len(spikes) > 1 else 0,
+            ha="right" if len(spikes) > 1 else "center",
+            fontsize=7,
+        )
         ax.tick_params(labelsize=7)
         ax.set_ylim(0, 1.05)
         if rest:
@@ -339,10 +407,20 @@ def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSyn
                 width = 0.4
                 for offset, (frame, (label, color)) in enumerate(zip((real, synthetic), _SIDES)):
                     shares = frame[column.name].map(str).value_counts(normalize=True)
-                    ax.bar(np.arange(len(labels)) + offset * width, [shares.get(lbl, 0.0) for lbl in labels], width,
-                           label=label, color=color)
-                ax.set_xticks(np.arange(len(labels)) + width / 2, [plot_label(lbl) for lbl in labels], rotation=60,
-                              ha="right", fontsize=7)
+                    ax.bar(
+                        np.arange(len(labels)) + offset * width,
+                        [shares.get(lbl, 0.0) for lbl in labels],
+                        width,
+                        label=label,
+                        color=color,
+                    )
+                ax.set_xticks(
+                    np.arange(len(labels)) + width / 2,
+                    [plot_label(lbl) for lbl in labels],
+                    rotation=60,
+                    ha="right",
+                    fontsize=7,
+                )
                 ax.set_ylabel("share of rows", fontsize=7)
             ax.legend(fontsize=7)
         fig.suptitle(plot_label(column.name), fontsize=9)
@@ -376,13 +454,25 @@ def _rows(rows: list[tuple[str, ...]]) -> str:
 
 
 def _risk_row(r: AttackRisk) -> tuple[str, ...]:
-    return (html.escape(r.name), _f(r.risk), f"[{_f(r.ci_low)}, {_f(r.ci_high)}]", _f(r.attack_rate), _f(r.control_rate),
-            _f(r.baseline_rate), str(r.attacks))
+    return (
+        html.escape(r.name),
+        _f(r.risk),
+        f"[{_f(r.ci_low)}, {_f(r.ci_high)}]",
+        _f(r.attack_rate),
+        _f(r.control_rate),
+        _f(r.baseline_rate),
+        str(r.attacks),
+    )
 
 
 def _fidelity_section(s: Scores, ev: Evaluation | None) -> str:
-    overall = _rows([("SDMetrics quality", _f(s.quality)), ("column shapes", _f(s.column_shapes)),
-                     ("column pair trends", _f(s.column_pair_trends))])
+    overall = _rows(
+        [
+            ("SDMetrics quality", _f(s.quality)),
+            ("column shapes", _f(s.column_shapes)),
+            ("column pair trends", _f(s.column_pair_trends)),
+        ]
+    )
     tvd = _rows([(f"{k}-way", _f(getattr(s, f"tvd_{k}way")), _f(getattr(s, f"tvd_{k}way_holdout"))) for k in (1, 2, 3)])
     per_column = ""
     if ev is not None:
@@ -391,8 +481,12 @@ def _fidelity_section(s: Scores, ev: Evaluation | None) -> str:
             f"<p class='note'>Marginals measured: {counts} (3-way: a seeded sample).</p>"
             "<h3>Per column</h3><table><tr><th>column</th><th>shape score</th><th>1-way TVD synthetic</th>"
             "<th>1-way TVD holdout</th></tr>"
-            + _rows([(html.escape(name), _f(ev.fidelity.per_column.get(name)), _f(synth), _f(hold))
-                     for name, (synth, hold) in ev.marginals.per_column.items()])
+            + _rows(
+                [
+                    (html.escape(name), _f(ev.fidelity.per_column.get(name)), _f(synth), _f(hold))
+                    for name, (synth, hold) in ev.marginals.per_column.items()
+                ]
+            )
             + "</table>"
         )
     return (
@@ -410,7 +504,8 @@ def _utility_section(s: Scores) -> str:
     return (
         f"<section id='utility'><h2>Utility ({html.escape(s.utility_metric or '')} on the real holdout)</h2>"
         "<table><tr><th>model</th><th>TSTR (trained on synthetic)</th><th>TRTR (trained on real, the ceiling)</th></tr>"
-        + rows + "</table></section>"
+        + rows
+        + "</table></section>"
     )
 
 
@@ -429,7 +524,8 @@ def _privacy_section(s: Scores, ev: Evaluation | None) -> str:
             "<h3>Anonymeter attacks (risk = excess success over the holdout control; 95% interval)</h3>"
             "<table><tr><th>attack</th><th>risk</th><th>interval</th><th>success on training</th>"
             "<th>success on holdout (control)</th><th>random baseline</th><th>attacks</th></tr>"
-            + _rows([_risk_row(r) for r in risks]) + "</table>"
+            + _rows([_risk_row(r) for r in risks])
+            + "</table>"
             "<p class='note'>Anonymeter's method (singling out, linkability, inference), implemented in Synthgate: "
             "the <code>anonymeter</code> package requires numpy &lt; 1.27 and cannot be installed beside this "
             "project's pins.</p>"
@@ -441,17 +537,24 @@ def _validity_section(s: Scores, keys: tuple[str, ...]) -> str:
     suite = "passed" if s.synthetic_suite_passed else "failed: " + html.escape(", ".join(s.synthetic_suite_failures))
     key_row = (
         ("declared key (" + html.escape(", ".join(keys)) + "): share of duplicate rows", _f(s.duplicate_key_share))
-        if keys else ("declared key", "none declared")
+        if keys
+        else ("declared key", "none declared")
     )
-    return "<section id='validity'><h2>Validity</h2><table>" + _rows([("synthetic GX suite", suite), key_row]) + "</table></section>"
+    return (
+        "<section id='validity'><h2>Validity</h2><table>"
+        + _rows([("synthetic GX suite", suite), key_row])
+        + "</table></section>"
+    )
 
 
 _REAL_DATA_USE = [
     ("gates, fidelity, utility, privacy tables", "yes: aggregate scores of training and holdout rows"),
     ("distribution plots (real side)", "yes: shares over the generator's DP-released bins and categories only"),
     ("correlation-difference heatmap", "yes: one aggregate correlation per pair of columns"),
-    ("header (table, version, rows, when, budget, code, MLflow run)",
-     "no: the synthetic row count, the accountant's figures and the ledger"),
+    (
+        "header (table, version, rows, when, budget, code, MLflow run)",
+        "no: the synthetic row count, the accountant's figures and the ledger",
+    ),
     ("privacy budget", "no: the accountant's figures"),
     ("synthetic sample", "no: synthetic rows only"),
     ("stage times", "no"),
@@ -477,10 +580,15 @@ def _verdict_sentence(ctx: ReportContext) -> str:
     names = ", ".join(html.escape(gate_title(v.name)) for v in failed)
     stays = ""
     if facts:
-        stays = (f"; {table} stays at version {facts.current_version}" if facts.current_version is not None
-                 else f"; {table} has no published version yet")
-    return (f"Verdict: HELD BACK. {len(failed)} of {len(ctx.verdicts)} gates failed ({names}): nothing from this run "
-            f"is published{stays}.")
+        stays = (
+            f"; {table} stays at version {facts.current_version}"
+            if facts.current_version is not None
+            else f"; {table} has no published version yet"
+        )
+    return (
+        f"Verdict: HELD BACK. {len(failed)} of {len(ctx.verdicts)} gates failed ({names}): nothing from this run "
+        f"is published{stays}."
+    )
 
 
 def _link_html(link: str) -> str:
@@ -489,15 +597,22 @@ def _link_html(link: str) -> str:
     url = html.escape(run.url)
     if run.command is None:
         return f"<a id='mlflow-link' href='{url}'>open the run in the MLflow UI</a>"
-    return (f"Start the MLflow UI with <code id='mlflow-command'>{html.escape(run.command)}</code>, then open "
-            f"<a id='mlflow-link' href='{url}'>{url}</a>")
+    return (
+        f"Start the MLflow UI with <code id='mlflow-command'>{html.escape(run.command)}</code>, then open "
+        f"<a id='mlflow-link' href='{url}'>{url}</a>"
+    )
 
 
 def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
     f = ctx.facts
     rows: list[tuple[str, str]] = []
     if f is not None:
-        rows.append(("Table", f"<code>{html.escape(f.table)}</code>, a synthetic copy of <code>{html.escape(f.source_table)}</code>"))
+        rows.append(
+            (
+                "Table",
+                f"<code>{html.escape(f.table)}</code>, a synthetic copy of <code>{html.escape(f.source_table)}</code>",
+            )
+        )
         if f.next_version is not None:
             now = "never published before" if f.current_version is None else f"now at version {f.current_version}"
             rows.append(("Version", f"{f.next_version} if published ({now})"))
@@ -507,8 +622,10 @@ def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
             rows.append(("When", when + (f", started by {html.escape(f.trigger)}" if f.trigger else "")))
         budget = f"epsilon {f.epsilon_spent:.3g} spent by this run"
         if f.resampled_from:
-            budget += (f" (it re-sampled the model of run <code>{html.escape(f.resampled_from)}</code>; its rows carry "
-                       f"epsilon {ctx.epsilon:.3g})")
+            budget += (
+                f" (it re-sampled the model of run <code>{html.escape(f.resampled_from)}</code>; its rows carry "
+                f"epsilon {ctx.epsilon:.3g})"
+            )
         if f.epsilon_total is not None:
             budget += f"; {f.epsilon_total:.3g} spent on this table in all"
             if f.epsilon_cap is not None:
@@ -517,7 +634,9 @@ def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
                 budget += " (no cap)"
         rows.append(("Privacy budget", budget + f"; delta {ctx.delta:.2g}"))
         if f.git_commit:
-            dirty = {True: " with uncommitted changes (dirty working tree)", False: ""}.get(f.git_dirty, " (working tree state unknown)")
+            dirty = {True: " with uncommitted changes (dirty working tree)", False: ""}.get(
+                f.git_dirty, " (working tree state unknown)"
+            )
             rows.append(("Code", f"commit <code>{html.escape(f.git_commit[:12])}</code>{dirty}"))
     rows.append(("MLflow run", _link_html(ctx.mlflow_link)))
     return rows
@@ -564,7 +683,7 @@ figure{{display:inline-block;margin:.3rem;max-width:100%}} img{{max-width:100%}}
 text-overflow:ellipsis;white-space:nowrap}}
 </style></head><body>
 <h1>Synthetic refresh of <code>{html.escape(title)}</code></h1>
-<section id="summary"><p class="verdict {'ok' if verdict else 'bad'}">{_verdict_sentence(ctx)}</p></section>
+<section id="summary"><p class="verdict {"ok" if verdict else "bad"}">{_verdict_sentence(ctx)}</p></section>
 <section id="facts"><table class="facts">{facts}</table></section>
 <section id="gates"><h2>Gates</h2><p class="note">Every gate must pass before anything is published.</p>
 <table><tr><th>gate</th><th>what it checks</th><th>measured</th><th>required</th><th>context</th><th>verdict</th></tr>{_gate_rows(ctx.verdicts)}</table></section>

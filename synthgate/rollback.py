@@ -74,5 +74,10 @@ def rollback_table(
         "previous_version": moved.previous_version,
         "version_table": moved.version_table,
         "reason": reason,
-        "model": {"name": name, "version": model_version, "production": alias["now"], "previous_production": alias["previous"]},
+        "model": {
+            "name": name,
+            "version": model_version,
+            "production": alias["now"],
+            "previous_production": alias["previous"],
+        },
     }

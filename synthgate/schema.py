@@ -60,7 +60,14 @@ def kind_of(sql_type: sa.types.TypeEngine) -> ColumnKind:
 #: geometric, interval, time of day, bit strings, types the driver does not know) is *unsupported*: the extract
 #: never selects such a column, whose values could not be learned and could reach a log in an error message.
 SUPPORTED_TYPES: tuple[type[sa.types.TypeEngine], ...] = (
-    sa.Boolean, sa.Date, sa.DateTime, sa.Integer, sa.Float, sa.Numeric, sa.String, sa.Uuid,
+    sa.Boolean,
+    sa.Date,
+    sa.DateTime,
+    sa.Integer,
+    sa.Float,
+    sa.Numeric,
+    sa.String,
+    sa.Uuid,
 )
 
 

@@ -13,12 +13,18 @@ from synthgate.errors import SynthgateError
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", frozen=True, extra="forbid", allow_inf_nan=False)
 
-    home: Path = Field(default=Path(".synthgate"), description="Working folder: embedded warehouse, MLflow store, reports.")
+    home: Path = Field(
+        default=Path(".synthgate"), description="Working folder: embedded warehouse, MLflow store, reports."
+    )
     expectations_dir: Path = Field(default=Path("expectations"), description="Where GX suites are kept.")
-    mlflow_tracking_uri: str | None = Field(default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home."
+    )
     trigger: str = Field(default="cli", description="What started the run: cli, schedule, ui, api.")
     default_budget_cap: float = Field(
-        default=10.0, gt=0, description="Organisation default for privacy.cap: total epsilon per table across refreshes."
+        default=10.0,
+        gt=0,
+        description="Organisation default for privacy.cap: total epsilon per table across refreshes.",
     )
     fingerprint_key: SecretStr | None = Field(
         default=None,
@@ -35,15 +41,21 @@ class Settings(BaseSettings):
     openlineage_namespace: str = Field(default="synthgate", description="OpenLineage job namespace.")
 
     dask_address: str | None = Field(
-        default=None, description="refresh-all: Dask scheduler address (tcp://host:8786); tables then run on its workers."
+        default=None,
+        description="refresh-all: Dask scheduler address (tcp://host:8786); tables then run on its workers.",
     )
     dask_workers: int | None = Field(
         default=None, ge=1, le=256, description="refresh-all: start a local Dask cluster of this many worker processes."
     )
     max_parallel_tables: int = Field(
-        default=4, ge=1, le=64, description="refresh-all without Dask: tables refreshed at once, in threads of one process."
+        default=4,
+        ge=1,
+        le=64,
+        description="refresh-all without Dask: tables refreshed at once, in threads of one process.",
     )
-    work_pool: str = Field(default="synthgate", min_length=1, description="Prefect work pool `synthgate deploy` targets.")
+    work_pool: str = Field(
+        default="synthgate", min_length=1, description="Prefect work pool `synthgate deploy` targets."
+    )
 
     def budget_cap(self, spec_cap: float | None) -> float:
         """The table's cap: the spec's own, else the organisation default."""
@@ -52,7 +64,11 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         import os
 
-        return self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return (
+            self.mlflow_tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        )
 
     @property
     def reports_dir(self) -> Path:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import quote, unquote, urlsplit
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -41,13 +41,46 @@ SPEC_HELP = 'README.md, section "A table spec"'
 #: Query parameters whose value is a credential (or a path to key material): references only, masked when shown.
 _CREDENTIAL_PARAM = re.compile(r"pass|pwd|secret|token|key|credential|auth|signature|private|cookie|session", re.I)
 #: Query parameters shown as they are by :func:`redact_url`; the value of every other one is masked.
-_HARMLESS_PARAMS = frozenset({
-    "sslmode", "sslrootcert", "sslcert", "sslcrl", "connect_timeout", "timeout", "application_name", "charset",
-    "client_encoding", "driver", "target_session_attrs", "gssencmode", "keepalives", "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "timezone", "isolation_level", "autocommit", "mode", "check_same_thread",
-    "uri", "encrypt", "trustservercertificate", "warehouse", "role", "account", "region", "project", "schema",
-    "database", "dbname", "host", "port", "location", "dataset",
-})
+_HARMLESS_PARAMS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslcrl",
+        "connect_timeout",
+        "timeout",
+        "application_name",
+        "charset",
+        "client_encoding",
+        "driver",
+        "target_session_attrs",
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "timezone",
+        "isolation_level",
+        "autocommit",
+        "mode",
+        "check_same_thread",
+        "uri",
+        "encrypt",
+        "trustservercertificate",
+        "warehouse",
+        "role",
+        "account",
+        "region",
+        "project",
+        "schema",
+        "database",
+        "dbname",
+        "host",
+        "port",
+        "location",
+        "dataset",
+    }
+)
 _MASK = "***"
 
 
@@ -90,7 +123,14 @@ class WarehouseTable(_Frozen):
             return (backend, database, self.db_schema or "main", self.table)
         default_schema = {"postgresql": "public", "mysql": url.database, "mariadb": url.database}.get(backend)
         host = (url.host or "localhost").lower().replace("127.0.0.1", "localhost")
-        return (backend, host, str(url.port or ""), url.database or "", self.db_schema or default_schema or "", self.table)
+        return (
+            backend,
+            host,
+            str(url.port or ""),
+            url.database or "",
+            self.db_schema or default_schema or "",
+            self.table,
+        )
 
 
 class TargetTable(WarehouseTable):
@@ -124,8 +164,9 @@ class ColumnPolicy(_Frozen):
     """What happens to one column. Declared domains are public knowledge and cost no budget."""
 
     policy: ColumnPolicyName | None = Field(
-        default=None, description="keep, drop, categorical or fake; unset: decided at each refresh from the column's name and SQL "
-        "type (`synthgate profile SPEC --write` records a reviewed policy)."
+        default=None,
+        description="keep, drop, categorical or fake; unset: decided at each refresh from the column's name and SQL "
+        "type (`synthgate profile SPEC --write` records a reviewed policy).",
     )
     fake: FakeKind | None = Field(default=None, description="For policy 'fake': what kind of fake value to generate.")
     categories: list[str | int | bool] | None = Field(
@@ -171,10 +212,15 @@ class Training(_Frozen):
     max_grad_norm: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-2, gt=0)
     embedding_dim: int = Field(default=16, ge=2, le=256)
-    hidden_dim: int = Field(default=32, ge=8, le=2048, description="Width of each column head (small heads suit DP noise).")
+    hidden_dim: int = Field(
+        default=32, ge=8, le=2048, description="Width of each column head (small heads suit DP noise)."
+    )
     numeric_bins: int = Field(default=24, ge=2, le=256)
     target_weight: float = Field(
-        default=1.0, ge=1, le=20, description="Weight of the target column's loss: a larger share of each clipped gradient."
+        default=1.0,
+        ge=1,
+        le=20,
+        description="Weight of the target column's loss: a larger share of each clipped gradient.",
     )
     ema_decay: float = Field(
         default=0.9, ge=0, lt=1, description="Sample from a moving average of the weights (0: off); free under DP."
@@ -186,7 +232,8 @@ class Training(_Frozen):
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     engine: Literal["fast", "opacus"] = Field(
-        default="fast", description="DP-SGD engine: built-in ghost clipping (fast) or Opacus's PrivacyEngine (reference)."
+        default="fast",
+        description="DP-SGD engine: built-in ghost clipping (fast) or Opacus's PrivacyEngine (reference).",
     )
 
 
@@ -241,7 +288,9 @@ class Schedule(_Frozen):
     """When the refresh runs by itself: a cron expression read in a time zone (a Prefect cron schedule)."""
 
     cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *' for 02:00 every day.")
-    timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in, e.g. Europe/Berlin.")
+    timezone: str = Field(
+        default="UTC", description="IANA time zone the cron expression is read in, e.g. Europe/Berlin."
+    )
     active: bool = Field(default=True, description="Set false to keep the schedule but pause it.")
 
     @field_validator("cron")
@@ -263,7 +312,9 @@ class Schedule(_Frozen):
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {timezone!r} (use an IANA name such as UTC or Europe/Berlin)"
+            ) from None
         return timezone
 
 
@@ -272,7 +323,9 @@ class TableSpec(_Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names.")
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", description="Short name: experiment, suite and model names."
+    )
     source: WarehouseTable
     target: TargetTable
     holdout: Holdout = Field(default_factory=lambda: Holdout(fraction=0.2))
@@ -280,7 +333,8 @@ class TableSpec(_Frozen):
     target_column: str | None = Field(default=None, description="Label for train-synthetic-test-real checks.")
     # YAML `keys:`; the attribute is not called `keys`, which would shadow the mapping protocol (dict(spec)).
     key_columns: list[str] = Field(
-        default_factory=list, alias="keys",
+        default_factory=list,
+        alias="keys",
         description="Columns that together identify a row: unique in the synthetic table.",
     )
     privacy: PrivacyBudget
@@ -291,7 +345,9 @@ class TableSpec(_Frozen):
     )
     chunk_size: int = Field(default=50_000, ge=100, description="Rows per chunk when extracting.")
     publishing: Publishing = Field(default_factory=Publishing)
-    schedule: Schedule | None = Field(default=None, description="Cron schedule of the table's deployment (none: on demand).")
+    schedule: Schedule | None = Field(
+        default=None, description="Cron schedule of the table's deployment (none: on demand)."
+    )
 
     def policy(self, column: str) -> ColumnPolicy:
         return self.columns.get(column, ColumnPolicy())
@@ -361,7 +417,12 @@ def redact_url(url: Any, *, drop: bool = False) -> str:
     if host and "@" in host:  # an unescaped @ in the password: what precedes the last @ is password too
         host, password = host.rsplit("@", 1)[1], "x"
     base = URL.create(
-        parsed.drivername, parsed.username, None if drop or password is None else "x", host, parsed.port, parsed.database
+        parsed.drivername,
+        parsed.username,
+        None if drop or password is None else "x",
+        host,
+        parsed.port,
+        parsed.database,
     ).render_as_string(hide_password=True)
     pairs = []
     for key, value in parsed.query.items():
@@ -459,7 +520,11 @@ def _credential_slots(url: str) -> list[tuple[str, str]] | None:
     slots = [("password", password)] if password else []
     for key, value in parsed.query.items():
         if is_credential_param(key):
-            slots += [(f"value of query parameter {key!r}", item) for item in (value if isinstance(value, tuple) else (value,)) if item]
+            slots += [
+                (f"value of query parameter {key!r}", item)
+                for item in (value if isinstance(value, tuple) else (value,))
+                if item
+            ]
     return slots
 
 

@@ -77,12 +77,18 @@ def _mlflow():
 # --- names and descriptions --------------------------------------------------------------------------------------
 
 
-def run_name(spec_name: str, trigger: str | None, status: str | None = None, version: str | int | None = None,
-             resampled: bool = False) -> str:
+def run_name(
+    spec_name: str,
+    trigger: str | None,
+    status: str | None = None,
+    version: str | int | None = None,
+    resampled: bool = False,
+) -> str:
     """``people v5 (cli)`` for a run that published version 5; ``people rejected (schedule)`` for one held back;
     ``people running (cli)`` while it runs."""
     what = {"published": f"v{version}", "rejected": "rejected", "refused": "refused", "failed": "failed"}.get(
-        status or "", "running")
+        status or "", "running"
+    )
     if status == "published" and version is None:
         what = "published"
     how = ", ".join(p for p in (trigger or "", "re-sampled" if resampled else "") if p)
@@ -107,27 +113,39 @@ def audit_note(tags: dict[str, str], metrics: dict[str, float]) -> str:
     fingerprint = tags.get("synthgate.source_fingerprint")
     lines.append(
         f"2. Source snapshot: table `{tags.get('synthgate.source_table', '?')}`, "
-        + (f"keyed fingerprint `{fingerprint[:16]}` (tag `synthgate.source_fingerprint`)" if fingerprint else "not read")
+        + (
+            f"keyed fingerprint `{fingerprint[:16]}` (tag `synthgate.source_fingerprint`)"
+            if fingerprint
+            else "not read"
+        )
     )
     lines.append(f"3. Code: {code_description(tags)}")
     lines.append(f"4. Budget: {budget_description(metrics, tags)}")
     lines.append(f"5. Gates: {gates_description(metrics)}")
     model, version = tags.get("synthgate.model_name"), tags.get("synthgate.model_version")
     if model and version:
-        how = "re-sampled, registered by an earlier run" if tags.get("synthgate.resampled_from") else "registered by this run"
+        how = (
+            "re-sampled, registered by an earlier run"
+            if tags.get("synthgate.resampled_from")
+            else "registered by this run"
+        )
         lines.append(f"6. Model: `{model}` version {version} ({how}; Models tab)")
     else:
         lines.append("6. Model: none registered (only a run whose gates all pass registers one)")
-    lines.append(f"\nTrigger `{tags.get('synthgate.trigger', '?')}`; report: artifact `report/`; spec: artifact `spec.yaml`; "
-                 "column policies: artifact `column_policies.json`.")
+    lines.append(
+        f"\nTrigger `{tags.get('synthgate.trigger', '?')}`; report: artifact `report/`; spec: artifact `spec.yaml`; "
+        "column policies: artifact `column_policies.json`."
+    )
     return "\n".join(lines)
 
 
 def _published(tags: dict[str, str]) -> str:
     status = tags.get("synthgate.status", "running")
     if status == "published":
-        return (f"`{tags.get('synthgate.published_table', '?')}` version {tags.get('synthgate.published_version', '?')} "
-                f"(table `{tags.get('synthgate.published_version_table', '?')}`)")
+        return (
+            f"`{tags.get('synthgate.published_table', '?')}` version {tags.get('synthgate.published_version', '?')} "
+            f"(table `{tags.get('synthgate.published_version_table', '?')}`)"
+        )
     if status == "rejected":
         return "none: the run was rejected (a gate failed), so nothing was published and no model version registered"
     if status == "refused":
@@ -141,25 +159,33 @@ def code_description(tags: dict[str, str], markdown: bool = True) -> str:
     if not commit:
         return "not a git checkout (no commit recorded)"
     dirty = tags.get("synthgate.git_dirty")
-    state = {"true": "with uncommitted changes (dirty working tree)", "false": "clean working tree"}.get(dirty or "", "")
+    state = {"true": "with uncommitted changes (dirty working tree)", "false": "clean working tree"}.get(
+        dirty or "", ""
+    )
     quote = "`" if markdown else ""
     return f"commit {quote}{commit[:12]}{quote}" + (f", {state}" if state else "")
 
 
 def budget_description(metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:
-    spent, total, cap = metrics.get("epsilon_spent"), metrics.get("epsilon_table_total"), metrics.get("epsilon_table_cap")
+    spent, total, cap = (
+        metrics.get("epsilon_spent"),
+        metrics.get("epsilon_table_total"),
+        metrics.get("epsilon_table_cap"),
+    )
     if spent is None:
         return "nothing spent (the run stopped before training)"
     text = f"epsilon {spent:.4g} spent by this run"
     if (tags or {}).get("synthgate.resampled_from"):
         text += " (re-sampled an earlier model: no new spend)"
     if total is not None:
-        text += f"; {total:.4g} spent on this table in all" + (f", of its cap {cap:.4g}" if cap is not None else " (no cap)")
+        text += f"; {total:.4g} spent on this table in all" + (
+            f", of its cap {cap:.4g}" if cap is not None else " (no cap)"
+        )
     return text
 
 
 def gates_description(metrics: dict[str, float]) -> str:
-    gates = {k[len("gate_"):]: v for k, v in metrics.items() if k.startswith("gate_")}
+    gates = {k[len("gate_") :]: v for k, v in metrics.items() if k.startswith("gate_")}
     if not gates:
         return "not evaluated"
     failed = sorted(k for k, v in gates.items() if v < 1)
@@ -216,7 +242,9 @@ def _experiment(client: Any, spec_name: str, artifact_root: Path | None) -> str:
     if experiment is None:
         location = (artifact_root / spec_name).resolve().as_uri() if artifact_root else None
         return client.create_experiment(
-            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, NOTE_TAG: experiment_note(spec_name)}
+            name,
+            artifact_location=location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, NOTE_TAG: experiment_note(spec_name)},
         )
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # an experiment an older release created
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
@@ -226,7 +254,9 @@ def _experiment(client: Any, spec_name: str, artifact_root: Path | None) -> str:
 
 
 @contextmanager
-def start_run(tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_root: Path | None = None) -> Iterator[Any]:
+def start_run(
+    tracking_uri: str, spec_name: str, tags: dict[str, str], artifact_root: Path | None = None
+) -> Iterator[Any]:
     """Open an MLflow run, or raise :class:`TrackingError` naming the store when it is unreachable.
 
     The run is named after the table and ``tags['synthgate.trigger']``, and carries the code version (commit, dirty
@@ -271,13 +301,23 @@ def finish_run(tracking_uri: str, run_id: str, failed: bool, error: BaseExceptio
         tags, metrics = dict(run.data.tags), dict(run.data.metrics)
         if "synthgate.status" not in tags:
             tags["synthgate.status"] = (
-                "rejected" if isinstance(error, GateFailedError) else "refused" if isinstance(error, PrivacyBudgetError)
-                else "failed" if failed else "finished"
+                "rejected"
+                if isinstance(error, GateFailedError)
+                else "refused"
+                if isinstance(error, PrivacyBudgetError)
+                else "failed"
+                if failed
+                else "finished"
             )
             client.set_tag(run_id, "synthgate.status", tags["synthgate.status"])
         status = tags["synthgate.status"]
-        name = run_name(tags.get("synthgate.spec", "?"), tags.get("synthgate.trigger"), status,
-                        tags.get("synthgate.published_version"), bool(tags.get("synthgate.resampled_from")))
+        name = run_name(
+            tags.get("synthgate.spec", "?"),
+            tags.get("synthgate.trigger"),
+            status,
+            tags.get("synthgate.published_version"),
+            bool(tags.get("synthgate.resampled_from")),
+        )
         client.set_tag(run_id, "mlflow.runName", name)
         note = audit_note(tags, metrics)
         client.set_tag(run_id, NOTE_TAG, note)
@@ -298,7 +338,9 @@ def _tag_model_version(client: Any, tags: dict[str, str], note: str) -> None:
         published = tags.get("synthgate.published_version", "?")
         value = published if not earlier or earlier == published else f"{earlier}, {published}"
         client.set_model_version_tag(name, version, "synthgate.table_version", value)
-        client.set_model_version_tag(name, version, "synthgate.published_table", tags.get("synthgate.published_table", "?"))
+        client.set_model_version_tag(
+            name, version, "synthgate.published_table", tags.get("synthgate.published_table", "?")
+        )
         if not tags.get("synthgate.resampled_from"):
             client.update_model_version(name, version, description=note)
     elif tags.get("synthgate.model_registered") == "true":  # registered (gates passed), then the publish failed
@@ -386,8 +428,10 @@ def column_policies(spec: Any, synthesizer: Any) -> dict[str, dict]:
     for column in synthesizer.columns:
         policy = synthesizer.policies.get(column.name)
         declared = column.name in spec.columns and spec.columns[column.name].policy is not None
-        out[column.name] = ((policy.model_dump(exclude_none=True) if policy is not None else {"policy": "keep"})
-                            | {"decided_by": "spec" if declared else "name and SQL type", "sql_type": column.sql_type})
+        out[column.name] = (policy.model_dump(exclude_none=True) if policy is not None else {"policy": "keep"}) | {
+            "decided_by": "spec" if declared else "name and SQL type",
+            "sql_type": column.sql_type,
+        }
     return out
 
 
@@ -411,7 +455,8 @@ def run_tags(spec: Any, trigger: str, flow_run_id: str, deployment: str) -> dict
 def published_tags(published: Any) -> dict[str, str]:
     """The tags of a run whose table version was published."""
     return {
-        "synthgate.status": "published", "synthgate.published_table": published.name,
+        "synthgate.status": "published",
+        "synthgate.published_table": published.name,
         "synthgate.published_version": str(published.version),
         "synthgate.published_version_table": published.version_table,
     }
@@ -575,16 +620,24 @@ def log_generator(
     model = client.get_registered_model(name)
     if not model.description:
         client.update_registered_model(
-            name, description=f"DP generators of table spec `{spec_name}`, one version per model whose gates passed. "
+            name,
+            description=f"DP generators of table spec `{spec_name}`, one version per model whose gates passed. "
             "Alias `production`: the model of the version the published table points at. Each version's tags name "
-            "the table version it produced (`synthgate.table_version`), its epsilon, source fingerprint and run."
+            "the table version it produced (`synthgate.table_version`), its epsilon, source fingerprint and run.",
         )
     return version
 
 
 def record_model(
-    spec: Any, run_id: str, synthesizer: Any, sample: pd.DataFrame, privacy: Any, run_tags: dict[str, str], *,
-    register: bool, model_version: str | None = None,
+    spec: Any,
+    run_id: str,
+    synthesizer: Any,
+    sample: pd.DataFrame,
+    privacy: Any,
+    run_tags: dict[str, str],
+    *,
+    register: bool,
+    model_version: str | None = None,
 ) -> str | None:
     """Log this run's generator, registered (with its tags) only when ``register`` (every gate passed), and tag the
     run with the model version it publishes. A re-sampling run (``privacy.resampled_from``) logs no model: it
@@ -593,15 +646,24 @@ def record_model(
 
     name = model_name(spec.name)
     if privacy.resampled_from is not None:
-        set_tags({"synthgate.resampled_from": privacy.resampled_from}
-                 | ({"synthgate.model_name": name, "synthgate.model_version": model_version} if model_version else {}))
+        set_tags(
+            {"synthgate.resampled_from": privacy.resampled_from}
+            | ({"synthgate.model_name": name, "synthgate.model_version": model_version} if model_version else {})
+        )
         return model_version
     with tempfile.TemporaryDirectory() as tmp:
         generator_dir = synthesizer.save(Path(tmp) / "generator")
-        version = log_generator(generator_dir, spec.name, sample, register=register,
-                                tags=model_version_tags(spec, run_id, privacy, run_tags))
+        version = log_generator(
+            generator_dir,
+            spec.name,
+            sample,
+            register=register,
+            tags=model_version_tags(spec, run_id, privacy, run_tags),
+        )
     if version is not None:
-        set_tags({"synthgate.model_name": name, "synthgate.model_version": version, "synthgate.model_registered": "true"})
+        set_tags(
+            {"synthgate.model_name": name, "synthgate.model_version": version, "synthgate.model_registered": "true"}
+        )
     return version
 
 
@@ -688,7 +750,9 @@ def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any] | None:
         "experiment_id": run.info.experiment_id,
         "name": run.info.run_name,
         "status": run.info.status,
-        "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("synthgate.", "prefect.", "mlflow.source.git"))},
+        "tags": {
+            k: v for k, v in run.data.tags.items() if k.startswith(("synthgate.", "prefect.", "mlflow.source.git"))
+        },
         "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith(("epsilon_", "gate"))},
         "link": run_url(tracking_uri, run_id, run.info.experiment_id),
     }
@@ -710,7 +774,7 @@ def is_server(tracking_uri: str) -> bool:
 def _absolute_store(tracking_uri: str) -> str:
     """A local store's URI with an absolute path (``mlflow ui`` may be started from anywhere)."""
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(Path(tracking_uri[len("sqlite:///") :]).resolve())
     if "://" not in tracking_uri:  # a plain folder: a file store
         return Path(tracking_uri).resolve().as_uri()
     return tracking_uri
@@ -768,7 +832,9 @@ def download_report(tracking_uri: str, run_id: str, destination: Path) -> Path:
     try:
         files = [a.path for a in client.list_artifacts(run_id, "report") if a.path.endswith(".html")]
     except Exception as exc:  # noqa: BLE001 - unknown run or unreachable store
-        raise TrackingError(f"cannot read run {run_id!r} from {_safe_uri(tracking_uri)}: {type(exc).__name__}") from None
+        raise TrackingError(
+            f"cannot read run {run_id!r} from {_safe_uri(tracking_uri)}: {type(exc).__name__}"
+        ) from None
     if not files:
         raise TrackingError(f"run {run_id!r} has no report artifact (a run that failed before checking has none)")
     with tempfile.TemporaryDirectory() as tmp:

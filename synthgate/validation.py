@@ -28,7 +28,20 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "inc
 SOURCE_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 # pandas dtypes GX accepts per kind (GX resolves names through numpy and ``pandas.<Name>``).
-_INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype"]
+_INTS = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "Int8Dtype",
+    "Int16Dtype",
+    "Int32Dtype",
+    "Int64Dtype",
+]
 _DTYPES: dict[ColumnKind, list[str]] = {
     ColumnKind.INTEGER: _INTS + ["float64"],  # integer columns with nulls arrive as float64
     ColumnKind.FLOAT: ["float32", "float64", "Float64Dtype", *_INTS],
@@ -69,7 +82,9 @@ def build_source_suite(spec: TableSpec, columns: list[Column], policies: dict[st
     """Schema, types, non-emptiness and the spec's public domains, as a GX suite (JSON)."""
     gx, _ = _gx()
 
-    suite = gx.ExpectationSuite(name=f"{spec.name}.source", meta={"column_kinds": {c.name: c.kind.value for c in columns}})
+    suite = gx.ExpectationSuite(
+        name=f"{spec.name}.source", meta={"column_kinds": {c.name: c.kind.value for c in columns}}
+    )
     suite.add_expectation(gx.expectations.ExpectTableColumnsToMatchOrderedList(column_list=[c.name for c in columns]))
     suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
     for c in columns:
@@ -90,7 +105,9 @@ def build_synthetic_suite(
     gx, _ = _gx()
 
     kept = published_columns(columns, policies)
-    suite = gx.ExpectationSuite(name=f"{spec.name}.synthetic", meta={"column_kinds": {c.name: c.kind.value for c in kept}})
+    suite = gx.ExpectationSuite(
+        name=f"{spec.name}.synthetic", meta={"column_kinds": {c.name: c.kind.value for c in kept}}
+    )
     suite.add_expectation(gx.expectations.ExpectTableColumnsToMatchOrderedList(column_list=[c.name for c in kept]))
     if rows is not None:
         suite.add_expectation(gx.expectations.ExpectTableRowCountToEqual(value=rows))
@@ -109,14 +126,20 @@ def _column_expectations(suite: Any, policy: ColumnPolicy, column: Column) -> No
         return
     kind = ColumnKind.CATEGORICAL if policy.policy == "categorical" else column.kind
     if policy.policy != "fake":
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInTypeList(column=column.name, type_list=_DTYPES[kind]))
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeInTypeList(column=column.name, type_list=_DTYPES[kind])
+        )
     # At least some values: an all-null column cannot be learned.
     suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column.name, mostly=1e-9))
     if policy.categories is not None:
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(policy.categories)))
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(policy.categories))
+        )
     if policy.min is not None or policy.max is not None:
         suite.add_expectation(
-            gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=policy.min, max_value=policy.max)
+            gx.expectations.ExpectColumnValuesToBeBetween(
+                column=column.name, min_value=policy.min, max_value=policy.max
+            )
         )
 
 
@@ -144,7 +167,9 @@ def load_or_create_source_suite(
     expectations_dir: Path, spec: TableSpec, columns: list[Column], policies: dict[str, ColumnPolicy]
 ) -> tuple[dict[str, Any], bool]:
     """The source suite (created from the schema and the spec's domains when missing) and whether it was created."""
-    return _load_or_create(suite_path(expectations_dir, spec, "source"), lambda: build_source_suite(spec, columns, policies))
+    return _load_or_create(
+        suite_path(expectations_dir, spec, "source"), lambda: build_source_suite(spec, columns, policies)
+    )
 
 
 def load_or_create_synthetic_suite(
@@ -157,7 +182,8 @@ def load_or_create_synthetic_suite(
     drift = schema_drift(suite, published_columns(columns, policies))
     if drift:
         raise DataValidationError(
-            f"the synthetic suite {path} no longer matches the columns {spec.name!r} publishes: " + "; ".join(drift)
+            f"the synthetic suite {path} no longer matches the columns {spec.name!r} publishes: "
+            + "; ".join(drift)
             + ". Review the change, then rewrite the suite with `synthgate suites SPEC --write` (or edit it)"
         )
     return suite, created
@@ -165,7 +191,12 @@ def load_or_create_synthetic_suite(
 
 def with_row_count(suite: dict[str, Any], rows: int) -> dict[str, Any]:
     """``suite`` (not changed) plus this run's own row count, second as in a suite built with ``rows``."""
-    expectation = {"type": "expect_table_row_count_to_equal", "kwargs": {"value": rows}, "meta": {}, "severity": "critical"}
+    expectation = {
+        "type": "expect_table_row_count_to_equal",
+        "kwargs": {"value": rows},
+        "meta": {},
+        "severity": "critical",
+    }
     expectations = [e for e in suite["expectations"] if e["type"] != expectation["type"]]
     return {**suite, "expectations": expectations[:1] + [expectation] + expectations[1:]}
 
@@ -253,7 +284,11 @@ def _scrub(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate_source(
-    expectations_dir: Path, spec: TableSpec, frame: pd.DataFrame, columns: list[Column], policies: dict[str, ColumnPolicy]
+    expectations_dir: Path,
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    columns: list[Column],
+    policies: dict[str, ColumnPolicy],
 ) -> ValidationOutcome:
     """Validate the extract against the saved suite (created on first run). Raises on failure."""
     suite, created = load_or_create_source_suite(expectations_dir, spec, columns, policies)
@@ -294,6 +329,7 @@ def without_not_null(suite: dict[str, Any], columns: list[str]) -> dict[str, Any
     """``suite`` (not changed) without the not-null expectation of ``columns``: columns whose values the budget could
     not locate (a figure 95% of rows leave NULL, on a wide table), which the generator samples as NULL and the run
     logs and reports, rather than place them anywhere. Every other expectation of theirs stands."""
+
     def waived(e: dict[str, Any]) -> bool:
         return e["type"] == "expect_column_values_to_not_be_null" and e["kwargs"].get("column") in columns
 

@@ -45,8 +45,12 @@ def summary_markdown(s: RunSummary) -> str:
         "| | |",
         "|---|---|",
         f"| source table | `{s.source_table}` |",
-        f"| synthetic table | `{s.target_table}`" + (f" ({s.rows_published} rows published)" if s.rows_published else " (not published)") + " |",
-        f"| epsilon spent / budget | {_fmt(s.epsilon_spent)} / {s.epsilon_budget:g}" + (f" ({s.accounting})" if s.accounting else "") + " |",
+        f"| synthetic table | `{s.target_table}`"
+        + (f" ({s.rows_published} rows published)" if s.rows_published else " (not published)")
+        + " |",
+        f"| epsilon spent / budget | {_fmt(s.epsilon_spent)} / {s.epsilon_budget:g}"
+        + (f" ({s.accounting})" if s.accounting else "")
+        + " |",
         f"| delta | {s.delta:g} |",
         f"| MLflow run | {RunLink.from_text(s.mlflow_link).markdown(s.mlflow_run_id)} |",
     ]
@@ -102,7 +106,8 @@ def verdict_artifact(spec_name: str, verdicts: list[GateVerdict], run_url: str, 
     if TaskRunContext.get() is None and FlowRunContext.get() is None:
         return None
     artifact_id = create_markdown_artifact(
-        markdown=verdict_markdown(spec_name, verdicts, run_url, epsilon), key=artifact_key(spec_name, "verdict"),
+        markdown=verdict_markdown(spec_name, verdicts, run_url, epsilon),
+        key=artifact_key(spec_name, "verdict"),
         description="Synthgate gate verdicts",
     )
     return str(artifact_id)
@@ -161,7 +166,8 @@ class TrainingProgress:
         percent = round(100.0 * epoch / max(epochs, 1), 1)
         try:
             update_progress_artifact(
-                self.artifact_id, percent,
+                self.artifact_id,
+                percent,
                 description=f"DP-SGD training of {self.spec_name}: epoch {epoch}/{epochs}, epsilon spent {epsilon:.3f}",
             )
         except Exception as exc:  # noqa: BLE001 - see publish_summary

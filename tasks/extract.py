@@ -19,7 +19,10 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
     """The source table and its keyed fingerprint (the log names columns and the fingerprint, never a count)."""
     extract = extract_table(spec.source, spec.chunk_size, key=key, policies=spec.columns)
     get_run_logger().info(
-        "extracted %s: %d columns, keyed fingerprint %s", spec.source.table, len(extract.columns), extract.fingerprint.short
+        "extracted %s: %d columns, keyed fingerprint %s",
+        spec.source.table,
+        len(extract.columns),
+        extract.fingerprint.short,
     )
     return extract
 
@@ -28,7 +31,9 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a separate table, or a per-row keyed split of the source."""
     if spec.holdout.table is not None:
-        holdout = extract_table(spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table")
+        holdout = extract_table(
+            spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table"
+        )
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
     return split_holdout(source.frame, source.row_hashes, spec.holdout.fraction or 0.2)

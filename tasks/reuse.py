@@ -24,7 +24,9 @@ def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str
         get_run_logger().info(
             "the source is unchanged since version %s (same keyed fingerprint and settings): re-sampling its model "
             "%s v%s, no epsilon spent (refresh with --retrain to train anew)",
-            row["version"], row["model_name"], row["model_version"],
+            row["version"],
+            row["model_name"],
+            row["model_version"],
         )
     return row
 

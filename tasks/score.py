@@ -18,8 +18,13 @@ def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict
     spec = result.spec
     assert result.synthesizer is not None and result.synthetic_check is not None
     evaluation = evaluate(
-        train=result.train, holdout=result.holdout, synthetic=result.synthetic, columns=result.synthesizer.learned,
-        target=spec.target_column, synthetic_suite_failures=result.synthetic_check.failed, keys=spec.key_columns,
+        train=result.train,
+        holdout=result.holdout,
+        synthetic=result.synthetic,
+        columns=result.synthesizer.learned,
+        target=spec.target_column,
+        synthetic_suite_failures=result.synthetic_check.failed,
+        keys=spec.key_columns,
         seed=spec.training.seed,
     )
     verdicts = evaluate_gates(spec.gates, evaluation.scores)
@@ -27,8 +32,12 @@ def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict
     logger.info("evaluation took %.1f s (%s)", sum(evaluation.seconds.values()), evaluation.seconds)
     failed = [v for v in verdicts if not v.passed]
     # One line for the gates that passed (each one's measure is in the gates artifact and the report), one per failure.
-    logger.info("%d of %d gates passed%s", len(verdicts) - len(failed), len(verdicts),
-                f"; failed: {', '.join(v.name for v in failed)}" if failed else "")
+    logger.info(
+        "%d of %d gates passed%s",
+        len(verdicts) - len(failed),
+        len(verdicts),
+        f"; failed: {', '.join(v.name for v in failed)}" if failed else "",
+    )
     for v in verdicts:
         logger.log(logging.WARNING if not v.passed else logging.DEBUG, v.describe())
     return evaluation, verdicts

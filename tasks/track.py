@@ -34,11 +34,19 @@ def log_run(result: RefreshResult) -> str | None:
     tracking.log_report(result.report_path, written.plots)
     verdict_artifact(result.spec.name, result.verdicts, context.mlflow_link, result.privacy.epsilon)
     model_version = tracking.record_model(
-        result.spec, result.run_id, result.synthesizer, result.synthetic, result.privacy, run["tags"],
-        register=result.passed, model_version=result.model_version,
+        result.spec,
+        result.run_id,
+        result.synthesizer,
+        result.synthetic,
+        result.privacy,
+        run["tags"],
+        register=result.passed,
+        model_version=result.model_version,
     )
     get_run_logger().info(
-        "logged run %s to %s (%s)", result.run_id, tracking.safe_uri(result.tracking_uri),
+        "logged run %s to %s (%s)",
+        result.run_id,
+        tracking.safe_uri(result.tracking_uri),
         f"model version {model_version}" if model_version else "no model version registered: a gate failed",
     )
     return model_version

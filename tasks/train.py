@@ -23,7 +23,9 @@ def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:
 
 
 @task(name="train-generator", **PRIVATE)
-def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]) -> DPSynthesizer:
+def train_generator(
+    spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]
+) -> DPSynthesizer:
     logger = get_run_logger()
     synthesizer = DPSynthesizer(columns, effective_policies(profiles), spec.privacy, spec.training, spec.target_column)
 
@@ -39,7 +41,11 @@ def train_generator(spec: TableSpec, train: pd.DataFrame, columns: list[Column],
     summary = synthesizer.fit(train, progress=report)
     logger.info(
         "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f; %s DP-SGD engine",
-        summary.epsilon, summary.accounting, summary.delta, summary.plan.noise_multiplier, summary.engine,
+        summary.epsilon,
+        summary.accounting,
+        summary.delta,
+        summary.plan.noise_multiplier,
+        summary.engine,
     )
     return synthesizer
 

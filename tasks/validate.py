@@ -22,8 +22,11 @@ def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfil
     """Each column's policy from the spec, else from its name and SQL type: no row is read (nothing outside the budget)."""
     logger = get_run_logger()
     profiles = policies_from_schema(spec, columns)
-    undeclared = [f"{p.name} ({p.proposed.policy}{' ' + p.proposed.fake if p.proposed.fake else ''})"
-                  for p in profiles if not p.declared]
+    undeclared = [
+        f"{p.name} ({p.proposed.policy}{' ' + p.proposed.fake if p.proposed.fake else ''})"
+        for p in profiles
+        if not p.declared
+    ]
     if undeclared:
         logger.info(
             "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write` records one): %s",
@@ -43,7 +46,9 @@ def validate_source(
     validation.load_or_create_synthetic_suite(expectations_dir, spec, columns, policies)
     get_run_logger().info(
         "source suite %s: %d expectations passed%s",
-        outcome.suite_name, outcome.evaluated, " (suite created on this run)" if outcome.created_suite else "",
+        outcome.suite_name,
+        outcome.evaluated,
+        " (suite created on this run)" if outcome.created_suite else "",
     )
     return outcome
 
@@ -62,7 +67,8 @@ def validate_synthetic(
     if unreleased:
         get_run_logger().warning(
             "columns sampled as NULL (too few values to locate under this budget; their not-null expectation is "
-            "waived for this run): %s", ", ".join(unreleased),
+            "waived for this run): %s",
+            ", ".join(unreleased),
         )
     outcome = validation.validate_synthetic(
         expectations_dir, spec, synthetic, columns, effective_policies(profiles), unreleased=unreleased

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.neighbors import NearestNeighbors
 
-from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.columns import to_numeric
+from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.schema import Column, ColumnKind
 
 
@@ -51,7 +51,9 @@ def success_rate(attacks: int, successes: int, confidence: float = 0.95) -> Rate
     return Rate(rate, error)
 
 
-def risk_from_counts(name: str, attacks: int, successes: int, control: int, baseline: int, confidence: float = 0.95) -> AttackRisk:
+def risk_from_counts(
+    name: str, attacks: int, successes: int, control: int, baseline: int, confidence: float = 0.95
+) -> AttackRisk:
     """Excess success over the control, clipped to [0, 1], with the propagated error as interval."""
     if attacks == 0:
         return AttackRisk(name, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0)  # no attack could be mounted: no information
@@ -60,7 +62,9 @@ def risk_from_counts(name: str, attacks: int, successes: int, control: int, base
     residual = (a.value - c.value) / margin
     error = sqrt((a.error / margin) ** 2 + (c.error * (a.value - 1) / margin**2) ** 2)
     clip = lambda v: min(max(v, 0.0), 1.0)  # noqa: E731
-    return AttackRisk(name, clip(residual), clip(residual - error), clip(residual + error), a.value, c.value, b.value, attacks)
+    return AttackRisk(
+        name, clip(residual), clip(residual - error), clip(residual + error), a.value, c.value, b.value, attacks
+    )
 
 
 class _Columns:
@@ -74,7 +78,10 @@ class _Columns:
                 for name, frame in frames.items():
                     self.values[name].append(to_numeric(frame[c.name], c))
             else:
-                as_text = {name: frame[c.name].astype(object).where(frame[c.name].notna(), None) for name, frame in frames.items()}
+                as_text = {
+                    name: frame[c.name].astype(object).where(frame[c.name].notna(), None)
+                    for name, frame in frames.items()
+                }
                 domain = pd.Index(pd.unique(pd.concat(as_text.values()).dropna().astype(str)))
                 for name, series in as_text.items():
                     codes = domain.get_indexer(series.astype(str))
@@ -97,8 +104,13 @@ def _matches(data: list[np.ndarray], predicate: list[tuple[int, str, float]]) ->
 
 
 def singling_out(
-    train: pd.DataFrame, control: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column],
-    attacks: int = 300, predicate_columns: int = 5, rng: np.random.Generator | None = None,
+    train: pd.DataFrame,
+    control: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    attacks: int = 300,
+    predicate_columns: int = 5,
+    rng: np.random.Generator | None = None,
 ) -> AttackRisk:
     """Multivariate singling out: predicates built from synthetic rows that isolate one synthetic row.
 
@@ -125,12 +137,16 @@ def singling_out(
         if predicate not in found and _matches(synth, list(predicate)).sum() == 1:
             found.add(predicate)
     predicates = [list(p) for p in found]
-    hits = {name: sum(int(_matches(arrays.values[name], p).sum() == 1) for p in predicates) for name in ("train", "control")}
+    hits = {
+        name: sum(int(_matches(arrays.values[name], p).sum() == 1) for p in predicates) for name in ("train", "control")
+    }
     baseline = _random_predicates(arrays.values["train"], synth, numeric, width, len(predicates), rng)
     return risk_from_counts("singling_out", len(predicates), hits["train"], hits["control"], baseline)
 
 
-def _random_predicates(target: list[np.ndarray], synth: list[np.ndarray], numeric: list[bool], width: int, n: int, rng) -> int:
+def _random_predicates(
+    target: list[np.ndarray], synth: list[np.ndarray], numeric: list[bool], width: int, n: int, rng
+) -> int:
     """How many predicates with values drawn at random from each column's synthetic values single out a record."""
     hits = 0
     for _ in range(n):
@@ -147,7 +163,9 @@ class _Blocks:
 
     def __init__(self, reference: pd.DataFrame, columns: list[Column], frames: dict[str, pd.DataFrame]) -> None:
         self.names = [c.name for c in columns]
-        self.blocks = {name: [FeatureSpace(reference, [c]).transform(frame) for c in columns] for name, frame in frames.items()}
+        self.blocks = {
+            name: [FeatureSpace(reference, [c]).transform(frame) for c in columns] for name, frame in frames.items()
+        }
 
     def select(self, frame: str, names: list[str], rows: np.ndarray | None = None) -> np.ndarray:
         blocks = [self.blocks[frame][self.names.index(n)] for n in names]
@@ -156,8 +174,12 @@ class _Blocks:
 
 
 def linkability(
-    train: pd.DataFrame, control: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column],
-    attacks: int = 300, rng: np.random.Generator | None = None,
+    train: pd.DataFrame,
+    control: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    attacks: int = 300,
+    rng: np.random.Generator | None = None,
 ) -> AttackRisk:
     """Link two halves of a record (alternate columns) through their common nearest synthetic row."""
     rng = rng or np.random.default_rng(0)
@@ -179,8 +201,14 @@ def linkability(
 
 
 def inference(
-    train: pd.DataFrame, control: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column],
-    secrets: list[str], attacks: int = 300, tolerance: float = 0.05, rng: np.random.Generator | None = None,
+    train: pd.DataFrame,
+    control: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: list[Column],
+    secrets: list[str],
+    attacks: int = 300,
+    tolerance: float = 0.05,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, AttackRisk]:
     """For each secret column: guess it from the nearest synthetic row on all other columns.
 
@@ -257,10 +285,14 @@ def anonymeter_risks(
     size = min(len(train), len(holdout), max_rows)
     train = train.iloc[rng.choice(len(train), size, replace=False)].reset_index(drop=True)
     holdout = holdout.iloc[rng.choice(len(holdout), size, replace=False)].reset_index(drop=True)
-    synthetic = synthetic.iloc[rng.choice(len(synthetic), min(len(synthetic), max_rows), replace=False)].reset_index(drop=True)
+    synthetic = synthetic.iloc[rng.choice(len(synthetic), min(len(synthetic), max_rows), replace=False)].reset_index(
+        drop=True
+    )
     names = [c.name for c in columns]
     others = [n for n in names if n != target]
-    picked = [others[i] for i in sorted(rng.choice(len(others), min(len(others), max_secrets - bool(target)), replace=False))]
+    picked = [
+        others[i] for i in sorted(rng.choice(len(others), min(len(others), max_secrets - bool(target)), replace=False))
+    ]
     secrets = ([target] if target in names else []) + picked
     return AnonymeterRisks(
         singling_out=singling_out(train, holdout, synthetic, columns, attacks, rng=rng),

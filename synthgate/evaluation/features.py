@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from synthgate.columns import to_numeric
-from synthgate.schema import Column, ColumnKind
+from synthgate.schema import Column
 
 _MAX_CATEGORIES = 50
 
@@ -22,7 +22,7 @@ class FeatureSpace:
             if c.kind.is_numeric:
                 values = to_numeric(reference[c.name], c)
                 values = values[~np.isnan(values)]
-                lo, hi = (np.quantile(values, [0.01, 0.99]) if values.size else (0.0, 1.0))
+                lo, hi = np.quantile(values, [0.01, 0.99]) if values.size else (0.0, 1.0)
                 self.scales[c.name] = (float(lo), float(hi - lo) or 1.0)
             else:
                 counts = reference[c.name].astype(str).value_counts()
@@ -38,8 +38,11 @@ class FeatureSpace:
                 blocks += [np.clip(np.where(null, 0.0, values), -3, 4)[:, None], null[:, None].astype(float)]
             else:
                 values = frame[c.name].astype(str).to_numpy()
-                blocks.append(np.stack([values == cat for cat in self.categories[c.name]], axis=1).astype(float)
-                              if self.categories[c.name] else np.zeros((len(frame), 0)))
+                blocks.append(
+                    np.stack([values == cat for cat in self.categories[c.name]], axis=1).astype(float)
+                    if self.categories[c.name]
+                    else np.zeros((len(frame), 0))
+                )
         return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
 
 

@@ -63,7 +63,9 @@ def quality(
         column_pair_trends=float(props["Column Pair Trends"]),
         per_column={str(r["Column"]): float(r["Score"]) for _, r in shapes.iterrows() if pd.notna(r["Score"])},
         per_pair={
-            (str(r["Column 1"]), str(r["Column 2"])): float(r["Score"]) for _, r in trends.iterrows() if pd.notna(r["Score"])
+            (str(r["Column 1"]), str(r["Column 2"])): float(r["Score"])
+            for _, r in trends.iterrows()
+            if pd.notna(r["Score"])
         },
     )
 

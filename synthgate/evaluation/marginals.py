@@ -51,7 +51,9 @@ class Discretiser:
             if c.kind.is_numeric:
                 values = to_numeric(train[c.name], c)
                 values = values[~np.isnan(values)]
-                edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])) if values.size else np.array([])
+                edges = (
+                    np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])) if values.size else np.array([])
+                )
                 self.edges[c.name] = edges
             else:
                 counts = train[c.name].dropna().astype(str).value_counts()
@@ -106,17 +108,27 @@ def marginal_tvd(
     """
     rng = np.random.default_rng(seed)
     size = min(len(holdout), len(synthetic), max_rows)
-    train = train.iloc[rng.choice(len(train), min(len(train), 2 * max_rows), replace=False)] if len(train) > 2 * max_rows else train
+    train = (
+        train.iloc[rng.choice(len(train), min(len(train), 2 * max_rows), replace=False)]
+        if len(train) > 2 * max_rows
+        else train
+    )
     holdout = holdout.iloc[rng.choice(len(holdout), size, replace=False)]
     synthetic = synthetic.iloc[rng.choice(len(synthetic), size, replace=False)]
     disc = Discretiser(train, columns, bins)
-    codes = {name: disc.transform(frame) for name, frame in (("train", train), ("holdout", holdout), ("synthetic", synthetic))}
+    codes = {
+        name: disc.transform(frame)
+        for name, frame in (("train", train), ("holdout", holdout), ("synthetic", synthetic))
+    }
     radices = np.array([disc.cardinality(c) for c in columns], dtype=np.int64)
 
     def measure(index: tuple[int, ...]) -> tuple[float, float]:
         cols = list(index)
         ref = codes["train"][:, cols]
-        return (_tvd(codes["synthetic"][:, cols], ref, radices[cols]), _tvd(codes["holdout"][:, cols], ref, radices[cols]))
+        return (
+            _tvd(codes["synthetic"][:, cols], ref, radices[cols]),
+            _tvd(codes["holdout"][:, cols], ref, radices[cols]),
+        )
 
     n = len(columns)
     singles = {(j,): measure((j,)) for j in range(n)}

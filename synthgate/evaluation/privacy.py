@@ -20,8 +20,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.columns import to_numeric
+from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.schema import Column
 
 _NULL = "\x00null"
@@ -119,7 +119,9 @@ def _row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
     return pd.util.hash_pandas_object(normal, index=False).to_numpy()
 
 
-def exact_copy_shares(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]) -> tuple[float, float]:
+def exact_copy_shares(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]
+) -> tuple[float, float]:
     """Share of synthetic rows, and of holdout rows, that equal some training row (all rows of each)."""
     seen = _row_hashes(train, columns)
     share = lambda frame: float(np.isin(_row_hashes(frame, columns), seen).mean()) if len(frame) else 0.0  # noqa: E731

@@ -44,13 +44,23 @@ class Evaluation:
             out[f"tvd_{order}way_max"] = o.synthetic_max
             out[f"tvd_{order}way_holdout_max"] = o.holdout_max
         d = self.distance
-        out |= {"median_dcr_training": d.median_dcr_training, "median_dcr_holdout": d.median_dcr_holdout,
-                "nndr_training": d.nndr_training, "nndr_holdout": d.nndr_holdout}
+        out |= {
+            "median_dcr_training": d.median_dcr_training,
+            "median_dcr_holdout": d.median_dcr_holdout,
+            "nndr_training": d.nndr_training,
+            "nndr_holdout": d.nndr_holdout,
+        }
         attacks = [self.risks.singling_out, self.risks.linkability, *self.risks.inference.values()]
         for r in attacks:
             key = r.name.replace(":", ".")
-            out |= {f"{key}.risk": r.risk, f"{key}.ci_low": r.ci_low, f"{key}.ci_high": r.ci_high, f"{key}.attack_rate": r.attack_rate,
-                    f"{key}.control_rate": r.control_rate, f"{key}.baseline_rate": r.baseline_rate}
+            out |= {
+                f"{key}.risk": r.risk,
+                f"{key}.ci_low": r.ci_low,
+                f"{key}.ci_high": r.ci_high,
+                f"{key}.attack_rate": r.attack_rate,
+                f"{key}.control_rate": r.control_rate,
+                f"{key}.baseline_rate": r.baseline_rate,
+            }
         for name, value in self.seconds.items():
             out[f"seconds_eval_{name}"] = value
         return out
@@ -117,4 +127,3 @@ def evaluate(
         trtr_linear=utility.trtr_linear if utility else None,
     )
     return Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds)
-

@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 
-from synthgate.evaluation.features import FeatureSpace, single_threaded, categorical_codes
+from synthgate.evaluation.features import FeatureSpace, categorical_codes, single_threaded
 from synthgate.schema import Column, ColumnKind
 
 _MAX_MODEL_CATEGORIES = 250
@@ -114,7 +114,9 @@ def _fit_regressor(frame, features, target, x_test, y_test, seed) -> float:
     return float(r2_score(y_true[mask], model.predict(_align(x, x_test))[mask])) if mask.any() else float(np.nan)
 
 
-def _fit_linear(frame: pd.DataFrame, features: list[Column], target: str, positive: str | None, holdout: pd.DataFrame, y_true) -> float:
+def _fit_linear(
+    frame: pd.DataFrame, features: list[Column], target: str, positive: str | None, holdout: pd.DataFrame, y_true
+) -> float:
     """Logistic regression (``positive`` given) or ridge regression on the shared feature view of ``frame``."""
     space = FeatureSpace(frame, features)
     x, x_test = space.transform(frame), space.transform(holdout)

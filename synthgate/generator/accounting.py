@@ -145,9 +145,7 @@ def preprocessing_noise(epsilon: float, delta: float, weight: float, share: floa
     return math.sqrt(weight / (2 * rho))
 
 
-def sgd_noise_for_budget(
-    accountant: PrivacyAccountant, epsilon: float, sample_rate: float, steps: int
-) -> float:
+def sgd_noise_for_budget(accountant: PrivacyAccountant, epsilon: float, sample_rate: float, steps: int) -> float:
     """Smallest DP-SGD noise multiplier such that everything recorded plus training fits ``epsilon``."""
 
     def epsilon_of(sigma: float) -> float:

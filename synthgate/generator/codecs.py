@@ -187,6 +187,9 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             bool(state.get("has_values", True)),
         )
     return CategoricalCodec(
-        column, list(state["categories"]), public=bool(state["public"]), has_nulls=bool(state.get("has_nulls", True)),
+        column,
+        list(state["categories"]),
+        public=bool(state["public"]),
+        has_nulls=bool(state.get("has_nulls", True)),
         has_rare=bool(state.get("has_rare", True)),
     )

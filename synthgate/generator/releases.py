@@ -174,10 +174,16 @@ def dp_range(
     first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
     counts = [(*bounds(i), float(noisy[i])) for i in range(first, last + 1) if not empty[i]]
     return DPRange(
-        bounds(first)[0], bounds(last)[1], counts,
-        core_low=bounds(core_first)[0], core_high=bounds(core_last)[1],
-        inner_low=bounds(core_first)[1], inner_high=bounds(core_last)[0], located=located,
-        mass=max(float(noisy[first : last + 1].sum()), 0.0), sigma=sigma,
+        bounds(first)[0],
+        bounds(last)[1],
+        counts,
+        core_low=bounds(core_first)[0],
+        core_high=bounds(core_last)[1],
+        inner_low=bounds(core_first)[1],
+        inner_high=bounds(core_last)[0],
+        located=located,
+        mass=max(float(noisy[first : last + 1].sum()), 0.0),
+        sigma=sigma,
     )
 
 
@@ -234,9 +240,16 @@ def zoom_range(
     if high <= low or coarse.mass < 2.0 * threshold or inside < 0.5 * coarse.mass:
         return coarse
     return DPRange(
-        low, high, coarse.counts, max(low, coarse.core_low), min(high, coarse.core_high),
-        inner_low=max(low, coarse.inner_low), inner_high=min(high, coarse.inner_high), located=coarse.located,
-        mass=coarse.mass, sigma=coarse.sigma,
+        low,
+        high,
+        coarse.counts,
+        max(low, coarse.core_low),
+        min(high, coarse.core_high),
+        inner_low=max(low, coarse.inner_low),
+        inner_high=min(high, coarse.inner_high),
+        located=coarse.located,
+        mass=coarse.mass,
+        sigma=coarse.sigma,
     )
 
 

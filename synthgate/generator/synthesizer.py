@@ -172,7 +172,8 @@ class DPSynthesizer:
         selection_delta = accountant.delta_selection / max(selected, 1)
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant)
-            for name, kind in self.fakes.items() if kind in KEY_FAKES
+            for name, kind in self.fakes.items()
+            if kind in KEY_FAKES
         }
         self.codecs = []
         for column in self.learned:
@@ -276,7 +277,10 @@ class DPSynthesizer:
         preprocess_seconds = time.perf_counter() - started
         log.info(
             "training plan: %d epochs, expected batch %d, noise multiplier %.3f, %d steps",
-            plan.epochs, plan.expected_batch_size, plan.noise_multiplier, plan.steps,
+            plan.epochs,
+            plan.expected_batch_size,
+            plan.noise_multiplier,
+            plan.steps,
         )
         started = time.perf_counter()
         self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
@@ -307,14 +311,18 @@ class DPSynthesizer:
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
         weights = self._loss_weights()
-        step = self._opacus_step(model, optimizer, tokens, plan, weights) if self.training.engine == "opacus" else DPSGD(
-            model,
-            optimizer,
-            plan.noise_multiplier,
-            self.training.max_grad_norm,
-            plan.expected_batch_size,
-            weights,
-        ).step  # its noise generator is seeded from OS entropy
+        step = (
+            self._opacus_step(model, optimizer, tokens, plan, weights)
+            if self.training.engine == "opacus"
+            else DPSGD(
+                model,
+                optimizer,
+                plan.noise_multiplier,
+                self.training.max_grad_norm,
+                plan.expected_batch_size,
+                weights,
+            ).step
+        )  # its noise generator is seeded from OS entropy
         tokens = tokens.to(self.device)
         n = tokens.shape[0]
         sampler = SecureNoise.torch_generator("cpu")  # Poisson sampling: part of the DP guarantee, OS entropy
@@ -394,7 +402,12 @@ class DPSynthesizer:
             forbidden = [codec.forbidden_tokens for codec in self.codecs]
             tokens = self.network.sample(size, generator, self.device, forbidden).cpu().numpy()
             chunks.append(
-                pd.DataFrame({c.name: codec.decode(tokens[:, j], rng) for j, (c, codec) in enumerate(zip(self.learned, self.codecs))})
+                pd.DataFrame(
+                    {
+                        c.name: codec.decode(tokens[:, j], rng)
+                        for j, (c, codec) in enumerate(zip(self.learned, self.codecs))
+                    }
+                )
             )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
         for name, kind in self.fakes.items():
@@ -438,11 +451,15 @@ class DPSynthesizer:
             training,
             state["target_column"],
         )
-        synth.learned = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]]
+        synth.learned = [
+            Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]
+        ]
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"])]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
-        network = AutoregressiveNet([codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim)
+        network = AutoregressiveNet(
+            [codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim
+        )
         network.load_state_dict(torch.load(path / "weights.pt", map_location=synth.device, weights_only=True))
         synth.network = network.to(synth.device).eval()
         synth.summary = _summary_from_dict(state.get("summary"))

@@ -42,8 +42,13 @@ class Fingerprint:
         return self.digest[:12]
 
     def as_dict(self) -> dict:
-        return {"digest": self.digest, "keyed": "hmac-sha256", "schema_hash": self.schema_hash, "columns": self.columns,
-                "extracted_at": self.extracted_at}
+        return {
+            "digest": self.digest,
+            "keyed": "hmac-sha256",
+            "schema_hash": self.schema_hash,
+            "columns": self.columns,
+            "extracted_at": self.extracted_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,9 @@ def extract_table(
         raise WarehouseError(
             f"reading {qualified(table)!r} from {table.display_url} failed: {type(exc.orig or exc).__name__}"
         ) from exc
-    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    frame = (
+        pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    )
     frame = _normalise_dtypes(frame, columns)
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
@@ -146,7 +153,10 @@ def read_plan(
             if not dropped:
                 log.warning(
                     "column %r of %s has unsupported SQL type %s: left out (never read); declare 'policy: drop' to "
-                    "silence this", c.name, qualified(table), type_name,
+                    "silence this",
+                    c.name,
+                    qualified(table),
+                    type_name,
                 )
                 unsupported.append(c.name)
                 continue

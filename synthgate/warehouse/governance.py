@@ -184,8 +184,16 @@ class LedgerEntry:
     @classmethod
     def for_run(cls, spec: Any, run_id: str, trigger: str) -> LedgerEntry:
         """A refresh's ledger row: the spec's full budget, keyed by its source, under the MLflow run's id."""
-        return cls(run_id, spec.name, spec.source.table, spec.privacy.epsilon, spec.privacy.delta, run_id, trigger,
-                   source_key(spec.source))
+        return cls(
+            run_id,
+            spec.name,
+            spec.source.table,
+            spec.privacy.epsilon,
+            spec.privacy.delta,
+            run_id,
+            trigger,
+            source_key(spec.source),
+        )
 
 
 def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.ColumnElement[bool]:
@@ -195,7 +203,9 @@ def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.Colu
     if source_table:
         legacy_match.append(LEDGER.c.source_table == source_table)
     legacy = sa.and_(LEDGER.c.source_key.is_(None), sa.or_(*legacy_match))
-    return sa.or_(LEDGER.c.spec_name == spec_name, legacy) if key is None else sa.or_(LEDGER.c.source_key == key, legacy)
+    return (
+        sa.or_(LEDGER.c.spec_name == spec_name, legacy) if key is None else sa.or_(LEDGER.c.source_key == key, legacy)
+    )
 
 
 def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None = None, cap: float | None = None) -> None:
@@ -230,7 +240,12 @@ def open_spend(engine: Engine, entry: LedgerEntry, fingerprint: str | None = Non
         )
         if cap is not None:  # leaving the block with an error rolls the insert back
             _refuse_over_cap(
-                conn, entry.spec_name, entry.source_table, entry.source_key, entry.epsilon_budget, cap,
+                conn,
+                entry.spec_name,
+                entry.source_table,
+                entry.source_key,
+                entry.epsilon_budget,
+                cap,
                 exclude_run=entry.run_id,
             )
 
@@ -271,7 +286,8 @@ def _refuse_over_cap(
         shared = (
             f" (spent on source {source_table!r} also under spec name(s) {', '.join(map(repr, others))}: the budget "
             "follows the source table, whatever the spec is called)"
-            if others else ""
+            if others
+            else ""
         )
         raise PrivacyBudgetError(
             f"refresh of {spec_name!r} refused before reading the source: epsilon spent {spent:.4g} + asked "
@@ -461,8 +477,14 @@ def record_event(
 ) -> None:
     conn.execute(
         EVENTS.insert().values(
-            published_table=published_table, action=action, version=version, previous_version=previous_version,
-            run_id=run_id, trigger=trigger, detail=detail, at=now(),
+            published_table=published_table,
+            action=action,
+            version=version,
+            previous_version=previous_version,
+            run_id=run_id,
+            trigger=trigger,
+            detail=detail,
+            at=now(),
         )
     )
 
@@ -513,11 +535,14 @@ def claimed_versions(conn: Connection, published_table: str) -> dict[int, str | 
 def has_older_release_rows(conn: Connection, published_table: str) -> bool:
     """Whether an older release recorded publishing ``published_table`` as a plain table (catalog rows without a
     version): then ``synthgate migrate`` can keep that table as a version."""
-    return conn.execute(
-        sa.select(sa.func.count()).select_from(CATALOG).where(
-            CATALOG.c.published_table == published_table, CATALOG.c.version.is_(None)
-        )
-    ).scalar_one() > 0
+    return (
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(CATALOG)
+            .where(CATALOG.c.published_table == published_table, CATALOG.c.version.is_(None))
+        ).scalar_one()
+        > 0
+    )
 
 
 def _rows(engine: Engine, table: sa.Table, order: sa.Column, key: sa.Column, value: str | None) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ def check_target_names(target: WarehouseTable, engine: Engine) -> None:
     limit = 64 if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.max_identifier_length
     if not limit or engine.dialect.name == "sqlite":
         return
+
     # PostgreSQL counts bytes (it truncates longer names); MySQL/MariaDB count characters.
     def size(name: str) -> int:
         return len(name.encode()) if engine.dialect.name == "postgresql" else len(name)
@@ -110,13 +111,23 @@ def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
         with engine.connect() as conn:
             if dialect == "postgresql":
                 schema = target.db_schema or conn.execute(sa.text("SELECT current_schema()")).scalar()
-                exists = conn.execute(sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}).scalar()
-                allowed = bool(exists) and bool(conn.execute(
-                    sa.text("SELECT has_schema_privilege(current_user, :s, 'CREATE')"), {"s": schema}).scalar())
+                exists = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}
+                ).scalar()
+                allowed = bool(exists) and bool(
+                    conn.execute(
+                        sa.text("SELECT has_schema_privilege(current_user, :s, 'CREATE')"), {"s": schema}
+                    ).scalar()
+                )
             elif dialect in ("mysql", "mariadb"):
                 schema = target.db_schema or conn.execute(sa.text("SELECT DATABASE()")).scalar()
-                exists = schema and conn.execute(sa.text(
-                    "SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": schema}).scalar()
+                exists = (
+                    schema
+                    and conn.execute(
+                        sa.text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"),
+                        {"s": schema},
+                    ).scalar()
+                )
                 allowed = bool(exists) and _mysql_can_create(conn, schema)
             elif dialect == "sqlite":
                 schema = target.db_schema or "main"
@@ -145,11 +156,21 @@ def _mysql_can_create(conn: Connection, schema: str) -> bool:
     grantee = conn.execute(sa.text("SELECT CURRENT_USER()")).scalar() or ""
     user, _, host = grantee.rpartition("@")
     account = f"'{user}'@'{host}'"
-    granted = {r[0] for r in conn.execute(sa.text(
-        "SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": account})}
-    granted |= {r[0] for r in conn.execute(sa.text(
-        "SELECT privilege_type FROM information_schema.schema_privileges WHERE grantee = :g AND :s LIKE table_schema"),
-        {"g": account, "s": schema})}
+    granted = {
+        r[0]
+        for r in conn.execute(
+            sa.text("SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": account}
+        )
+    }
+    granted |= {
+        r[0]
+        for r in conn.execute(
+            sa.text(
+                "SELECT privilege_type FROM information_schema.schema_privileges WHERE grantee = :g AND :s LIKE table_schema"
+            ),
+            {"g": account, "s": schema},
+        )
+    }
     return needed <= granted
 
 
@@ -164,7 +185,11 @@ def _sqlite_writable(conn: Connection, schema: str) -> bool:
         return True
     folder = os.path.dirname(os.path.abspath(path))
     # SQLite writes a journal beside the file: the folder must be writable too.
-    return os.access(path, os.W_OK) and os.access(folder, os.W_OK) and not conn.execute(sa.text("PRAGMA query_only")).scalar()
+    return (
+        os.access(path, os.W_OK)
+        and os.access(folder, os.W_OK)
+        and not conn.execute(sa.text("PRAGMA query_only")).scalar()
+    )
 
 
 def _literal(text: str) -> str:
@@ -183,8 +208,15 @@ def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_row
     chunks = [frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
     if conn.dialect.name != "postgresql":
         for chunk in chunks:
-            chunk.to_sql(table.name, conn, schema=table.schema, index=False, if_exists="append",
-                         method=None if conn.dialect.name == "sqlite" else "multi", chunksize=1000)
+            chunk.to_sql(
+                table.name,
+                conn,
+                schema=table.schema,
+                index=False,
+                if_exists="append",
+                method=None if conn.dialect.name == "sqlite" else "multi",
+                chunksize=1000,
+            )
         return
     columns = ", ".join(quoted(conn, c) for c in frame.columns)
     statement = f"COPY {quoted(conn, table.name, table.schema)} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
@@ -222,13 +254,17 @@ def _csv_column(series: pd.Series) -> list[str]:
         text = series.to_numpy(dtype="float64", na_value=np.nan).astype(str).tolist()
     elif pd.api.types.is_datetime64_any_dtype(dtype):
         aware = getattr(dtype, "tz", None) is not None
-        values = (series.dt.tz_convert("UTC").dt.tz_localize(None) if aware else series).to_numpy(dtype="datetime64[us]")
+        values = (series.dt.tz_convert("UTC").dt.tz_localize(None) if aware else series).to_numpy(
+            dtype="datetime64[us]"
+        )
         text = np.datetime_as_string(values, unit="us").tolist()
         if aware:
             text = [v + "+00:00" for v in text]
     else:
         text = series.astype(str).tolist()
-        quote = np.flatnonzero(pd.Series(text, dtype=object).str.contains(_NEEDS_QUOTES, regex=True).to_numpy(dtype=bool))
+        quote = np.flatnonzero(
+            pd.Series(text, dtype=object).str.contains(_NEEDS_QUOTES, regex=True).to_numpy(dtype=bool)
+        )
         for i in quote:
             text[i] = '"' + text[i].replace('"', '""') + '"'
     for i in np.flatnonzero(series.isna().to_numpy()):
@@ -333,7 +369,9 @@ def _view_versions(conn: Connection, target: WarehouseTable) -> set[int] | None:
     )
     prep = conn.dialect.identifier_preparer
     reads = set()
-    for version in candidates:  # the name as written bare, or quoted (quotes inside a name doubled) as catalogs print it
+    for (
+        version
+    ) in candidates:  # the name as written bare, or quoted (quotes inside a name doubled) as catalogs print it
         name = version_table_name(target.table, version)
         bare = re.compile(r"(?<![\w$])" + re.escape(name) + r"(?![\w$])")
         quoted = {prep.quote_identifier(name), '"' + name.replace('"', '""') + '"', "`" + name.replace("`", "``") + "`"}
@@ -356,7 +394,8 @@ def _foreign_target(conn: Connection, target: WarehouseTable) -> str | None:
         older = (
             ". If an older Synthgate release published it (its catalog says so), `synthgate migrate SPEC` keeps it "
             "as a version behind a view"
-            if governance.has_older_release_rows(conn, target.table) else ""
+            if governance.has_older_release_rows(conn, target.table)
+            else ""
         )
         return f"target {_described(target)} is a table Synthgate did not create: {refuse}{older}"
     reads = _view_versions(conn, target)
@@ -382,9 +421,7 @@ def check_target(target: WarehouseTable) -> None:
         with engine.connect() as conn:
             reason = _foreign_target(conn, target)
     except SQLAlchemyError as exc:
-        raise PublishError(
-            f"checking the target {qualified(target)!r} failed ({driver_error(exc)})"
-        ) from exc
+        raise PublishError(f"checking the target {qualified(target)!r} failed ({driver_error(exc)})") from exc
     if reason is not None:
         raise PublishError(f"{reason}. Nothing was read and no budget was spent")
 
@@ -408,12 +445,16 @@ def publish_refresh(outcome: Any, model_name: str) -> Published:
     spec = outcome.spec
     catalog = governance.catalog_values(outcome, model_name)
     return publish(
-        spec.target, outcome.synthetic, outcome.source.columns, outcome.run_id,
+        spec.target,
+        outcome.synthetic,
+        outcome.source.columns,
+        outcome.run_id,
         governance.publication_record(
             catalog, outcome.privacy, lambda version: version_table_name(spec.target.table, version)
         ),
         keep_versions=spec.publishing.keep_versions,
-        comment=lambda version: governance.lineage_comment(version, catalog), trigger=outcome.trigger,
+        comment=lambda version: governance.lineage_comment(version, catalog),
+        trigger=outcome.trigger,
     )
 
 
@@ -450,7 +491,9 @@ def publish(
                     _refuse_foreign_target(conn, target)  # again, inside the publishing transaction
                     previous = governance.current_version(conn, target.table)
                     table = sa.Table(
-                        name, sa.MetaData(), *(sa.Column(c, t) for c, t in sql_types(columns, frame).items()),
+                        name,
+                        sa.MetaData(),
+                        *(sa.Column(c, t) for c, t in sql_types(columns, frame).items()),
                         schema=target.db_schema,
                     )
                     table.create(conn)
@@ -460,7 +503,10 @@ def publish(
                     governance.record_event(conn, target.table, "publish", version, previous, run_id, trigger)
                     in_transaction(conn, version)
             pruned = prune_versions(engine, target, keep_versions)
-    except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:  # COPY raises the driver's
+    except (
+        SQLAlchemyError,
+        getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
+    ) as exc:  # COPY raises the driver's
         raise PublishError(
             f"publishing {qualified(target)!r} failed ({driver_error(exc)}); the previous version is unchanged and "
             "still published"
@@ -521,7 +567,13 @@ def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
             # Recorded before the rename: on MySQL the rename commits on its own, and a migration killed after it
             # must still be on record (an unrecorded renamed table would be nobody's, and kept forever).
             governance.record_event(
-                conn, target.table, "migrate", version, previous, latest, trigger,
+                conn,
+                target.table,
+                "migrate",
+                version,
+                previous,
+                latest,
+                trigger,
                 detail=f"the table at the target name became version {version} (synthgate migrate)",
             )
             source, renamed = quoted(conn, target.table, target.db_schema), quoted(conn, new_name, target.db_schema)
@@ -567,7 +619,8 @@ def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -
         details = {v: f"beyond keep_versions={keep_versions}" for v in published if v not in keep}
         details |= {
             v: f"left by run {run} (claimed, never published: a killed publish)"
-            for v, run in owned.leftovers.items() if v in on_disk and v not in protected
+            for v, run in owned.leftovers.items()
+            if v in on_disk and v not in protected
         }
         dropped = tuple(sorted(details))
         for version in dropped:
@@ -624,7 +677,9 @@ def rollback(
             ).scalar_one_or_none()
             if conn.dialect.name == "postgresql":
                 source = quoted(conn, kept[to_version], target.db_schema)
-                comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}).scalar()
+                comment = conn.execute(
+                    sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}
+                ).scalar()
                 _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
             governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
     except SQLAlchemyError as exc:
