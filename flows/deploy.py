@@ -1,8 +1,8 @@
 """Register or serve the deployments of ``deployments/prefect.yaml`` on Prefect (the orchestration layer: the core
 ``synthgate.deployments`` only renders the file).
 
-``deploy`` creates or updates them on the Prefect server (workers of a work pool then run the flows); ``serve`` runs the same
-deployments in this process with ``prefect.serve`` (one machine, no work pool). The two never share a deployment: a
+``deploy`` creates or updates them on the Prefect server (workers of a work pool then run the flows); ``serve`` runs the
+same deployments in this process with ``prefect.serve`` (one machine, no work pool). The two never share a deployment: a
 deployment ``serve`` registered has no work pool and no pull steps, so a worker could not start its runs, and one
 ``deploy`` registered would be started by both. ``deploy`` replaces served deployments; ``serve`` refuses pooled ones
 unless told to replace them.
@@ -15,7 +15,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthgate.deployments import (
     PREFECT_FILE,
@@ -28,6 +28,9 @@ from synthgate.deployments import (
     run_directory,
 )
 from synthgate.errors import SpecError, SynthgateError
+
+if TYPE_CHECKING:  # prefect is imported where it is used: the CLI starts without it
+    from prefect import Flow
 
 
 def check_prefect_yaml(root: Path | None = None) -> Path:
@@ -132,7 +135,7 @@ def deploy(
     try:
         with get_client(sync_client=True) as client:
             for d in config["deployments"]:
-                flow = load_flow_from_entrypoint(d["entrypoint"])
+                flow: Flow[..., Any] = load_flow_from_entrypoint(d["entrypoint"])
                 name = f"{flow.name}/{d['name']}"
                 existing = _existing(client, name)
                 if existing is not None and existing.work_pool_name is None:
@@ -188,7 +191,10 @@ def runner_deployments(root: Path | None = None) -> list[Any]:
     from flows.refresh_all import refresh_all
 
     root = root or project_root()
-    flows = {"flows/refresh.py:refresh_table": refresh_table, "flows/refresh_all.py:refresh_all": refresh_all}
+    flows: dict[str, Flow[..., Any]] = {
+        "flows/refresh.py:refresh_table": refresh_table,
+        "flows/refresh_all.py:refresh_all": refresh_all,
+    }
     result = []
     for d in prefect_config(root)["deployments"]:
         schedules = [
@@ -231,7 +237,8 @@ def prepare_serve(replace: bool, root: Path | None = None) -> tuple[list[Any], d
                 f"{', '.join(pooled)} {'is' if len(pooled) == 1 else 'are'} deployed to work pool "
                 f"{', '.join(repr(p) for p in pools)} (`synthgate deploy`): their runs belong to that pool's workers, "
                 "and serving the same names here would break them. Run `synthgate serve --replace` to replace them "
-                f"with deployments served by this process, or keep them and start a worker: prefect worker start --pool {pools[0]}"
+                "with deployments served by this process, or keep them and start a worker: "
+                f"prefect worker start --pool {pools[0]}"
             )
         for existing in pooled.values():
             client.delete_deployment(existing.id)

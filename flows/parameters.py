@@ -25,13 +25,15 @@ class RefreshParameters(BaseModel):
 
     spec_path: str = Field(
         min_length=1,
-        description="Table spec YAML, relative to the project folder the worker runs in (e.g. deployments/tables/adult.yaml).",
+        description="Table spec YAML, relative to the project folder the worker runs in "
+        "(e.g. deployments/tables/adult.yaml).",
     )
     epsilon: float | None = Field(
         default=None,
         gt=0,
         le=100,
-        description="Override the spec's privacy.epsilon for this run (must be positive; the budget cap still applies).",
+        description="Override the spec's privacy.epsilon for this run (must be positive; the budget cap still "
+        "applies).",
     )
     rows: int | None = Field(
         default=None,

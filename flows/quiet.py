@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -37,10 +38,8 @@ _LOGGED = "_synthgate_logged"
 
 def mark_logged(error: BaseException) -> None:
     """Note that the flow logged ``error`` with its traceback: the engine's record of it would repeat it."""
-    try:
+    with contextlib.suppress(AttributeError):  # an exception type without a __dict__
         setattr(error, _LOGGED, True)
-    except AttributeError:  # pragma: no cover - an exception type without a __dict__
-        pass
 
 
 class OneLineSynthgateErrors(logging.Filter):
@@ -48,6 +47,7 @@ class OneLineSynthgateErrors(logging.Filter):
     generic exit record is dropped for it and for an error the flow already logged. Other records pass as they are."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is written; a Synthgate error's record is stripped of its traceback on the way."""
         error = record.exc_info[1] if record.exc_info else None
         if error is None or logging.getLogger("prefect").isEnabledFor(logging.DEBUG):
             return True

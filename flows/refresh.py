@@ -56,7 +56,9 @@ def refresh_table(request: RefreshParameters, trigger: Trigger | None = None) ->
     except TimeoutError:
         raise  # Prefect's own timeout handling
     except Exception as exc:  # noqa: BLE001 - every way out becomes a state
-        return ended(exc)
+        # Prefect makes a returned State the run's final state, and a Python caller gets the dict or the error raised:
+        # the annotation is the caller's view (Prefect's Flow typing passes it on), which a State is not part of
+        return ended(exc)  # type: ignore[return-value]
 
 
 def ended(exc: Exception) -> State:
@@ -134,6 +136,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                 )
             events.source_assertions = lineage.assertions_from_gx(result.source_check.result)
             seed = _generator(result, spend, retrain)
+            assert result.synthesizer is not None  # set by _generator, trained or loaded
             with result.stage("sample"):
                 result.synthetic = sample_rows(spec, result.synthesizer, seed)
             with result.stage("check"):
@@ -157,6 +160,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
             events.published_version, events.output_rows = result.published.version, result.rows
             tracking.set_tags(tracking.published_tags(result.published))
         tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
+    assert result.privacy is not None and result.scores is not None
     get_run_logger().info(
         "refresh of %s published: epsilon spent %.4f (guarantee %.4f), quality %.3f",
         spec.name,
@@ -179,6 +183,7 @@ def _generator(result: RefreshResult, spend: Spend, retrain: bool) -> int | None
         result.privacy, result.model_version = RunPrivacy.resampled(reuse), reuse["model_version"]
         return resampling_seed(spec, result.run_id)
     spend.training()
+    assert result.source is not None and result.train is not None
     with result.stage("train"):
         result.synthesizer = train_generator(spec, result.train, result.source.columns, result.profiles)
     assert result.synthesizer.summary is not None

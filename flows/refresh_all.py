@@ -21,7 +21,7 @@ from synthgate.settings import Settings, get_settings
 from tasks import PRIVATE
 
 
-def build_task_runner(settings: Settings | None = None) -> TaskRunner:
+def build_task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
     """Dask (a scheduler address or a local cluster of processes) when configured, else a thread pool."""
     settings = settings or get_settings()
     if settings.dask_address or settings.dask_workers:
@@ -79,6 +79,10 @@ def refresh_one(spec_path: str, trigger: str) -> dict[str, Any]:
     return _outcome(spec_path, state)
 
 
+#: The default request: every ``*.yaml`` in the tables folder (a frozen model, shared by every call).
+_EVERY_SPEC = RefreshAllParameters()
+
+
 @flow(
     name="refresh-all",
     log_prints=False,
@@ -86,9 +90,7 @@ def refresh_one(spec_path: str, trigger: str) -> dict[str, Any]:
     persist_result=False,
     task_runner=build_task_runner(),
 )
-def refresh_all(
-    request: RefreshAllParameters = RefreshAllParameters(), trigger: Trigger | None = None
-) -> list[dict[str, Any]]:
+def refresh_all(request: RefreshAllParameters = _EVERY_SPEC, trigger: Trigger | None = None) -> list[dict[str, Any]]:
     """Refresh every table spec in a folder in parallel; returns each table's outcome.
 
     Args:

@@ -85,6 +85,9 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict[str, Any]:
+    """The audit record of one table: its versions (source, budget, gates, model), refreshes, rollbacks and
+    migrations, and the chain from the published table back to its run; ``with_mlflow`` adds the runs' and models'
+    MLflow facts."""
     engine = governed_engine(spec.target)
     table = spec.target.table
     catalog = [_plain(r) for r in governance.catalog_rows(engine, spec.name)]

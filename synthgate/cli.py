@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
@@ -17,6 +17,9 @@ from synthgate.deployments import TABLES_DIR
 from synthgate.errors import SynthgateError, UsageError, one_line
 
 if TYPE_CHECKING:
+    # TyperGroup's methods take the Context of the click that typer vendors; typer.Context is a subclass of it.
+    from typer._click import Context as ClickContext
+
     from synthgate.spec import TableSpec
 
 
@@ -26,11 +29,11 @@ class _CleanErrors(TyperGroup):
     unknown option, a value of the wrong type, a missing argument) too: one line naming the option, not click's
     usage box."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         ctx.meta["synthgate.json"] = "--json" in args
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except TyperException as exc:  # a usage error of a subcommand (Exit and Abort are not TyperExceptions)
@@ -205,6 +208,8 @@ def _preflight(table_spec: TableSpec, cap: float) -> None:
 
 
 def _print_result(result: dict, as_json: bool) -> None:
+    from synthgate import tracking
+
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
@@ -212,12 +217,13 @@ def _print_result(result: dict, as_json: bool) -> None:
     if result.get("resampled_from"):
         typer.echo(f"  source unchanged: re-sampled the model of run {result['resampled_from']}, no epsilon spent")
     typer.echo(
-        f"  epsilon spent   {result['epsilon_spent']} (published rows: epsilon {result['epsilon_guarantee']}, delta {result['delta']:g})"
+        f"  epsilon spent   {result['epsilon_spent']} (published rows: epsilon {result['epsilon_guarantee']}, "
+        f"delta {result['delta']:g})"
     )
     typer.echo(
         f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}"
     )
-    typer.echo(f"  MLflow run      {result['mlflow_run_id']} in {result['mlflow_tracking_uri']}")
+    typer.echo(f"  MLflow run      {tracking.run_url(result['mlflow_tracking_uri'], result['mlflow_run_id'])}")
     typer.echo(f"  report          {result['report']}")
 
 
@@ -327,12 +333,13 @@ def budget(
         return
     remaining = "no cap" if cap is None else f"{summary['remaining']:.4g} of cap {cap:g}"
     typer.echo(
-        f"{table_spec.name}: epsilon spent {summary['epsilon_spent']:.4g} over {summary['refreshes']} refreshes; remaining {remaining}"
+        f"{table_spec.name}: epsilon spent {summary['epsilon_spent']:.4g} over {summary['refreshes']} refreshes; "
+        f"remaining {remaining}"
     )
     for row in summary["history"]:
         typer.echo(
-            f"  {row['started_at'][:19]}  {row['status']:9s} epsilon {row['epsilon_spent']:.4g}  delta {row['delta']:.2g}  "
-            f"run {row['mlflow_run_id']}  ({row['trigger']})"
+            f"  {row['started_at'][:19]}  {row['status']:9s} epsilon {row['epsilon_spent']:.4g}  "
+            f"delta {row['delta']:.2g}  run {row['mlflow_run_id']}  ({row['trigger']})"
         )
 
 
@@ -441,7 +448,8 @@ def audit(
         if e["action"] in ("rollback", "migrate"):
             why = f": {e['detail']}" if e["action"] == "rollback" and e.get("detail") else ""
             typer.echo(
-                f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) ({e['trigger']}){why}"
+                f"  {str(e['at'])[:19]}  {e['action']} to v{e['version']} (from v{e['previous_version']}) "
+                f"({e['trigger']}){why}"
             )
     for r in record["refreshes"]:
         if r["unfinished"]:
@@ -482,7 +490,9 @@ def demo(
     from flows.refresh import refresh_table
 
     _console_without_tracebacks()
-    result = refresh_table(str(DEMO_SPEC), trigger="demo")
+    # The flow takes a plain spec path too (RefreshParameters' before-validator), and Prefect records the call's
+    # arguments as the run's parameters: the demo run keeps the path. The flow's annotation names the model only.
+    result = refresh_table(str(DEMO_SPEC), trigger="demo")  # type: ignore[call-overload]
     _print_result(result, as_json)
     if not as_json:
         typer.echo(f"  synthetic table {result['published_table']} in sqlite:///{(home / 'warehouse.db').resolve()}")
@@ -493,7 +503,8 @@ def refresh_all_command(
     specs_dir: Path = typer.Argument(TABLES_DIR, help="Folder of table specs."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
 ) -> None:
-    """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""
+    # The docstring is this command's line in `synthgate --help`, which keeps its line breaks: it stays one line.
+    """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""  # noqa: E501
     _quiet_libraries()
     from flows.parameters import RefreshAllParameters
     from flows.refresh_all import refresh_all
@@ -588,6 +599,7 @@ def serve(
 
 
 def main() -> None:
+    """Entry point of the ``synthgate`` command: run the app; Ctrl-C exits with status 130, without a traceback."""
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

@@ -51,10 +51,12 @@ class Scores:
 
     @property
     def exact_copy_excess(self) -> float:
+        """Share of synthetic rows identical to a training row, less the share chance alone gives (holdout rows)."""
         return self.exact_copies_training - self.exact_copies_holdout
 
     @property
     def utility_gap(self) -> float | None:
+        """The larger drop from TRTR to TSTR over the two models; None when neither pair was measured."""
         gaps = [
             r - s
             for r, s in ((self.trtr, self.tstr), (self.trtr_linear, self.tstr_linear))
@@ -63,6 +65,7 @@ class Scores:
         return max(gaps) if gaps else None
 
     def as_metrics(self) -> dict[str, float]:
+        """The numeric scores and derived excesses and gap as MLflow metrics (name to float)."""
         # A metric that could not be measured (NaN: no column pair to score, say) is left out, never stored as NaN.
         values = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and not _undefined(v)}
         values |= {"exact_copy_excess": self.exact_copy_excess}
@@ -80,6 +83,8 @@ def _undefined(value: float | None) -> bool:
 
 @dataclass(frozen=True)
 class GateVerdict:
+    """One gate's outcome: the metric, whether it passed, what was measured and the threshold it was held to."""
+
     name: str
     passed: bool
     measured: float
@@ -89,9 +94,11 @@ class GateVerdict:
 
     @property
     def measurable(self) -> bool:
+        """Whether the metric was measured at all (its value is not NaN)."""
         return not math.isnan(self.measured)
 
     def describe(self) -> str:
+        """One line for people: the gate, passed or FAILED, the measured value against the required bound."""
         state = "passed" if self.passed else "FAILED"
         if not self.measurable:
             return f"{self.name} {state}: not measured, required {self.comparison} {self.threshold:.4f} [{self.detail}]"
@@ -196,6 +203,7 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
 
 
 def enforce(verdicts: list[GateVerdict]) -> None:
+    """Raise :class:`GateFailedError` naming every failed gate; return quietly when all passed."""
     failed = [v for v in verdicts if not v.passed]
     if failed:
         raise GateFailedError("nothing published: " + "; ".join(v.describe() for v in failed), verdicts=verdicts)

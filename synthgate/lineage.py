@@ -97,6 +97,7 @@ class RunLineage:
         self.output_assertions = assertions_from_gx(gx_result) + gates
 
     def event(self, state: str, error: BaseException | None = None) -> Any:
+        """This refresh's OpenLineage ``RunEvent`` in ``state`` (START, COMPLETE or FAIL), with ``error`` on FAIL."""
         from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
         from openlineage.client.generated import (
             dataset_version_dataset,
@@ -149,7 +150,7 @@ class RunLineage:
             )
         if self.output_assertions:
             target_facets["dataQualityAssertions"] = _assertions(self.output_assertions)
-        output_facets = (
+        output_facets: dict[str, Any] = (
             {
                 "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=self.output_rows
@@ -172,6 +173,7 @@ class RunLineage:
         )
 
     def emit(self, state: str, error: BaseException | None = None) -> None:
+        """Send :meth:`event` to the configured client; a failure is logged as a warning, never raised."""
         try:
             client(self.settings).emit(self.event(state, error))
         except Exception as exc:  # noqa: BLE001 - lineage is best effort; the catalog and MLflow hold the record
@@ -204,8 +206,11 @@ def client(settings: Settings) -> Any:
     if settings.openlineage_url:
         from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-        auth = ApiKeyTokenProvider({"api_key": settings.openlineage_api_key}) if settings.openlineage_api_key else None
-        config = HttpConfig(url=settings.openlineage_url, **({"auth": auth} if auth else {}))
+        if settings.openlineage_api_key:
+            auth = ApiKeyTokenProvider({"api_key": settings.openlineage_api_key})
+            config = HttpConfig(url=settings.openlineage_url, auth=auth)
+        else:
+            config = HttpConfig(url=settings.openlineage_url)
         return OpenLineageClient(transport=HttpTransport(config))
     from openlineage.client.transport.file import FileConfig, FileTransport
 

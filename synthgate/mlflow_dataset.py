@@ -33,6 +33,7 @@ class WarehouseTableSource(DatasetSource):
         return "warehouse_table"
 
     def load(self) -> Any:
+        """Refuse: the real rows are never loaded back from MLflow."""
         raise NotImplementedError("the real table is governed: read it through synthgate's extract, not from MLflow")
 
     @staticmethod
@@ -44,10 +45,12 @@ class WarehouseTableSource(DatasetSource):
         return cls(raw_source.url, raw_source.table, raw_source.db_schema)
 
     def to_dict(self) -> dict[str, Any]:
+        """The source as MLflow stores it: credential-free URL, table and schema."""
         return {"url": self.url, "table": self.table, "schema": self.db_schema}
 
     @classmethod
     def from_dict(cls, source_dict: dict[Any, Any]) -> WarehouseTableSource:
+        """The source back from the mapping :meth:`to_dict` made."""
         return cls(source_dict["url"], source_dict["table"], source_dict.get("schema"))
 
 
@@ -63,18 +66,22 @@ class WarehouseSnapshot(Dataset):
         return self._fingerprint[:36]
 
     def to_dict(self) -> dict[str, str]:
+        """MLflow's dataset fields, plus the schema and profile as JSON strings."""
         return super().to_dict() | {"schema": json.dumps(self.schema), "profile": json.dumps(self.profile)}
 
     @property
     def profile(self) -> Any | None:
+        """The snapshot fingerprint only (no row count, which is not differentially private)."""
         return {"fingerprint": self._fingerprint}  # the row count is not DP: it stays out of MLflow
 
     @property
     def schema(self) -> Any | None:
+        """The column names and their types."""
         return {"columns": [{"name": n, "type": t} for n, t in self._columns.items()]}
 
 
 def log_source_dataset(table: WarehouseTable, fingerprint: str, columns: dict[str, str]) -> None:
+    """Log the source snapshot as the active MLflow run's input dataset, context ``source``."""
     import mlflow
 
     source = WarehouseTableSource(table.url, table.table, table.db_schema)

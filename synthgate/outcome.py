@@ -134,6 +134,7 @@ class RefreshResult:
     def summary(self, verdict: str, error: str | None = None) -> RunSummary:
         """The Prefect summary artifact's content."""
         from synthgate import tracking
+        from synthgate.warehouse.engine import qualified
 
         try:
             link = tracking.run_url(self.tracking_uri, self.run_id)
@@ -142,8 +143,8 @@ class RefreshResult:
         return RunSummary(
             spec_name=self.spec.name,
             verdict=verdict,
-            source_table=self.spec.source.table,
-            target_table=self.spec.target.table,
+            source_table=qualified(self.spec.source),
+            target_table=qualified(self.spec.target),
             epsilon_budget=self.spec.privacy.epsilon,
             delta=self.spec.privacy.delta,
             mlflow_run_id=self.run_id,
@@ -158,6 +159,8 @@ class RefreshResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI's and the flow's return value."""
+        from synthgate import tracking
+
         assert self.published is not None and self.privacy is not None and self.scores is not None
         scores = self.scores
         return {
@@ -182,7 +185,7 @@ class RefreshResult:
             "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
             "gates": {v.name: v.passed for v in self.verdicts},
             "mlflow_run_id": self.run_id,
-            "mlflow_tracking_uri": self.tracking_uri,
+            "mlflow_tracking_uri": tracking.safe_uri(self.tracking_uri),  # never a password
             "model_version": self.model_version,
             "report": str(self.report_path.resolve()),
             "stage_seconds": self.stage_seconds,

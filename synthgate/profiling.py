@@ -172,6 +172,8 @@ _KEY_WORDS = ("id", "uuid", "guid", "uid", "key", "no", "nr", "number", "ref")
 
 @dataclass(frozen=True)
 class ColumnProfile:
+    """One column's proposed policy: its kind and detected sdtype, whether it holds personal data, and why."""
+
     name: str
     kind: ColumnKind
     sdtype: str
@@ -182,7 +184,8 @@ class ColumnProfile:
 
 
 def name_words(name: str) -> list[str]:
-    """``customerEmail_address2`` -> ``["customer", "email", "address"]``: lower-case words, trailing numbers dropped."""
+    """``customerEmail_address2`` -> ``["customer", "email", "address"]``: lower-case words, trailing numbers
+    dropped."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
     spaced = re.sub(r"([A-Za-z])([0-9])|([0-9])([A-Za-z])", r"\1\3 \2\4", spaced)
@@ -380,7 +383,7 @@ def record_policies(path: str | Path, profiles: Iterable[ColumnProfile]) -> dict
         data.insert(position, "columns", added)
         if position:  # comment lines that precede the next key stay in front of it
             _move_trailing_comment(data, keys[position - 1], added)
-    elif added:
+    elif added and columns is not None:  # columns is None was handled above: the narrowing is for mypy
         last = list(columns)[-1] if columns else None
         for key, value in added.items():
             columns[key] = value
@@ -465,7 +468,8 @@ def _flow_map(items: list[tuple[str, Any]]) -> Any:
 
 
 def _yaml_key(name: str) -> Any:
-    """A column name as a key PyYAML (YAML 1.1, used by load_spec) reads back as that string (`on`, `yes`, `1`: quoted)."""
+    """A column name as a key PyYAML (YAML 1.1, used by load_spec) reads back as that string (`on`, `yes`, `1`:
+    quoted)."""
     import yaml as pyyaml
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -34,8 +35,12 @@ from synthgate.evaluation.scorecard import Evaluation
 from synthgate.gates import GateVerdict, Scores
 from synthgate.generator.codecs import CategoricalCodec, NumericCodec
 from synthgate.generator.synthesizer import DPSynthesizer
-from synthgate.schema import ColumnKind
+from synthgate.schema import Column, ColumnKind
 from synthgate.tracking import RunLink
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class RunFacts:
 
 @dataclass(frozen=True)
 class ReportContext:
+    """Everything the report shows of one run besides the plots and the sample: scores, verdicts, budget, facts."""
+
     spec_name: str
     run_id: str
     epsilon: float
@@ -217,10 +224,12 @@ GATE_EXPLANATIONS: dict[str, tuple[str, str]] = {
 
 
 def gate_title(name: str) -> str:
+    """A gate's title for people (its metric name when it has no explanation)."""
     return GATE_EXPLANATIONS.get(name, (name, ""))[0]
 
 
 def gate_explanation(name: str) -> str:
+    """What a gate checks, in a sentence or two for people (empty when it has no explanation)."""
     return GATE_EXPLANATIONS.get(name, (name, ""))[1]
 
 
@@ -236,7 +245,7 @@ def plot_label(value: object, limit: int = MAX_LABEL) -> str:
     return text.replace("$", r"\$")
 
 
-def _png(fig) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -254,7 +263,7 @@ OUTSIDE_SHARE = 0.01
 _SIDES = (("real", "#4c72b0"), ("synthetic", "#dd8452"))
 
 
-def _format_value(value: float, column, unit: bool, span: float | None = None) -> str:
+def _format_value(value: float, column: Column, unit: bool, span: float | None = None) -> str:
     """A DP-released edge or point as a label: a date for a datetime column, an integer where values are whole."""
     if column.kind is ColumnKind.DATETIME:
         stamp = pd.Timestamp(value, unit="s")
@@ -264,7 +273,7 @@ def _format_value(value: float, column, unit: bool, span: float | None = None) -
     return f"{value:.4g}"
 
 
-def _date_axis(ax, span: float) -> None:
+def _date_axis(ax: Axes, span: float) -> None:
     """Epoch seconds on the x axis shown as dates (or date and time for a span under two days)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -276,7 +285,7 @@ def _date_axis(ax, span: float) -> None:
         label.set_horizontalalignment("right")
 
 
-def _tokens(codec: NumericCodec, column, values: pd.Series) -> np.ndarray:
+def _tokens(codec: NumericCodec, column: Column, values: pd.Series) -> np.ndarray:
     """Each row's DP bin (the codec's tokens), with rows beyond the released range as two extra tokens (``n_tokens``
     below, ``n_tokens + 1`` above) instead of clipped into the edge bins."""
     tokens = codec.encode(values)
@@ -317,7 +326,7 @@ def _spike_tokens(codec: NumericCodec, shares: list[np.ndarray]) -> list[int]:
     return spikes + [t for t in extra if max(s[t] for s in shares) > 0]
 
 
-def _spike_label(codec: NumericCodec, column, token: int) -> str:
+def _spike_label(codec: NumericCodec, column: Column, token: int) -> str:
     edges = codec.fine_edges[codec.coarse_starts]
     span = float(edges[-1] - edges[0])
     if token == codec.null_token:
@@ -331,10 +340,13 @@ def _spike_label(codec: NumericCodec, column, token: int) -> str:
     low, high = float(edges[token]), float(edges[token + 1])
     if codec.unit_bins and high - low <= 1.0 + 1e-9:
         return _format_value((low + high) / 2, column, True)
-    return f"{_format_value(low, column, codec.unit_bins, span)} – {_format_value(high, column, codec.unit_bins, span)}"
+    return (
+        f"{_format_value(low, column, codec.unit_bins, span)} \N{EN DASH} "
+        f"{_format_value(high, column, codec.unit_bins, span)}"
+    )
 
 
-def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd.DataFrame):
+def _numeric_plot(column: Column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd.DataFrame) -> Figure:
     """Shares of rows over the DP-released bins: a histogram on the column's axis (dates for a datetime column), and
     beside it one bar per spike (point mass, narrow bin holding many rows), for NULL and for rows beyond the
     released range (which the generator cannot produce), any of which would flatten or hide in the histogram."""
@@ -352,10 +364,10 @@ def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd
         squeeze=False,
         gridspec_kw={"width_ratios": [3, max(1, min(len(spikes), 4))] if panels == 2 else [1]},
     )
-    axes = list(axes[0])
+    panels_left = list(axes[0])
     if rest:
-        ax = axes.pop(0)
-        for (label, color), values, token in zip(_SIDES, frames, tokens):
+        ax = panels_left.pop(0)
+        for (label, color), values, token in zip(_SIDES, frames, tokens, strict=True):
             keep = np.isin(token, rest)
             clipped = np.clip(to_numeric(values, column)[keep], edges[0], edges[-1])
             ax.hist(
@@ -372,10 +384,10 @@ def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     if spikes:
-        ax = axes.pop(0)
+        ax = panels_left.pop(0)
         width = 0.4
         positions = np.arange(len(spikes))
-        for offset, ((label, color), share) in enumerate(zip(_SIDES, shares)):
+        for offset, ((label, color), share) in enumerate(zip(_SIDES, shares, strict=True)):
             ax.bar(positions + offset * width, [share[t] for t in spikes], width, label=label, color=color)
         ax.set_xticks(
             positions + width / 2,
@@ -397,7 +409,7 @@ def _numeric_plot(column, codec: NumericCodec, real: pd.DataFrame, synthetic: pd
 def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer) -> dict[str, str]:
     """Real vs synthetic distribution per learned column, over the DP-released bins and categories."""
     plots: dict[str, str] = {}
-    for column, codec in zip(synthesizer.learned, synthesizer.codecs):
+    for column, codec in zip(synthesizer.learned, synthesizer.codecs, strict=True):
         if isinstance(codec, NumericCodec):
             fig = _numeric_plot(column, codec, real, synthetic)
         else:
@@ -405,7 +417,7 @@ def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSyn
             if isinstance(codec, CategoricalCodec):
                 labels = [str(c) for c in codec.categories[:20]]
                 width = 0.4
-                for offset, (frame, (label, color)) in enumerate(zip((real, synthetic), _SIDES)):
+                for offset, (frame, (label, color)) in enumerate(zip((real, synthetic), _SIDES, strict=True)):
                     shares = frame[column.name].map(str).value_counts(normalize=True)
                     ax.bar(
                         np.arange(len(labels)) + offset * width,
@@ -432,7 +444,12 @@ def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: D
     """Heatmap of |corr(real) - corr(synthetic)| over the learned columns' codes (Spearman on ranks)."""
     names = [c.name for c in synthesizer.learned]
     codes = [
-        pd.DataFrame({c.name: codec.encode(frame[c.name]) for c, codec in zip(synthesizer.learned, synthesizer.codecs)})
+        pd.DataFrame(
+            {
+                c.name: codec.encode(frame[c.name])
+                for c, codec in zip(synthesizer.learned, synthesizer.codecs, strict=True)
+            }
+        )
         for frame in (real, synthetic)
     ]
     diff = (codes[0].corr(method="spearman") - codes[1].corr(method="spearman")).abs().fillna(0).to_numpy()
@@ -449,7 +466,7 @@ def _f(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _rows(rows: list[tuple[str, ...]]) -> str:
+def _rows(rows: Sequence[tuple[str, ...]]) -> str:
     return "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
 
 
@@ -576,7 +593,10 @@ def _verdict_sentence(ctx: ReportContext) -> str:
     table = f"<code>{html.escape(facts.table)}</code>" if facts else "the table"
     if not failed:
         where = f" as version {facts.next_version} of {table}" if facts and facts.next_version else f" to {table}"
-        return f"Verdict: PASSED. All {len(ctx.verdicts)} gates passed: the synthetic rows are cleared for publishing{where}."
+        return (
+            f"Verdict: PASSED. All {len(ctx.verdicts)} gates passed: the synthetic rows are cleared for "
+            f"publishing{where}."
+        )
     names = ", ".join(html.escape(gate_title(v.name)) for v in failed)
     stays = ""
     if facts:
@@ -614,8 +634,8 @@ def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
             )
         )
         if f.next_version is not None:
-            now = "never published before" if f.current_version is None else f"now at version {f.current_version}"
-            rows.append(("Version", f"{f.next_version} if published ({now})"))
+            now = "never published before" if f.current_version is None else f"then at version {f.current_version}"
+            rows.append(("Version", f"{f.next_version}, published if every gate passed ({now}; the catalog says)"))
         rows.append(("Rows", f"{f.rows:,} synthetic rows"))
         if f.started_at is not None:
             when = f.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -634,9 +654,10 @@ def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
                 budget += " (no cap)"
         rows.append(("Privacy budget", budget + f"; delta {ctx.delta:.2g}"))
         if f.git_commit:
-            dirty = {True: " with uncommitted changes (dirty working tree)", False: ""}.get(
-                f.git_dirty, " (working tree state unknown)"
-            )
+            if f.git_dirty is None:
+                dirty = " (working tree state unknown)"
+            else:
+                dirty = " with uncommitted changes (dirty working tree)" if f.git_dirty else ""
             rows.append(("Code", f"commit <code>{html.escape(f.git_commit[:12])}</code>{dirty}"))
     rows.append(("MLflow run", _link_html(ctx.mlflow_link)))
     return rows
@@ -660,6 +681,7 @@ def _sample_html(synthetic_sample: pd.DataFrame) -> str:
 
 
 def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sample: pd.DataFrame) -> str:
+    """The whole report as one HTML page: plots and heatmap are base64 PNGs, the sample is the first synthetic rows."""
     verdict = all(v.passed for v in ctx.verdicts)
     s = ctx.scores
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in ctx.stage_seconds.items())
@@ -670,14 +692,18 @@ def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sa
     )
     facts = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in _facts_rows(ctx))
     title = ctx.facts.table if ctx.facts else ctx.spec_name
+    # A backslash at the end of a line below continues it: the page keeps its long lines, the source does not.
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Synthgate report: {html.escape(ctx.spec_name)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}}
-table{{border-collapse:collapse;margin:.5rem 0;max-width:100%}} td,th{{border:1px solid #ccc;padding:.25rem .6rem;font-size:.9rem}}
-th{{text-align:left;background:#f6f6f6}} tr.ok td:last-child{{color:#1a7f37}} tr.bad td:last-child{{color:#c62828;font-weight:bold}}
+table{{border-collapse:collapse;margin:.5rem 0;max-width:100%}} \
+td,th{{border:1px solid #ccc;padding:.25rem .6rem;font-size:.9rem}}
+th{{text-align:left;background:#f6f6f6}} tr.ok td:last-child{{color:#1a7f37}} \
+tr.bad td:last-child{{color:#c62828;font-weight:bold}}
 .verdict{{font-size:1.3rem;font-weight:bold}} .verdict.ok{{color:#1a7f37}} .verdict.bad{{color:#c62828}}
-figure{{display:inline-block;margin:.3rem;max-width:100%}} img{{max-width:100%}} td.explain{{max-width:28rem}} td.num{{white-space:nowrap}}
+figure{{display:inline-block;margin:.3rem;max-width:100%}} img{{max-width:100%}} \
+td.explain{{max-width:28rem}} td.num{{white-space:nowrap}}
 .note{{color:#666;font-size:.85rem}} figcaption{{font-size:.75rem;color:#666}}
 .scroll{{overflow-x:auto;max-width:100%}} .sample td,.sample th{{font-size:.75rem;max-width:12rem;overflow:hidden;
 text-overflow:ellipsis;white-space:nowrap}}
@@ -686,9 +712,11 @@ text-overflow:ellipsis;white-space:nowrap}}
 <section id="summary"><p class="verdict {"ok" if verdict else "bad"}">{_verdict_sentence(ctx)}</p></section>
 <section id="facts"><table class="facts">{facts}</table></section>
 <section id="gates"><h2>Gates</h2><p class="note">Every gate must pass before anything is published.</p>
-<table><tr><th>gate</th><th>what it checks</th><th>measured</th><th>required</th><th>context</th><th>verdict</th></tr>{_gate_rows(ctx.verdicts)}</table></section>
+<table><tr><th>gate</th><th>what it checks</th><th>measured</th><th>required</th><th>context</th><th>verdict</th></tr>\
+{_gate_rows(ctx.verdicts)}</table></section>
 <section id="budget"><h2>Privacy budget</h2><table>
-<tr><td>epsilon of the published rows (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td><td>{ctx.epsilon:.4f}</td></tr>
+<tr><td>epsilon of the published rows (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td>\
+<td>{ctx.epsilon:.4f}</td></tr>
 <tr><td>delta</td><td>{ctx.delta:.2g}</td></tr></table>
 <p class="note">The checks below read real training and holdout rows after training; they are not covered by epsilon,
 so only aggregates leave them, and none reaches the published table's metadata beyond the overall scores.</p></section>
@@ -712,6 +740,8 @@ own beside the histogram; datetime columns are on a date axis.</p>{figures}</sec
 
 @dataclass(frozen=True)
 class WrittenReport:
+    """Where :func:`write_report` wrote the page, and its plots as PNG bytes."""
+
     path: Path
     plots: dict[str, bytes]  # name -> PNG, also logged to MLflow as images
 

@@ -26,6 +26,7 @@ MAX_REASON = 500
 
 
 def check_reason(reason: str | None) -> str:
+    """The rollback reason on one line; raises :class:`UsageError` when it is missing or longer than MAX_REASON."""
     text = " ".join((reason or "").split())
     if not text:
         raise UsageError("--reason is required: say why the table is rolled back (it is recorded with the rollback)")
@@ -59,7 +60,10 @@ def rollback_table(
     moved = rollback_view(spec.target, to_version, trigger=trigger, reason=reason)
     name, model_version = version_model(spec, moved.version)
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    note = f"{when}: {qualified(spec.target)} rolled back from v{moved.previous_version} to v{moved.version} ({trigger}): {reason}"
+    note = (
+        f"{when}: {qualified(spec.target)} rolled back from v{moved.previous_version} to v{moved.version} "
+        f"({trigger}): {reason}"
+    )
     try:
         alias = tracking.move_production_alias(tracking_uri, name, model_version, note)
     except TrackingError as exc:

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 
 class ColumnKind(StrEnum):
+    """What the generator models a column as, from its declared SQL type."""
+
     INTEGER = "integer"
     FLOAT = "float"
     CATEGORICAL = "categorical"
@@ -20,11 +22,14 @@ class ColumnKind(StrEnum):
 
     @property
     def is_numeric(self) -> bool:
+        """Whether the kind is modelled on a numeric axis (datetimes as seconds since the epoch)."""
         return self in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME)
 
 
 @dataclass(frozen=True)
 class Column:
+    """A source column's structure: name, kind, declared SQL type, and whether a datetime carries a time zone."""
+
     name: str
     kind: ColumnKind
     sql_type: str
@@ -90,6 +95,7 @@ def is_supported(sql_type: sa.types.TypeEngine, dialect: str | None = None) -> b
 
 
 def column_from_sql(name: str, sql_type: sa.types.TypeEngine) -> Column:
+    """The :class:`Column` of a reflected column: its kind, its type as text and its time zone flag."""
     timezone = bool(getattr(sql_type, "timezone", False))
     return Column(name=name, kind=kind_of(sql_type), sql_type=sql_type_name(sql_type), timezone=timezone)
 

@@ -6,9 +6,14 @@ deploys nothing. Everything else of Prefect lives in ``flows/`` and ``tasks/`` (
 
 from __future__ import annotations
 
+from typing import cast
+
 
 def read_secret_block(block: str) -> str:
     """The value of Prefect Secret block ``block``; any failure (no server, no block) raises the library's error."""
     from prefect.blocks.system import Secret
 
-    return str(Secret.load(block).get())
+    # load() is typed "block or coroutine": it returns the coroutine only to a caller inside an event loop, and the
+    # core calls it from synchronous code, where it returns the block.
+    secret = cast(Secret, Secret.load(block))
+    return str(secret.get())

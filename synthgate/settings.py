@@ -11,6 +11,8 @@ from synthgate.errors import SynthgateError
 
 
 class Settings(BaseSettings):
+    """Synthgate's settings, each read from ``SYNTHGATE_<NAME>`` in the environment, else its default."""
+
     model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", frozen=True, extra="forbid", allow_inf_nan=False)
 
     home: Path = Field(
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
         return spec_cap if spec_cap is not None else self.default_budget_cap
 
     def tracking_uri(self) -> str:
+        """The MLflow tracking URI: the setting, else MLFLOW_TRACKING_URI, else a SQLite store under home."""
         import os
 
         return (
@@ -72,14 +75,17 @@ class Settings(BaseSettings):
 
     @property
     def reports_dir(self) -> Path:
+        """Where run reports (HTML) are written."""
         return self.home / "reports"
 
     @property
     def lineage_file(self) -> Path:
+        """The JSON-lines file OpenLineage events go to when no endpoint is configured."""
         return self.home / "lineage" / "openlineage.jsonl"
 
     @property
     def artifacts_dir(self) -> Path:
+        """Where the embedded MLflow store keeps run artifacts."""
         return self.home / "mlartifacts"
 
     @property

@@ -108,10 +108,12 @@ class WarehouseTable(_Frozen):
 
     @property
     def display_url(self) -> str:
+        """The URL with its password and secret query values masked (:func:`redact_url`)."""
         return redact_url(self.url)
 
     @property
     def qualified_name(self) -> str:
+        """``schema.table``, or the table alone when no schema is given."""
         return f"{self.db_schema}.{self.table}" if self.db_schema else self.table
 
     def identity(self) -> tuple[str, ...]:
@@ -350,6 +352,7 @@ class TableSpec(_Frozen):
     )
 
     def policy(self, column: str) -> ColumnPolicy:
+        """The column's declared policy, else an empty one (decided at each refresh from its name and SQL type)."""
         return self.columns.get(column, ColumnPolicy())
 
     def learning_digest(self) -> str:
@@ -447,7 +450,7 @@ def _redact_generic(url: str, drop: bool) -> str:
         netloc = f"{user}:{_MASK}@{hostport}" if ":" in userinfo and not drop else f"{user}@{hostport}"
     pairs = []
     for pair in parts.query.split("&") if parts.query else []:
-        key, sep, value = pair.partition("=")
+        key, sep, _ = pair.partition("=")
         if sep and _shown_param(unquote(key)):
             pairs.append(pair)
         elif not drop:
@@ -551,14 +554,14 @@ def _check_url_credentials(url: str, section: str, where: Path) -> None:
                 raise SpecError(f"{where}: {section}.url holds a literal {what} (a credential): {_REFERENCE_HINT}")
             if token is None:
                 raise SpecError(
-                    f"{where}: {section}.url takes its {what} (a credential) from the literal default of a ${{NAME:-...}} "
-                    f"placeholder: {_REFERENCE_HINT}"
+                    f"{where}: {section}.url takes its {what} (a credential) from the literal default of a "
+                    f"${{NAME:-...}} placeholder: {_REFERENCE_HINT}"
                 )
             match = found[int(token.group(1))]
             if match.group("default") is not None:
                 raise SpecError(
-                    f"{where}: {section}.url gives its {what} (a credential) as ${{{match.group('name')}:-...}}, with a "
-                    f"literal default: {_REFERENCE_HINT}"
+                    f"{where}: {section}.url gives its {what} (a credential) as ${{{match.group('name')}:-...}}, "
+                    f"with a literal default: {_REFERENCE_HINT}"
                 )
 
 
@@ -731,6 +734,7 @@ def _resolve_tree(node: Any, where: Path, path: tuple[Any, ...] = ()) -> Any:
 
 
 def spec_from_dict(data: dict[str, Any], where: str = "spec") -> TableSpec:
+    """Validate a spec mapping; a validation error becomes a :class:`SpecError` naming ``where``."""
     try:
         return TableSpec.model_validate(data)
     except ValidationError as exc:

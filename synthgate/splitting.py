@@ -46,6 +46,7 @@ def _copy_hashes(row_hashes: np.ndarray) -> np.ndarray:
 
 
 def check_holdout_columns(source: list[Column], holdout: list[Column]) -> None:
+    """Refuse a holdout table whose columns or kinds differ from the source's, naming the differences."""
     want = {c.name: c.kind for c in source}
     have = {c.name: c.kind for c in holdout}
     if want != have:

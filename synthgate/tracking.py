@@ -25,11 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from synthgate.errors import SynthgateError, TrackingError
 
@@ -51,10 +53,12 @@ UI_QUERY = "?workflowType=machine_learning"
 
 
 def model_name(spec_name: str) -> str:
+    """The registered model of a table spec: ``synthgate-<name>``."""
     return f"synthgate-{spec_name}"
 
 
 def experiment_name(spec_name: str) -> str:
+    """The MLflow experiment of a table spec: ``synthgate/<name>``."""
     return f"synthgate/{spec_name}"
 
 
@@ -65,10 +69,7 @@ def safe_uri(uri: str) -> str:
     return redact_url(uri)
 
 
-_safe_uri = safe_uri
-
-
-def _mlflow():
+def _mlflow() -> ModuleType:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return mlflow
@@ -96,12 +97,15 @@ def run_name(
 
 
 def experiment_note(spec_name: str) -> str:
+    """The experiment's description: how its runs are named and how to audit a published version from them."""
     return (
         f"Synthetic copies of table spec `{spec_name}`: one run per refresh, named `{spec_name} v<N> (<trigger>)` "
         f"after the version it published (`rejected`, `failed` otherwise).\n\n"
         "**Audit a published version:** open its run. Its description walks the chain published table -> source "
         "snapshot -> code version -> budget -> gates -> model; the tags `synthgate.*` and the metrics "
-        "`epsilon_*` and `gate_*` hold the same facts, the artifact `report/` the full report. The registered model "
+        "`epsilon_*` and `gate_*` hold the same facts (`epsilon_this_run`: this run's spend after each epoch; "
+        "`epsilon_table_total`: the ledger's total on the table), the artifact `report/` the full report. The "
+        "registered model "
         f"`{model_name(spec_name)}` holds one version per published model (alias `production`: the model of the "
         "version the table points at)."
     )
@@ -167,6 +171,7 @@ def code_description(tags: dict[str, str], markdown: bool = True) -> str:
 
 
 def budget_description(metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:
+    """The run's privacy spend: epsilon of this run, and of the table in all against its cap, from the metrics."""
     spent, total, cap = (
         metrics.get("epsilon_spent"),
         metrics.get("epsilon_table_total"),
@@ -185,6 +190,7 @@ def budget_description(metrics: dict[str, float], tags: dict[str, str] | None = 
 
 
 def gates_description(metrics: dict[str, float]) -> str:
+    """The gates' outcome from the ``gate_*`` metrics: all passed, or which failed."""
     gates = {k[len("gate_") :]: v for k, v in metrics.items() if k.startswith("gate_")}
     if not gates:
         return "not evaluated"
@@ -235,12 +241,15 @@ def code_version_tags(repo: Path | None = None) -> dict[str, str]:
 # --- runs --------------------------------------------------------------------------------------------------------
 
 
-def _experiment(client: Any, spec_name: str, artifact_root: Path | None) -> str:
+def _experiment(client: Any, tracking_uri: str, spec_name: str, artifact_root: Path | None) -> str:
     """The table's experiment, created (or fixed) so that the UI opens on its runs."""
     name = experiment_name(spec_name)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        location = (artifact_root / spec_name).resolve().as_uri() if artifact_root else None
+        # A tracking server keeps the artifacts (its own store, readable from the UI and every worker); a local store
+        # keeps them under SYNTHGATE_HOME
+        local = artifact_root is not None and not is_server(tracking_uri)
+        location = (artifact_root / spec_name).resolve().as_uri() if local and artifact_root else None
         return client.create_experiment(
             name,
             artifact_location=location,
@@ -268,14 +277,14 @@ def start_run(
     try:
         mlflow.set_tracking_uri(tracking_uri)
         client = mlflow.MlflowClient(tracking_uri)
-        experiment_id = _experiment(client, spec_name, artifact_root)
+        experiment_id = _experiment(client, tracking_uri, spec_name, artifact_root)
         run = mlflow.start_run(
             experiment_id=experiment_id, tags=tags, run_name=run_name(spec_name, tags.get("synthgate.trigger"))
         )
     except Exception as exc:  # noqa: BLE001 - any failure to open the store stops the run before the data is used
         raise TrackingError(
-            f"MLflow tracking store {_safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was trained "
-            "or published. Check MLFLOW_TRACKING_URI"
+            f"MLflow tracking store {safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was "
+            "trained or published. Check MLFLOW_TRACKING_URI"
         ) from None
     try:
         yield run
@@ -348,14 +357,17 @@ def _tag_model_version(client: Any, tags: dict[str, str], note: str) -> None:
 
 
 def log_params(params: dict[str, Any]) -> None:
+    """Log params to the active run; dict and list values as JSON."""
     _mlflow().log_params({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in params.items()})
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log metrics (as floats) to the active run, at ``step`` when given."""
     _mlflow().log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def set_tags(tags: dict[str, str]) -> None:
+    """Set tags on the active run."""
     _mlflow().set_tags(tags)
 
 
@@ -372,10 +384,12 @@ def active_run_facts() -> dict[str, Any]:
 
 
 def log_dict(data: dict[str, Any], artifact_file: str) -> None:
+    """Log ``data`` as a JSON or YAML artifact of the active run (after ``artifact_file``'s extension)."""
     _mlflow().log_dict(data, artifact_file)
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    """Log a local file or folder as an artifact of the active run, under ``artifact_path`` when given."""
     _mlflow().log_artifact(str(path), artifact_path)
 
 
@@ -574,15 +588,19 @@ def explained_log_failures(tracking_uri: str, report_path: Path) -> Iterator[Non
 # --- the model ---------------------------------------------------------------------------------------------------
 
 
-class SynthesizerPyfunc(mlflow.pyfunc.PythonModel):
+class SynthesizerPyfunc(PythonModel):
     """The generator as an MLflow model: input a frame with ``rows`` (and optionally ``seed``), get rows back."""
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
+        """Load the generator from the model's ``generator`` artifact."""
         from synthgate.generator import DPSynthesizer
 
         self.synthesizer = DPSynthesizer.load(context.artifacts["generator"])
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Sample ``rows`` synthetic rows (the input's first row), seeded by its ``seed`` when given."""
         rows = int(model_input["rows"].iloc[0])
         seed = int(model_input["seed"].iloc[0]) if "seed" in model_input else None
         return self.synthesizer.sample(rows, seed=seed)
@@ -681,7 +699,7 @@ def load_generator(tracking_uri: str, name: str, version: str) -> Any:
             return DPSynthesizer.load(Path(local) / "artifacts" / "generator")
     except Exception as exc:  # noqa: BLE001 - a missing or unreadable model version
         raise TrackingError(
-            f"cannot load model {name} version {version} from {_safe_uri(tracking_uri)} ({type(exc).__name__}): "
+            f"cannot load model {name} version {version} from {safe_uri(tracking_uri)} ({type(exc).__name__}): "
             "refresh with --retrain to train a new one"
         ) from None
 
@@ -700,7 +718,7 @@ def check_registry(tracking_uri: str) -> None:
         _mlflow().MlflowClient(tracking_uri).search_registered_models(max_results=1)
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(
-            f"MLflow tracking store {_safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was "
+            f"MLflow tracking store {safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__}): nothing was "
             "rolled back, since the production alias must move with the table. Check MLFLOW_TRACKING_URI"
         ) from None
 
@@ -731,7 +749,7 @@ def move_production_alias(tracking_uri: str, name: str, version: str | None, not
             client.set_registered_model_tag(name, "synthgate.last_rollback", note)
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(
-            f"could not move alias 'production' of {name} to version {version} in {_safe_uri(tracking_uri)} "
+            f"could not move alias 'production' of {name} to version {version} in {safe_uri(tracking_uri)} "
             f"({type(exc).__name__})"
         ) from None
     return {"previous": None if previous is None else str(previous), "now": version}
@@ -768,6 +786,7 @@ def model_aliases(tracking_uri: str, name: str) -> dict[str, str]:
 
 
 def is_server(tracking_uri: str) -> bool:
+    """Whether the tracking URI is an MLflow server (HTTP or HTTPS) rather than a local store."""
     return tracking_uri.startswith(("http://", "https://"))
 
 
@@ -794,10 +813,12 @@ class RunLink:
 
     @classmethod
     def from_text(cls, text: str) -> RunLink:
+        """The link back from its :attr:`text`."""
         command, sep, url = text.partition("  # then open ")
         return cls(url, command) if sep else cls(text)
 
     def markdown(self, label: str) -> str:
+        """The link in Markdown: ``[label](url)``, or the command to run first and then the URL."""
         if self.command is None:
             return f"[{label}]({self.url})"
         return f"{label}: run `{self.command}`, then open {self.url}"
@@ -813,8 +834,8 @@ def run_link(tracking_uri: str, run_id: str, experiment_id: str | None = None) -
             experiment_id = None
     page = (f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"#/runs/{run_id}") + UI_QUERY
     if is_server(tracking_uri):
-        return RunLink(f"{_safe_uri(tracking_uri).rstrip('/')}/{page}")
-    store = _safe_uri(_absolute_store(tracking_uri))
+        return RunLink(f"{safe_uri(tracking_uri).rstrip('/')}/{page}")
+    store = safe_uri(_absolute_store(tracking_uri))
     return RunLink(f"{LOCAL_UI}/{page}", f"mlflow ui --backend-store-uri {shlex.quote(store)}")
 
 
@@ -832,9 +853,7 @@ def download_report(tracking_uri: str, run_id: str, destination: Path) -> Path:
     try:
         files = [a.path for a in client.list_artifacts(run_id, "report") if a.path.endswith(".html")]
     except Exception as exc:  # noqa: BLE001 - unknown run or unreachable store
-        raise TrackingError(
-            f"cannot read run {run_id!r} from {_safe_uri(tracking_uri)}: {type(exc).__name__}"
-        ) from None
+        raise TrackingError(f"cannot read run {run_id!r} from {safe_uri(tracking_uri)}: {type(exc).__name__}") from None
     if not files:
         raise TrackingError(f"run {run_id!r} has no report artifact (a run that failed before checking has none)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,13 +12,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from synthgate.errors import DataValidationError, SpecError
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, TableSpec
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import EphemeralDataContext
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ _INTS = [
     "Int64Dtype",
 ]
 _DTYPES: dict[ColumnKind, list[str]] = {
-    ColumnKind.INTEGER: _INTS + ["float64"],  # integer columns with nulls arrive as float64
+    ColumnKind.INTEGER: [*_INTS, "float64"],  # integer columns with nulls arrive as float64
     ColumnKind.FLOAT: ["float32", "float64", "Float64Dtype", *_INTS],
     ColumnKind.BOOLEAN: ["bool", "BooleanDtype", "int64", "Int64Dtype"],
     ColumnKind.DATETIME: ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "DatetimeTZDtype"],
@@ -53,6 +57,8 @@ _DTYPES: dict[ColumnKind, list[str]] = {
 
 @dataclass(frozen=True)
 class ValidationOutcome:
+    """One suite run on one table: whether it passed, how many expectations ran and which failed (names only)."""
+
     suite_name: str
     success: bool
     evaluated: int
@@ -62,10 +68,11 @@ class ValidationOutcome:
 
 
 def suite_path(expectations_dir: Path, spec: TableSpec, kind: str) -> Path:
+    """Where a table's suite of ``kind`` (``source`` or ``synthetic``) is kept: ``<dir>/<table>.<kind>.json``."""
     return expectations_dir / f"{spec.name}.{kind}.json"
 
 
-def _gx():
+def _gx() -> tuple[ModuleType, EphemeralDataContext]:
     """GX with an ephemeral (in-memory) context, quiet: suites live as JSON in the repo, not in a GX project."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -198,7 +205,7 @@ def with_row_count(suite: dict[str, Any], rows: int) -> dict[str, Any]:
         "severity": "critical",
     }
     expectations = [e for e in suite["expectations"] if e["type"] != expectation["type"]]
-    return {**suite, "expectations": expectations[:1] + [expectation] + expectations[1:]}
+    return {**suite, "expectations": [*expectations[:1], expectation, *expectations[1:]]}
 
 
 def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
@@ -255,7 +262,8 @@ def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
     names = {c.name for c in columns}
     if spec.target_column is not None and spec.target_column not in names:
         raise SpecError(
-            f"target_column {spec.target_column!r} is not a column of {spec.source.table!r}: fix target_column in the spec"
+            f"target_column {spec.target_column!r} is not a column of {spec.source.table!r}: fix target_column in the "
+            "spec"
         )
     unknown = sorted(set(spec.columns) - names)
     if unknown:

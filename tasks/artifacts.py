@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -39,6 +40,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def summary_markdown(s: RunSummary) -> str:
+    """The run summary artifact's markdown: verdict, tables, epsilon, headline scores, gates and any error."""
     lines = [
         f"# Synthgate refresh of `{s.spec_name}`: **{s.verdict}**",
         "",
@@ -57,7 +59,8 @@ def summary_markdown(s: RunSummary) -> str:
     if s.scores is not None:
         sc = s.scores
         lines += [
-            f"| quality (SDMetrics) | {_fmt(sc.quality)} (column shapes {_fmt(sc.column_shapes)}, pair trends {_fmt(sc.column_pair_trends)}) |",
+            f"| quality (SDMetrics) | {_fmt(sc.quality)} (column shapes {_fmt(sc.column_shapes)}, "
+            f"pair trends {_fmt(sc.column_pair_trends)}) |",
             f"| TSTR AUC / TRTR AUC | {_fmt(sc.tstr)} / {_fmt(sc.trtr)} |",
             f"| DCR share | {_fmt(sc.dcr_share)} |",
         ]
@@ -71,6 +74,7 @@ def summary_markdown(s: RunSummary) -> str:
 
 
 def gate_rows(verdicts: Iterable[GateVerdict]) -> list[dict[str, object]]:
+    """The rows of the gates table artifact: each gate's measure, requirement and verdict."""
     return [
         {
             "gate": v.name,
@@ -154,13 +158,21 @@ class TrainingProgress:
         self.spec_name = spec_name
         self.artifact_id: UUID | None = None
         try:
-            self.artifact_id = create_progress_artifact(
-                0.0, key=artifact_key(spec_name, "training"), description=f"DP-SGD training of {spec_name}: starting"
+            # a UUID: training runs in a sync task, where Prefect's async_dispatch calls the sync implementation
+            self.artifact_id = cast(
+                UUID,
+                create_progress_artifact(
+                    0.0,
+                    key=artifact_key(spec_name, "training"),
+                    description=f"DP-SGD training of {spec_name}: starting",
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - see publish_summary
             get_run_logger().warning("could not create the progress artifact: %s", type(exc).__name__)
 
     def update(self, epoch: int, epochs: int, epsilon: float) -> None:
+        """Set the artifact to ``epoch`` of ``epochs`` and the epsilon spent so far (a no-op when it was not
+        created)."""
         if self.artifact_id is None:
             return
         percent = round(100.0 * epoch / max(epochs, 1), 1)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from prefect import Task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from synthgate.errors import MissingTableError, PublishError, WarehouseError
@@ -15,7 +21,8 @@ def _lost_connection(exc: BaseException) -> bool:
     )
 
 
-def transient_warehouse_error(task, task_run, state) -> bool:
+def transient_warehouse_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's retry condition for warehouse tasks: retry a failed run only when its error is transient."""
     try:
         state.result()
     except MissingTableError:
@@ -29,5 +36,18 @@ def transient_warehouse_error(task, task_run, state) -> bool:
     return False
 
 
+class _RetryOptions(TypedDict):
+    """The ``@task`` options of :data:`WAREHOUSE_RETRIES`, typed so that ``**WAREHOUSE_RETRIES`` checks against
+    ``task``'s signature."""
+
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: Callable[[Task[..., Any], TaskRun, State[Any]], bool]
+
+
 #: Options of a task that reads or writes a warehouse: two retries with backoff, for transient errors only.
-WAREHOUSE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": transient_warehouse_error}
+WAREHOUSE_RETRIES: _RetryOptions = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": transient_warehouse_error,
+}

@@ -33,6 +33,7 @@ def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str
 
 @task(name="load-generator", **PRIVATE)
 def load_generator(tracking_uri: str, catalog_row: dict[str, Any]) -> DPSynthesizer:
+    """The generator of the catalog row's registered model version, from MLflow."""
     return tracking.load_generator(tracking_uri, catalog_row["model_name"], catalog_row["model_version"])
 
 

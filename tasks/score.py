@@ -17,6 +17,7 @@ def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict
     """Every metric and every gate's verdict on ``result``'s rows; each verdict is logged whatever it is."""
     spec = result.spec
     assert result.synthesizer is not None and result.synthetic_check is not None
+    assert result.train is not None and result.holdout is not None and result.synthetic is not None
     evaluation = evaluate(
         train=result.train,
         holdout=result.holdout,

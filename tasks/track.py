@@ -26,6 +26,7 @@ def log_run(result: RefreshResult) -> str | None:
     is returned.
     """
     assert result.synthetic is not None and result.synthesizer is not None and result.privacy is not None
+    assert result.train is not None
     state = table_state(result.spec, get_settings())
     run = tracking.active_run_facts()
     tracking.log_refresh(result, state)

@@ -26,6 +26,8 @@ def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:
 def train_generator(
     spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]
 ) -> DPSynthesizer:
+    """The DP-SGD generator fitted on ``train`` under ``spec.privacy``; each epoch's progress and epsilon go to the
+    log, the progress artifact and MLflow (never a loss on the real rows)."""
     logger = get_run_logger()
     synthesizer = DPSynthesizer(columns, effective_policies(profiles), spec.privacy, spec.training, spec.target_column)
 
@@ -36,7 +38,7 @@ def train_generator(
         # No loss on the real rows is logged: it is not a DP release. Only progress and the DP epsilon.
         if logged_epoch(p.epoch, p.epochs):
             logger.info("epoch %d/%d: epsilon spent %.3f (%.1f s)", p.epoch, p.epochs, p.epsilon, p.seconds)
-        tracking.log_metrics({"epsilon_spent_so_far": p.epsilon}, step=p.epoch)
+        tracking.log_metrics({"epsilon_this_run": p.epsilon}, step=p.epoch)
 
     summary = synthesizer.fit(train, progress=report)
     logger.info(

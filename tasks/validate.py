@@ -19,7 +19,8 @@ from tasks import PRIVATE
 
 @task(name="profile-columns", **PRIVATE)
 def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfile]:
-    """Each column's policy from the spec, else from its name and SQL type: no row is read (nothing outside the budget)."""
+    """Each column's policy from the spec, else from its name and SQL type: no row is read (nothing outside the
+    budget)."""
     logger = get_run_logger()
     profiles = policies_from_schema(spec, columns)
     undeclared = [
@@ -29,7 +30,8 @@ def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfil
     ]
     if undeclared:
         logger.info(
-            "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write` records one): %s",
+            "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write` records "
+            "one): %s",
             ", ".join(undeclared),
         )
     return profiles

@@ -138,7 +138,7 @@ def test_the_header_answers_which_table_version_rows_when_verdict_and_budget(rep
         "<code>synth.people_synthetic</code> stays at version 4."
     ) in page
     for fact in (
-        "5 if published (now at version 4)",
+        "5, published if every gate passed (then at version 4; the catalog says)",
         "1,000 synthetic rows",
         "2024-05-01 10:30 UTC, started by schedule",
         "epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5 (1.5 left)",
@@ -200,7 +200,8 @@ def test_report_renders_its_header_gates_and_link_in_headless_chromium(report):
         }
         assert list(facts) == ["Table", "Version", "Rows", "When", "Privacy budget", "Code", "MLflow run"]
         assert facts["Table"] == "synth.people_synthetic, a synthetic copy of crm.people"
-        assert facts["Version"] == "5 if published (now at version 4)" and facts["Rows"] == "1,000 synthetic rows"
+        assert facts["Version"] == "5, published if every gate passed (then at version 4; the catalog says)"
+        assert facts["Rows"] == "1,000 synthetic rows"
         assert facts["When"] == "2024-05-01 10:30 UTC, started by schedule"
         assert facts["Privacy budget"].startswith(
             "epsilon 0.97 spent by this run; 3.5 spent on this table in all, of its cap 5"

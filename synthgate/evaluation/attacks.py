@@ -9,6 +9,7 @@ propagated to a confidence interval. A random-guess baseline is reported beside 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import sqrt
 
@@ -24,6 +25,8 @@ from synthgate.schema import Column, ColumnKind
 
 @dataclass(frozen=True)
 class Rate:
+    """A success rate and the half-width of its confidence interval."""
+
     value: float
     error: float
 
@@ -79,7 +82,8 @@ class _Columns:
                     self.values[name].append(to_numeric(frame[c.name], c))
             else:
                 as_text = {
-                    name: frame[c.name].astype(object).where(frame[c.name].notna(), None)
+                    # pandas-stubs' Scalar omits None, which where() accepts (an object column's null)
+                    name: frame[c.name].astype(object).where(frame[c.name].notna(), None)  # type: ignore[call-overload]
                     for name, frame in frames.items()
                 }
                 domain = pd.Index(pd.unique(pd.concat(as_text.values()).dropna().astype(str)))
@@ -145,7 +149,7 @@ def singling_out(
 
 
 def _random_predicates(
-    target: list[np.ndarray], synth: list[np.ndarray], numeric: list[bool], width: int, n: int, rng
+    target: list[np.ndarray], synth: list[np.ndarray], numeric: list[bool], width: int, n: int, rng: np.random.Generator
 ) -> int:
     """How many predicates with values drawn at random from each column's synthetic values single out a record."""
     hits = 0
@@ -168,6 +172,7 @@ class _Blocks:
         }
 
     def select(self, frame: str, names: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """The named columns' blocks of ``frame`` side by side, restricted to ``rows`` when given."""
         blocks = [self.blocks[frame][self.names.index(n)] for n in names]
         matrix = np.hstack(blocks) if blocks else np.zeros((len(self.blocks[frame][0]), 0))
         return matrix if rows is None else matrix[rows]
@@ -193,7 +198,10 @@ def linkability(
 
     def links(frame: str) -> int:
         rows = rng.choice(len(blocks.blocks[frame][0]), n, replace=False)
-        nearest = [index.kneighbors(blocks.select(frame, half, rows))[1][:, 0] for index, half in zip(indexes, halves)]
+        nearest = [
+            index.kneighbors(blocks.select(frame, half, rows))[1][:, 0]
+            for index, half in zip(indexes, halves, strict=True)
+        ]
         return int(np.sum(nearest[0] == nearest[1]))
 
     baseline = int(np.sum(rng.integers(len(synthetic), size=n) == rng.integers(len(synthetic), size=n)))
@@ -232,7 +240,11 @@ def inference(
         if columns[j].kind is ColumnKind.DATETIME and np.isfinite(guessed).any():
             spread = float(np.subtract(*np.nanpercentile(guessed, [95, 5])))
 
-        def correct(guess: np.ndarray, truth: np.ndarray) -> int:
+        # Both closures run within this iteration only; this secret's values are bound as defaults all the same, so
+        # that a closure called later could not read the next secret's.
+        def correct(
+            guess: np.ndarray, truth: np.ndarray, *, spread: float | None = spread, numeric: bool = numeric
+        ) -> int:
             both_null = np.isnan(guess) & np.isnan(truth)
             if spread is not None:
                 right = np.abs(guess - truth) <= tolerance * spread
@@ -242,7 +254,15 @@ def inference(
                 right = guess == truth
             return int(np.sum(right | both_null))
 
-        def attack(frame: str) -> int:
+        def attack(
+            frame: str,
+            *,
+            index: NearestNeighbors = index,
+            aux: list[str] = aux,
+            guessed: np.ndarray = guessed,
+            j: int = j,
+            correct: Callable[[np.ndarray, np.ndarray], int] = correct,
+        ) -> int:
             rows = rng.choice(len(frames[frame]), n, replace=False)
             nearest = index.kneighbors(blocks.select(frame, aux, rows))[1][:, 0]
             return correct(guessed[nearest], arrays.values[frame][j][rows])
@@ -255,12 +275,15 @@ def inference(
 
 @dataclass(frozen=True)
 class AnonymeterRisks:
+    """The three attacks' risks: singling out, linkability, and inference per secret column."""
+
     singling_out: AttackRisk
     linkability: AttackRisk
     inference: dict[str, AttackRisk]
 
     @property
     def worst_inference(self) -> AttackRisk:
+        """The inference risk of the most exposed secret column (highest risk, then highest upper bound)."""
         return max(self.inference.values(), key=lambda r: (r.risk, r.ci_high))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import numpy as np
 import pandas as pd
 
@@ -9,6 +12,9 @@ from synthgate.columns import to_numeric
 from synthgate.schema import Column
 
 _MAX_CATEGORIES = 50
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class FeatureSpace:
@@ -29,7 +35,8 @@ class FeatureSpace:
                 self.categories[c.name] = list(counts.index[:_MAX_CATEGORIES])
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        blocks = []
+        """The feature matrix of ``frame``'s rows: one block of columns per column, in the order given."""
+        blocks: list[np.ndarray] = []
         for c in self.columns:
             if c.kind.is_numeric:
                 lo, width = self.scales[c.name]
@@ -37,9 +44,9 @@ class FeatureSpace:
                 null = np.isnan(values)
                 blocks += [np.clip(np.where(null, 0.0, values), -3, 4)[:, None], null[:, None].astype(float)]
             else:
-                values = frame[c.name].astype(str).to_numpy()
+                text = frame[c.name].astype(str).to_numpy()
                 blocks.append(
-                    np.stack([values == cat for cat in self.categories[c.name]], axis=1).astype(float)
+                    np.stack([text == cat for cat in self.categories[c.name]], axis=1).astype(float)
                     if self.categories[c.name]
                     else np.zeros((len(frame), 0))
                 )
@@ -57,7 +64,7 @@ def categorical_codes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
     return out
 
 
-def single_threaded(fn):
+def single_threaded(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` with one OpenMP and one BLAS thread.
 
     scikit-learn's gradient boosting spins OpenMP workers; on a busy machine with few cores a two-thread
@@ -68,7 +75,7 @@ def single_threaded(fn):
     from threadpoolctl import threadpool_limits
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with threadpool_limits(limits=1):
             return fn(*args, **kwargs)
 

@@ -20,6 +20,8 @@ _SDTYPE = {
 
 @dataclass(frozen=True)
 class Fidelity:
+    """SDMetrics quality and its two properties, with the scores behind them per column and per pair."""
+
     quality: float
     column_shapes: float
     column_pair_trends: float
@@ -28,6 +30,7 @@ class Fidelity:
 
 
 def sdmetrics_metadata(columns: list[Column]) -> dict:
+    """SDMetrics single-table metadata: each column's sdtype."""
     return {"columns": {c.name: {"sdtype": _SDTYPE[c.kind]} for c in columns}}
 
 
@@ -76,7 +79,9 @@ def _prepare(frame: pd.DataFrame, columns: list[Column], max_rows: int, seed: in
     frame = frame.reset_index(drop=True).copy()
     for c in columns:
         if c.kind is ColumnKind.CATEGORICAL:
-            frame[c.name] = frame[c.name].astype(object).where(frame[c.name].notna(), None).astype(str)
+            # pandas-stubs' Scalar omits None, which where() accepts (an object column's null, written "None")
+            nulls_as_none = frame[c.name].astype(object).where(frame[c.name].notna(), None)  # type: ignore[call-overload]
+            frame[c.name] = nulls_as_none.astype(str)
         elif c.kind is ColumnKind.DATETIME:
             frame[c.name] = pd.to_datetime(frame[c.name], utc=True, errors="coerce").dt.tz_localize(None)
         elif c.kind is ColumnKind.BOOLEAN:

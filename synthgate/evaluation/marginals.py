@@ -16,6 +16,7 @@ from synthgate.columns import to_numeric
 from synthgate.schema import Column
 
 _TOP_CATEGORIES = 20
+_Measured = dict[tuple[int, ...], tuple[float, float]]  # column indexes -> (synthetic TVD, holdout TVD)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class OrderTVD:
 
 @dataclass(frozen=True)
 class MarginalTVD:
+    """TVD per order of marginal, with each column's and each pair's synthetic and holdout TVD."""
+
     orders: dict[int, OrderTVD]
     per_column: dict[str, tuple[float, float]]  # column -> (synthetic TVD, holdout TVD)
     per_pair: dict[tuple[str, str], tuple[float, float]]
@@ -60,11 +63,13 @@ class Discretiser:
                 self.categories[c.name] = list(counts.index[:_TOP_CATEGORIES])
 
     def cardinality(self, column: Column) -> int:
+        """How many codes ``column`` can take."""
         if column.kind.is_numeric:
             return len(self.edges[column.name]) + 2  # bins + null
         return len(self.categories[column.name]) + 2  # categories + other + null
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The code matrix of ``frame``: one row per row, one column per column."""
         codes = np.empty((len(frame), len(self.columns)), dtype=np.int64)
         for j, c in enumerate(self.columns):
             if c.kind.is_numeric:
@@ -131,13 +136,13 @@ def marginal_tvd(
         )
 
     n = len(columns)
-    singles = {(j,): measure((j,)) for j in range(n)}
-    pairs = {p: measure(p) for p in itertools.combinations(range(n), 2)}
+    singles: _Measured = {(j,): measure((j,)) for j in range(n)}
+    pairs: _Measured = {p: measure(p) for p in itertools.combinations(range(n), 2)}
     all_triples = list(itertools.combinations(range(n), 3))
     if len(all_triples) > max_triples:
         chosen = rng.choice(len(all_triples), max_triples, replace=False)
         all_triples = [all_triples[i] for i in sorted(chosen)]
-    triples = {t: measure(t) for t in all_triples}
+    triples: _Measured = {t: measure(t) for t in all_triples}
     orders = {k: _summarise(k, found) for k, found in ((1, singles), (2, pairs), (3, triples)) if found}
     return MarginalTVD(
         orders=orders,
@@ -146,7 +151,7 @@ def marginal_tvd(
     )
 
 
-def _summarise(order: int, found: dict[tuple[int, ...], tuple[float, float]]) -> OrderTVD:
+def _summarise(order: int, found: _Measured) -> OrderTVD:
     synth = np.array([v[0] for v in found.values()])
     hold = np.array([v[1] for v in found.values()])
     return OrderTVD(order, len(found), float(synth.mean()), float(synth.max()), float(hold.mean()), float(hold.max()))

@@ -29,6 +29,8 @@ _NULL = "\x00null"
 
 @dataclass(frozen=True)
 class DistanceToClosestRecord:
+    """Distance-based privacy metrics of the synthetic rows, each beside what an unseen holdout gives."""
+
     share_closer_to_training: float  # ideal 0.5: synthetic rows are no closer to training than to unseen rows
     exact_copies_training: float  # share of synthetic rows identical to some training row
     exact_copies_holdout: float  # share of holdout rows identical to some training row: what chance alone gives
@@ -45,6 +47,7 @@ class DistanceToClosestRecord:
 
     @property
     def exact_copy_excess(self) -> float:
+        """Share of exact copies of training rows beyond what the holdout shows by chance."""
         return self.exact_copies_training - self.exact_copies_holdout
 
 

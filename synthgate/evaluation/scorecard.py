@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypedDict, TypeVar
 
 import pandas as pd
 
@@ -16,6 +18,18 @@ from synthgate.evaluation.utility import Utility, tstr
 from synthgate.evaluation.validity import duplicate_key_share
 from synthgate.gates import Scores
 from synthgate.schema import Column
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Inputs(TypedDict):
+    """The keyword arguments every metric takes (see :func:`synthgate.evaluation.utility.tstr`)."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    columns: list[Column]
 
 
 @dataclass(frozen=True)
@@ -82,13 +96,13 @@ def evaluate(
     """Every metric over the learned ``columns`` (faked and dropped columns carry no real signal)."""
     seconds: dict[str, float] = {}
 
-    def timed(name, fn, *args, **kwargs):
+    def timed(name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         began = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds[name] = round(time.perf_counter() - began, 2)
         return result
 
-    data = {"train": train, "holdout": holdout, "synthetic": synthetic, "columns": columns}
+    data: _Inputs = {"train": train, "holdout": holdout, "synthetic": synthetic, "columns": columns}
     fidelity = timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed)
     marginals = timed("marginals", marginal_tvd, **data, seed=seed)
     utility = timed("utility", tstr, **data, target=target, seed=seed) if target else None

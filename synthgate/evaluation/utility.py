@@ -22,6 +22,8 @@ _MAX_MODEL_CATEGORIES = 250
 
 @dataclass(frozen=True)
 class Utility:
+    """TSTR and TRTR scores of both model families on the holdout, under one metric."""
+
     metric: str  # "roc_auc" or "r2"
     tstr: float  # gradient boosting
     trtr: float
@@ -93,7 +95,15 @@ def _positive_class(labels: pd.Series) -> str:
     return str(counts.index[-1])
 
 
-def _fit_classifier(frame, features, target, positive, x_test, y_true, seed) -> float:
+def _fit_classifier(
+    frame: pd.DataFrame,
+    features: list[Column],
+    target: str,
+    positive: str,
+    x_test: pd.DataFrame,
+    y_true: np.ndarray,
+    seed: int,
+) -> float:
     y = (frame[target].astype(str) == positive).to_numpy()
     if y.all() or not y.any() or y_true.all() or not y_true.any():
         return 0.5
@@ -103,7 +113,9 @@ def _fit_classifier(frame, features, target, positive, x_test, y_true, seed) -> 
     return float(roc_auc_score(y_true, model.predict_proba(_align(x, x_test))[:, 1]))
 
 
-def _fit_regressor(frame, features, target, x_test, y_test, seed) -> float:
+def _fit_regressor(
+    frame: pd.DataFrame, features: list[Column], target: str, x_test: pd.DataFrame, y_test: pd.Series, seed: int
+) -> float:
     y = pd.to_numeric(frame[target], errors="coerce")
     keep = y.notna().to_numpy()
     x = _usable(_design(frame, features)[keep])
@@ -115,7 +127,12 @@ def _fit_regressor(frame, features, target, x_test, y_test, seed) -> float:
 
 
 def _fit_linear(
-    frame: pd.DataFrame, features: list[Column], target: str, positive: str | None, holdout: pd.DataFrame, y_true
+    frame: pd.DataFrame,
+    features: list[Column],
+    target: str,
+    positive: str | None,
+    holdout: pd.DataFrame,
+    y_true: np.ndarray | pd.Series,
 ) -> float:
     """Logistic regression (``positive`` given) or ridge regression on the shared feature view of ``frame``."""
     space = FeatureSpace(frame, features)
@@ -129,7 +146,8 @@ def _fit_linear(
         return float(roc_auc_score(y_true, model.predict_proba(x_test)[:, 1]))
     y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=float)
     keep = ~np.isnan(y)
-    truth = pd.to_numeric(y_true, errors="coerce").to_numpy(dtype=float)
+    # y_true is the holdout's target column here: pd.Series() keeps its values and dtype, and types the union
+    truth = pd.to_numeric(pd.Series(y_true), errors="coerce").to_numpy(dtype=float)
     mask = ~np.isnan(truth)
     if not keep.any() or not mask.any():
         return float(np.nan)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,9 +53,11 @@ class PrivacyAccountant:
 
     @property
     def delta_composed(self) -> float:
+        """The delta left to the composed releases once category selection has its share."""
         return self.delta - self.delta_selection
 
     def record(self, release: Release) -> None:
+        """Add a mechanism applied to the real data (DP-SGD records itself here)."""
         self.releases.append(release)
 
     def gaussian(self, purpose: str, counts: np.ndarray, noise_multiplier: float) -> np.ndarray:
@@ -100,7 +103,7 @@ def compose_epsilon(releases: list[Release], delta: float) -> tuple[float, str]:
         return float(rdp.get_epsilon(delta=delta, alphas=alphas)), "rdp"
 
 
-def _bisect_sigma(epsilon_of, target: float, lo: float = 0.3, hi: float = 5000.0) -> float:
+def _bisect_sigma(epsilon_of: Callable[[float], float], target: float, lo: float = 0.3, hi: float = 5000.0) -> float:
     """Smallest noise multiplier whose epsilon is at most ``target`` (epsilon decreases in sigma)."""
     if epsilon_of(hi) > target:
         raise PrivacyBudgetError(

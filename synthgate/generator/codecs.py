@@ -40,23 +40,28 @@ class NumericCodec:
 
     @property
     def n_coarse(self) -> int:
+        """Coarse bins: the tokens that are ranges of values."""
         return len(self.coarse_starts) - 1
 
     @property
     def n_tokens(self) -> int:
+        """Coarse bins, point masses and NULL."""
         return self.n_coarse + len(self.points) + 1
 
     @property
     def null_token(self) -> int:
+        """The last token."""
         return self.n_tokens - 1
 
     @property
     def forbidden_tokens(self) -> list[int]:
+        """Tokens never sampled: NULL for a column released without nulls; every value for one never located."""
         if not self.has_values:
             return list(range(self.null_token))
         return [] if self.has_nulls else [self.null_token]
 
     def encode(self, series: pd.Series) -> np.ndarray:
+        """Each value's token: its point mass, else its coarse bin (values beyond the range clipped), or NULL."""
         values = to_numeric(series, self.column)
         null = np.isnan(values)
         clipped = np.clip(np.where(null, self.fine_edges[0], values), self.fine_edges[0], self.fine_edges[-1])
@@ -81,6 +86,8 @@ class NumericCodec:
         self._keys = keys
 
     def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Values for ``tokens``: a fine bin drawn from the released histogram, a value uniform inside it; point
+        masses exactly."""
         null = tokens >= self.null_token
         point = (tokens >= self.n_coarse) & ~null
         coarse = np.where(null | point, 0, tokens)
@@ -93,6 +100,7 @@ class NumericCodec:
         return from_numeric(np.where(null, np.nan, values), self.column)
 
     def to_state(self) -> dict[str, Any]:
+        """The codec as JSON-ready data (released statistics only), for the saved generator."""
         return {
             "type": "numeric",
             "fine_edges": self.fine_edges.tolist(),
@@ -122,10 +130,12 @@ class CategoricalCodec:
 
     @property
     def n_tokens(self) -> int:
+        """Categories, RARE and NULL."""
         return len(self.categories) + 2
 
     @property
     def rare_token(self) -> int:
+        """The token of every value not released."""
         return len(self.categories)
 
     @property
@@ -137,9 +147,11 @@ class CategoricalCodec:
 
     @property
     def null_token(self) -> int:
+        """The last token."""
         return len(self.categories) + 1
 
     def encode(self, series: pd.Series) -> np.ndarray:
+        """Each value's token: its category, RARE for one not released, or NULL."""
         null = series.isna().to_numpy()
         keys = series.map(category_key)
         codes = keys.map(self._index).to_numpy(dtype=float, na_value=np.nan)
@@ -147,14 +159,16 @@ class CategoricalCodec:
         return np.where(null, self.null_token, codes).astype(np.int64)
 
     def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Values for ``tokens`` (RARE as ``_RARE_`` among text categories, else NULL)."""
         if self.column.kind is ColumnKind.BOOLEAN:
-            values = np.array(self.categories + [None, None], dtype=object)[tokens]
+            values = np.array([*self.categories, None, None], dtype=object)[tokens]
             return pd.Series(values, dtype="boolean")
         rare: Any = RARE_LABEL if all(isinstance(c, str) for c in self.categories) else None
-        values = np.array(self.categories + [rare, None], dtype=object)[tokens]
+        values = np.array([*self.categories, rare, None], dtype=object)[tokens]
         return pd.Series(values, dtype=object)
 
     def to_state(self) -> dict[str, Any]:
+        """The codec as JSON-ready data, for the saved generator."""
         return {
             "type": "categorical",
             "categories": self.categories,
@@ -175,6 +189,7 @@ def category_key(value: Any) -> Any:
 
 
 def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
+    """A codec from :meth:`NumericCodec.to_state` or :meth:`CategoricalCodec.to_state` data."""
     if state["type"] == "numeric":
         return NumericCodec(
             column,

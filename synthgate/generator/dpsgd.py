@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import torch
 
-from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.generator.network import AutoregressiveNet, TokenNLL, Trace, bias, weight
 from synthgate.generator.noise import SecureNoise
 
 
 def per_sample_norms(
     model: AutoregressiveNet, tokens: torch.Tensor, weights: list[float] | None = None
-) -> tuple[torch.Tensor, list[torch.Tensor], object, torch.Tensor]:
+) -> tuple[torch.Tensor, list[torch.Tensor], Trace, torch.Tensor]:
     """(per-sample gradient norms, output gradients, trace, per-sample losses) of one batch."""
     trace = model.forward_traced(tokens)
     losses = TokenNLL(reduction="none", weights=weights)(trace.logits, tokens)
@@ -34,7 +34,7 @@ def per_sample_norms(
     g_emb, g_hidden, g_logits = grads[:n_emb], grads[n_emb : n_emb + n_col], grads[n_emb + n_col :]
     # |a_i|^2 of hidden layer j is the sum of the squared norms of embeddings 0..j.
     emb_sq = torch.stack([e.detach().pow(2).sum(1) for e in trace.embedded], dim=1).cumsum(dim=1)
-    norm_sq = sum(g.pow(2).sum(1) for g in g_emb)
+    norm_sq = torch.stack([g.pow(2).sum(1) for g in g_emb]).sum(0)
     for j in range(n_col):
         norm_sq = norm_sq + g_hidden[j].pow(2).sum(1) * (emb_sq[:, j] + 1.0)
         norm_sq = norm_sq + g_logits[j].pow(2).sum(1) * (trace.head_in[j].detach().pow(2).sum(1) + 1.0)
@@ -43,23 +43,23 @@ def per_sample_norms(
 
 def clipped_gradient_sum(
     model: AutoregressiveNet, tokens: torch.Tensor, max_grad_norm: float, weights: list[float] | None = None
-) -> tuple[dict[torch.nn.Parameter, torch.Tensor], torch.Tensor]:
+) -> tuple[dict[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Sum over the batch of per-sample gradients clipped to ``max_grad_norm``; and the per-sample losses."""
     norms, grads, trace, losses = per_sample_norms(model, tokens, weights)
     scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
-    out: dict[torch.nn.Parameter, torch.Tensor] = {}
-    tables = [model.start] + list(model.embeddings)
-    for table, index, g in zip(tables, trace.indices, grads[:n_emb]):
-        out[table.weight] = torch.zeros_like(table.weight).index_add_(0, index, g * scale)
+    out: dict[torch.Tensor, torch.Tensor] = {}
+    tables = [model.start, *model.embeddings]
+    for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
+        out[weight(table)] = torch.zeros_like(weight(table)).index_add_(0, index, g * scale)
     width = model.embedding_dim
     for j in range(n_col):
         g_hidden = grads[n_emb + j] * scale
         g_logits = grads[n_emb + n_col + j] * scale
-        out[model.hidden[j].weight] = g_hidden.T @ trace.context[:, : (j + 1) * width]
-        out[model.hidden[j].bias] = g_hidden.sum(0)
-        out[model.heads[j].weight] = g_logits.T @ trace.head_in[j].detach()
-        out[model.heads[j].bias] = g_logits.sum(0)
+        out[weight(model.hidden[j])] = g_hidden.T @ trace.context[:, : (j + 1) * width]
+        out[bias(model.hidden[j])] = g_hidden.sum(0)
+        out[weight(model.heads[j])] = g_logits.T @ trace.head_in[j].detach()
+        out[bias(model.heads[j])] = g_logits.sum(0)
     return out, losses
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,11 @@ SMOOTH_FREQUENCY = 3.0  # highest frequency (half-periods across the range) of t
 
 
 class AutoregressiveNet(nn.Module):
+    """One head per column, each seeing the embeddings of the columns before it (the target last).
+
+    ``ordinal`` marks numeric columns, whose bin embeddings start on smooth curves (neighbouring bins alike).
+    """
+
     def __init__(
         self, cardinalities: list[int], embedding_dim: int, hidden_dim: int, ordinal: list[bool] | None = None
     ) -> None:
@@ -30,9 +36,10 @@ class AutoregressiveNet(nn.Module):
         self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in cardinalities[:-1])
         self.hidden = nn.ModuleList(nn.Linear((j + 1) * embedding_dim, hidden_dim) for j in range(len(cardinalities)))
         self.heads = nn.ModuleList(nn.Linear(hidden_dim, c) for c in cardinalities)
-        for table, is_ordinal in zip(self.embeddings, ordinal or []):
+        # the last column has no embedding (nothing follows it); without an ordinal list, no smooth start
+        for table, is_ordinal in zip(self.embeddings, ordinal or [], strict=False):
             if is_ordinal:
-                _smooth_init(table.weight)
+                _smooth_init(weight(table))
 
     def _context(self, tokens: torch.Tensor) -> torch.Tensor:
         start = self.start(torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device))
@@ -44,6 +51,7 @@ class AutoregressiveNet(nn.Module):
         return self.heads[j](F.relu(self.hidden[j](context[:, :width])))
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Every column's logits given the columns before it (teacher forcing on ``tokens``)."""
         context = self._context(tokens)
         return [self._logits(j, context) for j in range(len(self.cardinalities))]
 
@@ -100,10 +108,14 @@ class TokenNLL(nn.Module):
         self.weights = weights
 
     def forward(self, logits: list[torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+        """Weighted negative log-likelihood of ``tokens``: per row, or reduced by mean or sum."""
         weights = self.weights or [1.0] * len(logits)
-        per_row = sum(
-            w * F.cross_entropy(lg, tokens[:, j], reduction="none") for j, (lg, w) in enumerate(zip(logits, weights))
-        )
+        per_row = torch.stack(
+            [
+                w * F.cross_entropy(lg, tokens[:, j], reduction="none")
+                for j, (lg, w) in enumerate(zip(logits, weights, strict=True))
+            ]
+        ).sum(0)
         if self.reduction == "mean":
             return per_row.mean()
         if self.reduction == "sum":
@@ -126,6 +138,16 @@ def _smooth_init(weight: torch.Tensor) -> None:
     frequency = torch.rand(1, dim) * SMOOTH_FREQUENCY * math.pi
     phase = torch.rand(1, dim) * 2 * math.pi
     weight[:n_values] = math.sqrt(2.0) * torch.cos(position * frequency + phase)
+
+
+def weight(module: nn.Module) -> torch.Tensor:
+    """A layer's weight (typed: ``nn.Module`` attributes read as ``Tensor | Module``)."""
+    return cast(torch.Tensor, module.weight)
+
+
+def bias(module: nn.Module) -> torch.Tensor:
+    """A layer's bias."""
+    return cast(torch.Tensor, module.bias)
 
 
 @dataclass

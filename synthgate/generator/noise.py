@@ -35,6 +35,7 @@ What remains (for the README):
 from __future__ import annotations
 
 import secrets
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -64,5 +65,5 @@ class SecureNoise:
     def __repr__(self) -> str:  # never show the state
         return "SecureNoise()"
 
-    def __reduce__(self):  # never serialise the state (pickle, deepcopy, dask, Prefect results)
+    def __reduce__(self) -> NoReturn:  # never serialise the state (pickle, deepcopy, dask, Prefect results)
         raise TypeError("SecureNoise holds DP noise state: it cannot be pickled or copied")

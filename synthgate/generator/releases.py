@@ -107,6 +107,10 @@ def _grid_index(values: np.ndarray) -> np.ndarray:
     return np.where(small, 0, np.sign(values).astype(np.int64) * k) + _GRID_SIDE
 
 
+def _calendar_bounds(index: int) -> tuple[float, float]:
+    return _CALENDAR_START + index * _CALENDAR_STEP, _CALENDAR_START + (index + 1) * _CALENDAR_STEP
+
+
 def _grid_bounds(index: int) -> tuple[float, float]:
     signed = index - _GRID_SIDE
     if signed == 0:  # the zero bin: its values are (within 1e-6) exactly zero
@@ -154,14 +158,10 @@ def dp_range(
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
         counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
-
-        def bounds(i: int) -> tuple[float, float]:
-            return _CALENDAR_START + i * _CALENDAR_STEP, _CALENDAR_START + (i + 1) * _CALENDAR_STEP
-
+        bounds = _calendar_bounds
     else:
         counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
         bounds = _grid_bounds
-
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
     kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
@@ -172,11 +172,10 @@ def dp_range(
     integer = column.kind is ColumnKind.INTEGER
     empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
     first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
-    counts = [(*bounds(i), float(noisy[i])) for i in range(first, last + 1) if not empty[i]]
     return DPRange(
         bounds(first)[0],
         bounds(last)[1],
-        counts,
+        [(*bounds(i), float(noisy[i])) for i in range(first, last + 1) if not empty[i]],
         core_low=bounds(core_first)[0],
         core_high=bounds(core_last)[1],
         inner_low=bounds(core_first)[1],
@@ -317,9 +316,9 @@ def fit_numeric(
     values = values[~np.isin(values, points)]  # a point mass is decoded exactly, not from the bins
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
-    released = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
-    has_nulls = bool(released[-1] >= 3.0 * sigma)
-    noisy = _denoise(released[:-1], sigma)
+    histogram = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
+    has_nulls = bool(histogram[-1] >= 3.0 * sigma)
+    noisy = _denoise(histogram[:-1], sigma)
     noisy = _with_range_counts(noisy, edges, coarse) if coarse is not None else noisy
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends

@@ -57,6 +57,8 @@ KEY_FAKES = ("id", "uuid")  # fake kinds of key columns: their rows per value is
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """How DP-SGD trains: epochs, batch, steps and the noise that fits what the releases left of the budget."""
+
     epochs: int
     expected_batch_size: int
     sample_rate: float
@@ -69,6 +71,8 @@ class TrainingPlan:
 
 @dataclass(frozen=True)
 class EpochProgress:
+    """One finished epoch and the epsilon spent so far (for progress logs)."""
+
     epoch: int
     epochs: int
     epsilon: float
@@ -77,6 +81,8 @@ class EpochProgress:
 
 @dataclass(frozen=True)
 class FitSummary:
+    """What a fit spent and how: the accountant's epsilon, the plan, the DP row count, timings."""
+
     epsilon: float
     delta: float
     accounting: str
@@ -89,6 +95,7 @@ class FitSummary:
 
 
 def choose_device(requested: str) -> torch.device:
+    """The torch device for ``training.device``: ``auto`` takes CUDA when present."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda" and not torch.cuda.is_available():
@@ -120,7 +127,11 @@ class DPSynthesizer:
         self.training = training
         self.target_column = target_column
         self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
-        self.fakes = {c.name: self._policy(c.name).fake for c in columns if self._policy(c.name).policy == "fake"}
+        self.fakes: dict[str, str] = {
+            c.name: fake
+            for c in columns
+            if (fake := self._policy(c.name).fake) and self._policy(c.name).policy == "fake"
+        }
         self.rows_per_key: dict[str, float] = {}  # DP estimate of rows per value of each faked key column
         self.preprocessing_share = privacy.preprocessing_share or 0.3  # set from the releases' weight by preprocess
         learned = [c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical")]
@@ -203,7 +214,9 @@ class DPSynthesizer:
         self._fake_unreleasable_keys()
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped, faked or a key")
-        tokens = np.stack([codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs)], axis=1)
+        tokens = np.stack(
+            [codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs, strict=True)], axis=1
+        )
         return tokens, noisy_rows, sigma
 
     def _fake_unreleasable_keys(self) -> None:
@@ -211,7 +224,7 @@ class DPSynthesizer:
         by a few rows, a free-form reference): it is faked, never learned or scored, instead of coming out as
         ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []
-        for column, codec in zip(self.learned, self.codecs):
+        for column, codec in zip(self.learned, self.codecs, strict=True):
             declared = self._policy(column.name).policy == "categorical"  # a person's decision stands
             key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
             if key and column.name != self.target_column:
@@ -224,11 +237,16 @@ class DPSynthesizer:
     @property
     def unreleased(self) -> list[str]:
         """Learned columns whose values the budget could not locate: sampled as NULL (logged when fitted)."""
-        return [c.name for c, k in zip(self.learned, self.codecs) if isinstance(k, NumericCodec) and not k.has_values]
+        return [
+            c.name
+            for c, k in zip(self.learned, self.codecs, strict=True)
+            if isinstance(k, NumericCodec) and not k.has_values
+        ]
 
     # -- fit ----------------------------------------------------------------------------
 
     def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:
+        """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget."""
         batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon)
         batch = self.training.batch_size or batch
         epochs = self.training.epochs or epochs
@@ -291,7 +309,7 @@ class DPSynthesizer:
             delta=self.privacy.delta,
             accounting=method,
             plan=plan,
-            noisy_rows=int(round(noisy_rows)),
+            noisy_rows=round(noisy_rows),
             train_seconds=time.perf_counter() - started,
             preprocess_seconds=preprocess_seconds,
             releases=len(accountant.releases),
@@ -405,7 +423,7 @@ class DPSynthesizer:
                 pd.DataFrame(
                     {
                         c.name: codec.decode(tokens[:, j], rng)
-                        for j, (c, codec) in enumerate(zip(self.learned, self.codecs))
+                        for j, (c, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
                     }
                 )
             )
@@ -417,6 +435,7 @@ class DPSynthesizer:
     # -- persistence (no real data: only DP releases and DP-trained weights) -------------
 
     def save(self, directory: str | Path) -> Path:
+        """Write the codecs (released statistics), the weights and the fit summary to ``directory``."""
         if self.network is None:
             raise RuntimeError("nothing to save: fit() first")
         path = Path(directory)
@@ -440,6 +459,7 @@ class DPSynthesizer:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> DPSynthesizer:
+        """A generator saved by :meth:`save`, ready to sample."""
         path = Path(directory)
         state = json.loads((path / "synthesizer.json").read_text())
         columns = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["columns"]]
@@ -454,7 +474,7 @@ class DPSynthesizer:
         synth.learned = [
             Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]
         ]
-        synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"])]
+        synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
         network = AutoregressiveNet(
@@ -480,14 +500,16 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self) -> None:
+        """Move the average towards the current weights (after each optimizer step)."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, param in zip(self.average, self.params):
+        for average, param in zip(self.average, self.params, strict=True):
             average.lerp_(param.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def apply(self) -> None:
-        for param, average in zip(self.params, self.average):
+        """Replace the weights by their average (before sampling)."""
+        for param, average in zip(self.params, self.average, strict=True):
             param.copy_(average)
 
 

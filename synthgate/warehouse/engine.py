@@ -75,9 +75,12 @@ def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
     (``role``: ``source``, ``holdout.table``) whose ``table`` to check. A SQLite file that does not exist is
     refused here (connecting would create it, empty)."""
     url = sa.engine.make_url(table.url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            raise MissingTableError(f"SQLite database {url.database!r} does not exist: check {role}.url in the spec")
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
+        raise MissingTableError(f"SQLite database {url.database!r} does not exist: check {role}.url in the spec")
     engine = check_connection(table.url)
     if not sa.inspect(engine).has_table(table.table, schema=table.db_schema):
         raise MissingTableError(
@@ -87,6 +90,7 @@ def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
 
 
 def qualified(table: WarehouseTable) -> str:
+    """``schema.table`` when the table names a schema, else the table name alone (for messages, unquoted)."""
     return f"{table.db_schema}.{table.table}" if table.db_schema else table.table
 
 
@@ -116,5 +120,8 @@ def driver_error(exc: BaseException) -> str:
 
 
 def first_line(exc: SQLAlchemyError) -> str:
-    text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+    """The first line of the driver's message (of ``exc`` itself when no driver error is attached), cut to 300
+    characters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
     return text.strip().splitlines()[0][:300] if text.strip() else "no detail"

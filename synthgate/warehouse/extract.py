@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,9 +39,11 @@ class Fingerprint:
 
     @property
     def short(self) -> str:
+        """The digest's first 12 hex digits, for display."""
         return self.digest[:12]
 
     def as_dict(self) -> dict:
+        """The fingerprint as recorded in lineage and the catalog, naming the keyed hash."""
         return {
             "digest": self.digest,
             "keyed": "hmac-sha256",
@@ -53,6 +55,8 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Extract:
+    """One snapshot of a table: its rows, its columns, its fingerprint and a keyed hash per row."""
+
     frame: pd.DataFrame
     columns: list[Column]
     fingerprint: Fingerprint
@@ -97,14 +101,17 @@ def extract_table(
         with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
             result = conn.execute(sa.select(*selected))
             while batch := result.fetchmany(chunk_size):
-                chunk = pd.DataFrame.from_records(batch, columns=names)
+                # a Row is a named tuple to pandas; SQLAlchemy types its __getitem__ on int where pandas-stubs ask for
+                # SupportsIndex, so the rows are typed as the tuples they are
+                chunk = pd.DataFrame.from_records(cast("Sequence[tuple[Any, ...]]", batch), columns=names)
                 hashes.append(_row_hashes(chunk, hash_key))
                 chunks.append(chunk)
                 if progress:
                     progress(sum(len(c) for c in chunks))
     except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
         raise WarehouseError(
-            f"reading {qualified(table)!r} from {table.display_url} failed: {type(exc.orig or exc).__name__}"
+            f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
         ) from exc
     frame = (
         pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({n: pd.Series(dtype=object) for n in names})
@@ -148,7 +155,8 @@ def read_plan(
             if declared is not None and not dropped:
                 raise SpecError(
                     f"column {c.name!r} of {qualified(table)!r} has SQL type {type_name}, which Synthgate cannot read, "
-                    f"learn or publish: declare it 'policy: drop' (or cast it in a view) instead of {declared.policy or 'a domain'!r}"
+                    "learn or publish: declare it 'policy: drop' (or cast it in a view) instead of "
+                    f"{declared.policy or 'a domain'!r}"
                 )
             if not dropped:
                 log.warning(

@@ -151,6 +151,7 @@ def _schema_of(engine: Engine | Connection) -> str | None:
 
 
 def now() -> datetime:
+    """The current time in UTC: every governance timestamp."""
     return datetime.now(UTC)
 
 
@@ -172,6 +173,8 @@ def budget_lock_key(key: str | None, spec_name: str) -> str:
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """What a ledger row records when a run opens it (status ``started``), before a source row is read."""
+
     run_id: str
     spec_name: str
     source_table: str
@@ -401,6 +404,8 @@ def close_spend(
     accounting: str | None = None,
     detail: str | None = None,
 ) -> None:
+    """End run ``run_id``'s ledger row with ``status``, and its epsilon spent and accounting when given (in its own
+    transaction when handed an engine)."""
     values: dict[str, Any] = {"status": status, "finished_at": now(), "detail": detail}
     if epsilon_spent is not None:
         values["epsilon_spent"] = epsilon_spent
@@ -455,6 +460,7 @@ def publication_record(
 
 
 def catalog_row(conn: Connection, **values: Any) -> None:
+    """Insert one catalog row, its gates and scores as JSON text (as given when already text)."""
     for key in ("gates", "scores"):
         if not isinstance(values.get(key), str):
             values[key] = json.dumps(values.get(key), sort_keys=True)
@@ -475,6 +481,7 @@ def record_event(
     trigger: str | None = None,
     detail: str | None = None,
 ) -> None:
+    """Record one event on ``published_table``'s name: ``publish``, ``migrate``, ``rollback`` or ``prune``."""
     conn.execute(
         EVENTS.insert().values(
             published_table=published_table,
@@ -557,10 +564,12 @@ def _rows(engine: Engine, table: sa.Table, order: sa.Column, key: sa.Column, val
 
 
 def event_rows(engine: Engine, published_table: str | None = None) -> list[dict[str, Any]]:
+    """The event rows (of ``published_table`` when given), oldest first; none before the table exists."""
     return _rows(engine, EVENTS, EVENTS.c.id, EVENTS.c.published_table, published_table)
 
 
 def ledger_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
+    """The ledger rows (of ``spec_name`` when given), oldest first; none before the table exists."""
     return _rows(engine, LEDGER, LEDGER.c.started_at, LEDGER.c.spec_name, spec_name)
 
 
@@ -581,6 +590,7 @@ def budget_rows(engine: Engine, spec_name: str, source: Any = None) -> list[dict
 
 
 def catalog_rows(engine: Engine, spec_name: str | None = None) -> list[dict[str, Any]]:
+    """The catalog rows (of ``spec_name`` when given), oldest first; none before the table exists."""
     return _rows(engine, CATALOG, CATALOG.c.created_at, CATALOG.c.spec_name, spec_name)
 
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,17 @@ LOAD_CHUNK_ROWS = 100_000
 _NULL = "\\N"
 
 
+class _CopyCursor(Protocol):
+    """What the PostgreSQL load uses of psycopg2's cursor: SQLAlchemy types the DB-API cursor without
+    ``copy_expert`` or the context manager psycopg2's has, and psycopg2 ships no types."""
+
+    def __enter__(self) -> _CopyCursor: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def copy_expert(self, sql: str, file: IO[str]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Published:
     """Where a publish or rollback left the user-facing name."""
@@ -71,6 +82,7 @@ class Published:
 
 
 def version_table_name(table: str, version: int) -> str:
+    """The name of ``table``'s version ``version``: ``<table>__v<version>``."""
     return f"{table}__v{version}"
 
 
@@ -128,7 +140,7 @@ def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
                         {"s": schema},
                     ).scalar()
                 )
-                allowed = bool(exists) and _mysql_can_create(conn, schema)
+                allowed = bool(exists) and schema is not None and _mysql_can_create(conn, schema)
             elif dialect == "sqlite":
                 schema = target.db_schema or "main"
                 allowed = _sqlite_writable(conn, schema)
@@ -143,7 +155,8 @@ def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
     if not allowed:  # waiting does not create a schema or grant a privilege: not retried
         raise WarehouseError(
             f"the target role cannot create tables in schema {schema!r} of {target.display_url}: publishing "
-            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another target.schema",
+            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another "
+            "target.schema",
             transient=False,
         )
 
@@ -166,7 +179,8 @@ def _mysql_can_create(conn: Connection, schema: str) -> bool:
         r[0]
         for r in conn.execute(
             sa.text(
-                "SELECT privilege_type FROM information_schema.schema_privileges WHERE grantee = :g AND :s LIKE table_schema"
+                "SELECT privilege_type FROM information_schema.schema_privileges "
+                "WHERE grantee = :g AND :s LIKE table_schema"
             ),
             {"g": account, "s": schema},
         )
@@ -219,10 +233,13 @@ def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_row
             )
         return
     columns = ", ".join(quoted(conn, c) for c in frame.columns)
-    statement = f"COPY {quoted(conn, table.name, table.schema)} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
-    with ThreadPoolExecutor(max_workers=1) as render, conn.connection.cursor() as cursor:
+    name = quoted(conn, table.name, table.schema)
+    statement = f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
+    with ThreadPoolExecutor(max_workers=1) as render, cast(_CopyCursor, conn.connection.cursor()) as cursor:
         pending = render.submit(csv_text, chunks[0]) if chunks else None
         for following in [*chunks[1:], None]:
+            if pending is None:  # an empty frame: nothing to copy
+                break
             text = pending.result()
             pending = render.submit(csv_text, following) if following is not None else None
             cursor.copy_expert(statement, io.StringIO(text))
@@ -232,16 +249,16 @@ _NEEDS_QUOTES = r'[,"\r\n\\]'
 
 
 def csv_text(chunk: pd.DataFrame) -> str:
-    """The chunk as CSV for ``COPY ... (FORMAT csv, NULL '\\N')``, column by column with vectorised formatting.
+    r"""The chunk as CSV for ``COPY ... (FORMAT csv, NULL '\N')``, column by column with vectorised formatting.
 
-    Nulls are the unquoted marker ``\\N``; a text value is quoted when it holds a comma, a quote, a line
-    break or a backslash (so a text ``\\N`` is quoted and stays text). About twice as fast as
+    Nulls are the unquoted marker ``\N``; a text value is quoted when it holds a comma, a quote, a line
+    break or a backslash (so a text ``\N`` is quoted and stays text). About twice as fast as
     ``DataFrame.to_csv``, which formats value by value (datetimes above all).
     """
     if chunk.empty:
         return ""
     columns = [_csv_column(chunk[name]) for name in chunk.columns]
-    return "\n".join(",".join(row) for row in zip(*columns)) + "\n"
+    return "\n".join(",".join(row) for row in zip(*columns, strict=True)) + "\n"
 
 
 def _csv_column(series: pd.Series) -> list[str]:
@@ -427,7 +444,8 @@ def check_target(target: WarehouseTable) -> None:
 
 
 def _begin(conn: Connection) -> None:
-    """SQLite's driver opens transactions only before DML: begin explicitly so DDL is inside (and take the write lock)."""
+    """SQLite's driver opens transactions only before DML: begin explicitly so DDL is inside (and take the write
+    lock)."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -275,7 +275,7 @@ def check_mlflow_run_page(driver: Any, journey: Journey, run: Any) -> None:
         "epsilon_spent",
         "epsilon_table_total",
         "epsilon_table_cap",
-        "epsilon_spent_so_far",
+        "epsilon_this_run",
         "gates_passed",
         "quality",
         "gate_quality",
@@ -289,7 +289,7 @@ def check_mlflow_run_page(driver: Any, journey: Journey, run: Any) -> None:
     journey.shot(
         driver,
         "mlflow-metrics",
-        f"the metrics table of '{name}': epsilon_spent_so_far (the accountant after "
+        f"the metrics table of '{name}': epsilon_this_run (the accountant after "
         "the last epoch) first, then the scores; the epsilon_* and gate_* values are checked against MLflow",
     )
 

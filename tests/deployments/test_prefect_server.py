@@ -267,11 +267,11 @@ def check_the_three_jobs(
     total = sum(r["epsilon_spent"] for r in ledger)
     spent = mlflow_run.data.metrics["epsilon_spent"]
     assert [r["mlflow_run_id"] for r in ledger] == [run_id] and published["epsilon"] == pytest.approx(spent, abs=1e-4)
-    # the MLflow budget metrics: this run's spend, the ledger's total for the table, its cap; epsilon_spent_so_far is
+    # the MLflow budget metrics: this run's spend, the ledger's total for the table, its cap; epsilon_this_run is
     # the accountant after each epoch of this run's training, so its last value is this run's spend (not the ledger's)
     metrics = mlflow_run.data.metrics
     assert metrics["epsilon_table_total"] == pytest.approx(total, abs=1e-6) and metrics["epsilon_table_cap"] == 10.0
-    history = mlflow.MlflowClient(tracking_uri).get_metric_history(run_id, "epsilon_spent_so_far")
+    history = mlflow.MlflowClient(tracking_uri).get_metric_history(run_id, "epsilon_this_run")
     assert [m.step for m in history] == [1, 2, 3, 4] and history[-1].value == pytest.approx(spent)
 
     # the run's report artifact, as MLflow lists it (its bytes sit under the worker's SYNTHGATE_HOME: Synthgate gives
@@ -297,7 +297,7 @@ def check_the_three_jobs(
             report,
             expected={
                 "Table": f"{table}, a synthetic copy of {schema}.people",
-                "Version": "1 if published (never published before)",
+                "Version": "1, published if every gate passed (never published before; the catalog says)",
                 "Rows": "700 synthetic rows",
             },
             budget_prefix=(

@@ -56,9 +56,7 @@ def test_a_refresh_killed_during_training_still_counts(prefect_harness, workdir,
             proc,
         )
         client = mlflow.MlflowClient(os.environ["SYNTHGATE_MLFLOW_TRACKING_URI"])
-        wait_for(
-            lambda: client.get_metric_history(run_id, "epsilon_spent_so_far"), 240, "the first training epoch", proc
-        )
+        wait_for(lambda: client.get_metric_history(run_id, "epsilon_this_run"), 240, "the first training epoch", proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -79,8 +79,8 @@ DP_OUTPUTS: dict[str, str] = {
     r"^file:.*\.html:html:facts:Privacy budget:epsilon": (
         "the report's header: epsilon (accountant) and the ledger's total"
     ),
-    r"^mlflow:(?:logged_model:)?metric_history:epsilon_spent_so_far$": "epsilon after each epoch, from the accountant",
-    r"^mlflow:(?:logged_model:)?metric:epsilon_spent_so_far$": "epsilon after the last epoch, from the accountant",
+    r"^mlflow:(?:logged_model:)?metric_history:epsilon_this_run$": "epsilon after each epoch, from the accountant",
+    r"^mlflow:(?:logged_model:)?metric:epsilon_this_run$": "epsilon after the last epoch, from the accountant",
     r"^mlflow:(?:logged_model:)?param:(noise_multiplier|expected_batch_size|sample_rate|steps|epochs)$": (
         "the DP-SGD plan, derived from the DP row-count estimate and epsilon"
     ),
