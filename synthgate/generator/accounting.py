@@ -128,14 +128,14 @@ def zcdp_rho(epsilon: float, delta: float) -> float:
     return root * root
 
 
-def default_preprocessing_share(weight: float) -> float:
-    """Share of the zCDP budget for the releases before training when the spec sets none: 0.3 up to the weight of
-    a table of about 15 columns (80), then growing with the square root of the weight, to at most 0.5 (55 columns).
+def default_preprocessing_share(columns: int) -> float:
+    """Share of the zCDP budget for the releases before training when the spec sets none: 0.3 up to 15 learned
+    columns, then growing with the square root of their number, to at most 0.5 (from 42 columns).
 
     Every column's releases must clear thresholds set by their noise (a range, a category list), while DP-SGD's
     noise is shared by all columns: on a wide table the releases, not the network, lose columns first.
     """
-    return min(0.5, 0.3 * math.sqrt(max(weight, 80.0) / 80.0))
+    return min(0.5, 0.3 * math.sqrt(max(columns, 15) / 15))
 
 
 def preprocessing_noise(epsilon: float, delta: float, weight: float, share: float) -> float:

@@ -175,7 +175,7 @@ class DPSynthesizer:
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
         weight, selected = self._release_weight()
-        self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(weight)
+        self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(len(self.learned))
         sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, weight, self.preprocessing_share)
         noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0])
         noisy_rows = max(noisy_rows, 1.0)

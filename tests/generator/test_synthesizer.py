@@ -28,7 +28,8 @@ def synthesizer(epsilon=4.0, **training) -> DPSynthesizer:
 
 @pytest.fixture(scope="module")
 def fitted(people) -> DPSynthesizer:
-    # 6 epochs: the plan/churn gap is 0.14-0.25 over five fresh-noise fits (3 epochs: 0.035-0.20, too close to noise)
+    # 6 epochs: the plan/churn gap (0.25 in the source) was 0.059-0.199 over four fresh-noise fits at 002d0ca and
+    # 0.074-0.150 over four at this commit (/tmp/diag/gap.py); 3 epochs: 0.035-0.20, too close to noise
     synth = synthesizer(epochs=6)
     synth.fit(people)
     return synth
@@ -68,7 +69,8 @@ def test_the_model_learns_a_dependency(fitted):
     # In the source, churn is far more frequent on the basic plan (0.35 vs 0.10).
     sample = fitted.sample(20_000)
     rate = sample.groupby("plan")["churned"].mean()
-    assert rate["basic"] > rate["premium"] + 0.08
+    # 20,000 rows: a gap of 0.03 is over three standard errors from none (0.08 failed one fit in four, old code too)
+    assert rate["basic"] > rate["premium"] + 0.03
 
 
 def test_seeded_sampling_repeats_and_survives_save_load(fitted, tmp_path):
@@ -258,8 +260,7 @@ def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, col
     spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)  # zCDP of Gaussian releases adds
     share = synth.preprocessing_share
     assert spent == pytest.approx(share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
-    weight, _ = synth._release_weight()
-    assert share == default_preprocessing_share(weight)
+    assert share == default_preprocessing_share(len(synth.learned))
     assert (share == 0.3) == (columns == 15) and share <= 0.5  # wide tables give the releases more
     categories = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("categories:")]
     bins = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("bins:age")]
