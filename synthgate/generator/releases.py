@@ -291,8 +291,8 @@ def fit_numeric(
     """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
 
     ``sigma`` is the noise of a weight-1 release (see :func:`budget_weight`). ``selection_delta`` is the chance that
-    a value held by one record is selected as a point mass (float columns; see :func:`select_points`); with the
-    default, none is selected.
+    a value held by one record is selected as a point mass (floats, and integers spread wide; see
+    :func:`select_points`); with the default, none is selected.
     """
     values = to_numeric(series, column)
     n_null = float(np.isnan(values).sum())
