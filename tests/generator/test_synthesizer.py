@@ -265,3 +265,15 @@ def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, col
     categories = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("categories:")]
     bins = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("bins:age")]
     assert categories and max(categories) < 0.5 * min(bins)  # a category list gets less noise than a histogram
+
+
+def test_a_unique_key_stays_unique_under_a_wide_tables_noise():
+    from synthgate.generator.accounting import PrivacyAccountant
+    from synthgate.generator.synthesizer import _rows_per_key
+
+    ids = pd.Series(range(1000))  # 1,000 rows, 1,000 values; noise 60 on both counts (a wide table at epsilon 1)
+    accountant = PrivacyAccountant(delta=1e-5)
+    rows = accountant.gaussian("row-count", np.array([1000.0]), 60.0)[0]
+    assert all(_rows_per_key("id", ids, rows, 60.0, accountant) == 1.0 for _ in range(200))
+    cases = pd.Series(np.repeat(np.arange(400), 5))  # 2,000 rows, 400 values: clearly repeats
+    assert 4.0 < _rows_per_key("case", cases, 2000.0, 60.0, accountant) < 6.5
