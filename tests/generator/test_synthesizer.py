@@ -275,5 +275,5 @@ def test_a_unique_key_stays_unique_under_a_wide_tables_noise():
     accountant = PrivacyAccountant(delta=1e-5)
     rows = accountant.gaussian("row-count", np.array([1000.0]), 60.0)[0]
     assert all(_rows_per_key("id", ids, rows, 60.0, accountant) == 1.0 for _ in range(200))
-    cases = pd.Series(np.repeat(np.arange(400), 5))  # 2,000 rows, 400 values: clearly repeats
-    assert 4.0 < _rows_per_key("case", cases, 2000.0, 60.0, accountant) < 6.5
+    cases = pd.Series(np.repeat(np.arange(400), 5))  # 2,000 rows, 400 values (noise 60 on 400): clearly repeats
+    assert 3.0 < _rows_per_key("case", cases, 2000.0, 60.0, accountant) < 12.0
