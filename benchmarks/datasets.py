@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthgate.demo import DEMO_DATA
 from synthgate.schema import Column, ColumnKind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,8 @@ class Dataset:
 
 
 def adult() -> Dataset:
-    train = pd.read_csv(ROOT / "demo/data/adult/train.csv")
-    holdout = pd.read_csv(ROOT / "demo/data/adult/test.csv")
+    train = pd.read_csv(DEMO_DATA / "train.csv")
+    holdout = pd.read_csv(DEMO_DATA / "test.csv")
     columns = [
         Column(n, ColumnKind.INTEGER if train[n].dtype.kind == "i" else ColumnKind.CATEGORICAL, "")
         for n in train.columns

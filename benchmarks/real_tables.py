@@ -51,6 +51,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from synthgate.demo import DEMO_DATA  # noqa: E402  (after the path: the benchmark runs as a script)
+
 PG_URL = os.environ.get("SYNTHGATE_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 SOURCE_SCHEMA, TARGET_SCHEMA = "bench_real", "bench_real_pub"
 MOSTLYAI_PYTHON = ROOT / ".bench/mostlyai/bin/python"
@@ -499,7 +501,7 @@ def flights() -> BenchTable:
 
 
 def adult() -> BenchTable:
-    both = pd.concat([pd.read_csv(ROOT / "demo/data/adult/train.csv"), pd.read_csv(ROOT / "demo/data/adult/test.csv")])
+    both = pd.concat([pd.read_csv(DEMO_DATA / "train.csv"), pd.read_csv(DEMO_DATA / "test.csv")])
     f = both.sample(SAMPLE_ROWS, random_state=0).reset_index(drop=True)
     types = {c: INT if f[c].dtype.kind == "i" else TEXT for c in f.columns}
     return BenchTable(
@@ -510,7 +512,7 @@ def adult() -> BenchTable:
         ">50K",
         probes={"capital_gain = 0": _equals("capital_gain", 0), "capital_loss = 0": _equals("capital_loss", 0)},
         watch=("capital_gain", "capital_loss", "native_country", "education_num"),
-        about=f"UCI Adult, {SAMPLE_ROWS:,} of 48,842 rows (demo/data/adult)",
+        about=f"UCI Adult, {SAMPLE_ROWS:,} of 48,842 rows (synthgate/demo_data/adult)",
     )
 
 
@@ -666,9 +668,9 @@ def run_synthgate(
     from synthgate.gates import evaluate_gates
     from synthgate.generator import DPSynthesizer
     from synthgate.profiling import effective_policies, policies_from_schema
+    from synthgate.tasks.train import sample_rows
     from synthgate.validation import build_synthetic_suite, validate, without_not_null
     from synthgate.warehouse.publish import publish
-    from tasks.train import sample_rows
 
     seconds: dict[str, float] = {}
     train, holdout = split.train, split.holdout
@@ -685,7 +687,9 @@ def run_synthgate(
     summary = synth.fit(train)
     seconds["train"] = round(time.perf_counter() - began, 2)
     began = time.perf_counter()
-    with mock.patch("tasks.train.get_run_logger", return_value=log):  # the task's own code, outside a Prefect run
+    with mock.patch(
+        "synthgate.tasks.train.get_run_logger", return_value=log
+    ):  # the task's own code, outside a Prefect run
         synthetic = sample_rows.fn(spec, synth)  # the product's default row count
     seconds["sample"] = round(time.perf_counter() - began, 2)
     result |= {"epsilon_spent": round(summary.epsilon, 4), "rows": len(synthetic), "noisy_rows": summary.noisy_rows}

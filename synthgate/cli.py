@@ -167,7 +167,7 @@ def refresh(
     _quiet_libraries()
     from pydantic import TypeAdapter, ValidationError
 
-    from flows.parameters import RefreshParameters, Trigger, apply_overrides
+    from synthgate.flows.parameters import RefreshParameters, Trigger, apply_overrides
     from synthgate.settings import get_settings
     from synthgate.spec import load_spec
 
@@ -186,7 +186,7 @@ def refresh(
     settings = get_settings()
     table_spec = apply_overrides(load_spec(request.spec_path), request)
     _preflight(table_spec, settings.budget_cap(table_spec.privacy.cap))
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     _console_without_tracebacks()
     result = refresh_table(request, trigger=trigger)
@@ -482,12 +482,14 @@ def demo(
 ) -> None:
     """Load UCI Adult into an embedded SQLite warehouse and refresh its synthetic copy end to end."""
     _quiet_libraries()
+    from synthgate.demo import DEMO_EXPECTATIONS, DEMO_SPEC, load_demo_warehouse
+
     os.environ["SYNTHGATE_HOME"] = str(home.resolve())
-    from synthgate.demo import DEMO_SPEC, load_demo_warehouse
+    os.environ["SYNTHGATE_EXPECTATIONS_DIR"] = str(DEMO_EXPECTATIONS)  # the spec's reviewed suites, from any folder
 
     url = load_demo_warehouse(home)
     typer.echo(f"loaded UCI Adult into {url} (tables adult, adult_test)", err=True)
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     _console_without_tracebacks()
     # The flow takes a plain spec path too (RefreshParameters' before-validator), and Prefect records the call's
@@ -506,8 +508,8 @@ def refresh_all_command(
     # The docstring is this command's line in `synthgate --help`, which keeps its line breaks: it stays one line.
     """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""  # noqa: E501
     _quiet_libraries()
-    from flows.parameters import RefreshAllParameters
-    from flows.refresh_all import refresh_all
+    from synthgate.flows.parameters import RefreshAllParameters
+    from synthgate.flows.refresh_all import refresh_all
 
     _console_without_tracebacks()
     outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
@@ -544,8 +546,8 @@ def deploy(
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
-    from flows import deploy as deploying
     from synthgate.deployments import cap_warnings, project_root, write_prefect_yaml
+    from synthgate.flows import deploy as deploying
     from synthgate.settings import get_settings
 
     pairs = [item.partition("=") for item in env]
@@ -587,7 +589,7 @@ def serve(
 ) -> None:
     """Serve every deployment from this one long-lived process (flow.serve): schedules and UI runs, no work pool."""
     _quiet_libraries()
-    from flows import deploy as deploying
+    from synthgate.flows import deploy as deploying
 
     deploying.require_server("serve")
     deployments, replaced = deploying.prepare_serve(replace)

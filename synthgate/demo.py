@@ -1,15 +1,21 @@
-"""The Adult demo: an embedded SQLite warehouse loaded from the CSVs shipped under demo/data/adult."""
+"""The Adult demo: an embedded SQLite warehouse loaded from UCI Adult, shipped inside the package (``demo_data/``)
+with its table spec and GX suites, so that ``synthgate demo`` runs from any folder of an installed Synthgate."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_DATA = ROOT / "demo" / "data" / "adult"
-DEMO_SPEC = ROOT / "deployments" / "tables" / "adult.yaml"
+#: The package's demo files: ``adult/`` (the CSVs and their licence), ``adult.yaml`` (the spec) and
+#: ``expectations/`` (its reviewed GX suites). The project's ``deployments/tables/adult.yaml`` and
+#: ``expectations/adult.*.json`` link here.
+DEMO_DIR = Path(str(resources.files("synthgate") / "demo_data"))
+DEMO_DATA = DEMO_DIR / "adult"
+DEMO_SPEC = DEMO_DIR / "adult.yaml"
+DEMO_EXPECTATIONS = DEMO_DIR / "expectations"
 
 
 def load_demo_warehouse(home: Path) -> str:

@@ -7,10 +7,13 @@ parameters break the pydantic bounds (a negative epsilon, a zero row count) befo
 The file keeps two placeholders Prefect resolves from the environment:
 
 - ``{{ $SYNTHGATE_WORK_POOL }}`` when ``prefect deploy`` runs (``synthgate deploy`` sets it from ``--pool``);
-- ``{{ $SYNTHGATE_PROJECT_DIR }}``: the folder holding ``flows/`` and the specs, where a flow run starts. ``synthgate
-  deploy`` replaces it for a process work pool by this project's absolute folder (a plain ``prefect worker start``
-  then runs the flows, wherever it was started); container pools keep it, resolved on the worker (the flow image
-  sets ``/opt/synthgate``).
+- ``{{ $SYNTHGATE_PROJECT_DIR }}``: the project folder (``deployments/tables/``, ``expectations/``), where a flow run
+  starts. ``synthgate deploy`` replaces it for a process work pool by the project's absolute folder (a plain ``prefect
+  worker start`` then runs the flows, wherever it was started); container pools keep it, resolved on the worker (the
+  flow image sets ``/opt/synthgate``).
+
+Entrypoints are module paths (``synthgate.flows.refresh:refresh_table``): the flows' code comes from the installed
+package, the project folder holds only specs and suites.
 
 Deployment runs carry no ``trigger`` parameter: the flow records who started a run from what the server knows of it
 (:func:`run_trigger`).
@@ -26,15 +29,14 @@ import yaml
 from synthgate.errors import SpecError
 from synthgate.spec import Schedule
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_PLACEHOLDER = "{{ $SYNTHGATE_PROJECT_DIR }}"
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
 #: The state message of a run the Prefect UI's Run / Quick run buttons create (Prefect 3.8 UI, both versions).
 UI_RUN_MESSAGE = "Run from the Prefect UI"
 TABLES_DIR = Path("deployments/tables")
 PREFECT_FILE = Path("deployments/prefect.yaml")
-REFRESH_ENTRYPOINT = "flows/refresh.py:refresh_table"
-REFRESH_ALL_ENTRYPOINT = "flows/refresh_all.py:refresh_all"
+REFRESH_ENTRYPOINT = "synthgate.flows.refresh:refresh_table"
+REFRESH_ALL_ENTRYPOINT = "synthgate.flows.refresh_all:refresh_all"
 ALL_TABLES = "all-tables"
 
 # Two lines of the header are longer than the source's limit: a backslash at the end of a line continues it.
@@ -52,19 +54,15 @@ absolute
 
 
 def project_root() -> Path:
-    """The project folder (``flows/``, ``deployments/``): ``SYNTHGATE_PROJECT_DIR`` when set (the flow image installs
-    the package into site-packages and keeps the project in /opt/synthgate), else the checkout this package is in,
-    else (an installed package) the current folder."""
+    """The project folder (``deployments/tables/``, ``expectations/``): ``SYNTHGATE_PROJECT_DIR`` when set (the flow
+    image keeps the project in /opt/synthgate), else the current folder."""
     import os
 
-    configured = os.environ.get("SYNTHGATE_PROJECT_DIR")
-    if configured:
-        return Path(configured).resolve()
-    return PROJECT_ROOT if (PROJECT_ROOT / TABLES_DIR).is_dir() else Path.cwd().resolve()
+    return Path(os.environ.get("SYNTHGATE_PROJECT_DIR") or Path.cwd()).resolve()
 
 
 def pull_steps(directory: str) -> list[dict[str, Any]]:
-    """The deployment's pull steps: start the run in the project folder (spec paths and entrypoints are relative)."""
+    """The deployment's pull steps: start the run in the project folder (spec paths are relative to it)."""
     return [{SET_WORKING_DIRECTORY: {"directory": directory}}]
 
 
@@ -150,8 +148,9 @@ def all_tables_deployment(tables_dir: str) -> dict[str, Any]:
     }
 
 
-def prefect_config(root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR) -> dict[str, Any]:
-    """The whole prefect.yaml as a mapping; spec paths are relative to ``root``."""
+def prefect_config(root: Path | None = None, tables_dir: Path = TABLES_DIR) -> dict[str, Any]:
+    """The whole prefect.yaml as a mapping; spec paths are relative to ``root`` (default :func:`project_root`)."""
+    root = root or project_root()
     specs = sorted((root / tables_dir).glob("*.yaml"))
     deployments = [table_deployment(*_read_raw(p), p.relative_to(root).as_posix()) for p in specs]
     deployments.append(all_tables_deployment(tables_dir.as_posix()))
@@ -165,12 +164,12 @@ def prefect_config(root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR) -> 
     }
 
 
-def render_prefect_yaml(root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR) -> str:
+def render_prefect_yaml(root: Path | None = None, tables_dir: Path = TABLES_DIR) -> str:
     """The text of prefect.yaml: the generated-file header, then :func:`prefect_config` as YAML."""
     return _HEADER + yaml.safe_dump(prefect_config(root, tables_dir), sort_keys=False, width=120)
 
 
-def cap_warnings(default_cap: float, root: Path = PROJECT_ROOT, tables_dir: Path = TABLES_DIR) -> list[str]:
+def cap_warnings(default_cap: float, root: Path | None = None, tables_dir: Path = TABLES_DIR) -> list[str]:
     """One line per scheduled table whose schedule would exhaust its budget cap within a year.
 
     The spend per run is the spec's epsilon: what every refresh of a changed source costs (a refresh of an
@@ -182,7 +181,7 @@ def cap_warnings(default_cap: float, root: Path = PROJECT_ROOT, tables_dir: Path
     from cronsim import CronSim
 
     warnings = []
-    for path in sorted((root / tables_dir).glob("*.yaml")):
+    for path in sorted(((root or project_root()) / tables_dir).glob("*.yaml")):
         raw = yaml.safe_load(path.read_text()) or {}
         name, _, schedule = _read_raw(path)
         privacy = raw.get("privacy") or {}
@@ -206,8 +205,9 @@ def cap_warnings(default_cap: float, root: Path = PROJECT_ROOT, tables_dir: Path
     return warnings
 
 
-def write_prefect_yaml(root: Path = PROJECT_ROOT) -> Path:
-    """Write prefect.yaml under ``root`` from the table specs; returns its path."""
+def write_prefect_yaml(root: Path | None = None) -> Path:
+    """Write prefect.yaml under ``root`` (default :func:`project_root`) from the table specs; returns its path."""
+    root = root or project_root()
     path = root / PREFECT_FILE
     path.write_text(render_prefect_yaml(root))
     return path

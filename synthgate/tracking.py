@@ -213,16 +213,25 @@ def _git(args: list[str], where: Path) -> str | None:
     return out.stdout
 
 
+def _checkout() -> Path | None:
+    """The git checkout this package runs from, or None for an installed package (its folder holds no ``.git``: git
+    is never asked about a repository that the site-packages folder happens to sit in)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / ".git").exists() else None
+
+
 def git_commit(repo: Path | None = None) -> str | None:
     """The commit of the code that ran, when it runs from a git checkout (None otherwise)."""
-    out = _git(["rev-parse", "HEAD"], repo or Path(__file__).resolve().parent.parent)
+    where = repo or _checkout()
+    out = _git(["rev-parse", "HEAD"], where) if where else None
     commit = (out or "").strip()
     return commit if len(commit) == 40 else None
 
 
 def git_dirty(repo: Path | None = None) -> bool | None:
     """Whether tracked files differ from the commit (``git describe --dirty``'s sense); None outside a checkout."""
-    out = _git(["status", "--porcelain", "--untracked-files=no"], repo or Path(__file__).resolve().parent.parent)
+    where = repo or _checkout()
+    out = _git(["status", "--porcelain", "--untracked-files=no"], where) if where else None
     return None if out is None else bool(out.strip())
 
 

@@ -1,4 +1,5 @@
-"""Dependencies point one way: the core (``synthgate/``) imports no orchestrator; ``flows/`` and ``tasks/`` do."""
+"""Dependencies point one way: the core (``synthgate/``) imports no orchestrator; its orchestration layer
+(``synthgate/flows/``, ``synthgate/tasks/``, which the project's ``flows/`` and ``tasks/`` link to) does."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
+CORE = ROOT / "synthgate"
+#: The orchestration layer, inside the installed package.
+LAYER = (CORE / "flows", CORE / "tasks")
 #: The application entry point, above both layers: it starts flows and deploys them.
-ENTRY_POINT = "synthgate/cli.py"
+ENTRY_POINT = CORE / "cli.py"
 #: Reads a secret from a Prefect Secret block (a secret store, not orchestration): ``prefect.blocks`` only.
-SECRET_STORE = "synthgate/secret_blocks.py"
-ORCHESTRATION = ("prefect", "flows", "tasks")
+SECRET_STORE = CORE / "secret_blocks.py"
+ORCHESTRATION = ("prefect", "synthgate.flows", "synthgate.tasks")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -26,34 +30,55 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def orchestration_imports(path: Path) -> list[str]:
-    return sorted(m for m in imported_modules(path) if m.split(".")[0] in ORCHESTRATION)
+    return sorted(m for m in imported_modules(path) if any(m == o or m.startswith(f"{o}.") for o in ORCHESTRATION))
+
+
+def core_modules() -> list[Path]:
+    return [
+        path
+        for path in sorted(CORE.rglob("*.py"))
+        if path not in (ENTRY_POINT, SECRET_STORE) and not any(path.is_relative_to(layer) for layer in LAYER)
+    ]
 
 
 def test_the_core_imports_no_orchestrator():
     offenders = {
-        str(path.relative_to(ROOT)): found
-        for path in sorted((ROOT / "synthgate").rglob("*.py"))
-        if str(path.relative_to(ROOT)) not in (ENTRY_POINT, SECRET_STORE) and (found := orchestration_imports(path))
+        str(path.relative_to(ROOT)): found for path in core_modules() if (found := orchestration_imports(path))
     }
     assert offenders == {}, (
-        f"core modules importing prefect, flows or tasks (move that code to flows/ or tasks/): {offenders}"
+        "core modules importing prefect, synthgate.flows or synthgate.tasks (move that code to synthgate/flows/ or "
+        f"synthgate/tasks/): {offenders}"
     )
+    assert len(core_modules()) > 30  # the walk found the core (generator/, evaluation/, warehouse/ included)
+
+
+def test_the_project_folders_are_the_packages_layer():
+    for layer in LAYER:
+        linked = ROOT / layer.name
+        assert linked.is_symlink() and linked.resolve() == layer.resolve(), f"{layer.name}/ must link to {layer}"
 
 
 def test_the_secret_store_reads_secret_blocks_only():
-    assert all(m.startswith("prefect.blocks") for m in orchestration_imports(ROOT / SECRET_STORE))
+    assert all(m.startswith("prefect.blocks") for m in orchestration_imports(SECRET_STORE))
 
 
 def test_the_checker_sees_lazy_imports(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from flows.refresh import refresh_table\n    import prefect\n")
-    assert orchestration_imports(module) == ["flows.refresh", "flows.refresh.refresh_table", "prefect"]
+    module.write_text(
+        "def f():\n    from synthgate.flows.refresh import refresh_table\n    import prefect\n"
+        "    import synthgate.taskset\n"
+    )
+    assert orchestration_imports(module) == [
+        "prefect",
+        "synthgate.flows.refresh",
+        "synthgate.flows.refresh.refresh_table",
+    ]
 
 
 def test_flows_call_tasks_not_the_warehouse():
     offenders = {
         path.name: found
-        for path in sorted((ROOT / "flows").glob("*.py"))
+        for path in sorted((CORE / "flows").glob("*.py"))
         if (found := sorted(m for m in imported_modules(path) if m.startswith("synthgate.warehouse")))
     }
     assert offenders == {}, f"flows importing synthgate.warehouse (call a task instead): {offenders}"

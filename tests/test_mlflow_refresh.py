@@ -14,10 +14,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.refresh import refresh_table
 from synthgate import tracking
 from synthgate.cli import app
 from synthgate.errors import GateFailedError
+from synthgate.flows.refresh import refresh_table
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
 from tests.flows.test_refresh_flow import write_spec as flow_spec

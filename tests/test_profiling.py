@@ -164,7 +164,7 @@ def test_the_refresh_path_reads_no_row(monkeypatch):
 
 
 def test_the_task_logs_one_line_naming_the_undecided_columns(monkeypatch):
-    from tasks import validate
+    from synthgate.tasks import validate
 
     class Lines:
         def __init__(self) -> None:

@@ -3,7 +3,7 @@
 Run it with the interpreter of the `.bench/mostlyai` venv (see setup_envs.sh):
 
     .bench/mostlyai/bin/python benchmarks/peers/run_mostlyai.py \
-        --train demo/data/adult/train.csv --out /tmp/syn.csv \
+        --train synthgate/demo_data/adult/train.csv --out /tmp/syn.csv \
         --epsilon 1 --delta 1e-5 --rows 32561 --target income --seed 0
 
 Workflow (mostlyai.engine 2.7.x): split -> analyze -> encode -> train -> generate, in a workspace

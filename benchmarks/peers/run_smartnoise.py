@@ -3,7 +3,7 @@
 Run it with the interpreter of the `.bench/smartnoise` venv (see setup_envs.sh):
 
     .bench/smartnoise/bin/python benchmarks/peers/run_smartnoise.py \
-        --train demo/data/adult/train.csv --out /tmp/syn.csv \
+        --train synthgate/demo_data/adult/train.csv --out /tmp/syn.csv \
         --epsilon 1 --delta 1e-5 --rows 32561 --synth mst --seed 0
 
 Privacy budget (read from snsynth/base.py, transform/table.py, transform/bin.py of smartnoise-synth 1.0.8):

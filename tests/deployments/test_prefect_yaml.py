@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.deploy import check_prefect_yaml
 from synthgate.deployments import PREFECT_FILE, prefect_config, render_prefect_yaml
 from synthgate.errors import SpecError
+from synthgate.flows.deploy import check_prefect_yaml
 from synthgate.spec import load_spec
 from tests.conftest import ROOT
 
@@ -27,7 +27,7 @@ def test_one_deployment_per_spec_with_its_schedule():
     assert set(by_name) == {load_spec(p).name for p in specs} | {"all-tables"}
     for path in specs:
         spec, deployment = load_spec(path), by_name[load_spec(path).name]
-        assert deployment["entrypoint"] == "flows/refresh.py:refresh_table"
+        assert deployment["entrypoint"] == "synthgate.flows.refresh:refresh_table"
         assert deployment["enforce_parameter_schema"] is True
         assert deployment["parameters"]["request"]["spec_path"] == path.relative_to(ROOT).as_posix()
         assert (ROOT / deployment["parameters"]["request"]["spec_path"]).is_file()
@@ -36,7 +36,7 @@ def test_one_deployment_per_spec_with_its_schedule():
             assert (schedule["cron"], schedule["timezone"]) == (spec.schedule.cron, spec.schedule.timezone)
             assert schedule["parameters"]["trigger"] == "schedule"
     assert by_name["adult"]["schedules"][0]["timezone"] == "Europe/Berlin"
-    assert by_name["all-tables"]["entrypoint"] == "flows/refresh_all.py:refresh_all"
+    assert by_name["all-tables"]["entrypoint"] == "synthgate.flows.refresh_all:refresh_all"
     assert all(d["work_pool"]["name"] == "{{ $SYNTHGATE_WORK_POOL }}" for d in config["deployments"])
 
 
@@ -53,7 +53,7 @@ def test_a_stale_file_is_refused(tmp_path: Path):
 def test_the_deployed_parameter_schema_has_bounds_and_descriptions():
     from prefect.utilities.callables import parameter_schema
 
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     schema = parameter_schema(refresh_table).model_dump_for_openapi()
     fields = schema["definitions"]["RefreshParameters"]["properties"]

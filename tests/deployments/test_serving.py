@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from flows import quiet
-from flows.deploy import worker_command
 from synthgate.deployments import (
     PROJECT_DIR_PLACEHOLDER,
     UI_RUN_MESSAGE,
@@ -23,8 +21,10 @@ from synthgate.deployments import (
     table_deployment,
 )
 from synthgate.errors import GateFailedError
+from synthgate.flows import quiet
+from synthgate.flows.deploy import worker_command
 from synthgate.spec import Schedule
-from tasks.train import logged_epoch
+from synthgate.tasks.train import logged_epoch
 from tests.conftest import ROOT
 
 

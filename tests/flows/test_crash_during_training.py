@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from flows.refresh import refresh_table
 from synthgate.errors import PrivacyBudgetError
+from synthgate.flows.refresh import refresh_table
 from synthgate.warehouse import governance
 from tests.flows.test_refresh_flow import governed, has_table, source, write_spec  # noqa: F401 - fixture
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prefect.settings import get_current_settings
 
-import flows.refresh
-from flows.refresh import refresh_table
 from synthgate.errors import PrivacyBudgetError
+from synthgate.flows import refresh as refresh_flow
+from synthgate.flows.refresh import refresh_table
 from tests.flows.test_refresh_flow import write_spec
 
 
@@ -34,7 +34,7 @@ def test_a_run_that_does_not_publish_returns_its_state(prefect_harness, workdir,
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(flows.refresh, "run_refresh", fail)
+    monkeypatch.setattr(refresh_flow, "run_refresh", fail)
     before = _stored()
     state = refresh_table(str(write_spec(workdir, "no_schema_needed")), return_state=True)
     assert state.is_failed() and state.name == name and state.message == message

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flows.parameters import RefreshParameters, apply_overrides
 from synthgate.errors import SpecError
+from synthgate.flows.parameters import RefreshParameters, apply_overrides
 from synthgate.spec import ColumnPolicy, load_spec
 from tests.conftest import ROOT
 

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.parameters import RefreshAllParameters
-from flows.refresh_all import build_task_runner, refresh_all
 from synthgate.errors import SpecError
+from synthgate.flows.parameters import RefreshAllParameters
+from synthgate.flows.refresh_all import build_task_runner, refresh_all
 from synthgate.settings import Settings
 from tests.conftest import PG_URL, ROOT
 from tests.flows.test_refresh_flow import write_spec

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 import yaml
 from prefect.settings import get_current_settings
 
-from flows.refresh import refresh_table
 from synthgate.audit import audit
 from synthgate.errors import DataValidationError, GateFailedError, MissingTableError, PrivacyBudgetError, SpecError
+from synthgate.flows.refresh import refresh_table
 from synthgate.lineage import read_events
 from synthgate.settings import get_settings
 from synthgate.warehouse import governance

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.parameters import RefreshParameters
-from flows.refresh import refresh_table
 from synthgate.errors import PrivacyBudgetError
+from synthgate.flows.parameters import RefreshParameters
+from synthgate.flows.refresh import refresh_table
 from synthgate.warehouse import governance
 from tests.flows.test_refresh_flow import GATES, governed, write_spec
 

@@ -81,7 +81,7 @@ def test_the_flow_image_builds_cpu_or_cuda_and_knows_its_project_folder():
     assert docker["WORKDIR"] == [docker["ENV"]["SYNTHGATE_PROJECT_DIR"]] == ["/opt/synthgate"]
     assert docker["ENV"]["SYNTHGATE_EXPECTATIONS_DIR"].startswith(docker["ENV"]["SYNTHGATE_PROJECT_DIR"])
     copied = {c.split()[0] for c in docker["COPY"]}
-    assert {"synthgate", "flows", "tasks", "deployments", "expectations", "constraints.txt"} <= copied | {
+    assert {"synthgate", "deployments", "expectations", "constraints.txt"} <= copied | {
         w for c in docker["COPY"] for w in c.split()
     }
     assert docker["CMD"][:3] == ["prefect", "worker", "start"]

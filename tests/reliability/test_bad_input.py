@@ -160,7 +160,7 @@ def flow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_flow_expecting(error_type: type[Exception], spec_path: Path) -> Exception:
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     with pytest.raises(error_type) as error:
         refresh_table(str(spec_path), trigger="test")

@@ -67,7 +67,7 @@ def test_connection_dropped_mid_extract_is_retried_by_the_task(
 
     The first attempt loses its backend, the second succeeds.
     """
-    import tasks.extract as extract_tasks
+    import synthgate.tasks.extract as extract_tasks
 
     load_frame(pg_engine, pg_schema, "src", table_frame())
     spec = make_spec(pg_schema, chunk_size=500)
@@ -113,7 +113,7 @@ def assert_untouched(pg_engine: sa.Engine, schema: str, ledger: list[str]) -> No
 def test_unreachable_mlflow_stops_before_anything(
     prefect_harness, flow_home, pg_engine, pg_schema, monkeypatch, uri
 ) -> None:
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -149,7 +149,7 @@ def immutable_folder(tmp_path: Path) -> Iterator[Path]:
 def test_report_folder_permission_denied(
     prefect_harness, flow_home, immutable_folder, pg_engine, pg_schema, monkeypatch
 ) -> None:
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_HOME", str(immutable_folder))  # reports go to <home>/reports/<spec>
     load_frame(pg_engine, pg_schema, "src", table_frame(400))
@@ -178,7 +178,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_disk_full_while_writing_the_report(
     prefect_harness, flow_home, tiny_disk, pg_engine, pg_schema, monkeypatch
 ) -> None:
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     monkeypatch.setenv("SYNTHGATE_HOME", str(tiny_disk))
     (tiny_disk / "filler").write_bytes(b"\0" * (200 * 1024))  # what is left fits the probe, not the report

@@ -598,7 +598,7 @@ def refresh(
     label: str, root: Path, schema: str, frame: pd.DataFrame, pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> Collected:
     """One full refresh of ``frame`` in its own home, expectations folder, MLflow store and schema; all it wrote."""
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     root.mkdir(parents=True)
     frame.to_sql("people", pg_engine, schema=schema, index=False)

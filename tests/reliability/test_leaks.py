@@ -80,7 +80,7 @@ def prefect_records(flow_run_id: str) -> list[tuple[str, str]]:
 
 
 def test_no_canary_leaves_the_boundary(prefect_harness, workdir, pg_engine, pg_schema, monkeypatch) -> None:
-    from flows.refresh import refresh_table
+    from synthgate.flows.refresh import refresh_table
 
     source = canary_table()
     source.to_sql("people", pg_engine, schema=pg_schema, index=False)

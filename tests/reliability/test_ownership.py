@@ -198,7 +198,7 @@ def test_a_source_named_like_a_version_of_the_target_survives(warehouse):
 
 
 def test_a_user_table_at_the_target_is_refused_by_the_preflight_before_any_read_or_spend(warehouse, tmp_path):
-    from tasks.budget import preflight
+    from synthgate.tasks.budget import preflight
 
     warehouse.user_table(TARGET)
     before = warehouse.snapshot(TARGET)

@@ -6,7 +6,7 @@ import re
 
 from synthgate.gates import GateVerdict, Scores
 from synthgate.outcome import RunSummary
-from tasks.artifacts import artifact_key, gate_rows, summary_markdown
+from synthgate.tasks.artifacts import artifact_key, gate_rows, summary_markdown
 
 SCORES = Scores(
     quality=0.8712,

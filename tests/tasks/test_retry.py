@@ -15,13 +15,13 @@ from synthgate.errors import (
     PublishError,
     WarehouseError,
 )
-from tasks.extract import extract_holdout, extract_source
-from tasks.publish import publish_table
-from tasks.retry import transient_warehouse_error
-from tasks.score import score_synthetic
-from tasks.track import log_run
-from tasks.train import sample_rows, train_generator
-from tasks.validate import profile_columns, validate_source, validate_synthetic
+from synthgate.tasks.extract import extract_holdout, extract_source
+from synthgate.tasks.publish import publish_table
+from synthgate.tasks.retry import transient_warehouse_error
+from synthgate.tasks.score import score_synthetic
+from synthgate.tasks.track import log_run
+from synthgate.tasks.train import sample_rows, train_generator
+from synthgate.tasks.validate import profile_columns, validate_source, validate_synthetic
 
 ALL_TASKS = [
     extract_source,
@@ -79,8 +79,8 @@ def test_no_result_is_persisted_or_cached(task):
 
 
 def test_flows_do_not_persist_results():
-    from flows.refresh import refresh_table
-    from flows.refresh_all import refresh_all, refresh_one
+    from synthgate.flows.refresh import refresh_table
+    from synthgate.flows.refresh_all import refresh_all, refresh_one
 
     assert refresh_table.persist_result is False and refresh_all.persist_result is False
     assert refresh_one.persist_result is False and refresh_one.cache_policy is NO_CACHE

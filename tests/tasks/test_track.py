@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from synthgate.gates import GateVerdict
+from synthgate.tasks.artifacts import artifact_key, verdict_artifact, verdict_markdown
 from synthgate.tracking import metric_name
-from tasks.artifacts import artifact_key, verdict_artifact, verdict_markdown
 
 VERDICTS = [GateVerdict("quality", True, 0.91, 0.8, ">="), GateVerdict("mia_auc", False, 0.7, 0.6, "<=")]
 

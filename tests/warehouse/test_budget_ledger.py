@@ -133,7 +133,7 @@ def test_one_source_under_two_spec_names_shares_one_cap(pg_engine, pg_schema):
 def test_the_preflight_refuses_a_renamed_spec_whose_source_is_spent_before_connecting_to_it(
     pg_engine, pg_schema, tmp_path
 ):
-    from tasks.budget import preflight
+    from synthgate.tasks.budget import preflight
 
     engine = pg_engine.execution_options(schema_translate_map={None: pg_schema})
     source = tmp_path / "source.db"  # never created: the refused refresh never connects to it
@@ -145,18 +145,18 @@ def test_the_preflight_refuses_a_renamed_spec_whose_source_is_spent_before_conne
 
 
 def test_reserve_budget_keys_the_ledger_row_by_the_source(pg_engine, pg_schema, monkeypatch):
-    import tasks.budget
+    from synthgate.tasks import budget as budget_tasks
 
-    monkeypatch.setattr(tasks.budget, "get_run_logger", lambda: logging.getLogger("test"))
+    monkeypatch.setattr(budget_tasks, "get_run_logger", lambda: logging.getLogger("test"))
     engine = pg_engine.execution_options(schema_translate_map={None: pg_schema})
     table_spec = spec("people", pg_schema)
     entry = governance.LedgerEntry("run-1", "people", "people", 2.0, 1e-5, "run-1", "test")  # as the flow builds it
-    with tasks.budget.reserve_budget(table_spec, entry, 3.0):
+    with budget_tasks.reserve_budget(table_spec, entry, 3.0):
         pass
     [row] = governance.ledger_rows(engine)
     assert row["source_key"] == governance.source_key(table_spec.source)
     renamed = governance.LedgerEntry("run-2", "renamed", "people", 2.0, 1e-5, "run-2", "test")
-    with pytest.raises(PrivacyBudgetError), tasks.budget.reserve_budget(spec("renamed", pg_schema), renamed, 3.0):
+    with pytest.raises(PrivacyBudgetError), budget_tasks.reserve_budget(spec("renamed", pg_schema), renamed, 3.0):
         pass  # the same source under another spec name: 2 + 2 > 3
     assert [r["run_id"] for r in governance.ledger_rows(engine)] == ["run-1"]
 

@@ -13,8 +13,8 @@ from synthgate.audit import table_state
 from synthgate.outcome import RefreshResult
 from synthgate.report import refresh_context, write_report
 from synthgate.settings import get_settings
-from tasks import PRIVATE
-from tasks.artifacts import verdict_artifact
+from synthgate.tasks import PRIVATE
+from synthgate.tasks.artifacts import verdict_artifact
 
 
 @task(name="log-run", **PRIVATE)

@@ -13,8 +13,8 @@ from synthgate import validation
 from synthgate.profiling import ColumnProfile, effective_policies, policies_from_schema
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
+from synthgate.tasks import PRIVATE
 from synthgate.validation import ValidationOutcome
-from tasks import PRIVATE
 
 
 @task(name="profile-columns", **PRIVATE)

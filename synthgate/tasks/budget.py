@@ -11,11 +11,11 @@ from prefect import get_run_logger, task
 from synthgate import preflight as checks
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
+from synthgate.tasks import PRIVATE
+from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
 from synthgate.warehouse.governance import Spend
-from tasks import PRIVATE
-from tasks.retry import WAREHOUSE_RETRIES
 
 
 @task(name="preflight", **WAREHOUSE_RETRIES, **PRIVATE)

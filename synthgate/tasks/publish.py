@@ -6,9 +6,9 @@ from prefect import get_run_logger, task
 
 from synthgate import tracking
 from synthgate.outcome import RefreshResult
+from synthgate.tasks import PRIVATE
+from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse.publish import Published, publish_refresh
-from tasks import PRIVATE
-from tasks.retry import WAREHOUSE_RETRIES
 
 
 @task(name="publish-table", **WAREHOUSE_RETRIES, **PRIVATE)

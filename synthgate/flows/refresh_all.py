@@ -14,11 +14,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
-from flows.refresh import deployment_trigger, refresh_table
 from synthgate.errors import GateFailedError, SpecError, SynthgateError, TrackingError
+from synthgate.flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
+from synthgate.flows.refresh import deployment_trigger, refresh_table
 from synthgate.settings import Settings, get_settings
-from tasks import PRIVATE
+from synthgate.tasks import PRIVATE
 
 
 def build_task_runner(settings: Settings | None = None) -> TaskRunner[Any]:

@@ -9,9 +9,9 @@ from synthgate import lineage, tracking
 from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.spec import TableSpec
 from synthgate.splitting import check_holdout_columns, split_holdout
+from synthgate.tasks import PRIVATE
+from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse.extract import Extract, extract_table
-from tasks import PRIVATE
-from tasks.retry import WAREHOUSE_RETRIES
 
 
 @task(name="extract-source", **WAREHOUSE_RETRIES, **PRIVATE)

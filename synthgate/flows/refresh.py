@@ -12,26 +12,26 @@ from prefect import flow, get_run_logger, runtime
 from prefect.context import FlowRunContext
 from prefect.states import Failed, State
 
-from flows import quiet
-from flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate import lineage, tracking
 from synthgate.deployments import run_trigger
 from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError, one_line
+from synthgate.flows import quiet
+from synthgate.flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate.gates import enforce
 from synthgate.keys import fingerprint_key
 from synthgate.outcome import RefreshResult, RunPrivacy
 from synthgate.report import check_writable
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec
-from tasks.artifacts import publish_summary, summarised
-from tasks.budget import Spend, privacy_spend
-from tasks.extract import extract_holdout, extract_source, record_source
-from tasks.publish import publish_table
-from tasks.reuse import load_generator, resampling_seed, reusable_model
-from tasks.score import score_synthetic
-from tasks.track import log_run
-from tasks.train import sample_rows, train_generator
-from tasks.validate import profile_columns, validate_source, validate_synthetic
+from synthgate.tasks.artifacts import publish_summary, summarised
+from synthgate.tasks.budget import Spend, privacy_spend
+from synthgate.tasks.extract import extract_holdout, extract_source, record_source
+from synthgate.tasks.publish import publish_table
+from synthgate.tasks.reuse import load_generator, resampling_seed, reusable_model
+from synthgate.tasks.score import score_synthetic
+from synthgate.tasks.track import log_run
+from synthgate.tasks.train import sample_rows, train_generator
+from synthgate.tasks.validate import profile_columns, validate_source, validate_synthetic
 
 quiet.install()
 

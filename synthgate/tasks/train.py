@@ -11,8 +11,8 @@ from synthgate.profiling import ColumnProfile, effective_policies
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.splitting import source_rows
-from tasks import PRIVATE
-from tasks.artifacts import TrainingProgress
+from synthgate.tasks import PRIVATE
+from synthgate.tasks.artifacts import TrainingProgress
 
 
 def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:

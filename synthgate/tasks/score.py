@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from synthgate.evaluation.scorecard import Evaluation, evaluate
 from synthgate.gates import GateVerdict, evaluate_gates
 from synthgate.outcome import RefreshResult
-from tasks import PRIVATE
+from synthgate.tasks import PRIVATE
 
 
 @task(name="score-synthetic", **PRIVATE)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthgate.deployments import (
     PREFECT_FILE,
+    REFRESH_ALL_ENTRYPOINT,
     REFRESH_ENTRYPOINT,
     TABLES_DIR,
     prefect_config,
@@ -124,50 +125,45 @@ def deploy(
     root = root or project_root()
     config = yaml.safe_load(check_prefect_yaml(root).read_text())
     directory = run_directory(pool_type, project_dir, root)
-    if pool_type == "process" and not (Path(directory) / REFRESH_ENTRYPOINT.partition(":")[0]).is_file():
+    if pool_type == "process" and not (Path(directory) / TABLES_DIR).is_dir():
         raise SpecError(
-            f"{directory} holds no {REFRESH_ENTRYPOINT.partition(':')[0]}: a process worker could not load the flows "
-            "there. Give --project-dir the folder of the Synthgate project (the one with flows/ and deployments/)"
+            f"{directory} holds no {TABLES_DIR}/: a process worker could not find the table specs there. Give "
+            "--project-dir the folder of the Synthgate project (the one with deployments/ and expectations/)"
         )
     result = Deployed(pool, pool_type, directory)
-    previous = Path.cwd()
-    os.chdir(root)  # entrypoints are relative to the project folder
-    try:
-        with get_client(sync_client=True) as client:
-            for d in config["deployments"]:
-                flow: Flow[..., Any] = load_flow_from_entrypoint(d["entrypoint"])
-                name = f"{flow.name}/{d['name']}"
-                existing = _existing(client, name)
-                if existing is not None and existing.work_pool_name is None:
-                    client.delete_deployment(existing.id)
-                    result.replaced.append(name)
-                schedules = [
-                    DeploymentScheduleCreate(
-                        schedule=CronSchedule(cron=s["cron"], timezone=s["timezone"]),
-                        active=s["active"],
-                        parameters=s["parameters"],
-                    )
-                    for s in d["schedules"]
-                ]
-                client.create_deployment(
-                    flow_id=client.create_flow_from_name(flow.name),
-                    name=d["name"],
-                    description=d["description"],
-                    entrypoint=d["entrypoint"],
-                    tags=d["tags"],
-                    parameters=d["parameters"],
-                    parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
-                    enforce_parameter_schema=d["enforce_parameter_schema"],
-                    concurrency_limit=d["concurrency_limit"],
-                    work_pool_name=pool,  # the file's {{ $SYNTHGATE_WORK_POOL }}
-                    work_queue_name=d["work_pool"]["work_queue_name"],
-                    job_variables={**d["work_pool"]["job_variables"], **job_variables},
-                    pull_steps=pull_steps(directory),  # the file's {{ $SYNTHGATE_PROJECT_DIR }}
-                    schedules=schedules,
+    with get_client(sync_client=True) as client:
+        for d in config["deployments"]:
+            flow: Flow[..., Any] = load_flow_from_entrypoint(d["entrypoint"])
+            name = f"{flow.name}/{d['name']}"
+            existing = _existing(client, name)
+            if existing is not None and existing.work_pool_name is None:
+                client.delete_deployment(existing.id)
+                result.replaced.append(name)
+            schedules = [
+                DeploymentScheduleCreate(
+                    schedule=CronSchedule(cron=s["cron"], timezone=s["timezone"]),
+                    active=s["active"],
+                    parameters=s["parameters"],
                 )
-                result.names.append(name)
-    finally:
-        os.chdir(previous)
+                for s in d["schedules"]
+            ]
+            client.create_deployment(
+                flow_id=client.create_flow_from_name(flow.name),
+                name=d["name"],
+                description=d["description"],
+                entrypoint=d["entrypoint"],
+                tags=d["tags"],
+                parameters=d["parameters"],
+                parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
+                enforce_parameter_schema=d["enforce_parameter_schema"],
+                concurrency_limit=d["concurrency_limit"],
+                work_pool_name=pool,  # the file's {{ $SYNTHGATE_WORK_POOL }}
+                work_queue_name=d["work_pool"]["work_queue_name"],
+                job_variables={**d["work_pool"]["job_variables"], **job_variables},
+                pull_steps=pull_steps(directory),  # the file's {{ $SYNTHGATE_PROJECT_DIR }}
+                schedules=schedules,
+            )
+            result.names.append(name)
     return result
 
 
@@ -187,13 +183,13 @@ def runner_deployments(root: Path | None = None) -> list[Any]:
     """The deployments of prefect.yaml as in-process runner deployments (same names, parameters, schedules)."""
     from prefect.schedules import Cron
 
-    from flows.refresh import refresh_table
-    from flows.refresh_all import refresh_all
+    from synthgate.flows.refresh import refresh_table
+    from synthgate.flows.refresh_all import refresh_all
 
     root = root or project_root()
     flows: dict[str, Flow[..., Any]] = {
-        "flows/refresh.py:refresh_table": refresh_table,
-        "flows/refresh_all.py:refresh_all": refresh_all,
+        REFRESH_ENTRYPOINT: refresh_table,
+        REFRESH_ALL_ENTRYPOINT: refresh_all,
     }
     result = []
     for d in prefect_config(root)["deployments"]:
@@ -223,7 +219,7 @@ def prepare_serve(replace: bool, root: Path | None = None) -> tuple[list[Any], d
     from prefect.client.orchestration import get_client
 
     root = root or project_root()
-    os.chdir(root)  # runs start here; entrypoints are relative to it
+    os.chdir(root)  # runs start here: spec paths are relative to it
     deployments = runner_deployments(root)
     with get_client(sync_client=True) as client:
         pooled = {}

@@ -9,9 +9,9 @@ from prefect import get_run_logger, task
 from synthgate import tracking
 from synthgate.generator import DPSynthesizer
 from synthgate.spec import TableSpec
+from synthgate.tasks import PRIVATE
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
-from tasks import PRIVATE
 
 
 @task(name="find-reusable-model", **PRIVATE)
