@@ -43,6 +43,11 @@ def main() -> None:
             {
                 "system": "synthgate" if args.epsilon <= 50 else f"synthgate-eps{args.epsilon:g}",
                 "train_seconds": round(train_seconds, 2),
+                "fit_stages": {  # the fit's two stages: the DP releases of the codecs, then DP-SGD
+                    "preprocess": round(summary.preprocess_seconds, 2),
+                    "dp_sgd": round(summary.train_seconds, 2),
+                    "cpu_threads": summary.cpu_threads,
+                },
                 "sample_rows_per_second": round(200_000 / sample_seconds),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "epsilon": args.epsilon,

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     dask_workers: int | None = Field(
         default=None, ge=1, le=256, description="refresh-all: start a local Dask cluster of this many worker processes."
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads of training and sampling; unset: the usable cores (affinity, cgroup quota) shared by "
+        "the trainings running at once, and at most the cores other processes leave idle (synthgate/cpu_threads.py).",
+    )
     max_parallel_tables: int = Field(
         default=4,
         ge=1,

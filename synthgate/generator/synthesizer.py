@@ -30,6 +30,7 @@ import torch
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
+from synthgate.cpu_threads import cpu_share
 from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError
 from synthgate.generator.accounting import (
     PrivacyAccountant,
@@ -92,6 +93,7 @@ class FitSummary:
     preprocess_seconds: float
     releases: int
     engine: str  # the DP-SGD engine that ran: "fast" or "opacus"
+    cpu_threads: int = 0  # PyTorch's CPU threads when training began (synthgate.cpu_threads; 0: not recorded)
 
 
 def choose_device(requested: str) -> torch.device:
@@ -301,7 +303,7 @@ class DPSynthesizer:
             plan.steps,
         )
         started = time.perf_counter()
-        self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
+        threads = self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
         accountant.record(Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, plan.steps))
         epsilon, method = accountant.epsilon()
         self.summary = FitSummary(
@@ -314,6 +316,7 @@ class DPSynthesizer:
             preprocess_seconds=preprocess_seconds,
             releases=len(accountant.releases),
             engine=self.training.engine,
+            cpu_threads=threads,
         )
         return self.summary
 
@@ -323,7 +326,8 @@ class DPSynthesizer:
         plan: TrainingPlan,
         accountant: PrivacyAccountant,
         progress: Callable[[EpochProgress], None] | None,
-    ) -> None:
+    ) -> int:
+        """Train the network; returns the CPU threads it started on."""
         cards = [codec.n_tokens for codec in self.codecs]
         ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
@@ -346,20 +350,23 @@ class DPSynthesizer:
         sampler = SecureNoise.torch_generator("cpu")  # Poisson sampling: part of the DP guarantee, OS entropy
         steps_per_epoch = plan.steps // plan.epochs
         average = WeightAverage(model, self.training.ema_decay) if self.training.ema_decay > 0 else None
-        for epoch in range(1, plan.epochs + 1):
-            began = time.perf_counter()
-            for _ in range(steps_per_epoch):
-                mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
-                step(tokens[mask.to(self.device)])
-                if average is not None:
-                    average.update()
-            if progress is not None:
-                done = Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)
-                spent = accountant.epsilon([done])[0]
-                progress(EpochProgress(epoch, plan.epochs, spent, time.perf_counter() - began))
+        with cpu_share("training") as threads:
+            for epoch in range(1, plan.epochs + 1):
+                began = time.perf_counter()
+                for _ in range(steps_per_epoch):
+                    threads.adjust()
+                    mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
+                    step(tokens[mask.to(self.device)])
+                    if average is not None:
+                        average.update()
+                if progress is not None:
+                    done = Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, epoch * steps_per_epoch)
+                    spent = accountant.epsilon([done])[0]
+                    progress(EpochProgress(epoch, plan.epochs, spent, time.perf_counter() - began))
         if average is not None:
             average.apply()
         self.network = model.eval()
+        return threads.first.threads
 
     def _loss_weights(self) -> list[float]:
         return [self.training.target_weight if c.name == self.target_column else 1.0 for c in self.learned]
@@ -415,18 +422,20 @@ class DPSynthesizer:
         rng = np.random.default_rng(seed + 7)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         chunks = []
-        for start in range(0, n, _SAMPLE_CHUNK):
-            size = min(_SAMPLE_CHUNK, n - start)
-            forbidden = [codec.forbidden_tokens for codec in self.codecs]
-            tokens = self.network.sample(size, generator, self.device, forbidden).cpu().numpy()
-            chunks.append(
-                pd.DataFrame(
-                    {
-                        c.name: codec.decode(tokens[:, j], rng)
-                        for j, (c, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
-                    }
+        forbidden = [codec.forbidden_tokens for codec in self.codecs]
+        with cpu_share("sampling") as threads:
+            for start in range(0, n, _SAMPLE_CHUNK):
+                threads.adjust()
+                size = min(_SAMPLE_CHUNK, n - start)
+                tokens = self.network.sample(size, generator, self.device, forbidden).cpu().numpy()
+                chunks.append(
+                    pd.DataFrame(
+                        {
+                            c.name: codec.decode(tokens[:, j], rng)
+                            for j, (c, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
+                        }
+                    )
                 )
-            )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
         for name, kind in self.fakes.items():
             frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0))

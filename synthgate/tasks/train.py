@@ -42,12 +42,15 @@ def train_generator(
 
     summary = synthesizer.fit(train, progress=report)
     logger.info(
-        "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f; %s DP-SGD engine",
+        "trained under epsilon %.4f (%s accounting), delta %.2g; noise multiplier %.3f; %s DP-SGD engine; %.1f s "
+        "on %d CPU threads at the start (SYNTHGATE_THREADS fixes it)",
         summary.epsilon,
         summary.accounting,
         summary.delta,
         summary.plan.noise_multiplier,
         summary.engine,
+        summary.train_seconds,
+        summary.cpu_threads,
     )
     return synthesizer
 

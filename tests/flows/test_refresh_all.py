@@ -12,8 +12,8 @@ from synthgate.errors import SpecError
 from synthgate.flows.parameters import RefreshAllParameters
 from synthgate.flows.refresh_all import build_task_runner, refresh_all
 from synthgate.settings import Settings
-from tests.conftest import PG_URL, ROOT
-from tests.flows.test_refresh_flow import write_spec
+from tests.conftest import PG_URL
+from tests.flows.test_refresh_flow import GATES, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,18 @@ def test_task_runner_follows_the_settings():
     assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"] is True
 
 
-def test_refresh_all_on_a_dask_cluster(prefect_harness, workdir, pg_engine, pg_schema, people, monkeypatch):
+def test_refresh_all_on_a_dask_cluster(prefect_harness, workdir, pg_engine, pg_schema, people):
     people.to_sql("people", pg_engine, schema=pg_schema, index=False)
     specs = workdir / "specs"
     specs.mkdir()
-    write_spec(workdir, pg_schema, training={"epochs": 3, "seed": 1}, rows=500).rename(specs / "people.yaml")
+    # Three epochs keep it short; their TSTR varies around the shared gate's 0.5 with the fresh DP noise, and this
+    # test is about the cluster, not the model: the TSTR gate is off here.
+    gates = GATES | {"min_tstr_auc": 0.0}
+    write_spec(workdir, pg_schema, training={"epochs": 3, "seed": 1}, rows=500, gates=gates).rename(
+        specs / "people.yaml"
+    )
     ghost = {"url": PG_URL, "table": "no_such_table", "schema": pg_schema}
     write_spec(workdir, pg_schema, name="ghost", source=ghost).rename(specs / "ghost.yaml")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # Dask worker processes import flows/ and tasks/ from the checkout
 
     runner = build_task_runner(Settings(dask_workers=2))
     outcomes = refresh_all.with_options(task_runner=runner)(RefreshAllParameters(specs_dir=str(specs)), trigger="test")

@@ -1,0 +1,196 @@
+"""CPU threads for training and sampling, sized to the cores this process can really use, in one place.
+
+A PyTorch parallel region waits for its slowest thread: threads that outnumber the cores free to them spin and wait
+on each other, and a refresh beside one busy process ran 2.35 times slower with two threads on two cores, but not
+slower with one (issue 18). So the number of threads is
+
+- ``SYNTHGATE_THREADS`` when set (fixed, never adjusted), else
+- the cores this process may use (CPU affinity, and a cgroup CPU quota in a container), shared by the trainings
+  running at once in this process (``refresh-all`` runs tables as threads of one process), and at most the cores that
+  other processes leave idle: measured from ``/proc/stat`` against this process's own CPU time, at the start and
+  again about every second while training (so a competing job that starts or stops mid-run is followed).
+
+Only PyTorch's intra-op pool is sized here (the evaluation runs its scikit-learn models single-threaded itself). The
+choice and every change are logged; :class:`ThreadChoice` says why a number was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two measurements of the cores other processes use (one read of /proc/stat each).
+ADJUST_EVERY = 1.0
+#: The shortest interval a measurement covers (the first one waits for it): 25 clock ticks of 10 ms.
+MIN_INTERVAL = 0.25
+
+_lock = threading.Lock()
+_running = 0  # trainings and samplings holding a share in this process
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many threads, and from what: the usable cores, the trainings sharing them, the cores others keep busy
+    (None when not measured), and whether ``SYNTHGATE_THREADS`` fixed it."""
+
+    threads: int
+    usable: int
+    sharing: int
+    others_busy: float | None
+    fixed: bool
+
+    def describe(self) -> str:
+        """One log line: the number and its reasons."""
+        if self.fixed:
+            return f"{self.threads} CPU threads (SYNTHGATE_THREADS)"
+        busy = "" if self.others_busy is None else f", other processes busy on {self.others_busy:.1f}"
+        return f"{self.threads} CPU threads ({self.usable} usable cores, {self.sharing} training(s) here{busy})"
+
+
+def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if none."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def _affinity() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by its cgroup's CPU quota (at least one)."""
+    cores = len(_affinity())
+    quota = _cgroup_quota()
+    return max(1, min(cores, math.floor(quota)) if quota else cores)
+
+
+class _BusyMeter:
+    """The cores other processes keep busy on this process's CPUs, from two reads of ``/proc/stat`` (Linux)."""
+
+    def __init__(self) -> None:
+        self.cpus = {f"cpu{i}" for i in _affinity()}
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.last = self._read()
+        self.estimate: float | None = None
+
+    def _read(self) -> tuple[float, float, float] | None:
+        """(wall seconds, busy CPU seconds on our CPUs, this process's CPU seconds), None where /proc is missing."""
+        try:
+            lines = Path("/proc/stat").read_text().splitlines()
+        except OSError:
+            return None
+        busy = 0
+        for line in lines:
+            name, *fields = line.split()
+            if name in self.cpus:
+                values = [int(v) for v in fields[:8]]
+                busy += sum(values) - values[3] - values[4]  # all but idle and iowait
+        own = os.times()
+        return time.monotonic(), busy / self.tick, own.user + own.system
+
+    def others_busy(self) -> float | None:
+        """Cores busy with other processes since the previous measurement (None when not measurable). Counters move
+        in clock ticks (10 ms): an interval under :data:`MIN_INTERVAL` would be mostly rounding, so the previous
+        estimate stands until one has passed."""
+        now, then = self._read(), self.last
+        if now is None or then is None:
+            return None
+        wall = now[0] - then[0]
+        if wall >= MIN_INTERVAL:
+            self.last = now
+            self.estimate = max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / wall)
+        return self.estimate
+
+
+def choose(*, usable: int, sharing: int, others_busy: float | None, fixed: int | None = None) -> ThreadChoice:
+    """The thread count for ``sharing`` trainings on ``usable`` cores while others keep ``others_busy`` cores busy."""
+    if fixed is not None:
+        return ThreadChoice(fixed, usable, sharing, others_busy, True)
+    share = max(1, usable // max(1, sharing))
+    if others_busy is not None:
+        idle = len(_affinity()) - others_busy  # what the others leave on our CPUs (the quota may be below it)
+        share = min(share, max(1, math.floor(idle + 0.25)))  # a quarter core of noise is still a free core
+    return ThreadChoice(share, usable, sharing, others_busy, False)
+
+
+def _settings_threads() -> int | None:
+    from synthgate.settings import get_settings
+
+    return get_settings().threads
+
+
+class CpuThreads:
+    """The thread count of one training or sampling, kept right while it runs (:meth:`adjust`)."""
+
+    def __init__(self, fixed: int | None) -> None:
+        self.fixed = fixed
+        self.checked = time.monotonic()
+        self.choice = self.first = self._apply(first=True)
+
+    def _apply(self, first: bool = False) -> ThreadChoice:
+        import torch
+
+        others = None if self.fixed is not None else _meter().others_busy()
+        with _lock:
+            sharing = _running
+        choice = choose(usable=usable_cores(), sharing=sharing, others_busy=others, fixed=self.fixed)
+        if first or choice.threads != torch.get_num_threads():
+            if not first:
+                log.info("CPU threads %d -> %s", torch.get_num_threads(), choice.describe())
+            torch.set_num_threads(choice.threads)
+        return choice
+
+    def adjust(self) -> None:
+        """Re-measure at most every :data:`ADJUST_EVERY` seconds and resize the pool when the free cores changed."""
+        if self.fixed is None and time.monotonic() - self.checked >= ADJUST_EVERY:
+            self.checked = time.monotonic()
+            self.choice = self._apply()
+
+
+_METER: _BusyMeter | None = None
+
+
+def _meter() -> _BusyMeter:
+    """The process's meter; the first one waits for a first measurement (later ones measure since the last)."""
+    global _METER
+    with _lock:
+        if _METER is None:
+            _METER = _BusyMeter()
+            time.sleep(MIN_INTERVAL)
+        return _METER
+
+
+@contextmanager
+def cpu_share(purpose: str) -> Iterator[CpuThreads]:
+    """Hold a share of this process's cores while ``purpose`` (training, sampling) runs, sized by :func:`choose`
+    (``SYNTHGATE_THREADS`` sets the count outright); the choice is logged at INFO."""
+    global _running
+    with _lock:
+        _running += 1
+    try:
+        threads = CpuThreads(_settings_threads())
+        log.info("%s on %s", purpose, threads.choice.describe())
+        yield threads
+    finally:
+        with _lock:
+            _running -= 1
