@@ -325,23 +325,34 @@ def validate_synthetic(
     columns: list[Column],
     policies: dict[str, ColumnPolicy],
     unreleased: list[str] | None = None,
+    repeating_keys: list[str] | None = None,
 ) -> ValidationOutcome:
-    """Validate the synthetic rows against the stored suite (created when missing), with this run's row count;
-    ``unreleased``: columns the generator sampled as NULL (see :func:`without_not_null`)."""
+    """Validate the synthetic rows against the stored suite (created when missing), with this run's row count and
+    without what this run's DP decisions void (:func:`waived`)."""
     suite, created = load_or_create_synthetic_suite(expectations_dir, spec, columns, policies)
-    suite = without_not_null(with_row_count(suite, len(frame)), unreleased or [])
+    suite = waived(with_row_count(suite, len(frame)), unreleased=unreleased or [], repeating_keys=repeating_keys or [])
     return replace(validate(frame, suite), created_suite=created)
 
 
-def without_not_null(suite: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    """``suite`` (not changed) without the not-null expectation of ``columns``: columns whose values the budget could
-    not locate (a figure 95% of rows leave NULL, on a wide table), which the generator samples as NULL and the run
-    logs and reports, rather than place them anywhere. Every other expectation of theirs stands."""
+def waived(suite: dict[str, Any], *, unreleased: list[str], repeating_keys: list[str]) -> dict[str, Any]:
+    """``suite`` (not changed) without the expectations this run's DP decisions void.
 
-    def waived(e: dict[str, Any]) -> bool:
-        return e["type"] == "expect_column_values_to_not_be_null" and e["kwargs"].get("column") in columns
+    Each is logged by the run:
 
-    return {**suite, "expectations": [e for e in suite["expectations"] if not waived(e)]}
+    - the not-null expectation of ``unreleased`` columns: values the budget could not locate (a figure 95% of rows
+      leave NULL, on a wide table), which the generator samples as NULL rather than place them anywhere;
+    - the uniqueness of faked keys that the DP count of their distinct values shows repeating (a case number shared
+      by a few rows): the generator repeats them with that group size, as the real key does.
+
+    Every other expectation of theirs stands."""
+
+    def void(e: dict[str, Any]) -> bool:
+        column = e["kwargs"].get("column")
+        return (e["type"] == "expect_column_values_to_not_be_null" and column in unreleased) or (
+            e["type"] == "expect_column_values_to_be_unique" and column in repeating_keys
+        )
+
+    return {**suite, "expectations": [e for e in suite["expectations"] if not void(e)]}
 
 
 def write_suites(

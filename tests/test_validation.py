@@ -145,3 +145,20 @@ def test_a_column_the_budget_could_not_locate_is_waived_from_not_null_only(tmp_p
     assert waived.success and waived.evaluated == refused.evaluated - 1
     still = validate_synthetic(tmp_path, SPEC, empty.assign(plan=np.nan), COLUMNS, POLICIES, unreleased=["income"])
     assert "expect_column_values_to_not_be_null(plan)" in still.failed  # only the named column is waived
+
+
+def test_a_faked_key_the_dp_count_shows_repeating_is_waived_from_uniqueness_only(tmp_path):
+    from synthgate.validation import validate_synthetic
+
+    columns = [Column("case_id", ColumnKind.INTEGER, "BIGINT"), *COLUMNS]
+    policies = POLICIES | {"case_id": ColumnPolicy(policy="fake", fake="id")}
+    rows = frame(50)
+    rows.insert(0, "case_id", np.arange(50) // 2)  # each case held by two rows, as the generator fakes it
+    refused = validate_synthetic(tmp_path, SPEC, rows, columns, policies)
+    assert not refused.success and "expect_column_values_to_be_unique(case_id)" in refused.failed
+    waived = validate_synthetic(tmp_path, SPEC, rows, columns, policies, repeating_keys=["case_id"])
+    assert waived.success and waived.evaluated == refused.evaluated - 1
+    nulls = validate_synthetic(
+        tmp_path, SPEC, rows.assign(case_id=np.nan), columns, policies, repeating_keys=["case_id"]
+    )
+    assert "expect_column_values_to_not_be_null(case_id)" in nulls.failed  # its other expectations stand

@@ -44,12 +44,17 @@ def tstr(
     synthetic: pd.DataFrame,
     columns: list[Column],
     target: str,
+    max_rows: int = 50_000,
     seed: int = 0,
 ) -> Utility:
     """Score gradient-boosting and linear models trained on synthetic rows, and on real rows, on the holdout.
 
+    Each of the three frames is a seeded sample of at most ``max_rows`` rows (a ROC AUC on 50,000 holdout rows has a
+    standard error near 0.003), so the cost stops growing with the table.
+
     Every metric of :mod:`synthgate.evaluation` takes the same keyword-only ``train``, ``holdout``, ``synthetic``
     and ``columns``; then its own options."""
+    train, holdout, synthetic = (_at_most(frame, max_rows, seed) for frame in (train, holdout, synthetic))
     features = [c for c in columns if c.name != target]
     target_column = next(c for c in columns if c.name == target)
     regression = target_column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and holdout[target].nunique() > 10
@@ -64,6 +69,10 @@ def tstr(
     boosted = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train)]
     linear = [_fit_linear(frame, features, target, positive, holdout, y_true) for frame in (synthetic, train)]
     return Utility("roc_auc", *boosted, *linear)
+
+
+def _at_most(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame.sample(rows, random_state=seed) if len(frame) > rows else frame
 
 
 def _design(frame: pd.DataFrame, features: list[Column]) -> pd.DataFrame:

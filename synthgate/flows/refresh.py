@@ -147,6 +147,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                     result.profiles,
                     settings.expectations_dir,
                     result.synthesizer.unreleased,
+                    result.synthesizer.repeating_keys,
                 )
                 result.evaluation, result.verdicts = score_synthetic(result)
             events.record_checks(

@@ -105,11 +105,18 @@ def choose_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+#: The most DP-SGD steps a default plan takes. Small tables take 48-480 steps (6 a pass); a large one reaches its
+#: batch cap, and passes beyond this many steps cost time without helping the model: fewer passes also spend the
+#: budget on fewer steps, so each gets less noise (1,000,000 rows: 8 passes of 98 steps instead of 24).
+MAX_DEFAULT_STEPS = 800
+
+
 def default_batch_and_epochs(noisy_rows: float, epsilon: float) -> tuple[int, int]:
-    """Batch size and epochs from the (DP) row count and epsilon; overridable in the spec."""
+    """Batch size and epochs from the (DP) row count and epsilon; overridable in the spec. At least one pass."""
     batch = int(np.clip(noisy_rows / 6.0, 64, 8192))
     epochs = int(np.clip(24 * math.sqrt(epsilon), 8, 80))
-    return batch, epochs
+    steps_per_epoch = max(1, round(noisy_rows / batch))
+    return batch, max(1, min(epochs, MAX_DEFAULT_STEPS // steps_per_epoch))
 
 
 class DPSynthesizer:
@@ -235,6 +242,11 @@ class DPSynthesizer:
             else:
                 keep.append((column, codec))
         self.learned, self.codecs = [c for c, _ in keep], [k for _, k in keep]
+
+    @property
+    def repeating_keys(self) -> list[str]:
+        """Faked keys whose DP count of distinct values shows them repeating: sampled with repeats, not unique."""
+        return [name for name, per_key in self.rows_per_key.items() if per_key > 1.0]
 
     @property
     def unreleased(self) -> list[str]:

@@ -63,17 +63,31 @@ def validate_synthetic(
     profiles: list[ColumnProfile],
     expectations_dir: Path,
     unreleased: list[str],
+    repeating_keys: list[str],
 ) -> ValidationOutcome:
     """The synthetic rows against the synthetic suite and this run's row count; columns the budget could not locate
-    (``unreleased``, sampled as NULL) are not held to their not-null expectation, and the log says so."""
+    (``unreleased``, sampled as NULL) are not held to their not-null expectation, faked keys the DP count shows
+    repeating (``repeating_keys``) not to uniqueness, and the log says so (:func:`validation.waived`)."""
     if unreleased:
         get_run_logger().warning(
             "columns sampled as NULL (too few values to locate under this budget; their not-null expectation is "
             "waived for this run): %s",
             ", ".join(unreleased),
         )
+    if repeating_keys:
+        get_run_logger().info(
+            "faked keys that repeat in the source (DP count of their values), sampled with repeats; their uniqueness "
+            "expectation is waived for this run: %s",
+            ", ".join(repeating_keys),
+        )
     outcome = validation.validate_synthetic(
-        expectations_dir, spec, synthetic, columns, effective_policies(profiles), unreleased=unreleased
+        expectations_dir,
+        spec,
+        synthetic,
+        columns,
+        effective_policies(profiles),
+        unreleased=unreleased,
+        repeating_keys=repeating_keys,
     )
     verdict = "passed" if outcome.success else f"failed {outcome.failed}"
     get_run_logger().info("synthetic suite: %s (%d expectations)", verdict, outcome.evaluated)

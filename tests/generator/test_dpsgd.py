@@ -193,3 +193,13 @@ def test_fast_engine_noise_is_fresh_os_entropy_whatever_the_global_seed(monkeypa
     c = fast_update(40.0, 1.0, 8, batch, global_seed=1)
     d = fast_update(40.0, 1.0, 8, batch, global_seed=2)
     assert torch.equal(c, d)  # so it is the only source of the noise (the global seed plays no part)
+
+
+def test_a_large_table_takes_fewer_passes_not_more_steps():
+    from synthgate.generator.synthesizer import MAX_DEFAULT_STEPS, default_batch_and_epochs
+
+    assert default_batch_and_epochs(30_000, 1.0) == (5000, 24)  # Adult-sized tables keep their plan
+    batch, epochs = default_batch_and_epochs(800_000, 1.0)
+    assert batch == 8192 and 2 <= epochs < 24
+    assert epochs * round(800_000 / batch) <= MAX_DEFAULT_STEPS
+    assert default_batch_and_epochs(50_000_000, 1.0)[1] == 1  # at least one pass
