@@ -108,8 +108,21 @@ def write_spec(folder: Path, table: str) -> Path:
 def run_one(spec: Path) -> None:
     """In a fresh process: refresh ``spec`` and print its stage seconds and this process's peak RSS as JSON."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from synthgate.flows.refresh import refresh_table
+    from contextlib import contextmanager
 
+    from synthgate.flows.refresh import refresh_table
+    from synthgate.outcome import RefreshResult
+
+    peaks: dict[str, int] = {}
+    timed = RefreshResult.stage
+
+    @contextmanager
+    def stage(self, name):  # the stage's timing, then the process's peak RSS so far: which stage raised it
+        with timed(self, name):
+            yield
+        peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+    RefreshResult.stage = stage  # type: ignore[method-assign]
     began = time.perf_counter()
     result = refresh_table(str(spec), trigger="benchmark")  # type: ignore[call-overload]
     print(
@@ -119,6 +132,7 @@ def run_one(spec: Path) -> None:
                 "stages": result["stage_seconds"],
                 "scores": {k: result[k] for k in ("quality_score", "tstr_auc", "dcr_share")},
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_after_stage_mb": peaks,
             }
         )
     )
@@ -200,6 +214,7 @@ def main() -> None:
                 for stage, seconds in [*r["stages"].items(), ("other", other), ("total", r["seconds"])]:
                     print(f"{rows:9d} {columns:5d} {stage:24s} {seconds:8.1f} {seconds / cells:8.1f}", flush=True)
                 print(f"{rows:9d} {columns:5d} {'peak RSS (MiB)':24s} {r['peak_rss_mb']:8d}", flush=True)
+                print(f"{rows:9d} {columns:5d} peak RSS after each stage (MiB) {r['peak_after_stage_mb']}", flush=True)
                 print(f"{rows:9d} {columns:5d} scores {r['scores']}", flush=True)
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,9 @@ def dcr(
     holdout = holdout.iloc[rng.choice(len(holdout), size, replace=False)]
     space = FeatureSpace(pd.concat([train, holdout]), columns)
     x_train, x_holdout = space.transform(train), space.transform(holdout)
-    x_synth_all = space.transform(synthetic)
-    x_synth = x_synth_all[rng.choice(len(x_synth_all), min(len(x_synth_all), max_synthetic), replace=False)]
+    x_synth = space.transform(
+        synthetic.iloc[np.sort(rng.choice(len(synthetic), min(len(synthetic), max_synthetic), replace=False))]
+    )
     neighbours = min(2, size)
     d_train = NearestNeighbors(n_neighbors=neighbours).fit(x_train).kneighbors(x_synth)[0]
     d_holdout = NearestNeighbors(n_neighbors=neighbours).fit(x_holdout).kneighbors(x_synth)[0]
@@ -93,33 +95,53 @@ def dcr(
         median_dcr_holdout=float(np.median(near_holdout)),
         nndr_training=float(np.mean(nndr_train)),
         nndr_holdout=float(np.mean(nndr_holdout)),
-        mia_auc=membership_inference_auc(x_train, x_holdout, x_synth_all, mia_records, rng),
+        mia_auc=membership_inference_auc(
+            x_train, x_holdout, (space.transform(chunk) for chunk in _chunks(synthetic)), mia_records, rng
+        ),
     )
 
 
+def _chunks(frame: pd.DataFrame, rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start : start + rows]
+
+
 def membership_inference_auc(
-    x_members: np.ndarray, x_outsiders: np.ndarray, x_synth: np.ndarray, records: int, rng: np.random.Generator
+    x_members: np.ndarray,
+    x_outsiders: np.ndarray,
+    x_synthetic: Iterable[np.ndarray],
+    records: int,
+    rng: np.random.Generator,
 ) -> float:
-    """ROC AUC of "closer to the synthetic table means trained on" over members and equally many outsiders."""
+    """ROC AUC of "closer to the synthetic table means trained on" over members and equally many outsiders.
+
+    Every synthetic row counts (a copy anywhere in the output is the attacker's signal); they come in chunks, each
+    searched and dropped in turn, so memory stays bounded whatever the table's size."""
     n = min(len(x_members), len(x_outsiders), records)
     members = x_members[rng.choice(len(x_members), n, replace=False)]
     outsiders = x_outsiders[rng.choice(len(x_outsiders), n, replace=False)]
-    index = NearestNeighbors(n_neighbors=1).fit(x_synth)
-    distance = np.concatenate([index.kneighbors(members)[0][:, 0], index.kneighbors(outsiders)[0][:, 0]])
+    queries = np.concatenate([members, outsiders])
+    distance = np.full(len(queries), np.inf)
+    for chunk in x_synthetic:
+        nearest = NearestNeighbors(n_neighbors=1).fit(chunk).kneighbors(queries)[0][:, 0]
+        distance = np.minimum(distance, nearest)
     labels = np.concatenate([np.ones(n), np.zeros(n)])
     return float(roc_auc_score(labels, -distance))
 
 
 def _row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
-    """One 64-bit hash per row over the ``columns``, numerics compared as floats and nulls as one value."""
-    normal = pd.DataFrame(index=range(len(frame)))
+    """One 64-bit hash per row over the ``columns``, numerics compared as floats and nulls as one value; built one
+    column at a time (a table's worth of value strings at once took gigabytes on a million rows)."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
     for c in columns:
         if c.kind.is_numeric:
-            normal[c.name] = np.round(to_numeric(frame[c.name], c), 9)
+            values = pd.Series(np.round(to_numeric(frame[c.name], c), 9))
         else:
-            values = frame[c.name].astype(object)
-            normal[c.name] = values.where(values.notna(), _NULL).astype(str).to_numpy()
-    return pd.util.hash_pandas_object(normal, index=False).to_numpy()
+            text = frame[c.name].astype(object)
+            values = pd.Series(text.where(text.notna(), _NULL).astype(str).to_numpy())
+        column = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+        hashes = np.bitwise_xor(hashes * np.uint64(0x100000001B3), column, dtype=np.uint64)
+    return hashes
 
 
 def exact_copy_shares(
