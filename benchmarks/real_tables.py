@@ -669,7 +669,7 @@ def run_synthgate(
     from synthgate.generator import DPSynthesizer
     from synthgate.profiling import effective_policies, policies_from_schema
     from synthgate.tasks.train import sample_rows
-    from synthgate.validation import build_synthetic_suite, validate, without_not_null
+    from synthgate.validation import build_synthetic_suite, validate, waived
     from synthgate.warehouse.publish import publish
 
     seconds: dict[str, float] = {}
@@ -695,7 +695,8 @@ def run_synthgate(
     result |= {"epsilon_spent": round(summary.epsilon, 4), "rows": len(synthetic), "noisy_rows": summary.noisy_rows}
     began = time.perf_counter()
     suite = build_synthetic_suite(spec, extract.columns, policies, rows=len(synthetic))
-    outcome = validate(synthetic, without_not_null(suite, synth.unreleased))  # as the refresh's validate-synthetic
+    suite = waived(suite, unreleased=synth.unreleased, repeating_keys=synth.repeating_keys)  # as validate-synthetic
+    outcome = validate(synthetic, suite)
     evaluation = evaluate(
         train=train,
         holdout=holdout,

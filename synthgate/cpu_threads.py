@@ -5,13 +5,16 @@ on each other, and a refresh beside one busy process ran 2.35 times slower with 
 slower with one (issue 18). So the number of threads is
 
 - ``SYNTHGATE_THREADS`` when set (fixed, never adjusted), else
-- the cores this process may use (CPU affinity, and a cgroup CPU quota in a container), shared by the trainings
-  running at once in this process (``refresh-all`` runs tables as threads of one process), and at most the cores that
-  other processes leave idle: measured from ``/proc/stat`` against this process's own CPU time, at the start and
-  again about every second while training (so a competing job that starts or stops mid-run is followed).
+- the cores this process may use (CPU affinity, and its cgroup's CPU quota in a container), shared by the trainings
+  running at once in this process (``refresh-all`` without Dask runs tables as threads of one process), and reduced
+  while other processes keep cores busy: measured from ``/proc/stat`` against this process's own CPU time, at the
+  start and again about every second while training (a competing job that starts or stops mid-run is followed).
+  With ``n`` cores and others busy on ``b`` of them it takes ``n * n / (n + b)``: all of them when alone, one of two
+  beside one busy process, and a fair split between two trainings in two processes whichever started first.
 
-Only PyTorch's intra-op pool is sized here (the evaluation runs its scikit-learn models single-threaded itself). The
-choice and every change are logged; :class:`ThreadChoice` says why a number was chosen.
+Only PyTorch's intra-op pool is sized here (the evaluation runs its scikit-learn models single-threaded itself); the
+count in force before the first share is restored when the last share in the process ends. The first choice is logged
+at INFO, changes at DEBUG; :class:`ThreadChoice` says why a number was chosen.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthgate.errors import SpecError
+
 log = logging.getLogger(__name__)
 
 #: Seconds between two measurements of the cores other processes use (one read of /proc/stat each).
 ADJUST_EVERY = 1.0
 #: The shortest interval a measurement covers (the first one waits for it): 25 clock ticks of 10 ms.
 MIN_INTERVAL = 0.25
-
-_lock = threading.Lock()
-_running = 0  # trainings and samplings holding a share in this process
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,33 @@ class ThreadChoice:
         return f"{self.threads} CPU threads ({self.usable} usable cores, {self.sharing} training(s) here{busy})"
 
 
-def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """The CPU quota of this process's cgroup in cores (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if none."""
+def _cgroup_quota(root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The tightest CPU quota in cores of this process's cgroup and its ancestors (v2 ``cpu.max``; v1
+    ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``), None when there is none."""
+    folders = [root, root / "cpu"]
     try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]
+        for line in membership.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            relative = path.strip("/")
+            base = root if controllers == "" else root / "cpu" if "cpu" in controllers.split(",") else None
+            if base is not None and relative:
+                parts = Path(relative).parts
+                folders += [base.joinpath(*parts[:i]) for i in range(1, len(parts) + 1)]
+    except (OSError, ValueError):
+        pass
+    quotas = [q for folder in folders if (q := _quota_in(folder)) is not None]
+    return min(quotas) if quotas else None
+
+
+def _quota_in(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()[:2]
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:
-        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+        period_us = int((folder / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
@@ -85,11 +105,12 @@ def usable_cores() -> int:
 
 
 class _BusyMeter:
-    """The cores other processes keep busy on this process's CPUs, from two reads of ``/proc/stat`` (Linux)."""
+    """The cores other processes keep busy on this process's CPUs, from reads of ``/proc/stat`` (Linux)."""
 
     def __init__(self) -> None:
         self.cpus = {f"cpu{i}" for i in _affinity()}
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.lock = threading.Lock()
         self.last = self._read()
         self.estimate: float | None = None
 
@@ -112,14 +133,16 @@ class _BusyMeter:
         """Cores busy with other processes since the previous measurement (None when not measurable). Counters move
         in clock ticks (10 ms): an interval under :data:`MIN_INTERVAL` would be mostly rounding, so the previous
         estimate stands until one has passed."""
-        now, then = self._read(), self.last
-        if now is None or then is None:
-            return None
-        wall = now[0] - then[0]
-        if wall >= MIN_INTERVAL:
-            self.last = now
-            self.estimate = max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / wall)
-        return self.estimate
+        now = self._read()
+        with self.lock:
+            then = self.last
+            if now is None or then is None:
+                return None
+            wall = now[0] - then[0]
+            if wall >= MIN_INTERVAL:
+                self.last = now
+                self.estimate = max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / wall)
+            return self.estimate
 
 
 def choose(*, usable: int, sharing: int, others_busy: float | None, fixed: int | None = None) -> ThreadChoice:
@@ -128,15 +151,39 @@ def choose(*, usable: int, sharing: int, others_busy: float | None, fixed: int |
         return ThreadChoice(fixed, usable, sharing, others_busy, True)
     share = max(1, usable // max(1, sharing))
     if others_busy is not None:
-        idle = len(_affinity()) - others_busy  # what the others leave on our CPUs (the quota may be below it)
-        share = min(share, max(1, math.floor(idle + 0.25)))  # a quarter core of noise is still a free core
+        cores = len(_affinity())  # the others are measured on these (a quota may be below them: ``share`` caps it)
+        share = min(share, max(1, round(cores * cores / (cores + others_busy))))
     return ThreadChoice(share, usable, sharing, others_busy, False)
 
 
-def _settings_threads() -> int | None:
-    from synthgate.settings import get_settings
+def configured_threads() -> int | None:
+    """``SYNTHGATE_THREADS`` (see :class:`synthgate.settings.Settings`), read alone: a bad unrelated setting must not
+    stop a training."""
+    raw = os.environ.get("SYNTHGATE_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise SpecError("SYNTHGATE_THREADS must be a whole number from 1 to 1024 (or unset: chosen per run)")
+    return int(raw)
 
-    return get_settings().threads
+
+_lock = threading.Lock()
+_running = 0  # trainings and samplings holding a share in this process
+_before: int | None = None  # torch's thread count before the first share: restored after the last
+_meter_instance: _BusyMeter | None = None
+
+
+def _meter() -> _BusyMeter:
+    """The process's meter; the first one waits for a first measurement (later ones measure since the last)."""
+    global _meter_instance
+    with _lock:
+        created = _meter_instance is None
+        if _meter_instance is None:
+            _meter_instance = _BusyMeter()
+        meter = _meter_instance
+    if created:
+        time.sleep(MIN_INTERVAL)
+    return meter
 
 
 class CpuThreads:
@@ -145,19 +192,21 @@ class CpuThreads:
     def __init__(self, fixed: int | None) -> None:
         self.fixed = fixed
         self.checked = time.monotonic()
-        self.choice = self.first = self._apply(first=True)
+        self.applied = 0
+        self.choice = self.first = self._apply()
 
-    def _apply(self, first: bool = False) -> ThreadChoice:
+    def _apply(self) -> ThreadChoice:
         import torch
 
         others = None if self.fixed is not None else _meter().others_busy()
         with _lock:
             sharing = _running
         choice = choose(usable=usable_cores(), sharing=sharing, others_busy=others, fixed=self.fixed)
-        if first or choice.threads != torch.get_num_threads():
-            if not first:
-                log.info("CPU threads %d -> %s", torch.get_num_threads(), choice.describe())
+        if choice.threads != self.applied:
+            if self.applied:
+                log.debug("CPU threads %d -> %s", self.applied, choice.describe())
             torch.set_num_threads(choice.threads)
+            self.applied = choice.threads
         return choice
 
     def adjust(self) -> None:
@@ -167,30 +216,24 @@ class CpuThreads:
             self.choice = self._apply()
 
 
-_METER: _BusyMeter | None = None
-
-
-def _meter() -> _BusyMeter:
-    """The process's meter; the first one waits for a first measurement (later ones measure since the last)."""
-    global _METER
-    with _lock:
-        if _METER is None:
-            _METER = _BusyMeter()
-            time.sleep(MIN_INTERVAL)
-        return _METER
-
-
 @contextmanager
 def cpu_share(purpose: str) -> Iterator[CpuThreads]:
     """Hold a share of this process's cores while ``purpose`` (training, sampling) runs, sized by :func:`choose`
     (``SYNTHGATE_THREADS`` sets the count outright); the choice is logged at INFO."""
-    global _running
+    import torch
+
+    global _running, _before
+    fixed = configured_threads()
     with _lock:
+        if _running == 0:
+            _before = torch.get_num_threads()
         _running += 1
     try:
-        threads = CpuThreads(_settings_threads())
+        threads = CpuThreads(fixed)
         log.info("%s on %s", purpose, threads.choice.describe())
         yield threads
     finally:
         with _lock:
             _running -= 1
+            if _running == 0 and _before is not None:
+                torch.set_num_threads(_before)

@@ -205,9 +205,19 @@ def cap_warnings(default_cap: float, root: Path | None = None, tables_dir: Path 
     return warnings
 
 
+def require_project(root: Path) -> Path:
+    """``root``, or :class:`SpecError` when it holds no table specs folder."""
+    if not (root / TABLES_DIR).is_dir():
+        raise SpecError(
+            f"{root} is not a Synthgate project folder (no {TABLES_DIR}/): run synthgate from the project folder or "
+            "set SYNTHGATE_PROJECT_DIR to it"
+        )
+    return root
+
+
 def write_prefect_yaml(root: Path | None = None) -> Path:
     """Write prefect.yaml under ``root`` (default :func:`project_root`) from the table specs; returns its path."""
-    root = root or project_root()
+    root = require_project(root or project_root())
     path = root / PREFECT_FILE
     path.write_text(render_prefect_yaml(root))
     return path

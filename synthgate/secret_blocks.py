@@ -1,7 +1,7 @@
 """Secret values kept in a Prefect Secret block: the one place the core reads from Prefect.
 
 A Secret block is a secret store (like an environment variable), not orchestration: reading one schedules, runs and
-deploys nothing. Everything else of Prefect lives in ``flows/`` and ``tasks/`` (see README, "Layers").
+deploys nothing. Everything else of Prefect lives in ``synthgate/flows/`` and ``synthgate/tasks/`` (README, "Layout").
 """
 
 from __future__ import annotations

@@ -18,19 +18,28 @@ SECRET_STORE = CORE / "secret_blocks.py"
 ORCHESTRATION = ("prefect", "synthgate.flows", "synthgate.tasks")
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports, at any depth (lazy imports inside functions included)."""
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module ``path`` imports, at any depth (lazy imports inside functions included); relative imports are
+    resolved against the module's package (``from .flows import x`` in ``synthgate/cli.py``: ``synthgate.flows``)."""
+    package = list(path.relative_to(root).parent.parts) if path.is_relative_to(root) else []
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - (node.level - 1)] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
     return found
 
 
+def orchestration_imports_under(path: Path, root: Path) -> list[str]:
+    modules = imported_modules(path, root)
+    return sorted(m for m in modules if any(m == o or m.startswith(f"{o}.") for o in ORCHESTRATION))
+
+
 def orchestration_imports(path: Path) -> list[str]:
-    return sorted(m for m in imported_modules(path) if any(m == o or m.startswith(f"{o}.") for o in ORCHESTRATION))
+    return orchestration_imports_under(path, ROOT)
 
 
 def core_modules() -> list[Path]:
@@ -73,6 +82,16 @@ def test_the_checker_sees_lazy_imports(tmp_path):
         "synthgate.flows.refresh",
         "synthgate.flows.refresh.refresh_table",
     ]
+    inside = tmp_path / "synthgate" / "generator" / "m.py"
+    inside.parent.mkdir(parents=True)
+    inside.write_text("from ..tasks import train\nfrom . import codecs\n")
+    assert imported_modules(inside, tmp_path) == {
+        "synthgate.tasks",
+        "synthgate.tasks.train",
+        "synthgate.generator",
+        "synthgate.generator.codecs",
+    }
+    assert orchestration_imports_under(inside, tmp_path) == ["synthgate.tasks", "synthgate.tasks.train"]
 
 
 def test_flows_call_tasks_not_the_warehouse():

@@ -26,6 +26,7 @@ from synthgate.deployments import (
     project_root,
     pull_steps,
     render_prefect_yaml,
+    require_project,
     run_directory,
 )
 from synthgate.errors import SpecError, SynthgateError
@@ -36,13 +37,8 @@ if TYPE_CHECKING:  # prefect is imported where it is used: the CLI starts withou
 
 def check_prefect_yaml(root: Path | None = None) -> Path:
     """The prefect.yaml, or :class:`SpecError` when it is stale against the table specs."""
-    root = root or project_root()
+    root = require_project(root or project_root())
     path = root / PREFECT_FILE
-    if not (root / TABLES_DIR).is_dir():
-        raise SpecError(
-            f"{root} is not a Synthgate project folder (no {TABLES_DIR}/): run synthgate from the project folder or "
-            "set SYNTHGATE_PROJECT_DIR to it"
-        )
     if not path.is_file() or path.read_text() != render_prefect_yaml(root):
         raise SpecError(f"{path} is out of date with {TABLES_DIR}/: run `synthgate deploy --write`")
     return path

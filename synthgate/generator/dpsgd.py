@@ -21,6 +21,15 @@ import torch
 from synthgate.generator.network import AutoregressiveNet, TokenNLL, Trace, bias, weight
 from synthgate.generator.noise import SecureNoise
 
+#: Rows x learned columns of one slice of a DP-SGD batch: the traced activations of a slice take about 1 GiB
+#: (8,192 rows of 30 columns; a 60-column table's whole batch of 8,192 rows peaked at 3.1 GiB).
+MICRO_BATCH_CELLS = 245_760
+
+
+def micro_batch_rows(columns: int) -> int:
+    """The rows of one slice of a batch for a table of ``columns`` learned columns (at least 256)."""
+    return max(256, MICRO_BATCH_CELLS // max(1, columns))
+
 
 def per_sample_norms(
     model: AutoregressiveNet, tokens: torch.Tensor, weights: list[float] | None = None
@@ -32,11 +41,13 @@ def per_sample_norms(
     grads = torch.autograd.grad(losses.sum(), outputs)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     g_emb, g_hidden, g_logits = grads[:n_emb], grads[n_emb : n_emb + n_col], grads[n_emb + n_col :]
-    # |a_i|^2 of hidden layer j is the sum of the squared norms of embeddings 0..j.
+    # |a_i|^2 of hidden layer j is the sum of the squared norms of the embedding slots it reads (model.span(j)).
     emb_sq = torch.stack([e.detach().pow(2).sum(1) for e in trace.embedded], dim=1).cumsum(dim=1)
     norm_sq = torch.stack([g.pow(2).sum(1) for g in g_emb]).sum(0)
     for j in range(n_col):
-        norm_sq = norm_sq + g_hidden[j].pow(2).sum(1) * (emb_sq[:, j] + 1.0)
+        lo, hi = model.span(j)
+        window_sq = emb_sq[:, hi - 1] - (emb_sq[:, lo - 1] if lo > 0 else 0.0)
+        norm_sq = norm_sq + g_hidden[j].pow(2).sum(1) * (window_sq + 1.0)
         norm_sq = norm_sq + g_logits[j].pow(2).sum(1) * (trace.head_in[j].detach().pow(2).sum(1) + 1.0)
     return norm_sq.sqrt(), list(grads), trace, losses.detach()
 
@@ -52,11 +63,10 @@ def clipped_gradient_sum(
     tables = [model.start, *model.embeddings]
     for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
         out[weight(table)] = torch.zeros_like(weight(table)).index_add_(0, index, g * scale)
-    width = model.embedding_dim
     for j in range(n_col):
         g_hidden = grads[n_emb + j] * scale
         g_logits = grads[n_emb + n_col + j] * scale
-        out[weight(model.hidden[j])] = g_hidden.T @ trace.context[:, : (j + 1) * width]
+        out[weight(model.hidden[j])] = g_hidden.T @ model.context_of(j, trace.context)
         out[bias(model.hidden[j])] = g_hidden.sum(0)
         out[weight(model.heads[j])] = g_logits.T @ trace.head_in[j].detach()
         out[bias(model.heads[j])] = g_logits.sum(0)
@@ -89,8 +99,16 @@ class DPSGD:
         self._generator = SecureNoise.torch_generator(device)
 
     def step(self, batch: torch.Tensor) -> None:
-        """Clip, noise, average and apply. Returns nothing: the loss on real rows is not DP, so it never leaves."""
-        sums, _ = clipped_gradient_sum(self.model, batch, self.max_grad_norm, self.weights)
+        """Clip, noise, average and apply. Returns nothing: the loss on real rows is not DP, so it never leaves.
+
+        The clipped per-sample gradients are summed over slices of the batch (:func:`micro_batch_rows`), so memory
+        stays bounded on a wide table; the noise goes once on the whole batch's sum, as without slicing."""
+        chunks = batch.split(micro_batch_rows(len(self.model.cardinalities))) or (batch,)
+        sums, _ = clipped_gradient_sum(self.model, chunks[0], self.max_grad_norm, self.weights)
+        for chunk in chunks[1:]:
+            part, _ = clipped_gradient_sum(self.model, chunk, self.max_grad_norm, self.weights)
+            for param, value in part.items():
+                sums[param] += value
         std = self.noise_multiplier * self.max_grad_norm
         for param in self.model.parameters():
             noise = torch.normal(0.0, std, size=param.shape, generator=self._generator, device=param.device)

@@ -42,7 +42,7 @@ from synthgate.generator.accounting import (
 from synthgate.generator.codecs import CategoricalCodec, Codec, NumericCodec, codec_from_state
 from synthgate.generator.dpsgd import DPSGD
 from synthgate.generator.faking import fake_column
-from synthgate.generator.network import AutoregressiveNet, TokenNLL
+from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import budget_weight, fit_categorical, fit_numeric
 from synthgate.schema import Column, ColumnKind
@@ -107,13 +107,14 @@ def choose_device(requested: str) -> torch.device:
 
 #: The most DP-SGD steps a default plan takes. Small tables take 48-480 steps (6 a pass); a large one reaches its
 #: batch cap, and passes beyond this many steps cost time without helping the model: fewer passes also spend the
-#: budget on fewer steps, so each gets less noise (1,000,000 rows: 8 passes of 98 steps instead of 24).
+#: budget on fewer steps, so each gets less noise (800,000 training rows: 8 passes of 98 steps instead of 24).
 MAX_DEFAULT_STEPS = 800
 
 
-def default_batch_and_epochs(noisy_rows: float, epsilon: float) -> tuple[int, int]:
-    """Batch size and epochs from the (DP) row count and epsilon; overridable in the spec. At least one pass."""
-    batch = int(np.clip(noisy_rows / 6.0, 64, 8192))
+def default_batch_and_epochs(noisy_rows: float, epsilon: float, batch: int | None = None) -> tuple[int, int]:
+    """Batch size (``batch`` when the spec sets it) and epochs from the (DP) row count and epsilon: at most
+    :data:`MAX_DEFAULT_STEPS` steps, at least one pass."""
+    batch = batch or int(np.clip(noisy_rows / 6.0, 64, 8192))
     epochs = int(np.clip(24 * math.sqrt(epsilon), 8, 80))
     steps_per_epoch = max(1, round(noisy_rows / batch))
     return batch, max(1, min(epochs, MAX_DEFAULT_STEPS // steps_per_epoch))
@@ -261,8 +262,7 @@ class DPSynthesizer:
 
     def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:
         """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget."""
-        batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon)
-        batch = self.training.batch_size or batch
+        batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon, self.training.batch_size)
         epochs = self.training.epochs or epochs
         steps_per_epoch = max(1, round(noisy_rows / batch))
         sample_rate = min(1.0, 1.0 / steps_per_epoch)
@@ -498,10 +498,13 @@ class DPSynthesizer:
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
-        network = AutoregressiveNet(
-            [codec.n_tokens for codec in synth.codecs], training.embedding_dim, training.hidden_dim
-        )
-        network.load_state_dict(torch.load(path / "weights.pt", map_location=synth.device, weights_only=True))
+        weights = torch.load(path / "weights.pt", map_location=synth.device, weights_only=True)
+        cards = [codec.n_tokens for codec in synth.codecs]
+        # a head reads at most CONTEXT_WINDOW slots (the last reads all); one saved before that limit is wider
+        widest = max((weights[f"hidden.{j}.weight"].shape[1] for j in range(len(cards) - 1)), default=0)
+        window = max(CONTEXT_WINDOW, widest // training.embedding_dim)
+        network = AutoregressiveNet(cards, training.embedding_dim, training.hidden_dim, window=window)
+        network.load_state_dict(weights)
         synth.network = network.to(synth.device).eval()
         synth.summary = _summary_from_dict(state.get("summary"))
         return synth

@@ -14,9 +14,9 @@ from synthgate.generator.noise import SecureNoise
 CARDS = [5, 3, 7, 2]
 
 
-def model_and_batch(seed=0, n=24):
+def model_and_batch(seed=0, n=24, window=64):
     torch.manual_seed(seed)
-    model = AutoregressiveNet(CARDS, embedding_dim=4, hidden_dim=8)
+    model = AutoregressiveNet(CARDS, embedding_dim=4, hidden_dim=8, window=window)
     tokens = torch.stack([torch.randint(0, c, (n,)) for c in CARDS], dim=1)
     return model, tokens
 
@@ -30,16 +30,18 @@ def brute_force_grads(model, tokens):
     return per_sample
 
 
-def test_per_sample_norms_match_brute_force():
-    model, tokens = model_and_batch()
+@pytest.mark.parametrize("window", [64, 2])  # every earlier column; or the last two slots (the target reads all)
+def test_per_sample_norms_match_brute_force(window):
+    model, tokens = model_and_batch(window=window)
     norms, *_ = per_sample_norms(model, tokens)
     for i, grads in enumerate(brute_force_grads(model, tokens)):
         exact = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
         assert torch.isclose(norms[i], exact, rtol=1e-4), i
 
 
-def test_clipped_sum_matches_brute_force():
-    model, tokens = model_and_batch(seed=1)
+@pytest.mark.parametrize("window", [64, 2])
+def test_clipped_sum_matches_brute_force(window):
+    model, tokens = model_and_batch(seed=1, window=window)
     clip = 0.5
     sums, _ = clipped_gradient_sum(model, tokens, clip)
     expected = {p: torch.zeros_like(p) for p in model.parameters()}
@@ -203,3 +205,34 @@ def test_a_large_table_takes_fewer_passes_not_more_steps():
     assert batch == 8192 and 2 <= epochs < 24
     assert epochs * round(800_000 / batch) <= MAX_DEFAULT_STEPS
     assert default_batch_and_epochs(50_000_000, 1.0)[1] == 1  # at least one pass
+
+
+def test_a_narrow_window_reads_the_last_slots_and_the_target_reads_all():
+    model, _ = model_and_batch(window=2)
+    assert [model.span(j) for j in range(len(CARDS))] == [(0, 1), (0, 2), (1, 3), (0, 4)]
+    assert [layer.in_features for layer in model.hidden] == [4, 8, 8, 16]
+
+
+def test_slicing_a_batch_sums_the_same_clipped_gradients(monkeypatch):
+    from synthgate.generator import dpsgd
+
+    model, tokens = model_and_batch(seed=3, n=40)
+    copy = AutoregressiveNet(CARDS, embedding_dim=4, hidden_dim=8)
+    copy.load_state_dict(model.state_dict())
+    whole = DPSGD(model, torch.optim.SGD(model.parameters(), lr=0.1), 0.0, 0.5, expected_batch_size=40)
+    whole.step(tokens)
+    monkeypatch.setattr(dpsgd, "MICRO_BATCH_CELLS", 4 * 3)  # 3 rows a slice (at least 256 in real use)
+    monkeypatch.setattr(dpsgd, "micro_batch_rows", lambda columns: dpsgd.MICRO_BATCH_CELLS // columns)
+    sliced = DPSGD(copy, torch.optim.SGD(copy.parameters(), lr=0.1), 0.0, 0.5, expected_batch_size=40)
+    sliced.step(tokens)
+    for a, b in zip(model.parameters(), copy.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_step_cap_follows_a_batch_the_spec_sets():
+    from synthgate.generator.synthesizer import MAX_DEFAULT_STEPS, default_batch_and_epochs
+
+    batch, epochs = default_batch_and_epochs(800_000, 1.0, batch=256)
+    assert batch == 256 and epochs == 1  # 3,125 steps a pass: one pass, not 24 (75,000 steps)
+    batch, epochs = default_batch_and_epochs(100_000, 1.0, batch=20_000)
+    assert batch == 20_000 and epochs * 5 <= MAX_DEFAULT_STEPS and epochs == 24
