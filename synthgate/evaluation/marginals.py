@@ -7,6 +7,7 @@ sampling alone gives, i.e. the best a generator can be expected to reach.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from synthgate.columns import to_numeric
 from synthgate.schema import Column
 
 _TOP_CATEGORIES = 20
+_ENUMERATE = 200_000  # column subsets listed before drawing (every triple of up to 107 columns)
 _Measured = dict[tuple[int, ...], tuple[float, float]]  # column indexes -> (synthetic TVD, holdout TVD)
 
 
@@ -102,11 +104,13 @@ def marginal_tvd(
     synthetic: pd.DataFrame,
     columns: list[Column],
     bins: int = 10,
+    max_pairs: int = 2_016,
     max_triples: int = 60,
     max_rows: int = 20_000,
     seed: int = 0,
 ) -> MarginalTVD:
-    """TVD of all 1- and 2-way marginals and of ``max_triples`` seeded 3-way marginals.
+    """TVD of all 1-way marginals, of all 2-way marginals up to ``max_pairs`` (every pair of 64 columns; a seeded
+    sample of pairs beyond) and of ``max_triples`` seeded 3-way marginals.
 
     Synthetic and holdout are compared with training at the same size (the smaller of the two,
     at most ``max_rows``), so the holdout's score is a fair ceiling for the synthetic one.
@@ -137,18 +141,29 @@ def marginal_tvd(
 
     n = len(columns)
     singles: _Measured = {(j,): measure((j,)) for j in range(n)}
-    pairs: _Measured = {p: measure(p) for p in itertools.combinations(range(n), 2)}
-    all_triples = list(itertools.combinations(range(n), 3))
-    if len(all_triples) > max_triples:
-        chosen = rng.choice(len(all_triples), max_triples, replace=False)
-        all_triples = [all_triples[i] for i in sorted(chosen)]
-    triples: _Measured = {t: measure(t) for t in all_triples}
+    pairs: _Measured = {p: measure(p) for p in _combinations(n, 2, max_pairs, rng)}
+    triples: _Measured = {t: measure(t) for t in _combinations(n, 3, max_triples, rng)}
     orders = {k: _summarise(k, found) for k, found in ((1, singles), (2, pairs), (3, triples)) if found}
     return MarginalTVD(
         orders=orders,
         per_column={columns[j].name: v for (j,), v in singles.items()},
         per_pair={(columns[a].name, columns[b].name): v for (a, b), v in pairs.items()},
     )
+
+
+def _combinations(n: int, k: int, most: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Every ``k``-subset of ``n`` columns when there are at most ``most``, else ``most`` of them drawn at random
+    (sorted). Up to :data:`_ENUMERATE` subsets are listed and drawn from; beyond that, drawn directly, since a wide
+    table's triples (20 million for 500 columns) do not fit in memory."""
+    if math.comb(n, k) <= _ENUMERATE:
+        every = list(itertools.combinations(range(n), k))
+        if len(every) <= most:
+            return every
+        return [every[i] for i in sorted(rng.choice(len(every), most, replace=False))]
+    chosen: set[tuple[int, ...]] = set()
+    while len(chosen) < most:
+        chosen.add(tuple(sorted(int(i) for i in rng.choice(n, k, replace=False))))
+    return sorted(chosen)
 
 
 def _summarise(order: int, found: _Measured) -> OrderTVD:
