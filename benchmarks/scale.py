@@ -172,8 +172,10 @@ def parallel(engine: sa.Engine, tables: int, rows: int, columns: int, home: Path
         table = f"p{i}_{rows}x{columns}"
         load(engine, table, generate(rows, columns, seed=i))
         write_spec(specs, table)
-    alone = {p.stem: in_fresh_process("--one", p, env)["seconds"] for p in sorted(specs.glob("*.yaml"))}
-    together = in_fresh_process("--all", specs, env)
+    # each phase with its own MLflow store: refresh-all must train, not re-sample the models the lone runs logged
+    alone_env, all_env = (env | {"SYNTHGATE_HOME": str(home / phase)} for phase in ("alone", "all"))
+    alone = {p.stem: in_fresh_process("--one", p, alone_env)["seconds"] for p in sorted(specs.glob("*.yaml"))}
+    together = in_fresh_process("--all", specs, all_env)
     print(f"alone (each in its own process): {alone}; sum {sum(alone.values()):.1f} s", flush=True)
     print(
         f"refresh-all of {tables}: {together['seconds']:.1f} s, {together['published']} published, peak RSS "
