@@ -240,7 +240,7 @@ def profile(
     profile. They use the spec's policies and, for a column with none, decide from its name and SQL type alone.
     """
     _quiet_libraries()
-    from synthgate.profiling import propose, write_policies
+    from synthgate.profiling import propose, repeating_person_keys, write_policies
     from synthgate.spec import load_spec
     from synthgate.warehouse.extract import extract_table
 
@@ -256,6 +256,13 @@ def profile(
     for p in profiles:
         fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
         typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
+    for key in repeating_person_keys(table_spec, extract.frame, profiles):
+        typer.echo(
+            f"warning: {key} looks like the key of a person who owns several rows (its values repeat). Without "
+            "privacy.unit epsilon protects one row, not a person: if one person owns several rows, set "
+            f"privacy: {{unit: {key}}} in the spec",
+            err=True,
+        )
     undeclared = [p for p in profiles if not p.declared]
     if not undeclared:
         typer.echo(f"every column already has a policy in {spec}: nothing to record")

@@ -43,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from synthgate.schema import Column, ColumnKind
-from synthgate.spec import ColumnPolicy, TableSpec
+from synthgate.spec import KEY_KINDS, ColumnPolicy, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,31 @@ def rule_for(column: Column) -> tuple[ColumnPolicy, str, bool, str]:
     return ColumnPolicy(policy="keep"), _KIND_SDTYPE[column.kind], False, "no identifier or personal-data name: kept"
 
 
+def unit_policy(column: Column) -> ColumnPolicy:
+    """The privacy unit's policy when the spec declares none: a fake key (integers as ids, others as UUIDs)."""
+    return ColumnPolicy(policy="fake", fake="id" if column.kind is ColumnKind.INTEGER else "uuid")
+
+
+#: A column looks like a person's key when its name says identifier and a value is held by this many rows on average.
+REPEATING_KEY_ROWS = 1.5
+
+
+def repeating_person_keys(spec: TableSpec, frame: pd.DataFrame, profiles: list[ColumnProfile]) -> list[str]:
+    """Columns that look like the key of a person who owns several rows (an identifier whose values repeat), when the
+    spec names no privacy unit: for ``synthgate profile``'s warning (epsilon then protects a row, not a person).
+    Reads real values outside the budget, like the rest of ``profile``; returns names only."""
+    if spec.privacy.unit is not None:
+        return []
+    keys = []
+    for p in profiles:
+        words = name_words(p.name)
+        identifier = p.sdtype == "id" or p.proposed.fake in KEY_KINDS or bool(words and words[-1] in _KEY_WORDS)
+        values = frame[p.name].dropna() if p.name in frame.columns else pd.Series(dtype=object)
+        if identifier and len(values) and len(values) >= REPEATING_KEY_ROWS * values.nunique():
+            keys.append(p.name)
+    return keys
+
+
 def policies_from_schema(spec: TableSpec, columns: list[Column]) -> list[ColumnProfile]:
     """The effective policy per column, for a refresh: the spec's where it records one, else the name/type rule.
 
@@ -261,6 +286,8 @@ def policies_from_schema(spec: TableSpec, columns: list[Column]) -> list[ColumnP
                 False,
                 "the target column: kept",
             )
+        elif c.name == spec.privacy.unit:
+            policy, sdtype, pii, why = unit_policy(c), "id", False, "the privacy unit: a fake key"
         else:
             policy, sdtype, pii, why = rule_for(c)
         if policy.policy == "keep":  # keep a declared public domain (categories, min, max)
@@ -302,6 +329,8 @@ def propose(spec: TableSpec, frame: pd.DataFrame, columns: list[Column]) -> list
             continue
         if c.name == spec.target_column:
             proposed, reason = declared.model_copy(update={"policy": "keep"}), f"the target column ({sdtype}): kept"
+        elif c.name == spec.privacy.unit:
+            proposed, reason = unit_policy(c), "the privacy unit: a fake key whose rows per unit follow a DP histogram"
         elif sdtype == "id" or c.name == primary_key:
             proposed, reason = ColumnPolicy(policy="fake", fake=fake_id), "identifier: regenerated, never learned"
         elif pii and sdtype in _PII_FAKES:

@@ -160,6 +160,7 @@ class Holdout(_Frozen):
 
 ColumnPolicyName = Literal["keep", "drop", "categorical", "fake"]
 FakeKind = Literal["id", "uuid", "name", "first_name", "last_name", "email", "phone_number", "address", "ssn"]
+KEY_KINDS = ("id", "uuid")  # fake kinds of key columns (the privacy unit is published as one)
 
 
 class ColumnPolicy(_Frozen):
@@ -203,6 +204,24 @@ class PrivacyBudget(_Frozen):
         description="Share of the zCDP budget for DP bounds, bins and category lists; unset: 0.3, up to 0.5 on wide "
         "tables (their many columns need the releases more than the network needs the rest).",
     )
+    unit: str | None = Field(
+        default=None,
+        description="The column that identifies a person who may own several rows (customer_id, patient_id): epsilon "
+        "and delta then protect each such unit with all its rows. Unset: one row = one individual.",
+    )
+    max_rows_per_unit: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Most rows of one unit used (a larger unit keeps this many, picked at random); unset: chosen "
+        "inside the budget, so that 99% of the units keep every row.",
+    )
+
+    @model_validator(mode="after")
+    def _bound_needs_unit(self) -> PrivacyBudget:
+        if self.max_rows_per_unit is not None and self.unit is None:
+            raise ValueError("privacy.max_rows_per_unit needs privacy.unit (the column that identifies a person)")
+        return self
 
 
 class Training(_Frozen):
@@ -376,6 +395,26 @@ class TableSpec(_Frozen):
         dropped = [k for k in self.key_columns if self.policy(k).policy == "drop"]
         if dropped:
             raise ValueError(f"keys {dropped} are dropped: a key must be published (keep or fake it)")
+        return self
+
+    @model_validator(mode="after")
+    def _unit_is_faked(self) -> TableSpec:
+        """The privacy unit identifies a person: it is published as a fake key (``fake: id`` unless another key kind is
+        declared), never learned, dropped or kept as it is."""
+        unit = self.privacy.unit
+        if unit is None:
+            return self
+        if unit == self.target_column:
+            raise ValueError(f"privacy.unit {unit!r} is the target_column: the unit identifies a person, not a label")
+        if self.training.engine == "opacus":
+            raise ValueError("privacy.unit needs training.engine 'fast' (Opacus clips rows, not units)")
+        declared = self.policy(unit)
+        if declared.policy not in (None, "fake") or (declared.fake is not None and declared.fake not in KEY_KINDS):
+            raise ValueError(
+                f"privacy.unit {unit!r} is declared {declared.policy or ''} {declared.fake or ''}".rstrip()
+                + ": the unit column is published as a fake key; declare it 'policy: fake, fake: id' (or uuid) "
+                "or leave it undeclared"
+            )
         return self
 
     @model_validator(mode="after")

@@ -9,8 +9,14 @@ from synthgate.errors import DataValidationError
 from synthgate.schema import Column
 
 
-def split_holdout(frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_holdout(
+    frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float, *, unit: str | None = None, hash_key: str = ""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a row is held out when its keyed content hash falls below ``fraction`` of the hash range.
+
+    With a privacy ``unit`` (a column identifying a person) a unit is held out whole: its rows take the hash of the
+    unit's value keyed with ``hash_key``, so no person is on both sides (a row whose unit is NULL is a unit of its
+    own, and keeps its own hash).
 
     The decision depends on that row alone, so adding or removing one source row changes the training set by
     at most that row: neighbouring sources give neighbouring training sets, as DP-SGD's accounting assumes
@@ -18,7 +24,12 @@ def split_holdout(frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float) 
     fingerprint key, so nobody without it can tell which rows trained; the same rows stay out on every
     refresh of an unchanged table.
     """
-    held = _copy_hashes(row_hashes) < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
+    hashes = _copy_hashes(row_hashes)
+    if unit is not None:
+        values = frame[unit]
+        keyed = pd.util.hash_pandas_object(values.astype(str), index=False, hash_key=hash_key).to_numpy(np.uint64)
+        hashes = np.where(values.isna().to_numpy(), hashes, keyed)
+    held = hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
     return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
 
 

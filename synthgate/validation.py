@@ -258,12 +258,18 @@ def _without_time_zones(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
-    """The spec's target column and declared column policies must name columns of the table (names only, no data)."""
+    """The spec's target column, privacy unit and declared column policies must name columns of the table (names only,
+    no data)."""
     names = {c.name for c in columns}
     if spec.target_column is not None and spec.target_column not in names:
         raise SpecError(
             f"target_column {spec.target_column!r} is not a column of {spec.source.table!r}: fix target_column in the "
             "spec"
+        )
+    if spec.privacy.unit is not None and spec.privacy.unit not in names:
+        raise SpecError(
+            f"privacy.unit {spec.privacy.unit!r} is not a column of {spec.source.table!r}: name the column that "
+            "identifies a person"
         )
     unknown = sorted(set(spec.columns) - names)
     if unknown:

@@ -60,15 +60,18 @@ class PrivacyAccountant:
         """Add a mechanism applied to the real data (DP-SGD records itself here)."""
         self.releases.append(release)
 
-    def gaussian(self, purpose: str, counts: np.ndarray, noise_multiplier: float) -> np.ndarray:
-        """Release ``counts`` (L2 sensitivity 1) with Gaussian noise from OS entropy, and record it.
+    def gaussian(
+        self, purpose: str, counts: np.ndarray, noise_multiplier: float, *, sensitivity: float = 1.0
+    ) -> np.ndarray:
+        """Release ``counts`` (L2 sensitivity ``sensitivity``) with Gaussian noise of standard deviation
+        ``noise_multiplier * sensitivity`` from OS entropy, and record it.
 
         Every released value is rounded to an integer here, where it is released: post-processing
         (free under DP) that removes the low-order bits of the floating-point noise (Mironov 2012).
         """
         self.record(Release(purpose, noise_multiplier))
         counts = np.asarray(counts, dtype=float)
-        return np.rint(counts + self.noise.normal(noise_multiplier, counts.shape))
+        return np.rint(counts + self.noise.normal(noise_multiplier * sensitivity, counts.shape))
 
     def epsilon(self, extra: list[Release] | None = None) -> tuple[float, str]:
         """Composed epsilon at ``delta_composed``, and the method that computed it."""

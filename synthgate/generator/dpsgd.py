@@ -10,6 +10,11 @@ sum of gradients is a weighted product of the same tensors: no second backward p
 The mechanism is the standard one: Poisson-sampled batch, per-sample L2 clipping to
 ``max_grad_norm``, Gaussian noise ``noise_multiplier * max_grad_norm`` on the sum, divided by
 the expected batch size. It is accounted like Opacus's DP-SGD (sample rate, steps, noise).
+
+With a privacy unit (a person owning several rows) the sample is a unit: Poisson sampling picks units, and each
+unit's gradient (the sum over its rows) is clipped as one. Its norm follows from the same tensors: for a ``Linear``
+layer the unit's gradient ``sum_i g_i a_i^T`` has squared norm ``sum_ij (g_i . g_j)(a_i . a_j)``, a sum over the
+pairs of rows inside the unit (:func:`per_unit_norms`, on Gram matrices of the unit's rows).
 The noise comes from a torch generator seeded with OS entropy (:class:`SecureNoise`), never
 from a seed or torch's global generator; the loss is computed but never returned.
 """
@@ -52,12 +57,75 @@ def per_sample_norms(
     return norm_sq.sqrt(), list(grads), trace, losses.detach()
 
 
+def per_unit_norms(
+    model: AutoregressiveNet, tokens: torch.Tensor, sizes: torch.Tensor, weights: list[float] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor], Trace, torch.Tensor]:
+    """(gradient norm of each unit, output gradients, trace, per-row losses) of a batch whose rows come unit by unit:
+    the first ``sizes[0]`` rows are the first unit's, and so on. A unit's gradient is the sum of its rows'."""
+    trace = model.forward_traced(tokens)
+    losses = TokenNLL(reduction="none", weights=weights)(trace.logits, tokens)
+    outputs = trace.embedded + trace.hidden_out + trace.logits
+    grads = torch.autograd.grad(losses.sum(), outputs)
+    n_emb, n_col = len(trace.embedded), len(trace.logits)
+    pairs = _UnitPairs(sizes)
+    norm_sq = torch.zeros(len(sizes), device=tokens.device)
+    for index, g in zip(trace.indices, grads[:n_emb], strict=True):  # an embedding row is shared by equal tokens
+        norm_sq += pairs.sum(pairs.gram(g) * pairs.equal(index))
+    for j in range(n_col):
+        context = model.context_of(j, trace.context)
+        norm_sq += pairs.sum(pairs.gram(grads[n_emb + j]) * (pairs.gram(context) + 1.0))
+        norm_sq += pairs.sum(pairs.gram(grads[n_emb + n_col + j]) * (pairs.gram(trace.head_in[j].detach()) + 1.0))
+    return norm_sq.clamp(min=0.0).sqrt(), list(grads), trace, losses.detach()
+
+
+class _UnitPairs:
+    """The pairs of rows inside each unit of a batch laid out unit by unit, as a padded units x longest array."""
+
+    def __init__(self, sizes: torch.Tensor) -> None:
+        longest = int(sizes.max()) if sizes.numel() else 0
+        starts = torch.cumsum(sizes, 0) - sizes
+        offsets = torch.arange(longest, device=sizes.device)
+        self.mask = offsets.unsqueeze(0) < sizes.unsqueeze(1)  # units x longest
+        self.rows = torch.where(self.mask, starts.unsqueeze(1) + offsets, 0)
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-row values (rows x d) as units x longest x d, zero where a unit has fewer rows."""
+        return x.detach()[self.rows] * self.mask.unsqueeze(2)
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        """Dot products of every pair of rows inside each unit (units x longest x longest)."""
+        p = self.padded(x)
+        return p @ p.transpose(1, 2)
+
+    def equal(self, index: torch.Tensor) -> torch.Tensor:
+        """1 where two rows of a unit look up the same embedding row."""
+        p = index[self.rows]
+        return (p.unsqueeze(2) == p.unsqueeze(1)).to(torch.float32)
+
+    @staticmethod
+    def sum(pair_values: torch.Tensor) -> torch.Tensor:
+        """Sum over each unit's pairs (padding is zero in every Gram matrix)."""
+        return pair_values.sum(dim=(1, 2))
+
+
 def clipped_gradient_sum(
-    model: AutoregressiveNet, tokens: torch.Tensor, max_grad_norm: float, weights: list[float] | None = None
+    model: AutoregressiveNet,
+    tokens: torch.Tensor,
+    max_grad_norm: float,
+    weights: list[float] | None = None,
+    sizes: torch.Tensor | None = None,
 ) -> tuple[dict[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Sum over the batch of per-sample gradients clipped to ``max_grad_norm``; and the per-sample losses."""
-    norms, grads, trace, losses = per_sample_norms(model, tokens, weights)
-    scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1)
+    """Sum over the batch of per-sample gradients clipped to ``max_grad_norm``; and the per-row losses.
+
+    With ``sizes`` (rows of each unit, the batch laid out unit by unit) a sample is a unit: each unit's gradient, the
+    sum of its rows', is clipped to ``max_grad_norm`` as one."""
+    if sizes is None:
+        norms, grads, trace, losses = per_sample_norms(model, tokens, weights)
+        scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1)
+    else:
+        unit_norms, grads, trace, losses = per_unit_norms(model, tokens, sizes, weights)
+        unit_scale = (max_grad_norm / (unit_norms + 1e-6)).clamp(max=1.0)
+        scale = torch.repeat_interleave(unit_scale, sizes).unsqueeze(1)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     out: dict[torch.Tensor, torch.Tensor] = {}
     tables = [model.start, *model.embeddings]
@@ -98,20 +166,43 @@ class DPSGD:
         device = next(model.parameters()).device
         self._generator = SecureNoise.torch_generator(device)
 
-    def step(self, batch: torch.Tensor) -> None:
+    def step(self, batch: torch.Tensor, sizes: torch.Tensor | None = None) -> None:
         """Clip, noise, average and apply. Returns nothing: the loss on real rows is not DP, so it never leaves.
 
-        The clipped per-sample gradients are summed over slices of the batch (:func:`micro_batch_rows`), so memory
-        stays bounded on a wide table; the noise goes once on the whole batch's sum, as without slicing."""
-        chunks = batch.split(micro_batch_rows(len(self.model.cardinalities))) or (batch,)
-        sums, _ = clipped_gradient_sum(self.model, chunks[0], self.max_grad_norm, self.weights)
-        for chunk in chunks[1:]:
-            part, _ = clipped_gradient_sum(self.model, chunk, self.max_grad_norm, self.weights)
+        ``sizes``: with a privacy unit, the rows of each sampled unit (``batch`` laid out unit by unit); each unit's
+        gradient is clipped as one. The clipped gradients are summed over slices of the batch (:func:`micro_batch_rows`;
+        whole units), so memory stays bounded on a wide table; the noise goes once on the whole batch's sum, as
+        without slicing."""
+        rows = micro_batch_rows(len(self.model.cardinalities))
+        sums: dict[torch.Tensor, torch.Tensor] = {}
+        for chunk, chunk_sizes in _slices(batch, sizes, rows):
+            part, _ = clipped_gradient_sum(self.model, chunk, self.max_grad_norm, self.weights, chunk_sizes)
             for param, value in part.items():
-                sums[param] += value
+                sums[param] = sums[param] + value if param in sums else value
         std = self.noise_multiplier * self.max_grad_norm
         for param in self.model.parameters():
             noise = torch.normal(0.0, std, size=param.shape, generator=self._generator, device=param.device)
-            param.grad = (sums[param] + noise) / self.expected_batch_size
+            total = sums[param] if param in sums else torch.zeros_like(param)
+            param.grad = (total + noise) / self.expected_batch_size
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+
+def _slices(
+    batch: torch.Tensor, sizes: torch.Tensor | None, rows: int
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Slices of at most ``rows`` rows (whole units: a unit longer than that is a slice of its own); one empty slice
+    for an empty batch."""
+    if sizes is None:
+        return [(chunk, None) for chunk in batch.split(rows)] or [(batch, None)]
+    if sizes.numel() == 0:
+        return [(batch, None)]
+    ends = torch.cumsum(sizes, 0).tolist()
+    out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    first_unit, first_row = 0, 0
+    for unit, end in enumerate(ends):
+        last = unit == len(ends) - 1
+        if last or ends[unit + 1] - first_row > rows:
+            out.append((batch[first_row:end], sizes[first_unit : unit + 1]))
+            first_unit, first_row = unit + 1, end
+    return out

@@ -8,7 +8,7 @@ operating system's CSPRNG) afresh for each fit, and never stored, logged or retu
 
 * the Gaussian releases before training (row count, range, zoom and bin histograms, category
   counts), through :meth:`PrivacyAccountant.gaussian`, which takes no seed;
-* the Poisson sampling mask of DP-SGD;
+* the Poisson sampling mask of DP-SGD, and which rows of a large privacy unit train (:mod:`units`);
 * the DP-SGD noise, in both engines (``fast``: :class:`~synthgate.generator.dpsgd.DPSGD`;
   ``opacus``: passed to ``PrivacyEngine.make_private(noise_generator=...)``, which Opacus 1.6
   hands to its ``DPOptimizer`` and uses for every ``torch.normal`` of ``add_noise``).
@@ -56,6 +56,10 @@ class SecureNoise:
     def normal(self, std: float, shape: tuple[int, ...]) -> np.ndarray:
         """Gaussian noise (float64) with standard deviation ``std``."""
         return self._rng.normal(0.0, std, size=shape)
+
+    def permutation(self, n: int) -> np.ndarray:
+        """A random order of ``n`` rows (which of a privacy unit's rows train, :mod:`units`)."""
+        return self._rng.permutation(n)
 
     @staticmethod
     def torch_generator(device: torch.device | str = "cpu") -> torch.Generator:

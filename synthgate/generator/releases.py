@@ -28,6 +28,11 @@ only), weighted as :func:`budget_weight` says:
 
 Every release goes through :meth:`PrivacyAccountant.gaussian`: noise from OS entropy (never a seed),
 released counts rounded to integers (see :mod:`synthgate.generator.noise`).
+
+``weights`` (one per row) count a row as less than one: with a privacy unit each of a unit's ``n`` rows weighs
+``1 / n``, so a unit adds at most 1 to any release, as one row does without a unit, and every threshold below holds
+per unit (a unit can split its weight over several values: the caller divides the selection delta by the most rows
+a unit keeps).
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ def dp_range(
     values: np.ndarray,
     sigma: float,
     accountant: PrivacyAccountant,
+    weights: np.ndarray | None = None,
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
@@ -158,10 +164,10 @@ def dp_range(
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
-        counts = np.bincount(index, minlength=_CALENDAR_BINS).astype(float)
+        counts = np.bincount(index, weights=weights, minlength=_CALENDAR_BINS).astype(float)
         bounds = _calendar_bounds
     else:
-        counts = np.bincount(_grid_index(values), minlength=2 * _GRID_SIDE + 1).astype(float)
+        counts = np.bincount(_grid_index(values), weights=weights, minlength=2 * _GRID_SIDE + 1).astype(float)
         bounds = _grid_bounds
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
@@ -212,6 +218,7 @@ def zoom_range(
     coarse: DPRange,
     sigma: float,
     accountant: PrivacyAccountant,
+    weights: np.ndarray | None = None,
 ) -> DPRange:
     """A second look at a continuous column's range: a noisy histogram of 256 bins across the coarse one.
 
@@ -224,7 +231,7 @@ def zoom_range(
     tail is kept, so heavy tails stay whole.
     """
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights)
     noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma)
     threshold = _corrected_threshold(noisy.size, sigma, 3.0)
     clear = noisy >= threshold  # one false bin far out would undo the zoom
@@ -287,6 +294,7 @@ def fit_numeric(
     sigma: float,
     accountant: PrivacyAccountant,
     selection_delta: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> NumericCodec:
     """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
 
@@ -295,8 +303,9 @@ def fit_numeric(
     :func:`select_points`); with the default, none is selected.
     """
     values = to_numeric(series, column)
-    n_null = float(np.isnan(values).sum())
-    values = values[~np.isnan(values)]
+    null = np.isnan(values)
+    n_null = float(null.sum() if weights is None else weights[null].sum())
+    values, weights = values[~null], _kept(weights, ~null)
     coarse: DPRange | None = None
     points = np.empty(0)
     located = True
@@ -305,7 +314,7 @@ def fit_numeric(
     if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
-        released, points, sigma = _release_range(column, values, sigma, selection_delta, accountant)
+        released, points, sigma = _release_range(column, values, sigma, selection_delta, accountant, weights)
         located = released.located
         values_rows = min(n_rows, released.mass)
         low = float(public_min) if public_min is not None else released.low
@@ -314,8 +323,9 @@ def fit_numeric(
         if high <= low:
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, values_rows, sigma, coarse)
-    values = values[~np.isin(values, points)]  # a point mass is decoded exactly, not from the bins
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    binned = ~np.isin(values, points)  # a point mass is decoded exactly, not from the bins
+    values, weights = values[binned], _kept(weights, binned)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights)
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
     histogram = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
     has_nulls = bool(histogram[-1] >= 3.0 * sigma)
@@ -337,17 +347,26 @@ def fit_numeric(
     return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
 
 
+def _kept(weights: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[mask]
+
+
 def _release_range(
-    column: Column, values: np.ndarray, sigma: float, selection_delta: float, accountant: PrivacyAccountant
+    column: Column,
+    values: np.ndarray,
+    sigma: float,
+    selection_delta: float,
+    accountant: PrivacyAccountant,
+    weights: np.ndarray | None,
 ) -> tuple[DPRange, np.ndarray, float]:
     """Steps 1 and 2 of a numeric release: the range, then a zoom, point masses or nothing (see the module
     docstring). Returns the range, the point masses, and the noise left for the fine bins (the budget a column
     did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget with it)."""
-    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant)
+    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, weights)
     single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
     if single_bin and (column.kind in ZOOMED_KINDS or released.inner_low - released.inner_high >= _MAX_INTEGER_BINS):
         # Floats and datetimes in one coarse bin, or a year column (all 2013) in one of 2,162 integers: look closer
-        return zoom_range(column, values, released, sigma, accountant), np.empty(0), sigma
+        return zoom_range(column, values, released, sigma, accountant, weights), np.empty(0), sigma
     short = column.kind is ColumnKind.INTEGER and released.high - released.low <= _MAX_EXACT_TOKENS
     if column.kind is ColumnKind.DATETIME or short:  # dates over months, a few integers: the bins take the share
         return released, np.empty(0), sigma / math.sqrt(2.0)
@@ -356,11 +375,16 @@ def _release_range(
     # An integer's values decode exactly from integer-aligned bins; a point is worth a token only where it is a
     # spike (the zeros of months-since, a sentinel code), not for every value a few percent of rows hold
     spike = _INTEGER_SPIKE_SHARE * released.mass if column.kind is ColumnKind.INTEGER else 0.0
-    return released, select_points(column, values, sigma, max(threshold, spike), accountant), sigma
+    return released, select_points(column, values, sigma, max(threshold, spike), accountant, weights), sigma
 
 
 def select_points(
-    column: Column, values: np.ndarray, sigma: float, threshold: float, accountant: PrivacyAccountant
+    column: Column,
+    values: np.ndarray,
+    sigma: float,
+    threshold: float,
+    accountant: PrivacyAccountant,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """DP frequent-value selection: the exact values that many rows hold (the zeros of a zero-inflated figure, a
     sentinel such as 999, a default), sorted, at most ``_MAX_POINTS``.
@@ -370,9 +394,10 @@ def select_points(
     selection delta (as category selection). Such values are decoded exactly: uniform values inside a fine bin
     would turn a column that is 0 for 90% of rows into one with no zero at all.
     """
-    distinct, counts = np.unique(values, return_counts=True)
+    distinct, inverse = np.unique(values, return_inverse=True)
     if distinct.size == 0:
         return np.empty(0)
+    counts = np.bincount(inverse.ravel(), weights=weights, minlength=distinct.size)
     noisy = accountant.gaussian(f"points:{column.name}", counts.astype(float), sigma)
     kept = np.flatnonzero(noisy > threshold)
     kept = kept[np.argsort(-noisy[kept], kind="stable")][:_MAX_POINTS]
@@ -534,23 +559,25 @@ def fit_categorical(
     sigma: float,
     selection_delta: float,
     accountant: PrivacyAccountant,
+    weights: np.ndarray | None = None,
 ) -> CategoricalCodec:
     """Release a categorical column's codec: the categories that clear the selection threshold (each held by one
     record is kept with probability ``selection_delta``) and whether it has NULLs, at weight
     :data:`CATEGORY_WEIGHT`; for a public domain only whether it has NULLs (weight 1). ``sigma``: a weight-1
     release's noise."""
+    weight = pd.Series(1.0 if weights is None else weights, index=series.index)
+    n_null = float(weight[series.isna()].sum())
     if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
         # A public domain: only the NULL count is released, so a column without NULLs gets none.
         domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
-        nulls = accountant.gaussian(f"nulls:{column.name}", np.array([float(series.isna().sum())]), sigma)
+        nulls = accountant.gaussian(f"nulls:{column.name}", np.array([n_null]), sigma)
         return CategoricalCodec(column, domain, public=True, has_nulls=bool(nulls[0] >= 3.0 * sigma))
     sigma = sigma / math.sqrt(CATEGORY_WEIGHT)
     threshold = selection_threshold(sigma, selection_delta)
-    counts = series.dropna().map(category_key).value_counts(sort=False)
+    present = series.notna()
+    counts = weight[present].groupby(series[present].map(category_key), sort=True).sum()  # an order free of the rows
     # The category counts and the NULL count in one release (each record adds to one of them).
-    released = accountant.gaussian(
-        f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), float(series.isna().sum())), sigma
-    )
+    released = accountant.gaussian(f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), n_null), sigma)
     noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
     order = np.argsort(-noisy, kind="stable")
     kept = [counts.index[i] for i in order if noisy[i] > threshold]

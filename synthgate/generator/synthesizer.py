@@ -10,6 +10,10 @@ Poisson sampling mask, the DP-SGD noise of either engine) comes from OS entropy,
 fit (:mod:`synthgate.generator.noise`). ``training.seed`` only sets the initial weights, the
 sampling of synthetic rows and fake values; two fits of the same data and spec release
 different noise. No loss on the real rows leaves a fit (it is not a DP statistic).
+
+With ``privacy.unit`` a person owns several rows: every release and DP-SGD are bounded per unit
+(:mod:`synthgate.generator.units`), and the epsilon is per unit. Synthetic rows are drawn one by one; the unit
+column is a fake key whose group sizes follow the DP histogram of rows per unit.
 """
 
 from __future__ import annotations
@@ -45,15 +49,15 @@ from synthgate.generator.faking import fake_column
 from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import budget_weight, fit_categorical, fit_numeric
+from synthgate.generator.units import SizeHistogram, Units, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
-from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
+from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
 log = logging.getLogger(__name__)
 
 MAX_USEFUL_NOISE = 40.0  # beyond this DP-SGD learns nothing useful at any batch size we would pick
 _SAMPLE_CHUNK = 16_384  # rows per pass: the context stays in cache (16k: 250k rows/s, 50k: 220k on Adult)
-MIN_ROWS = 50  # fewer (DP-estimated) rows than this: nothing useful can be learned under DP
-KEY_FAKES = ("id", "uuid")  # fake kinds of key columns: their rows per value is released, so keys repeat as they do
+MIN_ROWS = 50  # fewer (DP-estimated) rows (or units) than this: nothing useful can be learned under DP
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,20 @@ class FitSummary:
     releases: int
     engine: str  # the DP-SGD engine that ran: "fast" or "opacus"
     cpu_threads: int = 0  # PyTorch's CPU threads when training began (synthgate.cpu_threads; 0: not recorded)
+    unit: str | None = None  # the privacy unit's column (None: one row = one individual)
+    noisy_units: int = 0  # DP estimate of the units (0 without a unit)
+    max_rows_per_unit: int = 0  # the rows of one unit that trained at most (0 without a unit)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The training rows as tokens, and the DP counts the plan needs."""
+
+    tokens: np.ndarray  # rows x learned columns; with a unit, unit by unit
+    noisy_rows: float  # DP row count (with a unit: of the bounded rows)
+    noisy_units: float  # DP unit count (without a unit: the row count, each row a unit)
+    sigma: float  # the noise of a weight-1 release before training
+    sizes: np.ndarray | None  # with a unit: the bounded rows of each unit, in ``tokens`` order
 
 
 def choose_device(requested: str) -> torch.device:
@@ -136,15 +154,24 @@ class DPSynthesizer:
         self.privacy = privacy
         self.training = training
         self.target_column = target_column
+        self.unit = privacy.unit
+        if self.unit is not None and training.engine == "opacus":
+            raise SpecError("privacy.unit needs training.engine 'fast' (Opacus clips rows, not units)")
         self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
         self.fakes: dict[str, str] = {
             c.name: fake
             for c in columns
             if (fake := self._policy(c.name).fake) and self._policy(c.name).policy == "fake"
         }
+        if self.unit is not None:  # the unit identifies a person: a fake key, never learned
+            self.fakes[self.unit] = self._policy(self.unit).fake or "id"
         self.rows_per_key: dict[str, float] = {}  # DP estimate of rows per value of each faked key column
+        self.unit_sizes: SizeHistogram | None = None  # with a unit: the DP histogram of rows per unit
+        self.max_rows_per_unit = 0  # with a unit: the bound on its rows (declared, or chosen from unit_sizes)
         self.preprocessing_share = privacy.preprocessing_share or 0.3  # set from the releases' weight by preprocess
-        learned = [c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical")]
+        learned = [
+            c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical") and c.name != self.unit
+        ]
         learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
         # The target goes last, so its head conditions on every other column.
         self.learned = sorted(learned, key=lambda c: c.name == target_column)
@@ -165,7 +192,8 @@ class DPSynthesizer:
     def _release_weight(self) -> tuple[float, int]:
         """(Budget weight of the Gaussian releases before training, columns that select values privately)."""
         weight, selected = 1.0, 0  # 1: the row count
-        weight += sum(kind in KEY_FAKES for kind in self.fakes.values())  # distinct values of each key
+        # distinct values of each key, and for the unit its rows per unit (one histogram)
+        weight += sum(kind in KEY_KINDS for kind in self.fakes.values())
         for column in self.learned:
             policy = self._policy(column.name)
             column_weight, selects = budget_weight(
@@ -177,24 +205,28 @@ class DPSynthesizer:
             selected += selects
         return weight, selected
 
-    def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> tuple[np.ndarray, float, float]:
-        """Release the codecs under DP (noise from the accountant's OS-entropy source) and encode the rows.
-
-        Returns tokens, noisy row count (an integer), sigma.
-        """
+    def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> Encoded:
+        """Release the codecs under DP (noise from the accountant's OS-entropy source) and encode the rows."""
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
         weight, selected = self._release_weight()
         self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(len(self.learned))
         sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, weight, self.preprocessing_share)
-        noisy_rows = float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0])
-        noisy_rows = max(noisy_rows, 1.0)
-        _check_rows(noisy_rows, self.privacy.delta)
-        selection_delta = accountant.delta_selection / max(selected, 1)
+        units = self._bound_units(data, sigma, accountant) if self.unit is not None else None
+        if units is not None:
+            data = data.iloc[units.rows].reset_index(drop=True)
+        bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
+        noisy_rows = accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma, sensitivity=bound)[0]
+        noisy_rows = max(float(noisy_rows), 1.0)
+        # Units weigh 1 in every release and train as one: the unit count sizes bins, thresholds and the plan
+        noisy_units = self.unit_sizes.total if self.unit_sizes is not None else noisy_rows
+        _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
+        weights = units.weights if units is not None else None
+        selection_delta = accountant.delta_selection / max(selected, 1) / bound  # a unit can split over its rows
         self.rows_per_key = {
-            name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant)
+            name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
             for name, kind in self.fakes.items()
-            if kind in KEY_FAKES
+            if kind in KEY_KINDS and name != self.unit
         }
         self.codecs = []
         for column in self.learned:
@@ -205,11 +237,12 @@ class DPSynthesizer:
                     data[column.name],
                     public_min=policy.min,
                     public_max=policy.max,
-                    n_rows=noisy_rows,
+                    n_rows=noisy_units,
                     n_coarse=self.training.numeric_bins,
                     sigma=sigma,
                     selection_delta=selection_delta,
                     accountant=accountant,
+                    weights=weights,
                 )
             else:
                 codec = fit_categorical(
@@ -219,6 +252,7 @@ class DPSynthesizer:
                     sigma=sigma,
                     selection_delta=selection_delta,
                     accountant=accountant,
+                    weights=weights,
                 )
             self.codecs.append(codec)
         self._fake_unreleasable_keys()
@@ -227,7 +261,19 @@ class DPSynthesizer:
         tokens = np.stack(
             [codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs, strict=True)], axis=1
         )
-        return tokens, noisy_rows, sigma
+        return Encoded(tokens, noisy_rows, noisy_units, sigma, units.sizes if units is not None else None)
+
+    def _bound_units(self, data: pd.DataFrame, sigma: float, accountant: PrivacyAccountant) -> Units:
+        """Group the rows by unit, release the DP histogram of rows per unit, and bound each unit's rows (declared,
+        or the size that 99% of the units stay within by that histogram)."""
+        assert self.unit is not None
+        if self.unit not in data.columns:
+            raise SpecError(f"privacy.unit {self.unit!r} is not a column of the source table")
+        order, sizes = group_units(data[self.unit], accountant.noise)
+        self.unit_sizes = release_sizes(sizes, sigma, accountant)
+        self.max_rows_per_unit = self.privacy.max_rows_per_unit or self.unit_sizes.bound()
+        log.info("privacy unit %s: at most %d rows of each unit train", self.unit, self.max_rows_per_unit)
+        return bound_units(order, sizes, self.max_rows_per_unit)
 
     def _fake_unreleasable_keys(self) -> None:
         """A categorical column nearly all of whose rows hold values too rare to release is a key (a case number shared
@@ -246,8 +292,10 @@ class DPSynthesizer:
 
     @property
     def repeating_keys(self) -> list[str]:
-        """Faked keys whose DP count of distinct values shows them repeating: sampled with repeats, not unique."""
-        return [name for name, per_key in self.rows_per_key.items() if per_key > 1.0]
+        """Faked keys whose DP count of distinct values shows them repeating, and the privacy unit: sampled with
+        repeats, not unique."""
+        repeating = [name for name, per_key in self.rows_per_key.items() if per_key > 1.0]
+        return repeating + ([self.unit] if self.unit is not None else [])
 
     @property
     def unreleased(self) -> list[str]:
@@ -261,7 +309,9 @@ class DPSynthesizer:
     # -- fit ----------------------------------------------------------------------------
 
     def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:
-        """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget."""
+        """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget.
+
+        With a privacy unit ``noisy_rows`` is the DP count of units, and the batch is in units."""
         batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon, self.training.batch_size)
         epochs = self.training.epochs or epochs
         steps_per_epoch = max(1, round(noisy_rows / batch))
@@ -304,8 +354,8 @@ class DPSynthesizer:
         accountant = PrivacyAccountant(
             delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
         )
-        tokens, noisy_rows, sigma = self.preprocess(data, accountant)
-        plan = self.plan(accountant, noisy_rows, sigma)
+        encoded = self.preprocess(data, accountant)
+        plan = self.plan(accountant, encoded.noisy_units, encoded.sigma)
         preprocess_seconds = time.perf_counter() - started
         log.info(
             "training plan: %d epochs, expected batch %d, noise multiplier %.3f, %d steps",
@@ -315,7 +365,8 @@ class DPSynthesizer:
             plan.steps,
         )
         started = time.perf_counter()
-        threads = self._train(torch.as_tensor(tokens, dtype=torch.long), plan, accountant, progress)
+        sizes = None if encoded.sizes is None else torch.as_tensor(encoded.sizes, dtype=torch.long)
+        threads = self._train(torch.as_tensor(encoded.tokens, dtype=torch.long), sizes, plan, accountant, progress)
         accountant.record(Release("dp-sgd", plan.noise_multiplier, plan.sample_rate, plan.steps))
         epsilon, method = accountant.epsilon()
         self.summary = FitSummary(
@@ -323,29 +374,34 @@ class DPSynthesizer:
             delta=self.privacy.delta,
             accounting=method,
             plan=plan,
-            noisy_rows=round(noisy_rows),
+            noisy_rows=round(encoded.noisy_rows),
             train_seconds=time.perf_counter() - started,
             preprocess_seconds=preprocess_seconds,
             releases=len(accountant.releases),
             engine=self.training.engine,
             cpu_threads=threads,
+            unit=self.unit,
+            noisy_units=round(encoded.noisy_units) if self.unit is not None else 0,
+            max_rows_per_unit=self.max_rows_per_unit,
         )
         return self.summary
 
     def _train(
         self,
         tokens: torch.Tensor,
+        sizes: torch.Tensor | None,
         plan: TrainingPlan,
         accountant: PrivacyAccountant,
         progress: Callable[[EpochProgress], None] | None,
     ) -> int:
-        """Train the network; returns the CPU threads it started on."""
+        """Train the network; returns the CPU threads it started on. ``sizes``: with a unit, the rows of each unit
+        (``tokens`` laid out unit by unit); Poisson sampling then picks units."""
         cards = [codec.n_tokens for codec in self.codecs]
         ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
         model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
         weights = self._loss_weights()
-        step = (
+        step: Callable[..., None] = (
             self._opacus_step(model, optimizer, tokens, plan, weights)
             if self.training.engine == "opacus"
             else DPSGD(
@@ -358,7 +414,8 @@ class DPSynthesizer:
             ).step
         )  # its noise generator is seeded from OS entropy
         tokens = tokens.to(self.device)
-        n = tokens.shape[0]
+        n = tokens.shape[0] if sizes is None else sizes.shape[0]
+        starts = None if sizes is None else torch.cumsum(sizes, 0) - sizes
         sampler = SecureNoise.torch_generator("cpu")  # Poisson sampling: part of the DP guarantee, OS entropy
         steps_per_epoch = plan.steps // plan.epochs
         average = WeightAverage(model, self.training.ema_decay) if self.training.ema_decay > 0 else None
@@ -367,8 +424,11 @@ class DPSynthesizer:
                 began = time.perf_counter()
                 for _ in range(steps_per_epoch):
                     threads.adjust()
-                    mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling
-                    step(tokens[mask.to(self.device)])
+                    mask = torch.rand(n, generator=sampler) < plan.sample_rate  # Poisson sampling (of units)
+                    if sizes is None or starts is None:
+                        step(tokens[mask.to(self.device)])
+                    else:
+                        step(tokens[_unit_rows(starts[mask], sizes[mask]).to(self.device)], sizes[mask])
                     if average is not None:
                         average.update()
                 if progress is not None:
@@ -450,7 +510,8 @@ class DPSynthesizer:
                 )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
         for name, kind in self.fakes.items():
-            frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0))
+            groups = self.unit_sizes.bins(self.max_rows_per_unit) if name == self.unit and self.unit_sizes else None
+            frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=groups)
         return frame[self.output_columns]
 
     # -- persistence (no real data: only DP releases and DP-trained weights) -------------
@@ -472,6 +533,8 @@ class DPSynthesizer:
             "target_column": self.target_column,
             "fakes": self.fakes,
             "rows_per_key": self.rows_per_key,
+            "unit_sizes": None if self.unit_sizes is None else asdict(self.unit_sizes),
+            "max_rows_per_unit": self.max_rows_per_unit,
             "summary": _summary_dict(self.summary),
         }
         (path / "synthesizer.json").write_text(json.dumps(state, indent=1))
@@ -498,6 +561,9 @@ class DPSynthesizer:
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
+        sizes = state.get("unit_sizes")
+        synth.unit_sizes = SizeHistogram(tuple(sizes["units"]), sizes["total"]) if sizes else None
+        synth.max_rows_per_unit = state.get("max_rows_per_unit", 0)
         weights = torch.load(path / "weights.pt", map_location=synth.device, weights_only=True)
         cards = [codec.n_tokens for codec in synth.codecs]
         # a head reads at most CONTEXT_WINDOW slots (the last reads all); one saved before that limit is wider
@@ -537,31 +603,42 @@ class WeightAverage:
             param.copy_(average)
 
 
+def _unit_rows(starts: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Row positions of the units that start at ``starts`` with ``sizes`` rows, unit by unit."""
+    first = torch.repeat_interleave(starts, sizes)
+    within = torch.arange(int(sizes.sum())) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+    return first + within
+
+
 def _rows_per_key(
-    name: str, series: pd.Series, noisy_rows: float, sigma: float, accountant: PrivacyAccountant
+    name: str, series: pd.Series, noisy_rows: float, sigma: float, accountant: PrivacyAccountant, bound: int = 1
 ) -> float:
-    """Rows per value of a key column, from a DP count of its distinct values (a row adds at most one value).
+    """Rows per value of a key column, from a DP count of its distinct values (a row adds at most one value; an
+    individual of ``bound`` rows at most ``bound``).
 
     1.0 (unique) unless the key clearly repeats: more than 5% more rows than values, and a gap the noise of the two
-    counts (each ``sigma``) explains with under a 0.2% chance; a unique key must stay unique.
+    counts (each ``sigma * bound``) explains with under a 0.2% chance; a unique key must stay unique.
     """
-    distinct = accountant.gaussian(f"keys:{name}", np.array([float(series.nunique(dropna=True))]), sigma)[0]
+    distinct = accountant.gaussian(
+        f"keys:{name}", np.array([float(series.nunique(dropna=True))]), sigma, sensitivity=bound
+    )[0]
     ratio = noisy_rows / max(distinct, 1.0)
-    clear = noisy_rows - distinct > 3.0 * math.sqrt(2.0) * sigma
+    clear = noisy_rows - distinct > 3.0 * math.sqrt(2.0) * sigma * bound
     return float(min(ratio, 1000.0)) if ratio > 1.05 and clear else 1.0
 
 
-def _check_rows(noisy_rows: float, delta: float) -> None:
-    """Refuse tables DP-SGD cannot learn, or whose delta is meaningless; checked on the DP row count only."""
-    if noisy_rows < MIN_ROWS:
+def _check_rows(noisy_count: float, delta: float, what: str = "rows") -> None:
+    """Refuse tables DP-SGD cannot learn, or whose delta is meaningless; checked on the DP count of rows (or units)
+    only."""
+    if noisy_count < MIN_ROWS:
         raise DataValidationError(
-            f"the source has about {noisy_rows:.0f} rows (DP estimate): at least {MIN_ROWS} are needed to learn "
+            f"the source has about {noisy_count:.0f} {what} (DP estimate): at least {MIN_ROWS} are needed to learn "
             "anything under differential privacy. Use a larger table"
         )
-    if delta * noisy_rows >= 1.0:
+    if delta * noisy_count >= 1.0:
         raise PrivacyBudgetError(
-            f"privacy.delta {delta:g} is not below 1/rows (about 1/{noisy_rows:.0f}, DP estimate): such a delta allows "
-            "releasing a whole record. Lower privacy.delta well below 1/rows"
+            f"privacy.delta {delta:g} is not below 1/{what} (about 1/{noisy_count:.0f}, DP estimate): such a delta "
+            f"allows releasing a whole record. Lower privacy.delta well below 1/{what}"
         )
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from synthgate import lineage, tracking
+from synthgate.keys import row_hash_key
 from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.spec import TableSpec
 from synthgate.splitting import check_holdout_columns, split_holdout
@@ -29,14 +30,15 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 
 @task(name="extract-holdout", **WAREHOUSE_RETRIES, **PRIVATE)
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, holdout): a separate table, or a per-row keyed split of the source."""
+    """(train, holdout): a separate table, or a per-row (per-unit) keyed split of the source."""
     if spec.holdout.table is not None:
         holdout = extract_table(
             spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table"
         )
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
-    return split_holdout(source.frame, source.row_hashes, spec.holdout.fraction or 0.2)
+    fraction = spec.holdout.fraction or 0.2
+    return split_holdout(source.frame, source.row_hashes, fraction, unit=spec.privacy.unit, hash_key=row_hash_key(key))
 
 
 def record_source(spec: TableSpec, source: Extract, events: lineage.RunLineage) -> None:

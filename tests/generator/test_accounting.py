@@ -109,7 +109,7 @@ def test_each_accountant_draws_fresh_os_entropy_and_releases_integers(monkeypatc
 
 def test_the_release_api_takes_no_seed_and_the_noise_state_never_leaves():
     parameters = list(inspect.signature(PrivacyAccountant.gaussian).parameters)
-    assert parameters == ["self", "purpose", "counts", "noise_multiplier"]
+    assert parameters == ["self", "purpose", "counts", "noise_multiplier", "sensitivity"]
     assert "noise" not in inspect.signature(PrivacyAccountant).parameters  # not injectable
     accountant = PrivacyAccountant(delta=1e-5)
     assert "noise" not in repr(accountant)

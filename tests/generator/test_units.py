@@ -1,0 +1,148 @@
+"""The privacy unit: rows bounded per unit, releases that move by at most one unit, DP-SGD over units."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthgate.generator import DPSynthesizer
+from synthgate.generator.accounting import PrivacyAccountant
+from synthgate.generator.noise import SecureNoise
+from synthgate.generator.units import SIZE_EDGES, bound_units, group_units, release_sizes
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import PrivacyBudget, Training
+from synthgate.splitting import split_holdout
+
+COLUMNS = [
+    Column("customer_id", ColumnKind.INTEGER, "INTEGER", None),
+    Column("age", ColumnKind.INTEGER, "INTEGER", None),
+    Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION", None),
+    Column("channel", ColumnKind.CATEGORICAL, "TEXT", None),
+]
+
+
+def orders(units=1500, seed=0, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Customers owning 1 to about 100 orders; a customer's age is the same on each of their orders."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.geometric(0.06, units)
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.arange(units), sizes),
+            "age": np.repeat(rng.integers(20, 80, units), sizes),
+            "amount": np.round(rng.lognormal(3, 1, sizes.sum()), 2),
+            "channel": rng.choice(["web", "store", "phone"], sizes.sum(), p=[0.6, 0.3, 0.1]),
+        }
+    )
+    return frame if extra is None else pd.concat([frame, extra], ignore_index=True)
+
+
+class Recording(PrivacyAccountant):
+    """Releases without noise, keeping each one's counts and sensitivity (to compare neighbouring tables)."""
+
+    def __init__(self) -> None:
+        super().__init__(delta=1e-5, delta_selection=2.5e-6)
+        self.seen: dict[str, tuple[np.ndarray, float]] = {}
+
+    def gaussian(self, purpose, counts, noise_multiplier, *, sensitivity=1.0):
+        self.seen[purpose] = (np.asarray(counts, dtype=float), sensitivity)
+        return super().gaussian(purpose, counts, noise_multiplier, sensitivity=sensitivity)
+
+
+def test_rows_group_by_unit_in_an_os_entropy_order_and_a_null_unit_is_its_own():
+    values = pd.Series([7, 7, 7, None, 3, None, 7, 3])
+    order, sizes = group_units(values, SecureNoise())
+    assert sorted(order.tolist()) == list(range(8))
+    assert sorted(sizes.tolist()) == [1, 1, 2, 4]  # the two NULL rows are two units
+    units = [frozenset(values.iloc[order[s - n : s]].fillna(-1).index) for s, n in zip(np.cumsum(sizes), sizes)]
+    assert {frozenset(values.index[values == 7]), frozenset(values.index[values == 3])} <= set(units)
+    orders_seen = {tuple(group_units(values, SecureNoise())[0]) for _ in range(30)}
+    assert len(orders_seen) > 1  # which rows of a unit come first is drawn afresh: never a seed or the row order
+
+
+def test_the_bound_keeps_a_random_subset_of_a_large_units_rows():
+    values = pd.Series([1] * 50 + [2] * 3)
+    kept = set()
+    for _ in range(20):
+        units = bound_units(*group_units(values, SecureNoise()), max_rows=5)
+        assert sorted(units.sizes.tolist()) == [3, 5]
+        assert units.dropped == 45
+        np.testing.assert_allclose(np.bincount(values.iloc[units.rows].to_numpy(), weights=units.weights)[1:], 1.0)
+        kept |= set(units.rows.tolist())
+    assert len(kept & set(range(50))) > 20  # different rows of unit 1 train on different fits
+
+
+def test_the_size_histogram_bounds_the_units_and_estimates_their_number():
+    sizes = np.random.default_rng(1).geometric(0.05, 3000)  # 1 to about 150 rows, 99% under 90
+    histogram = release_sizes(sizes, 10.0, PrivacyAccountant(delta=1e-5))
+    assert abs(histogram.total - 3000) < 150
+    assert 64 <= histogram.bound() <= 128 and histogram.bound() in SIZE_EDGES
+    shares = sum(share for _, _, share in histogram.bins(histogram.bound()))
+    assert shares == pytest.approx(1.0)
+
+
+def test_one_more_unit_of_many_rows_moves_every_release_by_at_most_its_sensitivity():
+    # The leak-diff of the unit: a customer with 400 orders changes each weighted release by at most 1 (L2), the
+    # row count by at most the bound (256: no other customer has that many orders, so the same rows train on both
+    # tables and only the whale's rows are drawn), whatever their values.
+    whale = pd.DataFrame(
+        {"customer_id": 10**6, "age": 99, "amount": 1e6, "channel": ["phone"] * 400},
+    )
+    base, neighbour = orders(), orders(extra=whale)
+    seen = []
+    for frame in (base, neighbour):
+        accountant = Recording()
+        synth = DPSynthesizer(
+            COLUMNS,
+            {},
+            PrivacyBudget(epsilon=2.0, delta=1e-5, unit="customer_id", max_rows_per_unit=256),
+            Training(epochs=1),
+        )
+        synth.preprocess(frame, accountant)
+        seen.append(accountant.seen)
+    assert set(seen[0]) == set(seen[1])
+    for purpose, (counts, sensitivity) in seen[0].items():
+        other, _ = seen[1][purpose]
+        if counts.shape != other.shape:  # a released list of values (points) differs in length: compare the sums
+            counts, other = np.array([counts.sum()]), np.array([other.sum()])
+        moved = float(np.linalg.norm(other - counts))
+        bound = 256.0 if purpose == "row-count" else 1.0
+        assert sensitivity == bound, purpose
+        assert moved <= bound + 1e-9, (purpose, moved)
+
+
+def test_a_unit_table_trains_per_unit_and_samples_repeating_units():
+    frame = orders()
+    synth = DPSynthesizer(COLUMNS, {}, PrivacyBudget(epsilon=2.0, delta=1e-5, unit="customer_id"), Training(epochs=4))
+    summary = synth.fit(frame)
+    true_units = frame["customer_id"].nunique()
+    assert summary.unit == "customer_id" and summary.epsilon <= 2.0
+    assert abs(summary.noisy_units - true_units) < 0.2 * true_units
+    assert summary.max_rows_per_unit in SIZE_EDGES and summary.max_rows_per_unit >= 32
+    assert summary.plan.expected_batch_size < true_units  # the batch counts units, not rows
+    assert "customer_id" not in [c.name for c in synth.learned]
+    assert synth.repeating_keys == ["customer_id"]
+    sample = synth.sample(4000)
+    per_unit = sample["customer_id"].value_counts()
+    assert per_unit.max() <= summary.max_rows_per_unit
+    assert 5 < per_unit.mean() < 40  # the real mean is about 17 rows a customer
+    assert sample["channel"].value_counts(normalize=True)["web"] > 0.4
+
+
+def test_a_saved_unit_generator_samples_the_same_units(tmp_path):
+    synth = DPSynthesizer(
+        COLUMNS, {}, PrivacyBudget(epsilon=2.0, delta=1e-5, unit="customer_id"), Training(epochs=1, seed=5)
+    )
+    synth.fit(orders(units=600))
+    loaded = DPSynthesizer.load(synth.save(tmp_path))
+    assert loaded.unit_sizes == synth.unit_sizes and loaded.max_rows_per_unit == synth.max_rows_per_unit
+    pd.testing.assert_frame_equal(loaded.sample(500), synth.sample(500))
+
+
+def test_the_holdout_takes_whole_units():
+    frame = orders(units=400)
+    frame.loc[frame.index[:30], "customer_id"] = None  # unknown customers: each row its own unit
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
+    train, holdout = split_holdout(frame, hashes, 0.3, unit="customer_id", hash_key="0123456789abcdef")
+    assert len(train) + len(holdout) == len(frame)
+    assert not set(train["customer_id"].dropna()) & set(holdout["customer_id"].dropna())
+    assert 0.2 < holdout["customer_id"].nunique() / frame["customer_id"].nunique() < 0.4
+    assert 0 < holdout["customer_id"].isna().sum() < 30  # NULL-unit rows fall on both sides
