@@ -18,6 +18,7 @@ import yaml
 from synthgate import tracking
 from synthgate.deployments import TABLES_DIR
 from synthgate.errors import SpecError
+from synthgate.generator.units import protected_unit
 from synthgate.settings import Settings
 from synthgate.spec import TableSpec, load_spec
 from synthgate.warehouse import governance
@@ -123,6 +124,7 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
                 if upto is None
                 else round(sum(r["epsilon_spent"] for r in history if r["started_at"] <= upto), 6),
                 "resampled_from": row.get("resampled_from"),
+                "protects": protected_unit(row.get("privacy_unit"), row.get("max_rows_per_unit") or 0),
             },
             "gates": row["gates"],
             "scores": row["scores"],
@@ -208,6 +210,8 @@ def chain(record: dict[str, Any]) -> list[dict[str, str]]:
     if budget.get("resampled_from"):
         money += f" (re-sampled the model of run {budget['resampled_from']})"
     money += f"; its rows carry epsilon {budget['epsilon']:.4g}, delta {budget['delta']:.2g}"
+    if budget.get("protects"):
+        money += f", protecting {budget['protects']}"
     if budget.get("table_total_then") is not None:
         money += f"; {budget['table_total_then']:.4g} spent on the table up to then"
     total = record["budget"]

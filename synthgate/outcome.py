@@ -38,11 +38,28 @@ class RunPrivacy:
     spent: float
     engine: str | None = None  # the DP-SGD engine that trained the model
     resampled_from: str | None = None  # MLflow run whose model was re-sampled, if any
+    unit: str | None = None  # the privacy unit's column: epsilon is per unit (None: per row)
+    max_rows_per_unit: int = 0  # the most rows of one unit that trained (0 without a unit)
 
     @classmethod
     def trained(cls, fit: Any) -> RunPrivacy:
         """From a :class:`~synthgate.generator.FitSummary` of this run."""
-        return cls(fit.epsilon, fit.delta, fit.accounting, fit.epsilon, fit.engine)
+        return cls(
+            fit.epsilon,
+            fit.delta,
+            fit.accounting,
+            fit.epsilon,
+            fit.engine,
+            unit=fit.unit,
+            max_rows_per_unit=fit.max_rows_per_unit,
+        )
+
+    @property
+    def protects(self) -> str:
+        """What the epsilon protects: a unit with all its rows, or one row."""
+        from synthgate.generator.units import protected_unit
+
+        return protected_unit(self.unit, self.max_rows_per_unit)
 
     @classmethod
     def resampled(cls, catalog_row: dict[str, Any]) -> RunPrivacy:
@@ -53,6 +70,8 @@ class RunPrivacy:
             "reused",
             0.0,
             resampled_from=catalog_row.get("resampled_from") or catalog_row["run_id"],
+            unit=catalog_row.get("privacy_unit"),
+            max_rows_per_unit=catalog_row.get("max_rows_per_unit") or 0,
         )
 
 

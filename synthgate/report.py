@@ -35,6 +35,7 @@ from synthgate.evaluation.scorecard import Evaluation
 from synthgate.gates import GateVerdict, Scores
 from synthgate.generator.codecs import CategoricalCodec, NumericCodec
 from synthgate.generator.synthesizer import DPSynthesizer
+from synthgate.generator.units import protected_unit
 from synthgate.schema import Column, ColumnKind
 from synthgate.tracking import RunLink
 
@@ -78,6 +79,7 @@ class ReportContext:
     evaluation: Evaluation | None = None
     keys: tuple[str, ...] = ()
     facts: RunFacts | None = None
+    protects: str = protected_unit(None)  # what epsilon protects (synthgate.generator.units.protected_unit)
 
 
 def refresh_context(outcome: Any, state: dict[str, Any], run: dict[str, Any]) -> ReportContext:
@@ -99,6 +101,7 @@ def refresh_context(outcome: Any, state: dict[str, Any], run: dict[str, Any]) ->
         evaluation=outcome.evaluation,
         keys=tuple(spec.key_columns),
         facts=run_facts(spec, outcome.rows, privacy, state, run),
+        protects=privacy.protects,
     )
 
 
@@ -652,7 +655,7 @@ def _facts_rows(ctx: ReportContext) -> list[tuple[str, str]]:
                 budget += f", of its cap {f.epsilon_cap:.3g} ({max(f.epsilon_cap - f.epsilon_total, 0.0):.3g} left)"
             else:
                 budget += " (no cap)"
-        rows.append(("Privacy budget", budget + f"; delta {ctx.delta:.2g}"))
+        rows.append(("Privacy budget", budget + f"; delta {ctx.delta:.2g}; protecting {html.escape(ctx.protects)}"))
         if f.git_commit:
             if f.git_dirty is None:
                 dirty = " (working tree state unknown)"
@@ -717,7 +720,8 @@ text-overflow:ellipsis;white-space:nowrap}}
 <section id="budget"><h2>Privacy budget</h2><table>
 <tr><td>epsilon of the published rows (all uses of the real data, {html.escape(ctx.accounting)} accounting)</td>\
 <td>{ctx.epsilon:.4f}</td></tr>
-<tr><td>delta</td><td>{ctx.delta:.2g}</td></tr></table>
+<tr><td>delta</td><td>{ctx.delta:.2g}</td></tr>
+<tr><td>what epsilon protects</td><td>{html.escape(ctx.protects)}</td></tr></table>
 <p class="note">The checks below read real training and holdout rows after training; they are not covered by epsilon,
 so only aggregates leave them, and none reaches the published table's metadata beyond the overall scores.</p></section>
 {_fidelity_section(s, ctx.evaluation)}

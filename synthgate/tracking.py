@@ -506,6 +506,7 @@ def refresh_params(outcome: Any) -> dict[str, Any]:
             "target_column": spec.target_column or "",
             "max_grad_norm": spec.training.max_grad_norm,
             "seed": spec.training.seed,  # weight initialisation and sampling only: never DP noise
+            "privacy_unit": spec.privacy.unit or "row",  # what epsilon protects: a unit with all its rows, or a row
             "gates": spec.gates.model_dump(),
         }
         | ({"resampled_from_run": privacy.resampled_from} if privacy.resampled_from else {})
@@ -519,6 +520,7 @@ def refresh_params(outcome: Any) -> dict[str, Any]:
                 "steps": plan.steps,
                 "preprocessing_share": round(plan.preprocessing_share, 4),  # the spec's, or the default for its width
             }
+            | ({"max_rows_per_unit": summary.max_rows_per_unit} if summary and summary.unit else {})
             if plan is not None
             else {}
         )

@@ -31,6 +31,11 @@ from synthgate.generator.noise import SecureNoise
 MICRO_BATCH_CELLS = 245_760
 
 
+#: Units x longest unit squared of one slice of a unit batch: each pairwise (Gram) array of a slice is at most this
+#: many floats (64 MiB).
+MICRO_BATCH_PAIRS = 16_777_216
+
+
 def micro_batch_rows(columns: int) -> int:
     """The rows of one slice of a batch for a table of ``columns`` learned columns (at least 256)."""
     return max(256, MICRO_BATCH_CELLS // max(1, columns))
@@ -174,6 +179,9 @@ class DPSGD:
         whole units), so memory stays bounded on a wide table; the noise goes once on the whole batch's sum, as
         without slicing."""
         rows = micro_batch_rows(len(self.model.cardinalities))
+        if sizes is not None:  # shortest units first: a slice pads its units to its longest, so alike ones go together
+            order = torch.argsort(sizes, stable=True)
+            batch, sizes = batch[unit_rows(torch.cumsum(sizes, 0)[order] - sizes[order], sizes[order])], sizes[order]
         sums: dict[torch.Tensor, torch.Tensor] = {}
         for chunk, chunk_sizes in _slices(batch, sizes, rows):
             part, _ = clipped_gradient_sum(self.model, chunk, self.max_grad_norm, self.weights, chunk_sizes)
@@ -188,21 +196,30 @@ class DPSGD:
         self.optimizer.zero_grad(set_to_none=True)
 
 
+def unit_rows(starts: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Row positions of the units that start at ``starts`` with ``sizes`` rows, unit by unit."""
+    first = torch.repeat_interleave(starts, sizes)
+    within = torch.arange(int(sizes.sum()), device=sizes.device)
+    return first + within - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+
+
 def _slices(
     batch: torch.Tensor, sizes: torch.Tensor | None, rows: int
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Slices of at most ``rows`` rows (whole units: a unit longer than that is a slice of its own); one empty slice
-    for an empty batch."""
+    """Slices of at most ``rows`` rows and, with units, at most :data:`MICRO_BATCH_PAIRS` units x longest squared
+    (whole units: a unit too long for either is a slice of its own); one empty slice for an empty batch."""
     if sizes is None:
         return [(chunk, None) for chunk in batch.split(rows)] or [(batch, None)]
     if sizes.numel() == 0:
         return [(batch, None)]
     ends = torch.cumsum(sizes, 0).tolist()
+    lengths = sizes.tolist()
     out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     first_unit, first_row = 0, 0
     for unit, end in enumerate(ends):
         last = unit == len(ends) - 1
-        if last or ends[unit + 1] - first_row > rows:
+        longest = 0 if last else max(lengths[first_unit : unit + 2])
+        if last or ends[unit + 1] - first_row > rows or (unit + 2 - first_unit) * longest**2 > MICRO_BATCH_PAIRS:
             out.append((batch[first_row:end], sizes[first_unit : unit + 1]))
             first_unit, first_row = unit + 1, end
     return out

@@ -160,7 +160,7 @@ def dp_range(
     spread over a decade, or held by a few percent of the rows, still clears the threshold); datetimes a grid of
     30-day bins from 1700 to 2261. The core runs from the first to the last bin that clears a threshold corrected
     for the number of bins, so every clear bin is inside the range and a spike cannot hide the rest of the
-    distribution; it grows over thin tails (:func:`_extend`); its bins' counts are kept for the fine histogram.
+    distribution; it grows over thin tails (:func:`extend_edge`); its bins' counts are kept for the fine histogram.
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
@@ -178,7 +178,7 @@ def dp_range(
     # Below 2 the log grid's bins are narrower than 1: an integer column cannot have values in some of them.
     integer = column.kind is ColumnKind.INTEGER
     empty = [integer and math.ceil(lo) >= hi and lo != hi for lo, hi in map(bounds, range(noisy.size))]
-    first, last = _extend(noisy, core_first, -1, sigma, empty), _extend(noisy, core_last, 1, sigma, empty)
+    first, last = extend_edge(noisy, core_first, -1, sigma, empty), extend_edge(noisy, core_last, 1, sigma, empty)
     return DPRange(
         bounds(first)[0],
         bounds(last)[1],
@@ -266,7 +266,7 @@ def _corrected_threshold(n_bins: int, sigma: float, at_least: float, false_rate:
     return sigma * max(at_least, float(norm.isf(false_rate / n_bins)))
 
 
-def _extend(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
+def extend_edge(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
     """Move ``edge`` outwards over thin tails: past the next 1, 2, 4, ... 64 bins, the fewest whose noisy sum clears
     3 sigma sqrt(bins), again from there, until none does.
 
@@ -329,7 +329,7 @@ def fit_numeric(
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
     histogram = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
     has_nulls = bool(histogram[-1] >= 3.0 * sigma)
-    noisy = _denoise(histogram[:-1], sigma)
+    noisy = denoise(histogram[:-1], sigma)
     noisy = _with_range_counts(noisy, edges, coarse) if coarse is not None else noisy
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends
@@ -422,7 +422,7 @@ def _with_range_counts(counts: np.ndarray, edges: np.ndarray, coarse: DPRange) -
     return out
 
 
-def _denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+def denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Post-process a noisy histogram (free under DP): clear bins keep their count, the rest is pooled.
 
     A bin alone below 3 sigma is indistinguishable from noise (P(noise > 3 sigma) = 0.13%); the outermost

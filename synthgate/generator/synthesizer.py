@@ -44,7 +44,7 @@ from synthgate.generator.accounting import (
     sgd_noise_for_budget,
 )
 from synthgate.generator.codecs import CategoricalCodec, Codec, NumericCodec, codec_from_state
-from synthgate.generator.dpsgd import DPSGD
+from synthgate.generator.dpsgd import DPSGD, unit_rows
 from synthgate.generator.faking import fake_column
 from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
@@ -191,8 +191,8 @@ class DPSynthesizer:
 
     def _release_weight(self) -> tuple[float, int]:
         """(Budget weight of the Gaussian releases before training, columns that select values privately)."""
-        weight, selected = 1.0, 0  # 1: the row count
-        # distinct values of each key, and for the unit its rows per unit (one histogram)
+        weight, selected = 1.0, 0  # 1: the row count (with a unit: half the histogram of rows per unit)
+        # distinct values of each key, and for the unit the other half of its histogram
         weight += sum(kind in KEY_KINDS for kind in self.fakes.values())
         for column in self.learned:
             policy = self._policy(column.name)
@@ -213,13 +213,14 @@ class DPSynthesizer:
         self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(len(self.learned))
         sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, weight, self.preprocessing_share)
         units = self._bound_units(data, sigma, accountant) if self.unit is not None else None
-        if units is not None:
+        if units is None:
+            noisy_rows = max(float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0]), 1)
+            noisy_units = noisy_rows
+        else:  # both counts from the histogram of rows per unit; units weigh 1 in every release and train as one
             data = data.iloc[units.rows].reset_index(drop=True)
+            assert self.unit_sizes is not None
+            noisy_rows, noisy_units = self.unit_sizes.rows(self.max_rows_per_unit), self.unit_sizes.total
         bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
-        noisy_rows = accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma, sensitivity=bound)[0]
-        noisy_rows = max(float(noisy_rows), 1.0)
-        # Units weigh 1 in every release and train as one: the unit count sizes bins, thresholds and the plan
-        noisy_units = self.unit_sizes.total if self.unit_sizes is not None else noisy_rows
         _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
         weights = units.weights if units is not None else None
         selection_delta = accountant.delta_selection / max(selected, 1) / bound  # a unit can split over its rows
@@ -265,12 +266,12 @@ class DPSynthesizer:
 
     def _bound_units(self, data: pd.DataFrame, sigma: float, accountant: PrivacyAccountant) -> Units:
         """Group the rows by unit, release the DP histogram of rows per unit, and bound each unit's rows (declared,
-        or the size that 99% of the units stay within by that histogram)."""
+        or chosen from that histogram: :meth:`SizeHistogram.bound`)."""
         assert self.unit is not None
         if self.unit not in data.columns:
             raise SpecError(f"privacy.unit {self.unit!r} is not a column of the source table")
         order, sizes = group_units(data[self.unit], accountant.noise)
-        self.unit_sizes = release_sizes(sizes, sigma, accountant)
+        self.unit_sizes = release_sizes(sizes, sigma / math.sqrt(2.0), accountant)  # weight 2: the row count's too
         self.max_rows_per_unit = self.privacy.max_rows_per_unit or self.unit_sizes.bound()
         log.info("privacy unit %s: at most %d rows of each unit train", self.unit, self.max_rows_per_unit)
         return bound_units(order, sizes, self.max_rows_per_unit)
@@ -428,7 +429,7 @@ class DPSynthesizer:
                     if sizes is None or starts is None:
                         step(tokens[mask.to(self.device)])
                     else:
-                        step(tokens[_unit_rows(starts[mask], sizes[mask]).to(self.device)], sizes[mask])
+                        step(tokens[unit_rows(starts[mask], sizes[mask]).to(self.device)], sizes[mask])
                     if average is not None:
                         average.update()
                 if progress is not None:
@@ -601,13 +602,6 @@ class WeightAverage:
         """Replace the weights by their average (before sampling)."""
         for param, average in zip(self.params, self.average, strict=True):
             param.copy_(average)
-
-
-def _unit_rows(starts: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-    """Row positions of the units that start at ``starts`` with ``sizes`` rows, unit by unit."""
-    first = torch.repeat_interleave(starts, sizes)
-    within = torch.arange(int(sizes.sum())) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
-    return first + within
 
 
 def _rows_per_key(

@@ -3,13 +3,16 @@
 Without a unit every row is one individual, and someone who owns 100 rows is protected at about 100 times the
 epsilon on the label (group privacy). With ``privacy.unit`` every use of the real data is bounded per unit:
 
-* **Rows per unit are bounded** to ``max_rows`` (declared as ``privacy.max_rows_per_unit``, or the upper edge of
-  the size bin where a DP histogram of rows per unit reaches 99% of the units). A larger unit keeps ``max_rows`` of
-  its rows, picked uniformly at random with operating-system entropy: which rows train never depends on their
-  values, a seed or their order.
+* **Rows per unit are bounded** to ``max_rows`` (declared as ``privacy.max_rows_per_unit``, or chosen from a DP
+  histogram of rows per unit: the size edge at which 99% of the units are counted, at most
+  :data:`MAX_CHOSEN_ROWS`). A larger unit keeps ``max_rows`` of its rows, picked
+  uniformly at random with operating-system entropy: which rows train never depends on their values, a seed or
+  their order.
+* **The counts come from that histogram** (a unit falls in one bin: sensitivity 1): the units are the sum of its
+  bins, the rows the sum of each bin's units times its mean size (cut at the bound), so no count is released whose
+  sensitivity grows with the bound.
 * **Releases before training weigh each row 1/n**, n its unit's kept rows, so a unit adds at most 1 to any
-  histogram, as one row does without a unit (:mod:`releases`); the row count, which a unit moves by up to
-  ``max_rows``, gets noise ``max_rows`` times larger.
+  histogram, as one row does without a unit (:mod:`releases`).
 * **DP-SGD samples units** (Poisson over units) and clips each unit's gradient, the sum over its rows, as one
   (:func:`synthgate.generator.dpsgd.per_unit_norms`). The accountant's epsilon is then per unit.
 
@@ -25,24 +28,50 @@ import pandas as pd
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
+from synthgate.generator.releases import denoise, extend_edge
 
 #: Upper edges of the rows-per-unit bins: 1, 2, 3, 4, 6, 8, 12, 16, ... 2**20 (two bins an octave past 4).
 SIZE_EDGES: tuple[int, ...] = (1, 2, 3, 4, *(int(edge) for k in range(2, 20) for edge in (1.5 * 2**k, 2 ** (k + 1))))
-UNIT_COVERAGE = 0.99  # the bound keeps every row of this share of the units (by the DP size histogram)
+TAIL_SHARE = 0.01  # the chosen bound leaves at most this share of the units (by the DP histogram) above it
+MAX_CHOSEN_ROWS = 2048  # the most rows per unit a chosen bound keeps (a declared one may be larger)
+
+
+def protected_unit(unit: str | None, max_rows: int = 0) -> str:
+    """What epsilon protects, in one phrase, for reports, the catalog's audit and MLflow."""
+    if unit is None:
+        return (
+            "one row = one individual (no privacy.unit: a person who owns k rows is protected at about k times epsilon)"
+        )
+    bound = f", at most {max_rows} of its rows trained" if max_rows else ""
+    return f"each {unit} with all its rows (privacy.unit{bound})"
 
 
 @dataclass(frozen=True)
 class SizeHistogram:
-    """The DP histogram of rows per unit: noisy units in each size bin (``SIZE_EDGES``), bins under 3 sigma cleared,
-    and the DP estimate of the units (post-processing: the sum of the noisy bins)."""
+    """The DP histogram of rows per unit: units in each size bin (``SIZE_EDGES``) denoised as a numeric column's bins
+    (:func:`~synthgate.generator.releases.denoise`), and the DP estimate of the units (the sum of the noisy bins)."""
 
     units: tuple[float, ...]
     total: float
 
-    def bound(self, coverage: float = UNIT_COVERAGE) -> int:
-        """The smallest size edge at or above which ``coverage`` of the units' sizes fall."""
-        shares = np.cumsum(self.units) / max(sum(self.units), 1.0)
-        return SIZE_EDGES[min(int(np.searchsorted(shares, coverage)), len(SIZE_EDGES) - 1)]
+    def bound(self) -> int:
+        """The smallest size edge at which the denoised units counted from the bottom reach all but
+        :data:`TAIL_SHARE` of them, at most :data:`MAX_CHOSEN_ROWS`."""
+        reached = np.cumsum(self.units) >= (1.0 - TAIL_SHARE) * sum(self.units)
+        first = int(np.argmax(reached)) if reached.any() else len(SIZE_EDGES) - 1
+        return min(SIZE_EDGES[first], MAX_CHOSEN_ROWS)
+
+    def rows(self, max_rows: int) -> float:
+        """DP estimate of the rows the units keep under ``max_rows`` (post-processing): each clear bin's units times
+        the mean size inside it."""
+        low = (0, *SIZE_EDGES[:-1])
+        return max(
+            sum(
+                units * (min(lo + 1, max_rows) + min(hi, max_rows)) / 2.0
+                for lo, hi, units in zip(low, SIZE_EDGES, self.units, strict=True)
+            ),
+            1.0,
+        )
 
     def bins(self, max_rows: int) -> list[tuple[int, int, float]]:
         """(fewest rows, most rows, share of units) of each bin up to ``max_rows``: the group sizes to fake."""
@@ -101,7 +130,10 @@ def release_sizes(sizes: np.ndarray, sigma: float, accountant: PrivacyAccountant
     index = np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(sizes, SIZE_EDGES[-1]))
     counts = np.bincount(index, minlength=len(SIZE_EDGES)).astype(float)
     noisy = accountant.gaussian("unit-sizes", counts, sigma)
-    clear = tuple(float(c) if c >= 3.0 * sigma else 0.0 for c in noisy)  # 0.13% chance of a false bin each
-    # the units: every noisy bin up to the one past the last clear bin (the empty bins beyond add noise only)
-    reach = max((i for i, c in enumerate(clear) if c > 0), default=len(clear) - 1) + 2
-    return SizeHistogram(clear, max(float(noisy[:reach].sum()), 1.0))
+    # The sizes reach to the last clear bin, then over a thin tail as far as each stretch holds mass of its own (as a
+    # numeric column's range); inside, clear bins keep their count and runs are pooled; beyond, nothing
+    clear = np.flatnonzero(noisy >= 3.0 * sigma)
+    reach = extend_edge(noisy, int(clear[-1]) if clear.size else 0, 1, sigma) + 1
+    denoised = np.zeros(noisy.size)
+    denoised[:reach] = denoise(np.append(noisy[:reach], 0.0), sigma)[:-1]
+    return SizeHistogram(tuple(float(c) for c in denoised), max(float(noisy[:reach].sum()), 1.0))

@@ -81,6 +81,8 @@ CATALOG = sa.Table(
     sa.Column("version_table", sa.String(400)),
     sa.Column("spec_digest", sa.String(64)),  # the spec's learning settings the model was trained under
     sa.Column("resampled_from", sa.String(64)),  # run whose model this version re-sampled (no new spend)
+    sa.Column("privacy_unit", sa.String(200)),  # the column whose units epsilon protects (NULL: one row each)
+    sa.Column("max_rows_per_unit", sa.Integer),  # the most rows of one unit that trained
 )
 
 EVENTS = sa.Table(
@@ -443,6 +445,8 @@ def catalog_values(outcome: Any, model_name: str) -> dict[str, Any]:
         "trigger": outcome.trigger,
         "spec_digest": spec.learning_digest(),
         "resampled_from": privacy.resampled_from,
+        "privacy_unit": privacy.unit,
+        "max_rows_per_unit": privacy.max_rows_per_unit or None,
     }
 
 

@@ -35,11 +35,17 @@ def orders(units=1500, seed=0, extra: pd.DataFrame | None = None) -> pd.DataFram
     return frame if extra is None else pd.concat([frame, extra], ignore_index=True)
 
 
+class NoNoise(SecureNoise):
+    def normal(self, std, shape):
+        return np.zeros(shape)
+
+
 class Recording(PrivacyAccountant):
-    """Releases without noise, keeping each one's counts and sensitivity (to compare neighbouring tables)."""
+    """Releases without noise (so two tables get the same codecs), keeping each one's counts and sensitivity."""
 
     def __init__(self) -> None:
         super().__init__(delta=1e-5, delta_selection=2.5e-6)
+        self.noise = NoNoise()
         self.seen: dict[str, tuple[np.ndarray, float]] = {}
 
     def gaussian(self, purpose, counts, noise_multiplier, *, sensitivity=1.0):
@@ -52,7 +58,7 @@ def test_rows_group_by_unit_in_an_os_entropy_order_and_a_null_unit_is_its_own():
     order, sizes = group_units(values, SecureNoise())
     assert sorted(order.tolist()) == list(range(8))
     assert sorted(sizes.tolist()) == [1, 1, 2, 4]  # the two NULL rows are two units
-    units = [frozenset(values.iloc[order[s - n : s]].fillna(-1).index) for s, n in zip(np.cumsum(sizes), sizes)]
+    units = [frozenset(values.iloc[order[s - n : s]].fillna(-1).index) for s, n in zip(np.cumsum(sizes), sizes, strict=True)]
     assert {frozenset(values.index[values == 7]), frozenset(values.index[values == 3])} <= set(units)
     orders_seen = {tuple(group_units(values, SecureNoise())[0]) for _ in range(30)}
     assert len(orders_seen) > 1  # which rows of a unit come first is drawn afresh: never a seed or the row order
@@ -80,9 +86,10 @@ def test_the_size_histogram_bounds_the_units_and_estimates_their_number():
 
 
 def test_one_more_unit_of_many_rows_moves_every_release_by_at_most_its_sensitivity():
-    # The leak-diff of the unit: a customer with 400 orders changes each weighted release by at most 1 (L2), the
-    # row count by at most the bound (256: no other customer has that many orders, so the same rows train on both
-    # tables and only the whale's rows are drawn), whatever their values.
+    # The leak-diff of the unit: a customer with 400 orders changes each release by at most 1 (L2), whatever their
+    # values (bound 256: no other customer has that many orders, so the same rows train on both tables and only the
+    # whale's rows are drawn). With a unit no release has a larger sensitivity: the counts come from the histogram
+    # of rows per unit.
     whale = pd.DataFrame(
         {"customer_id": 10**6, "age": 99, "amount": 1e6, "channel": ["phone"] * 400},
     )
@@ -104,9 +111,9 @@ def test_one_more_unit_of_many_rows_moves_every_release_by_at_most_its_sensitivi
         if counts.shape != other.shape:  # a released list of values (points) differs in length: compare the sums
             counts, other = np.array([counts.sum()]), np.array([other.sum()])
         moved = float(np.linalg.norm(other - counts))
-        bound = 256.0 if purpose == "row-count" else 1.0
-        assert sensitivity == bound, purpose
-        assert moved <= bound + 1e-9, (purpose, moved)
+        assert sensitivity == 1.0, purpose
+        assert moved <= 1.0 + 1e-9, (purpose, moved)
+    assert "row-count" not in seen[0] and "unit-sizes" in seen[0]
 
 
 def test_a_unit_table_trains_per_unit_and_samples_repeating_units():

@@ -95,7 +95,8 @@ DP_OUTPUTS: dict[str, str] = {
     r"^pg:comment:[^:]+:# rows$": "published row count in the table comment: the DP row-count estimate",
     # the saved generator: released codecs (DP quantile bins, DP category selection), the plan, the weights
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:codecs": "codecs released through the accountant",
-    r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|plan\.[a-z_]+|releases)$": (
+    r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
+    r"releases)$": (
         "the accountant's figures, the DP row-count estimate and the plan derived from it"
     ),
     r"^file:home/mlartifacts/.*/generator/weights\.pt$": "DP-SGD weights",
@@ -186,17 +187,25 @@ VISITS = 918_273_645  # extreme integer in a nullable column
 ROWS = 800
 
 
-def base_table() -> pd.DataFrame:
-    return make_people(ROWS, seed=5)
+CANARY_UNIT_ROWS = 40  # with a privacy unit, the canary is one customer with this many rows
 
 
-def canary_table() -> pd.DataFrame:
-    base = base_table()
-    row = base.iloc[[0]].copy()
-    row["customer_id"] = int(base["customer_id"].max()) + 1
-    row["email"], row["plan"], row["income"], row["age"], row["visits"] = EMAIL, CATEGORY, INCOME, AGE, VISITS
-    row["visits"] = row["visits"].astype("Int64")
-    return pd.concat([base, row], ignore_index=True)
+def base_table(unit: str | None = None) -> pd.DataFrame:
+    """The people table; with a unit, customers own 1 to 7 rows each."""
+    frame = make_people(ROWS, seed=5)
+    if unit is not None:
+        frame[unit] = 100_000 + np.cumsum(np.random.default_rng(6).random(ROWS) < 0.3)
+    return frame
+
+
+def canary_table(unit: str | None = None) -> pd.DataFrame:
+    """The base table plus one canary row, or with a unit one canary customer of :data:`CANARY_UNIT_ROWS` rows."""
+    base = base_table(unit)
+    rows = base.iloc[[0] * (CANARY_UNIT_ROWS if unit else 1)].copy()
+    rows["customer_id"] = int(base["customer_id"].max()) + 1
+    rows["email"], rows["plan"], rows["income"], rows["age"], rows["visits"] = EMAIL, CATEGORY, INCOME, AGE, VISITS
+    rows["visits"] = rows["visits"].astype("Int64")
+    return pd.concat([base, rows], ignore_index=True)
 
 
 def needles() -> dict[str, list[bytes | re.Pattern[bytes]]]:
@@ -595,7 +604,13 @@ def keyed_fingerprint(schema: str) -> str | None:
 
 
 def refresh(
-    label: str, root: Path, schema: str, frame: pd.DataFrame, pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    label: str,
+    root: Path,
+    schema: str,
+    frame: pd.DataFrame,
+    pg_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    unit: str | None = None,
 ) -> Collected:
     """One full refresh of ``frame`` in its own home, expectations folder, MLflow store and schema; all it wrote."""
     from synthgate.flows.refresh import refresh_table
@@ -612,7 +627,7 @@ def refresh(
         target="people_synthetic",
         name="leakdiff",
         target_column="churned",
-        privacy={"epsilon": 4.0, "delta": 1e-5},
+        privacy={"epsilon": 4.0, "delta": 1e-5} | ({"unit": unit} if unit else {}),
         training={"epochs": 1, "seed": 0, "device": "cpu", "hidden_dim": 32, "embedding_dim": 8},
     )  # rows unset: the published row count is the DP row-count estimate
     result = refresh_table(str(write_spec(root, data)), trigger="test")
@@ -678,11 +693,13 @@ def differences(base: dict[str, Any], canary: dict[str, Any]) -> dict[str, tuple
     }
 
 
+@pytest.mark.parametrize("unit", [None, "customer_id"], ids=["row", "unit"])
 def test_only_dp_outputs_and_disclosed_aggregates_depend_on_a_row(
-    prefect_harness, tmp_path, pg_engine, pg_schema, second_schema, monkeypatch
+    prefect_harness, tmp_path, pg_engine, pg_schema, second_schema, monkeypatch, unit
 ) -> None:
-    base = refresh("base", tmp_path / "base", pg_schema, base_table(), pg_engine, monkeypatch)
-    canary = refresh("canary", tmp_path / "canary", second_schema, canary_table(), pg_engine, monkeypatch)
+    # With a privacy unit the canary is a whole person: one customer with 40 rows, each carrying the canary values
+    base = refresh("base", tmp_path / "base", pg_schema, base_table(unit), pg_engine, monkeypatch, unit)
+    canary = refresh("canary", tmp_path / "canary", second_schema, canary_table(unit), pg_engine, monkeypatch, unit)
 
     # The collection saw every place a run writes to (else the diff proves nothing).
     for prefix in (
@@ -730,7 +747,7 @@ def test_only_dp_outputs_and_disclosed_aggregates_depend_on_a_row(
             conn.execute(
                 sa.text(f'SELECT count(*) FROM "{second_schema}".people WHERE plan = :c'), {"c": CATEGORY}
             ).scalar_one()
-            == 1
+            == (CANARY_UNIT_ROWS if unit else 1)
         )
 
 
