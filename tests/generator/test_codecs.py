@@ -6,7 +6,7 @@ import pytest
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.codecs import RARE_LABEL, CategoricalCodec, codec_from_state
-from synthgate.generator.releases import _denoise, fit_categorical, fit_numeric, selection_threshold
+from synthgate.generator.releases import denoise, fit_categorical, fit_numeric, selection_threshold
 from synthgate.schema import Column, ColumnKind
 
 RNG = np.random.default_rng(0)
@@ -135,7 +135,7 @@ def test_denoise_keeps_a_thin_tail_and_adds_little_to_empty_bins():
     thin_tail = np.array([50.0, 45.0, 40.0, 35.0, 30.0, 25.0, 20.0, 15.0])  # every bin below 3 sigma, 260 in all
     true = np.concatenate([np.zeros(40), bulk, thin_tail, np.zeros(40)])
     rng = np.random.default_rng(3)
-    runs = [_denoise(true + rng.normal(0, sigma, len(true)), sigma) for _ in range(200)]
+    runs = [denoise(true + rng.normal(0, sigma, len(true)), sigma) for _ in range(200)]
     tail = np.mean([out[44:52].sum() for out in runs])
     invented = np.mean([out[:40].sum() + out[72:].sum() for out in runs])
     assert 200 < tail < 320  # on average about the tail's true 260 (zeroing every sub-threshold bin gives ~0)
@@ -144,7 +144,7 @@ def test_denoise_keeps_a_thin_tail_and_adds_little_to_empty_bins():
 
 def test_denoise_zeroes_everything_without_a_clear_bin():
     rng = np.random.default_rng(4)
-    assert _denoise(rng.normal(0, 5.0, 300), 5.0).sum() == 0
+    assert denoise(rng.normal(0, 5.0, 300), 5.0).sum() == 0
 
 
 def test_a_column_without_nulls_never_samples_null():

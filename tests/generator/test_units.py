@@ -58,7 +58,8 @@ def test_rows_group_by_unit_in_an_os_entropy_order_and_a_null_unit_is_its_own():
     order, sizes = group_units(values, SecureNoise())
     assert sorted(order.tolist()) == list(range(8))
     assert sorted(sizes.tolist()) == [1, 1, 2, 4]  # the two NULL rows are two units
-    units = [frozenset(values.iloc[order[s - n : s]].fillna(-1).index) for s, n in zip(np.cumsum(sizes), sizes, strict=True)]
+    ends = np.cumsum(sizes)
+    units = [frozenset(values.iloc[order[end - n : end]].index) for end, n in zip(ends, sizes, strict=True)]
     assert {frozenset(values.index[values == 7]), frozenset(values.index[values == 3])} <= set(units)
     orders_seen = {tuple(group_units(values, SecureNoise())[0]) for _ in range(30)}
     assert len(orders_seen) > 1  # which rows of a unit come first is drawn afresh: never a seed or the row order

@@ -96,9 +96,7 @@ DP_OUTPUTS: dict[str, str] = {
     # the saved generator: released codecs (DP quantile bins, DP category selection), the plan, the weights
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:codecs": "codecs released through the accountant",
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
-    r"releases)$": (
-        "the accountant's figures, the DP row-count estimate and the plan derived from it"
-    ),
+    r"releases)$": ("the accountant's figures, the DP row-count estimate and the plan derived from it"),
     r"^file:home/mlartifacts/.*/generator/weights\.pt$": "DP-SGD weights",
     r"^file:home/mlartifacts/.*/MLmodel:model_size_bytes$": "size of the saved DP model (its files are diffed too)",
     r"^file:home/mlartifacts/.*/MLmodel:signature\.outputs$": "dtypes of synthetic rows sampled from the DP model",
@@ -743,12 +741,9 @@ def test_only_dp_outputs_and_disclosed_aggregates_depend_on_a_row(
     assert found == []
     # The check above could fail: the canary row was really in the second source, and only there.
     with pg_engine.connect() as conn:
-        assert (
-            conn.execute(
-                sa.text(f'SELECT count(*) FROM "{second_schema}".people WHERE plan = :c'), {"c": CATEGORY}
-            ).scalar_one()
-            == (CANARY_UNIT_ROWS if unit else 1)
-        )
+        assert conn.execute(
+            sa.text(f'SELECT count(*) FROM "{second_schema}".people WHERE plan = :c'), {"c": CATEGORY}
+        ).scalar_one() == (CANARY_UNIT_ROWS if unit else 1)
 
 
 #: Locations through which the canary row was observable on the release before the fixes (unkeyed fingerprint, exact
