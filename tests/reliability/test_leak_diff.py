@@ -75,7 +75,9 @@ DP_OUTPUTS: dict[str, str] = {
     r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Budget: epsilon #(\.#)? spent by this run": (
         "the run's description: epsilon (the accountant's) and the ledger's total"
     ),
-    r"^file:.*\.html:html:facts:Rows:# synthetic rows$": "the report's header: the DP row-count estimate",
+    r"^file:.*\.html:html:facts:(Rows:[#,]+ synthetic rows|[#,]+ synthetic rows:When)$": (
+        "the report's header: the DP row-count estimate (and the next row, keyed by it)"
+    ),
     r"^file:.*\.html:html:facts:Privacy budget:epsilon": (
         "the report's header: epsilon (accountant) and the ledger's total"
     ),
@@ -87,6 +89,7 @@ DP_OUTPUTS: dict[str, str] = {
     r"^pg:synthgate_ledger\[\d+\]\.epsilon_spent$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.epsilon$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.rows$": "published row count = the DP row-count estimate (rows unset)",
+    r"^pg:synthgate_catalog\[\d+\]\.max_rows_per_unit$": "the unit bound, chosen from the DP histogram of rows per unit",
     r"^published:": "the published synthetic rows: sampled from the DP model, their count the DP row estimate",
     r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.outputFacets\.outputStatistics\.rowCount$": (
         "published row count = the DP row-count estimate"
@@ -96,7 +99,17 @@ DP_OUTPUTS: dict[str, str] = {
     # the saved generator: released codecs (DP quantile bins, DP category selection), the plan, the weights
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:codecs": "codecs released through the accountant",
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
-    r"releases)$": ("the accountant's figures, the DP row-count estimate and the plan derived from it"),
+    r"releases|max_rows_per_unit)$": (
+        "the accountant's figures, the DP row (unit) counts, the unit bound chosen from the DP histogram of rows per "
+        "unit, and the plan derived from them"
+    ),
+    r"^file:home/mlartifacts/.*/generator/synthesizer\.json:(unit_sizes\.|max_rows_per_unit$)": (
+        "the DP histogram of rows per unit (released through the accountant) and the bound chosen from it"
+    ),
+    r"^mlflow:(?:logged_model:)?param:max_rows_per_unit$": "the unit bound, chosen from the DP histogram of rows per unit",
+    r"^file:.*\.html:html:facts:epsilon [#.]+ spent by this run; [#.]+ spent on this table in[^:]*:Code$": (
+        "the report's header: the row after the budget line, keyed by that line's epsilon (accountant) and total"
+    ),
     r"^file:home/mlartifacts/.*/generator/weights\.pt$": "DP-SGD weights",
     r"^file:home/mlartifacts/.*/MLmodel:model_size_bytes$": "size of the saved DP model (its files are diffed too)",
     r"^file:home/mlartifacts/.*/MLmodel:signature\.outputs$": "dtypes of synthetic rows sampled from the DP model",
@@ -106,8 +119,10 @@ DP_OUTPUTS: dict[str, str] = {
     r"\.kwargs\.value$": "the synthetic suite's row count: the DP row-count estimate",
     # Prefect: the accountant's epsilon and the DP row count in messages
     r"^prefect:artifact:synthgate-[^:]+-training:progress:description$": "epsilon per epoch, from the accountant",
-    r"^prefect:log:train-generator:trained under epsilon #\.# \(\w+ accounting\), delta #\.#e-#; noise multiplier #\.#"
-    r"(; \w+ DP-SGD engine)?$": "epsilon and the noise multiplier, from the accountant",
+    r"^prefect:log:train-generator:trained under epsilon #\.# \(\w+ accounting\), delta #(\.#)?e-#; noise multiplier "
+    r"#\.#(; \w+ DP-SGD engine)?(; <dur> s on # CPU threads at the start \(SYNTHGATE_THREADS fixes it\))?$": (
+        "epsilon and the noise multiplier, from the accountant"
+    ),
     r"^prefect:log:train-generator:epoch #/#: epsilon spent #\.# \(<dur> s\)$": "epsilon per epoch (no loss)",
     r"^prefect:log:publish-table:published [^:]+ version #: # rows$": "the DP row-count estimate",
     r"^prefect:log:sample-rows:sampled # synthetic rows$": "the DP row-count estimate",
