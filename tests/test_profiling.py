@@ -307,3 +307,25 @@ def test_a_spec_that_would_not_load_is_left_as_it_was(tmp_path, monkeypatch):
 def test_key_names_are_faked_and_figures_kept(name, kind, fake):
     policy = rule_for(Column(name, kind, "TEXT"))[0]
     assert policy.fake == fake and policy.policy == ("fake" if fake else "keep")
+
+
+def test_profile_warns_of_a_repeating_person_key_and_names_no_value(tmp_path, monkeypatch):
+    # orders: a customer owns several rows. profile says so (names only) until the spec names the unit.
+    monkeypatch.setenv("SG_PROFILE_DIR", str(tmp_path))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    orders = make_people(300).drop(columns=["customer_id"])
+    orders.insert(0, "order_no", range(500_000, 500_300))  # unique: a row's key, no warning
+    orders.insert(1, "customer_id", [700_000 + i // 3 for i in range(300)])  # three orders a customer
+    orders.to_sql("people", engine, index=False)
+    engine.dispose()
+    path = tmp_path / "orders.yaml"
+    path.write_text(SPEC_TEXT.replace("  - customer_id\n", "  - order_no\n"))
+    result = CliRunner().invoke(app, ["profile", str(path)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "customer_id looks like the key of a person" in warnings[0]
+    assert "privacy: {unit: customer_id}" in warnings[0] and "700" not in result.output
+    path.write_text(path.read_text().replace("delta: 1.0e-5}", "delta: 1.0e-5, unit: customer_id}"))
+    named = CliRunner().invoke(app, ["profile", str(path)])
+    assert named.exit_code == 0 and "warning:" not in named.output
+    assert "the privacy unit" in named.output

@@ -373,3 +373,24 @@ def test_an_unexpected_error_is_one_line_without_its_message(tmp_path, monkeypat
     ]
     as_json = CliRunner().invoke(app, ["budget", str(write(tmp_path, MINIMAL)), "--json"])
     assert as_json.exit_code == 2 and as_json.stdout.count("{") == 1 and "Alice" not in as_json.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("target_column: customer_id\n", r"privacy\.unit 'customer_id' is the target_column"),
+        ("columns: {customer_id: {policy: keep}}\n", r"published as a fake key"),
+        ("columns: {customer_id: {policy: fake, fake: email}}\n", r"published as a fake key"),
+        ("training: {engine: opacus}\n", r"needs training\.engine 'fast'"),
+    ],
+)
+def test_a_privacy_unit_is_a_fake_key_and_trains_on_the_fast_engine(tmp_path, extra, message):
+    unit = MINIMAL.replace("delta: 1.0e-5}", "delta: 1.0e-5, unit: customer_id}")
+    assert load_spec(write(tmp_path, unit)).privacy.unit == "customer_id"
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, unit + extra))
+
+
+def test_a_unit_bound_needs_a_unit(tmp_path):
+    with pytest.raises(SpecError, match=r"max_rows_per_unit needs privacy\.unit"):
+        load_spec(write(tmp_path, MINIMAL.replace("delta: 1.0e-5}", "delta: 1.0e-5, max_rows_per_unit: 10}")))

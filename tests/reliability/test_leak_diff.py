@@ -89,7 +89,7 @@ DP_OUTPUTS: dict[str, str] = {
     r"^pg:synthgate_ledger\[\d+\]\.epsilon_spent$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.epsilon$": "epsilon spent, from the accountant",
     r"^pg:synthgate_catalog\[\d+\]\.rows$": "published row count = the DP row-count estimate (rows unset)",
-    r"^pg:synthgate_catalog\[\d+\]\.max_rows_per_unit$": "the unit bound, chosen from the DP histogram of rows per unit",
+    r"^pg:synthgate_catalog\[\d+\]\.max_rows_per_unit$": "the unit bound, from the DP histogram of rows per unit",
     r"^published:": "the published synthetic rows: sampled from the DP model, their count the DP row estimate",
     r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.outputFacets\.outputStatistics\.rowCount$": (
         "published row count = the DP row-count estimate"
@@ -106,7 +106,7 @@ DP_OUTPUTS: dict[str, str] = {
     r"^file:home/mlartifacts/.*/generator/synthesizer\.json:(unit_sizes\.|max_rows_per_unit$)": (
         "the DP histogram of rows per unit (released through the accountant) and the bound chosen from it"
     ),
-    r"^mlflow:(?:logged_model:)?param:max_rows_per_unit$": "the unit bound, chosen from the DP histogram of rows per unit",
+    r"^mlflow:(?:logged_model:)?param:max_rows_per_unit$": "the unit bound, from the DP histogram of rows per unit",
     r"^file:.*\.html:html:facts:epsilon [#.]+ spent by this run; [#.]+ spent on this table in[^:]*:Code$": (
         "the report's header: the row after the budget line, keyed by that line's epsilon (accountant) and total"
     ),
