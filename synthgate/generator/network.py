@@ -96,9 +96,15 @@ class AutoregressiveNet(nn.Module):
 
     @torch.inference_mode()
     def sample(
-        self, n: int, generator: torch.Generator, device: torch.device, forbidden: list[list[int]] | None = None
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device,
+        forbidden: list[list[int]] | None = None,
+        given: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` token rows, column by column; ``forbidden[j]`` tokens are never drawn.
+        """Draw ``n`` token rows, column by column; ``forbidden[j]`` tokens are never drawn. ``given`` (n x p tokens)
+        fixes the first p columns (a parent row's), and the rest are drawn conditioned on them.
 
         The context is filled in place (no re-concatenation), and each column is drawn by
         inverse-CDF sampling: one uniform number per row instead of one per row and token.
@@ -107,7 +113,12 @@ class AutoregressiveNet(nn.Module):
         tokens = torch.empty((n, len(self.cardinalities)), dtype=torch.long, device=device)
         context = torch.empty((n, d * len(self.cardinalities)), device=device)
         context[:, :d] = self.start.weight[0]
+        fixed = 0 if given is None else given.shape[1]
         for j in range(len(self.cardinalities)):
+            if given is not None and j < fixed:
+                tokens[:, j] = given[:, j]
+                context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
+                continue
             logits = self.heads[j](self.hidden[j](self.context_of(j, context)).relu_())
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")

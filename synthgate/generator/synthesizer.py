@@ -148,8 +148,13 @@ class DPSynthesizer:
         privacy: PrivacyBudget,
         training: Training,
         target_column: str | None = None,
+        *,
+        given: dict[str, Codec] | None = None,
     ) -> None:
         self.columns = columns
+        # Columns whose codecs were released elsewhere (a parent table's): modelled first, never released again, and
+        # given (not sampled, not output) when sampling; a child table's model conditions on its parent row this way
+        self.given = dict(given or {})
         self.policies = policies
         self.privacy = privacy
         self.training = training
@@ -157,7 +162,9 @@ class DPSynthesizer:
         self.unit = privacy.unit
         if self.unit is not None and training.engine == "opacus":
             raise SpecError("privacy.unit needs training.engine 'fast' (Opacus clips rows, not units)")
-        self.output_columns = [c.name for c in columns if self._policy(c.name).policy != "drop"]
+        self.output_columns = [
+            c.name for c in columns if self._policy(c.name).policy != "drop" and c.name not in self.given
+        ]
         self.fakes: dict[str, str] = {
             c.name: fake
             for c in columns
@@ -173,8 +180,8 @@ class DPSynthesizer:
             c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical") and c.name != self.unit
         ]
         learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
-        # The target goes last, so its head conditions on every other column.
-        self.learned = sorted(learned, key=lambda c: c.name == target_column)
+        # Given columns first, the target last, so its head conditions on every other column.
+        self.learned = sorted(learned, key=lambda c: (c.name not in self.given, c.name == target_column))
         self.codecs: list[Codec] = []
         self.network: AutoregressiveNet | None = None
         self.summary: FitSummary | None = None
@@ -195,6 +202,8 @@ class DPSynthesizer:
         # distinct values of each key, and for the unit the other half of its histogram
         weight += sum(kind in KEY_KINDS for kind in self.fakes.values())
         for column in self.learned:
+            if column.name in self.given:  # released with its own table
+                continue
             policy = self._policy(column.name)
             column_weight, selects = budget_weight(
                 column,
@@ -232,8 +241,10 @@ class DPSynthesizer:
         self.codecs = []
         for column in self.learned:
             policy = self._policy(column.name)
-            if column.kind.is_numeric:
-                codec: Codec = fit_numeric(
+            if column.name in self.given:
+                codec: Codec = self.given[column.name]
+            elif column.kind.is_numeric:
+                codec = fit_numeric(
                     column,
                     data[column.name],
                     public_min=policy.min,
@@ -282,7 +293,7 @@ class DPSynthesizer:
         ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []
         for column, codec in zip(self.learned, self.codecs, strict=True):
-            declared = self._policy(column.name).policy == "categorical"  # a person's decision stands
+            declared = self._policy(column.name).policy == "categorical" or column.name in self.given  # decided
             key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
             if key and column.name != self.target_column:
                 self.fakes[column.name] = "uuid"
@@ -487,8 +498,9 @@ class DPSynthesizer:
 
     # -- sample -------------------------------------------------------------------------
 
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """``n`` synthetic rows in the source's column order (dropped columns left out)."""
+    def sample(self, n: int, seed: int | None = None, *, given: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``n`` synthetic rows in the source's column order (dropped and given columns left out). ``given``: one row
+        of the given columns for each row to sample (``n`` is then its length), which the rows are conditioned on."""
         if self.network is None:
             raise RuntimeError("fit() or load() the synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
@@ -496,16 +508,24 @@ class DPSynthesizer:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         chunks = []
         forbidden = [codec.forbidden_tokens for codec in self.codecs]
+        fixed = None
+        if given is not None:
+            n = len(given)
+            columns = [c for c in self.learned if c.name in self.given]
+            encoded = [self.given[c.name].encode(given[c.name].reset_index(drop=True)) for c in columns]
+            fixed = torch.as_tensor(np.stack(encoded, axis=1), dtype=torch.long, device=self.device)
         with cpu_share("sampling") as threads:
             for start in range(0, n, _SAMPLE_CHUNK):
                 threads.adjust()
                 size = min(_SAMPLE_CHUNK, n - start)
-                tokens = self.network.sample(size, generator, self.device, forbidden).cpu().numpy()
+                prefix = None if fixed is None else fixed[start : start + size]
+                tokens = self.network.sample(size, generator, self.device, forbidden, prefix).cpu().numpy()
                 chunks.append(
                     pd.DataFrame(
                         {
                             c.name: codec.decode(tokens[:, j], rng)
                             for j, (c, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
+                            if c.name not in self.given
                         }
                     )
                 )
@@ -532,6 +552,7 @@ class DPSynthesizer:
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
             "target_column": self.target_column,
+            "given": [c.name for c in self.learned if c.name in self.given],
             "fakes": self.fakes,
             "rows_per_key": self.rows_per_key,
             "unit_sizes": None if self.unit_sizes is None else asdict(self.unit_sizes),
@@ -560,6 +581,10 @@ class DPSynthesizer:
             Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]
         ]
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
+        synth.given = {
+            c.name: k for c, k in zip(synth.learned, synth.codecs, strict=True) if c.name in state.get("given", [])
+        }
+        synth.output_columns = [name for name in synth.output_columns if name not in synth.given]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
         sizes = state.get("unit_sizes")

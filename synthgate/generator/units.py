@@ -129,7 +129,11 @@ def release_sizes(sizes: np.ndarray, sigma: float, accountant: PrivacyAccountant
     """The DP histogram of rows per unit (a unit falls in one bin: sensitivity 1)."""
     index = np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(sizes, SIZE_EDGES[-1]))
     counts = np.bincount(index, minlength=len(SIZE_EDGES)).astype(float)
-    noisy = accountant.gaussian("unit-sizes", counts, sigma)
+    return denoised_histogram(accountant.gaussian("unit-sizes", counts, sigma), sigma)
+
+
+def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
+    """A released histogram of rows per unit (noise ``sigma``), denoised (post-processing)."""
     # The sizes reach to the last clear bin, then over a thin tail as far as each stretch holds mass of its own (as a
     # numeric column's range); inside, clear bins keep their count and runs are pooled; beyond, nothing
     clear = np.flatnonzero(noisy >= 3.0 * sigma)

@@ -1,0 +1,215 @@
+"""A parent table and a child table under one budget, with the parent's key as the privacy unit.
+
+A unit is a parent row together with every child row that refers to it (an aircraft and its flights, a customer and
+their orders). Three mechanisms make one fit, composed (basic composition: epsilons and deltas add):
+
+1. **Children per parent** (:data:`SHARES` ``sizes``): one DP histogram of child rows per unit, in three parts that
+   each unit falls in exactly one of (sensitivity 1): children of a parent in the parent table, children of a key
+   missing from it (orphans, as real foreign keys have), and children with a NULL key (each a unit of its own). It
+   bounds the children per unit (declared ``privacy.max_rows_per_unit``, or chosen as for one table) and says how
+   many orphans and NULL-key children to publish.
+2. **The parent model** (``parent``): the parent's columns plus :data:`CHILDREN`, the parent's children (bounded),
+   learned together, so the number of children follows the parent's values.
+3. **The child model** (``child``): each child row after its parent's columns, encoded with the parent model's
+   released codecs (nothing released twice); DP-SGD samples units and clips each unit's gradient as one
+   (:mod:`synthgate.generator.units`).
+
+Sampling draws the parents, then each parent's children conditioned on its row, their foreign key the synthetic
+parent's key: every synthetic child refers to a synthetic parent, except the orphans (keys no parent has) and the
+NULL-key children, in the numbers the DP histogram gives. Children of one parent are drawn independently given the
+parent (no order among them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from synthgate.errors import DataValidationError
+from synthgate.generator.accounting import PrivacyAccountant, Release, _bisect_sigma, compose_epsilon
+from synthgate.generator.faking import fake_column
+from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
+from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
+
+CHILDREN = "__children__"  # the parent model's column: how many child rows the parent has (bounded)
+PARENT = "__parent__."  # prefix of the parent's columns in the child model
+#: Shares of epsilon and delta: the histogram of children per unit, the parent model, the child model.
+SHARES = {"sizes": 0.1, "parent": 0.3, "child": 0.6}
+
+
+@dataclass(frozen=True)
+class ChildCounts:
+    """The DP histogram of children per unit, by link: to a parent, to a key no parent has, NULL."""
+
+    linked: SizeHistogram
+    orphans: SizeHistogram
+    null_key: float  # DP count of child rows with a NULL key
+    max_rows: int  # the bound on the children of one unit
+
+
+@dataclass(frozen=True)
+class LinkedFitSummary:
+    """What a linked fit spent: its three parts composed (basic composition)."""
+
+    epsilon: float
+    delta: float
+    parent: FitSummary
+    child: FitSummary
+    max_rows_per_unit: int
+
+
+class LinkedSynthesizer:
+    """A parent table and its child table, fitted and sampled together; epsilon is per parent with its children."""
+
+    def __init__(
+        self,
+        *,
+        parent_columns: list[Column],
+        parent_policies: dict[str, ColumnPolicy],
+        parent_key: str,
+        child_columns: list[Column],
+        child_policies: dict[str, ColumnPolicy],
+        foreign_key: str,
+        privacy: PrivacyBudget,
+        training: Training,
+        child_target: str | None = None,
+    ) -> None:
+        self.parent_columns, self.child_columns = parent_columns, child_columns
+        self.parent_policies = {parent_key: ColumnPolicy(policy="fake", fake="id")} | parent_policies
+        self.child_policies = child_policies
+        self.parent_key, self.foreign_key = parent_key, foreign_key
+        self.privacy, self.training, self.child_target = privacy, training, child_target
+        self.parent: DPSynthesizer | None = None
+        self.child: DPSynthesizer | None = None
+        self.counts: ChildCounts | None = None
+        self.summary: LinkedFitSummary | None = None
+
+    def _budget(self, part: str) -> PrivacyBudget:
+        share = SHARES[part]
+        return self.privacy.model_copy(
+            update={"epsilon": self.privacy.epsilon * share, "delta": self.privacy.delta * share, "unit": None}
+        )
+
+    def fit(self, parents: pd.DataFrame, children: pd.DataFrame) -> LinkedFitSummary:
+        """Fit both models on the real tables; every use of them is inside ``privacy``, per parent with its children."""
+        self.counts = self._release_counts(parents, children)
+        bound = self.counts.max_rows
+        per_parent = children[self.foreign_key].value_counts()
+        augmented = parents.assign(
+            **{CHILDREN: parents[self.parent_key].map(per_parent).fillna(0).clip(upper=bound).astype("int64")}
+        )
+        parent_columns = [*self.parent_columns, Column(CHILDREN, ColumnKind.INTEGER, "BIGINT")]
+        self.parent = DPSynthesizer(
+            parent_columns,
+            self.parent_policies | {CHILDREN: ColumnPolicy(min=0, max=bound)},  # the bound is public (released)
+            self._budget("parent"),
+            self.training,
+        )
+        parent_fit = self.parent.fit(augmented)
+        given = {
+            PARENT + c.name: codec
+            for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
+            if c.name != CHILDREN
+        }
+        context = parents.set_index(self.parent_key)[[name.removeprefix(PARENT) for name in given]]
+        joined = children.join(context.add_prefix(PARENT), on=self.foreign_key)
+        context_columns = [
+            Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
+        ]
+        budget = self._budget("child").model_copy(update={"unit": self.foreign_key, "max_rows_per_unit": bound})
+        self.child = DPSynthesizer(
+            [*self.child_columns, *context_columns],
+            self.child_policies,
+            budget,
+            self.training,
+            self.child_target,
+            given=given,
+        )
+        child_fit = self.child.fit(joined)
+        sizes_epsilon = compose_epsilon(self._sizes_releases, self.privacy.delta * SHARES["sizes"])[0]
+        self.summary = LinkedFitSummary(
+            epsilon=sizes_epsilon + parent_fit.epsilon + child_fit.epsilon,
+            delta=self.privacy.delta * sum(SHARES.values()),
+            parent=parent_fit,
+            child=child_fit,
+            max_rows_per_unit=bound,
+        )
+        return self.summary
+
+    def _release_counts(self, parents: pd.DataFrame, children: pd.DataFrame) -> ChildCounts:
+        """The DP histogram of children per unit (one release; every unit in one bin of one part)."""
+        accountant = PrivacyAccountant(delta=self.privacy.delta * SHARES["sizes"])
+        epsilon = self.privacy.epsilon * SHARES["sizes"]
+        sigma = _bisect_sigma(
+            lambda s: compose_epsilon([Release("unit-sizes", s)], accountant.delta)[0], epsilon, lo=0.5
+        )
+        key = children[self.foreign_key]
+        known = set(parents[self.parent_key].dropna())
+        linked = key.isin(known)
+        per_parent = key[linked].value_counts().reindex(list(known), fill_value=0)
+        orphans = key[~linked & key.notna()].value_counts()
+        n_edges = len(SIZE_EDGES)
+        # One vector: [parents by children (0 children: its own bin), orphan keys by children, NULL-key rows]
+        counts = np.zeros(2 * n_edges + 2)
+        counts[0] = float((per_parent == 0).sum())
+        index = np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(per_parent[per_parent > 0], SIZE_EDGES[-1]))
+        np.add.at(counts, 1 + index, 1.0)
+        np.add.at(counts, 1 + n_edges + np.searchsorted(np.asarray(SIZE_EDGES), orphans.to_numpy()), 1.0)
+        counts[-1] = float(key.isna().sum())
+        noisy = accountant.gaussian("children", counts, sigma)
+        self._sizes_releases = list(accountant.releases)
+        parts = [noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + 2 * n_edges]]
+        histograms = [denoised_histogram(part, sigma) for part in parts]
+        declared = self.privacy.max_rows_per_unit
+        bound = declared or histograms[0].bound()
+        if histograms[0].total < 10:
+            raise DataValidationError("too few parents with children to learn their relation under this budget")
+        return ChildCounts(histograms[0], histograms[1], max(float(noisy[-1]), 0.0), bound)
+
+    def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(parents, children): ``n_parents`` parents (default: the DP estimate), each with its children drawn
+        conditioned on it, plus the orphan and NULL-key children the DP histogram counts."""
+        if self.parent is None or self.child is None or self.counts is None or self.parent.summary is None:
+            raise RuntimeError("fit() the linked synthesizer before sampling")
+        seed = self.training.seed if seed is None else seed
+        parents = self.parent.sample(n_parents or self.parent.summary.noisy_rows, seed=seed)
+        repeat = parents[CHILDREN].fillna(0).astype("int64").clip(lower=0).to_numpy()
+        context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
+        rng = np.random.default_rng(seed + 11)
+        orphan_rows = _group_rows(self.counts.orphans, self.counts.max_rows, rng)
+        null_rows = round(self.counts.null_key)
+        unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
+        given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
+        children = self.child.sample(len(given), seed=seed + 1, given=given)
+        orphan_keys = fake_column("uuid", max(int(orphan_rows.max(initial=-1)) + 1, 1), seed + 13)
+        keys = pd.concat(
+            [
+                context[self.parent_key].astype(object),
+                pd.Series(orphan_keys.to_numpy()[orphan_rows], dtype=object),
+                pd.Series([None] * null_rows, dtype=object),
+            ],
+            ignore_index=True,
+        )
+        children[self.foreign_key] = keys.to_numpy()
+        return parents.drop(columns=[CHILDREN]), children
+
+    @property
+    def unit_statement(self) -> str:
+        """What epsilon protects."""
+        return f"each {self.parent_key} of the parent table with all its child rows"
+
+
+def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Group numbers of the rows of ``round(units)`` groups whose sizes follow ``histogram`` (orphan keys)."""
+    groups = round(sum(histogram.units))
+    bins = histogram.bins(max_rows)
+    if groups <= 0 or not bins:
+        return np.zeros(0, dtype=np.int64)
+    share = np.array([p for _, _, p in bins])
+    chosen = rng.choice(len(bins), size=groups, p=share / share.sum())
+    sizes = rng.integers([bins[i][0] for i in chosen], [bins[i][1] + 1 for i in chosen])
+    return np.repeat(np.arange(groups, dtype=np.int64), sizes)
