@@ -74,22 +74,25 @@ def per_unit_norms(
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     pairs = _UnitPairs(sizes)
     norm_sq = torch.zeros(len(sizes), device=tokens.device)
-    for index, g in zip(trace.indices, grads[:n_emb], strict=True):  # an embedding row is shared by equal tokens
-        norm_sq += pairs.sum(pairs.gram(g) * pairs.equal(index))
+    tables = [model.start, *model.embeddings]
+    for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
+        norm_sq += pairs.embedding_norm_sq(g, index, weight(table).shape[0])
     for j in range(n_col):
-        context = model.context_of(j, trace.context)
-        norm_sq += pairs.sum(pairs.gram(grads[n_emb + j]) * (pairs.gram(context) + 1.0))
-        norm_sq += pairs.sum(pairs.gram(grads[n_emb + n_col + j]) * (pairs.gram(trace.head_in[j].detach()) + 1.0))
+        norm_sq += pairs.linear_norm_sq(grads[n_emb + j], model.context_of(j, trace.context))
+        norm_sq += pairs.linear_norm_sq(grads[n_emb + n_col + j], trace.head_in[j])
     return norm_sq.clamp(min=0.0).sqrt(), list(grads), trace, losses.detach()
 
 
 class _UnitPairs:
-    """The pairs of rows inside each unit of a batch laid out unit by unit, as a padded units x longest array."""
+    """The rows of each unit of a batch laid out unit by unit, as a padded units x longest array; each layer's
+    per-unit squared gradient norm from it, whichever of two ways costs less: over the pairs of rows inside a unit
+    (Gram matrices, longest^2 x width: short units), or from the unit's gradient itself (longest x out x in: long
+    units)."""
 
     def __init__(self, sizes: torch.Tensor) -> None:
-        longest = int(sizes.max()) if sizes.numel() else 0
+        self.longest = int(sizes.max()) if sizes.numel() else 0
         starts = torch.cumsum(sizes, 0) - sizes
-        offsets = torch.arange(longest, device=sizes.device)
+        offsets = torch.arange(self.longest, device=sizes.device)
         self.mask = offsets.unsqueeze(0) < sizes.unsqueeze(1)  # units x longest
         self.rows = torch.where(self.mask, starts.unsqueeze(1) + offsets, 0)
 
@@ -97,20 +100,26 @@ class _UnitPairs:
         """Per-row values (rows x d) as units x longest x d, zero where a unit has fewer rows."""
         return x.detach()[self.rows] * self.mask.unsqueeze(2)
 
-    def gram(self, x: torch.Tensor) -> torch.Tensor:
-        """Dot products of every pair of rows inside each unit (units x longest x longest)."""
-        p = self.padded(x)
-        return p @ p.transpose(1, 2)
+    def linear_norm_sq(self, g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Squared norm of each unit's gradient of a ``Linear`` layer (weight and bias) with output gradients ``g``
+        and inputs ``a``."""
+        gp, ap = self.padded(g), self.padded(a)
+        out, width = gp.shape[2], ap.shape[2]
+        if self.longest * (out + width) <= out * width:  # pairs: sum_ij (g_i . g_j)(a_i . a_j + 1)
+            return (gp @ gp.transpose(1, 2) * (ap @ ap.transpose(1, 2) + 1.0)).sum(dim=(1, 2))
+        weight_grad = gp.transpose(1, 2) @ ap  # units x out x in
+        return weight_grad.pow(2).sum(dim=(1, 2)) + gp.sum(1).pow(2).sum(1)
 
-    def equal(self, index: torch.Tensor) -> torch.Tensor:
-        """1 where two rows of a unit look up the same embedding row."""
-        p = index[self.rows]
-        return (p.unsqueeze(2) == p.unsqueeze(1)).to(torch.float32)
-
-    @staticmethod
-    def sum(pair_values: torch.Tensor) -> torch.Tensor:
-        """Sum over each unit's pairs (padding is zero in every Gram matrix)."""
-        return pair_values.sum(dim=(1, 2))
+    def embedding_norm_sq(self, g: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+        """Squared norm of each unit's gradient of an ``Embedding`` of ``rows`` rows: rows ``index`` looked up,
+        output gradients ``g`` (two rows of a unit that look up the same embedding row add up)."""
+        gp, ip = self.padded(g), index[self.rows]
+        if self.longest <= rows:  # pairs: sum_ij [index_i == index_j] (g_i . g_j)
+            same = (ip.unsqueeze(2) == ip.unsqueeze(1)).to(gp.dtype)
+            return (gp @ gp.transpose(1, 2) * same).sum(dim=(1, 2))
+        table_grad = torch.zeros(gp.shape[0], rows, gp.shape[2], device=gp.device, dtype=gp.dtype)
+        table_grad.scatter_add_(1, ip.unsqueeze(2).expand_as(gp), gp)  # units x rows x d
+        return table_grad.pow(2).sum(dim=(1, 2))
 
 
 def clipped_gradient_sum(

@@ -254,10 +254,16 @@ def brute_force_unit_grads(model, tokens, sizes):
 
 
 @pytest.mark.parametrize("window", [64, 2])
-def test_per_unit_norms_match_brute_force(window):
-    # units of 1 to 6 rows; repeated tokens inside a unit share embedding rows (the pairs' equal-index term)
-    model, tokens = model_and_batch(seed=3, n=21, window=window)
-    sizes = torch.tensor([1, 6, 2, 5, 3, 4])
+@pytest.mark.parametrize(
+    "sizes",
+    [[1, 6, 2, 5, 3, 4], [2, 1, 2, 2, 1, 2, 1, 2, 2, 2, 1, 2, 1]],
+    ids=["long: from each unit's gradient", "short: over pairs of rows"],
+)
+def test_per_unit_norms_match_brute_force(window, sizes):
+    # repeated tokens inside a unit share embedding rows; long units take the unit-gradient path of every layer,
+    # units of at most 2 rows the pairs' path (2 x (8 + 4) <= 8 x 4; 2 rows <= 3 embedding rows)
+    model, tokens = model_and_batch(seed=3, n=sum(sizes), window=window)
+    sizes = torch.tensor(sizes)
     norms, *_ = per_unit_norms(model, tokens, sizes)
     for u, grads in enumerate(brute_force_unit_grads(model, tokens, sizes)):
         exact = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
