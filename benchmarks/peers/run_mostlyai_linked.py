@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_mostlyai import _epsilon_spent, _peak_rss_mb  # noqa: E402
+from run_mostlyai import _epsilon_spent, _peak_rss_mb
 
 
 def _encoding(frame: pd.DataFrame, skip: str) -> dict[str, str]:

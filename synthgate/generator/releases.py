@@ -29,10 +29,11 @@ only), weighted as :func:`budget_weight` says:
 Every release goes through :meth:`PrivacyAccountant.gaussian`: noise from OS entropy (never a seed),
 released counts rounded to integers (see :mod:`synthgate.generator.noise`).
 
-``weights`` (one per row) count a row as less than one: with a privacy unit each of a unit's ``n`` rows weighs
-``1 / n``, so a unit adds at most 1 to any release, as one row does without a unit, and every threshold below holds
-per unit (a unit can split its weight over several values: the caller divides the selection delta by the most rows
-a unit keeps).
+``units`` (one code per row) names each row's privacy unit. A unit's rows then count together: in each release the
+unit's counts (its rows per bin) are scaled to an L2 norm of at most 1 (:func:`unit_weights`), so a unit moves any
+release by at most 1, as one row does without a unit, and every threshold below holds per unit (a unit can split
+its weight over several values: the caller divides the selection delta by the most rows a unit keeps). A unit whose
+rows spread over m bins adds up to sqrt(m) to the release, where weighing each row 1/n would add 1.
 """
 
 from __future__ import annotations
@@ -86,6 +87,20 @@ _INTEGER_SPIKE_SHARE = 0.04  # an integer's point mass holds at least this share
 RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 12.0
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
+
+
+def unit_weights(bins: np.ndarray, units: np.ndarray | None) -> np.ndarray | None:
+    """Per-row weights for one release whose rows fall in ``bins``: 1 / the L2 norm of the row's unit's counts over the
+    bins, so each unit's weighted counts have norm 1 (the release's L2 sensitivity per unit). None without units."""
+    if units is None:
+        return None
+    bins = np.asarray(bins, dtype=np.int64)
+    if bins.size == 0:
+        return np.zeros(0)
+    width = int(bins.max()) + 1
+    pairs, counts = np.unique(units * width + bins, return_counts=True)  # (unit, bin) pairs and their rows
+    norm_sq = np.bincount(pairs // width, weights=counts.astype(float) ** 2)
+    return 1.0 / np.sqrt(norm_sq[units])
 
 
 def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -> tuple[float, bool]:
@@ -152,7 +167,7 @@ def dp_range(
     values: np.ndarray,
     sigma: float,
     accountant: PrivacyAccountant,
-    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
@@ -164,10 +179,11 @@ def dp_range(
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
-        counts = np.bincount(index, weights=weights, minlength=_CALENDAR_BINS).astype(float)
+        counts = np.bincount(index, weights=unit_weights(index, units), minlength=_CALENDAR_BINS).astype(float)
         bounds = _calendar_bounds
     else:
-        counts = np.bincount(_grid_index(values), weights=weights, minlength=2 * _GRID_SIDE + 1).astype(float)
+        index = _grid_index(values)
+        counts = np.bincount(index, weights=unit_weights(index, units), minlength=2 * _GRID_SIDE + 1).astype(float)
         bounds = _grid_bounds
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
@@ -218,7 +234,7 @@ def zoom_range(
     coarse: DPRange,
     sigma: float,
     accountant: PrivacyAccountant,
-    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> DPRange:
     """A second look at a continuous column's range: a noisy histogram of 256 bins across the coarse one.
 
@@ -231,8 +247,8 @@ def zoom_range(
     tail is kept, so heavy tails stay whole.
     """
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights)
-    noisy = accountant.gaussian(f"zoom:{column.name}", counts.astype(float), sigma)
+    counts = _histogram(values, edges, units)
+    noisy = accountant.gaussian(f"zoom:{column.name}", counts, sigma)
     threshold = _corrected_threshold(noisy.size, sigma, 3.0)
     clear = noisy >= threshold  # one false bin far out would undo the zoom
     low, high = coarse.low, coarse.high
@@ -294,7 +310,7 @@ def fit_numeric(
     sigma: float,
     accountant: PrivacyAccountant,
     selection_delta: float = 0.0,
-    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> NumericCodec:
     """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
 
@@ -304,8 +320,8 @@ def fit_numeric(
     """
     values = to_numeric(series, column)
     null = np.isnan(values)
-    n_null = float(null.sum() if weights is None else weights[null].sum())
-    values, weights = values[~null], _kept(weights, ~null)
+    null_units = None if units is None else units[null]
+    values, units = values[~null], None if units is None else units[~null]
     coarse: DPRange | None = None
     points = np.empty(0)
     located = True
@@ -314,7 +330,7 @@ def fit_numeric(
     if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
-        released, points, sigma = _release_range(column, values, sigma, selection_delta, accountant, weights)
+        released, points, sigma = _release_range(column, values, sigma, selection_delta, accountant, units)
         located = released.located
         values_rows = min(n_rows, released.mass)
         low = float(public_min) if public_min is not None else released.low
@@ -324,10 +340,13 @@ def fit_numeric(
             high = low + max(abs(low) * 0.01, 1.0)
     edges, unit_bins = _fine_edges(column, low, high, values_rows, sigma, coarse)
     binned = ~np.isin(values, points)  # a point mass is decoded exactly, not from the bins
-    values, weights = values[binned], _kept(weights, binned)
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights)
+    values, units = values[binned], None if units is None else units[binned]
     # One release: the histogram plus a NULL bin (each record falls in exactly one of them: sensitivity 1).
-    histogram = accountant.gaussian(f"bins:{column.name}", np.append(counts.astype(float), n_null), sigma)
+    n_bins = len(edges) - 1
+    bins = np.append(_bin_index(values, edges), np.full(int(null.sum()), n_bins))
+    both = None if units is None or null_units is None else np.append(units, null_units)
+    counts = np.bincount(bins, weights=unit_weights(bins, both), minlength=n_bins + 1).astype(float)
+    histogram = accountant.gaussian(f"bins:{column.name}", counts, sigma)
     has_nulls = bool(histogram[-1] >= 3.0 * sigma)
     noisy = denoise(histogram[:-1], sigma)
     noisy = _with_range_counts(noisy, edges, coarse) if coarse is not None else noisy
@@ -347,8 +366,16 @@ def fit_numeric(
     return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
 
 
-def _kept(weights: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
-    return None if weights is None else weights[mask]
+def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The bin of each value as ``np.histogram`` counts it (values clipped into the edges; the last bin closed)."""
+    index = np.searchsorted(edges, np.clip(values, edges[0], edges[-1]), side="right") - 1
+    return np.clip(index, 0, len(edges) - 2).astype(np.int64)
+
+
+def _histogram(values: np.ndarray, edges: np.ndarray, units: np.ndarray | None) -> np.ndarray:
+    """Counts of ``values`` (clipped into the edges) in the bins, each unit's counts scaled to norm 1 with units."""
+    index = _bin_index(values, edges)
+    return np.bincount(index, weights=unit_weights(index, units), minlength=len(edges) - 1).astype(float)
 
 
 def _release_range(
@@ -357,16 +384,16 @@ def _release_range(
     sigma: float,
     selection_delta: float,
     accountant: PrivacyAccountant,
-    weights: np.ndarray | None,
+    units: np.ndarray | None,
 ) -> tuple[DPRange, np.ndarray, float]:
     """Steps 1 and 2 of a numeric release: the range, then a zoom, point masses or nothing (see the module
     docstring). Returns the range, the point masses, and the noise left for the fine bins (the budget a column
     did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget with it)."""
-    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, weights)
+    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, units)
     single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
     if single_bin and (column.kind in ZOOMED_KINDS or released.inner_low - released.inner_high >= _MAX_INTEGER_BINS):
         # Floats and datetimes in one coarse bin, or a year column (all 2013) in one of 2,162 integers: look closer
-        return zoom_range(column, values, released, sigma, accountant, weights), np.empty(0), sigma
+        return zoom_range(column, values, released, sigma, accountant, units), np.empty(0), sigma
     short = column.kind is ColumnKind.INTEGER and released.high - released.low <= _MAX_EXACT_TOKENS
     if column.kind is ColumnKind.DATETIME or short:  # dates over months, a few integers: the bins take the share
         return released, np.empty(0), sigma / math.sqrt(2.0)
@@ -375,7 +402,7 @@ def _release_range(
     # An integer's values decode exactly from integer-aligned bins; a point is worth a token only where it is a
     # spike (the zeros of months-since, a sentinel code), not for every value a few percent of rows hold
     spike = _INTEGER_SPIKE_SHARE * released.mass if column.kind is ColumnKind.INTEGER else 0.0
-    return released, select_points(column, values, sigma, max(threshold, spike), accountant, weights), sigma
+    return released, select_points(column, values, sigma, max(threshold, spike), accountant, units), sigma
 
 
 def select_points(
@@ -384,7 +411,7 @@ def select_points(
     sigma: float,
     threshold: float,
     accountant: PrivacyAccountant,
-    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> np.ndarray:
     """DP frequent-value selection: the exact values that many rows hold (the zeros of a zero-inflated figure, a
     sentinel such as 999, a default), sorted, at most ``_MAX_POINTS``.
@@ -397,7 +424,8 @@ def select_points(
     distinct, inverse = np.unique(values, return_inverse=True)
     if distinct.size == 0:
         return np.empty(0)
-    counts = np.bincount(inverse.ravel(), weights=weights, minlength=distinct.size)
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse, weights=unit_weights(inverse, units), minlength=distinct.size)
     noisy = accountant.gaussian(f"points:{column.name}", counts.astype(float), sigma)
     kept = np.flatnonzero(noisy > threshold)
     kept = kept[np.argsort(-noisy[kept], kind="stable")][:_MAX_POINTS]
@@ -559,28 +587,32 @@ def fit_categorical(
     sigma: float,
     selection_delta: float,
     accountant: PrivacyAccountant,
-    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> CategoricalCodec:
     """Release a categorical column's codec: the categories that clear the selection threshold (each held by one
     record is kept with probability ``selection_delta``) and whether it has NULLs, at weight
     :data:`CATEGORY_WEIGHT`; for a public domain only whether it has NULLs (weight 1). ``sigma``: a weight-1
     release's noise."""
-    weight = pd.Series(1.0 if weights is None else weights, index=series.index)
-    n_null = float(weight[series.isna()].sum())
+    null = series.isna().to_numpy()
     if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
         # A public domain: only the NULL count is released, so a column without NULLs gets none.
         domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
+        weights = unit_weights(np.zeros(int(null.sum()), dtype=np.int64), None if units is None else units[null])
+        n_null = float(null.sum()) if weights is None else float(weights.sum())
         nulls = accountant.gaussian(f"nulls:{column.name}", np.array([n_null]), sigma)
         return CategoricalCodec(column, domain, public=True, has_nulls=bool(nulls[0] >= 3.0 * sigma))
     sigma = sigma / math.sqrt(CATEGORY_WEIGHT)
     threshold = selection_threshold(sigma, selection_delta)
-    present = series.notna()
-    counts = weight[present].groupby(series[present].map(category_key), sort=True).sum()  # an order free of the rows
-    # The category counts and the NULL count in one release (each record adds to one of them).
-    released = accountant.gaussian(f"categories:{column.name}", np.append(counts.to_numpy(dtype=float), n_null), sigma)
+    # categories in an order free of the rows' (sorted), the NULL bin last; each record adds to one of them
+    keys = series.map(category_key)
+    labels = pd.Index(sorted(set(keys[~null]), key=lambda v: (type(v).__name__, v)))
+    bins = np.full(len(keys), len(labels), dtype=np.int64)
+    bins[~null] = labels.get_indexer(keys[~null])
+    counts = np.bincount(bins, weights=unit_weights(bins, units), minlength=len(labels) + 1).astype(float)
+    released = accountant.gaussian(f"categories:{column.name}", counts, sigma)
     noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
     order = np.argsort(-noisy, kind="stable")
-    kept = [counts.index[i] for i in order if noisy[i] > threshold]
+    kept = [labels[i] for i in order if noisy[i] > threshold]
     # Post-processing: the share of the non-null rows that the kept categories hold (the sum of every noisy count
     # estimates the non-null rows without bias; clipped at zero, thousands of rare values would inflate it).
     non_null = float(noisy.sum())

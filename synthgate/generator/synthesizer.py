@@ -231,7 +231,7 @@ class DPSynthesizer:
             noisy_rows, noisy_units = self.unit_sizes.rows(self.max_rows_per_unit), self.unit_sizes.total
         bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
         _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
-        weights = units.weights if units is not None else None
+        codes = units.codes if units is not None else None
         selection_delta = accountant.delta_selection / max(selected, 1) / bound  # a unit can split over its rows
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
@@ -254,7 +254,7 @@ class DPSynthesizer:
                     sigma=sigma,
                     selection_delta=selection_delta,
                     accountant=accountant,
-                    weights=weights,
+                    units=codes,
                 )
             else:
                 codec = fit_categorical(
@@ -264,7 +264,7 @@ class DPSynthesizer:
                     sigma=sigma,
                     selection_delta=selection_delta,
                     accountant=accountant,
-                    weights=weights,
+                    units=codes,
                 )
             self.codecs.append(codec)
         self._fake_unreleasable_keys()

@@ -11,8 +11,9 @@ epsilon on the label (group privacy). With ``privacy.unit`` every use of the rea
 * **The counts come from that histogram** (a unit falls in one bin: sensitivity 1): the units are the sum of its
   bins, the rows the sum of each bin's units times its mean size (cut at the bound), so no count is released whose
   sensitivity grows with the bound.
-* **Releases before training weigh each row 1/n**, n its unit's kept rows, so a unit adds at most 1 to any
-  histogram, as one row does without a unit (:mod:`releases`).
+* **Releases before training count a unit once**: in each histogram the unit's counts are scaled to an L2 norm of
+  at most 1 (:func:`~synthgate.generator.releases.unit_weights`), so a unit moves any release by at most 1, as one
+  row does without a unit.
 * **DP-SGD samples units** (Poisson over units) and clips each unit's gradient, the sum over its rows, as one
   (:func:`synthgate.generator.dpsgd.per_unit_norms`). The accountant's epsilon is then per unit.
 
@@ -94,9 +95,9 @@ class Units:
     all_sizes: np.ndarray  # rows of each unit before the bound (only ever released through the DP size histogram)
 
     @property
-    def weights(self) -> np.ndarray:
-        """Per kept row (in ``rows`` order), 1 / its unit's kept rows: a unit weighs 1 in every release."""
-        return np.repeat(1.0 / self.sizes, self.sizes)
+    def codes(self) -> np.ndarray:
+        """The unit of each kept row (0, 1, ...), in ``rows`` order: what the releases count a unit by."""
+        return np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
 
     @property
     def dropped(self) -> int:

@@ -7,6 +7,7 @@ import pytest
 from synthgate.generator import DPSynthesizer
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
+from synthgate.generator.releases import unit_weights
 from synthgate.generator.units import SIZE_EDGES, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
@@ -72,7 +73,7 @@ def test_the_bound_keeps_a_random_subset_of_a_large_units_rows():
         units = bound_units(*group_units(values, SecureNoise()), max_rows=5)
         assert sorted(units.sizes.tolist()) == [3, 5]
         assert units.dropped == 45
-        np.testing.assert_allclose(np.bincount(values.iloc[units.rows].to_numpy(), weights=units.weights)[1:], 1.0)
+        assert np.bincount(units.codes).tolist() == units.sizes.tolist()
         kept |= set(units.rows.tolist())
     assert len(kept & set(range(50))) > 20  # different rows of unit 1 train on different fits
 
@@ -154,3 +155,15 @@ def test_the_holdout_takes_whole_units():
     assert not set(train["customer_id"].dropna()) & set(holdout["customer_id"].dropna())
     assert 0.2 < holdout["customer_id"].nunique() / frame["customer_id"].nunique() < 0.4
     assert 0 < holdout["customer_id"].isna().sum() < 30  # NULL-unit rows fall on both sides
+
+
+def test_a_units_counts_in_a_release_have_norm_one():
+    # unit 0: 3 rows in bin 0, 4 in bin 1 (norm 5); unit 1: one row in each of 4 bins (norm 2); unit 2: one row
+    units = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2])
+    bins = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 2, 3, 2])
+    weights = unit_weights(bins, units)
+    for unit in range(3):
+        counts = np.bincount(bins[units == unit], weights=weights[units == unit], minlength=4)
+        assert np.linalg.norm(counts) == pytest.approx(1.0)
+    assert weights[units == 1].sum() == pytest.approx(2.0)  # spread over 4 bins: adds sqrt(4) to the release
+    assert unit_weights(bins, None) is None
