@@ -187,7 +187,7 @@ def dp_range(
         bounds = _grid_bounds
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
-    kept = np.flatnonzero(noisy > _corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
+    kept = np.flatnonzero(noisy > corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
     pooled = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
     located = pooled is not None
     core_first, core_last = pooled if pooled is not None else (int(np.argmax(noisy)),) * 2
@@ -221,7 +221,7 @@ def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
     while width < noisy.size:
         starts = np.arange(0, noisy.size, width)
         sums = np.add.reduceat(noisy, starts)
-        clear = np.flatnonzero(sums > _corrected_threshold(sums.size * levels, sigma * math.sqrt(width), 4.0))
+        clear = np.flatnonzero(sums > corrected_threshold(sums.size * levels, sigma * math.sqrt(width), 4.0))
         if clear.size:
             return int(starts[clear[0]]), int(min(starts[clear[-1]] + width, noisy.size) - 1)
         width *= 2
@@ -249,7 +249,7 @@ def zoom_range(
     edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
     counts = _histogram(values, edges, units)
     noisy = accountant.gaussian(f"zoom:{column.name}", counts, sigma)
-    threshold = _corrected_threshold(noisy.size, sigma, 3.0)
+    threshold = corrected_threshold(noisy.size, sigma, 3.0)
     clear = noisy >= threshold  # one false bin far out would undo the zoom
     low, high = coarse.low, coarse.high
     if coarse.low >= coarse.core_low:  # no thin tail below the core
@@ -276,7 +276,7 @@ def zoom_range(
     )
 
 
-def _corrected_threshold(n_bins: int, sigma: float, at_least: float, false_rate: float = 0.01) -> float:
+def corrected_threshold(n_bins: int, sigma: float, at_least: float, false_rate: float = 0.01) -> float:
     """Count that any of ``n_bins`` empty bins exceeds by chance with probability ``false_rate`` (at least
     ``at_least`` sigma)."""
     return sigma * max(at_least, float(norm.isf(false_rate / n_bins)))
@@ -463,7 +463,7 @@ def denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:
     clear = noisy >= 3.0 * sigma
     # The extent comes from bins that clear a threshold corrected for the number of bins: among hundreds
     # of empty bins one clears 3 sigma by chance, and a lone spurious bin far out would set the range.
-    core = np.flatnonzero(noisy >= _corrected_threshold(noisy.size, sigma, 3.0))
+    core = np.flatnonzero(noisy >= corrected_threshold(noisy.size, sigma, 3.0))
     kept = core if core.size else np.flatnonzero(clear)
     if kept.size == 0:
         return np.zeros_like(noisy)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
-from synthgate.generator.releases import denoise, extend_edge
+from synthgate.generator.releases import corrected_threshold, denoise
 
 #: Upper edges of the rows-per-unit bins: 1, 2, 3, 4, 6, 8, 12, 16, ... 2**20 (two bins an octave past 4).
 SIZE_EDGES: tuple[int, ...] = (1, 2, 3, 4, *(int(edge) for k in range(2, 20) for edge in (1.5 * 2**k, 2 ** (k + 1))))
@@ -135,10 +135,11 @@ def release_sizes(sizes: np.ndarray, sigma: float, accountant: PrivacyAccountant
 
 def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
     """A released histogram of rows per unit (noise ``sigma``), denoised (post-processing)."""
-    # The sizes reach to the last clear bin, then over a thin tail as far as each stretch holds mass of its own (as a
-    # numeric column's range); inside, clear bins keep their count and runs are pooled; beyond, nothing
-    clear = np.flatnonzero(noisy >= 3.0 * sigma)
-    reach = extend_edge(noisy, int(clear[-1]) if clear.size else 0, 1, sigma) + 1
+    # The sizes reach to the last bin that clears a threshold corrected for the number of bins (a 1% chance of a
+    # false one); inside, clear bins keep their count and runs are pooled; beyond, the thin tail is dropped, so a false
+    # bin far out can neither stretch the bound nor add rows
+    clear = np.flatnonzero(noisy >= corrected_threshold(noisy.size, sigma, 3.0))
+    reach = int(clear[-1]) + 1 if clear.size else 1
     denoised = np.zeros(noisy.size)
     denoised[:reach] = denoise(np.append(noisy[:reach], 0.0), sigma)[:-1]
     return SizeHistogram(tuple(float(c) for c in denoised), max(float(noisy[:reach].sum()), 1.0))
