@@ -29,6 +29,7 @@ import pandas as pd
 
 from synthgate.errors import DataValidationError
 from synthgate.generator.accounting import PrivacyAccountant, Release, _bisect_sigma, compose_epsilon
+from synthgate.generator.codecs import NumericCodec
 from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram
@@ -49,6 +50,7 @@ class ChildCounts:
     orphans: SizeHistogram
     null_key: float  # DP count of child rows with a NULL key
     max_rows: int  # the bound on the children of one unit
+    childless: float = 0.0  # DP count of parents without children
 
 
 @dataclass(frozen=True)
@@ -102,20 +104,21 @@ class LinkedSynthesizer:
         augmented = parents.assign(
             **{CHILDREN: parents[self.parent_key].map(per_parent).fillna(0).clip(upper=bound).astype("int64")}
         )
-        parent_columns = [*self.parent_columns, Column(CHILDREN, ColumnKind.INTEGER, "BIGINT")]
+        children_column = Column(CHILDREN, ColumnKind.INTEGER, "BIGINT")
         self.parent = DPSynthesizer(
-            parent_columns,
-            self.parent_policies | {CHILDREN: ColumnPolicy(min=0, max=bound)},  # the bound is public (released)
+            [*self.parent_columns, children_column],
+            self.parent_policies,
             self._budget("parent"),
             self.training,
+            released={CHILDREN: children_codec(children_column, self.counts)},  # the histogram's bins, post-processing
         )
         parent_fit = self.parent.fit(augmented)
-        given = {
+        released = {
             PARENT + c.name: codec
             for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
             if c.name != CHILDREN
         }
-        context = parents.set_index(self.parent_key)[[name.removeprefix(PARENT) for name in given]]
+        context = parents.set_index(self.parent_key)[[name.removeprefix(PARENT) for name in released]]
         joined = children.join(context.add_prefix(PARENT), on=self.foreign_key)
         context_columns = [
             Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
@@ -127,7 +130,8 @@ class LinkedSynthesizer:
             budget,
             self.training,
             self.child_target,
-            given=given,
+            released=released,
+            given=tuple(released),
         )
         child_fit = self.child.fit(joined)
         sizes_epsilon = compose_epsilon(self._sizes_releases, self.privacy.delta * SHARES["sizes"])[0]
@@ -168,7 +172,7 @@ class LinkedSynthesizer:
         bound = declared or histograms[0].bound()
         if histograms[0].total < 10:
             raise DataValidationError("too few parents with children to learn their relation under this budget")
-        return ChildCounts(histograms[0], histograms[1], max(float(noisy[-1]), 0.0), bound)
+        return ChildCounts(histograms[0], histograms[1], max(float(noisy[-1]), 0.0), bound, max(float(noisy[0]), 0.0))
 
     def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(parents, children): ``n_parents`` parents (default: the DP estimate), each with its children drawn
@@ -201,6 +205,18 @@ class LinkedSynthesizer:
     def unit_statement(self) -> str:
         """What epsilon protects."""
         return f"each {self.parent_key} of the parent table with all its child rows"
+
+
+def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
+    """The parent model's codec for its children (post-processing of the released histogram): one token for no child,
+    then one per size bin up to the bound, sampled in the proportions the histogram gives, uniformly inside a bin."""
+    highs = [min(high, counts.max_rows) for high in SIZE_EDGES if high < counts.max_rows] + [counts.max_rows]
+    edges = np.array([-0.5, 0.5, *(high + 0.5 for high in highs)])
+    units = np.asarray(counts.linked.units)
+    probs = np.array([counts.childless, *units[: len(highs)]])
+    probs[-1] += units[len(highs) :].sum()  # larger units keep the bound's worth of children
+    probs = probs / probs.sum() if probs.sum() > 0 else np.full(len(probs), 1.0 / len(probs))
+    return NumericCodec(column, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
 
 
 def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -149,12 +149,15 @@ class DPSynthesizer:
         training: Training,
         target_column: str | None = None,
         *,
-        given: dict[str, Codec] | None = None,
+        released: dict[str, Codec] | None = None,
+        given: tuple[str, ...] = (),
     ) -> None:
         self.columns = columns
-        # Columns whose codecs were released elsewhere (a parent table's): modelled first, never released again, and
-        # given (not sampled, not output) when sampling; a child table's model conditions on its parent row this way
-        self.given = dict(given or {})
+        # Codecs released elsewhere (a parent table's, a linked fit's histogram): learned, never released again
+        self.released = dict(released or {})
+        # Columns modelled first and given when sampling (not sampled, not output): a child table's model conditions
+        # on its parent row this way (their codecs are released ones)
+        self.given = given
         self.policies = policies
         self.privacy = privacy
         self.training = training
@@ -181,7 +184,7 @@ class DPSynthesizer:
         ]
         learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
         # Given columns first, the target last, so its head conditions on every other column.
-        self.learned = sorted(learned, key=lambda c: (c.name not in self.given, c.name == target_column))
+        self.learned = sorted(learned, key=lambda c: (c.name not in given, c.name == target_column))
         self.codecs: list[Codec] = []
         self.network: AutoregressiveNet | None = None
         self.summary: FitSummary | None = None
@@ -202,7 +205,7 @@ class DPSynthesizer:
         # distinct values of each key, and for the unit the other half of its histogram
         weight += sum(kind in KEY_KINDS for kind in self.fakes.values())
         for column in self.learned:
-            if column.name in self.given:  # released with its own table
+            if column.name in self.released:  # released elsewhere
                 continue
             policy = self._policy(column.name)
             column_weight, selects = budget_weight(
@@ -241,8 +244,8 @@ class DPSynthesizer:
         self.codecs = []
         for column in self.learned:
             policy = self._policy(column.name)
-            if column.name in self.given:
-                codec: Codec = self.given[column.name]
+            if column.name in self.released:
+                codec: Codec = self.released[column.name]
             elif column.kind.is_numeric:
                 codec = fit_numeric(
                     column,
@@ -293,7 +296,7 @@ class DPSynthesizer:
         ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []
         for column, codec in zip(self.learned, self.codecs, strict=True):
-            declared = self._policy(column.name).policy == "categorical" or column.name in self.given  # decided
+            declared = self._policy(column.name).policy == "categorical" or column.name in self.released  # decided
             key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
             if key and column.name != self.target_column:
                 self.fakes[column.name] = "uuid"
@@ -511,8 +514,11 @@ class DPSynthesizer:
         fixed = None
         if given is not None:
             n = len(given)
-            columns = [c for c in self.learned if c.name in self.given]
-            encoded = [self.given[c.name].encode(given[c.name].reset_index(drop=True)) for c in columns]
+            encoded = [
+                codec.encode(given[c.name].reset_index(drop=True))
+                for c, codec in zip(self.learned, self.codecs, strict=True)
+                if c.name in self.given
+            ]
             fixed = torch.as_tensor(np.stack(encoded, axis=1), dtype=torch.long, device=self.device)
         with cpu_share("sampling") as threads:
             for start in range(0, n, _SAMPLE_CHUNK):
@@ -552,7 +558,7 @@ class DPSynthesizer:
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
             "target_column": self.target_column,
-            "given": [c.name for c in self.learned if c.name in self.given],
+            "given": list(self.given),
             "fakes": self.fakes,
             "rows_per_key": self.rows_per_key,
             "unit_sizes": None if self.unit_sizes is None else asdict(self.unit_sizes),
@@ -581,9 +587,7 @@ class DPSynthesizer:
             Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]
         ]
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
-        synth.given = {
-            c.name: k for c, k in zip(synth.learned, synth.codecs, strict=True) if c.name in state.get("given", [])
-        }
+        synth.given = tuple(state.get("given", ()))
         synth.output_columns = [name for name in synth.output_columns if name not in synth.given]
         synth.fakes = state.get("fakes", synth.fakes)
         synth.rows_per_key = state.get("rows_per_key", {})
