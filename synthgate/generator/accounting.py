@@ -106,7 +106,7 @@ def compose_epsilon(releases: list[Release], delta: float) -> tuple[float, str]:
         return float(rdp.get_epsilon(delta=delta, alphas=alphas)), "rdp"
 
 
-def _bisect_sigma(epsilon_of: Callable[[float], float], target: float, lo: float = 0.3, hi: float = 5000.0) -> float:
+def bisect_sigma(epsilon_of: Callable[[float], float], target: float, lo: float = 0.3, hi: float = 5000.0) -> float:
     """Smallest noise multiplier whose epsilon is at most ``target`` (epsilon decreases in sigma)."""
     if epsilon_of(hi) > target:
         raise PrivacyBudgetError(
@@ -157,4 +157,4 @@ def sgd_noise_for_budget(accountant: PrivacyAccountant, epsilon: float, sample_r
     def epsilon_of(sigma: float) -> float:
         return accountant.epsilon([Release("dp-sgd", sigma, sample_rate, steps)])[0]
 
-    return _bisect_sigma(epsilon_of, epsilon)
+    return bisect_sigma(epsilon_of, epsilon)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from synthgate.errors import DataValidationError
-from synthgate.generator.accounting import PrivacyAccountant, Release, _bisect_sigma, compose_epsilon
+from synthgate.generator.accounting import PrivacyAccountant, Release, bisect_sigma, compose_epsilon
 from synthgate.generator.codecs import NumericCodec
 from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
@@ -148,7 +148,7 @@ class LinkedSynthesizer:
         """The DP histogram of children per unit (one release; every unit in one bin of one part)."""
         accountant = PrivacyAccountant(delta=self.privacy.delta * SHARES["sizes"])
         epsilon = self.privacy.epsilon * SHARES["sizes"]
-        sigma = _bisect_sigma(
+        sigma = bisect_sigma(
             lambda s: compose_epsilon([Release("unit-sizes", s)], accountant.delta)[0], epsilon, lo=0.5
         )
         key = children[self.foreign_key]
@@ -166,13 +166,18 @@ class LinkedSynthesizer:
         counts[-1] = float(key.isna().sum())
         noisy = accountant.gaussian("children", counts, sigma)
         self._sizes_releases = list(accountant.releases)
-        parts = [noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + 2 * n_edges]]
-        histograms = [denoised_histogram(part, sigma) for part in parts]
-        declared = self.privacy.max_rows_per_unit
-        bound = declared or histograms[0].bound()
-        if histograms[0].total < 10:
+        linked_part, orphan_part = noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + 2 * n_edges]
+        linked_sizes = denoised_histogram(linked_part, sigma)
+        if linked_sizes.total < 10:
             raise DataValidationError("too few parents with children to learn their relation under this budget")
-        return ChildCounts(histograms[0], histograms[1], max(float(noisy[-1]), 0.0), bound, max(float(noisy[0]), 0.0))
+        bound = self.privacy.max_rows_per_unit or linked_sizes.bound()
+        return ChildCounts(
+            linked_sizes,
+            _orphan_sizes(orphan_part, linked_sizes, sigma),
+            max(float(noisy[-1]), 0.0),
+            bound,
+            max(float(noisy[0]), 0.0),
+        )
 
     def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(parents, children): ``n_parents`` parents (default: the DP estimate), each with its children drawn
@@ -217,6 +222,21 @@ def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
     probs[-1] += units[len(highs) :].sum()  # larger units keep the bound's worth of children
     probs = probs / probs.sum() if probs.sum() > 0 else np.full(len(probs), 1.0 / len(probs))
     return NumericCodec(column, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+
+
+def _orphan_sizes(noisy: np.ndarray, linked: SizeHistogram, sigma: float) -> SizeHistogram:
+    """Keys no parent has, by their children: their own denoised histogram where bins clear the noise; else, when
+    their noisy sum over the linked units' sizes clears it (orphans thin in every bin), the linked units' shape at that
+    total (post-processing)."""
+    own = denoised_histogram(noisy, sigma)
+    if sum(own.units) > 0:
+        return own
+    reach = max((i + 1 for i, u in enumerate(linked.units) if u > 0), default=1)
+    total = float(noisy[:reach].sum())
+    if total <= 3.0 * sigma * np.sqrt(reach) or sum(linked.units) <= 0:
+        return SizeHistogram(tuple(0.0 for _ in noisy), 0.0)
+    scale = total / sum(linked.units)
+    return SizeHistogram(tuple(u * scale for u in linked.units), total)
 
 
 def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator) -> np.ndarray:
