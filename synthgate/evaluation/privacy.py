@@ -68,9 +68,16 @@ def dcr(
     max_synthetic: int = 5_000,
     mia_records: int = 2_000,
     seed: int = 0,
+    unit: str | None = None,
 ) -> DistanceToClosestRecord:
-    """All distance metrics on equal-sized training and holdout samples (ties split evenly)."""
+    """All distance metrics on equal-sized training and holdout samples (ties split evenly).
+
+    With a privacy ``unit`` the membership attack targets units (persons), not rows: a unit's score is its row closest
+    to the synthetic table, over the training units against as many holdout units (the holdout takes whole units)."""
     rng = np.random.default_rng(seed)
+    members = outsiders = None
+    if unit is not None:
+        members, outsiders = (_unit_sample(frame, unit, mia_records, rng) for frame in (train, holdout))
     copies_training, copies_holdout = exact_copy_shares(train, holdout, synthetic, columns)
     size = min(len(train), len(holdout), max_rows)
     train = train.iloc[rng.choice(len(train), size, replace=False)]
@@ -97,8 +104,43 @@ def dcr(
         nndr_holdout=float(np.mean(nndr_holdout)),
         mia_auc=membership_inference_auc(
             x_train, x_holdout, (space.transform(chunk) for chunk in _chunks(synthetic)), mia_records, rng
-        ),
+        )
+        if members is None or outsiders is None
+        else unit_membership_auc(space, members, outsiders, synthetic),
     )
+
+
+#: Rows of one unit the unit-level attack measures at most (drawn at random): a unit's closest row among them.
+UNIT_ROWS = 20
+
+
+def _unit_sample(frame: pd.DataFrame, unit: str, units: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Up to ``units`` units of ``frame`` drawn at random, each with up to :data:`UNIT_ROWS` of its rows."""
+    keys = frame[unit].astype(object).where(frame[unit].notna(), pd.Series(range(len(frame)), index=frame.index))
+    chosen = pd.unique(keys)
+    chosen = chosen[rng.permutation(len(chosen))[:units]]
+    picked = frame[keys.isin(set(chosen))].assign(_unit=keys)
+    picked = picked.iloc[rng.permutation(len(picked))]
+    return picked.groupby("_unit", sort=False).head(UNIT_ROWS)
+
+
+def unit_membership_auc(
+    space: FeatureSpace, members: pd.DataFrame, outsiders: pd.DataFrame, synthetic: pd.DataFrame
+) -> float:
+    """ROC AUC of "a unit with a row close to the synthetic table trained" over member and outsider units."""
+    n = min(members["_unit"].nunique(), outsiders["_unit"].nunique())
+    scores, labels = [], []
+    for frame, label in ((members, 1.0), (outsiders, 0.0)):
+        kept = frame[frame["_unit"].isin(set(pd.unique(frame["_unit"])[:n]))]
+        queries = space.transform(kept)
+        distance = np.full(len(queries), np.inf)
+        for chunk in _chunks(synthetic):
+            nearest = NearestNeighbors(n_neighbors=1).fit(space.transform(chunk)).kneighbors(queries)[0][:, 0]
+            distance = np.minimum(distance, nearest)
+        per_unit = pd.Series(distance, index=kept["_unit"].to_numpy()).groupby(level=0, sort=False).min()
+        scores.append(-per_unit.to_numpy())
+        labels.append(np.full(len(per_unit), label))
+    return float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
 
 
 def _chunks(frame: pd.DataFrame, rows: int = 100_000) -> Iterator[pd.DataFrame]:

@@ -92,8 +92,10 @@ def evaluate(
     keys: list[str] | None = None,
     seed: int = 0,
     attacks: int = 300,
+    unit: str | None = None,
 ) -> Evaluation:
-    """Every metric over the learned ``columns`` (faked and dropped columns carry no real signal)."""
+    """Every metric over the learned ``columns`` (faked and dropped columns carry no real signal); with a privacy
+    ``unit`` the membership attack targets units."""
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -106,7 +108,7 @@ def evaluate(
     fidelity = timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed)
     marginals = timed("marginals", marginal_tvd, **data, seed=seed)
     utility = timed("utility", tstr, **data, target=target, seed=seed) if target else None
-    distance = timed("distances", dcr, **data, seed=seed)
+    distance = timed("distances", dcr, **data, seed=seed, unit=unit)
     risks = timed("anonymeter", anonymeter_risks, **data, target=target, attacks=attacks, seed=seed)
     duplicates = duplicate_key_share(synthetic, keys) if keys else None
     worst = risks.worst_inference if risks.inference else None

@@ -27,6 +27,7 @@ def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict
         synthetic_suite_failures=result.synthetic_check.failed,
         keys=spec.key_columns,
         seed=spec.training.seed,
+        unit=spec.privacy.unit,
     )
     verdicts = evaluate_gates(spec.gates, evaluation.scores)
     logger = get_run_logger()

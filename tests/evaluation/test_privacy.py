@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from synthgate.evaluation.privacy import dcr
@@ -41,3 +42,16 @@ def test_a_shifted_synthetic_table_is_far_from_both(thirds, columns):
     far = dcr(train=train, holdout=holdout, synthetic=fresh.assign(income=fresh["income"] * 5), columns=columns)
     assert far.median_dcr_training > 2 * near.median_dcr_training
     assert 0.35 < far.share_closer_to_training < 0.65
+
+
+def test_the_membership_attack_targets_persons_when_the_table_names_a_unit(thirds, columns):
+    # customers of four rows each; one row of 40% of the training customers is copied: a person is exposed by any of
+    # their rows, which the per-unit attack sees and the per-row attack dilutes (3 in 4 of their rows look fresh)
+    train, holdout, fresh = (frame.assign(customer=frame.index // 4) for frame in thirds)
+    leaked = train[train["customer"] % 5 < 2].groupby("customer").head(1)
+    synthetic = pd.concat([leaked, fresh.iloc[: 500 - len(leaked)]], ignore_index=True)
+    per_row = dcr(train=train, holdout=holdout, synthetic=synthetic, columns=columns)
+    per_unit = dcr(train=train, holdout=holdout, synthetic=synthetic, columns=columns, unit="customer")
+    assert per_unit.mia_auc > 0.65 and per_unit.mia_auc > per_row.mia_auc + 0.08
+    clean = dcr(train=train, holdout=holdout, synthetic=fresh, columns=columns, unit="customer")
+    assert 0.35 < clean.mia_auc < 0.65
