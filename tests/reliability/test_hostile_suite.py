@@ -429,6 +429,25 @@ SPEC_ERRORS = [
     ),
     Case("dropped-key", "keys ['id'] are dropped", "SpecError", spec(keys=["id"], columns={"id": {"policy": "drop"}})),
     Case(
+        "unit-is-the-target",
+        "privacy.unit 'plan' is the target_column",
+        "SpecError",
+        spec(("target_column", "plan"), ("privacy.unit", "plan")),
+    ),
+    Case(
+        "unit-kept",
+        "the unit column is published as a fake key",
+        "SpecError",
+        spec(("privacy.unit", "id"), ("columns", {"id": {"policy": "keep"}})),
+    ),
+    Case("unit-bound-without-unit", "needs privacy.unit", "SpecError", spec(("privacy.max_rows_per_unit", 10))),
+    Case(
+        "unit-on-opacus",
+        "privacy.unit needs training.engine 'fast'",
+        "SpecError",
+        spec(("privacy.unit", "id"), ("training.engine", "opacus")),
+    ),
+    Case(
         "inverted-bounds",
         "min (5.0) must be below max (1.0)",
         "SpecError",
@@ -781,6 +800,12 @@ PREFLIGHT = [
         spec(("target_column", "no_such_column")),
     ),
     flow(
+        "unit-column-missing",
+        "privacy.unit 'customer' is not a column",
+        "SpecError",
+        spec(("privacy.unit", "customer")),
+    ),
+    flow(
         "only-unsupported-types",
         "all have unsupported SQL types",
         "DataValidationError",
@@ -859,6 +884,13 @@ MARIADB = [
         where=("mariadb",),
     ),
     flow(
+        "mariadb-unit-column-missing",
+        "privacy.unit 'customer' is not a column",
+        "SpecError",
+        spec(("privacy.unit", "customer"), where="mariadb"),
+        where=("mariadb",),
+    ),
+    flow(
         "mariadb-missing-target-database",
         "does not exist in mysql",
         "WarehouseError",
@@ -887,6 +919,13 @@ SQLITE = [
         "is a table Synthgate did not create",
         "PublishError",
         spec(("target.table", "keep"), where="sqlite"),
+        where=("sqlite",),
+    ),
+    flow(
+        "sqlite-unit-column-missing",
+        "privacy.unit 'customer' is not a column",
+        "SpecError",
+        spec(("privacy.unit", "customer"), where="sqlite"),
         where=("sqlite",),
     ),
     flow(
