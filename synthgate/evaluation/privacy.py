@@ -116,7 +116,8 @@ UNIT_ROWS = 20
 
 def _unit_sample(frame: pd.DataFrame, unit: str, units: int, rng: np.random.Generator) -> pd.DataFrame:
     """Up to ``units`` units of ``frame`` drawn at random, each with up to :data:`UNIT_ROWS` of its rows."""
-    keys = frame[unit].astype(object).where(frame[unit].notna(), pd.Series(range(len(frame)), index=frame.index))
+    nulls = pd.Series([("<null unit>", i) for i in range(len(frame))], index=frame.index, dtype=object)
+    keys = frame[unit].astype(object).where(frame[unit].notna(), nulls)  # a NULL unit is a unit of its own
     chosen = pd.unique(keys)
     chosen = chosen[rng.permutation(len(chosen))[:units]]
     picked = frame[keys.isin(set(chosen))].assign(_unit=keys)

@@ -188,7 +188,9 @@ class DPSGD:
         whole units), so memory stays bounded on a wide table; the noise goes once on the whole batch's sum, as
         without slicing."""
         rows = micro_batch_rows(len(self.model.cardinalities))
-        if sizes is not None:  # shortest units first: a slice pads its units to its longest, so alike ones go together
+        # on the batch's device; shortest units first: a slice pads its units to its longest, so alike ones go together
+        if sizes is not None:
+            sizes = sizes.to(batch.device)
             order = torch.argsort(sizes, stable=True)
             batch, sizes = batch[unit_rows(torch.cumsum(sizes, 0)[order] - sizes[order], sizes[order])], sizes[order]
         sums: dict[torch.Tensor, torch.Tensor] = {}
@@ -224,11 +226,11 @@ def _slices(
     ends = torch.cumsum(sizes, 0).tolist()
     lengths = sizes.tolist()
     out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-    first_unit, first_row = 0, 0
+    first_unit, first_row, longest = 0, 0, 0
     for unit, end in enumerate(ends):
         last = unit == len(ends) - 1
-        longest = 0 if last else max(lengths[first_unit : unit + 2])
+        longest = max(longest, 0 if last else lengths[unit], 0 if last else lengths[unit + 1])
         if last or ends[unit + 1] - first_row > rows or (unit + 2 - first_unit) * longest**2 > MICRO_BATCH_PAIRS:
             out.append((batch[first_row:end], sizes[first_unit : unit + 1]))
-            first_unit, first_row = unit + 1, end
+            first_unit, first_row, longest = unit + 1, end, 0
     return out

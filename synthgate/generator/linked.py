@@ -32,7 +32,7 @@ from synthgate.generator.accounting import PrivacyAccountant, Release, bisect_si
 from synthgate.generator.codecs import NumericCodec
 from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
-from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram
+from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram, size_bin
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
@@ -81,7 +81,7 @@ class LinkedSynthesizer:
         child_target: str | None = None,
     ) -> None:
         self.parent_columns, self.child_columns = parent_columns, child_columns
-        self.parent_policies = {parent_key: ColumnPolicy(policy="fake", fake="id")} | parent_policies
+        self.parent_policies = parent_policies | {parent_key: ColumnPolicy(policy="fake", fake="id")}  # never learned
         self.child_policies = child_policies
         self.parent_key, self.foreign_key = parent_key, foreign_key
         self.privacy, self.training, self.child_target = privacy, training, child_target
@@ -89,11 +89,20 @@ class LinkedSynthesizer:
         self.child: DPSynthesizer | None = None
         self.counts: ChildCounts | None = None
         self.summary: LinkedFitSummary | None = None
+        self._sizes_releases: list[Release] = []  # the histogram of children per parent, for the composed epsilon
 
     def _budget(self, part: str) -> PrivacyBudget:
+        """The part's share of epsilon and delta, its privacy unit the parent key: the parent model keeps one row of a
+        key (a key held twice is still one unit), the child model a unit's bounded children."""
         share = SHARES[part]
+        rows = 1 if part == "parent" else self.counts.max_rows if self.counts is not None else None
         return self.privacy.model_copy(
-            update={"epsilon": self.privacy.epsilon * share, "delta": self.privacy.delta * share, "unit": None}
+            update={
+                "epsilon": self.privacy.epsilon * share,
+                "delta": self.privacy.delta * share,
+                "unit": self.parent_key if part == "parent" else self.foreign_key,
+                "max_rows_per_unit": rows,
+            }
         )
 
     def fit(self, parents: pd.DataFrame, children: pd.DataFrame) -> LinkedFitSummary:
@@ -118,12 +127,13 @@ class LinkedSynthesizer:
             for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
             if c.name != CHILDREN
         }
-        context = parents.set_index(self.parent_key)[[name.removeprefix(PARENT) for name in released]]
+        context = parents.drop_duplicates(self.parent_key).set_index(self.parent_key)
+        context = context[[name.removeprefix(PARENT) for name in released]]
         joined = children.join(context.add_prefix(PARENT), on=self.foreign_key)
         context_columns = [
             Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
         ]
-        budget = self._budget("child").model_copy(update={"unit": self.foreign_key, "max_rows_per_unit": bound})
+        budget = self._budget("child")
         self.child = DPSynthesizer(
             [*self.child_columns, *context_columns],
             self.child_policies,
@@ -160,9 +170,8 @@ class LinkedSynthesizer:
         # One vector: [parents by children (0 children: its own bin), orphan keys by children, NULL-key rows]
         counts = np.zeros(2 * n_edges + 2)
         counts[0] = float((per_parent == 0).sum())
-        index = np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(per_parent[per_parent > 0], SIZE_EDGES[-1]))
-        np.add.at(counts, 1 + index, 1.0)
-        np.add.at(counts, 1 + n_edges + np.searchsorted(np.asarray(SIZE_EDGES), orphans.to_numpy()), 1.0)
+        np.add.at(counts, 1 + size_bin(per_parent[per_parent > 0].to_numpy()), 1.0)
+        np.add.at(counts, 1 + n_edges + size_bin(orphans.to_numpy()), 1.0)
         counts[-1] = float(key.isna().sum())
         noisy = accountant.gaussian("children", counts, sigma)
         self._sizes_releases = list(accountant.releases)
@@ -174,7 +183,7 @@ class LinkedSynthesizer:
         return ChildCounts(
             linked_sizes,
             _orphan_sizes(orphan_part, linked_sizes, sigma),
-            max(float(noisy[-1]), 0.0),
+            float(noisy[-1]) if noisy[-1] >= 3.0 * sigma else 0.0,  # NULL keys only where clear of the noise
             bound,
             max(float(noisy[0]), 0.0),
         )

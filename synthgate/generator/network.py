@@ -117,7 +117,8 @@ class AutoregressiveNet(nn.Module):
         for j in range(len(self.cardinalities)):
             if given is not None and j < fixed:
                 tokens[:, j] = given[:, j]
-                context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
+                if j < len(self.embeddings):
+                    context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
                 continue
             logits = self.heads[j](self.hidden[j](self.context_of(j, context)).relu_())
             if forbidden and forbidden[j]:

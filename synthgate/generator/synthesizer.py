@@ -202,8 +202,8 @@ class DPSynthesizer:
     def _release_weight(self) -> tuple[float, int]:
         """(Budget weight of the Gaussian releases before training, columns that select values privately)."""
         weight, selected = 1.0, 0  # 1: the row count (with a unit: half the histogram of rows per unit)
-        # distinct values of each key, and for the unit the other half of its histogram
-        weight += sum(kind in KEY_KINDS for kind in self.fakes.values())
+        weight += self.unit is not None  # the histogram's other half
+        weight += sum(kind in KEY_KINDS for name, kind in self.fakes.items() if name != self.unit)  # distinct values
         for column in self.learned:
             if column.name in self.released:  # released elsewhere
                 continue
@@ -323,10 +323,11 @@ class DPSynthesizer:
 
     # -- fit ----------------------------------------------------------------------------
 
-    def plan(self, accountant: PrivacyAccountant, noisy_rows: float, preprocessing_sigma: float) -> TrainingPlan:
+    def plan(self, accountant: PrivacyAccountant, noisy_examples: float, preprocessing_sigma: float) -> TrainingPlan:
         """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget.
 
-        With a privacy unit ``noisy_rows`` is the DP count of units, and the batch is in units."""
+        ``noisy_examples``: the DP count of rows, or with a privacy unit of units (the batch is then in units)."""
+        noisy_rows = noisy_examples
         batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon, self.training.batch_size)
         epochs = self.training.epochs or epochs
         steps_per_epoch = max(1, round(noisy_rows / batch))
@@ -456,7 +457,11 @@ class DPSynthesizer:
         return threads.first.threads
 
     def _loss_weights(self) -> list[float]:
-        return [self.training.target_weight if c.name == self.target_column else 1.0 for c in self.learned]
+        """The target's weight, 0 for given columns (never sampled: their heads would only take clipping norm)."""
+        return [
+            0.0 if c.name in self.given else self.training.target_weight if c.name == self.target_column else 1.0
+            for c in self.learned
+        ]
 
     def _opacus_step(
         self,

@@ -9,8 +9,8 @@ epsilon on the label (group privacy). With ``privacy.unit`` every use of the rea
   uniformly at random with operating-system entropy: which rows train never depends on their values, a seed or
   their order.
 * **The counts come from that histogram** (a unit falls in one bin: sensitivity 1): the units are the sum of its
-  bins, the rows the sum of each bin's units times its mean size (cut at the bound), so no count is released whose
-  sensitivity grows with the bound.
+  bins, the rows the sum of each bin's units times its mean size (cut at the bound). The one release whose
+  sensitivity is the bound is the distinct count of another faked key (a unit can hold that many of its values).
 * **Releases before training count a unit once**: in each histogram the unit's counts are scaled to an L2 norm of
   at most 1 (:func:`~synthgate.generator.releases.unit_weights`), so a unit moves any release by at most 1, as one
   row does without a unit.
@@ -75,13 +75,17 @@ class SizeHistogram:
         )
 
     def bins(self, max_rows: int) -> list[tuple[int, int, float]]:
-        """(fewest rows, most rows, share of units) of each bin up to ``max_rows``: the group sizes to fake."""
-        out, low = [], 1
+        """(fewest rows, most rows, share of units) of each bin up to ``max_rows``: the group sizes to fake. Units
+        above the bound kept ``max_rows`` rows: their share goes to a last bin of exactly that size."""
+        out, low, beyond = [], 1, 0.0
         for high, units in zip(SIZE_EDGES, self.units, strict=False):
             if low > max_rows:
-                break
+                beyond += units
+                continue
             out.append((low, min(high, max_rows), units))
             low = high + 1
+        if beyond > 0:
+            out.append((max_rows, max_rows, beyond))
         total = sum(u for _, _, u in out)
         return [(lo, hi, u / total) for lo, hi, u in out if u > 0] if total > 0 else [(1, 1, 1.0)]
 
@@ -92,17 +96,11 @@ class Units:
 
     rows: np.ndarray  # positions of the kept rows in the frame, unit by unit
     sizes: np.ndarray  # kept rows of each unit, in the same order
-    all_sizes: np.ndarray  # rows of each unit before the bound (only ever released through the DP size histogram)
 
     @property
     def codes(self) -> np.ndarray:
         """The unit of each kept row (0, 1, ...), in ``rows`` order: what the releases count a unit by."""
         return np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
-
-    @property
-    def dropped(self) -> int:
-        """Rows left out by the bound (never logged: it is not a DP figure)."""
-        return int(self.all_sizes.sum() - self.sizes.sum())
 
 
 def group_units(values: pd.Series, noise: SecureNoise) -> tuple[np.ndarray, np.ndarray]:
@@ -123,13 +121,17 @@ def bound_units(order: np.ndarray, sizes: np.ndarray, max_rows: int) -> Units:
     starts = np.cumsum(sizes) - sizes
     kept = np.minimum(sizes, max_rows)
     rank = np.arange(len(order)) - np.repeat(starts, sizes)
-    return Units(order[rank < np.repeat(kept, sizes)], kept, sizes)
+    return Units(order[rank < np.repeat(kept, sizes)], kept)
+
+
+def size_bin(sizes: np.ndarray) -> np.ndarray:
+    """The bin of each unit's rows: bin i holds sizes in (SIZE_EDGES[i-1], SIZE_EDGES[i]]; larger ones the last."""
+    return np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(np.asarray(sizes), SIZE_EDGES[-1]))
 
 
 def release_sizes(sizes: np.ndarray, sigma: float, accountant: PrivacyAccountant) -> SizeHistogram:
     """The DP histogram of rows per unit (a unit falls in one bin: sensitivity 1)."""
-    index = np.searchsorted(np.asarray(SIZE_EDGES), np.minimum(sizes, SIZE_EDGES[-1]))
-    counts = np.bincount(index, minlength=len(SIZE_EDGES)).astype(float)
+    counts = np.bincount(size_bin(sizes), minlength=len(SIZE_EDGES)).astype(float)
     return denoised_histogram(accountant.gaussian("unit-sizes", counts, sigma), sigma)
 
 

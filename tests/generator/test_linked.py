@@ -67,6 +67,8 @@ def test_the_pair_spends_one_budget_per_customer(fitted):
     assert summary.child.unit == "customer_id" and summary.child.max_rows_per_unit == summary.max_rows_per_unit
     assert 12 <= summary.max_rows_per_unit <= 16  # 99% of the customers own at most 12 orders
     assert CHILDREN not in [c.name for c in linked.child.learned]
+    # the parent model's unit is the key too, one row each: a key held by two parent rows is still one unit
+    assert summary.parent.unit == "customer_id" and summary.parent.max_rows_per_unit == 1
     assert [c.name for c in linked.child.learned[:2]] == ["__parent__.tier", "__parent__.age"]  # parents come first
 
 

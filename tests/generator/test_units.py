@@ -8,7 +8,7 @@ from synthgate.generator import DPSynthesizer
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import unit_weights
-from synthgate.generator.units import SIZE_EDGES, bound_units, group_units, release_sizes
+from synthgate.generator.units import SIZE_EDGES, SizeHistogram, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
 from synthgate.splitting import split_holdout
@@ -72,7 +72,6 @@ def test_the_bound_keeps_a_random_subset_of_a_large_units_rows():
     for _ in range(20):
         units = bound_units(*group_units(values, SecureNoise()), max_rows=5)
         assert sorted(units.sizes.tolist()) == [3, 5]
-        assert units.dropped == 45
         assert np.bincount(units.codes).tolist() == units.sizes.tolist()
         kept |= set(units.rows.tolist())
     assert len(kept & set(range(50))) > 20  # different rows of unit 1 train on different fits
@@ -167,3 +166,9 @@ def test_a_units_counts_in_a_release_have_norm_one():
         assert np.linalg.norm(counts) == pytest.approx(1.0)
     assert weights[units == 1].sum() == pytest.approx(2.0)  # spread over 4 bins: adds sqrt(4) to the release
     assert unit_weights(bins, None) is None
+
+
+def test_units_above_the_bound_are_faked_at_the_bound():
+    histogram = SizeHistogram(tuple([10.0, 0.0, 0.0, 0.0, 30.0] + [0.0] * (len(SIZE_EDGES) - 5)), 40.0)  # 1 and 5-6
+    assert histogram.bins(4) == [(1, 1, 0.25), (4, 4, 0.75)]  # the 5-6 row units kept 4 rows
+    assert histogram.bins(8) == [(1, 1, 0.25), (5, 6, 0.75)]
