@@ -257,7 +257,10 @@ _DURATION_TEXT = [
     (re.compile(r"took [^\n]*"), "took <dur>"),
     (re.compile(r"\b\d+(\.\d+)? ?s\b"), "<dur> s"),
 ]
-_DURATION_KEY = re.compile(r"seconds|duration|elapsed|_time$|_at$|\btime$|timestamp|created|updated|run_name$")
+# the clock and the machine's load, not the data: durations, times, and the CPU threads chosen from the load
+_DURATION_KEY = re.compile(
+    r"seconds|duration|elapsed|_time$|_at$|\btime$|timestamp|created|updated|run_name$|cpu_threads$"
+)
 _LONG_HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12,}(?![0-9A-Za-z])")
 _TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/tmp[\w-]+")
 _KEYED = re.compile(r"<keyed-fingerprint:\w+>")
