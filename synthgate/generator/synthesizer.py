@@ -327,10 +327,9 @@ class DPSynthesizer:
         """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget.
 
         ``noisy_examples``: the DP count of rows, or with a privacy unit of units (the batch is then in units)."""
-        noisy_rows = noisy_examples
-        batch, epochs = default_batch_and_epochs(noisy_rows, self.privacy.epsilon, self.training.batch_size)
+        batch, epochs = default_batch_and_epochs(noisy_examples, self.privacy.epsilon, self.training.batch_size)
         epochs = self.training.epochs or epochs
-        steps_per_epoch = max(1, round(noisy_rows / batch))
+        steps_per_epoch = max(1, round(noisy_examples / batch))
         sample_rate = min(1.0, 1.0 / steps_per_epoch)
         steps = epochs * steps_per_epoch
         if self.training.noise_multiplier is not None:
@@ -345,13 +344,13 @@ class DPSynthesizer:
             noise = sgd_noise_for_budget(accountant, self.privacy.epsilon, sample_rate, steps)
         if noise > MAX_USEFUL_NOISE:
             raise PrivacyBudgetError(
-                f"epsilon {self.privacy.epsilon:g} is too small to train on about {noisy_rows:.0f} rows: DP-SGD would "
-                f"need noise multiplier {noise:.1f} (at most {MAX_USEFUL_NOISE:g} is useful). Raise epsilon, "
-                "declare public domains for columns, or use more rows"
+                f"epsilon {self.privacy.epsilon:g} is too small to train on about {noisy_examples:.0f} rows (or "
+                f"units): DP-SGD would need noise multiplier {noise:.1f} (at most {MAX_USEFUL_NOISE:g} is useful). "
+                "Raise epsilon, declare public domains for columns, or use more rows"
             )
         return TrainingPlan(
             epochs=epochs,
-            expected_batch_size=max(1, round(noisy_rows * sample_rate)),
+            expected_batch_size=max(1, round(noisy_examples * sample_rate)),
             sample_rate=sample_rate,
             steps=steps,
             noise_multiplier=noise,
