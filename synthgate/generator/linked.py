@@ -194,7 +194,7 @@ class LinkedSynthesizer:
         if self.parent is None or self.child is None or self.counts is None or self.parent.summary is None:
             raise RuntimeError("fit() the linked synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
-        parents = self.parent.sample(n_parents or self.parent.summary.noisy_rows, seed=seed)
+        parents = self._parents(n_parents or self.parent.summary.noisy_rows, seed)
         repeat = parents[CHILDREN].fillna(0).astype("int64").clip(lower=0).to_numpy()
         context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
         rng = np.random.default_rng(seed + 11)
@@ -215,10 +215,26 @@ class LinkedSynthesizer:
         children[self.foreign_key] = keys.to_numpy()
         return parents.drop(columns=[CHILDREN]), children
 
-    @property
-    def unit_statement(self) -> str:
-        """What epsilon protects."""
-        return f"each {self.parent_key} of the parent table with all its child rows"
+    def _parents(self, n: int, seed: int) -> pd.DataFrame:
+        """``n`` parents whose children per parent follow the released histogram (post-processing): from four times as
+        many of the parent model's, each bin of children gets its share of the ``n`` (as far as the pool holds them;
+        the rest drawn at random), so the model says which parents have many children and the histogram how many do."""
+        assert self.parent is not None
+        pool = self.parent.sample(4 * n, seed=seed)
+        codec = self.parent.released[CHILDREN]
+        assert isinstance(codec, NumericCodec)
+        bins = codec.encode(pool[CHILDREN])
+        quota = np.floor(np.asarray(codec.fine_probs) * n).astype(int)
+        rng = np.random.default_rng(seed + 17)
+        chosen = [
+            rng.choice(members, min(q, members.size), replace=False)
+            for b, q in enumerate(quota)
+            if (members := np.flatnonzero(bins == b)).size and q > 0
+        ]
+        taken = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        rest = np.setdiff1d(np.arange(len(pool)), taken)
+        taken = np.concatenate([taken, rng.choice(rest, n - taken.size, replace=False)])
+        return pool.iloc[np.sort(taken)].reset_index(drop=True)
 
 
 def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
