@@ -20,24 +20,10 @@ from synthgate.errors import GateFailedError
 from synthgate.flows.refresh import refresh_table
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
+from tests.flows.test_refresh_flow import GATES  # a 6-epoch generator on 1,500 rows: looser thresholds
 from tests.flows.test_refresh_flow import write_spec as flow_spec
 
 pytestmark = pytest.mark.integration
-
-# a 6-epoch generator on 1,500 rows: looser thresholds than the defaults (as in tests/flows/test_refresh_flow.py)
-GATES = {
-    "min_quality": 0.6,
-    "min_tstr_auc": 0.5,
-    "max_dcr_share": 0.7,
-    "min_column_shapes": 0.6,
-    "min_column_pair_trends": 0.5,
-    "max_utility_gap": 0.4,
-    "max_tvd_1way_excess": 0.3,
-    "max_tvd_2way_excess": 0.4,
-    "max_tvd_3way_excess": 0.5,
-    "max_singling_out_risk": 0.2,
-    "max_inference_risk": 0.4,
-}
 
 
 def write_spec(tmp_path: Path, schema: str, gates: dict) -> Path:
