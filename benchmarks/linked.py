@@ -57,7 +57,7 @@ def load(share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     if share < 1.0:
         rng = np.random.default_rng(seed)
         tails = pd.Series(flights[KEY].dropna().unique())
-        kept = set(tails[rng.random(len(tails)) < share]) | set()
+        kept = set(tails[rng.random(len(tails)) < share])
         planes = planes[planes[KEY].isin(kept) | (rng.random(len(planes)) < share)]
         flights = flights[flights[KEY].isin(kept) | (flights[KEY].isna() & (rng.random(len(flights)) < share))]
     return planes.reset_index(drop=True), flights.reset_index(drop=True)

@@ -50,7 +50,8 @@ class ChildCounts:
     orphans: SizeHistogram
     null_key: float  # DP count of child rows with a NULL key
     max_rows: int  # the bound on the children of one unit
-    childless: float = 0.0  # DP count of parents without children
+    childless: float  # DP count of parents without children
+    epsilon: float  # what the histogram's release cost (at its share of delta)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,6 @@ class LinkedSynthesizer:
         self.child: DPSynthesizer | None = None
         self.counts: ChildCounts | None = None
         self.summary: LinkedFitSummary | None = None
-        self._sizes_releases: list[Release] = []  # the histogram of children per parent, for the composed epsilon
 
     def _budget(self, part: str) -> PrivacyBudget:
         """The part's share of epsilon and delta, its privacy unit the parent key: the parent model keeps one row of a
@@ -144,9 +144,8 @@ class LinkedSynthesizer:
             given=tuple(released),
         )
         child_fit = self.child.fit(joined)
-        sizes_epsilon = compose_epsilon(self._sizes_releases, self.privacy.delta * SHARES["sizes"])[0]
         self.summary = LinkedFitSummary(
-            epsilon=sizes_epsilon + parent_fit.epsilon + child_fit.epsilon,
+            epsilon=self.counts.epsilon + parent_fit.epsilon + child_fit.epsilon,
             delta=self.privacy.delta * sum(SHARES.values()),
             parent=parent_fit,
             child=child_fit,
@@ -174,7 +173,6 @@ class LinkedSynthesizer:
         np.add.at(counts, 1 + n_edges + size_bin(orphans.to_numpy()), 1.0)
         counts[-1] = float(key.isna().sum())
         noisy = accountant.gaussian("children", counts, sigma)
-        self._sizes_releases = list(accountant.releases)
         linked_part, orphan_part = noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + 2 * n_edges]
         linked_sizes = denoised_histogram(linked_part, sigma)
         if linked_sizes.total < 10:
@@ -186,6 +184,7 @@ class LinkedSynthesizer:
             float(noisy[-1]) if noisy[-1] >= 3.0 * sigma else 0.0,  # NULL keys only where clear of the noise
             bound,
             max(float(noisy[0]), 0.0),
+            accountant.epsilon()[0],
         )
 
     def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
