@@ -29,7 +29,7 @@ import pandas as pd
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
-from synthgate.generator.releases import corrected_threshold, denoise
+from synthgate.generator.releases import corrected_threshold, denoise, extend_edge
 
 #: Upper edges of the rows-per-unit bins: 1, 2, 3, 4, 6, 8, 12, 16, ... 2**20 (two bins an octave past 4).
 SIZE_EDGES: tuple[int, ...] = (1, 2, 3, 4, *(int(edge) for k in range(2, 20) for edge in (1.5 * 2**k, 2 ** (k + 1))))
@@ -144,4 +144,8 @@ def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
     reach = int(clear[-1]) + 1 if clear.size else 1
     denoised = np.zeros(noisy.size)
     denoised[:reach] = denoise(np.append(noisy[:reach], 0.0), sigma)[:-1]
-    return SizeHistogram(tuple(float(c) for c in denoised), max(float(noisy[:reach].sum()), 1.0))
+    # The units: the noisy bins up to where a thin tail beyond the last 3-sigma bin stops holding mass of its own (on
+    # a small table few bins clear the corrected threshold, and counting only those would lose most units)
+    last = int(np.flatnonzero(noisy >= 3.0 * sigma)[-1]) if (noisy >= 3.0 * sigma).any() else reach - 1
+    counted = max(reach, extend_edge(noisy, max(last, reach - 1), 1, sigma) + 1)
+    return SizeHistogram(tuple(float(c) for c in denoised), max(float(noisy[:counted].sum()), 1.0))
