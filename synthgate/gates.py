@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from synthgate.errors import GateFailedError
 from synthgate.spec import Gates
+
+if TYPE_CHECKING:
+    from synthgate.evaluation.relations import Relations
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,25 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
         detail = "failed: " + ", ".join(s.synthetic_suite_failures) if s.synthetic_suite_failures else ""
         verdicts.append(GateVerdict("synthetic_suite", passed, float(passed), 1.0, ">=", detail))
     return verdicts
+
+
+def relation_verdicts(gates: Gates, relations: Relations) -> list[GateVerdict]:
+    """The linked pair's gates: children per parent (TVD above the holdout's) and referential integrity."""
+    r = relations
+    return [
+        _at_most(
+            "children_tvd_excess",
+            r.children_tvd - r.children_tvd_holdout,
+            gates.max_children_tvd_excess,
+            f"synthetic {r.children_tvd:.4f}, holdout {r.children_tvd_holdout:.4f}",
+        ),
+        _at_most(
+            "dangling_excess",
+            r.dangling_excess,
+            gates.max_dangling_excess,
+            f"child rows naming no parent: synthetic {r.dangling_share:.4f}, real {r.dangling_share_real:.4f}",
+        ),
+    ]
 
 
 def enforce(verdicts: list[GateVerdict]) -> None:

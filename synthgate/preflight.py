@@ -66,4 +66,9 @@ def run(spec: TableSpec, cap: float) -> bool:
     check_spec_columns(spec, table_columns(spec.source, spec.columns))
     if spec.holdout.table is not None:
         table_columns(spec.holdout.table, spec.columns, "holdout.table")
+    for child in spec.children:  # published with the parent, in the same schema: names, ownership, columns
+        check_target_names(child.target, target)
+        check_target(child.target)
+        child_spec = spec.child_spec(child)
+        check_spec_columns(child_spec, table_columns(child.source, child.columns, "children[].source"))
     return created

@@ -292,6 +292,18 @@ class Gates(_Frozen):
     max_inference_risk: float = Field(default=0.2, ge=0, le=1, description="Largest Anonymeter-style inference risk.")
     # validity
     synthetic_suite: bool = Field(default=True, description="The synthetic GX suite must pass.")
+    max_children_tvd_excess: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Linked tables: children-per-parent TVD (synthetic vs training) above the holdout's.",
+    )
+    max_dangling_excess: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Linked tables: share of child rows naming no parent above the real share (referential integrity).",
+    )
     max_duplicate_key_share: float = Field(
         default=0.0, ge=0, le=1, description="Share of synthetic rows whose declared key repeats another row's."
     )
@@ -339,6 +351,25 @@ class Schedule(_Frozen):
         return timezone
 
 
+class ChildTable(_Frozen):
+    """A child table published with its parent (the spec's own table) as one version: its rows refer to a parent row
+    through ``key``, and the parent's key (``privacy.unit``) is the privacy unit of both (one parent with all its
+    children)."""
+
+    source: WarehouseTable
+    target: TargetTable = Field(
+        description="Where the synthetic children go: the parent target's warehouse and schema."
+    )
+    key: str = Field(min_length=1, description="The child's foreign key column naming its parent's privacy.unit.")
+    columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
+    target_column: str | None = Field(default=None, description="The child's label for train-synthetic-test-real.")
+
+    @property
+    def name(self) -> str:
+        """The child's name in suites, metrics and reports: its target table."""
+        return self.target.table
+
+
 class TableSpec(_Frozen):
     """One governed table: where it comes from, where its synthetic copy goes, and under what budget."""
 
@@ -369,6 +400,12 @@ class TableSpec(_Frozen):
     schedule: Schedule | None = Field(
         default=None, description="Cron schedule of the table's deployment (none: on demand)."
     )
+    children: list[ChildTable] = Field(
+        default_factory=list,
+        max_length=1,
+        description="A child table trained and published with this one (orders of customers): one version, one "
+        "budget, privacy.unit the parent's key.",
+    )
 
     def policy(self, column: str) -> ColumnPolicy:
         """The column's declared policy, else an empty one (decided at each refresh from its name and SQL type)."""
@@ -385,6 +422,7 @@ class TableSpec(_Frozen):
             "privacy": self.privacy.model_dump(exclude={"cap"}),
             "training": self.training.model_dump(exclude={"seed", "device"}),
             "target_column": self.target_column,
+            "children": [c.model_dump(exclude={"source", "target"}) for c in self.children],
         }
         return hashlib.sha256(json.dumps(learning, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -416,6 +454,49 @@ class TableSpec(_Frozen):
                 "or leave it undeclared"
             )
         return self
+
+    @model_validator(mode="after")
+    def _children_link_to_the_unit(self) -> TableSpec:
+        """A child names its parent through the parent's key, which is the privacy unit; both tables are published in
+        one transaction, so in one warehouse and schema; the holdout is split by parent, so it is a fraction."""
+        if not self.children:
+            return self
+        if self.privacy.unit is None:
+            raise ValueError(
+                "children need privacy.unit: the parent's key column, which the children's key refers to (one parent "
+                "with all its children is the privacy unit)"
+            )
+        if self.holdout.table is not None:
+            raise ValueError("linked tables split their holdout by parent: use holdout.fraction, not holdout.table")
+        for child in self.children:
+            if (child.target.url, child.target.db_schema) != (self.target.url, self.target.db_schema):
+                raise ValueError(
+                    f"child target {child.target.table!r} must be in the parent target's warehouse and schema (both "
+                    "are published in one transaction): give it the same url and schema as target"
+                )
+            if child.target.table == self.target.table:
+                raise ValueError(f"the child's target.table {child.target.table!r} is the parent's target.table")
+            if child.target_column == child.key:
+                raise ValueError(f"the child's target_column {child.key!r} is its key")
+            self.child_spec(child)  # the child's own checks: its key is faked, its target is not a real table
+        return self
+
+    def child_spec(self, child: ChildTable) -> TableSpec:
+        """The child as a table spec of its own (its suites, extract, checks and scores): the parent's budget, gates
+        and training, its key the privacy unit."""
+        return TableSpec(
+            name=re.sub(r"[^A-Za-z0-9_\-]", "_", f"{self.name}-{child.name}"),
+            source=child.source,
+            target=child.target,
+            holdout=self.holdout,
+            columns=child.columns,
+            target_column=child.target_column,
+            privacy=self.privacy.model_copy(update={"unit": child.key}),
+            training=self.training,
+            gates=self.gates,
+            chunk_size=self.chunk_size,
+            publishing=self.publishing,
+        )
 
     @model_validator(mode="after")
     def _target_is_not_a_real_table(self) -> TableSpec:

@@ -33,6 +33,32 @@ def split_holdout(
     return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
 
 
+def split_linked_holdout(
+    parents: pd.DataFrame,
+    parent_hashes: np.ndarray,
+    children: pd.DataFrame,
+    child_hashes: np.ndarray,
+    fraction: float,
+    *,
+    key: str,
+    foreign_key: str,
+    hash_key: str = "",
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
+    """((train, holdout) parents, (train, holdout) children): a parent is held out with all its children (the unit is
+    the parent's key, :func:`split_holdout`); a child whose key no parent has, or whose key is NULL, is a unit of its
+    own and goes by its key's (or its own) keyed hash."""
+    parent_train, parent_holdout = split_holdout(parents, parent_hashes, fraction, unit=key, hash_key=hash_key)
+    child_train, child_holdout = split_holdout(children, child_hashes, fraction, unit=foreign_key, hash_key=hash_key)
+    held = pd.concat([child_train, child_holdout], ignore_index=True)
+    by_hash = np.r_[np.zeros(len(child_train), dtype=bool), np.ones(len(child_holdout), dtype=bool)]
+    linked = held[foreign_key].isin(parents[key].dropna()).to_numpy()
+    in_holdout = np.where(linked, held[foreign_key].isin(parent_holdout[key].dropna()).to_numpy(), by_hash)
+    return (parent_train, parent_holdout), (
+        held[~in_holdout].reset_index(drop=True),
+        held[in_holdout].reset_index(drop=True),
+    )
+
+
 def _copy_hashes(row_hashes: np.ndarray) -> np.ndarray:
     """Each copy of a repeated row gets a hash of its own: the first keeps the row's hash, the k-th the row's hash
     mixed with k (splitmix64; the row's hash is keyed, so the mix is as unpredictable).

@@ -559,16 +559,30 @@ def log_refresh(outcome: Any, state: dict[str, Any]) -> None:
     log_dict(column_policies(outcome.spec, outcome.synthesizer), "column_policies.json")
 
 
-def log_report(report_path: Path, plots: dict[str, bytes]) -> None:
-    """The HTML report and its plots (PNG) as the run's artifacts."""
+def log_report(report_path: Path, plots: dict[str, bytes], artifact_path: str = "report") -> None:
+    """The HTML report and its plots (PNG) as the run's artifacts, under ``artifact_path``."""
     import tempfile
 
-    log_artifact(report_path, "report")
+    log_artifact(report_path, artifact_path)
     with tempfile.TemporaryDirectory() as tmp:
         for name, png in plots.items():
             image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
             image.write_bytes(png)
-            log_artifact(image, "report/plots")
+            log_artifact(image, f"{artifact_path}/plots")
+
+
+def log_child(child: Any) -> None:
+    """A linked refresh's child table (a :class:`synthgate.outcome.RefreshResult`): its scores as metrics named
+    ``<table>.<metric>``, its suites' results and column policies under ``children/<table>/`` (its gates are among
+    the parent's, named ``<table>.<gate>``)."""
+    table = child.spec.target.table
+    prefix = metric_name(table) + "."
+    details = {metric_name(k): v for k, v in child.evaluation.detail_metrics().items()}
+    log_metrics({prefix + k: v for k, v in (child.scores.as_metrics() | details).items()})
+    folder = f"children/{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}"
+    log_dict(child.source_check.result, f"{folder}/gx/source_validation.json")
+    log_dict(child.synthetic_check.result, f"{folder}/gx/synthetic_validation.json")
+    log_dict(column_policies(child.spec, child.synthesizer), f"{folder}/column_policies.json")
 
 
 @contextmanager
@@ -603,18 +617,25 @@ class SynthesizerPyfunc(PythonModel):
     """The generator as an MLflow model: input a frame with ``rows`` (and optionally ``seed``), get rows back."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Load the generator from the model's ``generator`` artifact."""
+        """Load the generator from the model's ``generator`` artifact (a linked one: parent and child models)."""
         from synthgate.generator import DPSynthesizer
+        from synthgate.generator.linked import LinkedSynthesizer
 
-        self.synthesizer = DPSynthesizer.load(context.artifacts["generator"])
+        folder = Path(context.artifacts["generator"])
+        self.synthesizer = (LinkedSynthesizer if (folder / "linked.json").is_file() else DPSynthesizer).load(folder)
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Sample ``rows`` synthetic rows (the input's first row), seeded by its ``seed`` when given."""
+        """Sample ``rows`` synthetic rows (the input's first row), seeded by its ``seed`` when given. A linked model
+        samples ``rows`` parents with their children and returns the parents, or the children with ``params``
+        ``{"table": "children"}``."""
         rows = int(model_input["rows"].iloc[0])
         seed = int(model_input["seed"].iloc[0]) if "seed" in model_input else None
-        return self.synthesizer.sample(rows, seed=seed)
+        sampled = self.synthesizer.sample(rows, seed=seed)
+        if isinstance(sampled, tuple):
+            return sampled[1] if (params or {}).get("table") == "children" else sampled[0]
+        return sampled
 
 
 def log_generator(
@@ -629,7 +650,8 @@ def log_generator(
     from mlflow.models import infer_signature
 
     request = pd.DataFrame({"rows": [10], "seed": [0]})
-    signature = infer_signature(request, sample.head(10))
+    linked = (generator_dir / "linked.json").is_file()  # parents by default; {"table": "children"} for the children
+    signature = infer_signature(request, sample.head(10), params={"table": "parents"} if linked else None)
     name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
         name="generator",

@@ -16,6 +16,7 @@ from synthgate import lineage, tracking
 from synthgate.deployments import run_trigger
 from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError, one_line
 from synthgate.flows import quiet
+from synthgate.flows.linked import run_linked_refresh
 from synthgate.flows.parameters import RefreshParameters, Trigger, apply_overrides
 from synthgate.gates import enforce
 from synthgate.keys import fingerprint_key
@@ -52,6 +53,8 @@ def refresh_table(request: RefreshParameters, trigger: Trigger | None = None) ->
     """
     try:
         spec = apply_overrides(load_spec(request.spec_path), request)
+        if spec.children:  # a parent with its child table: trained and published together
+            return run_linked_refresh(spec, resolve_trigger(trigger))
         return run_refresh(spec, resolve_trigger(trigger), retrain=request.retrain)
     except TimeoutError:
         raise  # Prefect's own timeout handling

@@ -22,7 +22,11 @@ parent (no order among them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +38,7 @@ from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram, size_bin
 from synthgate.schema import Column, ColumnKind
-from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
+from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
 CHILDREN = "__children__"  # the parent model's column: how many child rows the parent has (bounded)
 PARENT = "__parent__."  # prefix of the parent's columns in the child model
@@ -64,6 +68,24 @@ class LinkedFitSummary:
     child: FitSummary
     max_rows_per_unit: int
 
+    #: How the parts' epsilons add up (the ledger's accounting): basic composition of the three releases.
+    accounting = "composed"
+
+    @property
+    def engine(self) -> str:
+        """The DP-SGD engine that trained both models."""
+        return self.child.engine
+
+    @property
+    def unit(self) -> str | None:
+        """The privacy unit: the parent's key (each parent with all its children)."""
+        return self.parent.unit
+
+    @property
+    def noisy_rows(self) -> int:
+        """The DP count of parents."""
+        return self.parent.noisy_rows
+
 
 class LinkedSynthesizer:
     """A parent table and its child table, fitted and sampled together; epsilon is per parent with its children."""
@@ -82,7 +104,11 @@ class LinkedSynthesizer:
         child_target: str | None = None,
     ) -> None:
         self.parent_columns, self.child_columns = parent_columns, child_columns
-        self.parent_policies = parent_policies | {parent_key: ColumnPolicy(policy="fake", fake="id")}  # never learned
+        declared = parent_policies.get(parent_key, ColumnPolicy())
+        key_kind = declared.fake if declared.fake in KEY_KINDS else "id"
+        self.parent_policies = parent_policies | {
+            parent_key: ColumnPolicy(policy="fake", fake=key_kind)
+        }  # never learned
         self.child_policies = child_policies
         self.parent_key, self.foreign_key = parent_key, foreign_key
         self.privacy, self.training, self.child_target = privacy, training, child_target
@@ -202,7 +228,7 @@ class LinkedSynthesizer:
         unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
         given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
         children = self.child.sample(len(given), seed=seed + 1, given=given)
-        orphan_keys = fake_column("uuid", max(int(orphan_rows.max(initial=-1)) + 1, 1), seed + 13)
+        orphan_keys = self._orphan_keys(context[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
         keys = pd.concat(
             [
                 context[self.parent_key].astype(object),
@@ -214,13 +240,84 @@ class LinkedSynthesizer:
         children[self.foreign_key] = keys.to_numpy()
         return parents.drop(columns=[CHILDREN]), children
 
+    def tables(self) -> tuple[DPSynthesizer, DPSynthesizer]:
+        """(parent, child) models as their published tables see them: the same weights and releases, without the
+        helper columns (the parent's children, the child's parent columns), for what reads a model per table (the
+        scores, the report's plots, the column policies)."""
+        assert self.parent is not None and self.child is not None
+        return _view(self.parent, lambda name: name != CHILDREN), _view(
+            self.child, lambda name: not name.startswith(PARENT)
+        )
+
+    # -- persistence (no real data: DP releases and DP-trained weights only) ------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write both models and the released histogram of children per parent to ``directory``."""
+        if self.parent is None or self.child is None or self.counts is None or self.summary is None:
+            raise RuntimeError("nothing to save: fit() first")
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.parent.save(path / "parent")
+        self.child.save(path / "child")
+        counts = asdict(self.counts)
+        state = {
+            "format": 1,
+            "parent_key": self.parent_key,
+            "foreign_key": self.foreign_key,
+            "child_target": self.child_target,
+            "privacy": self.privacy.model_dump(),
+            "training": self.training.model_dump(),
+            "counts": counts,
+            "summary": {"epsilon": self.summary.epsilon, "delta": self.summary.delta},
+        }
+        (path / "linked.json").write_text(json.dumps(state, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> LinkedSynthesizer:
+        """A linked generator saved by :meth:`save`, ready to sample."""
+        path = Path(directory)
+        state = json.loads((path / "linked.json").read_text())
+        parent, child = DPSynthesizer.load(path / "parent", device), DPSynthesizer.load(path / "child", device)
+        assert parent.summary is not None and child.summary is not None
+        linked = cls(
+            parent_columns=[c for c in parent.columns if c.name != CHILDREN],
+            parent_policies=parent.policies,
+            parent_key=state["parent_key"],
+            child_columns=[c for c in child.columns if not c.name.startswith(PARENT)],
+            child_policies=child.policies,
+            foreign_key=state["foreign_key"],
+            privacy=PrivacyBudget.model_validate(state["privacy"]),
+            training=Training.model_validate(state["training"] | {"device": device}),
+            child_target=state["child_target"],
+        )
+        counts = state["counts"]
+        hist = {k: SizeHistogram(tuple(counts[k]["units"]), counts[k]["total"]) for k in ("linked", "orphans")}
+        linked.counts = ChildCounts(**(counts | hist))
+        linked.parent, linked.child = parent, child
+        linked.summary = LinkedFitSummary(
+            state["summary"]["epsilon"],
+            state["summary"]["delta"],
+            parent.summary,
+            child.summary,
+            linked.counts.max_rows,
+        )
+        return linked
+
+    def _orphan_keys(self, parent_keys: pd.Series, n: int, seed: int) -> pd.Series:
+        """``n`` keys no synthetic parent has, of the parent key's fake kind: integers above the parents' ids, or
+        fresh UUIDs."""
+        if self.parent_policies[self.parent_key].fake == "uuid":
+            return fake_column("uuid", n, seed + 13)
+        return pd.Series(np.arange(n, dtype=np.int64) + int(parent_keys.max() if len(parent_keys) else 0) + 1)
+
     def _parents(self, n: int, seed: int) -> pd.DataFrame:
         """``n`` parents whose children per parent follow the released histogram (post-processing): from four times as
         many of the parent model's, each bin of children gets its share of the ``n`` (as far as the pool holds them;
         the rest drawn at random), so the model says which parents have many children and the histogram how many do."""
         assert self.parent is not None
         pool = self.parent.sample(4 * n, seed=seed)
-        codec = self.parent.released[CHILDREN]
+        codec = dict(zip((c.name for c in self.parent.learned), self.parent.codecs, strict=True))[CHILDREN]
         assert isinstance(codec, NumericCodec)
         bins = codec.encode(pool[CHILDREN])
         quota = np.floor(np.asarray(codec.fine_probs) * n).astype(int)
@@ -234,6 +331,14 @@ class LinkedSynthesizer:
         rest = np.setdiff1d(np.arange(len(pool)), taken)
         taken = np.concatenate([taken, rng.choice(rest, n - taken.size, replace=False)])
         return pool.iloc[np.sort(taken)].reset_index(drop=True)
+
+
+def _view(model: DPSynthesizer, published: Callable[[str], bool]) -> DPSynthesizer:
+    view = copy.copy(model)
+    kept = [(c, k) for c, k in zip(model.learned, model.codecs, strict=True) if published(c.name)]
+    view.learned, view.codecs = [c for c, _ in kept], [k for _, k in kept]
+    view.columns = [c for c in model.columns if published(c.name)]
+    return view
 
 
 def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:

@@ -310,7 +310,7 @@ class DPSynthesizer:
         """Faked keys whose DP count of distinct values shows them repeating, and the privacy unit: sampled with
         repeats, not unique."""
         repeating = [name for name, per_key in self.rows_per_key.items() if per_key > 1.0]
-        return repeating + ([self.unit] if self.unit is not None else [])
+        return repeating + ([self.unit] if self.unit is not None and self.max_rows_per_unit != 1 else [])
 
     @property
     def unreleased(self) -> list[str]:

@@ -17,11 +17,13 @@ def publish_table(result: RefreshResult) -> Published:
     ledger row closes ``published`` in the same commit, and the model version becomes the production one."""
     spec = result.spec
     model_name = tracking.model_name(spec.name)
-    published = publish_refresh(result, model_name)
+    published, *children = publish_refresh(result, model_name)
     logger = get_run_logger()
-    logger.info("published %s version %d: %d rows", published.name, published.version, result.rows)
-    if published.pruned:
-        logger.info("dropped versions %s (keep_versions=%d)", list(published.pruned), spec.publishing.keep_versions)
+    for table, outcome in zip([published, *children], [result, *result.children], strict=True):
+        outcome.published = table
+        logger.info("published %s version %d: %d rows", table.name, table.version, outcome.rows)
+        if table.pruned:
+            logger.info("dropped versions %s (keep_versions=%d)", list(table.pruned), spec.publishing.keep_versions)
     if result.model_version is not None:
         tracking.set_production_alias(model_name, result.model_version)
     return published

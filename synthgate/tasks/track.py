@@ -33,11 +33,20 @@ def log_run(result: RefreshResult) -> str | None:
     context = refresh_context(result, state, run)
     written = write_report(result.report_path, context, result.train, result.synthetic, result.synthesizer)
     tracking.log_report(result.report_path, written.plots)
+    for child in result.children:  # a linked refresh: each child's scores, suites and report beside the parent's
+        assert child.train is not None and child.synthetic is not None and child.synthesizer is not None
+        tracking.log_child(child)
+        child_report = write_report(
+            child.report_path, refresh_context(child, state, run), child.train, child.synthetic, child.synthesizer
+        )
+        tracking.log_report(child.report_path, child_report.plots, f"children/{child.spec.target.table}/report")
+    if result.relations is not None:
+        tracking.log_metrics(result.relations.as_metrics())
     verdict_artifact(result.spec.name, result.verdicts, context.mlflow_link, result.privacy.epsilon)
     model_version = tracking.record_model(
         result.spec,
         result.run_id,
-        result.synthesizer,
+        result.linked or result.synthesizer,
         result.synthetic,
         result.privacy,
         run["tags"],

@@ -83,6 +83,7 @@ CATALOG = sa.Table(
     sa.Column("resampled_from", sa.String(64)),  # run whose model this version re-sampled (no new spend)
     sa.Column("privacy_unit", sa.String(200)),  # the column whose units epsilon protects (NULL: one row each)
     sa.Column("max_rows_per_unit", sa.Integer),  # the most rows of one unit that trained
+    sa.Column("parent_table", sa.String(400)),  # a child table's parent: published with it as one version
 )
 
 EVENTS = sa.Table(
@@ -438,7 +439,12 @@ def catalog_values(outcome: Any, model_name: str) -> dict[str, Any]:
         "epsilon": privacy.epsilon,
         "delta": privacy.delta,
         "gates": {v.name: v.passed for v in outcome.verdicts},
-        "scores": {k: round(v, 6) for k, v in outcome.scores.as_metrics().items()},
+        "scores": {
+            k: round(v, 6)
+            for k, v in (
+                outcome.scores.as_metrics() | (outcome.relations.as_metrics() if outcome.relations else {})
+            ).items()
+        },
         "mlflow_run_id": outcome.run_id,
         "model_name": model_name,
         "model_version": outcome.model_version,
@@ -541,6 +547,28 @@ def claimed_versions(conn: Connection, published_table: str) -> dict[int, str | 
     """Version numbers Synthgate claimed for ``published_table`` (published or not), with the claiming run."""
     rows = conn.execute(sa.select(CLAIMS.c.version, CLAIMS.c.run_id).where(CLAIMS.c.published_table == published_table))
     return {r[0]: r[1] for r in rows}
+
+
+def parent_of(conn: Connection, published_table: str, version: int) -> str | None:
+    """The parent table ``published_table``'s version ``version`` was published with (None: a table of its own)."""
+    return conn.execute(
+        sa.select(CATALOG.c.parent_table).where(
+            CATALOG.c.published_table == published_table, CATALOG.c.version == version
+        )
+    ).scalar_one_or_none()
+
+
+def children_of(conn: Connection, published_table: str, versions: set[int]) -> dict[str, set[int]]:
+    """The child tables published with ``published_table`` at any of ``versions``, each with those versions."""
+    rows = conn.execute(
+        sa.select(CATALOG.c.published_table, CATALOG.c.version).where(
+            CATALOG.c.parent_table == published_table, CATALOG.c.version.in_(versions)
+        )
+    )
+    children: dict[str, set[int]] = {}
+    for name, version in rows:
+        children.setdefault(name, set()).add(version)
+    return children
 
 
 def has_older_release_rows(conn: Connection, published_table: str) -> bool:

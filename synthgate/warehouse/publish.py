@@ -35,8 +35,8 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
 import numpy as np
@@ -457,23 +457,63 @@ def _lock_key(target: WarehouseTable) -> str:
 # --- publish, prune, rollback ---------------------------------------------------------------------
 
 
-def publish_refresh(outcome: Any, model_name: str) -> Published:
+def publish_refresh(outcome: Any, model_name: str) -> list[Published]:
     """Publish a refresh's synthetic rows (a :class:`synthgate.outcome.RefreshResult` whose gates passed) as the next
-    version, with its catalog row, lineage comment and ledger row closed ``published``, in one transaction."""
+    version, with its catalog row, lineage comment and ledger row closed ``published``, in one transaction; a parent
+    with children (``outcome.children``) publishes them in the same transaction and version, each child with its own
+    catalog row naming the parent. Returns the parent's :class:`Published`, then each child's."""
     spec = outcome.spec
     catalog = governance.catalog_values(outcome, model_name)
-    return publish(
-        spec.target,
-        outcome.synthetic,
-        outcome.source.columns,
-        outcome.run_id,
-        governance.publication_record(
-            catalog, outcome.privacy, lambda version: version_table_name(spec.target.table, version)
-        ),
-        keep_versions=spec.publishing.keep_versions,
-        comment=lambda version: governance.lineage_comment(version, catalog),
-        trigger=outcome.trigger,
+    tables = [
+        Publication(
+            spec.target,
+            outcome.synthetic,
+            outcome.source.columns,
+            governance.publication_record(
+                catalog, outcome.privacy, lambda version: version_table_name(spec.target.table, version)
+            ),
+            lambda version: governance.lineage_comment(version, catalog),
+        )
+    ]
+    for child in outcome.children:
+        tables.append(_child_publication(child, spec, model_name))
+    return publish_together(
+        tables, outcome.run_id, keep_versions=spec.publishing.keep_versions, trigger=outcome.trigger
     )
+
+
+def _child_publication(child: Any, parent: Any, model_name: str) -> Publication:
+    """A child table's part of its parent's publish: its rows and its catalog row under the parent's spec name (the
+    ledger row is the parent's)."""
+    target = child.spec.target
+    catalog = governance.catalog_values(child, model_name) | {
+        "run_id": f"{child.run_id}/{target.table}"[:64],  # the catalog's key: the parent's row holds the run's id
+        "spec_name": parent.name,
+        "parent_table": parent.target.table,
+    }
+
+    def record(conn: Connection, version: int) -> None:
+        governance.catalog_row(
+            conn, **catalog, version=version, version_table=version_table_name(target.table, version)
+        )
+
+    return Publication(
+        target, child.synthetic, child.source.columns, record, lambda v: governance.lineage_comment(v, catalog)
+    )
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One table of a publish: its rows, where they go, and what the publish transaction writes with them.
+
+    ``in_transaction(conn, version)`` writes the catalog row (and the ledger update) in the same commit;
+    ``comment(version)`` is the lineage comment for the version table and the view."""
+
+    target: WarehouseTable
+    frame: pd.DataFrame = field(repr=False)
+    columns: list[Column]
+    in_transaction: Callable[[Connection, int], None]
+    comment: Callable[[int], str] | None = None
 
 
 def publish(
@@ -486,51 +526,87 @@ def publish(
     comment: Callable[[int], str] | None = None,
     trigger: str | None = None,
 ) -> Published:
-    """Publish ``frame`` as the next version of ``target`` and point the name at it, all in one transaction.
+    """Publish ``frame`` as the next version of ``target`` and point the name at it, all in one transaction
+    (:func:`publish_together` with one table)."""
+    publication = Publication(target, frame, columns, in_transaction, comment)
+    return publish_together([publication], run_id, keep_versions=keep_versions, trigger=trigger)[0]
 
-    ``in_transaction(conn, version)`` writes the catalog row and the ledger update in the same commit;
-    ``comment(version)`` is the lineage comment for the version table and the view. A failure raises
-    :class:`PublishError` naming the object and the driver's error class and SQLSTATE, never the driver's message,
-    which can quote a value of a row (a COPY line, a value that does not fit its column).
+
+def publish_together(
+    tables: list[Publication], run_id: str, *, keep_versions: int = 3, trigger: str | None = None
+) -> list[Published]:
+    """Publish each table as its next version and point every name at it, all in one transaction: one version
+    number for all of them (one above the highest any of them used), so a parent and its children are one dataset
+    version, and readers see all the new tables or none. Every target is in one warehouse (the first one's URL).
+
+    A failure raises :class:`PublishError` naming the objects and the driver's error class and SQLSTATE, never the
+    driver's message, which can quote a value of a row (a COPY line, a value that does not fit its column).
     """
-    engine = governed_engine(target)
+    targets = [t.target for t in tables]
+    described = ", ".join(repr(qualified(t)) for t in targets)
+    engine = governed_engine(targets[0])
     governance.ensure_governance_tables(engine)
     try:
-        with engine.connect() as lock_conn, governance.advisory_lock(lock_conn, _lock_key(target)):
+        with engine.connect() as lock_conn, ExitStack() as locks:
+            for key in sorted({_lock_key(t) for t in targets}):  # one order: two publishes never wait on each other
+                locks.enter_context(governance.advisory_lock(lock_conn, key))
             with engine.connect() as conn:
                 with conn.begin():  # the claim commits on its own, before CREATE TABLE: a leftover is known to be ours
                     _begin(conn)
-                    _refuse_foreign_target(conn, target)
-                    version = _next_version(conn, target)
-                    name = version_table_name(target.table, version)
-                    governance.claim_version(conn, target.table, version, name, run_id)
+                    for target in targets:
+                        _refuse_foreign_target(conn, target)
+                    version = max(_next_version(conn, target) for target in targets)
+                    for target in targets:
+                        governance.claim_version(
+                            conn, target.table, version, version_table_name(target.table, version), run_id
+                        )
                 with conn.begin():
                     _begin(conn)
-                    _refuse_foreign_target(conn, target)  # again, inside the publishing transaction
-                    previous = governance.current_version(conn, target.table)
-                    table = sa.Table(
-                        name,
-                        sa.MetaData(),
-                        *(sa.Column(c, t) for c, t in sql_types(columns, frame).items()),
-                        schema=target.db_schema,
-                    )
-                    table.create(conn)
-                    load_frame(conn, table, frame)
-                    _point_view(conn, target, version)
-                    _comment(conn, target, version, comment(version) if comment else None)
-                    governance.record_event(conn, target.table, "publish", version, previous, run_id, trigger)
-                    in_transaction(conn, version)
-            pruned = prune_versions(engine, target, keep_versions)
+                    previous = {}
+                    for t in tables:
+                        _refuse_foreign_target(conn, t.target)  # again, inside the publishing transaction
+                        previous[t.target] = governance.current_version(conn, t.target.table)
+                        _create_version(conn, t, version)
+                        governance.record_event(
+                            conn, t.target.table, "publish", version, previous[t.target], run_id, trigger
+                        )
+                        t.in_transaction(conn, version)
+            pruned = {target: prune_versions(engine, target, keep_versions) for target in targets}
     except (
         SQLAlchemyError,
         getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
     ) as exc:  # COPY raises the driver's
         raise PublishError(
-            f"publishing {qualified(target)!r} failed ({driver_error(exc)}); the previous version is unchanged and "
-            "still published"
+            f"publishing {described} failed ({driver_error(exc)}); the previous version is unchanged and still "
+            "published"
         ) from exc
-    log.info("published %s version %d (%d rows)", qualified(target), version, len(frame))
-    return Published(qualified(target), version, name, previous, pruned)
+    for t in tables:
+        log.info("published %s version %d (%d rows)", qualified(t.target), version, len(t.frame))
+    return [
+        Published(
+            qualified(t.target),
+            version,
+            version_table_name(t.target.table, version),
+            previous[t.target],
+            pruned[t.target],
+        )
+        for t in tables
+    ]
+
+
+def _create_version(conn: Connection, publication: Publication, version: int) -> None:
+    """Create and load the version table, point the view at it and comment both, inside the caller's transaction."""
+    target = publication.target
+    table = sa.Table(
+        version_table_name(target.table, version),
+        sa.MetaData(),
+        *(sa.Column(c, t) for c, t in sql_types(publication.columns, publication.frame).items()),
+        schema=target.db_schema,
+    )
+    table.create(conn)
+    load_frame(conn, table, publication.frame)
+    _point_view(conn, target, version)
+    _comment(conn, target, version, publication.comment(version) if publication.comment else None)
 
 
 def next_version(target: WarehouseTable) -> int:
@@ -621,6 +697,26 @@ def _locked_transaction(engine: Engine, target: WarehouseTable) -> Iterator[Conn
         yield conn
 
 
+def _linked_children(
+    conn: Connection, target: WarehouseTable, current: int, to_version: int
+) -> list[tuple[WarehouseTable, int | None]]:
+    """The child tables published with ``target`` at either version, each with its current version: every one must
+    keep ``to_version`` (a parent and its children move together, or not at all)."""
+    children = governance.children_of(conn, target.table, {current, to_version})
+    moves = []
+    for name in sorted(children):
+        child = WarehouseTable.model_validate({"url": target.url, "table": name, "schema": target.db_schema})
+        kept = _ownership(conn, child).published & set(_version_tables(conn, child))
+        if to_version not in kept or to_version not in children[name]:
+            raise PublishError(
+                f"version {to_version} of {qualified(target)!r} cannot be restored with its child table {name!r}, "
+                f"which was not published with it or is no longer kept (kept: {sorted(kept)}); pick another version "
+                "with --to"
+            )
+        moves.append((child, governance.current_version(conn, name)))
+    return moves
+
+
 def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:
     """Drop Synthgate's own versions past the newest ``keep_versions`` and the version tables killed publishes
     claimed and never published; never the current version nor one the view reads, and never a table Synthgate did
@@ -669,6 +765,12 @@ def rollback(
             current = governance.current_version(conn, target.table)
             if current is None:
                 raise PublishError(f"{qualified(target)!r} has never been published as a version: nothing to roll back")
+            parent = governance.parent_of(conn, target.table, current)
+            if parent is not None:
+                raise PublishError(
+                    f"{qualified(target)!r} is published with its parent table {parent!r} as one version: roll back "
+                    f"{parent!r}, and this table moves with it"
+                )
             _refuse_foreign_target(conn, target)
             owned = _ownership(conn, target).published
             kept = {v: n for v, n in _version_tables(conn, target).items() if v in owned}
@@ -687,6 +789,7 @@ def rollback(
                 )
             if to_version == current:
                 raise PublishError(f"{qualified(target)!r} already points at version {current}")
+            children = _linked_children(conn, target, current, to_version)
             _point_view(conn, target, to_version)
             row = conn.execute(
                 sa.select(governance.CATALOG.c.run_id).where(
@@ -700,6 +803,12 @@ def rollback(
                 ).scalar()
                 _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
             governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
+            for child, child_current in children:  # the child tables published with the parent move with it
+                _point_view(conn, child, to_version)
+                detail = f"with its parent {target.table}" + (f": {reason}" if reason else "")
+                governance.record_event(
+                    conn, child.table, "rollback", to_version, child_current, row, trigger, detail=detail
+                )
     except SQLAlchemyError as exc:
         raise PublishError(
             f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); the name still points at the version "

@@ -1,0 +1,148 @@
+"""Relations between a parent table and its child table: what a linked synthetic pair keeps of the real one.
+
+Every metric takes the same four frames (parents and children, real and synthetic) and the two key names:
+
+- **children per parent**: total variation distance between the real and synthetic distributions of children per
+  parent (0 children included), over the size bins of :data:`synthgate.generator.units.SIZE_EDGES`; beside it the
+  same distance between training and holdout parents, the ceiling sampling alone reaches;
+- **referential integrity**: the share of child rows whose non-NULL key names no parent (dangling), real and
+  synthetic, and the share with a NULL key;
+- **parent-child pair trends**: for each learned parent column and each child aggregate per parent (the number of
+  children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
+  SDMetrics correlation similarity, across the link).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from synthgate.generator.units import size_bin
+from synthgate.schema import Column, ColumnKind
+
+
+@dataclass(frozen=True)
+class LinkedPair:
+    """One parent table and its child table, with the names of the parent's key and the child's foreign key."""
+
+    parents: pd.DataFrame
+    children: pd.DataFrame
+    key: str
+    foreign_key: str
+
+    def children_per_parent(self) -> pd.Series:
+        """Each parent's number of children (0 for a parent without any)."""
+        counts = self.children[self.foreign_key].value_counts()
+        return self.parents[self.key].map(counts).fillna(0).astype("int64")
+
+    def dangling_share(self) -> float:
+        """Share of child rows whose key is not NULL and names no parent."""
+        keys = self.children[self.foreign_key]
+        dangling = keys.notna() & ~keys.isin(self.parents[self.key].dropna())
+        return float(dangling.mean()) if len(keys) else 0.0
+
+    def null_key_share(self) -> float:
+        """Share of child rows with a NULL key."""
+        return float(self.children[self.foreign_key].isna().mean()) if len(self.children) else 0.0
+
+
+@dataclass(frozen=True)
+class Relations:
+    """What the synthetic pair keeps of the real one's relations (aggregates only)."""
+
+    children_tvd: float
+    children_tvd_holdout: float
+    dangling_share: float
+    dangling_share_real: float
+    null_key_share: float
+    null_key_share_real: float
+    pair_trends: float  # NaN: no parent column and child aggregate to pair
+
+    @property
+    def dangling_excess(self) -> float:
+        """Dangling child rows beyond what the real data has: referential integrity's gated measure."""
+        return self.dangling_share - self.dangling_share_real
+
+    def as_metrics(self) -> dict[str, float]:
+        """The relation metrics, named ``relations.<name>`` (MLflow, the catalog's scores)."""
+        values = {
+            "children_tvd": self.children_tvd,
+            "children_tvd_holdout": self.children_tvd_holdout,
+            "dangling_share": self.dangling_share,
+            "dangling_share_real": self.dangling_share_real,
+            "dangling_excess": self.dangling_excess,
+            "null_key_share": self.null_key_share,
+            "null_key_share_real": self.null_key_share_real,
+            "pair_trends": self.pair_trends,
+        }
+        return {f"relations.{k}": float(v) for k, v in values.items() if not np.isnan(v)}
+
+
+def children_tvd(real: LinkedPair, synthetic: LinkedPair) -> float:
+    """Total variation distance of the children-per-parent distributions, over the size bins (0 its own bin)."""
+
+    def shares(pair: LinkedPair) -> np.ndarray:
+        sizes = pair.children_per_parent().to_numpy()
+        bins = np.where(sizes > 0, 1 + size_bin(np.maximum(sizes, 1)), 0)
+        counts = np.bincount(bins, minlength=64)[:64].astype(float)
+        return counts / max(counts.sum(), 1.0)
+
+    return float(0.5 * np.abs(shares(real) - shares(synthetic)).sum())
+
+
+def pair_trends(
+    real: LinkedPair, synthetic: LinkedPair, parent_columns: list[Column], child_columns: list[Column]
+) -> float:
+    """Mean correlation similarity of each parent column with each child aggregate per parent (NaN: none to pair)."""
+
+    def table(pair: LinkedPair) -> pd.DataFrame:
+        numeric = [c.name for c in child_columns if c.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)]
+        grouped = pair.children.groupby(pair.foreign_key)[numeric].mean() if numeric else pd.DataFrame()
+        means = grouped.add_prefix("mean:").reindex(pair.parents[pair.key]).reset_index(drop=True)
+        parents = pair.parents[[c.name for c in parent_columns]].reset_index(drop=True)
+        return pd.concat([parents, means.assign(**{"count:": pair.children_per_parent().to_numpy()})], axis=1)
+
+    def ranks(frame: pd.DataFrame) -> pd.DataFrame:
+        # Spearman reads ranks only: categories ranked in one shared order (real and synthetic ranked together)
+        def rank(s: pd.Series) -> pd.Series:
+            ordered = (
+                s.astype(str).where(s.notna()) if s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype) else s
+            )
+            return ordered.rank(method="dense")
+
+        return frame.apply(rank)
+
+    real_table, synthetic_table = table(real), table(synthetic)
+    combined = ranks(pd.concat([real_table, synthetic_table], ignore_index=True))
+    real_ranks, synthetic_ranks = combined.iloc[: len(real_table)], combined.iloc[len(real_table) :]
+    scores = []
+    aggregates = [n for n in real_table.columns if n.startswith(("mean:", "count:"))]
+    for p in (c.name for c in parent_columns):
+        for a in aggregates:
+            r = real_ranks[p].corr(real_ranks[a], method="spearman")
+            s = synthetic_ranks[p].corr(synthetic_ranks[a], method="spearman")
+            if not (np.isnan(r) or np.isnan(s)):
+                scores.append(1.0 - abs(r - s) / 2.0)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def evaluate_relations(
+    *,
+    train: LinkedPair,
+    holdout: LinkedPair,
+    synthetic: LinkedPair,
+    parent_columns: list[Column],
+    child_columns: list[Column],
+) -> Relations:
+    """Every relation metric of a synthetic pair against the training pair (and the holdout, the ceiling)."""
+    return Relations(
+        children_tvd=children_tvd(train, synthetic),
+        children_tvd_holdout=children_tvd(train, holdout),
+        dangling_share=synthetic.dangling_share(),
+        dangling_share_real=train.dangling_share(),
+        null_key_share=synthetic.null_key_share(),
+        null_key_share_real=train.null_key_share(),
+        pair_trends=pair_trends(train, synthetic, parent_columns, child_columns),
+    )

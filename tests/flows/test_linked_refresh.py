@@ -1,0 +1,105 @@
+"""A parent table with its child table (``children:``), refreshed end to end: one budget, one version of both tables,
+referential integrity, the catalog and the ledger, and a rollback that moves both views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from synthgate.errors import PublishError
+from synthgate.flows.refresh import refresh_table
+from synthgate.spec import load_spec
+from synthgate.warehouse import governance
+from synthgate.warehouse.publish import rollback
+from tests.flows.test_unit_refresh import warehouse  # noqa: F401 - the SQLite and MariaDB fixture
+from tests.generator.test_linked import customers_and_orders
+from tests.reliability.conftest import spec_dict
+
+pytestmark = pytest.mark.integration
+
+
+def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0) -> Path:
+    where = {"url": url, **({"schema": schema} if schema else {})}
+    data = spec_dict(schema or "", table="customers", target="customers_synthetic", name="shop")
+    data |= {
+        "source": {**where, "table": "customers"},
+        "target": {**where, "table": "customers_synthetic"},
+        "privacy": {"epsilon": epsilon, "delta": 1e-5, "unit": "customer_id"},
+        "holdout": {"fraction": 0.2},
+        "children": [
+            {
+                "source": {**where, "table": "orders"},
+                "target": {**where, "table": "orders_synthetic"},
+                "key": "customer_id",
+                "columns": {"order_id": {"policy": "fake", "fake": "id"}},
+            }
+        ],
+    }
+    data["training"] = data["training"] | {"epochs": 6}
+    path = folder / "shop.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workdir, warehouse):  # noqa: F811
+    url, schema, engine = warehouse
+    parents, children = customers_and_orders(1500)
+    parents.to_sql("customers", engine, schema=schema, index=False)
+    children.to_sql("orders", engine, schema=schema, index=False)
+    path = linked_spec(Path(workdir), url, schema)
+
+    result = refresh_table(str(path), trigger="test")
+    assert result["status"] == "published" and result["children"][0]["published_version"] == 1
+    assert result["relations"]["relations.children_tvd"] < 0.3
+
+    customers = pd.read_sql_table("customers_synthetic", engine, schema=schema)
+    orders = pd.read_sql_table("orders_synthetic", engine, schema=schema)
+    assert set(customers.columns) == set(parents.columns) and set(orders.columns) == set(children.columns)
+    assert customers["customer_id"].is_unique
+    linked = orders["customer_id"].isin(customers["customer_id"])
+    # every order names a synthetic customer, except NULL keys and keys no customer has, about as often as in the real
+    # orders (2% and 8% there)
+    assert orders["customer_id"].isna().mean() < 0.1 and (~linked & orders["customer_id"].notna()).mean() < 0.2
+    gold = customers.loc[customers["tier"] == "gold", "customer_id"]
+    per_customer = orders["customer_id"].value_counts()
+    assert per_customer.reindex(gold).fillna(0).mean() > 2 * per_customer.reindex(
+        customers.loc[customers["tier"] == "basic", "customer_id"]
+    ).fillna(0).mean()
+
+    governed = engine.execution_options(schema_translate_map={None: schema}) if schema else engine
+    rows = {r["published_table"]: r for r in governance.catalog_rows(governed, "shop")}
+    assert rows["orders_synthetic"]["parent_table"] == "customers_synthetic"
+    assert rows["orders_synthetic"]["mlflow_run_id"] == rows["customers_synthetic"]["run_id"]
+    assert rows["customers_synthetic"]["privacy_unit"] == "customer_id"
+    (ledger,) = governance.ledger_rows(governed, "shop")
+    assert ledger["status"] == "published" and ledger["epsilon_spent"] <= 8.0
+
+
+def test_a_rollback_moves_the_parent_and_its_children_together(prefect_harness, workdir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = sa.create_engine(url)
+    parents, children = customers_and_orders(1200)
+    parents.to_sql("customers", engine, index=False)
+    children.to_sql("orders", engine, index=False)
+    path = linked_spec(Path(workdir), url, None, epsilon=4.0)  # two refreshes within the default cap of 10
+    spec = load_spec(path)
+    for _ in range(2):
+        refresh_table(str(path), trigger="test")
+
+    def pointed() -> dict[str, int | None]:
+        with engine.connect() as conn:
+            return {t: governance.current_version(conn, t) for t in ("customers_synthetic", "orders_synthetic")}
+
+    assert pointed() == {"customers_synthetic": 2, "orders_synthetic": 2}
+    with pytest.raises(PublishError, match="roll back 'customers_synthetic'"):
+        rollback(spec.children[0].target)
+    rollback(spec.target, reason="test")
+    assert pointed() == {"customers_synthetic": 1, "orders_synthetic": 1}
+    with engine.connect() as conn:
+        view = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'orders_synthetic'")).scalar()
+    assert "orders_synthetic__v1" in view
+    engine.dispose()
