@@ -91,7 +91,9 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
     MLflow facts."""
     engine = governed_engine(spec.target)
     table = spec.target.table
-    catalog = [_plain(r) for r in governance.catalog_rows(engine, spec.name)]
+    rows = [_plain(r) for r in governance.catalog_rows(engine, spec.name)]
+    catalog = [r for r in rows if not r.get("parent_table")]
+    linked = [r for r in rows if r.get("parent_table") == table]  # child tables published with it (spec.children)
     events = [_plain(r) for r in governance.event_rows(engine, table)]
     ledger = governance.budget_summary(engine, spec.name, settings.budget_cap(spec.privacy.cap), source=spec.source)
     pointing = [e for e in events if e["action"] in governance.POINTING_ACTIONS]
@@ -136,6 +138,18 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
                 ),
             },
             "mlflow_run_id": row["mlflow_run_id"],
+            "children": [
+                {
+                    "table": child["published_table"],
+                    "version_table": child.get("version_table"),
+                    "rows": child["rows"],
+                    "source": {"table": child["source_table"], "fingerprint": child["source_fingerprint"]},
+                    "gates": child["gates"],
+                    "scores": child["scores"],
+                }
+                for child in linked
+                if child["mlflow_run_id"] == row["mlflow_run_id"]
+            ],
         }
         if with_mlflow:
             entry["mlflow"] = tracking.run_summary(tracking_uri, row["mlflow_run_id"])
@@ -193,6 +207,8 @@ def chain(record: dict[str, Any]) -> list[dict[str, str]]:
         f"{record['published_name']} version {current['version']} (table {current['version_table']}), "
         f"{current['rows']} rows, published {str(current['created_at'])[:19]} by {current['trigger']}"
     )
+    for child in current.get("children", []):
+        published += f"; with {child['table']} (table {child['version_table']}), {child['rows']} rows"
     if rolled:
         last = rolled[-1]
         published += (

@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from synthgate.audit import audit, chain
 from synthgate.errors import PublishError
 from synthgate.flows.refresh import refresh_table
+from synthgate.settings import get_settings
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
 from synthgate.warehouse.publish import rollback
@@ -66,9 +68,10 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
     assert orders["customer_id"].isna().mean() < 0.1 and (~linked & orders["customer_id"].notna()).mean() < 0.2
     gold = customers.loc[customers["tier"] == "gold", "customer_id"]
     per_customer = orders["customer_id"].value_counts()
-    assert per_customer.reindex(gold).fillna(0).mean() > 2 * per_customer.reindex(
-        customers.loc[customers["tier"] == "basic", "customer_id"]
-    ).fillna(0).mean()
+    assert (
+        per_customer.reindex(gold).fillna(0).mean()
+        > 2 * per_customer.reindex(customers.loc[customers["tier"] == "basic", "customer_id"]).fillna(0).mean()
+    )
 
     governed = engine.execution_options(schema_translate_map={None: schema}) if schema else engine
     rows = {r["published_table"]: r for r in governance.catalog_rows(governed, "shop")}
@@ -77,6 +80,9 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
     assert rows["customers_synthetic"]["privacy_unit"] == "customer_id"
     (ledger,) = governance.ledger_rows(governed, "shop")
     assert ledger["status"] == "published" and ledger["epsilon_spent"] <= 8.0
+    steps = {s["step"]: s["text"] for s in chain(audit(load_spec(path), get_settings(), with_mlflow=False))}
+    assert "with orders_synthetic (table orders_synthetic__v1)" in steps["published table"]
+    assert "protecting each customer_id with all its rows" in steps["budget"]
 
 
 def test_a_rollback_moves_the_parent_and_its_children_together(prefect_harness, workdir, tmp_path):
