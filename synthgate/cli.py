@@ -223,6 +223,17 @@ def _print_result(result: dict, as_json: bool) -> None:
     typer.echo(
         f"  quality         {result['quality_score']}   TSTR AUC {result['tstr_auc']}   DCR share {result['dcr_share']}"
     )
+    for child in result.get("children", []):  # published with it, as the same version
+        typer.echo(
+            f"  with {child['published_table']} ({child['rows_published']} rows): quality {child['quality_score']}   "
+            f"TSTR AUC {child['tstr_auc']}   DCR share {child['dcr_share']}"
+        )
+    if relations := result.get("relations"):
+        typer.echo(
+            f"  relations       children per parent TVD {relations.get('relations.children_tvd')} (holdout "
+            f"{relations.get('relations.children_tvd_holdout')}), child rows naming no parent "
+            f"{relations.get('relations.dangling_share')}"
+        )
     typer.echo(f"  MLflow run      {tracking.run_url(result['mlflow_tracking_uri'], result['mlflow_run_id'])}")
     typer.echo(f"  report          {result['report']}")
 

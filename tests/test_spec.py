@@ -394,3 +394,38 @@ def test_a_privacy_unit_is_a_fake_key_and_trains_on_the_fast_engine(tmp_path, ex
 def test_a_unit_bound_needs_a_unit(tmp_path):
     with pytest.raises(SpecError, match=r"max_rows_per_unit needs privacy\.unit"):
         load_spec(write(tmp_path, MINIMAL.replace("delta: 1.0e-5}", "delta: 1.0e-5, max_rows_per_unit: 10}")))
+
+
+LINKED = (
+    MINIMAL.replace("delta: 1.0e-5}", "delta: 1.0e-5, unit: customer_id}")
+    + """
+children:
+  - source: {url: "sqlite:///w.db", table: orders}
+    target: {url: "sqlite:///w.db", table: orders_synthetic}
+    key: customer_id
+"""
+)
+
+
+def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
+    spec = load_spec(write(tmp_path, LINKED))
+    child = spec.child_spec(spec.children[0])
+    assert child.source.table == "orders" and child.target.table == "orders_synthetic"
+    assert child.privacy.unit == "customer_id" and child.privacy.epsilon == spec.privacy.epsilon
+    assert child.name == "people-orders_synthetic"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("unit: customer_id}", "}"), r"children need privacy\.unit"),
+        (("table: orders_synthetic}", "table: orders_synthetic, schema: other}"), r"parent target's warehouse"),
+        (("table: orders_synthetic}", "table: people_synthetic}"), r"is the parent's target\.table"),
+        (("key: customer_id", "key: customer_id\n    target_column: customer_id"), r"target_column 'customer_id' is"),
+        (("privacy:", "holdout: {table: {url: 'sqlite:///w.db', table: h}}\nprivacy:"), r"use holdout\.fraction"),
+        (("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]), r"at most 1 item"),
+    ],
+)
+def test_a_child_table_is_refused_where_it_cannot_be_published_with_its_parent(tmp_path, change, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, LINKED.replace(*change)))
