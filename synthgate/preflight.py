@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from synthgate.errors import WarehouseError
+from synthgate.errors import SpecError, WarehouseError
+from synthgate.schema import Column
 from synthgate.spec import TableSpec, TargetTable
 from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
@@ -63,12 +64,27 @@ def run(spec: TableSpec, cap: float) -> bool:
     check_target_privileges(spec.target, target)
     check_target(spec.target)
     governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=spec.source)
-    check_spec_columns(spec, table_columns(spec.source, spec.columns))
+    columns = table_columns(spec.source, spec.columns)
+    check_spec_columns(spec, columns)
     if spec.holdout.table is not None:
         table_columns(spec.holdout.table, spec.columns, "holdout.table")
     for child in spec.children:  # published with the parent, in the same schema: names, ownership, columns
         check_target_names(child.target, target)
         check_target(child.target)
-        child_spec = spec.child_spec(child)
-        check_spec_columns(child_spec, table_columns(child.source, child.columns, "children[].source"))
+        child_columns = table_columns(child.source, child.columns, "children[].source")
+        check_spec_columns(spec.child_spec(child), child_columns)
+        check_link(spec, child.key, columns, child_columns)
     return created
+
+
+def check_link(spec: TableSpec, key: str, parent: list[Column], child: list[Column]) -> None:
+    """A child row names its parent by an equal value: the foreign key and the parent's key must be of one kind (an
+    integer key never equals a text one). Raises :class:`SpecError` naming both columns and their SQL types."""
+    parent_key = next(c for c in parent if c.name == spec.privacy.unit)
+    foreign_key = next(c for c in child if c.name == key)
+    if parent_key.kind is not foreign_key.kind:
+        raise SpecError(
+            f"the child's key {key!r} ({foreign_key.sql_type}) and the parent's key {parent_key.name!r} "
+            f"({parent_key.sql_type}) are of different kinds, so no child row would name a parent: cast one of them "
+            "in a view, or name the right columns"
+        )

@@ -417,13 +417,14 @@ class TableSpec(_Frozen):
         import hashlib
         import json
 
-        learning = {
+        learning: dict[str, Any] = {
             "columns": {k: v.model_dump() for k, v in sorted(self.columns.items())},
             "privacy": self.privacy.model_dump(exclude={"cap"}),
             "training": self.training.model_dump(exclude={"seed", "device"}),
             "target_column": self.target_column,
-            "children": [c.model_dump(exclude={"source", "target"}) for c in self.children],
         }
+        if self.children:  # absent otherwise: the digests of specs without children stay as they were
+            learning["children"] = [c.model_dump(exclude={"source", "target"}) for c in self.children]
         return hashlib.sha256(json.dumps(learning, sort_keys=True, default=str).encode()).hexdigest()
 
     @model_validator(mode="after")

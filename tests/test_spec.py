@@ -429,3 +429,21 @@ def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
 def test_a_child_table_is_refused_where_it_cannot_be_published_with_its_parent(tmp_path, change, message):
     with pytest.raises(SpecError, match=message):
         load_spec(write(tmp_path, LINKED.replace(*change)))
+
+
+def test_a_spec_without_children_keeps_its_learning_digest(tmp_path):
+    """Published versions record the digest: a spec that did not change must not look changed (it would retrain)."""
+    import hashlib
+    import json
+
+    spec = load_spec(write(tmp_path, MINIMAL))
+    before = {
+        "columns": {},
+        "privacy": spec.privacy.model_dump(exclude={"cap"}),
+        "training": spec.training.model_dump(exclude={"seed", "device"}),
+        "target_column": None,
+    }
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()
+    assert spec.learning_digest() == digest
+    unit_only = load_spec(write(tmp_path, LINKED.split("children:")[0]))
+    assert load_spec(write(tmp_path, LINKED)).learning_digest() != unit_only.learning_digest()

@@ -7,7 +7,8 @@ Every metric takes the same four frames (parents and children, real and syntheti
   same distance between training and holdout parents, the ceiling sampling alone reaches;
 - **referential integrity**: the share of child rows whose non-NULL key names no parent (dangling), real and
   synthetic, and the share with a NULL key;
-- **parent-child pair trends**: for each learned parent column and each child aggregate per parent (the number of
+- **parent-child pair trends**: for each learned ordered parent column (numbers, dates, booleans) and each child
+  aggregate per parent (the number of
   children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
   SDMetrics correlation similarity, across the link).
 """
@@ -114,6 +115,8 @@ def pair_trends(
 
         return frame.apply(rank)
 
+    # ordered parent columns only: a category's rank (its label's place in the alphabet) would measure nothing
+    parent_columns = [c for c in parent_columns if c.kind is not ColumnKind.CATEGORICAL]
     real_table, synthetic_table = table(real), table(synthetic)
     combined = ranks(pd.concat([real_table, synthetic_table], ignore_index=True))
     real_ranks, synthetic_ranks = combined.iloc[: len(real_table)], combined.iloc[len(real_table) :]

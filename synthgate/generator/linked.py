@@ -204,6 +204,12 @@ class LinkedSynthesizer:
         if linked_sizes.total < 10:
             raise DataValidationError("too few parents with children to learn their relation under this budget")
         bound = self.privacy.max_rows_per_unit or linked_sizes.bound()
+        # The shares of children per parent: inside the histogram's reach every bin keeps its noisy count (at least 0),
+        # not only the bins that clear the noise: few parents in each of many small bins (1, 2, 3 children...) would
+        # otherwise all come out childless or large, and the sampled children per parent skew high
+        reach = max((i + 1 for i, u in enumerate(linked_sizes.units) if u > 0), default=1)
+        kept = np.where(np.arange(n_edges) < reach, np.maximum(linked_part, 0.0), 0.0)
+        linked_sizes = SizeHistogram(tuple(float(u) for u in kept), linked_sizes.total)
         return ChildCounts(
             linked_sizes,
             _orphan_sizes(orphan_part, linked_sizes, sigma),
@@ -228,7 +234,7 @@ class LinkedSynthesizer:
         unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
         given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
         children = self.child.sample(len(given), seed=seed + 1, given=given)
-        orphan_keys = self._orphan_keys(context[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
+        orphan_keys = self._orphan_keys(parents[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
         keys = pd.concat(
             [
                 context[self.parent_key].astype(object),
@@ -237,7 +243,9 @@ class LinkedSynthesizer:
             ],
             ignore_index=True,
         )
-        children[self.foreign_key] = keys.to_numpy()
+        # the parent key's type (a fake id's integers with NULLs as Int64): published with the same SQL type, they join
+        integer = pd.api.types.is_integer_dtype(parents[self.parent_key])
+        children[self.foreign_key] = keys.astype("Int64").array if integer else keys.to_numpy()
         return parents.drop(columns=[CHILDREN]), children
 
     def tables(self) -> tuple[DPSynthesizer, DPSynthesizer]:

@@ -648,7 +648,7 @@ def reusable_version(engine: Engine, spec: Any, fingerprint: str) -> dict[str, A
     post-processing of a DP output and spends nothing.
     """
     row = published_row(engine, spec.target.table)
-    if row is None or row.get("model_version") is None:
+    if row is None or row.get("model_version") is None or row.get("parent_table"):  # a child's model is its pair's
         return None
     if row.get("source_fingerprint") != fingerprint or row.get("spec_digest") != spec.learning_digest():
         return None

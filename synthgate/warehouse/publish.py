@@ -566,7 +566,14 @@ def publish_together(
                     for t in tables:
                         _refuse_foreign_target(conn, t.target)  # again, inside the publishing transaction
                         previous[t.target] = governance.current_version(conn, t.target.table)
-                        _create_version(conn, t, version)
+                    # Every version table loaded before any view moves: on MySQL/MariaDB each DDL commits on its own,
+                    # so a load failing there leaves only claimed leftovers, never one view moved without the other
+                    for t in tables:
+                        _load_version(conn, t, version)
+                    for t in tables:
+                        _point_view(conn, t.target, version)
+                        _comment(conn, t.target, version, t.comment(version) if t.comment else None)
+                    for t in tables:
                         governance.record_event(
                             conn, t.target.table, "publish", version, previous[t.target], run_id, trigger
                         )
@@ -594,8 +601,8 @@ def publish_together(
     ]
 
 
-def _create_version(conn: Connection, publication: Publication, version: int) -> None:
-    """Create and load the version table, point the view at it and comment both, inside the caller's transaction."""
+def _load_version(conn: Connection, publication: Publication, version: int) -> None:
+    """Create and load the version table, inside the caller's transaction."""
     target = publication.target
     table = sa.Table(
         version_table_name(target.table, version),
@@ -605,8 +612,6 @@ def _create_version(conn: Connection, publication: Publication, version: int) ->
     )
     table.create(conn)
     load_frame(conn, table, publication.frame)
-    _point_view(conn, target, version)
-    _comment(conn, target, version, publication.comment(version) if publication.comment else None)
 
 
 def next_version(target: WarehouseTable) -> int:
@@ -713,7 +718,13 @@ def _linked_children(
                 f"which was not published with it or is no longer kept (kept: {sorted(kept)}); pick another version "
                 "with --to"
             )
-        moves.append((child, governance.current_version(conn, name)))
+        child_current = governance.current_version(conn, name)
+        if child_current is not None and governance.parent_of(conn, name, child_current) != target.table:
+            raise PublishError(
+                f"{name!r} was published with {qualified(target)!r} but now points at its version {child_current}, "
+                "published on its own: roll it back by itself; nothing was changed"
+            )
+        moves.append((child, child_current))
     return moves
 
 

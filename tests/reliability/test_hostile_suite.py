@@ -312,6 +312,12 @@ def spec(*changes: tuple[str, Any], where: str = "pg", **top: Any) -> Builder:
     return build
 
 
+def child_of(w: World, key: str, target: str) -> dict[str, Any]:
+    """A child table for the case: the source table again, naming its parent by ``key``, published at ``target``."""
+    where = {"url": w.get("pg").url, "schema": w.get("pg").schema}
+    return {"source": where | {"table": "src"}, "target": where | {"table": target}, "key": key}
+
+
 def raw(text: str | bytes) -> Builder:
     return lambda w, name: text
 
@@ -742,6 +748,18 @@ PREFLIGHT = [
         spec(("target.table", "taken_view")),
     ),
     flow("target-is-keep", "is a table Synthgate did not create", "PublishError", spec(("target.table", "keep"))),
+    flow(
+        "child-target-is-keep",
+        "target keep (schema",
+        "PublishError",
+        spec(("privacy.unit", "id"), ("children", lambda w, name: [child_of(w, "id", "keep")])),
+    ),
+    flow(
+        "child-key-of-another-kind",
+        "are of different kinds, so no child row would name a parent",
+        "SpecError",
+        spec(("privacy.unit", "id"), ("children", lambda w, name: [child_of(w, "plan", target_of(name) + "_c")])),
+    ),
     flow(
         "target-name-too-long",
         "shorten target.table to at most 56 bytes",
