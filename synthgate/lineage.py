@@ -85,6 +85,7 @@ class RunLineage:
     output_assertions: list[dict[str, Any]] = field(default_factory=list)
     output_rows: int | None = None
     published_version: int | None = None
+    children: list[RunLineage] = field(default_factory=list)  # a linked refresh: each child table's datasets
 
     def record_checks(
         self, frame: Any, columns: list[Column], gx_result: dict[str, Any] | None, verdicts: list[Any]
@@ -98,15 +99,8 @@ class RunLineage:
 
     def event(self, state: str, error: BaseException | None = None) -> Any:
         """This refresh's OpenLineage ``RunEvent`` in ``state`` (START, COMPLETE or FAIL), with ``error`` on FAIL."""
-        from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-        from openlineage.client.generated import (
-            dataset_version_dataset,
-            datasource_dataset,
-            error_message_run,
-            job_type_job,
-            output_statistics_output_dataset,
-            parent_run,
-        )
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.generated import error_message_run, job_type_job, parent_run
 
         run_facets: dict[str, Any] = {}
         if self.flow_run_id:
@@ -126,6 +120,23 @@ class RunLineage:
                 "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="SYNTHGATE", jobType="JOB")
             },
         )
+        inputs = [self.input_dataset()] + [child.input_dataset() for child in self.children]
+        outputs = [self.output_dataset()] + [child.output_dataset() for child in self.children]
+        return RunEvent(
+            eventType=getattr(RunState, state),
+            eventTime=datetime.now(UTC).isoformat(),
+            run=Run(runId=openlineage_run_id(self.run_id), facets=run_facets),
+            job=job,
+            inputs=inputs,
+            outputs=outputs,
+            producer=PRODUCER,
+        )
+
+    def input_dataset(self) -> Any:
+        """The source table as an OpenLineage input: its schema, keyed fingerprint and source suite's verdicts."""
+        from openlineage.client.event_v2 import InputDataset
+        from openlineage.client.generated import dataset_version_dataset, datasource_dataset
+
         source_ns, source_name = dataset_id(self.spec.source)
         source_facets: dict[str, Any] = {
             "dataSource": datasource_dataset.DatasourceDatasetFacet(name=source_ns, uri=source_ns)
@@ -137,7 +148,17 @@ class RunLineage:
                 datasetVersion=self.source_fingerprint
             )
         input_facets = {"dataQualityAssertions": _assertions(self.source_assertions)} if self.source_assertions else {}
-        inputs = [InputDataset(namespace=source_ns, name=source_name, facets=source_facets, inputFacets=input_facets)]
+        return InputDataset(namespace=source_ns, name=source_name, facets=source_facets, inputFacets=input_facets)
+
+    def output_dataset(self) -> Any:
+        """The published table as an OpenLineage output: its schema, version, checks and (DP) row count."""
+        from openlineage.client.event_v2 import OutputDataset
+        from openlineage.client.generated import (
+            dataset_version_dataset,
+            datasource_dataset,
+            output_statistics_output_dataset,
+        )
+
         target_ns, target_name = dataset_id(self.spec.target)
         target_facets: dict[str, Any] = {
             "dataSource": datasource_dataset.DatasourceDatasetFacet(name=target_ns, uri=target_ns)
@@ -159,18 +180,7 @@ class RunLineage:
             if self.output_rows is not None and self.published_version is not None
             else {}
         )
-        outputs = [
-            OutputDataset(namespace=target_ns, name=target_name, facets=target_facets, outputFacets=output_facets)
-        ]
-        return RunEvent(
-            eventType=getattr(RunState, state),
-            eventTime=datetime.now(UTC).isoformat(),
-            run=Run(runId=openlineage_run_id(self.run_id), facets=run_facets),
-            job=job,
-            inputs=inputs,
-            outputs=outputs,
-            producer=PRODUCER,
-        )
+        return OutputDataset(namespace=target_ns, name=target_name, facets=target_facets, outputFacets=output_facets)
 
     def emit(self, state: str, error: BaseException | None = None) -> None:
         """Send :meth:`event` to the configured client; a failure is logged as a warning, never raised."""

@@ -74,6 +74,7 @@ def run(spec: TableSpec, cap: float) -> bool:
         child_columns = table_columns(child.source, child.columns, "children[].source")
         check_spec_columns(spec.child_spec(child), child_columns)
         check_link(spec, child.key, columns, child_columns)
+        governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=child.source)
     return created
 
 

@@ -512,19 +512,29 @@ def refresh_params(outcome: Any) -> dict[str, Any]:
         | ({"resampled_from_run": privacy.resampled_from} if privacy.resampled_from else {})
         | ({"dp_sgd_engine": privacy.engine} if privacy.engine else {})
         | (
-            {
-                "epochs": plan.epochs,
-                "expected_batch_size": plan.expected_batch_size,
-                "noise_multiplier": round(plan.noise_multiplier, 5),
-                "sample_rate": round(plan.sample_rate, 6),
-                "steps": plan.steps,
-                "preprocessing_share": round(plan.preprocessing_share, 4),  # the spec's, or the default for its width
-            }
-            | ({"max_rows_per_unit": summary.max_rows_per_unit} if summary and summary.unit else {})
+            plan_params(plan)
+            | {"preprocessing_share": round(plan.preprocessing_share, 4)}  # the spec's, or the default for its width
+            | ({"max_rows_per_unit": privacy.max_rows_per_unit} if privacy.unit else {})
             if plan is not None
             else {}
         )
+        | {  # a linked refresh: each child table's model has a plan of its own
+            f"{metric_name(c.spec.target.table)}.{k}": v
+            for c in outcome.children
+            for k, v in plan_params(c.synthesizer.summary.plan).items()
+        }
     )
+
+
+def plan_params(plan: Any) -> dict[str, Any]:
+    """A DP-SGD plan (:class:`synthgate.generator.TrainingPlan`) as MLflow params."""
+    return {
+        "epochs": plan.epochs,
+        "expected_batch_size": plan.expected_batch_size,
+        "noise_multiplier": round(plan.noise_multiplier, 5),
+        "sample_rate": round(plan.sample_rate, 6),
+        "steps": plan.steps,
+    }
 
 
 def refresh_metrics(outcome: Any, state: dict[str, Any]) -> dict[str, float]:

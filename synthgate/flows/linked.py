@@ -53,13 +53,18 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
                 child.source = extract_source(child.spec, key)
                 split_linked(result, child, key)
             spend.identify(result.fingerprint)
+            spend.children[0].identify(child.fingerprint)
             record_source(spec, result.source, events)
+            child_events = lineage.RunLineage(child.spec, run_id, settings)
+            child_events.source_columns, child_events.source_fingerprint = child.source.columns, child.fingerprint
+            events.children = [child_events]
             tracking.log_dict(child.source.fingerprint.as_dict(), f"lineage/{child.spec.name}/source_fingerprint.json")
             with result.stage("validate"):
                 for table in tables:
                     _validate(table, settings.expectations_dir)
-            assert result.source_check is not None
+            assert result.source_check is not None and child.source_check is not None
             events.source_assertions = lineage.assertions_from_gx(result.source_check.result)
+            child_events.source_assertions = lineage.assertions_from_gx(child.source_check.result)
             spend.training()
             with result.stage("train"):
                 result.linked = train_linked(result, child)
@@ -78,12 +83,17 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             events.record_checks(
                 result.synthetic, result.source.columns, result.synthetic_check.result, result.verdicts
             )
+            assert child.synthetic_check is not None
+            child_events.record_checks(
+                child.synthetic, child.source.columns, child.synthetic_check.result, child.verdicts
+            )
             with result.stage("log"), tracking.explained_log_failures(result.tracking_uri, result.report_path):
                 result.model_version = child.model_version = log_run(result)
             enforce(result.verdicts)
             with result.stage("publish"):
                 result.published = publish_table(result)
             events.published_version, events.output_rows = result.published.version, result.rows
+            child_events.published_version, child_events.output_rows = result.published.version, child.rows
             tracking.set_tags(tracking.published_tags(result.published))
         tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
     assert result.privacy is not None and result.scores is not None and child.scores is not None

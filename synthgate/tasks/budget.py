@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from prefect import get_run_logger, task
 
@@ -44,5 +44,9 @@ def privacy_spend(spec: TableSpec, run_id: str, trigger: str) -> Iterator[Spend]
     over the cap, among others), then the ledger reservation of :func:`reserve_budget` under the settings' cap."""
     cap = get_settings().budget_cap(spec.privacy.cap)
     preflight(spec, cap)
-    with reserve_budget(spec, governance.LedgerEntry.for_run(spec, run_id, trigger), cap) as spend:
+    with ExitStack() as reserved:
+        spend = reserved.enter_context(reserve_budget(spec, governance.LedgerEntry.for_run(spec, run_id, trigger), cap))
+        for child in spec.children:  # the child table's source is read and spent on too
+            entry = governance.LedgerEntry.for_child(spec, child, run_id, trigger)
+            spend.children.append(reserved.enter_context(reserve_budget(spec, entry, cap)))
         yield spend

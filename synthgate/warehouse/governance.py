@@ -201,6 +201,27 @@ class LedgerEntry:
             source_key(spec.source),
         )
 
+    @classmethod
+    def for_child(cls, spec: Any, child: Any, run_id: str, trigger: str) -> LedgerEntry:
+        """A linked refresh's ledger row for its child table's source: the same spend, counted against that source too
+        (a spec of its own on the child table sees it), under ``<run>/<child target>`` (:func:`child_run_id`)."""
+        return cls(
+            child_run_id(run_id, child.target.table),
+            spec.name,
+            child.source.table,
+            spec.privacy.epsilon,
+            spec.privacy.delta,
+            run_id,
+            trigger,
+            source_key(child.source),
+        )
+
+
+def child_run_id(run_id: str, table: str) -> str:
+    """The ledger's and the catalog's key of a child table's rows in run ``run_id`` (the parent's rows hold the run's
+    own id)."""
+    return f"{run_id}/{table}"[:64]
+
 
 def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.ColumnElement[bool]:
     """The ledger rows that share one budget: every row on the same source (``key``), whatever its spec; rows an
@@ -309,10 +330,13 @@ class Spend:
         self.engine = engine
         self.run_id = run_id
         self.mechanisms_started = False  # no DP mechanism has seen the data yet: a failure now spends nothing
+        self.children: list[Spend] = []  # a linked refresh: the same spend on each child table's source
 
     def training(self) -> None:
         """The DP mechanisms start: from here a failure keeps the whole reservation counted."""
         self.mechanisms_started = True
+        for child in self.children:
+            child.training()
 
     def identify(self, fingerprint: str) -> None:
         """Record the snapshot's keyed fingerprint once it is known."""
@@ -322,6 +346,8 @@ class Spend:
     def trained(self, epsilon: float, accounting: str) -> None:
         """Training is done: the ledger holds the accountant's figure from now on."""
         close_spend(self.engine, self.run_id, "trained", epsilon, accounting)
+        for child in self.children:
+            child.trained(epsilon, accounting)
 
     def reused(self) -> None:
         """The snapshot did not change: this run re-samples a published model and spends nothing."""

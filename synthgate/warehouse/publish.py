@@ -487,7 +487,7 @@ def _child_publication(child: Any, parent: Any, model_name: str) -> Publication:
     ledger row is the parent's)."""
     target = child.spec.target
     catalog = governance.catalog_values(child, model_name) | {
-        "run_id": f"{child.run_id}/{target.table}"[:64],  # the catalog's key: the parent's row holds the run's id
+        "run_id": governance.child_run_id(child.run_id, target.table),  # the parent's row holds the run's own id
         "spec_name": parent.name,
         "parent_table": parent.target.table,
     }
@@ -496,6 +496,7 @@ def _child_publication(child: Any, parent: Any, model_name: str) -> Publication:
         governance.catalog_row(
             conn, **catalog, version=version, version_table=version_table_name(target.table, version)
         )
+        governance.close_spend(conn, catalog["run_id"], "published", child.privacy.spent, child.privacy.accounting)
 
     return Publication(
         target, child.synthetic, child.source.columns, record, lambda v: governance.lineage_comment(v, catalog)

@@ -91,7 +91,7 @@ DP_OUTPUTS: dict[str, str] = {
     r"^pg:synthgate_catalog\[\d+\]\.rows$": "published row count = the DP row-count estimate (rows unset)",
     r"^pg:synthgate_catalog\[\d+\]\.max_rows_per_unit$": "the unit bound, from the DP histogram of rows per unit",
     r"^published:": "the published synthetic rows: sampled from the DP model, their count the DP row estimate",
-    r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.outputFacets\.outputStatistics\.rowCount$": (
+    r"^lineage\[\d+\]:COMPLETE:outputs\[\d+\]\.outputFacets\.outputStatistics\.rowCount$": (
         "published row count = the DP row-count estimate"
     ),
     r"^pg:comment:[^:]+:epsilon #\.#$": "epsilon in the table comment, from the accountant",
@@ -191,7 +191,7 @@ DISCLOSED: dict[str, str] = {
         "the report's figures, logged as images"
     ),
     r"^pg:synthgate_catalog\[\d+\]\.(scores|gates)$": "overall scores and gate verdicts in the catalog",
-    r"^lineage\[\d+\]:COMPLETE:outputs\[0\]\.facets\.dataQualityAssertions\.": "synthetic suite and gates pass/fail",
+    r"^lineage\[\d+\]:COMPLETE:outputs\[\d+\]\.facets\.dataQualityAssertions\.": "synthetic suite and gates pass/fail",
     r"^prefect:log:score-synthetic:[\w#]+ (passed|FAILED): measured": "gate verdicts",
     r"^prefect:artifact:synthgate-[^:]+-gates:table:": "gate verdicts",
     r"^prefect:artifact:synthgate-[^:]+-verdict:markdown:\| [\w#.]+ \| -?#\.#": "gate verdicts",
@@ -203,14 +203,14 @@ DISCLOSED: dict[str, str] = {
 }
 
 
-#: The linked case's child table: its metrics are the single-table metrics under its name (``orders_synthetic.<m>``),
-#: its suites' results and report under ``children/<table>/``.
+#: The linked case's child table: its metrics and plan are the single-table ones under its name
+#: (``orders_synthetic.<m>``), its suites' results and report under ``children/<table>/``.
 CHILD = "orders_synthetic"
 
 
 def allowed(location: str) -> str | None:
     """The allowlist entry that covers ``location`` (``'DP_OUTPUTS: why'``), else None."""
-    location = re.sub(rf"^(mlflow:(?:logged_model:)?metric:){CHILD}\.", r"\1", location)
+    location = re.sub(rf"^(mlflow:(?:logged_model:)?(?:metric|param):){CHILD}\.", r"\1", location)
     location = re.sub(rf"/artifacts/children/{CHILD}/gx/", "/artifacts/gx/", location)
     for part, entries in (("DP_OUTPUTS", DP_OUTPUTS), ("DISCLOSED", DISCLOSED)):
         for pattern, why in entries.items():
