@@ -6,6 +6,7 @@ its children, one linked generator, both tables checked, logged and published to
 """
 
 # No `from __future__ import annotations`: see synthgate/flows/refresh.py.
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from synthgate.report import check_writable
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
 from synthgate.tasks.artifacts import publish_summary, summarised
-from synthgate.tasks.budget import privacy_spend
+from synthgate.tasks.budget import Spend, privacy_spend
 from synthgate.tasks.extract import extract_source, record_source
 from synthgate.tasks.linked import sample_linked, score_relations, split_linked, train_linked
 from synthgate.tasks.publish import publish_table
@@ -44,56 +45,38 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             spec.child_spec(spec.children[0]), run_id, tracking_uri, trigger, reports / f"{run_id}.child.html"
         )
         result.children = [child]
-        tables = (result, child)
         check_writable(result.report_path.parent)
         key = fingerprint_key(settings)
+        events.children = [lineage.RunLineage(child.spec, run_id, settings)]
         with summarised(result), privacy_spend(spec, run_id, trigger) as spend:
+            both = [(result, events, spend), (child, events.children[0], spend.children[0])]
             with result.stage("extract"):
-                result.source = extract_source(spec, key)
-                child.source = extract_source(child.spec, key)
-                split_linked(result, child, key)
-            spend.identify(result.fingerprint)
-            spend.children[0].identify(child.fingerprint)
-            record_source(spec, result.source, events)
-            child_events = lineage.RunLineage(child.spec, run_id, settings)
-            child_events.source_columns, child_events.source_fingerprint = child.source.columns, child.fingerprint
-            events.children = [child_events]
-            tracking.log_dict(child.source.fingerprint.as_dict(), f"lineage/{child.spec.name}/source_fingerprint.json")
+                for table, _, _ in both:
+                    table.source = extract_source(table.spec, key)
+                (result.train, result.holdout), (child.train, child.holdout) = split_linked(result, child, key)
+            for table, seen, spent in both:
+                _record_source(table, seen, spent, parent=table is result)
             with result.stage("validate"):
-                for table in tables:
-                    _validate(table, settings.expectations_dir)
-            assert result.source_check is not None and child.source_check is not None
-            events.source_assertions = lineage.assertions_from_gx(result.source_check.result)
-            child_events.source_assertions = lineage.assertions_from_gx(child.source_check.result)
+                for table, seen, _ in both:
+                    _validate(table, seen, settings.expectations_dir)
             spend.training()
             with result.stage("train"):
                 result.linked = train_linked(result, child)
-            assert result.linked.summary is not None
-            result.privacy = child.privacy = RunPrivacy.trained(result.linked.summary)
-            spend.trained(result.privacy.spent, result.privacy.accounting)
-            result.synthesizer, child.synthesizer = result.linked.tables()
+            _trained(result, spend)
             with result.stage("sample"):
                 result.synthetic, child.synthetic = sample_linked(spec, result.linked)
             with result.stage("check"):
-                for table in tables:
-                    _check(table, settings.expectations_dir)
+                for table, seen, _ in both:
+                    _check(table, seen, settings.expectations_dir)
                 result.relations, relation_verdicts = score_relations(result, child)
                 result.verdicts = [*result.verdicts, *_named(child, child.verdicts), *relation_verdicts]
-            assert result.synthetic_check is not None
-            events.record_checks(
-                result.synthetic, result.source.columns, result.synthetic_check.result, result.verdicts
-            )
-            assert child.synthetic_check is not None
-            child_events.record_checks(
-                child.synthetic, child.source.columns, child.synthetic_check.result, child.verdicts
-            )
             with result.stage("log"), tracking.explained_log_failures(result.tracking_uri, result.report_path):
                 result.model_version = child.model_version = log_run(result)
             enforce(result.verdicts)
             with result.stage("publish"):
                 result.published = publish_table(result)
-            events.published_version, events.output_rows = result.published.version, result.rows
-            child_events.published_version, child_events.output_rows = result.published.version, child.rows
+            for table, seen, _ in both:
+                seen.published_version, seen.output_rows = result.published.version, table.rows
             tracking.set_tags(tracking.published_tags(result.published))
         tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
     assert result.privacy is not None and result.scores is not None and child.scores is not None
@@ -110,16 +93,38 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
     return result.as_dict()
 
 
-def _validate(table: RefreshResult, expectations_dir: Path) -> None:
+def _record_source(table: RefreshResult, seen: lineage.RunLineage, spent: Spend, *, parent: bool) -> None:
+    """A table's snapshot in its ledger row, its lineage and MLflow (the parent's as a single table's; the child's
+    fingerprint under ``lineage/<child spec>/``)."""
+    assert table.source is not None
+    spent.identify(table.fingerprint)
+    if parent:
+        record_source(table.spec, table.source, seen)
+        return
+    seen.source_columns, seen.source_fingerprint = table.source.columns, table.fingerprint
+    tracking.log_dict(table.source.fingerprint.as_dict(), f"lineage/{table.spec.name}/source_fingerprint.json")
+
+
+def _validate(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: Path) -> None:
     """One table's column policies and its source suite."""
     assert table.source is not None
     table.profiles = profile_columns(table.spec, table.source.columns)
     table.source_check = validate_source(
         table.spec, table.source.frame, table.source.columns, table.profiles, expectations_dir
     )
+    seen.source_assertions = lineage.assertions_from_gx(table.source_check.result)
 
 
-def _check(table: RefreshResult, expectations_dir: Path) -> None:
+def _trained(result: RefreshResult, spend: Spend) -> None:
+    """The linked fit's privacy on both tables and in the ledger; each table's view of its model."""
+    assert result.linked is not None and result.linked.summary is not None
+    result.privacy = RunPrivacy.trained(result.linked.summary)
+    spend.trained(result.privacy.spent, result.privacy.accounting)
+    result.synthesizer, result.children[0].synthesizer = result.linked.tables()
+    result.children[0].privacy = result.privacy
+
+
+def _check(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: Path) -> None:
     """One table's synthetic suite, scores and gates."""
     assert table.source is not None and table.synthetic is not None and table.synthesizer is not None
     table.synthetic_check = validate_synthetic(
@@ -132,10 +137,9 @@ def _check(table: RefreshResult, expectations_dir: Path) -> None:
         table.synthesizer.repeating_keys,
     )
     table.evaluation, table.verdicts = score_synthetic(table)
+    seen.record_checks(table.synthetic, table.source.columns, table.synthetic_check.result, table.verdicts)
 
 
 def _named(child: RefreshResult, verdicts: list[GateVerdict]) -> list[GateVerdict]:
     """The child's verdicts named after its table (``orders.quality``), beside the parent's own."""
-    import dataclasses
-
     return [dataclasses.replace(v, name=f"{child.spec.target.table}.{v.name}") for v in verdicts]

@@ -128,17 +128,19 @@ def clipped_gradient_sum(
     max_grad_norm: float,
     weights: list[float] | None = None,
     sizes: torch.Tensor | None = None,
+    full_weight_rows: int = 1,
 ) -> tuple[dict[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Sum over the batch of per-sample gradients clipped to ``max_grad_norm``; and the per-row losses.
 
     With ``sizes`` (rows of each unit, the batch laid out unit by unit) a sample is a unit: each unit's gradient, the
-    sum of its rows', is clipped to ``max_grad_norm`` as one."""
+    sum of its rows', is clipped as one, to ``max_grad_norm`` times ``min(rows, full_weight_rows) / full_weight_rows``
+    (:func:`unit_clip_norms`)."""
     if sizes is None:
         norms, grads, trace, losses = per_sample_norms(model, tokens, weights)
         scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1)
     else:
         unit_norms, grads, trace, losses = per_unit_norms(model, tokens, sizes, weights)
-        unit_scale = (max_grad_norm / (unit_norms + 1e-6)).clamp(max=1.0)
+        unit_scale = (unit_clip_norms(sizes, max_grad_norm, full_weight_rows) / (unit_norms + 1e-6)).clamp(max=1.0)
         scale = torch.repeat_interleave(unit_scale, sizes).unsqueeze(1)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     out: dict[torch.Tensor, torch.Tensor] = {}
@@ -153,6 +155,17 @@ def clipped_gradient_sum(
         out[weight(model.heads[j])] = g_logits.T @ trace.head_in[j].detach()
         out[bias(model.heads[j])] = g_logits.sum(0)
     return out, losses
+
+
+def unit_clip_norms(sizes: torch.Tensor, max_grad_norm: float, full_weight_rows: int) -> torch.Tensor:
+    """Each unit's clipping norm: ``max_grad_norm`` for a unit of ``full_weight_rows`` rows or more, proportionally
+    less for a smaller one.
+
+    Clipped to one norm, every unit weighs the same in the model whatever its rows: a table of flights is then learned
+    as if each aircraft flew once (carriers whose aircraft fly most come out rare). Norms in proportion to the rows,
+    up to ``full_weight_rows``, keep the rows' weights up to there. Every unit still moves the sum by at most
+    ``max_grad_norm``, the noise's scale: the guarantee is unchanged."""
+    return max_grad_norm * (sizes.to(torch.float32) / max(full_weight_rows, 1)).clamp(max=1.0)
 
 
 class DPSGD:
@@ -170,8 +183,10 @@ class DPSGD:
         max_grad_norm: float,
         expected_batch_size: int,
         weights: list[float] | None = None,
+        full_weight_rows: int = 1,
     ) -> None:
         self.model = model
+        self.full_weight_rows = full_weight_rows  # with units: rows up to which a unit's weight grows with its rows
         self.optimizer = optimizer
         self.noise_multiplier = noise_multiplier
         self.max_grad_norm = max_grad_norm
@@ -195,7 +210,9 @@ class DPSGD:
             batch, sizes = batch[unit_rows(torch.cumsum(sizes, 0)[order] - sizes[order], sizes[order])], sizes[order]
         sums: dict[torch.Tensor, torch.Tensor] = {}
         for chunk, chunk_sizes in _slices(batch, sizes, rows):
-            part, _ = clipped_gradient_sum(self.model, chunk, self.max_grad_norm, self.weights, chunk_sizes)
+            part, _ = clipped_gradient_sum(
+                self.model, chunk, self.max_grad_norm, self.weights, chunk_sizes, self.full_weight_rows
+            )
             for param, value in part.items():
                 sums[param] = sums[param] + value if param in sums else value
         std = self.noise_multiplier * self.max_grad_norm

@@ -426,6 +426,7 @@ class DPSynthesizer:
                 self.training.max_grad_norm,
                 plan.expected_batch_size,
                 weights,
+                self._full_weight_rows(),
             ).step
         )  # its noise generator is seeded from OS entropy
         tokens = tokens.to(self.device)
@@ -454,6 +455,13 @@ class DPSynthesizer:
             average.apply()
         self.network = model.eval()
         return threads.first.threads
+
+    def _full_weight_rows(self) -> int:
+        """With a unit: the rows up to which a unit weighs as its rows do in DP-SGD, the median row's unit size in
+        the released histogram of rows per unit (post-processing); 1 without."""
+        if self.unit_sizes is None:
+            return 1
+        return self.unit_sizes.median_row_size(self.max_rows_per_unit)
 
     def _loss_weights(self) -> list[float]:
         """The target's weight, 0 for given columns (never sampled: their heads would only take clipping norm)."""

@@ -74,6 +74,16 @@ class SizeHistogram:
             1.0,
         )
 
+    def median_row_size(self, max_rows: int) -> int:
+        """The unit size at which half of the kept rows sit in units at most that large (post-processing): the rows
+        up to which DP-SGD weighs a unit by its rows (:func:`synthgate.generator.dpsgd.unit_clip_norms`)."""
+        bins = self.bins(max_rows)
+        rows = np.array([share * (lo + hi) / 2.0 for lo, hi, share in bins])
+        if rows.sum() <= 0:
+            return 1
+        half = int(np.argmax(np.cumsum(rows) >= rows.sum() / 2.0))
+        return max(1, round((bins[half][0] + bins[half][1]) / 2.0))
+
     def bins(self, max_rows: int) -> list[tuple[int, int, float]]:
         """(fewest rows, most rows, share of units) of each bin up to ``max_rows``: the group sizes to fake. Units
         above the bound kept ``max_rows`` rows: their share goes to a last bin of exactly that size."""

@@ -16,13 +16,15 @@ from synthgate.spec import TableSpec
 from synthgate.splitting import source_rows, split_linked_holdout
 from synthgate.tasks import PRIVATE
 
+Split = tuple[pd.DataFrame, pd.DataFrame]
+
 
 @task(name="split-linked", **PRIVATE)
-def split_linked(parent: RefreshResult, child: RefreshResult, key: bytes) -> None:
+def split_linked(parent: RefreshResult, child: RefreshResult, key: bytes) -> tuple[Split, Split]:
     """Each table's (train, holdout): a parent held out with all its children (keyed hash of its key)."""
     spec = parent.spec
     assert parent.source is not None and child.source is not None and spec.privacy.unit is not None
-    (parent.train, parent.holdout), (child.train, child.holdout) = split_linked_holdout(
+    return split_linked_holdout(
         parent.source.frame,
         parent.source.row_hashes,
         child.source.frame,

@@ -7,9 +7,16 @@ import torch
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-from synthgate.generator.dpsgd import DPSGD, clipped_gradient_sum, per_sample_norms, per_unit_norms
+from synthgate.generator.dpsgd import (
+    DPSGD,
+    clipped_gradient_sum,
+    per_sample_norms,
+    per_unit_norms,
+    unit_clip_norms,
+)
 from synthgate.generator.network import AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
+from synthgate.generator.units import SIZE_EDGES, SizeHistogram
 
 CARDS = [5, 3, 7, 2]
 
@@ -295,3 +302,31 @@ def test_a_unit_is_clipped_as_one_and_the_slices_keep_units_whole(monkeypatch):
     sliced.step(tokens, sizes)
     for a, b in zip(model.parameters(), copy.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_smaller_unit_is_clipped_to_its_share_of_the_norm():
+    # units of 1 to 6 rows, full weight from 4 rows: clipping norms 0.125, 0.5, 0.25, 0.5, 0.375, 0.5 (never above
+    # the noise's scale, 0.5)
+    model, tokens = model_and_batch(seed=5, n=21)
+    sizes = torch.tensor([1, 6, 2, 5, 3, 4])
+    clip, full = 0.5, 4
+    sums, _ = clipped_gradient_sum(model, tokens, clip, sizes=sizes, full_weight_rows=full)
+    expected = {p: torch.zeros_like(p) for p in model.parameters()}
+    for size, grads in zip(sizes.tolist(), brute_force_unit_grads(model, tokens, sizes), strict=True):
+        norm = float(torch.sqrt(sum(g.pow(2).sum() for g in grads.values())))
+        bound = clip * min(size, full) / full
+        assert norm > bound
+        for p, g in grads.items():
+            expected[p] += g * bound / (norm + 1e-6)
+    for p in model.parameters():
+        assert torch.allclose(sums[p], expected[p], atol=1e-5), p.shape
+    assert float(unit_clip_norms(sizes, clip, full).max()) == clip
+
+
+def test_the_full_weight_rows_are_the_median_rows_unit_size():
+    # 100 units of 1 row and 10 of 32: 420 rows, 320 of them in units of 32 (bin 25-32)
+    histogram = SizeHistogram(
+        tuple(100.0 if i == 0 else 10.0 if SIZE_EDGES[i] == 32 else 0.0 for i in range(len(SIZE_EDGES))), 110.0
+    )
+    assert 25 <= histogram.median_row_size(64) <= 32
+    assert histogram.median_row_size(4) == 1  # a bound of 4: the larger units keep 40 rows, the small ones 100

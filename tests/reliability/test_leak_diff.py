@@ -142,6 +142,11 @@ DP_OUTPUTS: dict[str, str] = {
     r"^prefect:log:train-generator:epoch #/#: epsilon spent #\.# \(<dur> s\)$": "epsilon per epoch (no loss)",
     r"^prefect:log:publish-table:published [^:]+ version #: # rows$": "the DP row-count estimate",
     r"^prefect:log:sample-rows:sampled # synthetic rows$": "the DP row-count estimate",
+    r"^prefect:log:validate-synthetic:faked keys that repeat in the source \(DP count of their values\), sampled "
+    r"with repeats; their uniqueness expectation is waived for this run: ": (
+        "keys the DP counts show repeating: a faked key by the DP count of its values, the privacy unit by the bound "
+        "chosen from the DP histogram of rows per unit (a bound of 1 repeats nothing)"
+    ),
     r"^prefect:log:validate-synthetic:(columns sampled as NULL \(too few values to locate under this budget; their "
     r"not-null expectation is waived for this run\): |synthetic suite: passed \(# expectations\)$)": (
         "columns whose DP range release found no values (sampled as NULL), and the synthetic suite's expectations "
