@@ -74,6 +74,11 @@ def run(spec: TableSpec, cap: float) -> bool:
         child_columns = table_columns(child.source, child.columns, "children[].source")
         check_spec_columns(spec.child_spec(child), child_columns)
         check_link(spec, child.key, columns, child_columns)
+        if child.order_by is not None and child.order_by not in {c.name for c in child_columns}:
+            raise SpecError(
+                f"order_by {child.order_by!r} is not a column of {child.source.table!r}: name the column that orders "
+                "a parent's children"
+            )
         governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=child.source)
     return created
 

@@ -363,6 +363,11 @@ class ChildTable(_Frozen):
     key: str = Field(min_length=1, description="The child's foreign key column naming its parent's privacy.unit.")
     columns: dict[str, ColumnPolicy] = Field(default_factory=dict)
     target_column: str | None = Field(default=None, description="The child's label for train-synthetic-test-real.")
+    order_by: str | None = Field(
+        default=None,
+        description="A column that orders a parent's children (a timestamp): the model learns each child with its "
+        "place in that order, and the synthetic children of a parent follow it.",
+    )
 
     @property
     def name(self) -> str:
@@ -479,6 +484,11 @@ class TableSpec(_Frozen):
                 raise ValueError(f"the child's target.table {child.target.table!r} is the parent's target.table")
             if child.target_column == child.key:
                 raise ValueError(f"the child's target_column {child.key!r} is its key")
+            order_policy = child.columns.get(child.order_by or "", ColumnPolicy()).policy
+            if child.order_by is not None and (child.order_by == child.key or order_policy in ("drop", "fake")):
+                raise ValueError(
+                    f"the child's order_by {child.order_by!r} must be a learned column (not its key, dropped or faked)"
+                )
             self.child_spec(child)  # the child's own checks: its key is faked, its target is not a real table
         return self
 

@@ -422,6 +422,11 @@ def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
         (("table: orders_synthetic}", "table: orders_synthetic, schema: other}"), r"parent target's warehouse"),
         (("table: orders_synthetic}", "table: people_synthetic}"), r"is the parent's target\.table"),
         (("key: customer_id", "key: customer_id\n    target_column: customer_id"), r"target_column 'customer_id' is"),
+        (("key: customer_id", "key: customer_id\n    order_by: customer_id"), r"order_by 'customer_id' must be a"),
+        (
+            ("key: customer_id", "key: customer_id\n    order_by: at\n    columns: {at: {policy: drop}}"),
+            r"order_by 'at' must be a learned column",
+        ),
         (("privacy:", "holdout: {table: {url: 'sqlite:///w.db', table: h}}\nprivacy:"), r"use holdout\.fraction"),
         (("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]), r"at most 1 item"),
     ],

@@ -7,6 +7,8 @@ Every metric takes the same four frames (parents and children, real and syntheti
   same distance between training and holdout parents, the ceiling sampling alone reaches;
 - **referential integrity**: the share of child rows whose non-NULL key names no parent (dangling), real and
   synthetic, and the share with a NULL key;
+- **order trends** (with ``order_by``): each numeric child column's Spearman correlation with the child's place
+  among its parent's children, real against synthetic;
 - **parent-child pair trends**: for each learned ordered parent column (numbers, dates, booleans) and each child
   aggregate per parent (the number of
   children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
@@ -32,6 +34,7 @@ class LinkedPair:
     children: pd.DataFrame
     key: str
     foreign_key: str
+    order_by: str | None = None  # the column that orders a parent's children, when the spec declares one
 
     def children_per_parent(self) -> pd.Series:
         """Each parent's number of children (0 for a parent without any)."""
@@ -60,6 +63,7 @@ class Relations:
     null_key_share: float
     null_key_share_real: float
     pair_trends: float  # NaN: no parent column and child aggregate to pair
+    order_trends: float = float("nan")  # NaN: no order_by declared (or no numeric child column)
 
     @property
     def dangling_excess(self) -> float:
@@ -77,6 +81,7 @@ class Relations:
             "null_key_share": self.null_key_share,
             "null_key_share_real": self.null_key_share_real,
             "pair_trends": self.pair_trends,
+            "order_trends": self.order_trends,
         }
         return {f"relations.{k}": float(v) for k, v in values.items() if not np.isnan(v)}
 
@@ -131,6 +136,26 @@ def pair_trends(
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def order_trends(real: LinkedPair, synthetic: LinkedPair, child_columns: list[Column]) -> float:
+    """Mean over the numeric child columns of 1 - |Spearman(place, value) real - synthetic| / 2, a child's place being
+    its rank among its parent's children in ``order_by`` (NaN: no order declared, or no numeric column)."""
+    if real.order_by is None:
+        return float("nan")
+    numeric = [
+        c.name for c in child_columns if c.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and c.name != real.order_by
+    ]
+
+    def correlations(pair: LinkedPair) -> pd.Series:
+        assert pair.order_by is not None
+        linked = pair.children[pair.children[pair.foreign_key].notna()]
+        ordered = linked.sort_values(pair.order_by, kind="stable", na_position="last")
+        place = ordered.groupby(pair.foreign_key, sort=False).cumcount()
+        return ordered[numeric].apply(lambda s: s.corr(place, method="spearman"))
+
+    differences = (correlations(real) - correlations(synthetic)).abs().dropna()
+    return float((1.0 - differences / 2.0).mean()) if len(differences) else float("nan")
+
+
 def evaluate_relations(
     *,
     train: LinkedPair,
@@ -148,4 +173,5 @@ def evaluate_relations(
         null_key_share=synthetic.null_key_share(),
         null_key_share_real=train.null_key_share(),
         pair_trends=pair_trends(train, synthetic, parent_columns, child_columns),
+        order_trends=order_trends(train, synthetic, child_columns),
     )

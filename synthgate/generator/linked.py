@@ -42,6 +42,7 @@ from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
 CHILDREN = "__children__"  # the parent model's column: how many child rows the parent has (bounded)
 PARENT = "__parent__."  # prefix of the parent's columns in the child model
+POSITION = "__position__"  # with ``order_by``: the child model's column for a child's place among its parent's
 #: Shares of epsilon and delta: the histogram of children per unit, the parent model, the child model.
 SHARES = {"sizes": 0.1, "parent": 0.3, "child": 0.6}
 
@@ -102,6 +103,7 @@ class LinkedSynthesizer:
         privacy: PrivacyBudget,
         training: Training,
         child_target: str | None = None,
+        order_by: str | None = None,
     ) -> None:
         self.parent_columns, self.child_columns = parent_columns, child_columns
         declared = parent_policies.get(parent_key, ColumnPolicy())
@@ -112,6 +114,7 @@ class LinkedSynthesizer:
         self.child_policies = child_policies
         self.parent_key, self.foreign_key = parent_key, foreign_key
         self.privacy, self.training, self.child_target = privacy, training, child_target
+        self.order_by = order_by
         self.parent: DPSynthesizer | None = None
         self.child: DPSynthesizer | None = None
         self.counts: ChildCounts | None = None
@@ -159,6 +162,10 @@ class LinkedSynthesizer:
         context_columns = [
             Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
         ]
+        if self.order_by is not None:  # each child's place among its parent's: given, like the parent's columns
+            joined[POSITION] = positions(children, self.foreign_key, self.order_by)
+            context_columns.append(POSITION_COLUMN)
+            released[POSITION] = position_codec(bound)
         budget = self._budget("child")
         self.child = DPSynthesizer(
             [*self.child_columns, *context_columns],
@@ -204,15 +211,15 @@ class LinkedSynthesizer:
         if linked_sizes.total < 10:
             raise DataValidationError("too few parents with children to learn their relation under this budget")
         bound = self.privacy.max_rows_per_unit or linked_sizes.bound()
-        # The shares of children per parent: inside the histogram's reach every bin keeps its noisy count (at least 0),
-        # not only the bins that clear the noise: few parents in each of many small bins (1, 2, 3 children...) would
-        # otherwise all come out childless or large, and the sampled children per parent skew high
+        # The shares of children per parent: inside the histogram's reach every bin keeps its noisy count, not only
+        # the bins that clear the noise: few parents in each of many small bins (1, 2, 3 children...) would otherwise
+        # all come out childless or large, and the sampled children per parent skew high
         reach = max((i + 1 for i, u in enumerate(linked_sizes.units) if u > 0), default=1)
-        kept = np.where(np.arange(n_edges) < reach, np.maximum(linked_part, 0.0), 0.0)
-        linked_sizes = SizeHistogram(tuple(float(u) for u in kept), linked_sizes.total)
+        orphan_total = float(orphan_part[:reach].sum())
         return ChildCounts(
-            linked_sizes,
-            _orphan_sizes(orphan_part, linked_sizes, sigma),
+            _within_reach(linked_part, reach, linked_sizes.total),
+            # keys no parent has: as many as their noisy sum over the same reach says, where it clears the noise
+            _within_reach(orphan_part, reach, orphan_total if orphan_total > 3.0 * sigma * np.sqrt(reach) else 0.0),
             float(noisy[-1]) if noisy[-1] >= 3.0 * sigma else 0.0,  # NULL keys only where clear of the noise
             bound,
             max(float(noisy[0]), 0.0),
@@ -233,6 +240,9 @@ class LinkedSynthesizer:
         null_rows = round(self.counts.null_key)
         unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
         given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
+        if self.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
+            groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
+            given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
         children = self.child.sample(len(given), seed=seed + 1, given=given)
         orphan_keys = self._orphan_keys(parents[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
         keys = pd.concat(
@@ -246,6 +256,8 @@ class LinkedSynthesizer:
         # the parent key's type (a fake id's integers with NULLs as Int64): published with the same SQL type, they join
         integer = pd.api.types.is_integer_dtype(parents[self.parent_key])
         children[self.foreign_key] = keys.astype("Int64").array if integer else keys.to_numpy()
+        if self.order_by is not None:
+            children[self.order_by] = _in_place_order(children[self.order_by], given[POSITION], keys)
         return parents.drop(columns=[CHILDREN]), children
 
     def tables(self) -> tuple[DPSynthesizer, DPSynthesizer]:
@@ -254,7 +266,7 @@ class LinkedSynthesizer:
         scores, the report's plots, the column policies)."""
         assert self.parent is not None and self.child is not None
         return _view(self.parent, lambda name: name != CHILDREN), _view(
-            self.child, lambda name: not name.startswith(PARENT)
+            self.child, lambda name: not name.startswith(PARENT) and name != POSITION
         )
 
     # -- persistence (no real data: DP releases and DP-trained weights only) ------------------------------------
@@ -273,6 +285,7 @@ class LinkedSynthesizer:
             "parent_key": self.parent_key,
             "foreign_key": self.foreign_key,
             "child_target": self.child_target,
+            "order_by": self.order_by,
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
             "counts": counts,
@@ -292,12 +305,13 @@ class LinkedSynthesizer:
             parent_columns=[c for c in parent.columns if c.name != CHILDREN],
             parent_policies=parent.policies,
             parent_key=state["parent_key"],
-            child_columns=[c for c in child.columns if not c.name.startswith(PARENT)],
+            child_columns=[c for c in child.columns if not c.name.startswith(PARENT) and c.name != POSITION],
             child_policies=child.policies,
             foreign_key=state["foreign_key"],
             privacy=PrivacyBudget.model_validate(state["privacy"]),
             training=Training.model_validate(state["training"] | {"device": device}),
             child_target=state["child_target"],
+            order_by=state.get("order_by"),
         )
         counts = state["counts"]
         hist = {k: SizeHistogram(tuple(counts[k]["units"]), counts[k]["total"]) for k in ("linked", "orphans")}
@@ -361,19 +375,52 @@ def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
     return NumericCodec(column, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
 
 
-def _orphan_sizes(noisy: np.ndarray, linked: SizeHistogram, sigma: float) -> SizeHistogram:
-    """Keys no parent has, by their children: their own denoised histogram where bins clear the noise; else, when
-    their noisy sum over the linked units' sizes clears it (orphans thin in every bin), the linked units' shape at that
-    total (post-processing)."""
-    own = denoised_histogram(noisy, sigma)
-    if sum(own.units) > 0:
-        return own
-    reach = max((i + 1 for i, u in enumerate(linked.units) if u > 0), default=1)
-    total = float(noisy[:reach].sum())
-    if total <= 3.0 * sigma * np.sqrt(reach) or sum(linked.units) <= 0:
+POSITION_COLUMN = Column(POSITION, ColumnKind.INTEGER, "BIGINT")
+
+
+def positions(children: pd.DataFrame, key: str, order_by: str) -> np.ndarray:
+    """Each child's place (0, 1, ...) among the children of its key in ``order_by`` (NULLs last); a NULL key's child
+    is a unit of its own: place 0."""
+    ordered = children.sort_values(order_by, kind="stable", na_position="last")
+    place = ordered.groupby(key, sort=False).cumcount()
+    return place.reindex(children.index).fillna(0).to_numpy(dtype=np.int64)
+
+
+def position_codec(bound: int) -> NumericCodec:
+    """The child model's codec for a child's place (public: the size bins up to the bound, no release): 0, 1, 2, 3,
+    then 4-5, 6-7, 8-11, ... as :data:`SIZE_EDGES` grow."""
+    highs = [high - 1 for high in SIZE_EDGES if high < bound] + [bound - 1]
+    edges = np.array([-0.5, *(high + 0.5 for high in sorted(set(highs)) if high >= 0)])
+    probs = np.full(len(edges) - 1, 1.0 / (len(edges) - 1))
+    return NumericCodec(POSITION_COLUMN, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+
+
+def _places(groups: np.ndarray) -> np.ndarray:
+    """Place of each row in its group (groups contiguous): 0, 1, ... from each group's first row."""
+    starts = np.r_[True, groups[1:] != groups[:-1]] if groups.size else np.zeros(0, dtype=bool)
+    index = np.arange(groups.size)
+    return index - np.maximum.accumulate(np.where(starts, index, 0))
+
+
+def _in_place_order(values: pd.Series, places: pd.Series, keys: pd.Series) -> pd.Series:
+    """The sampled ``order_by`` values of each key's children, sorted and handed out in order of place, so a parent's
+    children follow their places (post-processing; each child keeps its other values)."""
+    frame = pd.DataFrame({"key": keys.to_numpy(), "place": places.to_numpy(), "value": values.to_numpy()})
+    linked = frame["key"].notna()
+    by_place = frame[linked].sort_values(["key", "place"], kind="stable").index
+    by_value = frame[linked].sort_values(["key", "value"], kind="stable", na_position="last").index
+    out = values.copy()
+    out.iloc[by_place.to_numpy()] = values.iloc[by_value.to_numpy()].to_numpy()
+    return out
+
+
+def _within_reach(noisy: np.ndarray, reach: int, total: float) -> SizeHistogram:
+    """A histogram of units by size from noisy counts (post-processing): the bins below ``reach`` keep their noisy
+    count (at least 0), scaled to sum to ``total`` (the noisy sum, which clipping at 0 would inflate); none beyond."""
+    kept = np.where(np.arange(noisy.size) < reach, np.maximum(noisy, 0.0), 0.0)
+    if total <= 0 or kept.sum() <= 0:
         return SizeHistogram(tuple(0.0 for _ in noisy), 0.0)
-    scale = total / sum(linked.units)
-    return SizeHistogram(tuple(u * scale for u in linked.units), total)
+    return SizeHistogram(tuple(float(u) for u in kept * total / kept.sum()), total)
 
 
 def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator) -> np.ndarray:

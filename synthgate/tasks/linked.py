@@ -52,6 +52,7 @@ def train_linked(parent: RefreshResult, child: RefreshResult) -> LinkedSynthesiz
         privacy=spec.privacy,
         training=spec.training,
         child_target=link.target_column,
+        order_by=link.order_by,
     )
     summary = linked.fit(parent.train, child.train)
     get_run_logger().info(
@@ -83,12 +84,12 @@ def sample_linked(spec: TableSpec, linked: LinkedSynthesizer) -> tuple[pd.DataFr
 def score_relations(parent: RefreshResult, child: RefreshResult) -> tuple[Relations, list[GateVerdict]]:
     """The relations' metrics (children per parent, referential integrity, parent-child trends) and their gates."""
     spec = parent.spec
-    key, foreign_key = spec.privacy.unit, spec.children[0].key
+    key, link = spec.privacy.unit, spec.children[0]
     assert key is not None and parent.synthesizer is not None and child.synthesizer is not None
 
     def pair(parents: pd.DataFrame | None, children: pd.DataFrame | None) -> LinkedPair:
         assert parents is not None and children is not None
-        return LinkedPair(parents, children, key, foreign_key)
+        return LinkedPair(parents, children, key, link.key, link.order_by)
 
     relations = evaluate_relations(
         train=pair(parent.train, child.train),

@@ -103,3 +103,46 @@ def test_a_fitted_child_samples_given_parent_columns_it_never_outputs(fitted):
     orders = linked.child.sample(0, seed=5, given=given)
     assert len(orders) == 400 and "__parent__.tier" not in orders
     assert orders["amount"].median() > 50
+
+
+def test_children_learn_their_place_in_the_declared_order(tmp_path):
+    # each customer's orders grow: the k-th order (by placed_at) is about 20 * (k + 1), whenever the customer started
+    # (so the date alone says nothing of the amount); the model learns an order's amount with its place, and each
+    # synthetic customer's orders follow placed_at in that order
+    rng = np.random.default_rng(2)
+    parents = pd.DataFrame({"customer_id": np.arange(1500), "age": rng.integers(20, 80, 1500)})
+    sizes = rng.integers(1, 9, 1500)
+    place = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    start = np.repeat(rng.integers(0, 3 * 365, 1500), sizes)
+    children = pd.DataFrame(
+        {
+            "customer_id": pd.array(np.repeat(parents["customer_id"].to_numpy(), sizes), dtype="Int64"),
+            "placed_at": pd.Timestamp("2022-01-01")
+            + pd.to_timedelta(start + place * 10 + rng.integers(0, 5, start.size), "D"),
+            "amount": np.round(20.0 * (place + 1) + rng.normal(0, 5, place.size), 2),
+        }
+    ).sample(frac=1.0, random_state=1)  # rows in no particular order
+    linked = LinkedSynthesizer(
+        parent_columns=[Column("customer_id", ColumnKind.INTEGER, "BIGINT"), Column("age", ColumnKind.INTEGER, "INT")],
+        parent_policies={},
+        parent_key="customer_id",
+        child_columns=[
+            Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
+            Column("placed_at", ColumnKind.DATETIME, "TIMESTAMP"),
+            Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION"),
+        ],
+        child_policies={},
+        foreign_key="customer_id",
+        privacy=PrivacyBudget(epsilon=8.0, delta=1e-5),
+        training=Training(epochs=12, seed=1),
+        order_by="placed_at",
+    )
+    linked.fit(parents, children)
+    loaded = LinkedSynthesizer.load(linked.save(tmp_path / "linked"))
+    _, synthetic = loaded.sample(seed=3)
+    assert "__position__" not in synthetic and list(synthetic.columns) == ["customer_id", "placed_at", "amount"]
+    ordered = synthetic.dropna(subset=["customer_id"]).sort_values("placed_at", kind="stable")
+    ordered = ordered.assign(place=ordered.groupby("customer_id").cumcount())
+    by_place = ordered.groupby("place")["amount"].median()
+    assert by_place.iloc[0] < by_place.iloc[3] < by_place.iloc[6]  # real: 20, 80, 140
+    assert ordered["amount"].corr(ordered["place"], method="spearman") > 0.5  # real: about 0.95
