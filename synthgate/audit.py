@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_spec(spec_or_table: str, specs_dir: Path = TABLES_DIR) -> TableSpec:
-    """A spec file path, or a table's name: the spec in ``specs_dir`` whose ``name`` or ``target.table`` it is."""
+    """A spec file path, or a table's name: the spec in ``specs_dir`` whose ``name`` or ``target.table`` it is, or
+    whose child's ``target.table`` it is (a child table is audited and rolled back with its parent)."""
     path = Path(spec_or_table)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         return load_spec(path)
@@ -39,7 +40,10 @@ def resolve_spec(spec_or_table: str, specs_dir: Path = TABLES_DIR) -> TableSpec:
             raw = yaml.safe_load(candidate.read_text())
         except yaml.YAMLError:
             continue
-        if isinstance(raw, dict) and spec_or_table in (raw.get("name"), (raw.get("target") or {}).get("table")):
+        if not isinstance(raw, dict):
+            continue
+        children = [(c.get("target") or {}).get("table") for c in raw.get("children") or [] if isinstance(c, dict)]
+        if spec_or_table in (raw.get("name"), (raw.get("target") or {}).get("table"), *children):
             matches.append(candidate)
     if len(matches) != 1:
         found = "no spec" if not matches else f"{len(matches)} specs ({', '.join(map(str, matches))})"
