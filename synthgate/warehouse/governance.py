@@ -597,6 +597,17 @@ def children_of(conn: Connection, published_table: str, versions: set[int]) -> d
     return children
 
 
+def children_ever(engine: Engine, published_table: str) -> list[str]:
+    """Every child table ever published with ``published_table`` (none before the catalog exists)."""
+    if not _exists(engine, CATALOG):
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(CATALOG.c.published_table).where(CATALOG.c.parent_table == published_table).distinct()
+        )
+        return sorted(r[0] for r in rows)
+
+
 def has_older_release_rows(conn: Connection, published_table: str) -> bool:
     """Whether an older release recorded publishing ``published_table`` as a plain table (catalog rows without a
     version): then ``synthgate migrate`` can keep that table as a version."""

@@ -691,16 +691,26 @@ def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
 
 
 @contextmanager
-def _locked_transaction(engine: Engine, target: WarehouseTable) -> Iterator[Connection]:
-    """One transaction on ``engine`` under ``target``'s advisory lock (what a rollback or migration changes)."""
-    with (
-        engine.connect() as lock_conn,
-        governance.advisory_lock(lock_conn, _lock_key(target)),
-        engine.connect() as conn,
-        conn.begin(),
-    ):
-        _begin(conn)
-        yield conn
+def _locked_transaction(
+    engine: Engine, target: WarehouseTable, also: tuple[WarehouseTable, ...] = ()
+) -> Iterator[Connection]:
+    """One transaction on ``engine`` under the advisory locks of ``target`` and of the tables ``also`` (what a
+    rollback or migration changes), taken in one order, as a publish of several tables takes them."""
+    with engine.connect() as lock_conn, ExitStack() as locks:
+        for key in sorted({_lock_key(t) for t in (target, *also)}):
+            locks.enter_context(governance.advisory_lock(lock_conn, key))
+        with engine.connect() as conn, conn.begin():
+            _begin(conn)
+            yield conn
+
+
+def _rolled_back_comment(conn: Connection, target: WarehouseTable, version: int, previous: int | None) -> None:
+    """The view's comment after a rollback (PostgreSQL): the version table's lineage, and where it came back from."""
+    if conn.dialect.name != "postgresql":
+        return
+    source = quoted(conn, version_table_name(target.table, version), target.db_schema)
+    comment = conn.execute(sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}).scalar()
+    _comment(conn, target, None, f"{comment or ''} [rolled back from version {previous}]".strip())
 
 
 def _linked_children(
@@ -773,7 +783,11 @@ def rollback(
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
-        with _locked_transaction(engine, target) as conn:
+        linked = tuple(  # the child tables ever published with it: locked too, since they may move with it
+            WarehouseTable.model_validate({"url": target.url, "table": name, "schema": target.db_schema})
+            for name in governance.children_ever(engine, target.table)
+        )
+        with _locked_transaction(engine, target, linked) as conn:
             current = governance.current_version(conn, target.table)
             if current is None:
                 raise PublishError(f"{qualified(target)!r} has never been published as a version: nothing to roll back")
@@ -808,15 +822,11 @@ def rollback(
                     governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version == to_version
                 )
             ).scalar_one_or_none()
-            if conn.dialect.name == "postgresql":
-                source = quoted(conn, kept[to_version], target.db_schema)
-                comment = conn.execute(
-                    sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": source}
-                ).scalar()
-                _comment(conn, target, None, f"{comment or ''} [rolled back from version {current}]".strip())
+            _rolled_back_comment(conn, target, to_version, current)
             governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
             for child, child_current in children:  # the child tables published with the parent move with it
                 _point_view(conn, child, to_version)
+                _rolled_back_comment(conn, child, to_version, child_current)
                 detail = f"with its parent {target.table}" + (f": {reason}" if reason else "")
                 governance.record_event(
                     conn, child.table, "rollback", to_version, child_current, row, trigger, detail=detail
