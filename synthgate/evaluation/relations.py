@@ -9,6 +9,9 @@ Every metric takes the same four frames (parents and children, real and syntheti
   synthetic, and the share with a NULL key;
 - **order trends** (with ``order_by``): each numeric child column's Spearman correlation with the child's place
   among its parent's children, real against synthetic;
+- **parent-level TSTR** (with the parent's ``target_column``): gradient boosting on the parent's target from its
+  columns and its children's aggregates, trained on the synthetic pair and on the training pair, tested on the
+  holdout pair;
 - **parent-child pair trends**: for each learned ordered parent column (numbers, dates, booleans) and each child
   aggregate per parent (the number of
   children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
@@ -17,6 +20,7 @@ Every metric takes the same four frames (parents and children, real and syntheti
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +68,8 @@ class Relations:
     null_key_share_real: float
     pair_trends: float  # NaN: no parent column and child aggregate to pair
     order_trends: float = float("nan")  # NaN: no order_by declared (or no numeric child column)
+    tstr: float = float("nan")  # the parent's target from its columns and its children's aggregates (NaN: no target)
+    trtr: float = float("nan")
 
     @property
     def dangling_excess(self) -> float:
@@ -82,6 +88,8 @@ class Relations:
             "null_key_share_real": self.null_key_share_real,
             "pair_trends": self.pair_trends,
             "order_trends": self.order_trends,
+            "tstr": self.tstr,
+            "trtr": self.trtr,
         }
         return {f"relations.{k}": float(v) for k, v in values.items() if not np.isnan(v)}
 
@@ -156,6 +164,49 @@ def order_trends(real: LinkedPair, synthetic: LinkedPair, child_columns: list[Co
     return float((1.0 - differences / 2.0).mean()) if len(differences) else float("nan")
 
 
+def with_aggregates(pair: LinkedPair, child_columns: list[Column]) -> tuple[pd.DataFrame, list[Column]]:
+    """The parents with their children's aggregates as columns: how many children, and the mean of each numeric child
+    column (the features a parent-level model reads from its children)."""
+    numeric = [c for c in child_columns if c.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)]
+    means = pair.children.groupby(pair.foreign_key)[[c.name for c in numeric]].mean()
+    aggregates = means.add_prefix("children.mean.").reindex(pair.parents[pair.key])
+    frame = pd.concat(
+        [
+            pair.parents.reset_index(drop=True),
+            aggregates.reset_index(drop=True).assign(**{"children.count": pair.children_per_parent().to_numpy()}),
+        ],
+        axis=1,
+    )
+    columns = [Column(f"children.mean.{c.name}", ColumnKind.FLOAT, "DOUBLE PRECISION") for c in numeric]
+    return frame, [*columns, Column("children.count", ColumnKind.INTEGER, "BIGINT")]
+
+
+def parent_tstr(
+    *,
+    train: LinkedPair,
+    holdout: LinkedPair,
+    synthetic: LinkedPair,
+    parent_columns: list[Column],
+    child_columns: list[Column],
+    target: str,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(TSTR, TRTR) of gradient boosting on the parent's ``target`` from the parent's columns and its children's
+    aggregates (:func:`with_aggregates`): what a model of customers that reads their orders keeps."""
+    from synthgate.evaluation.utility import tstr
+
+    frames = [with_aggregates(pair, child_columns) for pair in (train, holdout, synthetic)]
+    columns = [*parent_columns, *frames[0][1]]
+    # every name a plain str: a driver's names (SQLAlchemy's quoted_name) beside plain ones upset scikit-learn
+    columns = [dataclasses.replace(c, name=c.name.encode().decode()) for c in columns]
+    for frame, _ in frames:
+        frame.columns = [name.encode().decode() for name in frame.columns]
+    utility = tstr(
+        train=frames[0][0], holdout=frames[1][0], synthetic=frames[2][0], columns=columns, target=target, seed=seed
+    )
+    return float(utility.tstr), float(utility.trtr)
+
+
 def evaluate_relations(
     *,
     train: LinkedPair,
@@ -163,8 +214,24 @@ def evaluate_relations(
     synthetic: LinkedPair,
     parent_columns: list[Column],
     child_columns: list[Column],
+    target: str | None = None,
+    seed: int = 0,
 ) -> Relations:
-    """Every relation metric of a synthetic pair against the training pair (and the holdout, the ceiling)."""
+    """Every relation metric of a synthetic pair against the training pair (and the holdout, the ceiling); with the
+    parent's ``target``, the parent-level TSTR from children's aggregates too."""
+    utility = (
+        parent_tstr(
+            train=train,
+            holdout=holdout,
+            synthetic=synthetic,
+            parent_columns=parent_columns,
+            child_columns=child_columns,
+            target=target,
+            seed=seed,
+        )
+        if target is not None
+        else (float("nan"), float("nan"))
+    )
     return Relations(
         children_tvd=children_tvd(train, synthetic),
         children_tvd_holdout=children_tvd(train, holdout),
@@ -174,4 +241,6 @@ def evaluate_relations(
         null_key_share_real=train.null_key_share(),
         pair_trends=pair_trends(train, synthetic, parent_columns, child_columns),
         order_trends=order_trends(train, synthetic, child_columns),
+        tstr=utility[0],
+        trtr=utility[1],
     )

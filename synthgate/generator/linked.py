@@ -198,15 +198,16 @@ class LinkedSynthesizer:
         linked = key.isin(known)
         per_parent = key[linked].value_counts().reindex(list(known), fill_value=0)
         orphans = key[~linked & key.notna()].value_counts()
-        n_edges = len(SIZE_EDGES)
-        # One vector: [parents by children (0 children: its own bin), orphan keys by children, NULL-key rows]
-        counts = np.zeros(2 * n_edges + 2)
+        n_edges, n_groups = len(SIZE_EDGES), len(ORPHAN_GROUPS)
+        # One vector: [parents by children (0 children: its own bin), orphan keys by children in a few coarse groups
+        # (their total is then far less noisy than over every size bin), NULL-key rows]
+        counts = np.zeros(1 + n_edges + n_groups + 1)
         counts[0] = float((per_parent == 0).sum())
         np.add.at(counts, 1 + size_bin(per_parent[per_parent > 0].to_numpy()), 1.0)
-        np.add.at(counts, 1 + n_edges + size_bin(orphans.to_numpy()), 1.0)
+        np.add.at(counts, 1 + n_edges + orphan_group(orphans.to_numpy()), 1.0)
         counts[-1] = float(key.isna().sum())
         noisy = accountant.gaussian("children", counts, sigma)
-        linked_part, orphan_part = noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + 2 * n_edges]
+        linked_part, orphan_part = noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + n_edges + n_groups]
         linked_sizes = denoised_histogram(linked_part, sigma)
         if linked_sizes.total < 10:
             raise DataValidationError("too few parents with children to learn their relation under this budget")
@@ -215,11 +216,10 @@ class LinkedSynthesizer:
         # the bins that clear the noise: few parents in each of many small bins (1, 2, 3 children...) would otherwise
         # all come out childless or large, and the sampled children per parent skew high
         reach = max((i + 1 for i, u in enumerate(linked_sizes.units) if u > 0), default=1)
-        orphan_total = float(orphan_part[:reach].sum())
+        shares = _within_reach(linked_part, reach, linked_sizes.total)
         return ChildCounts(
-            _within_reach(linked_part, reach, linked_sizes.total),
-            # keys no parent has: as many as their noisy sum over the same reach says, where it clears the noise
-            _within_reach(orphan_part, reach, orphan_total if orphan_total > 3.0 * sigma * np.sqrt(reach) else 0.0),
+            shares,
+            _orphan_sizes(orphan_part, shares, sigma),
             float(noisy[-1]) if noisy[-1] >= 3.0 * sigma else 0.0,  # NULL keys only where clear of the noise
             bound,
             max(float(noisy[0]), 0.0),
@@ -412,6 +412,33 @@ def _in_place_order(values: pd.Series, places: pd.Series, keys: pd.Series) -> pd
     out = values.copy()
     out.iloc[by_place.to_numpy()] = values.iloc[by_value.to_numpy()].to_numpy()
     return out
+
+
+#: The coarse groups of orphan keys by their children: (fewest, most) children.
+ORPHAN_GROUPS = ((1, 2), (3, 4), (5, 16), (17, 64), (65, 256), (257, SIZE_EDGES[-1]))
+
+
+def orphan_group(sizes: np.ndarray) -> np.ndarray:
+    """The :data:`ORPHAN_GROUPS` group of each orphan key's number of children."""
+    return np.searchsorted(np.array([high for _, high in ORPHAN_GROUPS]), np.minimum(sizes, SIZE_EDGES[-1]))
+
+
+def _orphan_sizes(noisy: np.ndarray, linked: SizeHistogram, sigma: float) -> SizeHistogram:
+    """Keys no parent has, by their children (post-processing of the coarse groups' noisy counts): none unless the
+    groups' noisy sum clears twice its noise (a 2% chance of inventing orphans where there are none, which the
+    dangling_excess gate would then refuse); each group's count (at least 0) spread over the size bins inside it in
+    the linked parents' proportions there (evenly where they have none)."""
+    if noisy.sum() <= 2.0 * sigma * np.sqrt(noisy.size):
+        return SizeHistogram(tuple(0.0 for _ in SIZE_EDGES), 0.0)
+    kept = np.maximum(noisy, 0.0) * noisy.sum() / max(np.maximum(noisy, 0.0).sum(), 1e-9)  # scaled to the noisy sum
+    units = np.zeros(len(SIZE_EDGES))
+    group = orphan_group(np.array(SIZE_EDGES))
+    shape = np.asarray(linked.units, dtype=float)
+    for g, count in enumerate(kept):
+        inside = group == g
+        weights = shape[inside] if shape[inside].sum() > 0 else np.ones(int(inside.sum()))
+        units[inside] = count * weights / weights.sum()
+    return SizeHistogram(tuple(float(u) for u in units), float(units.sum()))
 
 
 def _within_reach(noisy: np.ndarray, reach: int, total: float) -> SizeHistogram:

@@ -97,6 +97,8 @@ def score_relations(parent: RefreshResult, child: RefreshResult) -> tuple[Relati
         synthetic=pair(parent.synthetic, child.synthetic),
         parent_columns=parent.synthesizer.learned,
         child_columns=child.synthesizer.learned,
+        target=spec.target_column,
+        seed=spec.training.seed,
     )
     verdicts = relation_verdicts(spec.gates, relations)
     get_run_logger().info(

@@ -32,6 +32,7 @@ def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0
         "target": {**where, "table": "customers_synthetic"},
         "privacy": {"epsilon": epsilon, "delta": 1e-5, "unit": "customer_id"},
         "holdout": {"fraction": 0.2},
+        "target_column": "tier",  # gold customers order more: the parent-level TSTR reads it from the orders
         "children": [
             {
                 "source": {**where, "table": "orders"},
@@ -57,6 +58,7 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
     result = refresh_table(str(path), trigger="test")
     assert result["status"] == "published" and result["children"][0]["published_version"] == 1
     assert result["relations"]["relations.children_tvd"] < 0.3
+    assert result["relations"]["relations.tstr"] > 0.8  # train-on-real near 1: the tier follows the orders' count
 
     customers = pd.read_sql_table("customers_synthetic", engine, schema=schema)
     orders = pd.read_sql_table("orders_synthetic", engine, schema=schema)
