@@ -10,14 +10,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, runtime
+from prefect import get_run_logger
 
 from synthgate import lineage, tracking
+from synthgate.flows.run import refresh_run
 from synthgate.gates import GateVerdict, enforce
 from synthgate.keys import fingerprint_key
 from synthgate.outcome import RefreshResult, RunPrivacy
-from synthgate.report import check_writable
-from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
 from synthgate.tasks.artifacts import publish_summary, summarised
 from synthgate.tasks.budget import Spend, privacy_spend
@@ -31,21 +30,11 @@ from synthgate.tasks.validate import profile_columns, validate_source, validate_
 
 def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
     """The pipeline for a parent and its child table. Always trains: a linked model is not re-sampled (yet)."""
-    settings = get_settings()
-    tracking_uri = settings.tracking_uri()
-    tags = tracking.run_tags(spec, trigger, str(runtime.flow_run.id or ""), str(runtime.deployment.name or ""))
-    with (
-        tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run,
-        lineage.run_events(spec, run.info.run_id, settings, tags["prefect.flow_run_id"]) as events,
-    ):
-        run_id = run.info.run_id
-        reports = settings.reports_dir / spec.name
-        result = RefreshResult(spec, run_id, tracking_uri, trigger, reports / f"{run_id}.html")
-        child = RefreshResult(
-            spec.child_spec(spec.children[0]), run_id, tracking_uri, trigger, reports / f"{run_id}.child.html"
-        )
+    with refresh_run(spec, trigger) as (result, events, settings):
+        run_id = result.run_id
+        report = result.report_path.with_suffix(".child.html")
+        child = RefreshResult(spec.child_spec(spec.children[0]), run_id, result.tracking_uri, trigger, report)
         result.children = [child]
-        check_writable(result.report_path.parent)
         key = fingerprint_key(settings)
         events.children = [lineage.RunLineage(child.spec, run_id, settings)]
         with summarised(result), privacy_spend(spec, run_id, trigger) as spend:
@@ -78,7 +67,6 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             for table, seen, _ in both:
                 seen.published_version, seen.output_rows = result.published.version, table.rows
             tracking.set_tags(tracking.published_tags(result.published))
-        tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
     assert result.privacy is not None and result.scores is not None and child.scores is not None
     get_run_logger().info(
         "refresh of %s published with %s: epsilon spent %.4f per %s, quality %.3f and %.3f",

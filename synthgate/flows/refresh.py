@@ -8,7 +8,7 @@ Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 import logging
 from typing import Any
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.states import Failed, State
 
@@ -18,10 +18,10 @@ from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError
 from synthgate.flows import quiet
 from synthgate.flows.linked import run_linked_refresh
 from synthgate.flows.parameters import RefreshParameters, Trigger, apply_overrides
+from synthgate.flows.run import refresh_run
 from synthgate.gates import enforce
 from synthgate.keys import fingerprint_key
 from synthgate.outcome import RefreshResult, RunPrivacy
-from synthgate.report import check_writable
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec, load_spec
 from synthgate.tasks.artifacts import publish_summary, summarised
@@ -115,18 +115,9 @@ def deployment_trigger() -> str | None:
 def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict[str, Any]:
     """The pipeline, one task per stage. The spend opens before a source row is read (or the run is refused) and
     closes on every way out; every way out leaves a summary artifact."""
-    settings = get_settings()
-    tracking_uri = settings.tracking_uri()
-    tags = tracking.run_tags(spec, trigger, str(runtime.flow_run.id or ""), str(runtime.deployment.name or ""))
-    with (
-        tracking.start_run(tracking_uri, spec.name, tags, settings.artifacts_dir) as run,
-        lineage.run_events(spec, run.info.run_id, settings, tags["prefect.flow_run_id"]) as events,
-    ):
-        run_id = run.info.run_id
-        result = RefreshResult(spec, run_id, tracking_uri, trigger, settings.reports_dir / spec.name / f"{run_id}.html")
-        check_writable(result.report_path.parent)  # before the data is touched: a report must be possible
+    with refresh_run(spec, trigger) as (result, events, settings):
         key = fingerprint_key(settings)
-        with summarised(result), privacy_spend(spec, run_id, trigger) as spend:
+        with summarised(result), privacy_spend(spec, result.run_id, trigger) as spend:
             with result.stage("extract"):
                 result.source = extract_source(spec, key)
                 result.train, result.holdout = extract_holdout(spec, result.source, key)
@@ -163,7 +154,6 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                 result.published = publish_table(result)
             events.published_version, events.output_rows = result.published.version, result.rows
             tracking.set_tags(tracking.published_tags(result.published))
-        tracking.log_metrics(tracking.stage_metrics(result.stage_seconds))
     assert result.privacy is not None and result.scores is not None
     get_run_logger().info(
         "refresh of %s published: epsilon spent %.4f (guarantee %.4f), quality %.3f",
