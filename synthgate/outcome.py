@@ -183,42 +183,26 @@ class RefreshResult:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """The CLI's and the flow's return value."""
+        """The CLI's and the flow's return value: this table's (:meth:`table_dict`), the run's, and each child's."""
         from synthgate import tracking
 
-        assert self.published is not None and self.privacy is not None and self.scores is not None
-        scores = self.scores
+        assert self.privacy is not None
         return (
-            {
-                "status": "published",
-                "source_table": self.spec.source.table,
-                "published_table": self.published.name,
-                "published_version": self.published.version,
-                "rows_published": self.rows,
+            {"status": "published"}
+            | self.table_dict()
+            | {
                 "epsilon_spent": round(self.privacy.spent, 4),
                 "epsilon_guarantee": round(self.privacy.epsilon, 4),
                 "epsilon_budget": self.spec.privacy.epsilon,
                 "delta": self.privacy.delta,
                 "accounting": self.privacy.accounting,
                 "resampled_from": self.privacy.resampled_from,
-                "quality_score": round(scores.quality, 4),
-                "column_shapes": round(scores.column_shapes, 4),
-                "column_pair_trends": round(scores.column_pair_trends, 4),
-                "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
-                "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
-                "dcr_share": round(scores.dcr_share, 4),
-                "mia_auc": round(scores.mia_auc, 4),
-                "risks": {
-                    k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")
-                },
-                "gates": {v.name: v.passed for v in self.verdicts},
                 "mlflow_run_id": self.run_id,
                 "mlflow_tracking_uri": tracking.safe_uri(self.tracking_uri),  # never a password
                 "model_version": self.model_version,
-                "report": str(self.report_path.resolve()),
                 "stage_seconds": self.stage_seconds,
             }
-            | ({"children": [c.child_dict() for c in self.children]} if self.children else {})
+            | ({"children": [c.table_dict() for c in self.children]} if self.children else {})
             | (
                 {"relations": {k: round(v, 4) for k, v in self.relations.as_metrics().items()}}
                 if self.relations
@@ -226,19 +210,23 @@ class RefreshResult:
             )
         )
 
-    def child_dict(self) -> dict[str, Any]:
-        """A child table's part of its parent's return value: where it went and its own scores."""
+    def table_dict(self) -> dict[str, Any]:
+        """Where this table went, its scores, gates and report (a linked refresh's child: its part of the return)."""
         assert self.published is not None and self.scores is not None
+        scores = self.scores
         return {
             "source_table": self.spec.source.table,
             "published_table": self.published.name,
             "published_version": self.published.version,
             "rows_published": self.rows,
-            "quality_score": round(self.scores.quality, 4),
-            "column_shapes": round(self.scores.column_shapes, 4),
-            "column_pair_trends": round(self.scores.column_pair_trends, 4),
-            "tstr_auc": None if self.scores.tstr is None else round(self.scores.tstr, 4),
-            "dcr_share": round(self.scores.dcr_share, 4),
-            "mia_auc": round(self.scores.mia_auc, 4),
+            "quality_score": round(scores.quality, 4),
+            "column_shapes": round(scores.column_shapes, 4),
+            "column_pair_trends": round(scores.column_pair_trends, 4),
+            "tstr_auc": None if scores.tstr is None else round(scores.tstr, 4),
+            "trtr_auc": None if scores.trtr is None else round(scores.trtr, 4),
+            "dcr_share": round(scores.dcr_share, 4),
+            "mia_auc": round(scores.mia_auc, 4),
+            "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
+            "gates": {v.name: v.passed for v in self.verdicts},
             "report": str(self.report_path.resolve()),
         }

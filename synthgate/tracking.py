@@ -576,9 +576,19 @@ def log_report(report_path: Path, plots: dict[str, bytes], artifact_path: str = 
     log_artifact(report_path, artifact_path)
     with tempfile.TemporaryDirectory() as tmp:
         for name, png in plots.items():
-            image = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+            image = Path(tmp) / f"{artifact_name(name)}.png"
             image.write_bytes(png)
             log_artifact(image, f"{artifact_path}/plots")
+
+
+def artifact_name(name: str) -> str:
+    """A file or folder name for an artifact from a table or column name (which may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def child_folder(table: str) -> str:
+    """Where a linked refresh's child table ``table`` has its artifacts in the run: ``children/<table>``."""
+    return f"children/{artifact_name(table)}"
 
 
 def log_child(child: Any) -> None:
@@ -589,7 +599,7 @@ def log_child(child: Any) -> None:
     prefix = metric_name(table) + "."
     details = {metric_name(k): v for k, v in child.evaluation.detail_metrics().items()}
     log_metrics({prefix + k: v for k, v in (child.scores.as_metrics() | details).items()})
-    folder = f"children/{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}"
+    folder = child_folder(table)
     log_dict(child.source_check.result, f"{folder}/gx/source_validation.json")
     log_dict(child.synthetic_check.result, f"{folder}/gx/synthetic_validation.json")
     log_dict(column_policies(child.spec, child.synthesizer), f"{folder}/column_policies.json")

@@ -39,7 +39,9 @@ def log_run(result: RefreshResult) -> str | None:
         child_report = write_report(
             child.report_path, refresh_context(child, state, run), child.train, child.synthetic, child.synthesizer
         )
-        tracking.log_report(child.report_path, child_report.plots, f"children/{child.spec.target.table}/report")
+        tracking.log_report(
+            child.report_path, child_report.plots, f"{tracking.child_folder(child.spec.target.table)}/report"
+        )
     if result.relations is not None:
         tracking.log_metrics(result.relations.as_metrics())
     verdict_artifact(result.spec.name, result.verdicts, context.mlflow_link, result.privacy.epsilon)

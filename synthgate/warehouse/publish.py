@@ -483,8 +483,8 @@ def publish_refresh(outcome: Any, model_name: str) -> list[Published]:
 
 
 def _child_publication(child: Any, parent: Any, model_name: str) -> Publication:
-    """A child table's part of its parent's publish: its rows and its catalog row under the parent's spec name (the
-    ledger row is the parent's)."""
+    """A child table's part of its parent's publish: its rows, its catalog row under the parent's spec name, and its
+    source's ledger row closed ``published`` (:meth:`LedgerEntry.for_child`)."""
     target = child.spec.target
     catalog = governance.catalog_values(child, model_name) | {
         "run_id": governance.child_run_id(child.run_id, target.table),  # the parent's row holds the run's own id
@@ -713,6 +713,11 @@ def _rolled_back_comment(conn: Connection, target: WarehouseTable, version: int,
     _comment(conn, target, None, f"{comment or ''} [rolled back from version {previous}]".strip())
 
 
+def _beside(target: WarehouseTable, table: str) -> WarehouseTable:
+    """The table ``table`` in ``target``'s warehouse and schema (a child table published with it)."""
+    return WarehouseTable.model_validate({"url": target.url, "table": table, "schema": target.db_schema})
+
+
 def _linked_children(
     conn: Connection, target: WarehouseTable, current: int, to_version: int
 ) -> list[tuple[WarehouseTable, int | None]]:
@@ -721,7 +726,7 @@ def _linked_children(
     children = governance.children_of(conn, target.table, {current, to_version})
     moves = []
     for name in sorted(children):
-        child = WarehouseTable.model_validate({"url": target.url, "table": name, "schema": target.db_schema})
+        child = _beside(target, name)
         kept = _ownership(conn, child).published & set(_version_tables(conn, child))
         if to_version not in kept or to_version not in children[name]:
             raise PublishError(
@@ -783,10 +788,8 @@ def rollback(
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
-        linked = tuple(  # the child tables ever published with it: locked too, since they may move with it
-            WarehouseTable.model_validate({"url": target.url, "table": name, "schema": target.db_schema})
-            for name in governance.children_ever(engine, target.table)
-        )
+        # the child tables ever published with it: locked too, since they may move with it
+        linked = tuple(_beside(target, name) for name in governance.children_ever(engine, target.table))
         with _locked_transaction(engine, target, linked) as conn:
             current = governance.current_version(conn, target.table)
             if current is None:
