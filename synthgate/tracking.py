@@ -513,7 +513,9 @@ def refresh_params(outcome: Any) -> dict[str, Any]:
         | ({"dp_sgd_engine": privacy.engine} if privacy.engine else {})
         | (
             plan_params(plan)
-            | {"preprocessing_share": round(plan.preprocessing_share, 4)}  # the spec's, or the default for its width
+            # the spec's, or the default for its width (with the dependency screen's share on a wide table)
+            | {"preprocessing_share": round(plan.preprocessing_share, 4)}
+            | {"marginal_columns": len(summary.marginal_columns) if summary else 0}  # heads that learn a marginal
             | ({"max_rows_per_unit": privacy.max_rows_per_unit} if privacy.unit else {})
             if plan is not None
             else {}

@@ -36,6 +36,7 @@ class NumericCodec:
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero: never sample NULL
     points: np.ndarray = field(default_factory=lambda: np.empty(0))  # DP-selected exact values, sorted
     has_values: bool = True  # False: the range release could not locate the values: the column is sampled as NULL
+    prior: np.ndarray | None = None  # each token's share by the released counts (None: not known, as when loaded)
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
@@ -123,6 +124,7 @@ class CategoricalCodec:
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero
     key_like: bool = False  # most non-null rows hold values too rare to release: a key, not a category
     has_rare: bool = True  # False: the released categories hold nearly every non-null row, RARE is never sampled
+    prior: np.ndarray | None = None  # each token's share by the released counts (None: not known, as when loaded)
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -179,6 +181,18 @@ class CategoricalCodec:
 
 
 Codec = NumericCodec | CategoricalCodec
+
+
+def token_prior(counts: np.ndarray, forbidden: list[int]) -> np.ndarray:
+    """Token shares from released (noisy) counts: negative counts and tokens never sampled count zero; all zero, the
+    allowed tokens share evenly. Post-processing."""
+    allowed = np.ones(len(counts))
+    allowed[forbidden] = 0.0
+    if allowed.sum() == 0:
+        allowed[:] = 1.0
+    shares = np.clip(np.asarray(counts, dtype=float), 0.0, None) * allowed
+    shares = shares if shares.sum() > 0 else allowed
+    return shares / shares.sum()
 
 
 def category_key(value: Any) -> Any:

@@ -55,6 +55,9 @@ def per_sample_norms(
     emb_sq = torch.stack([e.detach().pow(2).sum(1) for e in trace.embedded], dim=1).cumsum(dim=1)
     norm_sq = torch.stack([g.pow(2).sum(1) for g in g_emb]).sum(0)
     for j in range(n_col):
+        if j in model.marginal:  # only the bias trains (the weight is zero, so no gradient reaches the hidden layer)
+            norm_sq = norm_sq + g_logits[j].pow(2).sum(1)
+            continue
         lo, hi = model.span(j)
         window_sq = emb_sq[:, hi - 1] - (emb_sq[:, lo - 1] if lo > 0 else 0.0)
         norm_sq = norm_sq + g_hidden[j].pow(2).sum(1) * (window_sq + 1.0)
@@ -78,6 +81,9 @@ def per_unit_norms(
     for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
         norm_sq += pairs.embedding_norm_sq(g, index, weight(table).shape[0])
     for j in range(n_col):
+        if j in model.marginal:  # the bias only: a head input of width 0
+            norm_sq += pairs.linear_norm_sq(grads[n_emb + n_col + j], trace.head_in[j][:, :0])
+            continue
         norm_sq += pairs.linear_norm_sq(grads[n_emb + j], model.context_of(j, trace.context))
         norm_sq += pairs.linear_norm_sq(grads[n_emb + n_col + j], trace.head_in[j])
     return norm_sq.clamp(min=0.0).sqrt(), list(grads), trace, losses.detach()
@@ -150,10 +156,12 @@ def clipped_gradient_sum(
     for j in range(n_col):
         g_hidden = grads[n_emb + j] * scale
         g_logits = grads[n_emb + n_col + j] * scale
+        out[bias(model.heads[j])] = g_logits.sum(0)
+        if j in model.marginal:
+            continue
         out[weight(model.hidden[j])] = g_hidden.T @ model.context_of(j, trace.context)
         out[bias(model.hidden[j])] = g_hidden.sum(0)
         out[weight(model.heads[j])] = g_logits.T @ trace.head_in[j].detach()
-        out[bias(model.heads[j])] = g_logits.sum(0)
     return out, losses
 
 
@@ -216,7 +224,11 @@ class DPSGD:
             for param, value in part.items():
                 sums[param] = sums[param] + value if param in sums else value
         std = self.noise_multiplier * self.max_grad_norm
+        frozen = self.model.frozen_parameters()
         for param in self.model.parameters():
+            if param in frozen:  # never trained: no gradient, no noise, no update
+                param.grad = None
+                continue
             noise = torch.normal(0.0, std, size=param.shape, generator=self._generator, device=param.device)
             total = sums[param] if param in sums else torch.zeros_like(param)
             param.grad = (total + noise) / self.expected_batch_size

@@ -50,10 +50,23 @@ class AutoregressiveNet(nn.Module):
             for j in range(len(cardinalities))
         )
         self.heads = nn.ModuleList(nn.Linear(hidden_dim, c) for c in cardinalities)
+        self.marginal: set[int] = set()  # heads that learn only a bias: their column's marginal (see fix_marginal)
         # the last column has no embedding (nothing follows it); without an ordinal list, no smooth start
         for table, is_ordinal in zip(self.embeddings, ordinal or [], strict=False):
             if is_ordinal:
                 _smooth_init(weight(table))
+
+    @torch.no_grad()
+    def fix_marginal(self, j: int, prior: torch.Tensor) -> None:
+        """Head ``j`` predicts its column's marginal whatever the earlier columns: its weight is zero and stays zero
+        (DP-SGD trains its bias only), its bias starts at ``log(prior)``, and its hidden layer is never used."""
+        weight(self.heads[j]).zero_()
+        bias(self.heads[j]).copy_(torch.log(prior.clamp(min=1e-12)))
+        self.marginal.add(j)
+
+    def frozen_parameters(self) -> set[torch.Tensor]:
+        """Parameters DP-SGD leaves as they are: the weights and hidden layers of the marginal heads."""
+        return {p for j in self.marginal for p in (weight(self.heads[j]), weight(self.hidden[j]), bias(self.hidden[j]))}
 
     def span(self, j: int) -> tuple[int, int]:
         """The embedding slots (``lo`` to ``hi`` exclusive; slot 0 the start token, slot k+1 column k) head ``j``

@@ -49,7 +49,7 @@ from scipy.stats import norm
 
 from synthgate.columns import to_numeric
 from synthgate.generator.accounting import PrivacyAccountant
-from synthgate.generator.codecs import CategoricalCodec, NumericCodec, category_key
+from synthgate.generator.codecs import CategoricalCodec, NumericCodec, category_key, token_prior
 from synthgate.schema import Column, ColumnKind
 
 log = logging.getLogger(__name__)
@@ -323,14 +323,16 @@ def fit_numeric(
     null_units = None if units is None else units[null]
     values, units = values[~null], None if units is None else units[~null]
     coarse: DPRange | None = None
-    points = np.empty(0)
+    points, point_counts = np.empty(0), np.empty(0)
     located = True
     values_rows = n_rows  # rows holding a value: all rows unless the range release estimates fewer
     public = public_min is not None and public_max is not None
     if public_min is not None and public_max is not None:  # declared bounds are the range, exactly: never trimmed
         low, high = float(public_min), float(public_max)
     else:
-        released, points, sigma = _release_range(column, values, sigma, selection_delta, accountant, units)
+        released, (points, point_counts), sigma = _release_range(
+            column, values, sigma, selection_delta, accountant, units
+        )
         located = released.located
         values_rows = min(n_rows, released.mass)
         low = float(public_min) if public_min is not None else released.low
@@ -363,7 +365,14 @@ def fit_numeric(
         starts = _quantile_starts(probs, max(n_coarse - len(points), 2))
     if not located:  # never values from a guessed place: NULL only (the bins release is still made, as budgeted)
         log.warning("column %s: too few values to locate under this budget: sampled as NULL", column.name)
-    return NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
+    codec = NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
+    # The binned values: the rows less NULLs and point masses (the denoised bins lose thin stretches, and the sum of
+    # hundreds of noisy bins is far noisier than these few counts)
+    binned_rows = max(n_rows - max(float(histogram[-1]), 0.0) - float(point_counts.sum()), 0.0)
+    shape = np.add.reduceat(probs, starts[:-1]) if len(probs) else np.zeros(codec.n_coarse)
+    coarse_counts = shape * binned_rows
+    codec.prior = token_prior(np.concatenate([coarse_counts, point_counts, [histogram[-1]]]), codec.forbidden_tokens)
+    return codec
 
 
 def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -385,18 +394,20 @@ def _release_range(
     selection_delta: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None,
-) -> tuple[DPRange, np.ndarray, float]:
+) -> tuple[DPRange, tuple[np.ndarray, np.ndarray], float]:
     """Steps 1 and 2 of a numeric release: the range, then a zoom, point masses or nothing (see the module
-    docstring). Returns the range, the point masses, and the noise left for the fine bins (the budget a column
-    did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget with it)."""
+    docstring). Returns the range, the point masses with their noisy counts, and the noise left for the fine bins
+    (the budget a column did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget
+    with it)."""
+    none = np.empty(0), np.empty(0)
     released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, units)
     single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
     if single_bin and (column.kind in ZOOMED_KINDS or released.inner_low - released.inner_high >= _MAX_INTEGER_BINS):
         # Floats and datetimes in one coarse bin, or a year column (all 2013) in one of 2,162 integers: look closer
-        return zoom_range(column, values, released, sigma, accountant, units), np.empty(0), sigma
+        return zoom_range(column, values, released, sigma, accountant, units), none, sigma
     short = column.kind is ColumnKind.INTEGER and released.high - released.low <= _MAX_EXACT_TOKENS
     if column.kind is ColumnKind.DATETIME or short:  # dates over months, a few integers: the bins take the share
-        return released, np.empty(0), sigma / math.sqrt(2.0)
+        return released, none, sigma / math.sqrt(2.0)
     # Spread over several coarse bins: the third release finds spikes (zeros, sentinels, loan terms of 36 or 60)
     threshold = selection_threshold(sigma, selection_delta) if selection_delta > 0 else math.inf
     # An integer's values decode exactly from integer-aligned bins; a point is worth a token only where it is a
@@ -412,9 +423,9 @@ def select_points(
     threshold: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """DP frequent-value selection: the exact values that many rows hold (the zeros of a zero-inflated figure, a
-    sentinel such as 999, a default), sorted, at most ``_MAX_POINTS``.
+    sentinel such as 999, a default), sorted, at most ``_MAX_POINTS``, and their noisy counts.
 
     The noisy count of every distinct value is released (each record adds to one: sensitivity 1) and a value is
     kept when it clears ``threshold``, so a value held by one record is kept with probability at most the
@@ -423,13 +434,14 @@ def select_points(
     """
     distinct, inverse = np.unique(values, return_inverse=True)
     if distinct.size == 0:
-        return np.empty(0)
+        return np.empty(0), np.empty(0)
     inverse = inverse.ravel()
     counts = np.bincount(inverse, weights=unit_weights(inverse, units), minlength=distinct.size)
     noisy = accountant.gaussian(f"points:{column.name}", counts.astype(float), sigma)
     kept = np.flatnonzero(noisy > threshold)
     kept = kept[np.argsort(-noisy[kept], kind="stable")][:_MAX_POINTS]
-    return np.sort(distinct[kept])
+    kept = kept[np.argsort(distinct[kept])]
+    return distinct[kept], noisy[kept]
 
 
 def _with_range_counts(counts: np.ndarray, edges: np.ndarray, coarse: DPRange) -> np.ndarray:
@@ -591,32 +603,41 @@ def fit_categorical(
 ) -> CategoricalCodec:
     """Release a categorical column's codec: the categories that clear the selection threshold (each held by one
     record is kept with probability ``selection_delta``) and whether it has NULLs, at weight
-    :data:`CATEGORY_WEIGHT`; for a public domain only whether it has NULLs (weight 1). ``sigma``: a weight-1
-    release's noise."""
+    :data:`CATEGORY_WEIGHT`; for a public domain (booleans, declared categories) the count of each of its values and
+    of NULLs, at weight 1. ``sigma``: a weight-1 release's noise."""
     null = series.isna().to_numpy()
-    if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
-        # A public domain: only the NULL count is released, so a column without NULLs gets none.
-        domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
-        weights = unit_weights(np.zeros(int(null.sum()), dtype=np.int64), None if units is None else units[null])
-        n_null = float(null.sum()) if weights is None else float(weights.sum())
-        nulls = accountant.gaussian(f"nulls:{column.name}", np.array([n_null]), sigma)
-        return CategoricalCodec(column, domain, public=True, has_nulls=bool(nulls[0] >= 3.0 * sigma))
-    sigma = sigma / math.sqrt(CATEGORY_WEIGHT)
-    threshold = selection_threshold(sigma, selection_delta)
-    # categories in an order free of the rows' (sorted), the NULL bin last; each record adds to one of them
     keys = series.map(category_key)
-    labels = pd.Index(sorted(set(keys[~null]), key=lambda v: (type(v).__name__, v)))
+    if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
+        domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
+        labels = pd.Index([category_key(v) for v in domain])
+        purpose, kept_sigma = f"domain:{column.name}", sigma
+    else:
+        # categories in an order free of the rows' (sorted), the NULL bin last; each record adds to one of them
+        labels = pd.Index(sorted(set(keys[~null]), key=lambda v: (type(v).__name__, v)))
+        purpose, kept_sigma = f"categories:{column.name}", sigma / math.sqrt(CATEGORY_WEIGHT)
     bins = np.full(len(keys), len(labels), dtype=np.int64)
-    bins[~null] = labels.get_indexer(keys[~null])
-    counts = np.bincount(bins, weights=unit_weights(bins, units), minlength=len(labels) + 1).astype(float)
-    released = accountant.gaussian(f"categories:{column.name}", counts, sigma)
-    noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * sigma)
+    # a value outside a declared domain counts with none of them (its rows are RARE)
+    bins[~null] = np.where((index := labels.get_indexer(keys[~null])) >= 0, index, len(labels) + 1)
+    counts = np.bincount(bins, weights=unit_weights(bins, units), minlength=len(labels) + 2).astype(float)
+    counts = np.append(counts[: len(labels)], counts[len(labels)])  # the values' bins, then NULL
+    released = accountant.gaussian(purpose, counts, kept_sigma)
+    noisy, has_nulls = released[:-1], bool(released[-1] >= 3.0 * kept_sigma)
+    if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
+        codec = CategoricalCodec(column, domain, public=True, has_nulls=has_nulls)
+        codec.prior = token_prior(np.concatenate([noisy, [0.0, released[-1]]]), codec.forbidden_tokens)
+        return codec
+    threshold = selection_threshold(kept_sigma, selection_delta)
     order = np.argsort(-noisy, kind="stable")
-    kept = [labels[i] for i in order if noisy[i] > threshold]
+    kept = [i for i in order if noisy[i] > threshold]
     # Post-processing: the share of the non-null rows that the kept categories hold (the sum of every noisy count
     # estimates the non-null rows without bias; clipped at zero, thousands of rare values would inflate it).
     non_null = float(noisy.sum())
-    covered = float(sum(noisy[i] for i in order if noisy[i] > threshold)) / max(non_null, 1.0)
+    covered = float(noisy[kept].sum()) / max(non_null, 1.0)
     key_like = non_null > 2.0 * threshold and covered < _KEY_COVERAGE  # a nearly empty column is not a key
     has_rare = covered < _COMPLETE_COVERAGE
-    return CategoricalCodec(column, kept, public=False, has_nulls=has_nulls, key_like=key_like, has_rare=has_rare)
+    codec = CategoricalCodec(
+        column, [labels[i] for i in kept], public=False, has_nulls=has_nulls, key_like=key_like, has_rare=has_rare
+    )
+    rare = max(non_null - float(noisy[kept].sum()), 0.0)
+    codec.prior = token_prior(np.concatenate([noisy[kept], [rare, released[-1]]]), codec.forbidden_tokens)
+    return codec

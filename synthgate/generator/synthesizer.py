@@ -49,6 +49,7 @@ from synthgate.generator.faking import fake_column
 from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import budget_weight, fit_categorical, fit_numeric
+from synthgate.generator.screening import SCREEN_MIN_COLUMNS, SCREEN_SHARE, screen
 from synthgate.generator.units import SizeHistogram, Units, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
@@ -101,6 +102,7 @@ class FitSummary:
     unit: str | None = None  # the privacy unit's column (None: one row = one individual)
     noisy_units: int = 0  # DP estimate of the units (0 without a unit)
     max_rows_per_unit: int = 0  # the rows of one unit that trained at most (0 without a unit)
+    marginal_columns: tuple[str, ...] = ()  # learned columns the dependency screen found in no pair (marginal heads)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class DPSynthesizer:
         # Given columns first, the target last, so its head conditions on every other column.
         self.learned = sorted(learned, key=lambda c: (c.name not in given, c.name == target_column))
         self.codecs: list[Codec] = []
+        # Learned columns the dependency screen found in no pair: their heads learn the column's marginal only
+        self.independent: list[str] = []
         self.network: AutoregressiveNet | None = None
         self.summary: FitSummary | None = None
         self.device = choose_device(training.device)
@@ -276,7 +280,37 @@ class DPSynthesizer:
         tokens = np.stack(
             [codec.encode(data[c.name]) for c, codec in zip(self.learned, self.codecs, strict=True)], axis=1
         )
-        return Encoded(tokens, noisy_rows, noisy_units, sigma, units.sizes if units is not None else None)
+        sizes = units.sizes if units is not None else None
+        self._screen(tokens, noisy_units, sizes, accountant)
+        return Encoded(tokens, noisy_rows, noisy_units, sigma, sizes)
+
+    def _screen(
+        self, tokens: np.ndarray, noisy_units: float, sizes: np.ndarray | None, accountant: PrivacyAccountant
+    ) -> None:
+        """On a wide table, find the columns that depend on no other (:mod:`screening`): their heads learn only their
+        marginal. Not with Opacus (it trains every parameter), a child table's given columns, or a spec that leaves
+        DP-SGD less than a fifth of the budget."""
+        wide = len(self.learned) >= SCREEN_MIN_COLUMNS
+        fast = self.training.engine == "fast"
+        room = self.preprocessing_share + SCREEN_SHARE <= 0.8
+        if not wide or not fast or not room or self.given or any(codec.prior is None for codec in self.codecs):
+            return
+        sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, 1.0, SCREEN_SHARE)
+        weights = None if sizes is None else np.repeat(1.0 / sizes, sizes)
+        depends = screen(tokens, self.codecs, rows=noisy_units, accountant=accountant, sigma=sigma, weights=weights)
+        self.preprocessing_share += SCREEN_SHARE
+        self.independent = [
+            c.name
+            for c, related in zip(self.learned, depends, strict=True)
+            if not related and c.name != self.target_column
+        ]
+        log.info(
+            "dependency screen: %d of %d learned columns are in a clear pair and train with the target; the heads of "
+            "the other %d learn their marginals only",
+            len(self.learned) - len(self.independent) - (self.target_column is not None),
+            len(self.learned),
+            len(self.independent),
+        )
 
     def _bound_units(self, data: pd.DataFrame, sigma: float, accountant: PrivacyAccountant) -> Units:
         """Group the rows by unit, release the DP histogram of rows per unit, and bound each unit's rows (declared,
@@ -398,6 +432,7 @@ class DPSynthesizer:
             unit=self.unit,
             noisy_units=round(encoded.noisy_units) if self.unit is not None else 0,
             max_rows_per_unit=self.max_rows_per_unit,
+            marginal_columns=tuple(self.independent),
         )
         return self.summary
 
@@ -413,7 +448,11 @@ class DPSynthesizer:
         (``tokens`` laid out unit by unit); Poisson sampling then picks units."""
         cards = [codec.n_tokens for codec in self.codecs]
         ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
-        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal).to(self.device)
+        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal)
+        for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True)):
+            if column.name in self.independent and codec.prior is not None:
+                model.fix_marginal(j, torch.as_tensor(codec.prior, dtype=torch.float32))
+        model = model.to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
         weights = self._loss_weights()
         step: Callable[..., None] = (
@@ -683,6 +722,7 @@ def _summary_from_dict(data: dict[str, Any] | None) -> FitSummary | None:
         return None
     known = set(FitSummary.__dataclass_fields__)
     fields = {k: v for k, v in data.items() if k in known} | {"plan": TrainingPlan(**data["plan"])}
+    fields["marginal_columns"] = tuple(fields.get("marginal_columns", ()))
     return FitSummary(**{"engine": "fast", **fields})
 
 

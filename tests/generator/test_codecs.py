@@ -286,7 +286,9 @@ def test_a_boolean_without_nulls_never_samples_null():
         selection_delta=1e-6,
         accountant=accountant,
     )
-    assert full.null_token in full.forbidden_tokens and [r.purpose for r in accountant.releases] == ["nulls:b"]
+    # one release (the counts of False, True and NULL), of which the prior is the shares
+    assert full.null_token in full.forbidden_tokens and [r.purpose for r in accountant.releases] == ["domain:b"]
+    assert full.prior is not None and abs(full.prior[1] - 0.3) < 0.03 and full.prior[full.null_token] == 0
     sparse = fit_categorical(
         column,
         pd.Series(np.where(RNG.random(5000) < 0.3, None, True)),

@@ -244,6 +244,7 @@ def test_a_key_keeps_its_rows_per_value_and_is_not_learned():
 @pytest.mark.parametrize("columns", [15, 55])
 def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, columns):
     from synthgate.generator.accounting import PrivacyAccountant, default_preprocessing_share, zcdp_rho
+    from synthgate.generator.screening import SCREEN_MIN_COLUMNS, SCREEN_SHARE
 
     # A wide table: copies of the people columns (numbers, categories, a datetime, booleans) up to `columns`.
     extra = max(0, columns - len(COLUMNS))
@@ -260,8 +261,9 @@ def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, col
     spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)  # zCDP of Gaussian releases adds
     share = synth.preprocessing_share
     assert spent == pytest.approx(share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
-    assert share == default_preprocessing_share(len(synth.learned))
-    assert (share == 0.3) == (columns == 15) and share <= 0.5  # wide tables give the releases more
+    screened = SCREEN_SHARE if len(synth.learned) >= SCREEN_MIN_COLUMNS else 0.0  # the dependency screen's release
+    assert share == pytest.approx(default_preprocessing_share(len(synth.learned)) + screened)
+    assert (share == 0.3) == (columns == 15) and share <= 0.5 + screened  # wide tables give the releases more
     categories = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("categories:")]
     bins = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("bins:age")]
     assert categories and max(categories) < 0.5 * min(bins)  # a category list gets less noise than a histogram
