@@ -56,7 +56,14 @@ DEFAULT_SYSTEMS = [
 
 
 def command(
-    system: str, data: Dataset, train_csv: Path, out: Path, epsilon: float, delta: float, seed: int
+    system: str,
+    data: Dataset,
+    train_csv: Path,
+    out: Path,
+    epsilon: float,
+    delta: float,
+    seed: int,
+    training: str = "{}",
 ) -> list[str]:
     common = ["--out", str(out), "--epsilon", str(epsilon), "--delta", str(delta), "--seed", str(seed)]
     if system.startswith("synthgate"):
@@ -73,6 +80,8 @@ def command(
             str(delta),
             "--seed",
             str(seed),
+            "--training",
+            training,
         ]
     datetimes = ",".join(c.name for c in data.columns if c.kind is ColumnKind.DATETIME)
     peer = ["--train", str(train_csv), "--rows", str(len(data.train)), "--datetime", datetimes, *common]
@@ -125,12 +134,12 @@ def score(data: Dataset, synthetic: pd.DataFrame) -> dict[str, float]:
 
 
 def run_system(
-    system: str, data: Dataset, workdir: Path, epsilon: float, delta: float, seed: int, timeout: int
+    system: str, data: Dataset, workdir: Path, epsilon: float, delta: float, seed: int, timeout: int, training: str
 ) -> dict:
     if system == "real":
         return {"system": "real (train = synthetic)", **score(data, data.train)}
     out = workdir / f"{system}.csv"
-    cmd = command(system, data, workdir / "train.csv", out, epsilon, delta, seed)
+    cmd = command(system, data, workdir / "train.csv", out, epsilon, delta, seed, training)
     if not Path(cmd[0]).exists():
         return {"system": system, "error": f"environment missing: {cmd[0]} (run benchmarks/peers/setup_envs.sh)"}
     began = time.perf_counter()
@@ -185,6 +194,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=int, default=1800, help="Seconds per system.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    parser.add_argument("--training", default="{}", help="Synthgate only: JSON overrides of its Training model.")
     args = parser.parse_args()
     data = DATASETS[args.dataset]()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +205,7 @@ def main() -> None:
             data.train.to_csv(workdir / "train.csv", index=False)
             for system in args.systems:
                 print(f"[{args.dataset} eps={epsilon:g}] {system} ...", file=sys.stderr, flush=True)
-                row = run_system(system, data, workdir, epsilon, args.delta, args.seed, args.timeout)
+                row = run_system(system, data, workdir, epsilon, args.delta, args.seed, args.timeout, args.training)
                 row["epsilon"] = row.get("epsilon", epsilon if system != "real" else "-")
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)

@@ -33,7 +33,7 @@ import pandas as pd
 
 from synthgate.errors import DataValidationError
 from synthgate.generator.accounting import PrivacyAccountant, Release, bisect_sigma, compose_epsilon
-from synthgate.generator.codecs import NumericCodec
+from synthgate.generator.codecs import NumericCodec, token_prior
 from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram, size_bin
@@ -372,7 +372,9 @@ def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
     probs = np.array([counts.childless, *units[: len(highs)]])
     probs[-1] += units[len(highs) :].sum()  # larger units keep the bound's worth of children
     probs = probs / probs.sum() if probs.sum() > 0 else np.full(len(probs), 1.0 / len(probs))
-    return NumericCodec(column, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+    codec = NumericCodec(column, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+    codec.prior = token_prior(np.append(probs, 0.0), codec.forbidden_tokens)
+    return codec
 
 
 POSITION_COLUMN = Column(POSITION, ColumnKind.INTEGER, "BIGINT")
@@ -392,7 +394,9 @@ def position_codec(bound: int) -> NumericCodec:
     highs = [high - 1 for high in SIZE_EDGES if high < bound] + [bound - 1]
     edges = np.array([-0.5, *(high + 0.5 for high in sorted(set(highs)) if high >= 0)])
     probs = np.full(len(edges) - 1, 1.0 / (len(edges) - 1))
-    return NumericCodec(POSITION_COLUMN, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+    codec = NumericCodec(POSITION_COLUMN, edges, probs, np.arange(len(probs) + 1), has_nulls=False)
+    codec.prior = token_prior(np.append(probs, 0.0), codec.forbidden_tokens)
+    return codec
 
 
 def _places(groups: np.ndarray) -> np.ndarray:

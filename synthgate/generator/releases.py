@@ -107,7 +107,8 @@ def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -
     """(Total budget weight of a learned column's releases, whether it selects values privately).
 
     Numbers: range, then a zoom, point masses or more weight on the bins, then bins; declared bounds: the bins only.
-    Categories: one release of the categories and NULLs; a public domain (booleans, declared categories): NULLs.
+    Categories: one release of the categories and NULLs; a public domain (booleans, declared categories): one
+    release of each value's count and NULLs, at weight 1.
     """
     if column.kind.is_numeric:
         if public_bounds:
@@ -608,7 +609,8 @@ def fit_categorical(
     null = series.isna().to_numpy()
     keys = series.map(category_key)
     if column.kind is ColumnKind.BOOLEAN or public_categories is not None:
-        domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(public_categories or [])
+        # a declared value listed twice is one category (as the codec's index holds it)
+        domain = [False, True] if column.kind is ColumnKind.BOOLEAN else list(dict.fromkeys(public_categories or []))
         labels = pd.Index([category_key(v) for v in domain])
         purpose, kept_sigma = f"domain:{column.name}", sigma
     else:

@@ -13,8 +13,8 @@ no such pair gets a head that learns only its marginal (a bias, starting from th
 not of a layer reading every earlier column, and the rest goes to the columns that relate and to the target, which
 reads every column. On the credit file: pairs 0.67 -> 0.76, quality 0.80-0.82 -> 0.85.
 
-Each row adds the outer product of its signs scaled by 1/sqrt(m), of Frobenius norm 1: sensitivity 1 (with a
-privacy unit, a unit's rows each weigh 1/its rows).
+Each row adds the outer product of its signs and a constant, scaled to norm 1: sensitivity 1 (with a privacy unit,
+a unit's rows each weigh 1/its rows).
 """
 
 from __future__ import annotations
@@ -33,30 +33,28 @@ SCREEN_MIN_COLUMNS = 32
 SCREEN_SHARE = 0.1
 #: Expected false pairs over the whole screen: the margin each pair must clear.
 FALSE_PAIRS = 0.05
+_CHUNK_CELLS = 1 << 22  # rows x columns of the signs held at once (32 MiB)
 
 
-def signs(codec: Codec, tokens: np.ndarray) -> tuple[np.ndarray, float]:
-    """Each row's side of the column's cut (+1 or -1), and the side's mean by the released marginal.
-
-    The cut is the token boundary nearest half of the released marginal, tokens in their order (numbers' bins, then
-    point masses and NULL; categories sorted by label). Post-processing of the codec's prior.
-    """
+def upper_side(codec: Codec) -> np.ndarray:
+    """Which of the column's tokens fall on the cut's upper side: the token boundary nearest half of the released
+    marginal, tokens in their order (numbers' bins, then point masses and NULL; categories by label, then RARE and
+    NULL). Post-processing of the codec's prior; the side's share is then measured by the release itself."""
     assert codec.prior is not None
     order = _token_order(codec)
     mass = np.cumsum(codec.prior[order])
     cut = int(np.argmin(np.abs(mass[:-1] - 0.5))) if len(order) > 1 else 0
-    upper = np.zeros(len(order), dtype=bool)
+    upper = np.zeros(codec.n_tokens, dtype=bool)
     upper[order[cut + 1 :]] = True
-    mean = float(1.0 - 2.0 * codec.prior[upper].sum())
-    return np.where(upper[tokens], -1.0, 1.0), mean
+    return upper
 
 
 def _token_order(codec: Codec) -> np.ndarray:
-    """Numbers keep their token order; categories go by label (ordinal labels such as grades A-G then split in
-    order), then RARE and NULL."""
+    """Numbers keep their token order; categories go by label as releases sort them (numbers as numbers, so grades
+    A-G or sizes 1-12 split in order), then RARE and NULL."""
     if isinstance(codec, CategoricalCodec):
-        labels = [str(c) for c in codec.categories]
-        by_label = sorted(range(len(labels)), key=labels.__getitem__)
+        labels = codec.categories
+        by_label = sorted(range(len(labels)), key=lambda i: (type(labels[i]).__name__, labels[i]))
         return np.array([*by_label, codec.rare_token, codec.null_token], dtype=np.int64)
     return np.arange(codec.n_tokens, dtype=np.int64)
 
@@ -70,22 +68,43 @@ def screen(
     sigma: float,
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Whether each column is in a pair that clearly depends (one release of noise ``sigma`` with sensitivity 1).
+    """Whether each column is in a pair that clearly depends (one release of noise ``sigma``, sensitivity 1).
 
     ``tokens``: rows x columns; ``rows``: their DP count (with a unit, of units); ``weights``: each row's weight
     (with a unit: 1 / its unit's rows), None for 1.
+
+    Each row's signs s (+1 below its column's cut, -1 above) and a constant 1 make x = [s, 1] / sqrt(m + 1), of norm
+    1; the release is the upper triangle of the sum of x x^T: every pair's agreement, and with the constant each
+    column's mean side. A pair depends when its agreement departs from the product of the two means by more than a
+    margin (corrected for the number of pairs) times its spread under independence: the release's noise and the
+    rows' own sampling spread.
     """
     m = tokens.shape[1]
-    sides, means = zip(*(signs(codec, tokens[:, j]) for j, codec in enumerate(codecs)), strict=True)
-    x = np.stack(sides, axis=1) / math.sqrt(m)
-    weighted = x if weights is None else x * weights[:, None]
-    upper = np.triu_indices(m, 1)
-    agreement = (weighted.T @ x)[upper]  # each row adds x x^T: Frobenius norm |x|^2 = 1
-    released = accountant.gaussian("screen:pairs", agreement, sigma)
-    expected = rows * np.outer(means, means)[upper] / m  # agreement of independent cuts (post-processing)
-    margin = float(norm.isf(FALSE_PAIRS / max(len(agreement), 1) / 2.0))
-    related = np.abs(released - expected) > margin * sigma
+    k = m + 1
+    sides = [upper_side(codec) for codec in codecs]
+    gram = np.zeros((k, k))
+    step = max(1024, _CHUNK_CELLS // k)
+    for start in range(0, len(tokens), step):
+        block = tokens[start : start + step]
+        x = np.ones((len(block), k))
+        for j, upper in enumerate(sides):
+            x[:, j] = np.where(upper[block[:, j]], -1.0, 1.0)
+        x /= math.sqrt(k)
+        gram += (x if weights is None else x * weights[start : start + step, None]).T @ x
+    top = np.triu_indices(k, 1)
+    released = np.zeros((k, k))
+    released[top] = accountant.gaussian("screen:pairs", gram[top], sigma)
+    # Post-processing: each column's mean side, the agreement expected of independent cuts and its spread
+    n = max(rows, 1.0)
+    mean = np.clip(k * released[:m, m] / n, -1.0, 1.0)
+    one, two = np.triu_indices(m, 1)
+    departure = released[one, two] - n * mean[one] * mean[two] / k
+    spread = np.sqrt(
+        sigma**2 * (1.0 + mean[one] ** 2 + mean[two] ** 2) + n * (1.0 - mean[one] ** 2) * (1.0 - mean[two] ** 2) / k**2
+    )
+    margin = float(norm.isf(FALSE_PAIRS / max(len(one), 1) / 2.0))
+    related = np.abs(departure) > margin * spread
     depends = np.zeros(m, dtype=bool)
-    depends[upper[0][related]] = True
-    depends[upper[1][related]] = True
+    depends[one[related]] = True
+    depends[two[related]] = True
     return depends

@@ -290,6 +290,7 @@ class DPSynthesizer:
         """On a wide table, find the columns that depend on no other (:mod:`screening`): their heads learn only their
         marginal. Not with Opacus (it trains every parameter), a child table's given columns, or a spec that leaves
         DP-SGD less than a fifth of the budget."""
+        self.independent = []
         wide = len(self.learned) >= SCREEN_MIN_COLUMNS
         fast = self.training.engine == "fast"
         room = self.preprocessing_share + SCREEN_SHARE <= 0.8

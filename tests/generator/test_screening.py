@@ -10,6 +10,7 @@ from synthgate.generator import DPSynthesizer
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.dpsgd import DPSGD, clipped_gradient_sum, per_sample_norms, per_unit_norms
 from synthgate.generator.network import AutoregressiveNet, bias, weight
+from synthgate.generator.releases import fit_categorical
 from synthgate.generator.screening import SCREEN_MIN_COLUMNS, screen
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
@@ -144,3 +145,23 @@ def test_dpsgd_moves_a_marginal_heads_bias_and_nothing_else_of_it():
         step(tokens)
     assert all(torch.equal(p, frozen[id(p)]) for p in model.frozen_parameters())
     assert weight(model.heads[1]).abs().sum() == 0 and not torch.equal(bias(model.heads[1]), start)
+
+
+def test_a_saved_wide_generator_samples_the_same_rows(fitted, tmp_path):
+    synth, _ = fitted
+    loaded = DPSynthesizer.load(synth.save(tmp_path))
+    assert loaded.summary is not None and loaded.summary.marginal_columns == tuple(synth.independent)
+    pd.testing.assert_frame_equal(loaded.sample(500), synth.sample(500))
+
+
+@pytest.mark.parametrize("categories", [[1, True], ["a", "a"], [1, 1.0]])
+def test_a_declared_value_listed_twice_is_one_category(categories):
+    codec = fit_categorical(
+        Column("c", ColumnKind.CATEGORICAL, ""),
+        pd.Series([1, "a", None] * 10),
+        public_categories=categories,
+        sigma=1.0,
+        selection_delta=1e-6,
+        accountant=PrivacyAccountant(delta=1e-5),
+    )
+    assert len(codec.categories) == 1 and codec.prior is not None and codec.prior.sum() == pytest.approx(1.0)

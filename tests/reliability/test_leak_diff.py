@@ -101,14 +101,17 @@ DP_OUTPUTS: dict[str, str] = {
         "codecs released through the accountant"
     ),
     r"^file:home/mlartifacts/.*/generator/((parent|child)/)?synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
-    r"releases|max_rows_per_unit)$": (
+    r"releases|max_rows_per_unit|marginal_columns\.\d+)$": (
         "the accountant's figures, the DP row (unit) counts, the unit bound chosen from the DP histogram of rows per "
-        "unit, and the plan derived from them"
+        "unit, the plan derived from them, and the columns the dependency screen (a release) found in no pair"
     ),
     r"^file:home/mlartifacts/.*/generator/((parent|child)/)?synthesizer\.json:(unit_sizes\.|max_rows_per_unit$)": (
         "the DP histogram of rows per unit (released through the accountant) and the bound chosen from it"
     ),
     r"^mlflow:(?:logged_model:)?param:max_rows_per_unit$": "the unit bound, from the DP histogram of rows per unit",
+    r"^mlflow:(?:logged_model:)?param:marginal_columns$": (
+        "how many columns the dependency screen (a release) found in no pair"
+    ),
     r"^file:.*\.html:html:facts:epsilon [#.]+ spent by this run; [#.]+ spent on this table in[^:]*:Code$": (
         "the report's header: the row after the budget line, keyed by that line's epsilon (accountant) and total"
     ),
