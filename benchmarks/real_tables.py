@@ -693,6 +693,7 @@ def run_synthgate(
         synthetic = sample_rows.fn(spec, synth)  # the product's default row count
     seconds["sample"] = round(time.perf_counter() - began, 2)
     result |= {"epsilon_spent": round(summary.epsilon, 4), "rows": len(synthetic), "noisy_rows": summary.noisy_rows}
+    result["marginal_heads"] = f"{len(summary.marginal_columns)} of {len(synth.learned)}"  # the dependency screen
     began = time.perf_counter()
     suite = build_synthetic_suite(spec, extract.columns, policies, rows=len(synthetic))
     suite = waived(suite, unreleased=synth.unreleased, repeating_keys=synth.repeating_keys)  # as validate-synthetic
@@ -1254,6 +1255,7 @@ def markdown(results: dict) -> str:
             extra += (
                 f", training capped at {row['max_training_minutes']:g} min" if row.get("max_training_minutes") else ""
             )
+            extra += f", marginal heads {row['marginal_heads']}" if row.get("marginal_heads") else ""
             notes.append(f"- **{system}** ({row.get('ran_at', '')}{extra}): {_checks_line(row)}")
             if row.get("product_scores"):
                 notes.append(
@@ -1304,7 +1306,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the training and synthetic CSVs here.")
     parser.add_argument("--fresh", action="store_true", help="Do not merge into an existing results file.")
+    parser.add_argument(
+        "--screen-from",
+        type=int,
+        default=None,
+        help="Synthgate's dependency screen from this many learned columns (default its own, 32; a large number "
+        "turns it off for an A/B run).",
+    )
     args = parser.parse_args()
+    if args.screen_from is not None:
+        import synthgate.generator.synthesizer as synthesizer
+
+        synthesizer.SCREEN_MIN_COLUMNS = args.screen_from
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     stem = args.out / f"real_tables_eps{args.epsilon:g}"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -56,10 +56,14 @@ class NumericCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
-        """Tokens never sampled: NULL for a column released without nulls; every value for one never located."""
+        """Tokens never sampled: NULL for a column released without nulls; every value for one never located; a
+        coarse bin the releases give no rows (a column whose every value is a point mass: coinsurance rates of 0,
+        25, 50 and 95%; the model's noise would otherwise spread a few rows across the whole range)."""
         if not self.has_values:
             return list(range(self.null_token))
-        return [] if self.has_nulls else [self.null_token]
+        values = None if self.prior is None else self.prior[: self.null_token]  # bins and point masses
+        empty = [] if values is None or values.sum() == 0 else np.flatnonzero(values[: self.n_coarse] == 0).tolist()
+        return empty + ([] if self.has_nulls else [self.null_token])
 
     def encode(self, series: pd.Series) -> np.ndarray:
         """Each value's token: its point mass, else its coarse bin (values beyond the range clipped), or NULL."""
@@ -111,6 +115,7 @@ class NumericCodec:
             "has_nulls": self.has_nulls,
             "points": self.points.tolist(),
             "has_values": self.has_values,
+            **({} if self.prior is None else {"prior": self.prior.tolist()}),
         }
 
 
@@ -214,6 +219,7 @@ def codec_from_state(column: Column, state: dict[str, Any]) -> Codec:
             bool(state.get("has_nulls", True)),
             np.asarray(state.get("points", []), dtype=float),
             bool(state.get("has_values", True)),
+            None if state.get("prior") is None else np.asarray(state["prior"], dtype=float),
         )
     return CategoricalCodec(
         column,

@@ -7,7 +7,9 @@ the same columns, and no better at epsilon 4). Most columns of such a table depe
 
 The screen cuts every learned column in two at about half of its released marginal (numbers and sortable labels in
 their order, so a monotone relation shows) and releases, in one Gaussian mechanism, how often each pair of cuts
-agree. A pair whose agreement clears the noise by a margin corrected for the number of pairs depends. A column in
+agree, with each column's own share of each side (:func:`screen`). A pair whose agreement departs from what
+independent columns give by a margin (corrected for the number of pairs) over the noise and the rows' sampling
+spread depends. A column in
 no such pair gets a head that learns only its marginal (a bias, starting from the released one,
 :attr:`Codec.prior`; :meth:`AutoregressiveNet.fix_marginal`): its share of each clipped gradient is that of a bias,
 not of a layer reading every earlier column, and the rest goes to the columns that relate and to the target, which

@@ -439,3 +439,27 @@ def test_a_figure_held_by_a_few_percent_of_rows_keeps_its_shape():
     codec, _ = wide_table_fit(values, ColumnKind.INTEGER)
     real = values[~np.isnan(values)]
     assert ks_distance(real, round_trip(codec, values)) < 0.35  # 4 bins of 49 points: about what the noise affords
+
+
+def test_a_column_of_point_masses_only_never_samples_between_them():
+    # log coinsurance rates (RAND HIE's lncoins): every value one of four; the range's grid bin reaches 10, and its
+    # coarse bins, which the releases give no rows, must never be sampled (randhie had 26-32 rows up to 10 from them)
+    rng = np.random.default_rng(3)
+    values = np.log1p(rng.choice([0.0, 25.0, 50.0, 95.0], 10_000, p=[0.5, 0.2, 0.2, 0.1]))
+    codec = fit_numeric(
+        Column("x", ColumnKind.FLOAT, ""),
+        pd.Series(values),
+        public_min=None,
+        public_max=None,
+        n_rows=len(values),
+        n_coarse=16,
+        sigma=20.0,
+        selection_delta=1e-6,
+        accountant=PrivacyAccountant(delta=1e-5),
+    )
+    assert len(codec.points) == 4 and codec.n_coarse > 0 and codec.fine_edges[-1] > values.max()
+    allowed = [t for t in range(codec.n_tokens) if t not in codec.forbidden_tokens]
+    decoded = codec.decode(np.array(allowed * 50), np.random.default_rng(0)).to_numpy(dtype=float)
+    assert set(np.round(decoded[~np.isnan(decoded)], 9)) <= set(np.round(np.unique(values), 9))
+    again = codec_from_state(codec.column, codec.to_state())  # the saved generator samples the same tokens
+    assert again.forbidden_tokens == codec.forbidden_tokens
