@@ -352,7 +352,7 @@ def fit_numeric(
     histogram = accountant.gaussian(f"bins:{column.name}", counts, sigma)
     has_nulls = bool(histogram[-1] >= 3.0 * sigma)
     noisy = denoise(histogram[:-1], sigma)
-    noisy = _with_range_counts(noisy, edges, coarse) if coarse is not None else noisy
+    noisy = _with_range_counts(noisy, edges, coarse, points, point_counts) if coarse is not None else noisy
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
@@ -445,9 +445,13 @@ def select_points(
     return distinct[kept], noisy[kept]
 
 
-def _with_range_counts(counts: np.ndarray, edges: np.ndarray, coarse: DPRange) -> np.ndarray:
+def _with_range_counts(
+    counts: np.ndarray, edges: np.ndarray, coarse: DPRange, points: np.ndarray, point_counts: np.ndarray
+) -> np.ndarray:
     """Give the fine bins inside each grid bin of the range release the mass that release saw and they lack, spread
-    evenly, where they lack most of it and the gap is clear of the noise.
+    evenly, where they lack most of it and the gap is clear of the noise. The range release counted the point
+    masses too, which the fine bins leave out: their released counts are not missing mass (a rate column whose
+    values are all point masses would otherwise be smeared across its grid bin).
 
     Post-processing of two releases: a tail, or a column held by a few percent of the rows, is too thin for fine
     bins to show, but clear in the wider bins of the range release, which then shape it (hours past 70, months
@@ -457,7 +461,8 @@ def _with_range_counts(counts: np.ndarray, edges: np.ndarray, coarse: DPRange) -
     centres = (edges[:-1] + edges[1:]) / 2
     for low, high, count in coarse.counts:
         inside = (centres >= low) & (centres < high) if high > low else centres == low
-        missing = count - out[inside].sum()
+        at_points = float(point_counts[(points >= low) & ((points < high) if high > low else points == low)].sum())
+        missing = count - at_points - out[inside].sum()
         if inside.any() and missing > max(3.0 * coarse.sigma, count / 2):  # the fine bins lost most of it
             out[inside] += missing / inside.sum()
     return out
