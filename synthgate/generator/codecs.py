@@ -56,14 +56,16 @@ class NumericCodec:
 
     @property
     def forbidden_tokens(self) -> list[int]:
-        """Tokens never sampled: NULL for a column released without nulls; every value for one never located; a
-        coarse bin the releases give no rows (a column whose every value is a point mass: coinsurance rates of 0,
-        25, 50 and 95%; the model's noise would otherwise spread a few rows across the whole range)."""
+        """Tokens never sampled: NULL for a column released without nulls; every value for one never located; the
+        coarse bins of a column whose released values are all point masses (coinsurance rates of 0, 25, 50 and 95%:
+        the model's noise would otherwise spread a few rows across the whole range). A single bin the releases give
+        no rows stays: the denoised bins of a thin stretch (hours worked of 41-44) are zero where rows are."""
         if not self.has_values:
             return list(range(self.null_token))
-        values = None if self.prior is None else self.prior[: self.null_token]  # bins and point masses
-        empty = [] if values is None or values.sum() == 0 else np.flatnonzero(values[: self.n_coarse] == 0).tolist()
-        return empty + ([] if self.has_nulls else [self.null_token])
+        points_only = (
+            self.prior is not None and self.prior[: self.n_coarse].sum() == 0 < self.prior[: self.null_token].sum()
+        )
+        return (list(range(self.n_coarse)) if points_only else []) + ([] if self.has_nulls else [self.null_token])
 
     def encode(self, series: pd.Series) -> np.ndarray:
         """Each value's token: its point mass, else its coarse bin (values beyond the range clipped), or NULL."""

@@ -485,3 +485,13 @@ def test_point_masses_are_not_missing_mass_of_the_range_bins():
     )
     assert codec.fine_edges[-1] < 7.6  # before: 10.0, and 75-130 of 20,000 synthetic rows between 7.2 and 10
     assert ks_distance(values, round_trip(codec, values)) < 0.05
+
+
+def test_a_thin_integer_keeps_every_bin_its_rows_fall_in():
+    # hours worked: 47% at 40, the rest thin over 1-99; denoised bins of single hours are zero where rows are, and
+    # those tokens must stay sampleable (forbidding them took Adult's hours 41-44 away)
+    rng = np.random.default_rng(5)
+    values = np.where(rng.random(20_000) < 0.47, 40, np.clip(rng.normal(42, 12, 20_000), 1, 99).round())
+    codec, _ = numeric(ColumnKind.INTEGER, values, sigma=60.0)
+    assert codec.prior is not None and (codec.prior[: codec.n_coarse] == 0).any()  # zero shares where rows are
+    assert not [t for t in codec.forbidden_tokens if t < codec.n_coarse]
