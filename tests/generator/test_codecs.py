@@ -22,7 +22,7 @@ def one_fixed_noise_draw(monkeypatch):
     monkeypatch.setattr(secrets, "randbits", lambda bits: 1)
 
 
-def numeric(kind: ColumnKind, values, sigma=2.0, public=(None, None), tz=False):
+def numeric(kind: ColumnKind, values, sigma=2.0, public=(None, None), tz=False, n_coarse=16, selection_delta=0.0):
     accountant = PrivacyAccountant(delta=1e-5)
     codec = fit_numeric(
         Column("x", kind, "", tz),
@@ -30,9 +30,10 @@ def numeric(kind: ColumnKind, values, sigma=2.0, public=(None, None), tz=False):
         public_min=public[0],
         public_max=public[1],
         n_rows=len(values),
-        n_coarse=16,
+        n_coarse=n_coarse,
         sigma=sigma,
         accountant=accountant,
+        selection_delta=selection_delta,
     )
     return codec, accountant
 
@@ -446,17 +447,7 @@ def test_a_column_of_point_masses_only_never_samples_between_them():
     # coarse bins, which the releases give no rows, must never be sampled (randhie had 26-32 rows up to 10 from them)
     rng = np.random.default_rng(3)
     values = np.log1p(rng.choice([0.0, 25.0, 50.0, 95.0], 10_000, p=[0.5, 0.2, 0.2, 0.1]))
-    codec = fit_numeric(
-        Column("x", ColumnKind.FLOAT, ""),
-        pd.Series(values),
-        public_min=None,
-        public_max=None,
-        n_rows=len(values),
-        n_coarse=16,
-        sigma=20.0,
-        selection_delta=1e-6,
-        accountant=PrivacyAccountant(delta=1e-5),
-    )
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=20.0, selection_delta=1e-6)
     assert len(codec.points) == 4 and codec.n_coarse > 0 and codec.fine_edges[-1] > values.max()
     allowed = [t for t in range(codec.n_tokens) if t not in codec.forbidden_tokens]
     decoded = codec.decode(np.array(allowed * 50), np.random.default_rng(0)).to_numpy(dtype=float)
@@ -472,17 +463,7 @@ def test_point_masses_are_not_missing_mass_of_the_range_bins():
     n = 16_000
     points = rng.choice([0.0, 5.704, 6.109, 6.62, 6.908], n, p=[0.3, 0.05, 0.15, 0.1, 0.4])
     values = np.where(rng.random(n) < 0.7, points, rng.uniform(0.1, 7.16, n))
-    codec = fit_numeric(
-        Column("x", ColumnKind.FLOAT, ""),
-        pd.Series(values),
-        public_min=None,
-        public_max=None,
-        n_rows=n,
-        n_coarse=24,
-        sigma=20.0,
-        selection_delta=1e-6,
-        accountant=PrivacyAccountant(delta=1e-5),
-    )
+    codec, _ = numeric(ColumnKind.FLOAT, values, sigma=20.0, n_coarse=24, selection_delta=1e-6)
     assert codec.fine_edges[-1] < 7.6  # before: 10.0, and 75-130 of 20,000 synthetic rows between 7.2 and 10
     assert ks_distance(values, round_trip(codec, values)) < 0.05
 
