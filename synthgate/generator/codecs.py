@@ -36,7 +36,7 @@ class NumericCodec:
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero: never sample NULL
     points: np.ndarray = field(default_factory=lambda: np.empty(0))  # DP-selected exact values, sorted
     has_values: bool = True  # False: the range release could not locate the values: the column is sampled as NULL
-    prior: np.ndarray | None = None  # each token's share by the released counts (None: not known, as when loaded)
+    prior: np.ndarray | None = None  # each token's share by the released counts (saved; None from older generators)
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
@@ -131,7 +131,7 @@ class CategoricalCodec:
     has_nulls: bool = True  # False: the released NULL count is indistinguishable from zero
     key_like: bool = False  # most non-null rows hold values too rare to release: a key, not a category
     has_rare: bool = True  # False: the released categories hold nearly every non-null row, RARE is never sampled
-    prior: np.ndarray | None = None  # each token's share by the released counts (None: not known, as when loaded)
+    prior: np.ndarray | None = None  # each token's share by the released counts (for training only: not saved)
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
