@@ -3,15 +3,18 @@
 The ``anonymeter`` package cannot be installed beside this project's pins (it requires numpy < 1.27; the
 project pins numpy 2.x), so the method is implemented here: each attack is run against training records
 and, as control, against equally many holdout records never trained on. The risk is the attack's excess
-success over the control, ``(attack - control) / (1 - control)``, with Wilson score intervals on both rates
-propagated to a confidence interval. A random-guess baseline is reported beside them.
+success over the control, ``(attack - control) / (1 - control)`` on Wilson-centred rates. Its confidence interval
+is that of the ratio of the two failure rates, ``1 - risk = (1 - attack) / (1 - control)``, on the log scale (Katz):
+propagating the two rates' errors instead fails where the control almost always succeeds (a secret that is 0 for
+97% of rows), and refused 2-3% of such secrets on no evidence at 300 attacks. A random-guess baseline is reported
+beside them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import sqrt
+from math import exp, sqrt
 
 import numpy as np
 import pandas as pd
@@ -61,13 +64,15 @@ def risk_from_counts(
     if attacks == 0:
         return AttackRisk(name, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0)  # no attack could be mounted: no information
     a, c, b = (success_rate(attacks, k, confidence) for k in (successes, control, baseline))
-    margin = 1.0 - c.value
-    residual = (a.value - c.value) / margin
-    error = sqrt((a.error / margin) ** 2 + (c.error * (a.value - 1) / margin**2) ** 2)
+    residual = (a.value - c.value) / (1.0 - c.value)
+    # Katz's interval of the failure ratio, with 0.5 added to every count so that no failure is no infinite ratio
+    fail_attack, fail_control, n = attacks - successes + 0.5, attacks - control + 0.5, attacks + 0.5
+    ratio = fail_attack / fail_control
+    spread = float(norm.isf(0.5 * (1 - confidence))) * sqrt(1 / fail_attack + 1 / fail_control - 2 / n)
     clip = lambda v: min(max(v, 0.0), 1.0)  # noqa: E731
-    return AttackRisk(
-        name, clip(residual), clip(residual - error), clip(residual + error), a.value, c.value, b.value, attacks
-    )
+    low, high = 1.0 - ratio * exp(spread), 1.0 - ratio * exp(-spread)
+    risk = clip(residual)
+    return AttackRisk(name, risk, min(clip(low), risk), max(clip(high), risk), a.value, c.value, b.value, attacks)
 
 
 class _Columns:
@@ -222,9 +227,12 @@ def inference(
 
     A guess is right when it equals the secret (categories) or lies within ``tolerance`` of it, relatively
     (numerics), or within ``tolerance`` of the synthetic column's 5-95% spread (datetimes, whose epoch
-    offset makes any relative tolerance years wide). Baseline: a random synthetic row's value.
+    offset makes any relative tolerance years wide). Baseline: a random synthetic row's value. The gate reads the
+    largest lower bound over the secrets, so each interval is at 95% for the whole family (Bonferroni): one secret in
+    six beating its control by chance is no finding.
     """
     rng = rng or np.random.default_rng(0)
+    confidence = 1.0 - 0.05 / max(len(secrets), 1)
     frames = {"train": train, "control": control, "synthetic": synthetic}
     blocks = _Blocks(synthetic, columns, frames)
     arrays = _Columns(frames, columns)
@@ -269,7 +277,9 @@ def inference(
 
         base_rows = rng.choice(len(train), n, replace=False)
         baseline = correct(guessed[rng.integers(len(synthetic), size=n)], arrays.values["train"][j][base_rows])
-        risks[secret] = risk_from_counts(f"inference:{secret}", n, attack("train"), attack("control"), baseline)
+        risks[secret] = risk_from_counts(
+            f"inference:{secret}", n, attack("train"), attack("control"), baseline, confidence
+        )
     return risks
 
 

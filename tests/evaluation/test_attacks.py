@@ -15,6 +15,19 @@ def test_wilson_rate_and_residual_risk_have_known_values():
     assert risk_from_counts("x", 1000, 100, 300, 10).risk == 0.0  # control more attackable: no excess risk
 
 
+@pytest.mark.parametrize("rate", [0.5, 0.93, 0.97, 0.99])
+def test_equal_rates_rarely_look_like_a_risk_even_when_the_control_almost_always_succeeds(rate):
+    # Propagating the two rates' errors put the lower bound above 0.2 in 2.8% of such draws at rate 0.99 (a secret
+    # that is 0 for 99% of rows): a table refused on no evidence; the failure ratio's interval stays calibrated.
+    rng = np.random.default_rng(7)
+    attack, control = rng.binomial(300, rate, size=(2, 2000))
+    lows = np.array(
+        [risk_from_counts("x", 300, int(a), int(c), 0).ci_low for a, c in zip(attack, control, strict=True)]
+    )
+    assert (lows > 0.2).mean() < 0.01
+    assert (lows > 0).mean() < 0.04  # about the 2.5% a one-sided 95% bound allows
+
+
 def test_copied_rows_are_singled_out_linked_and_inferred(thirds, columns):
     train, holdout, _ = thirds
     risks = anonymeter_risks(
