@@ -37,6 +37,7 @@ class NumericCodec:
     points: np.ndarray = field(default_factory=lambda: np.empty(0))  # DP-selected exact values, sorted
     has_values: bool = True  # False: the range release could not locate the values: the column is sampled as NULL
     prior: np.ndarray | None = None  # each token's share by the released counts (saved; None from older generators)
+    unplaced: float = 0.0  # released rows with values the releases could not locate (for the refit only: not saved)
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property
@@ -132,6 +133,7 @@ class CategoricalCodec:
     key_like: bool = False  # most non-null rows hold values too rare to release: a key, not a category
     has_rare: bool = True  # False: the released categories hold nearly every non-null row, RARE is never sampled
     prior: np.ndarray | None = None  # each token's share by the released counts (for training only: not saved)
+    unplaced: float = 0.0  # released rows of values too rare to release, RARE (for the refit only: not saved)
     _index: dict[Any, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

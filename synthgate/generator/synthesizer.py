@@ -48,9 +48,18 @@ from synthgate.generator.dpsgd import DPSGD, unit_rows
 from synthgate.generator.faking import fake_column
 from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
-from synthgate.generator.releases import budget_weight, fit_categorical, fit_numeric
+from synthgate.generator.releases import (
+    MAX_REFITS,
+    REFIT_WEIGHT,
+    CategoryCounts,
+    budget_weight,
+    categorical_codec,
+    fit_numeric,
+    refit_plan,
+    release_categories,
+)
 from synthgate.generator.screening import SCREEN_MIN_COLUMNS, SCREEN_SHARE, screen
-from synthgate.generator.units import SizeHistogram, Units, bound_units, group_units, release_sizes
+from synthgate.generator.units import SIZE_EDGES, SizeHistogram, Units, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
@@ -211,15 +220,29 @@ class DPSynthesizer:
         for column in self.learned:
             if column.name in self.released:  # released elsewhere
                 continue
-            policy = self._policy(column.name)
-            column_weight, selects = budget_weight(
-                column,
-                public_bounds=policy.min is not None and policy.max is not None,
-                public_domain=policy.categories is not None,
-            )
+            column_weight, selects = self._column_weight(column)
             weight += column_weight
             selected += selects
-        return weight, selected
+        reserve = self._refit_reserve()
+        return weight + reserve, selected + (MAX_REFITS if reserve else 0)
+
+    def _column_weight(self, column: Column) -> tuple[float, bool]:
+        policy = self._policy(column.name)
+        return budget_weight(
+            column,
+            public_bounds=policy.min is not None and policy.max is not None,
+            public_domain=policy.categories is not None,
+        )
+
+    def _refit_reserve(self) -> float:
+        """The refit reserve's weight (:func:`refit_plan`): :data:`REFIT_WEIGHT` for each column of private categories
+        this model releases (from the schema and the spec only)."""
+        private = sum(
+            not column.kind.is_numeric and self._column_weight(column)[1]
+            for column in self.learned
+            if column.name not in self.released
+        )
+        return REFIT_WEIGHT * private
 
     def preprocess(self, data: pd.DataFrame, accountant: PrivacyAccountant) -> Encoded:
         """Release the codecs under DP (noise from the accountant's OS-entropy source) and encode the rows."""
@@ -236,6 +259,8 @@ class DPSynthesizer:
             data = data.iloc[units.rows].reset_index(drop=True)
             assert self.unit_sizes is not None
             noisy_rows, noisy_units = self.unit_sizes.rows(self.max_rows_per_unit), self.unit_sizes.total
+        # the noise of that count: the row count's, or about that of the histogram's bins that hold units
+        rows_noise = sigma if units is None else sigma * math.sqrt(len(SIZE_EDGES) / 2.0)
         bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
         _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
         codes = units.codes if units is not None else None
@@ -245,35 +270,44 @@ class DPSynthesizer:
             for name, kind in self.fakes.items()
             if kind in KEY_KINDS and name != self.unit
         }
-        self.codecs = []
-        for column in self.learned:
-            policy = self._policy(column.name)
+
+        def fit(column: Column, weight: float | None = None) -> Codec:
+            """The column's releases at its budget weight, or at ``weight`` in all (a refit)."""
             if column.name in self.released:
-                codec: Codec = self.released[column.name]
-            elif column.kind.is_numeric:
-                codec = fit_numeric(
+                return self.released[column.name]
+            policy = self._policy(column.name)
+            scaled = sigma if weight is None else sigma * math.sqrt(self._column_weight(column)[0] / weight)
+            if column.kind.is_numeric:
+                return fit_numeric(
                     column,
                     data[column.name],
                     public_min=policy.min,
                     public_max=policy.max,
                     n_rows=noisy_units,
                     n_coarse=self.training.numeric_bins,
-                    sigma=sigma,
+                    sigma=scaled,
                     selection_delta=selection_delta,
                     accountant=accountant,
                     units=codes,
                 )
-            else:
-                codec = fit_categorical(
-                    column,
-                    data[column.name],
-                    public_categories=policy.categories,
-                    sigma=sigma,
-                    selection_delta=selection_delta,
-                    accountant=accountant,
-                    units=codes,
-                )
-            self.codecs.append(codec)
+            released = release_categories(
+                column,
+                data[column.name],
+                public_categories=policy.categories,
+                sigma=scaled,
+                accountant=accountant,
+                units=codes,
+            )
+            if column.name in first:  # a refit: the first counts and these weigh as one release of both weights
+                released = first[column.name].combined(released)
+            first[column.name] = released
+            return categorical_codec(
+                column, released, n_rows=noisy_units, rows_noise=rows_noise, selection_delta=selection_delta
+            )
+
+        first: dict[str, CategoryCounts] = {}  # the released counts, until the codecs are fitted
+        self.codecs = [fit(column) for column in self.learned]
+        self._refit(fit)
         self._fake_unreleasable_keys()
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped, faked or a key")
@@ -283,6 +317,27 @@ class DPSynthesizer:
         sizes = units.sizes if units is not None else None
         self._screen(tokens, noisy_units, sizes, accountant)
         return Encoded(tokens, noisy_rows, noisy_units, sigma, sizes)
+
+    def _refit(self, fit: Callable[[Column, float], Codec]) -> None:
+        """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left the most rows unplaced
+        are released again at their share of it. A number's new releases replace the first; a category's counts are
+        combined with the first."""
+        unplaced = {c.name: codec.unplaced for c, codec in zip(self.learned, self.codecs, strict=True)}
+        categories = {
+            c.name: len(codec.categories)
+            for c, codec in zip(self.learned, self.codecs, strict=True)
+            if isinstance(codec, CategoricalCodec) and not codec.public and c.name not in self.released
+        }
+        fallback = max(categories, key=lambda name: categories[name]) if categories else None
+        plan = refit_plan(unplaced, reserve=self._refit_reserve(), fallback=fallback)
+        for i, column in enumerate(self.learned):
+            if column.name in plan:
+                self.codecs[i] = fit(column, plan[column.name])  # the first releases stay spent
+        if plan:
+            log.info("refit: the releases of %s were made again with the reserve", ", ".join(plan))
+        for column, codec in zip(self.learned, self.codecs, strict=True):
+            if isinstance(codec, NumericCodec) and not codec.has_values:
+                log.warning("column %s: too few values to locate under this budget: sampled as NULL", column.name)
 
     def _screen(
         self, tokens: np.ndarray, noisy_units: float, sizes: np.ndarray | None, accountant: PrivacyAccountant

@@ -160,6 +160,7 @@ def test_a_declared_value_listed_twice_is_one_category(categories):
         Column("c", ColumnKind.CATEGORICAL, ""),
         pd.Series([1, "a", None] * 10),
         public_categories=categories,
+        n_rows=30,
         sigma=1.0,
         selection_delta=1e-6,
         accountant=PrivacyAccountant(delta=1e-5),

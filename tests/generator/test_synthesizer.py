@@ -42,9 +42,10 @@ def test_fit_stays_inside_the_budget(fitted):
     assert summary.accounting == "prv"
     # count + distinct customer_ids + (range, bins) per numeric column + point-mass selection for the float (spread
     # over decades: no zoom) + region's categories + the NULL counts of plan (declared categories) and churned
-    # (boolean); the datetime spans three years, so its zoom's share goes to its bins, unless the noise leaves one
-    # 30-day bin as its whole core (then it zooms: one release more)
-    assert summary.releases in (1 + 1 + 2 * 4 + 1 + 1 + 2, 1 + 1 + 2 * 4 + 1 + 1 + 2 + 1)
+    # (boolean) + the refit reserve, spent on region's categories again (every column is placed: the reserve goes to
+    # the column of the most categories); the datetime spans three years, so its zoom's share goes to its bins,
+    # unless the noise leaves one 30-day bin as its whole core (then it zooms: one release more)
+    assert summary.releases in (1 + 1 + 2 * 4 + 1 + 1 + 2 + 1, 1 + 1 + 2 * 4 + 1 + 1 + 2 + 1 + 1)
 
 
 def test_target_is_modelled_last(fitted):
@@ -264,9 +265,12 @@ def test_the_weighted_releases_spend_exactly_the_preprocessing_share(people, col
     screened = SCREEN_SHARE if len(synth.learned) >= SCREEN_MIN_COLUMNS else 0.0  # the dependency screen's release
     assert share == pytest.approx(default_preprocessing_share(len(synth.learned)) + screened)
     assert (share == 0.3) == (columns == 15) and share <= 0.5 + screened  # wide tables give the releases more
-    categories = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("categories:")]
-    bins = [r.noise_multiplier for r in accountant.releases if r.purpose.startswith("bins:age")]
-    assert categories and max(categories) < 0.5 * min(bins)  # a category list gets less noise than a histogram
+    first: dict[str, float] = {}  # each release's first noise (a refit releases a few columns' counts again)
+    for r in accountant.releases:
+        first.setdefault(r.purpose, r.noise_multiplier)
+    categories = [noise for purpose, noise in first.items() if purpose.startswith("categories:")]
+    bins = [noise for purpose, noise in first.items() if purpose.startswith("bins:age")]
+    assert categories and max(categories) < 0.6 * min(bins)  # a category list gets less noise than a histogram
 
 
 def test_a_unique_key_stays_unique_under_a_wide_tables_noise():

@@ -1,0 +1,54 @@
+"""The refit reserve: a second release for the columns whose first left the most rows unplaced."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthgate.generator.synthesizer as synthesizer
+from synthgate.generator import DPSynthesizer
+from synthgate.generator.accounting import PrivacyAccountant, zcdp_rho
+from synthgate.generator.releases import MAX_REFITS, refit_plan
+from synthgate.schema import Column, ColumnKind
+from synthgate.spec import PrivacyBudget, Training
+
+
+def test_the_reserve_goes_to_the_columns_with_the_most_unplaced_rows_in_proportion():
+    plan = refit_plan({"state": 3000.0, "purpose": 1000.0, "income": 500.0, "grade": 0.0}, reserve=60.0, fallback="x")
+    assert MAX_REFITS == 2 and plan == pytest.approx({"state": 45.0, "purpose": 15.0})
+    assert refit_plan({"grade": 0.0}, reserve=60.0, fallback="state") == {"state": 60.0}  # spent all the same
+    assert refit_plan({"state": 3000.0}, reserve=0.0, fallback="state") == {}
+
+
+def _states_table(rows: int = 8000) -> tuple[pd.DataFrame, list[Column]]:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "state": rng.choice([f"s{i:02d}" for i in range(60)], rows),  # about 130 rows each
+            "channel": rng.choice(["web", "branch", "phone"], rows),
+            **{f"x{i}": rng.normal(50, 10, rows).round(1) for i in range(10)},
+        }
+    )
+    columns = [Column("state", ColumnKind.CATEGORICAL, "TEXT"), Column("channel", ColumnKind.CATEGORICAL, "TEXT")]
+    columns += [Column(f"x{i}", ColumnKind.FLOAT, "DOUBLE PRECISION") for i in range(10)]
+    return frame, columns
+
+
+def _preprocess(frame: pd.DataFrame, columns: list[Column]) -> tuple[DPSynthesizer, PrivacyAccountant]:
+    synth = DPSynthesizer(columns, {}, PrivacyBudget(epsilon=1.0, delta=1e-5), Training(seed=1), None)
+    accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
+    synth.preprocess(frame, accountant)
+    return synth, accountant
+
+
+def test_sixty_states_of_130_rows_are_released_again_and_kept(monkeypatch):
+    frame, columns = _states_table()
+    synth, accountant = _preprocess(frame, columns)
+    purposes = [r.purpose for r in accountant.releases]
+    # state's categories fell under the first threshold, channel's did not: the reserve goes to state alone
+    assert purposes.count("categories:state") == 2 and purposes.count("categories:channel") == 1
+    spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)
+    assert spent == pytest.approx(synth.preprocessing_share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
+    kept = len(synth.codecs[0].categories)
+    monkeypatch.setattr(synthesizer, "REFIT_WEIGHT", 0.0)  # no reserve: the same budget on the first releases
+    without = len(_preprocess(frame, columns)[0].codecs[0].categories)
+    assert kept >= 55 and kept > without + 8, (kept, without)
