@@ -60,10 +60,11 @@ def success_rate(attacks: int, successes: int, confidence: float = 0.95) -> Rate
 def risk_from_counts(
     name: str, attacks: int, successes: int, control: int, baseline: int, confidence: float = 0.95
 ) -> AttackRisk:
-    """Excess success over the control, clipped to [0, 1], with the propagated error as interval."""
+    """Excess success over the control, clipped to [0, 1] (rates centred as Wilson's at 95%), with Katz's interval of
+    the failure ratio at ``confidence`` (see the module docstring)."""
     if attacks == 0:
         return AttackRisk(name, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0)  # no attack could be mounted: no information
-    a, c, b = (success_rate(attacks, k, confidence) for k in (successes, control, baseline))
+    a, c, b = (success_rate(attacks, k) for k in (successes, control, baseline))  # centred at 95% whatever the family
     residual = (a.value - c.value) / (1.0 - c.value)
     # Katz's interval of the failure ratio, with 0.5 added to every count so that no failure is no infinite ratio
     fail_attack, fail_control, n = attacks - successes + 0.5, attacks - control + 0.5, attacks + 0.5

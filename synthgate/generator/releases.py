@@ -84,13 +84,12 @@ _INTEGER_SPIKE_SHARE = 0.04  # an integer's point mass holds at least this share
 # about five times its noise (a category under it is RARE): both are worth more than the fine bins, whose noise
 # the denoising pools. Most category columns (a channel, a grade) hold a few large categories that any weight finds;
 # the few with many mid-sized ones (50 states, 87 neighbourhoods) get the refit reserve on top (:func:`refit_plan`):
-# REFIT_WEIGHT for each column of private categories, shared by at most MAX_REFITS columns. With 12 at once and no
-# reserve, Minneapolis's neighbourhoods were 19% RARE (shape 0.74-0.76); with 8 plus the reserve, 4-9% (0.85-0.89),
-# and the 50 states of a 55-column table of 8,000 rows went from 27% to 10-20% RARE.
+# REFIT_WEIGHT for each column of private categories. With 12 at once and no reserve, Minneapolis's neighbourhoods
+# were 19% RARE (shape 0.74-0.76); with 8 plus the reserve, 4-9% (0.85-0.89), and the 50 states of a 55-column table
+# of 8,000 rows went from 27% to 10-20% RARE.
 RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 8.0
 REFIT_WEIGHT = 12.0
-MAX_REFITS = 2
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
 
@@ -124,25 +123,32 @@ def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -
     return CATEGORY_WEIGHT, True
 
 
-def refit_plan(unplaced: dict[str, float], *, reserve: float, fallback: str | None) -> dict[str, float]:
+def refit_plan(
+    unplaced: dict[str, float], *, reserve: float, fallback: str | None, minimum: dict[str, float] | None = None
+) -> dict[str, float]:
     """Share out the refit reserve: the weight each chosen column's releases take a second time.
 
     The first releases leave some columns short: the categories of a 50-state column that fall under the selection
     threshold are RARE (a third of its rows on a 55-column table), a figure that is NULL for 94% of rows is never
-    located. The :data:`MAX_REFITS` columns with the most such rows (by the released counts: post-processing) get
-    the reserve in proportion to them, and their releases are made again at that weight (category counts are then
-    combined with the first, :meth:`CategoryCounts.combined`; a number's releases replace the first, which stay
-    spent). With no such rows, the reserve goes to ``fallback`` (the column of the
-    most released categories), so that the budget spent never depends on the data.
+    located. Every column with such rows (by the released counts: post-processing) gets a share of the reserve in
+    proportion to them, and its releases are made again at that weight: category counts are then combined with the
+    first (:meth:`CategoryCounts.combined`), a number's releases replace the first, which stay spent, so a column
+    whose share would be under its ``minimum`` (a number's first weight) gets none and the others share it. With
+    no such column, the reserve goes to ``fallback`` (the column of the most released categories), so that the
+    budget spent never depends on the data.
     """
     if reserve <= 0:
         return {}
-    short = sorted((name for name, rows in unplaced.items() if rows > 0), key=lambda name: -unplaced[name])
-    chosen = short[:MAX_REFITS]
-    if not chosen:
-        return {fallback: reserve} if fallback is not None else {}
-    total = sum(unplaced[name] for name in chosen)
-    return {name: reserve * unplaced[name] / total for name in chosen}
+    minimum = minimum or {}
+    chosen = {name for name, rows in unplaced.items() if rows > 0}
+    while chosen:
+        total = sum(unplaced[name] for name in chosen)
+        plan = {name: reserve * unplaced[name] / total for name in sorted(chosen, key=lambda n: -unplaced[n])}
+        short = {name for name, weight in plan.items() if weight < minimum.get(name, 0.0)}
+        if not short:
+            return plan
+        chosen -= short
+    return {fallback: reserve} if fallback is not None else {}
 
 
 def _grid_index(values: np.ndarray) -> np.ndarray:
@@ -634,12 +640,13 @@ class CategoryCounts:
     noisy: np.ndarray  # the labels' counts, then NULL
     sigma: float
     public: bool
+    weighted: bool = False  # each unit's counts scaled to norm 1 (a privacy unit): they are not rows
 
     def combined(self, other: CategoryCounts) -> CategoryCounts:
         """Both releases of the same counts weighed by their precision: as one release of their summed weight."""
         w1, w2 = self.sigma**-2, other.sigma**-2
         return CategoryCounts(
-            self.labels, (w1 * self.noisy + w2 * other.noisy) / (w1 + w2), (w1 + w2) ** -0.5, self.public
+            self.labels, (w1 * self.noisy + w2 * other.noisy) / (w1 + w2), (w1 + w2) ** -0.5, self.public, self.weighted
         )
 
 
@@ -673,7 +680,8 @@ def release_categories(
     bins[~null] = np.where((index := labels.get_indexer(keys[~null])) >= 0, index, len(labels) + 1)
     counts = np.bincount(bins, weights=unit_weights(bins, units), minlength=len(labels) + 2).astype(float)
     counts = np.append(counts[: len(labels)], counts[len(labels)])  # the values' bins, then NULL
-    return CategoryCounts(domain, accountant.gaussian(purpose, counts, kept_sigma), kept_sigma, public)
+    noisy = accountant.gaussian(purpose, counts, kept_sigma)
+    return CategoryCounts(domain, noisy, kept_sigma, public, weighted=units is not None)
 
 
 def categorical_codec(
@@ -693,13 +701,15 @@ def categorical_codec(
     kept = [i for i in order if noisy[i] > threshold]
     # Post-processing: the share of the non-null rows (the released rows, less the released NULLs) that the kept
     # categories hold. Never the sum of every noisy count: its noise grows with the number of distinct values, which
-    # one record changes (a column of three values and one singleton would show it in that sum's spread). With a
-    # unit, the counts are weighted per unit and can sum to more than the units: at most all of the rows are kept.
+    # one record changes (a column of three values and one singleton would show it in that sum's spread).
     kept_rows = float(noisy[kept].sum())
     non_null = max(n_rows - float(released.noisy[-1]), kept_rows, 0.0)
     covered = kept_rows / max(non_null, 1.0)
     key_like = non_null > 2.0 * threshold and covered < _KEY_COVERAGE  # a nearly empty column is not a key
-    has_rare = covered < _COMPLETE_COVERAGE
+    # With a unit the counts are weighted per unit (a unit over m labels adds up to sqrt(m)), so the kept ones can
+    # seem to cover every unit when they do not: RARE stays possible and training learns its share. A key (its
+    # values unique to a row or a few) keeps nothing either way.
+    has_rare = covered < _COMPLETE_COVERAGE or released.weighted
     codec = CategoricalCodec(
         column,
         [released.labels[i] for i in kept],

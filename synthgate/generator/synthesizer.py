@@ -49,7 +49,6 @@ from synthgate.generator.faking import fake_column
 from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import (
-    MAX_REFITS,
     REFIT_WEIGHT,
     CategoryCounts,
     budget_weight,
@@ -224,7 +223,7 @@ class DPSynthesizer:
             weight += column_weight
             selected += selects
         reserve = self._refit_reserve()
-        return weight + reserve, selected + (MAX_REFITS if reserve else 0)
+        return weight + reserve, selected * (2 if reserve else 1)  # a refit may select a column's values again
 
     def _column_weight(self, column: Column) -> tuple[float, bool]:
         policy = self._policy(column.name)
@@ -322,14 +321,23 @@ class DPSynthesizer:
         """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left the most rows unplaced
         are released again at their share of it. A number's new releases replace the first; a category's counts are
         combined with the first."""
-        unplaced = {c.name: codec.unplaced for c, codec in zip(self.learned, self.codecs, strict=True)}
-        categories = {
-            c.name: len(codec.categories)
+        own = [
+            (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
-            if isinstance(codec, CategoricalCodec) and not codec.public and c.name not in self.released
+            if c.name not in self.released and not getattr(codec, "public", False)
+        ]  # a released codec (a linked parent's) is not this model's to release again
+        # the fallback: the column of the most released categories, a key's (to be faked) only where every one is a key
+        categories = {
+            c.name: len(codec.categories) - 1_000_000 * codec.key_like
+            for c, codec in own
+            if isinstance(codec, CategoricalCodec)
         }
-        fallback = max(categories, key=lambda name: categories[name]) if categories else None
-        plan = refit_plan(unplaced, reserve=self._refit_reserve(), fallback=fallback)
+        plan = refit_plan(
+            {c.name: codec.unplaced for c, codec in own},
+            reserve=self._refit_reserve(),
+            fallback=max(categories, key=lambda name: categories[name]) if categories else None,
+            minimum={c.name: self._column_weight(c)[0] for c, codec in own if isinstance(codec, NumericCodec)},
+        )
         for i, column in enumerate(self.learned):
             if column.name in plan:
                 self.codecs[i] = fit(column, plan[column.name])  # the first releases stay spent

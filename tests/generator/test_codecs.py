@@ -484,3 +484,24 @@ def test_a_thin_integer_keeps_every_bin_its_rows_fall_in():
     codec, _ = numeric(ColumnKind.INTEGER, values, sigma=60.0)
     assert codec.prior is not None and (codec.prior[: codec.n_coarse] == 0).any()  # zero shares where rows are
     assert not [t for t in codec.forbidden_tokens if t < codec.n_coarse]
+
+
+def test_with_a_unit_rare_stays_possible_where_weighted_counts_seem_to_cover_every_unit():
+    # 2,000 units of 4 rows over 4 common labels and (30% of rows) values of their own: each unit's counts have norm
+    # 1, so the kept labels' weighted counts come near the units themselves although 30% of rows are RARE
+    rng = np.random.default_rng(5)
+    units = np.repeat(np.arange(2000), 4)
+    common = rng.choice(["a", "b", "c", "d"], units.size)
+    values = pd.Series(np.where(rng.random(units.size) < 0.3, [f"own-{i}" for i in range(units.size)], common))
+    codec = fit_categorical(
+        Column("x", ColumnKind.CATEGORICAL, ""),
+        values,
+        public_categories=None,
+        n_rows=2000,
+        sigma=5.0,
+        selection_delta=1e-6,
+        accountant=PrivacyAccountant(delta=1e-5),
+        units=units,
+    )
+    assert sorted(codec.categories) == ["a", "b", "c", "d"] and not codec.key_like
+    assert codec.has_rare and codec.rare_token not in codec.forbidden_tokens

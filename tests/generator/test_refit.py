@@ -7,14 +7,18 @@ import pytest
 import synthgate.generator.synthesizer as synthesizer
 from synthgate.generator import DPSynthesizer
 from synthgate.generator.accounting import PrivacyAccountant, zcdp_rho
-from synthgate.generator.releases import MAX_REFITS, refit_plan
+from synthgate.generator.releases import refit_plan
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
 
 
-def test_the_reserve_goes_to_the_columns_with_the_most_unplaced_rows_in_proportion():
-    plan = refit_plan({"state": 3000.0, "purpose": 1000.0, "income": 500.0, "grade": 0.0}, reserve=60.0, fallback="x")
-    assert MAX_REFITS == 2 and plan == pytest.approx({"state": 45.0, "purpose": 15.0})
+def test_the_reserve_goes_to_the_columns_with_unplaced_rows_in_proportion():
+    unplaced = {"state": 3000.0, "purpose": 1000.0, "income": 1000.0, "grade": 0.0}
+    plan = refit_plan(unplaced, reserve=60.0, fallback="x")
+    assert plan == pytest.approx({"state": 36.0, "purpose": 12.0, "income": 12.0})
+    # a number's second releases replace its first: a share under its first weight is not worth it
+    plan = refit_plan(unplaced | {"income": 100.0}, reserve=60.0, fallback="x", minimum={"income": 4.0})
+    assert plan == pytest.approx({"state": 45.0, "purpose": 15.0})
     assert refit_plan({"grade": 0.0}, reserve=60.0, fallback="state") == {"state": 60.0}  # spent all the same
     assert refit_plan({"state": 3000.0}, reserve=0.0, fallback="state") == {}
 
@@ -52,3 +56,21 @@ def test_sixty_states_of_130_rows_are_released_again_and_kept(monkeypatch):
     monkeypatch.setattr(synthesizer, "REFIT_WEIGHT", 0.0)  # no reserve: the same budget on the first releases
     without = len(_preprocess(frame, columns)[0].codecs[0].categories)
     assert kept >= 55 and kept > without + 8, (kept, without)
+
+
+def test_a_released_codec_is_never_refit_and_the_reserve_is_spent_all_the_same():
+    # A linked child gets its parent's codecs as released: the parent's fit left them unplaced rows, but this model
+    # releases nothing for them, so the reserve must go to a column of its own (else the spend hangs on the data)
+    frame, columns = _states_table()
+    parent, _ = _preprocess(frame, columns)
+    state = parent.codecs[0]
+    state.unplaced = 5000.0
+    child = DPSynthesizer(
+        columns, {}, PrivacyBudget(epsilon=1.0, delta=1e-5), Training(seed=1), None, released={"state": state}
+    )
+    accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
+    child.preprocess(frame, accountant)
+    purposes = [r.purpose for r in accountant.releases]
+    assert "categories:state" not in purposes and purposes.count("categories:channel") == 2
+    spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)
+    assert spent == pytest.approx(child.preprocessing_share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
