@@ -85,8 +85,8 @@ _INTEGER_SPIKE_SHARE = 0.04  # an integer's point mass holds at least this share
 # the denoising pools. Most category columns (a channel, a grade) hold a few large categories that any weight finds;
 # the few with many mid-sized ones (50 states, 87 neighbourhoods) get the refit reserve on top (:func:`refit_plan`):
 # REFIT_WEIGHT for each column of private categories. With 12 at once and no reserve, Minneapolis's neighbourhoods
-# were 19% RARE (shape 0.74-0.76); with 8 plus the reserve, 4-9% (0.85-0.89), and the 50 states of a 55-column table
-# of 8,000 rows went from 27% to 10-20% RARE.
+# were 19% RARE (shape 0.74-0.76); with 8 plus the reserve, 4-7% (0.88-0.89), and the 50 states of a 55-column table
+# of 8,000 rows went from 27% to 9-13% RARE.
 RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 8.0
 REFIT_WEIGHT = 12.0
