@@ -124,7 +124,7 @@ def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -
 
 
 def refit_plan(
-    unplaced: dict[str, float], *, reserve: float, fallback: str | None, minimum: dict[str, float] | None = None
+    unplaced: dict[str, float], *, reserve: float, fallback: list[str], minimum: dict[str, float] | None = None
 ) -> dict[str, float]:
     """Share out the refit reserve: the weight each chosen column's releases take a second time.
 
@@ -134,8 +134,8 @@ def refit_plan(
     proportion to them, and its releases are made again at that weight: category counts are then combined with the
     first (:meth:`CategoryCounts.combined`), a number's releases replace the first, which stay spent, so a column
     whose share would be under its ``minimum`` (a number's first weight) gets none and the others share it. With
-    no such column, the reserve goes to ``fallback`` (the column of the most released categories), so that the
-    budget spent never depends on the data.
+    no such column, the ``fallback`` columns (those of private categories) share it equally: combined with their
+    first counts, it is as if those had had more weight, and the budget spent never depends on the data.
     """
     if reserve <= 0:
         return {}
@@ -148,7 +148,7 @@ def refit_plan(
         if not short:
             return plan
         chosen -= short
-    return {fallback: reserve} if fallback is not None else {}
+    return {name: reserve / len(fallback) for name in fallback}
 
 
 def _grid_index(values: np.ndarray) -> np.ndarray:

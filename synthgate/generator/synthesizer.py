@@ -326,16 +326,12 @@ class DPSynthesizer:
             for c, codec in zip(self.learned, self.codecs, strict=True)
             if c.name not in self.released and not getattr(codec, "public", False)
         ]  # a released codec (a linked parent's) is not this model's to release again
-        # the fallback: the column of the most released categories, a key's (to be faked) only where every one is a key
-        categories = {
-            c.name: len(codec.categories) - 1_000_000 * codec.key_like
-            for c, codec in own
-            if isinstance(codec, CategoricalCodec)
-        }
+        # the fallback: the columns of private categories, keys (to be faked) only where every one is a key
+        categories = [(c.name, codec.key_like) for c, codec in own if isinstance(codec, CategoricalCodec)]
         plan = refit_plan(
             {c.name: codec.unplaced for c, codec in own},
             reserve=self._refit_reserve(),
-            fallback=max(categories, key=lambda name: categories[name]) if categories else None,
+            fallback=[name for name, key in categories if not key] or [name for name, _ in categories],
             minimum={c.name: self._column_weight(c)[0] for c, codec in own if isinstance(codec, NumericCodec)},
         )
         for i, column in enumerate(self.learned):

@@ -14,13 +14,14 @@ from synthgate.spec import PrivacyBudget, Training
 
 def test_the_reserve_goes_to_the_columns_with_unplaced_rows_in_proportion():
     unplaced = {"state": 3000.0, "purpose": 1000.0, "income": 1000.0, "grade": 0.0}
-    plan = refit_plan(unplaced, reserve=60.0, fallback="x")
+    plan = refit_plan(unplaced, reserve=60.0, fallback=["x"])
     assert plan == pytest.approx({"state": 36.0, "purpose": 12.0, "income": 12.0})
     # a number's second releases replace its first: a share under its first weight is not worth it
-    plan = refit_plan(unplaced | {"income": 100.0}, reserve=60.0, fallback="x", minimum={"income": 4.0})
+    plan = refit_plan(unplaced | {"income": 100.0}, reserve=60.0, fallback=["x"], minimum={"income": 4.0})
     assert plan == pytest.approx({"state": 45.0, "purpose": 15.0})
-    assert refit_plan({"grade": 0.0}, reserve=60.0, fallback="state") == {"state": 60.0}  # spent all the same
-    assert refit_plan({"state": 3000.0}, reserve=0.0, fallback="state") == {}
+    # with no column short, the columns of private categories share it: spent all the same
+    assert refit_plan({"grade": 0.0}, reserve=60.0, fallback=["grade", "state"]) == {"grade": 30.0, "state": 30.0}
+    assert refit_plan({"state": 3000.0}, reserve=0.0, fallback=["state"]) == {}
 
 
 def _states_table(rows: int = 8000) -> tuple[pd.DataFrame, list[Column]]:
