@@ -43,8 +43,8 @@ def test_fit_stays_inside_the_budget(fitted):
     # count + distinct customer_ids + (range, bins) per numeric column + point-mass selection for the float (spread
     # over decades: no zoom) + region's categories + the NULL counts of plan (declared categories) and churned
     # (boolean) + the refit reserve, spent on region's categories again (every column is placed: the reserve goes to
-    # the columns of private categories, region alone); the datetime spans three years, so its zoom's share goes to its bins,
-    # unless the noise leaves one 30-day bin as its whole core (then it zooms: one release more)
+    # the columns of private categories, region alone); the datetime spans three years, so its zoom's share goes to
+    # its bins, unless the noise leaves one 30-day bin as its whole core (then it zooms: one release more)
     assert summary.releases in (1 + 1 + 2 * 4 + 1 + 1 + 2 + 1, 1 + 1 + 2 * 4 + 1 + 1 + 2 + 1 + 1)
 
 
