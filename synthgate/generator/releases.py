@@ -148,6 +148,8 @@ def refit_plan(
         if not short:
             return plan
         chosen -= short
+    if not fallback:  # a reserve comes from columns of private categories, which are the fallback
+        raise ValueError("a refit reserve with no column to spend it on")
     return {name: reserve / len(fallback) for name in fallback}
 
 
@@ -466,10 +468,10 @@ def select_points(
     selection delta (as category selection). Such values are decoded exactly: uniform values inside a fine bin
     would turn a column that is 0 for 90% of rows into one with no zero at all.
     """
+    # No early return without values: the release is recorded all the same (an empty one), or the budget spent, and
+    # the DP-SGD noise set from it, would tell an all-NULL column from one with a value
     distinct, inverse = np.unique(values, return_inverse=True)
-    if distinct.size == 0:
-        return np.empty(0), np.empty(0)
-    inverse = inverse.ravel()
+    inverse = inverse.ravel().astype(np.int64)
     counts = np.bincount(inverse, weights=unit_weights(inverse, units), minlength=distinct.size)
     noisy = accountant.gaussian(f"points:{column.name}", counts.astype(float), sigma)
     kept = np.flatnonzero(noisy > threshold)

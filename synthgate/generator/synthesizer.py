@@ -326,8 +326,8 @@ class DPSynthesizer:
             for c, codec in zip(self.learned, self.codecs, strict=True)
             if c.name not in self.released and not getattr(codec, "public", False)
         ]  # a released codec (a linked parent's) is not this model's to release again
-        # the fallback: the columns of private categories, keys (to be faked) only where every one is a key
-        categories = [(c.name, codec.key_like) for c, codec in own if isinstance(codec, CategoricalCodec)]
+        # the fallback: the columns of private categories, keys to be faked only where every one is
+        categories = [(c.name, self._faked_key(c, codec)) for c, codec in own if isinstance(codec, CategoricalCodec)]
         plan = refit_plan(
             {c.name: codec.unplaced for c, codec in own},
             reserve=self._refit_reserve(),
@@ -390,14 +390,19 @@ class DPSynthesizer:
         ``_RARE_`` (a decision on DP releases only). A column the spec declares ``policy: categorical`` stays."""
         keep = []
         for column, codec in zip(self.learned, self.codecs, strict=True):
-            declared = self._policy(column.name).policy == "categorical" or column.name in self.released  # decided
-            key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
-            if key and column.name != self.target_column:
+            if self._faked_key(column, codec):
                 self.fakes[column.name] = "uuid"
                 log.info("column %s: most rows hold values too rare to release, so it is a key: faked", column.name)
             else:
                 keep.append((column, codec))
         self.learned, self.codecs = [c for c, _ in keep], [k for _, k in keep]
+
+    def _faked_key(self, column: Column, codec: Codec) -> bool:
+        """Whether a key-like column is faked: unless the spec declares it ``policy: categorical``, it is released
+        elsewhere, or it is the target."""
+        declared = self._policy(column.name).policy == "categorical" or column.name in self.released  # decided
+        key = isinstance(codec, CategoricalCodec) and codec.key_like and not declared
+        return key and column.name != self.target_column
 
     @property
     def repeating_keys(self) -> list[str]:

@@ -12,6 +12,7 @@ from synthgate.errors import PrivacyBudgetError
 from synthgate.generator.accounting import (
     PrivacyAccountant,
     Release,
+    _history,
     compose_epsilon,
     preprocessing_noise,
     sgd_noise_for_budget,
@@ -43,6 +44,17 @@ def test_k_gaussians_compose_like_one_with_sigma_over_root_k():
     eps, _ = compose_epsilon([Release(f"g{i}", sigma) for i in range(k)], 1e-5)
     exact = analytic_gaussian_epsilon(sigma / math.sqrt(k), 1e-5)
     assert exact <= eps <= exact * 1.03 + 0.01
+
+
+def test_full_releases_of_unequal_noise_and_steps_compose_like_one_and_subsampled_ones_stay_apart():
+    # Full releases merge into one Gaussian of precision sum(steps / sigma^2): exact, and one mechanism for PRV
+    full = [Release("a", 10.0), Release("b", 20.0, steps=3), Release("c", 30.0, 1.0, 5)]
+    eps, _ = compose_epsilon(full, 1e-5)
+    exact = analytic_gaussian_epsilon((1 / 100 + 3 / 400 + 5 / 900) ** -0.5, 1e-5)
+    assert exact <= eps <= exact * 1.03 + 0.01
+    history = _history([*full, Release("dp-sgd", 10.0, 0.01, 100)])  # the same noise, subsampled: its own mechanism
+    assert history[0] == pytest.approx(((1 / 100 + 3 / 400 + 5 / 900) ** -0.5, 1.0, 1))
+    assert history[1:] == [(10.0, 0.01, 100)]
 
 
 def test_composition_of_preprocessing_and_sgd_exceeds_each_part():

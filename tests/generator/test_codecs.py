@@ -6,7 +6,7 @@ import pytest
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.codecs import RARE_LABEL, CategoricalCodec, codec_from_state
-from synthgate.generator.releases import denoise, fit_categorical, fit_numeric, selection_threshold
+from synthgate.generator.releases import denoise, fit_categorical, fit_numeric, select_points, selection_threshold
 from synthgate.schema import Column, ColumnKind
 
 RNG = np.random.default_rng(0)
@@ -505,3 +505,10 @@ def test_with_a_unit_rare_stays_possible_where_weighted_counts_seem_to_cover_eve
     )
     assert sorted(codec.categories) == ["a", "b", "c", "d"] and not codec.key_like
     assert codec.has_rare and codec.rare_token not in codec.forbidden_tokens
+
+
+def test_a_point_mass_selection_over_no_values_is_still_a_release():
+    # the budget spent (and the DP-SGD noise set from it) must not tell an all-NULL column from one with a value
+    accountant = PrivacyAccountant(delta=1e-5)
+    points, counts = select_points(Column("x", ColumnKind.INTEGER, ""), np.empty(0), 5.0, 10.0, accountant)
+    assert points.size == counts.size == 0 and [r.purpose for r in accountant.releases] == ["points:x"]

@@ -75,3 +75,24 @@ def test_a_released_codec_is_never_refit_and_the_reserve_is_spent_all_the_same()
     assert "categories:state" not in purposes and purposes.count("categories:channel") == 2
     spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)
     assert spent == pytest.approx(child.preprocessing_share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
+
+
+def test_with_no_column_short_the_columns_of_private_categories_share_the_reserve():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "channel": rng.choice(["web", "branch", "phone"], 5000),
+            "tier": rng.choice(["a", "b"], 5000),
+            "x": rng.normal(50, 10, 5000).round(1),
+        }
+    )
+    columns = [
+        Column("channel", ColumnKind.CATEGORICAL, "TEXT"),
+        Column("tier", ColumnKind.CATEGORICAL, "TEXT"),
+        Column("x", ColumnKind.FLOAT, "DOUBLE PRECISION"),
+    ]
+    synth, accountant = _preprocess(frame, columns)
+    purposes = [r.purpose for r in accountant.releases]
+    assert purposes.count("categories:channel") == 2 and purposes.count("categories:tier") == 2
+    spent = sum(1.0 / (2.0 * r.noise_multiplier**2) for r in accountant.releases)
+    assert spent == pytest.approx(synth.preprocessing_share * zcdp_rho(1.0, accountant.delta_composed), rel=1e-9)
