@@ -226,6 +226,7 @@ class DPSynthesizer:
         return weight + reserve, selected * (2 if reserve else 1)  # a refit may select a column's values again
 
     def _column_weight(self, column: Column) -> tuple[float, bool]:
+        """(The column's budget weight, whether it selects values privately), as the spec declares it."""
         policy = self._policy(column.name)
         return budget_weight(
             column,
@@ -318,9 +319,9 @@ class DPSynthesizer:
         return Encoded(tokens, noisy_rows, noisy_units, sigma, sizes)
 
     def _refit(self, fit: Callable[[Column, float], Codec]) -> None:
-        """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left the most rows unplaced
-        are released again at their share of it. A number's new releases replace the first; a category's counts are
-        combined with the first."""
+        """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left rows unplaced are
+        released again at their share of it (with none, the columns of private categories). A number's new releases
+        replace the first; a category's counts are combined with the first."""
         own = [
             (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
