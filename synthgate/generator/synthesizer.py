@@ -271,6 +271,8 @@ class DPSynthesizer:
             if kind in KEY_KINDS and name != self.unit
         }
 
+        first: dict[str, CategoryCounts] = {}  # each column's released counts, until the codecs are fitted
+
         def fit(column: Column, weight: float | None = None) -> Codec:
             """The column's releases at its budget weight, or at ``weight`` in all (a refit)."""
             if column.name in self.released:
@@ -305,7 +307,6 @@ class DPSynthesizer:
                 column, released, n_rows=noisy_units, rows_noise=rows_noise, selection_delta=selection_delta
             )
 
-        first: dict[str, CategoryCounts] = {}  # the released counts, until the codecs are fitted
         self.codecs = [fit(column) for column in self.learned]
         self._refit(fit)
         self._fake_unreleasable_keys()
@@ -325,7 +326,7 @@ class DPSynthesizer:
         own = [
             (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
-            if c.name not in self.released and not getattr(codec, "public", False)
+            if c.name not in self.released and not (isinstance(codec, CategoricalCodec) and codec.public)
         ]  # a released codec (a linked parent's) is not this model's to release again
         # the fallback: the columns of private categories, keys to be faked only where every one is
         categories = [(c.name, self._faked_key(c, codec)) for c, codec in own if isinstance(codec, CategoricalCodec)]
