@@ -55,8 +55,7 @@ def per_sample_norms(
     emb_sq = torch.stack([e.detach().pow(2).sum(1) for e in trace.embedded], dim=1).cumsum(dim=1)
     norm_sq = torch.stack([g.pow(2).sum(1) for g in g_emb]).sum(0)
     for j in range(n_col):
-        if j in model.marginal:  # only the bias trains (the weight is zero, so no gradient reaches the hidden layer)
-            norm_sq = norm_sq + g_logits[j].pow(2).sum(1)
+        if j in model.marginal:  # frozen: its loss weighs 0, no gradient reaches its layers
             continue
         lo, hi = model.span(j)
         window_sq = emb_sq[:, hi - 1] - (emb_sq[:, lo - 1] if lo > 0 else 0.0)
@@ -81,8 +80,7 @@ def per_unit_norms(
     for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
         norm_sq += pairs.embedding_norm_sq(g, index, weight(table).shape[0])
     for j in range(n_col):
-        if j in model.marginal:  # the bias only: a head input of width 0
-            norm_sq += pairs.linear_norm_sq(grads[n_emb + n_col + j], trace.head_in[j][:, :0])
+        if j in model.marginal:  # frozen
             continue
         norm_sq += pairs.linear_norm_sq(grads[n_emb + j], model.context_of(j, trace.context))
         norm_sq += pairs.linear_norm_sq(grads[n_emb + n_col + j], trace.head_in[j])
@@ -154,11 +152,11 @@ def clipped_gradient_sum(
     for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
         out[weight(table)] = torch.zeros_like(weight(table)).index_add_(0, index, g * scale)
     for j in range(n_col):
+        if j in model.marginal:  # frozen
+            continue
         g_hidden = grads[n_emb + j] * scale
         g_logits = grads[n_emb + n_col + j] * scale
         out[bias(model.heads[j])] = g_logits.sum(0)
-        if j in model.marginal:
-            continue
         out[weight(model.hidden[j])] = g_hidden.T @ model.context_of(j, trace.context)
         out[bias(model.hidden[j])] = g_hidden.sum(0)
         out[weight(model.heads[j])] = g_logits.T @ trace.head_in[j].detach()

@@ -29,6 +29,8 @@ class AutoregressiveNet(nn.Module):
     """One head per column, each seeing the embeddings of the columns before it (the target last).
 
     ``ordinal`` marks numeric columns, whose bin embeddings start on smooth curves (neighbouring bins alike).
+    ``last_reads``: the slots the last head reads, the start token's and the first ``last_reads - 1`` columns' (all of
+    them when None): after a dependency screen, the columns in a clear pair, which come first.
     """
 
     def __init__(
@@ -38,11 +40,13 @@ class AutoregressiveNet(nn.Module):
         hidden_dim: int,
         ordinal: list[bool] | None = None,
         window: int = CONTEXT_WINDOW,
+        last_reads: int | None = None,
     ) -> None:
         super().__init__()
         self.cardinalities = list(cardinalities)
         self.embedding_dim = embedding_dim
         self.window = window
+        self.last_reads = last_reads
         self.start = nn.Embedding(1, embedding_dim)
         self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in cardinalities[:-1])
         self.hidden = nn.ModuleList(
@@ -58,21 +62,26 @@ class AutoregressiveNet(nn.Module):
 
     @torch.no_grad()
     def fix_marginal(self, j: int, prior: torch.Tensor) -> None:
-        """Head ``j`` predicts its column's marginal whatever the earlier columns: its weight is zero and stays zero
-        (DP-SGD trains its bias only), its bias starts at ``log(prior)``, and its hidden layer is never used."""
+        """Head ``j`` predicts its column's released marginal whatever the earlier columns: its weight is zero, its
+        bias ``log(prior)``, and DP-SGD trains neither (a bias trained beside the heads that learn would take a share
+        of every clipped gradient for what the release already gives)."""
         weight(self.heads[j]).zero_()
         bias(self.heads[j]).copy_(torch.log(prior.clamp(min=1e-12)))
         self.marginal.add(j)
 
     def frozen_parameters(self) -> set[torch.Tensor]:
-        """Parameters DP-SGD leaves as they are: the weights and hidden layers of the marginal heads."""
-        return {p for j in self.marginal for p in (weight(self.heads[j]), weight(self.hidden[j]), bias(self.hidden[j]))}
+        """Parameters DP-SGD leaves as they are: the marginal heads' layers, and the embeddings no learning head
+        reads."""
+        heads = {p for j in self.marginal for p in (*self.heads[j].parameters(), *self.hidden[j].parameters())}
+        read = {k for j in range(len(self.cardinalities)) if j not in self.marginal for k in range(*self.span(j))}
+        return heads | {weight(table) for k, table in enumerate(self.embeddings) if k + 1 not in read}
 
     def span(self, j: int) -> tuple[int, int]:
         """The embedding slots (``lo`` to ``hi`` exclusive; slot 0 the start token, slot k+1 column k) head ``j``
-        reads: every earlier one within the window, and all of them for the last column."""
-        last = j == len(self.cardinalities) - 1
-        return (0 if last or j < self.window else j + 1 - self.window), j + 1
+        reads: every earlier one within the window, and for the last column all of them (or its ``last_reads``)."""
+        if j == len(self.cardinalities) - 1:
+            return 0, j + 1 if self.last_reads is None else self.last_reads
+        return (0 if j < self.window else j + 1 - self.window), j + 1
 
     def context_of(self, j: int, context: torch.Tensor) -> torch.Tensor:
         """The part of the slots-wide ``context`` that head ``j`` reads."""

@@ -317,7 +317,29 @@ class DPSynthesizer:
         )
         sizes = units.sizes if units is not None else None
         self._screen(tokens, noisy_units, sizes, accountant)
-        return Encoded(tokens, noisy_rows, noisy_units, sigma, sizes)
+        return Encoded(self._dependent_first(tokens), noisy_rows, noisy_units, sigma, sizes)
+
+    def _dependent_first(self, tokens: np.ndarray) -> np.ndarray:
+        """After a screen, the learned columns (and ``tokens``' columns) in the order the network reads them: those in
+        a clear pair, then the marginal ones, the target last. The heads that learn then read only columns that
+        relate (the target too, :meth:`_last_reads`): on the 55-column credit file, reading the 49 marginal columns as
+        well cost pair trends 0.72-0.76 against 0.73-0.89, and TSTR 0.77-0.82 against 0.82-0.83."""
+        if not self.independent:
+            return tokens
+        order = sorted(
+            range(len(self.learned)),
+            key=lambda j: (self.learned[j].name == self.target_column, self.learned[j].name in self.independent),
+        )
+        self.learned = [self.learned[j] for j in order]
+        self.codecs = [self.codecs[j] for j in order]
+        return tokens[:, order]
+
+    def _last_reads(self) -> int | None:
+        """The slots the last head (the target's) reads: with marginal columns, the start and the columns before
+        them; None for all."""
+        if not self.independent or self.learned[-1].name != self.target_column:
+            return None
+        return len(self.learned) - len(self.independent)  # the start's slot and the target's own, which it never reads
 
     def _refit(self, fit: Callable[[Column, float], Codec]) -> None:
         """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left rows unplaced are
@@ -515,7 +537,9 @@ class DPSynthesizer:
         (``tokens`` laid out unit by unit); Poisson sampling then picks units."""
         cards = [codec.n_tokens for codec in self.codecs]
         ordinal = [isinstance(codec, NumericCodec) for codec in self.codecs]
-        model = AutoregressiveNet(cards, self.training.embedding_dim, self.training.hidden_dim, ordinal)
+        model = AutoregressiveNet(
+            cards, self.training.embedding_dim, self.training.hidden_dim, ordinal, last_reads=self._last_reads()
+        )
         for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True)):
             if column.name in self.independent and codec.prior is not None:
                 model.fix_marginal(j, torch.as_tensor(codec.prior, dtype=torch.float32))
@@ -717,7 +741,10 @@ class DPSynthesizer:
         # a head reads at most CONTEXT_WINDOW slots (the last reads all); one saved before that limit is wider
         widest = max((weights[f"hidden.{j}.weight"].shape[1] for j in range(len(cards) - 1)), default=0)
         window = max(CONTEXT_WINDOW, widest // training.embedding_dim)
-        network = AutoregressiveNet(cards, training.embedding_dim, training.hidden_dim, window=window)
+        last_reads = weights[f"hidden.{len(cards) - 1}.weight"].shape[1] // training.embedding_dim
+        network = AutoregressiveNet(
+            cards, training.embedding_dim, training.hidden_dim, window=window, last_reads=last_reads
+        )
         network.load_state_dict(weights)
         synth.network = network.to(synth.device).eval()
         synth.summary = _summary_from_dict(state.get("summary"))

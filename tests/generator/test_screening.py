@@ -1,5 +1,5 @@
-"""The dependency screen of wide tables: which columns relate (one release of sensitivity 1), and heads that learn
-only their column's marginal (a bias) for the rest."""
+"""The dependency screen of wide tables: which columns relate (one release of sensitivity 1), and heads fixed at their
+column's released marginal for the rest, which no learning head reads."""
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,19 @@ def test_the_screen_trains_the_related_columns_and_gives_the_rest_marginal_heads
         assert (weight(synth.network.heads[j]).abs().sum() == 0) == (column.name in synth.independent), column.name
 
 
+def test_the_learning_heads_read_only_the_columns_that_relate(fitted):
+    synth, _ = fitted
+    marginal = [c.name in synth.independent for c in synth.learned]
+    assert synth.learned[-1].name == "churned" and marginal[:-1] == sorted(marginal[:-1])  # related first
+    network = synth.network
+    assert network is not None
+    related = len(synth.learned) - len(synth.independent)  # the start's slot and the related columns but the target
+    assert network.span(len(synth.learned) - 1) == (0, related)
+    frozen = network.frozen_parameters()
+    for k, table in enumerate(network.embeddings):  # a marginal column's embedding: read by no head that learns
+        assert (weight(table) in frozen) == marginal[k], synth.learned[k].name
+
+
 def test_the_related_pairs_survive_and_the_marginals_stay(fitted):
     synth, frame = fitted
     out = synth.sample(8000)
@@ -122,7 +135,7 @@ def _trained_norm(model: AutoregressiveNet, grads: dict) -> torch.Tensor:
     return torch.sqrt(sum(g.pow(2).sum() for p, g in grads.items() if p not in frozen))
 
 
-def test_a_marginal_heads_norm_counts_its_bias_only():
+def test_a_marginal_head_adds_nothing_to_the_norm():
     model, tokens = _marginal_model(seed=4, n=24)
     norms, *_ = per_sample_norms(model, tokens)
     for i, grads in enumerate(brute_force_grads(model, tokens)):
@@ -134,17 +147,19 @@ def test_a_marginal_heads_norm_counts_its_bias_only():
         assert torch.isclose(norms[u], _trained_norm(model, grads), rtol=1e-4), u
 
 
-def test_dpsgd_moves_a_marginal_heads_bias_and_nothing_else_of_it():
+def test_dpsgd_leaves_a_marginal_head_at_its_released_marginal():
     model, tokens = _marginal_model(seed=6, n=64)
     sums, _ = clipped_gradient_sum(model, tokens, 1.0)
     assert not model.frozen_parameters() & set(sums)
+    assert bias(model.heads[1]) in model.frozen_parameters()
     frozen = {id(p): p.detach().clone() for p in model.frozen_parameters()}
-    start = bias(model.heads[1]).detach().clone()
+    trained = {id(p): p.detach().clone() for p in model.parameters() if p not in model.frozen_parameters()}
     step = DPSGD(model, torch.optim.Adam(model.parameters(), lr=0.05), 1.0, 1.0, 64).step
     for _ in range(5):
         step(tokens)
     assert all(torch.equal(p, frozen[id(p)]) for p in model.frozen_parameters())
-    assert weight(model.heads[1]).abs().sum() == 0 and not torch.equal(bias(model.heads[1]), start)
+    assert torch.allclose(bias(model.heads[1]), torch.log(torch.tensor([0.5, 0.3, 0.2])))
+    assert all(not torch.equal(p, trained[id(p)]) for p in model.parameters() if id(p) in trained)
 
 
 def test_a_saved_wide_generator_samples_the_same_rows(fitted, tmp_path):
