@@ -48,7 +48,7 @@ def per_sample_norms(
     trace = model.forward_traced(tokens)
     losses = TokenNLL(reduction="none", weights=weights)(trace.logits, tokens)
     outputs = trace.embedded + trace.hidden_out + trace.logits
-    grads = torch.autograd.grad(losses.sum(), outputs)
+    grads = torch.autograd.grad(losses.sum(), outputs, allow_unused=True, materialize_grads=True)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     g_emb, g_hidden, g_logits = grads[:n_emb], grads[n_emb : n_emb + n_col], grads[n_emb + n_col :]
     # |a_i|^2 of hidden layer j is the sum of the squared norms of the embedding slots it reads (model.span(j)).
@@ -72,7 +72,7 @@ def per_unit_norms(
     trace = model.forward_traced(tokens)
     losses = TokenNLL(reduction="none", weights=weights)(trace.logits, tokens)
     outputs = trace.embedded + trace.hidden_out + trace.logits
-    grads = torch.autograd.grad(losses.sum(), outputs)
+    grads = torch.autograd.grad(losses.sum(), outputs, allow_unused=True, materialize_grads=True)
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     pairs = _UnitPairs(sizes)
     norm_sq = torch.zeros(len(sizes), device=tokens.device)

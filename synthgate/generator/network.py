@@ -94,6 +94,8 @@ class AutoregressiveNet(nn.Module):
         return torch.cat(parts, dim=1)
 
     def _logits(self, j: int, context: torch.Tensor) -> torch.Tensor:
+        if j in self.marginal:  # the released marginal whatever the context: its layers are never computed
+            return bias(self.heads[j]).expand(context.shape[0], -1)
         return self.heads[j](F.relu(self.hidden[j](self.context_of(j, context))))
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
@@ -108,6 +110,11 @@ class AutoregressiveNet(nn.Module):
         context = torch.cat(embedded, dim=1)
         hidden_out, head_in, logits = [], [], []
         for j in range(len(self.cardinalities)):
+            if j in self.marginal:  # no layer of it trains: empty stand-ins, and its logits the bias
+                hidden_out.append(context[:, :0])
+                head_in.append(context[:, :0])
+                logits.append(self._logits(j, context))
+                continue
             u = self.hidden[j](self.context_of(j, context))
             r = F.relu(u)
             hidden_out.append(u)
@@ -142,7 +149,11 @@ class AutoregressiveNet(nn.Module):
                 if j < len(self.embeddings):
                     context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
                 continue
-            logits = self.heads[j](self.hidden[j](self.context_of(j, context)).relu_())
+            logits = (
+                self._logits(j, context).clone()
+                if j in self.marginal
+                else self.heads[j](self.hidden[j](self.context_of(j, context)).relu_())
+            )
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")
             cdf = logits.sub_(logits.max(dim=1, keepdim=True).values).exp_().cumsum_(dim=1)  # unnormalised
@@ -215,6 +226,6 @@ class Trace:
     indices: list[torch.Tensor]  # per embedding table: the looked-up row of each sample
     embedded: list[torch.Tensor]  # per embedding table: its output (B x d)
     context: torch.Tensor  # concatenated embeddings; hidden layer j reads its first (j+1)*d columns
-    hidden_out: list[torch.Tensor]  # per column: hidden pre-activation (B x h)
-    head_in: list[torch.Tensor]  # per column: ReLU output, the head's input (B x h)
+    hidden_out: list[torch.Tensor]  # per column: hidden pre-activation (B x h; B x 0 for a marginal head)
+    head_in: list[torch.Tensor]  # per column: ReLU output, the head's input (B x h; B x 0 for a marginal head)
     logits: list[torch.Tensor]  # per column: head output (B x cardinality)

@@ -335,9 +335,9 @@ class DPSynthesizer:
         return tokens[:, order]
 
     def _last_reads(self) -> int | None:
-        """The slots the last head (the target's) reads: with marginal columns, the start and the columns before
-        them; None for all."""
-        if not self.independent or self.learned[-1].name != self.target_column:
+        """The slots the last head (the target's) reads: the start and the columns in a clear pair, which come first;
+        None for all (no screen, or one that found no pair: too few rows for so many columns to tell)."""
+        if len(self.learned) - len(self.independent) <= 1 or self.learned[-1].name != self.target_column:
             return None
         return len(self.learned) - len(self.independent)  # the start's slot and the target's own, which it never reads
 
@@ -746,8 +746,10 @@ class DPSynthesizer:
             cards, training.embedding_dim, training.hidden_dim, window=window, last_reads=last_reads
         )
         network.load_state_dict(weights)
-        synth.network = network.to(synth.device).eval()
         synth.summary = _summary_from_dict(state.get("summary"))
+        marginal = synth.summary.marginal_columns if synth.summary is not None else ()
+        network.marginal = {j for j, column in enumerate(synth.learned) if column.name in marginal}
+        synth.network = network.to(synth.device).eval()
         return synth
 
 

@@ -33,7 +33,7 @@ def brute_force_grads(model, tokens):
     for i in range(tokens.shape[0]):
         model.zero_grad()
         TokenNLL(reduction="sum")(model(tokens[i : i + 1]), tokens[i : i + 1]).backward()
-        per_sample.append({p: p.grad.clone() for p in model.parameters()})
+        per_sample.append({p: torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()})
     return per_sample
 
 
@@ -255,7 +255,7 @@ def brute_force_unit_grads(model, tokens, sizes):
         model.zero_grad()
         rows = tokens[start : start + size]
         TokenNLL(reduction="sum")(model(rows), rows).backward()
-        per_unit.append({p: p.grad.clone() for p in model.parameters()})
+        per_unit.append({p: torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()})
         start += size
     return per_unit
 
