@@ -55,7 +55,7 @@ def per_sample_norms(
     emb_sq = torch.stack([e.detach().pow(2).sum(1) for e in trace.embedded], dim=1).cumsum(dim=1)
     norm_sq = torch.stack([g.pow(2).sum(1) for g in g_emb]).sum(0)
     for j in range(n_col):
-        if j in model.marginal:  # frozen: its loss weighs 0, no gradient reaches its layers
+        if j in model.marginal:  # frozen: its loss reaches only its bias, which never trains
             continue
         lo, hi = model.span(j)
         window_sq = emb_sq[:, hi - 1] - (emb_sq[:, lo - 1] if lo > 0 else 0.0)
@@ -149,8 +149,10 @@ def clipped_gradient_sum(
     n_emb, n_col = len(trace.embedded), len(trace.logits)
     out: dict[torch.Tensor, torch.Tensor] = {}
     tables = [model.start, *model.embeddings]
+    frozen = model.frozen_parameters()
     for table, index, g in zip(tables, trace.indices, grads[:n_emb], strict=True):
-        out[weight(table)] = torch.zeros_like(weight(table)).index_add_(0, index, g * scale)
+        if weight(table) not in frozen:  # read by no head that learns
+            out[weight(table)] = torch.zeros_like(weight(table)).index_add_(0, index, g * scale)
     for j in range(n_col):
         if j in model.marginal:  # frozen
             continue

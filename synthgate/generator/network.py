@@ -54,7 +54,7 @@ class AutoregressiveNet(nn.Module):
             for j in range(len(cardinalities))
         )
         self.heads = nn.ModuleList(nn.Linear(hidden_dim, c) for c in cardinalities)
-        self.marginal: set[int] = set()  # heads that learn only a bias: their column's marginal (see fix_marginal)
+        self.marginal: set[int] = set()  # heads fixed at their column's released marginal (see fix_marginal)
         # the last column has no embedding (nothing follows it); without an ordinal list, no smooth start
         for table, is_ordinal in zip(self.embeddings, ordinal or [], strict=False):
             if is_ordinal:

@@ -147,6 +147,29 @@ def test_a_marginal_head_adds_nothing_to_the_norm():
         assert torch.isclose(norms[u], _trained_norm(model, grads), rtol=1e-4), u
 
 
+def test_after_a_screen_the_norms_count_every_trained_parameter_and_no_frozen_one():
+    """The order a screen leaves: related columns, marginal ones, the target reading only the related; the marginal
+    columns' embeddings are read by no head that learns."""
+    torch.manual_seed(7)
+    cards = [5, 3, 4, 6, 3, 2]
+    for window in (64, 2):
+        model = AutoregressiveNet(cards, embedding_dim=4, hidden_dim=8, window=window, last_reads=3)
+        for j in (2, 3, 4):
+            model.fix_marginal(j, torch.full((cards[j],), 1.0 / cards[j]))
+        assert {weight(model.embeddings[k]) for k in (2, 3, 4)} <= model.frozen_parameters()
+        tokens = torch.stack([torch.randint(0, c, (20,)) for c in cards], dim=1)
+        norms, *_ = per_sample_norms(model, tokens)
+        for i, grads in enumerate(brute_force_grads(model, tokens)):
+            assert torch.isclose(norms[i], _trained_norm(model, grads), rtol=1e-4), (window, i)
+        sizes = torch.tensor([1, 6, 2, 5, 3, 3])
+        norms, *_ = per_unit_norms(model, tokens, sizes)
+        for u, grads in enumerate(brute_force_unit_grads(model, tokens, sizes)):
+            assert torch.isclose(norms[u], _trained_norm(model, grads), rtol=1e-4), (window, u)
+        sums, _ = clipped_gradient_sum(model, tokens, 1.0)
+        assert not model.frozen_parameters() & set(sums)
+        assert set(sums) == set(model.parameters()) - model.frozen_parameters()
+
+
 def test_dpsgd_leaves_a_marginal_head_at_its_released_marginal():
     model, tokens = _marginal_model(seed=6, n=64)
     sums, _ = clipped_gradient_sum(model, tokens, 1.0)
