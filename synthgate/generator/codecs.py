@@ -38,6 +38,7 @@ class NumericCodec:
     has_values: bool = True  # False: the range release could not locate the values: the column is sampled as NULL
     prior: np.ndarray | None = None  # each token's share by the released counts (saved; None from older generators)
     unplaced: float = 0.0  # released rows with values the releases could not locate (for the refit only: not saved)
+    range_grid: tuple[np.ndarray, float] | None = None  # the range release's grid counts and noise (refit; not saved)
     _keys: np.ndarray = field(init=False, repr=False)
 
     @property

@@ -123,31 +123,24 @@ def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -
     return CATEGORY_WEIGHT, True
 
 
-def refit_plan(
-    unplaced: dict[str, float], *, reserve: float, fallback: list[str], minimum: dict[str, float] | None = None
-) -> dict[str, float]:
+def refit_plan(unplaced: dict[str, float], *, reserve: float, fallback: list[str]) -> dict[str, float]:
     """Share out the refit reserve: the weight each chosen column's releases take a second time.
 
     The first releases leave some columns short: the categories of a 50-state column that fall under the selection
     threshold are RARE (a third of its rows on a 55-column table), a figure that is NULL for 94% of rows is never
     located. Every column with such rows (by the released counts: post-processing) gets a share of the reserve in
     proportion to them, and its releases are made again at that weight: category counts are then combined with the
-    first (:meth:`CategoryCounts.combined`), a number's releases replace the first, which stay spent, so a column
-    whose share would be under its ``minimum`` (a number's first weight) gets none and the others share it. With
-    no such column, the ``fallback`` columns (those of private categories) share it equally: combined with their
-    first counts, it is as if those had had more weight, and the budget spent never depends on the data.
+    first (:meth:`CategoryCounts.combined`), a number's range with its first range (:func:`dp_range`'s ``earlier``;
+    its bins, released over a range that was never located, are made anew). With no such column, the ``fallback``
+    columns (those of private categories) share it equally: combined with their first counts, it is as if those had
+    had more weight, and the budget spent never depends on the data.
     """
     if reserve <= 0:
         return {}
-    minimum = minimum or {}
-    chosen = {name for name, rows in unplaced.items() if rows > 0}
-    while chosen:
+    chosen = sorted((name for name, rows in unplaced.items() if rows > 0), key=lambda n: -unplaced[n])
+    if chosen:
         total = sum(unplaced[name] for name in chosen)
-        plan = {name: reserve * unplaced[name] / total for name in sorted(chosen, key=lambda n: -unplaced[n])}
-        short = {name for name, weight in plan.items() if weight < minimum.get(name, 0.0)}
-        if not short:
-            return plan
-        chosen -= short
+        return {name: reserve * unplaced[name] / total for name in chosen}
     if not fallback:  # a reserve comes from columns of private categories, which are the fallback
         raise ValueError("a refit reserve with no column to spend it on")
     return {name: reserve / len(fallback) for name in fallback}
@@ -195,6 +188,7 @@ class DPRange:
     located: bool = True  # False: no bin nor sum of bins cleared its threshold, the values' place is unknown
     mass: float = math.inf  # noisy sum of the bins inside the range: about the column's non-null rows
     sigma: float = 0.0  # the noise of the counts
+    grid: np.ndarray | None = None  # every grid bin's noisy count (an earlier release to combine with, for a refit)
 
 
 def dp_range(
@@ -203,6 +197,7 @@ def dp_range(
     sigma: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None = None,
+    earlier: tuple[np.ndarray, float] | None = None,
 ) -> DPRange:
     """DP range of ``values`` from a noisy histogram on a fixed, public grid.
 
@@ -211,6 +206,8 @@ def dp_range(
     30-day bins from 1700 to 2261. The core runs from the first to the last bin that clears a threshold corrected
     for the number of bins, so every clear bin is inside the range and a spike cannot hide the rest of the
     distribution; it grows over thin tails (:func:`extend_edge`); its bins' counts are kept for the fine histogram.
+    ``earlier``: an earlier release of the same grid (counts, noise), combined with this one by their precisions (a
+    refit: as if one release of both weights had been made).
     """
     if column.kind is ColumnKind.DATETIME:
         index = np.clip(((values - _CALENDAR_START) // _CALENDAR_STEP).astype(np.int64), 0, _CALENDAR_BINS - 1)
@@ -221,6 +218,8 @@ def dp_range(
         counts = np.bincount(index, weights=unit_weights(index, units), minlength=2 * _GRID_SIDE + 1).astype(float)
         bounds = _grid_bounds
     noisy = accountant.gaussian(f"range:{column.name}", counts, sigma)
+    if earlier is not None:
+        noisy, sigma = _combined(noisy, sigma, *earlier)
     # A false core bin far out would stretch the range over decades of nothing: 0.1% chance over all bins.
     kept = np.flatnonzero(noisy > corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3))
     pooled = (int(kept[0]), int(kept[-1])) if kept.size else _pooled_core(noisy, sigma)
@@ -241,7 +240,15 @@ def dp_range(
         located=located,
         mass=max(float(noisy[first : last + 1].sum()), 0.0),
         sigma=sigma,
+        grid=noisy,
     )
+
+
+def _combined(noisy: np.ndarray, sigma: float, earlier: np.ndarray, earlier_sigma: float) -> tuple[np.ndarray, float]:
+    """Two noisy releases of the same counts as one: their precision-weighted mean and its noise."""
+    precision, earlier_precision = sigma**-2, earlier_sigma**-2
+    total = precision + earlier_precision
+    return (noisy * precision + earlier * earlier_precision) / total, total**-0.5
 
 
 def _pooled_core(noisy: np.ndarray, sigma: float) -> tuple[int, int] | None:
@@ -308,6 +315,7 @@ def zoom_range(
         located=coarse.located,
         mass=coarse.mass,
         sigma=coarse.sigma,
+        grid=coarse.grid,
     )
 
 
@@ -346,12 +354,14 @@ def fit_numeric(
     accountant: PrivacyAccountant,
     selection_delta: float = 0.0,
     units: np.ndarray | None = None,
+    earlier_range: tuple[np.ndarray, float] | None = None,
 ) -> NumericCodec:
     """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
 
     ``sigma`` is the noise of a weight-1 release (see :func:`budget_weight`). ``selection_delta`` is the chance that
     a value held by one record is selected as a point mass (floats, and integers spread wide; see
-    :func:`select_points`); with the default, none is selected.
+    :func:`select_points`); with the default, none is selected. ``earlier_range``: a first fit's range release
+    (:attr:`NumericCodec.range_grid`), which a refit combines with its own.
     """
     values = to_numeric(series, column)
     null = np.isnan(values)
@@ -366,7 +376,7 @@ def fit_numeric(
         low, high = float(public_min), float(public_max)
     else:
         released, (points, point_counts), sigma = _release_range(
-            column, values, sigma, selection_delta, accountant, units
+            column, values, sigma, selection_delta, accountant, units, earlier_range
         )
         located = released.located
         values_rows = min(n_rows, released.mass)
@@ -399,6 +409,8 @@ def fit_numeric(
     else:
         starts = _quantile_starts(probs, max(n_coarse - len(points), 2))
     codec = NumericCodec(column, edges, probs, starts, unit_bins, has_nulls or not located, points, located)
+    if coarse is not None and coarse.grid is not None:
+        codec.range_grid = (coarse.grid, coarse.sigma)
     if not located:  # never values from a guessed place: NULL only (the bins release is still made, as budgeted)
         values_rows = n_rows - float(histogram[-1])  # clear of the row and NULL counts' noise: values to look for
         codec.unplaced = values_rows if values_rows > 3.0 * sigma else 0.0
@@ -430,13 +442,14 @@ def _release_range(
     selection_delta: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None,
+    earlier: tuple[np.ndarray, float] | None = None,
 ) -> tuple[DPRange, tuple[np.ndarray, np.ndarray], float]:
     """Steps 1 and 2 of a numeric release: the range, then a zoom, point masses or nothing (see the module
     docstring). Returns the range, the point masses with their noisy counts, and the noise left for the fine bins
     (the budget a column did not use in step 2 goes to them; an integer that needs a zoom shares the bins' budget
     with it)."""
     none = np.empty(0), np.empty(0)
-    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, units)
+    released = dp_range(column, values, sigma / math.sqrt(RANGE_WEIGHT), accountant, units, earlier)
     single_bin = released.inner_low > released.inner_high  # one coarse bin holds the whole core
     if single_bin and (column.kind in ZOOMED_KINDS or released.inner_low - released.inner_high >= _MAX_INTEGER_BINS):
         # Floats and datetimes in one coarse bin, or a year column (all 2013) in one of 2,162 integers: look closer

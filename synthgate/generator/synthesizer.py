@@ -272,6 +272,7 @@ class DPSynthesizer:
         }
 
         first: dict[str, CategoryCounts] = {}  # each column's released counts, until the codecs are fitted
+        ranges: dict[str, tuple[np.ndarray, float]] = {}  # each number's range release, the same
 
         def fit(column: Column, weight: float | None = None) -> Codec:
             """The column's releases at its budget weight, or at ``weight`` in all (a refit)."""
@@ -280,7 +281,7 @@ class DPSynthesizer:
             policy = self._policy(column.name)
             scaled = sigma if weight is None else sigma * math.sqrt(self._column_weight(column)[0] / weight)
             if column.kind.is_numeric:
-                return fit_numeric(
+                numeric = fit_numeric(
                     column,
                     data[column.name],
                     public_min=policy.min,
@@ -291,7 +292,11 @@ class DPSynthesizer:
                     selection_delta=selection_delta,
                     accountant=accountant,
                     units=codes,
+                    earlier_range=ranges.get(column.name),  # a refit: combined with the first range release
                 )
+                if numeric.range_grid is not None:
+                    ranges[column.name] = numeric.range_grid
+                return numeric
             released = release_categories(
                 column,
                 data[column.name],
@@ -343,8 +348,8 @@ class DPSynthesizer:
 
     def _refit(self, fit: Callable[[Column, float], Codec]) -> None:
         """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left rows unplaced are
-        released again at their share of it (with none, the columns of private categories). A number's new releases
-        replace the first; a category's counts are combined with the first."""
+        released again at their share of it (with none, the columns of private categories). A number's range is
+        combined with its first, its other releases are made anew; a category's counts are combined with the first."""
         own = [
             (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
@@ -356,7 +361,6 @@ class DPSynthesizer:
             {c.name: codec.unplaced for c, codec in own},
             reserve=self._refit_reserve(),
             fallback=[name for name, key in categories if not key] or [name for name, _ in categories],
-            minimum={c.name: self._column_weight(c)[0] for c, codec in own if isinstance(codec, NumericCodec)},
         )
         for i, column in enumerate(self.learned):
             if column.name in plan:
