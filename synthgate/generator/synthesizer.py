@@ -272,7 +272,7 @@ class DPSynthesizer:
         }
 
         first: dict[str, CategoryCounts] = {}  # each column's released counts, until the codecs are fitted
-        ranges: dict[str, tuple[np.ndarray, float]] = {}  # each number's range release, the same
+        ranges: dict[str, tuple[np.ndarray, float]] = {}  # a number's range release (grid counts, noise), for its refit
 
         def fit(column: Column, weight: float | None = None) -> Codec:
             """The column's releases at its budget weight, or at ``weight`` in all (a refit)."""
