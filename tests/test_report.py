@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synthgate.disclosures import DISCLOSED_EXCEPTIONS
@@ -157,10 +158,14 @@ def test_a_spiky_column_gets_its_spike_beside_the_histogram_and_dates_are_dates(
     bonus, column = codecs["bonus"], next(c for c in synth.learned if c.name == "bonus")
     shares, _ = _shares(bonus, [_tokens(bonus, column, f["bonus"]) for f in (train, synthetic)])
     spikes = _spike_tokens(bonus, shares)
-    assert spikes and shares[0][spikes[0]] > 0.8  # the zeros: a bar of their own, not a sliver on a 0..5000 axis
+    zeros = int(bonus.encode(pd.Series([0]))[0])
+    assert shares[0][zeros] > 0.8
     fig = _numeric_plot(column, bonus, train, synthetic)
     bars = fig.axes[-1]
-    assert max(p.get_height() for p in bars.patches) > 0.8
+    if zeros in spikes:  # the zeros: a bar of their own, not a sliver on a 0..5000 axis
+        assert max(p.get_height() for p in bars.patches) > 0.8
+    else:  # about 1 fit in 20: the range release found the zeros alone (the 150 values of 100..5000 are too thin)
+        assert float(bonus.fine_edges[-1]) < 100
     if bonus.n_coarse == 1 or float(bonus.fine_edges[-1]) < 100:  # the DP range stopped below the non-zero values:
         labels = [t.get_text() for t in bars.get_xticklabels()]  # the rows the generator cannot produce are shown
         assert any(label.startswith("> ") for label in labels), labels
