@@ -244,10 +244,11 @@ CANARY_UNIT_ROWS = 40  # with a privacy unit, the canary is one customer with th
 
 
 def base_table(unit: str | None = None) -> pd.DataFrame:
-    """The people table; with a unit, customers own 1 to 7 rows each."""
+    """The people table; with a unit, 475 customers own 1 to 7 rows each (1.7 on average). With 232 customers, the
+    DP count of the training split's units fell under the minimum of 50 in about 4% of fits (14 of 300)."""
     frame = make_people(ROWS, seed=5)
     if unit is not None:
-        frame[unit] = 100_000 + np.cumsum(np.random.default_rng(6).random(ROWS) < 0.3)
+        frame[unit] = 100_000 + np.cumsum(np.random.default_rng(6).random(ROWS) < 0.6)
     return frame
 
 
