@@ -134,6 +134,27 @@ def bisect_sigma(epsilon_of: Callable[[float], float], target: float, lo: float 
     return hi
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One model's part of a fit that trains several on one accountant (a linked parent, then its child), so that
+    every release of the fit composes together (PRV) instead of the parts' epsilons adding up.
+
+    ``epsilon``: what the accountant may have composed once this model has trained (the last model's: the budget);
+    ``rho``: the zCDP budget this model plans its own releases and training with; ``selection_delta``: its part of the
+    accountant's ``delta_selection``.
+    """
+
+    accountant: PrivacyAccountant
+    epsilon: float
+    rho: float
+    selection_delta: float
+
+
+def zcdp_epsilon(rho: float, delta: float) -> float:
+    """The epsilon of a rho-zCDP mechanism at ``delta`` (Bun & Steinke): the inverse of :func:`zcdp_rho`."""
+    return rho + 2.0 * math.sqrt(rho * math.log(1 / delta))
+
+
 def zcdp_rho(epsilon: float, delta: float) -> float:
     """The rho with rho + 2 sqrt(rho ln(1/delta)) = epsilon (zCDP to approximate DP, Bun & Steinke)."""
     root = -math.sqrt(math.log(1 / delta)) + math.sqrt(math.log(1 / delta) + epsilon)
@@ -150,14 +171,13 @@ def default_preprocessing_share(columns: int) -> float:
     return min(0.5, 0.3 * math.sqrt(max(columns, 15) / 15))
 
 
-def preprocessing_noise(epsilon: float, delta: float, weight: float, share: float) -> float:
+def preprocessing_noise(rho: float, weight: float, share: float) -> float:
     """Noise multiplier of a weight-1 release, when Gaussian releases of total ``weight`` use ``share`` of the zCDP
-    budget (a release of weight w gets noise sigma / sqrt(w)).
+    budget ``rho`` (a release of weight w gets noise sigma / sqrt(w)).
 
     A Gaussian release with noise multiplier sigma costs rho = 1 / (2 sigma^2); zCDP composes additively.
     """
-    rho = share * zcdp_rho(epsilon, delta)
-    return math.sqrt(weight / (2 * rho))
+    return math.sqrt(weight / (2 * share * rho))
 
 
 def sgd_noise_for_budget(accountant: PrivacyAccountant, epsilon: float, sample_rate: float, steps: int) -> float:

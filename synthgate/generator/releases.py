@@ -415,8 +415,14 @@ def fit_numeric(
         values_rows = n_rows - float(histogram[-1])  # clear of the row and NULL counts' noise: values to look for
         codec.unplaced = values_rows if values_rows > 3.0 * sigma else 0.0
     # The binned values: the rows less NULLs and point masses (the denoised bins lose thin stretches, and the sum of
-    # hundreds of noisy bins is far noisier than these few counts)
-    binned_rows = max(n_rows - max(float(histogram[-1]), 0.0) - float(point_counts.sum()), 0.0)
+    # hundreds of noisy bins is far noisier than these few counts). With units, each release scales a unit's counts
+    # on its own, so the point masses' counts do not subtract from units: a unit of 100 flights, 35 of them on 7 point
+    # masses, adds 2.6 to their sum, and 2,600 aircraft left no mass to the bins (every delay sampled from -6 to 0).
+    # The bins' own released mass is then on the scale of the NULL bin beside it, and near enough the points'.
+    if units is None:
+        binned_rows = max(n_rows - max(float(histogram[-1]), 0.0) - float(point_counts.sum()), 0.0)
+    else:
+        binned_rows = max(float(noisy.sum()), 0.0)
     shape = np.add.reduceat(probs, starts[:-1]) if len(probs) else np.zeros(codec.n_coarse)
     coarse_counts = shape * binned_rows
     codec.prior = token_prior(np.concatenate([coarse_counts, point_counts, [histogram[-1]]]), codec.forbidden_tokens)

@@ -39,9 +39,12 @@ from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError
 from synthgate.generator.accounting import (
     PrivacyAccountant,
     Release,
+    Stage,
     default_preprocessing_share,
     preprocessing_noise,
     sgd_noise_for_budget,
+    zcdp_epsilon,
+    zcdp_rho,
 )
 from synthgate.generator.codecs import CategoricalCodec, Codec, NumericCodec, codec_from_state
 from synthgate.generator.dpsgd import DPSGD, unit_rows
@@ -161,8 +164,11 @@ class DPSynthesizer:
         *,
         released: dict[str, Codec] | None = None,
         given: tuple[str, ...] = (),
+        stage: Stage | None = None,
     ) -> None:
         self.columns = columns
+        # With a stage, this model trains on an accountant shared with others (a linked fit) and plans with its part
+        self.stage = stage
         # Codecs released elsewhere (a parent table's, a linked fit's histogram): learned, never released again
         self.released = dict(released or {})
         # Columns modelled first and given when sampling (not sampled, not output): a child table's model conditions
@@ -250,7 +256,7 @@ class DPSynthesizer:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
         weight, selected = self._release_weight()
         self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(len(self.learned))
-        sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, weight, self.preprocessing_share)
+        sigma = preprocessing_noise(self._rho(accountant), weight, self.preprocessing_share)
         units = self._bound_units(data, sigma, accountant) if self.unit is not None else None
         if units is None:
             noisy_rows = max(float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0]), 1)
@@ -264,7 +270,7 @@ class DPSynthesizer:
         bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
         _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
         codes = units.codes if units is not None else None
-        selection_delta = accountant.delta_selection / max(selected, 1) / bound  # a unit can split over its rows
+        selection_delta = self._selection_delta(accountant) / max(selected, 1) / bound  # a unit can split over its rows
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
             for name, kind in self.fakes.items()
@@ -383,7 +389,7 @@ class DPSynthesizer:
         room = self.preprocessing_share + SCREEN_SHARE <= 0.8
         if not wide or not fast or not room or self.given or any(codec.prior is None for codec in self.codecs):
             return
-        sigma = preprocessing_noise(self.privacy.epsilon, accountant.delta_composed, 1.0, SCREEN_SHARE)
+        sigma = preprocessing_noise(self._rho(accountant), 1.0, SCREEN_SHARE)
         weights = None if sizes is None else np.repeat(1.0 / sizes, sizes)
         depends = screen(tokens, self.codecs, rows=noisy_units, accountant=accountant, sigma=sigma, weights=weights)
         self.preprocessing_share += SCREEN_SHARE
@@ -450,11 +456,25 @@ class DPSynthesizer:
 
     # -- fit ----------------------------------------------------------------------------
 
+    def _rho(self, accountant: PrivacyAccountant) -> float:
+        """The zCDP budget this model plans its releases and training with: the whole budget's, or its stage's."""
+        return self.stage.rho if self.stage is not None else zcdp_rho(self.privacy.epsilon, accountant.delta_composed)
+
+    def _selection_delta(self, accountant: PrivacyAccountant) -> float:
+        """The delta this model's category and value selections share: the accountant's, or its stage's part."""
+        return self.stage.selection_delta if self.stage is not None else accountant.delta_selection
+
+    def _target_epsilon(self) -> float:
+        """What the accountant may have composed once this model has trained."""
+        return self.stage.epsilon if self.stage is not None else self.privacy.epsilon
+
     def plan(self, accountant: PrivacyAccountant, noisy_examples: float, preprocessing_sigma: float) -> TrainingPlan:
         """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget.
 
         ``noisy_examples``: the DP count of rows, or with a privacy unit of units (the batch is then in units)."""
-        batch, epochs = default_batch_and_epochs(noisy_examples, self.privacy.epsilon, self.training.batch_size)
+        own = zcdp_epsilon(self._rho(accountant), accountant.delta_composed)  # its own part, as one model's budget
+        batch, epochs = default_batch_and_epochs(noisy_examples, own, self.training.batch_size)
+        target = self._target_epsilon()
         epochs = self.training.epochs or epochs
         steps_per_epoch = max(1, round(noisy_examples / batch))
         sample_rate = min(1.0, 1.0 / steps_per_epoch)
@@ -462,16 +482,16 @@ class DPSynthesizer:
         if self.training.noise_multiplier is not None:
             noise = self.training.noise_multiplier
             spent = accountant.epsilon([Release("dp-sgd", noise, sample_rate, steps)])[0]
-            if spent > self.privacy.epsilon:
+            if spent > target:
                 raise PrivacyBudgetError(
                     f"training.noise_multiplier {noise:g} spends epsilon {spent:.3f} with preprocessing, "
-                    f"over the budget {self.privacy.epsilon:g}: raise the noise, lower epochs, or drop the override"
+                    f"over the budget {target:g}: raise the noise, lower epochs, or drop the override"
                 )
         else:
-            noise = sgd_noise_for_budget(accountant, self.privacy.epsilon, sample_rate, steps)
+            noise = sgd_noise_for_budget(accountant, target, sample_rate, steps)
         if noise > MAX_USEFUL_NOISE:
             raise PrivacyBudgetError(
-                f"epsilon {self.privacy.epsilon:g} is too small to train on about {noisy_examples:.0f} rows (or "
+                f"epsilon {own:.3g} is too small to train on about {noisy_examples:.0f} rows (or "
                 f"units): DP-SGD would need noise multiplier {noise:.1f} (at most {MAX_USEFUL_NOISE:g} is useful). "
                 "Raise epsilon, declare public domains for columns, or use more rows"
             )
@@ -493,8 +513,12 @@ class DPSynthesizer:
         # accountant's SecureNoise (OS entropy, fresh per fit) or a torch generator made by it.
         torch.manual_seed(self.training.seed)
         _, selected = self._release_weight()
-        accountant = PrivacyAccountant(
-            delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
+        accountant = (
+            self.stage.accountant
+            if self.stage is not None
+            else PrivacyAccountant(
+                delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25 if selected else 0.0
+            )
         )
         encoded = self.preprocess(data, accountant)
         plan = self.plan(accountant, encoded.noisy_units, encoded.sigma)

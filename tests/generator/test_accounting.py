@@ -16,6 +16,7 @@ from synthgate.generator.accounting import (
     compose_epsilon,
     preprocessing_noise,
     sgd_noise_for_budget,
+    zcdp_epsilon,
     zcdp_rho,
 )
 from synthgate.generator.noise import SecureNoise
@@ -77,10 +78,11 @@ def test_rdp_fallback_is_an_upper_bound_of_prv():
 def test_zcdp_rho_inverts_the_conversion():
     rho = zcdp_rho(1.0, 1e-5)
     assert rho + 2 * math.sqrt(rho * math.log(1e5)) == pytest.approx(1.0)
+    assert zcdp_epsilon(rho, 1e-5) == pytest.approx(1.0)
 
 
 def test_preprocessing_share_of_rho():
-    sigma = preprocessing_noise(1.0, 1e-5, weight=10, share=0.1)
+    sigma = preprocessing_noise(zcdp_rho(1.0, 1e-5), weight=10, share=0.1)
     assert 10 / (2 * sigma**2) == pytest.approx(0.1 * zcdp_rho(1.0, 1e-5))
 
 

@@ -512,3 +512,27 @@ def test_a_point_mass_selection_over_no_values_is_still_a_release():
     accountant = PrivacyAccountant(delta=1e-5)
     points, counts = select_points(Column("x", ColumnKind.INTEGER, ""), np.empty(0), 5.0, 10.0, accountant)
     assert points.size == counts.size == 0 and [r.purpose for r in accountant.releases] == ["points:x"]
+
+
+def test_with_a_unit_point_masses_leave_the_bins_their_mass():
+    # 2,000 aircraft of 60 flights each, 40% of the delays on -5..-1 and the rest spread up to 300: each release scales
+    # a unit's counts on its own, so the point masses' weighted counts (about 2.4 a unit) exceed the units; the bins
+    # must still get their share of the prior (every delay came out from -6 to 0 while they were subtracted)
+    rng = np.random.default_rng(8)
+    units = np.repeat(np.arange(2000), 60)
+    delays = np.where(rng.random(units.size) < 0.4, rng.integers(-5, 0, units.size), rng.integers(1, 300, units.size))
+    codec = fit_numeric(
+        Column("x", ColumnKind.INTEGER, ""),
+        pd.Series(delays),
+        public_min=None,
+        public_max=None,
+        n_rows=2000,
+        n_coarse=24,
+        sigma=15.0,
+        accountant=PrivacyAccountant(delta=1e-5),
+        selection_delta=1e-7,
+        units=units,
+    )
+    assert len(codec.points) >= 3  # the spikes are point masses
+    assert codec.prior[: codec.n_coarse].sum() > 0.3  # and the bins keep a real share of the values
+    assert codec.forbidden_tokens == [codec.null_token]  # no NULLs, and values off the point masses

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthgate.generator.linked import CHILDREN, LinkedSynthesizer
+from synthgate.generator.accounting import PrivacyAccountant, zcdp_rho
+from synthgate.generator.linked import CHILDREN, SHARES, LinkedSynthesizer
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
@@ -70,6 +71,24 @@ def test_the_pair_spends_one_budget_per_customer(fitted):
     # the parent model's unit is the key too, one row each: a key held by two parent rows is still one unit
     assert summary.parent.unit == "customer_id" and summary.parent.max_rows_per_unit == 1
     assert [c.name for c in linked.child.learned[:2]] == ["__parent__.tier", "__parent__.age"]  # parents come first
+
+
+def test_the_three_parts_compose_on_one_accountant_to_the_budget(fitted):
+    # every release of the fit (the children histogram, both models' releases and DP-SGD) is composed together: the
+    # whole spends the budget, the parent's stage ends below it, and the parts plan with their shares of the zCDP
+    # budget, not with a third of it as when their epsilons were added up
+    linked, _, _ = fitted
+    summary = linked.summary
+    assert summary.epsilon == pytest.approx(8.0, rel=0.01) and summary.accounting == summary.child.accounting
+    assert linked.counts.epsilon < summary.parent.epsilon < summary.child.epsilon == summary.epsilon
+    accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
+    rho = zcdp_rho(8.0, accountant.delta_composed)
+    stages = {part: linked._stage(part, accountant) for part in SHARES}
+    assert sum(stage.rho for stage in stages.values()) == pytest.approx(rho)
+    assert stages["child"].epsilon == 8.0 > stages["parent"].epsilon > stages["sizes"].epsilon
+    assert stages["parent"].selection_delta + stages["child"].selection_delta == pytest.approx(2.5e-6)
+    basic = zcdp_rho(8.0 * 0.6, 1e-5 * 0.6)  # the child's rho when the parts' epsilons and deltas added up
+    assert stages["child"].rho > 1.4 * basic
 
 
 def test_every_synthetic_order_refers_to_a_synthetic_customer_or_to_none_as_in_the_real_data(fitted):
