@@ -1,0 +1,66 @@
+"""Column Pair Trends on integer codes give SDMetrics' own scores, pair by pair, on every kind of column and edge."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sdmetrics.reports.single_table._properties import ColumnPairTrends
+
+from synthgate.evaluation import fidelity
+from synthgate.evaluation.pair_trends import pair_trends
+from synthgate.schema import Column, ColumnKind
+
+COLUMNS = [
+    Column("age", ColumnKind.INTEGER, ""),
+    Column("income", ColumnKind.FLOAT, ""),  # tied to age, a fifth NULL
+    Column("joined", ColumnKind.DATETIME, ""),  # tied to age, some NaT
+    Column("grade", ColumnKind.CATEGORICAL, ""),  # tied to income
+    Column("state", ColumnKind.CATEGORICAL, ""),  # 50 values, independent
+    Column("code", ColumnKind.CATEGORICAL, ""),  # a value per row (Cramer's V near 1 with anything)
+    Column("member", ColumnKind.BOOLEAN, ""),  # with NULLs
+    Column("constant", ColumnKind.INTEGER, ""),  # one value: SDMetrics' correlation raises
+    Column("sparse", ColumnKind.FLOAT, ""),  # NULL but for three rows
+]
+
+
+def table(rows: int, seed: int, *, drift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 90, rows)
+    income = np.where(rng.random(rows) < 0.2, np.nan, age * 900 + rng.normal(0, 8000 + drift * 20000, rows))
+    joined = pd.to_datetime("2020-01-01") + pd.to_timedelta(age * 3 + rng.integers(0, 40, rows), unit="D")
+    grade = np.where(np.nan_to_num(income) > 50_000, "high", np.where(rng.random(rows) < 0.5 + drift, "low", "mid"))
+    sparse = np.full(rows, np.nan)
+    sparse[:3] = [1.0, 2.0, 5.0 + drift]
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "joined": pd.Series(joined).where(rng.random(rows) > 0.05),
+            "grade": grade,
+            "state": rng.choice([f"s{i}" for i in range(50)], rows),
+            "code": [f"c{seed}-{i}" for i in range(rows)],
+            "member": pd.array(np.where(rng.random(rows) < 0.1, None, rng.random(rows) < 0.4 + drift), "boolean"),
+            "constant": np.full(rows, 7),
+            "sparse": sparse,
+        }
+    )
+
+
+@pytest.mark.parametrize("thresholds", [(0.5, 0.3), (0.0, 0.0)], ids=["sdmetrics-defaults", "every-pair"])
+def test_every_pair_scores_as_sdmetrics_scores_it(thresholds):
+    real = fidelity._prepare(table(3000, 0), COLUMNS, 20_000, 0)
+    synthetic = fidelity._prepare(table(2500, 1, drift=0.2), COLUMNS, 20_000, 0)
+    reference = ColumnPairTrends()
+    reference.real_correlation_threshold, reference.real_association_threshold = thresholds
+    expected = reference.get_score(real, synthetic, fidelity.sdmetrics_metadata(COLUMNS))
+    ours = pair_trends(
+        real, synthetic, COLUMNS, correlation_threshold=thresholds[0], association_threshold=thresholds[1]
+    )
+    details = reference.details.set_index(["Column 1", "Column 2"])["Score"]
+    assert len(ours.scores) == len(details) == 36
+    for pair, score in details.items():
+        assert (math.isnan(ours.scores[pair]), ours.scores[pair]) == pytest.approx((pd.isna(score), score), nan_ok=True)
+    assert ours.score == pytest.approx(expected)
+    scored = [s for s in ours.scores.values() if not math.isnan(s)]
+    assert 5 < len(scored) < 36 and min(scored) < 0.5 < max(scored)  # some pairs drop out, scores spread
