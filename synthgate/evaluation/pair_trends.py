@@ -37,12 +37,12 @@ class PairTrends:
     """Each pair's score (NaN where SDMetrics gives none) and whether it counts towards the property."""
 
     scores: dict[tuple[str, str], float]
-    counts: dict[tuple[str, str], bool]
+    counted: dict[tuple[str, str], bool]
 
     @property
     def score(self) -> float:
         """The property: the mean score of the pairs that count (NaN when none does)."""
-        kept = [s for pair, s in self.scores.items() if self.counts[pair] and not math.isnan(s)]
+        kept = [s for pair, s in self.scores.items() if self.counted[pair] and not math.isnan(s)]
         return float(np.mean(kept)) if kept else math.nan
 
 
@@ -63,14 +63,14 @@ def pair_trends(
     coded = {name: _binned(r, s) for name, (r, s) in numbers.items()}
     coded |= {c.name: _codes(real[c.name], synthetic[c.name]) for c in columns if c.kind not in _CONTINUOUS}
     scores: dict[tuple[str, str], float] = {}
-    counts: dict[tuple[str, str], bool] = {}
+    counted: dict[tuple[str, str], bool] = {}
     for first, second in itertools.combinations([c.name for c in columns], 2):
         if first in numbers and second in numbers:
-            score, counted = _correlation(numbers[first], numbers[second], correlation_threshold)
+            score, counts = _correlation(numbers[first], numbers[second], correlation_threshold)
         else:
-            score, counted = _contingency(coded[first], coded[second], association_threshold)
-        scores[(first, second)], counts[(first, second)] = score, counted
-    return PairTrends(scores, counts)
+            score, counts = _contingency(coded[first], coded[second], association_threshold)
+        scores[(first, second)], counted[(first, second)] = score, counts
+    return PairTrends(scores, counted)
 
 
 def _numbers(series: pd.Series) -> np.ndarray:
