@@ -68,7 +68,7 @@ class ChildCounts:
     null_key: float  # DP count of child rows with a NULL key
     max_rows: int  # the bound on the children of one unit
     childless: float  # DP count of parents without children
-    epsilon: float  # what the histogram's release cost (at its share of delta)
+    epsilon: float  # what the histogram's release cost (the accountant's figure right after it)
 
 
 @dataclass(frozen=True)
@@ -141,32 +141,32 @@ class LinkedSynthesizer:
         unit = self.parent_key if part == "parent" else self.foreign_key
         return self.privacy.model_copy(update={"unit": unit, "max_rows_per_unit": rows})
 
-    def _stage(self, part: str, accountant: PrivacyAccountant) -> Stage:
-        """The part's stage on the fit's accountant: the zCDP budget it plans with (its share), what the accountant
+    def _stages(self, accountant: PrivacyAccountant) -> dict[str, Stage]:
+        """Each part's stage on the fit's accountant: the zCDP budget it plans with (its share), what the accountant
         may have composed once it has trained (as for one Gaussian release of the shares so far: Gaussian releases
-        compose to one, so the last part's target is the budget), and its part of the selection delta."""
-        order = list(SHARES)
-        so_far = sum(SHARES[p] for p in order[: order.index(part) + 1])
-        delta = accountant.delta_composed
-        whole = bisect_sigma(lambda s: compose_epsilon([Release("budget", s)], delta)[0], self.privacy.epsilon, lo=0.1)
-        epsilon = (
-            self.privacy.epsilon
-            if so_far >= 1.0
-            else compose_epsilon([Release("budget", whole / so_far**0.5)], delta)[0]
-        )
+        compose to one; the last part's target is the budget), and its part of the selection delta (the models'
+        only: the histogram selects nothing)."""
+        delta, epsilon = accountant.delta_composed, self.privacy.epsilon
+        whole = bisect_sigma(lambda s: compose_epsilon([Release("budget", s)], delta)[0], epsilon, lo=0.1)
         models = SHARES["parent"] + SHARES["child"]
-        return Stage(
-            accountant,
-            epsilon=epsilon,
-            rho=SHARES[part] * zcdp_rho(self.privacy.epsilon, delta),
-            selection_delta=accountant.delta_selection * SHARES[part] / models,
-        )
+        stages, so_far = {}, 0.0
+        for part, share in SHARES.items():
+            so_far += share
+            last = part == list(SHARES)[-1]
+            stages[part] = Stage(
+                accountant,
+                epsilon=epsilon if last else compose_epsilon([Release("budget", whole / so_far**0.5)], delta)[0],
+                rho=share * zcdp_rho(epsilon, delta),
+                selection_delta=0.0 if part == "sizes" else accountant.delta_selection * share / models,
+            )
+        return stages
 
     def fit(self, parents: pd.DataFrame, children: pd.DataFrame) -> LinkedFitSummary:
         """Fit both models on the real tables; every use of them is inside ``privacy``, per parent with its children."""
         # One accountant for the whole fit; a quarter of delta for the models' category and value selections
         accountant = PrivacyAccountant(delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25)
-        self.counts = self._release_counts(parents, children, accountant)
+        stages = self._stages(accountant)
+        self.counts = self._release_counts(parents, children, stages["sizes"])
         bound = self.counts.max_rows
         per_parent = children[self.foreign_key].value_counts()
         augmented = parents.assign(
@@ -179,7 +179,7 @@ class LinkedSynthesizer:
             self._budget("parent"),
             self.training,
             released={CHILDREN: children_codec(children_column, self.counts)},  # the histogram's bins, post-processing
-            stage=self._stage("parent", accountant),
+            stage=stages["parent"],
         )
         parent_fit = self.parent.fit(augmented)
         released = {
@@ -206,7 +206,7 @@ class LinkedSynthesizer:
             self.child_target,
             released=released,
             given=tuple(released),
-            stage=self._stage("child", accountant),
+            stage=stages["child"],
         )
         child_fit = self.child.fit(joined)
         self.summary = LinkedFitSummary(
@@ -218,12 +218,11 @@ class LinkedSynthesizer:
         )
         return self.summary
 
-    def _release_counts(
-        self, parents: pd.DataFrame, children: pd.DataFrame, accountant: PrivacyAccountant
-    ) -> ChildCounts:
+    def _release_counts(self, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage) -> ChildCounts:
         """The DP histogram of children per unit (one release; every unit in one bin of one part), on the fit's
-        accountant at its share of the zCDP budget."""
-        sigma = preprocessing_noise(self._stage("sizes", accountant).rho, weight=1.0, share=1.0)
+        accountant at its stage's share of the zCDP budget."""
+        accountant = stage.accountant
+        sigma = preprocessing_noise(stage.rho, weight=1.0, share=1.0)
         key = children[self.foreign_key]
         known = set(parents[self.parent_key].dropna())
         linked = key.isin(known)

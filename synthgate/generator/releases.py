@@ -418,7 +418,8 @@ def fit_numeric(
     # hundreds of noisy bins is far noisier than these few counts). With units, each release scales a unit's counts
     # on its own, so the point masses' counts do not subtract from units: a unit of 100 flights, 35 of them on 7 point
     # masses, adds 2.6 to their sum, and 2,600 aircraft left no mass to the bins (every delay sampled from -6 to 0).
-    # The bins' own released mass is then on the scale of the NULL bin beside it, and near enough the points'.
+    # The bins' own released mass, noisier but on the scale of the NULL bin beside it, then stands for them; the
+    # points' share comes out roughly (0.31 for a true 0.40 in the unit test), and DP-SGD learns the rest.
     if units is None:
         binned_rows = max(n_rows - max(float(histogram[-1]), 0.0) - float(point_counts.sum()), 0.0)
     else:

@@ -472,7 +472,8 @@ class DPSynthesizer:
         """Batch, epochs and the smallest DP-SGD noise whose epsilon, with every release recorded, fits the budget.
 
         ``noisy_examples``: the DP count of rows, or with a privacy unit of units (the batch is then in units)."""
-        own = zcdp_epsilon(self._rho(accountant), accountant.delta_composed)  # its own part, as one model's budget
+        # its own part of the budget, as one model's epsilon (a single table's: its epsilon, exactly)
+        own = self.privacy.epsilon if self.stage is None else zcdp_epsilon(self.stage.rho, accountant.delta_composed)
         batch, epochs = default_batch_and_epochs(noisy_examples, own, self.training.batch_size)
         target = self._target_epsilon()
         epochs = self.training.epochs or epochs
@@ -485,7 +486,8 @@ class DPSynthesizer:
             if spent > target:
                 raise PrivacyBudgetError(
                     f"training.noise_multiplier {noise:g} spends epsilon {spent:.3f} with preprocessing, "
-                    f"over the budget {target:g}: raise the noise, lower epochs, or drop the override"
+                    f"over the budget {target:g}{' (the linked fit, up to this model)' if self.stage else ''}: "
+                    "raise the noise, lower epochs, or drop the override"
                 )
         else:
             noise = sgd_noise_for_budget(accountant, target, sample_rate, steps)

@@ -64,3 +64,35 @@ def test_every_pair_scores_as_sdmetrics_scores_it(thresholds):
     assert ours.score == pytest.approx(expected)
     scored = [s for s in ours.scores.values() if not math.isnan(s)]
     assert 5 < len(scored) < 36 and min(scored) < 0.5 < max(scored)  # some pairs drop out, scores spread
+
+
+def test_dates_past_2262_and_a_cramers_v_at_the_threshold_score_as_in_sdmetrics():
+    # a year-9999 sentinel does not fit in nanoseconds; real counts [[1, 1], [4, 1]] have Cramer's V of exactly 0.3
+    columns = [
+        Column("t", ColumnKind.DATETIME, ""),
+        Column("x", ColumnKind.FLOAT, ""),
+        Column("a", ColumnKind.CATEGORICAL, ""),
+        Column("b", ColumnKind.CATEGORICAL, ""),
+    ]
+    days = ["2020-01-01", "2020-06-01", "2021-03-01", "2022-01-01", "2023-01-01", "2024-05-01", "9999-12-31"]
+    dates = np.array(days, dtype="datetime64[s]")
+    real = pd.DataFrame(
+        {"t": dates, "x": [1.0, 2.0, 3.0, 5.0, 4.0, 6.0, 9.0], "a": list("ppqqqqq"), "b": list("uvuuuuv")}
+    )
+    synthetic = pd.DataFrame(
+        {"t": dates[::-1], "x": [2.0, 1.0, 3.0, 4.0, 5.0, 7.0, 6.0], "a": list("pqqpqqp"), "b": list("vuvuuvu")}
+    )
+    for thresholds in ((0.5, 0.3), (0.0, 0.0)):
+        reference = ColumnPairTrends()
+        reference.real_correlation_threshold, reference.real_association_threshold = thresholds
+        expected = reference.get_score(real, synthetic, fidelity.sdmetrics_metadata(columns))
+        ours = pair_trends(
+            real, synthetic, columns, correlation_threshold=thresholds[0], association_threshold=thresholds[1]
+        )
+        details = reference.details.set_index(["Column 1", "Column 2"])["Score"]
+        for pair, score in details.items():
+            assert (math.isnan(ours.scores[pair]), ours.scores[pair]) == pytest.approx(
+                (pd.isna(score), score), nan_ok=True
+            )
+        assert ours.score == pytest.approx(expected, nan_ok=True)
+    assert math.isnan(pair_trends(real, synthetic, columns).scores[("a", "b")])  # V = 0.3 is not above 0.3

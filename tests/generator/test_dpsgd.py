@@ -330,3 +330,17 @@ def test_the_full_weight_rows_are_the_median_rows_unit_size():
     )
     assert 25 <= histogram.median_row_size(64) <= 32
     assert histogram.median_row_size(4) == 1  # a bound of 4: the larger units keep 40 rows, the small ones 100
+
+
+def test_a_single_tables_plan_takes_its_epsilons_epochs():
+    # without a stage the plan reads epsilon itself: a round trip through rho came back a hair under 0.25, cost an epoch
+    from synthgate.generator.accounting import PrivacyAccountant
+    from synthgate.generator.synthesizer import DPSynthesizer
+    from synthgate.schema import Column, ColumnKind
+    from synthgate.spec import PrivacyBudget, Training
+
+    synth = DPSynthesizer(
+        [Column("a", ColumnKind.CATEGORICAL, "TEXT")], {}, PrivacyBudget(epsilon=0.25, delta=1e-5), Training()
+    )
+    plan = synth.plan(PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6), 30_000, 10.0)
+    assert (plan.epochs, plan.expected_batch_size) == (12, 5000)

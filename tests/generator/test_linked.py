@@ -83,10 +83,11 @@ def test_the_three_parts_compose_on_one_accountant_to_the_budget(fitted):
     assert linked.counts.epsilon < summary.parent.epsilon < summary.child.epsilon == summary.epsilon
     accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
     rho = zcdp_rho(8.0, accountant.delta_composed)
-    stages = {part: linked._stage(part, accountant) for part in SHARES}
-    assert sum(stage.rho for stage in stages.values()) == pytest.approx(rho)
+    stages = linked._stages(accountant)
+    assert list(stages) == list(SHARES) and sum(stage.rho for stage in stages.values()) == pytest.approx(rho)
     assert stages["child"].epsilon == 8.0 > stages["parent"].epsilon > stages["sizes"].epsilon
     assert stages["parent"].selection_delta + stages["child"].selection_delta == pytest.approx(2.5e-6)
+    assert stages["sizes"].selection_delta == 0.0
     basic = zcdp_rho(8.0 * 0.6, 1e-5 * 0.6)  # the child's rho when the parts' epsilons and deltas added up
     assert stages["child"].rho > 1.4 * basic
 
