@@ -171,7 +171,7 @@ def default_preprocessing_share(columns: int) -> float:
     return min(0.5, 0.3 * math.sqrt(max(columns, 15) / 15))
 
 
-def preprocessing_noise(rho: float, weight: float, share: float) -> float:
+def preprocessing_noise(rho: float, *, weight: float, share: float) -> float:
     """Noise multiplier of a weight-1 release, when Gaussian releases of total ``weight`` use ``share`` of the zCDP
     budget ``rho`` (a release of weight w gets noise sigma / sqrt(w)).
 

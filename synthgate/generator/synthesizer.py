@@ -256,7 +256,7 @@ class DPSynthesizer:
             raise DataValidationError("no column is left to learn: every column is dropped or faked")
         weight, selected = self._release_weight()
         self.preprocessing_share = self.privacy.preprocessing_share or default_preprocessing_share(len(self.learned))
-        sigma = preprocessing_noise(self._rho(accountant), weight, self.preprocessing_share)
+        sigma = preprocessing_noise(self._rho(accountant), weight=weight, share=self.preprocessing_share)
         units = self._bound_units(data, sigma, accountant) if self.unit is not None else None
         if units is None:
             noisy_rows = max(float(accountant.gaussian("row-count", np.array([len(data)], dtype=float), sigma)[0]), 1)
@@ -389,7 +389,7 @@ class DPSynthesizer:
         room = self.preprocessing_share + SCREEN_SHARE <= 0.8
         if not wide or not fast or not room or self.given or any(codec.prior is None for codec in self.codecs):
             return
-        sigma = preprocessing_noise(self._rho(accountant), 1.0, SCREEN_SHARE)
+        sigma = preprocessing_noise(self._rho(accountant), weight=1.0, share=SCREEN_SHARE)
         weights = None if sizes is None else np.repeat(1.0 / sizes, sizes)
         depends = screen(tokens, self.codecs, rows=noisy_units, accountant=accountant, sigma=sigma, weights=weights)
         self.preprocessing_share += SCREEN_SHARE
