@@ -116,21 +116,18 @@ def _contingency(first: Coded | None, second: Coded | None, threshold: float) ->
         cells, inverse = np.unique(np.concatenate([real_keys, synthetic_keys]), return_inverse=True)
         real = np.bincount(inverse[: len(real_keys)], minlength=len(cells))
         synthetic = np.bincount(inverse[len(real_keys) :], minlength=len(cells))
-    if threshold > 0:
-        strength = _cramers_v(cells, real, second[2])
-        if abs(strength - threshold) < 1e-9:  # at the threshold: SciPy's own figure decides, to the last bit
-            strength = _scipy_cramers_v(cells, real, second[2])
-        if not strength > threshold:
-            return math.nan, False
+    if threshold > 0 and not _cramers_v(cells, real, second[2], threshold=threshold) > threshold:
+        return math.nan, False
     score = 1.0 - float(np.abs(real / max(real.sum(), 1) - synthetic / max(synthetic.sum(), 1)).sum()) / 2.0
     return score, True
 
 
-def _cramers_v(cells: np.ndarray, counts: np.ndarray, width: int) -> float:
+def _cramers_v(cells: np.ndarray, counts: np.ndarray, width: int, *, threshold: float) -> float:
     """Cramer's V of the real joint counts (``cells`` coded ``row * width + column``), as
     ``scipy.stats.contingency.association`` gives it on the dense table of the values the real data hold, from its
-    non-empty cells only: chi2 / n = sum(O^2 / (row total * column total)) - 1. NaN where that table has fewer than
-    two rows or columns (SDMetrics then gives no score)."""
+    non-empty cells only: chi2 / n = sum(O^2 / (row total * column total)) - 1; within 1e-9 of ``threshold``, SciPy's
+    own figure on the dense table, so that a V at the threshold falls on the same side to the last bit. NaN where that
+    table has fewer than two rows or columns (SDMetrics then gives no score)."""
     held = counts > 0
     observed = counts[held].astype(float)
     rows, row_index = np.unique(cells[held] // width, return_inverse=True)
@@ -139,20 +136,14 @@ def _cramers_v(cells: np.ndarray, counts: np.ndarray, width: int) -> float:
         return math.nan
     row_totals, column_totals = np.bincount(row_index, observed), np.bincount(column_index, observed)
     phi2 = max(float((observed**2 / (row_totals[row_index] * column_totals[column_index])).sum()) - 1.0, 0.0)
-    return math.sqrt(phi2 / (min(len(rows), len(columns)) - 1))
+    strength = math.sqrt(phi2 / (min(len(rows), len(columns)) - 1))
+    if abs(strength - threshold) < 1e-9:
+        from scipy.stats.contingency import association
 
-
-def _scipy_cramers_v(cells: np.ndarray, counts: np.ndarray, width: int) -> float:
-    """Cramer's V as SDMetrics gets it: ``scipy.stats.contingency.association`` on the dense table of the values the
-    real data hold."""
-    from scipy.stats.contingency import association
-
-    held = counts > 0
-    rows, row_index = np.unique(cells[held] // width, return_inverse=True)
-    columns, column_index = np.unique(cells[held] % width, return_inverse=True)
-    table = np.zeros((len(rows), len(columns)), dtype=np.int64)
-    table[row_index, column_index] = counts[held]
-    return float(association(table, method="cramer"))
+        table = np.zeros((len(rows), len(columns)), dtype=np.int64)
+        table[row_index, column_index] = counts[held]
+        strength = float(association(table, method="cramer"))
+    return strength
 
 
 def _correlation(

@@ -47,21 +47,28 @@ def table(rows: int, seed: int, *, drift: float = 0.0) -> pd.DataFrame:
     )
 
 
+def scored_as_sdmetrics_scores(real, synthetic, columns, thresholds):
+    """Our pair trends, asserted equal to SDMetrics' ``ColumnPairTrends`` pair by pair and as a whole."""
+    reference = ColumnPairTrends()
+    reference.real_correlation_threshold, reference.real_association_threshold = thresholds
+    expected = reference.get_score(real, synthetic, fidelity.sdmetrics_metadata(columns))
+    ours = pair_trends(
+        real, synthetic, columns, correlation_threshold=thresholds[0], association_threshold=thresholds[1]
+    )
+    details = reference.details.set_index(["Column 1", "Column 2"])["Score"]
+    assert len(ours.scores) == len(details)
+    for pair, score in details.items():
+        assert (math.isnan(ours.scores[pair]), ours.scores[pair]) == pytest.approx((pd.isna(score), score), nan_ok=True)
+    assert ours.score == pytest.approx(expected, nan_ok=True)
+    return ours
+
+
 @pytest.mark.parametrize("thresholds", [(0.5, 0.3), (0.0, 0.0)], ids=["sdmetrics-defaults", "every-pair"])
 def test_every_pair_scores_as_sdmetrics_scores_it(thresholds):
     real = fidelity._prepare(table(3000, 0), COLUMNS, 20_000, 0)
     synthetic = fidelity._prepare(table(2500, 1, drift=0.2), COLUMNS, 20_000, 0)
-    reference = ColumnPairTrends()
-    reference.real_correlation_threshold, reference.real_association_threshold = thresholds
-    expected = reference.get_score(real, synthetic, fidelity.sdmetrics_metadata(COLUMNS))
-    ours = pair_trends(
-        real, synthetic, COLUMNS, correlation_threshold=thresholds[0], association_threshold=thresholds[1]
-    )
-    details = reference.details.set_index(["Column 1", "Column 2"])["Score"]
-    assert len(ours.scores) == len(details) == 36
-    for pair, score in details.items():
-        assert (math.isnan(ours.scores[pair]), ours.scores[pair]) == pytest.approx((pd.isna(score), score), nan_ok=True)
-    assert ours.score == pytest.approx(expected)
+    ours = scored_as_sdmetrics_scores(real, synthetic, COLUMNS, thresholds)
+    assert len(ours.scores) == 36
     scored = [s for s in ours.scores.values() if not math.isnan(s)]
     assert 5 < len(scored) < 36 and min(scored) < 0.5 < max(scored)  # some pairs drop out, scores spread
 
@@ -83,16 +90,5 @@ def test_dates_past_2262_and_a_cramers_v_at_the_threshold_score_as_in_sdmetrics(
         {"t": dates[::-1], "x": [2.0, 1.0, 3.0, 4.0, 5.0, 7.0, 6.0], "a": list("pqqpqqp"), "b": list("vuvuuvu")}
     )
     for thresholds in ((0.5, 0.3), (0.0, 0.0)):
-        reference = ColumnPairTrends()
-        reference.real_correlation_threshold, reference.real_association_threshold = thresholds
-        expected = reference.get_score(real, synthetic, fidelity.sdmetrics_metadata(columns))
-        ours = pair_trends(
-            real, synthetic, columns, correlation_threshold=thresholds[0], association_threshold=thresholds[1]
-        )
-        details = reference.details.set_index(["Column 1", "Column 2"])["Score"]
-        for pair, score in details.items():
-            assert (math.isnan(ours.scores[pair]), ours.scores[pair]) == pytest.approx(
-                (pd.isna(score), score), nan_ok=True
-            )
-        assert ours.score == pytest.approx(expected, nan_ok=True)
+        scored_as_sdmetrics_scores(real, synthetic, columns, thresholds)
     assert math.isnan(pair_trends(real, synthetic, columns).scores[("a", "b")])  # V = 0.3 is not above 0.3
