@@ -356,6 +356,22 @@ def effective_policies(profiles: list[ColumnProfile]) -> dict[str, ColumnPolicy]
     return {p.name: p.proposed for p in profiles}
 
 
+def undeclared_decisions(profiles: list[ColumnProfile], *, shown: int = 12) -> str:
+    """The policies decided for columns the spec does not declare, grouped by decision (``keep: age, income; fake
+    id: customer_id``), at most ``shown`` names a group (a 500-column table's log line stays a line); empty when
+    the spec declares every column."""
+    groups: dict[str, list[str]] = {}
+    for p in profiles:
+        if not p.declared:
+            groups.setdefault(f"{p.proposed.policy}{' ' + p.proposed.fake if p.proposed.fake else ''}", []).append(
+                p.name
+            )
+    return "; ".join(
+        f"{decision}: {', '.join(names[:shown])}" + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        for decision, names in groups.items()
+    )
+
+
 # -- recording accepted proposals in the spec file --------------------------------------------------------------------
 
 # A new `columns:` section goes before the first of these keys the file has (else at the end).

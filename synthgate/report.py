@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from synthgate.columns import to_numeric
 from synthgate.disclosures import DISCLOSED_EXCEPTIONS
@@ -409,10 +410,33 @@ def _numeric_plot(column: Column, codec: NumericCodec, real: pd.DataFrame, synth
     return fig
 
 
-def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer) -> dict[str, str]:
-    """Real vs synthetic distribution per learned column, over the DP-released bins and categories."""
+#: A wide table's report plots this many columns (and its heatmap this many): a page of 500 figures is read by no
+#: one, and drawing them took a minute and a half of a 500-column refresh.
+MAX_PLOTTED = 40
+
+
+def plotted_columns(synthesizer: DPSynthesizer, per_column: dict[str, float] | None) -> list[str]:
+    """The learned columns the report plots: all of them up to :data:`MAX_PLOTTED`, else the target and the columns
+    with the lowest shape scores (a column with no score, one the synthetic rows lack, first), in table order."""
+    names = [c.name for c in synthesizer.learned]
+    if len(names) <= MAX_PLOTTED:
+        return names
+    scores = per_column or {}
+    target = synthesizer.target_column
+    ranked = sorted((n for n in names if n != target), key=lambda n: scores.get(n, -1.0))
+    chosen = set(ranked[: MAX_PLOTTED - (target in names)]) | ({target} if target in names else set())
+    return [n for n in names if n in chosen]
+
+
+def column_plots(
+    real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer, columns: list[str] | None = None
+) -> dict[str, str]:
+    """Real vs synthetic distribution per learned column (``columns`` only, when given), over the DP-released bins
+    and categories."""
     plots: dict[str, str] = {}
     for column, codec in zip(synthesizer.learned, synthesizer.codecs, strict=True):
+        if columns is not None and column.name not in columns:
+            continue
         if isinstance(codec, NumericCodec):
             fig = _numeric_plot(column, codec, real, synthetic)
         else:
@@ -444,18 +468,18 @@ def column_plots(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSyn
 
 
 def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer) -> str:
-    """Heatmap of |corr(real) - corr(synthetic)| over the learned columns' codes (Spearman on ranks)."""
-    names = [c.name for c in synthesizer.learned]
-    codes = [
-        pd.DataFrame(
-            {
-                c.name: codec.encode(frame[c.name])
-                for c, codec in zip(synthesizer.learned, synthesizer.codecs, strict=True)
-            }
-        )
-        for frame in (real, synthetic)
+    """Heatmap of |corr(real) - corr(synthetic)| over the learned columns' codes (Spearman on ranks); on a wide table
+    over the :data:`MAX_PLOTTED` columns with the largest differences."""
+    names = np.array([c.name for c in synthesizer.learned])
+    pairs = list(zip(synthesizer.learned, synthesizer.codecs, strict=True))
+    correlations = [
+        _spearman(np.stack([codec.encode(frame[c.name]) for c, codec in pairs])) for frame in (real, synthetic)
     ]
-    diff = (codes[0].corr(method="spearman") - codes[1].corr(method="spearman")).abs().fillna(0).to_numpy()
+    diff = np.abs(correlations[0] - correlations[1])
+    np.fill_diagonal(diff, 0.0)
+    if len(names) > MAX_PLOTTED:
+        keep = np.sort(np.argsort(-diff.max(axis=1), kind="stable")[:MAX_PLOTTED])
+        diff, names = diff[np.ix_(keep, keep)], names[keep]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     image = ax.imshow(diff, vmin=0, vmax=0.5, cmap="Reds")
     ax.set_xticks(range(len(names)), [plot_label(n) for n in names], rotation=70, ha="right", fontsize=7)
@@ -463,6 +487,17 @@ def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: D
     fig.colorbar(image, ax=ax, label="|Δ correlation|")
     ax.set_title("Correlation difference, real vs synthetic", fontsize=9)
     return _png(fig)
+
+
+def _spearman(codes: np.ndarray) -> np.ndarray:
+    """Spearman correlations of the rows of ``codes`` (one variable a row; ties ranked by their mean); 0 where a
+    variable is constant (pandas would give NaN)."""
+    ranks = rankdata(codes, axis=1)
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(ranks, axis=1)
+    norms[norms == 0] = np.inf
+    ranks /= norms[:, None]
+    return ranks @ ranks.T
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -683,8 +718,11 @@ def _sample_html(synthetic_sample: pd.DataFrame) -> str:
     return f"<div class='scroll'>{table}</div>"
 
 
-def render(ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sample: pd.DataFrame) -> str:
-    """The whole report as one HTML page: plots and heatmap are base64 PNGs, the sample is the first synthetic rows."""
+def render(
+    ctx: ReportContext, plots: dict[str, str], heatmap: str, synthetic_sample: pd.DataFrame, *, learned: int
+) -> str:
+    """The whole report as one HTML page: plots and heatmap are base64 PNGs, the sample is the first synthetic rows;
+    ``learned``: how many columns the generator learned (the plots may show fewer)."""
     verdict = all(v.passed for v in ctx.verdicts)
     s = ctx.scores
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in ctx.stage_seconds.items())
@@ -731,8 +769,9 @@ so only aggregates leave them, and none reaches the published table's metadata b
 <section id="distributions"><h2>Distributions, real vs synthetic</h2>
 <p class="note">Real data is shown only as shares over the DP-released bins and categories (never a real row or value).
 A bin holding many rows in a narrow range (a spike, such as a column that is mostly 0) and NULL get bars of their
-own beside the histogram; datetime columns are on a date axis.</p>{figures}</section>
-<section id="correlations"><h2>Correlation difference</h2>
+own beside the histogram; datetime columns are on a date axis.{_plotted_note(len(plots), learned)}</p>\
+{figures}</section>
+<section id="correlations"><h2>Correlation difference</h2>{_heatmap_note(learned)}
 <figure><img alt="correlation difference" src="data:image/png;base64,{heatmap}"/></figure></section>
 <section id="sample"><h2>Synthetic sample</h2>{_sample_html(synthetic_sample)}</section>
 <section id="real-data"><h2>Which figures use real data</h2><table><tr><th>figure</th><th>uses real data</th></tr>
@@ -740,6 +779,21 @@ own beside the histogram; datetime columns are on a date axis.</p>{figures}</sec
 {_disclosures()}
 <section id="timing"><h2>Stage times</h2><table>{stages}</table></section>
 </body></html>"""
+
+
+def _plotted_note(plotted: int, learned: int) -> str:
+    if plotted >= learned:
+        return ""
+    return (
+        f" Shown: {plotted} of the {learned} learned columns, the target and those with the lowest shape scores"
+        " (every column's score is under Fidelity)."
+    )
+
+
+def _heatmap_note(learned: int) -> str:
+    if learned <= MAX_PLOTTED:
+        return ""
+    return f"<p class='note'>The {MAX_PLOTTED} of {learned} columns with the largest differences.</p>"
 
 
 @dataclass(frozen=True)
@@ -759,9 +813,10 @@ def write_report(
 ) -> WrittenReport:
     """Write the self-contained HTML page; returns its path and its plots as PNG bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    plots = column_plots(real, synthetic, synthesizer)
+    shown = plotted_columns(synthesizer, ctx.evaluation.fidelity.per_column if ctx.evaluation else None)
+    plots = column_plots(real, synthetic, synthesizer, shown)
     heatmap = correlation_plot(real, synthetic, synthesizer)
-    page = render(ctx, plots, heatmap, synthetic)
+    page = render(ctx, plots, heatmap, synthetic, learned=len(synthesizer.learned))
     path.write_text(page, encoding="utf-8")
     images = {f"distribution_{name}": base64.b64decode(png) for name, png in plots.items()}
     images["correlation_difference"] = base64.b64decode(heatmap)

@@ -80,7 +80,7 @@ def report_page(tmp_path: Path, link: str) -> Path:
     )
     ctx = ReportContext("people", "run", 0.97, 1e-5, "prv", SCORES, VERDICTS, {}, link, facts=facts)
     path = tmp_path / "report.html"
-    path.write_text(render(ctx, {}, "", pd.DataFrame({"age": [31]})), encoding="utf-8")
+    path.write_text(render(ctx, {}, "", pd.DataFrame({"age": [31]}), learned=1), encoding="utf-8")
     return path
 
 

@@ -183,8 +183,16 @@ def test_the_task_logs_one_line_naming_the_undecided_columns(monkeypatch):
     assert line.startswith(
         "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write`"
     )
-    assert "customer_id (fake id)" in line and "email (fake email)" in line and "age (keep)" in line
+    assert "fake id: customer_id" in line and "fake email: email" in line and "keep: " in line and "age" in line
     assert "plan" not in line
+
+
+def test_a_wide_tables_undeclared_columns_are_grouped_and_a_group_names_at_most_twelve():
+    columns = [Column(f"x{i:03d}", ColumnKind.FLOAT, "DOUBLE PRECISION") for i in range(500)]
+    line = profiling.undeclared_decisions(policies_from_schema(spec(), [*PEOPLE_COLUMNS, *columns]))
+    keep = next(group for group in line.split("; ") if group.startswith("keep: "))
+    assert keep.endswith(f" and {len(PEOPLE_COLUMNS) + 500 - 2 - 12} more"), keep  # less the two faked
+    assert keep.count(", ") == 11 and "x499" not in line
 
 
 # -- recording proposals in the spec file ------------------------------------------------------------------------

@@ -12,11 +12,13 @@ import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from synthgate import report as report_module
 from synthgate.disclosures import DISCLOSED_EXCEPTIONS
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
@@ -228,3 +230,40 @@ def test_report_renders_its_header_gates_and_link_in_headless_chromium(report):
         assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
         sample = driver.find_element(By.CSS_SELECTOR, "#sample .scroll")
         assert sample.size["width"] <= 1280
+
+
+def test_spearman_on_codes_is_pandas_spearman_with_zero_for_a_constant_column():
+    rng = np.random.default_rng(5)
+    codes = np.stack([rng.integers(0, 4, 300), rng.integers(0, 30, 300), np.full(300, 2), rng.integers(0, 2, 300)])
+    codes[1] += codes[0] * 3  # related, with ties
+    expected = pd.DataFrame(codes.T).corr(method="spearman").fillna(0.0).to_numpy()
+    got = report_module._spearman(codes)
+    off = ~np.eye(4, dtype=bool)
+    np.testing.assert_allclose(got[off], expected[off], atol=1e-12)
+
+
+def test_a_wide_tables_report_plots_the_target_and_its_worst_columns(fitted, report, monkeypatch, tmp_path):
+    train, _, synth, synthetic = fitted
+    names = [c.name for c in synth.learned]
+    assert len(names) > 4
+    shapes = dict.fromkeys(names, 0.9) | {names[1]: 0.5, names[3]: 0.7}
+    missing = names[2]  # no score: a column the synthetic rows lack is among the worst
+    del shapes[missing]
+    monkeypatch.setattr(report_module, "MAX_PLOTTED", 4)
+    assert report_module.plotted_columns(synth, shapes) == [
+        n for n in names if n in {names[1], missing, names[3], "churned"}
+    ]
+    assert report_module.plotted_columns(synth, None)[-1] == "churned"
+    path, _, _, _ = report
+    ctx = SimpleNamespace(evaluation=SimpleNamespace(fidelity=SimpleNamespace(per_column=shapes)))
+    monkeypatch.setattr(
+        report_module, "render", lambda ctx, plots, heatmap, sample, *, learned: f"{sorted(plots)} {learned}"
+    )
+    written = write_report(tmp_path / "wide.html", ctx, train, synthetic, synth)  # type: ignore[arg-type]
+    assert sorted(n.removeprefix("distribution_") for n in written.plots if n != "correlation_difference") == sorted(
+        {names[1], missing, names[3], "churned"}
+    )
+    assert written.path.read_text() == f"{sorted({names[1], missing, names[3], 'churned'})} {len(names)}"
+    assert "Shown: 4 of the 9 learned columns" in report_module._plotted_note(4, 9)
+    page = path.read_text()
+    assert "Shown:" not in page and "largest differences" not in page  # a narrow table: every column, no note

@@ -55,13 +55,10 @@ class FeatureSpace:
 
 def categorical_codes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     """Frame ready for a gradient-boosting model: numerics as floats, categoricals as pandas categories."""
-    out = pd.DataFrame(index=frame.index)
-    for c in columns:
-        if c.kind.is_numeric:
-            out[c.name] = to_numeric(frame[c.name], c)
-        else:
-            out[c.name] = frame[c.name].astype(str)
-    return out
+    return pd.DataFrame(
+        {c.name: to_numeric(frame[c.name], c) if c.kind.is_numeric else frame[c.name].astype(str) for c in columns},
+        index=frame.index,
+    )
 
 
 def single_threaded(fn: Callable[P, R]) -> Callable[P, R]:

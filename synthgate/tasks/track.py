@@ -42,8 +42,6 @@ def log_run(result: RefreshResult) -> str | None:
         tracking.log_report(
             child.report_path, child_report.plots, f"{tracking.child_folder(child.spec.target.table)}/report"
         )
-    if result.relations is not None:
-        tracking.log_metrics(result.relations.as_metrics())
     verdict_artifact(result.spec.name, result.verdicts, context.mlflow_link, result.privacy.epsilon)
     model_version = tracking.record_model(
         result.spec,
@@ -55,6 +53,7 @@ def log_run(result: RefreshResult) -> str | None:
         register=result.passed,
         model_version=result.model_version,
     )
+    tracking.log_details(result)
     get_run_logger().info(
         "logged run %s to %s (%s)",
         result.run_id,

@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from synthgate import validation
-from synthgate.profiling import ColumnProfile, effective_policies, policies_from_schema
+from synthgate.profiling import ColumnProfile, effective_policies, policies_from_schema, undeclared_decisions
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.tasks import PRIVATE
@@ -23,16 +23,12 @@ def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfil
     budget)."""
     logger = get_run_logger()
     profiles = policies_from_schema(spec, columns)
-    undeclared = [
-        f"{p.name} ({p.proposed.policy}{' ' + p.proposed.fake if p.proposed.fake else ''})"
-        for p in profiles
-        if not p.declared
-    ]
+    undeclared = undeclared_decisions(profiles)
     if undeclared:
         logger.info(
             "columns decided from name and type (no policy in the spec; `synthgate profile SPEC --write` records "
             "one): %s",
-            ", ".join(undeclared),
+            undeclared,
         )
     return profiles
 
