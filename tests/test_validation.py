@@ -162,3 +162,35 @@ def test_a_faked_key_the_dp_count_shows_repeating_is_waived_from_uniqueness_only
         tmp_path, SPEC, rows.assign(case_id=np.nan), columns, policies, repeating_keys=["case_id"]
     )
     assert "expect_column_values_to_not_be_null(case_id)" in nulls.failed  # its other expectations stand
+
+
+@pytest.mark.parametrize("real_rows", [False, True])
+def test_a_wide_suite_validated_in_column_blocks_gives_the_one_batch_result(monkeypatch, real_rows):
+    """45 columns (three blocks), one failing, one the frame lacks, one expectation with a row condition over
+    another column: the same results, in the suite's order, as GX validating the whole suite on the whole frame."""
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column as Condition
+
+    from synthgate import validation
+
+    columns = [Column(f"x{i:02d}", ColumnKind.FLOAT, "FLOAT") for i in range(45)]
+    suite = build_synthetic_suite(SPEC, columns, {}, rows=60)
+    condition = gx.expectations.ExpectColumnValuesToBeBetween(
+        column="x03", min_value=0, max_value=0.5, row_condition=Condition("x40") > 0.5
+    )
+    suite["expectations"].insert(5, condition.configuration.to_json_dict())
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({c.name: rng.random(60) for c in columns}).drop(columns="x20")
+    data["x07"] = np.nan  # all null: fails not-null
+    blocks = validation._column_blocks(suite["expectations"], list(data.columns))
+    assert len(blocks) == 4 and blocks[0] == (None, [0, 1, 5, 43, 44])  # the table's 2, the condition, x20's 2
+
+    blocked = validate(data, suite, real_rows=real_rows)
+    monkeypatch.setattr(validation, "COLUMNS_PER_BATCH", 10_000)
+    whole = validate(data, suite, real_rows=real_rows)
+    assert len(validation._column_blocks(suite["expectations"], list(data.columns))) == 2
+    assert blocked.result["results"] == whole.result["results"] and blocked.failed == whole.failed
+    assert blocked.result["statistics"] == whole.result["statistics"] and blocked.success is whole.success is False
+    assert {"expect_column_values_to_not_be_null(x07)", "expect_table_columns_to_match_ordered_list(table)"} <= set(
+        blocked.failed
+    )
