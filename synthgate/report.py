@@ -417,13 +417,14 @@ MAX_PLOTTED = 40
 
 def plotted_columns(synthesizer: DPSynthesizer, per_column: dict[str, float] | None) -> list[str]:
     """The learned columns the report plots: all of them up to :data:`MAX_PLOTTED`, else the target and the columns
-    with the lowest shape scores (a column with no score, one the synthetic rows lack, first), in table order."""
+    with the lowest shape scores (a column with no score, one the synthetic rows lack, first; with no scores, the
+    first columns), in table order."""
     names = [c.name for c in synthesizer.learned]
     if len(names) <= MAX_PLOTTED:
         return names
     scores = per_column or {}
     target = synthesizer.target_column
-    ranked = sorted((n for n in names if n != target), key=lambda n: scores.get(n, -1.0))
+    ranked = sorted((n for n in names if n != target), key=lambda n: scores.get(n, -1.0) if scores else 0.0)
     chosen = set(ranked[: MAX_PLOTTED - (target in names)]) | ({target} if target in names else set())
     return [n for n in names if n in chosen]
 
@@ -732,6 +733,7 @@ def render(
         for n, p in plots.items()
     )
     facts = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in _facts_rows(ctx))
+    plotted = _plotted_note(len(plots), learned, ranked=ctx.evaluation is not None)
     title = ctx.facts.table if ctx.facts else ctx.spec_name
     # A backslash at the end of a line below continues it: the page keeps its long lines, the source does not.
     return f"""<!doctype html>
@@ -769,7 +771,7 @@ so only aggregates leave them, and none reaches the published table's metadata b
 <section id="distributions"><h2>Distributions, real vs synthetic</h2>
 <p class="note">Real data is shown only as shares over the DP-released bins and categories (never a real row or value).
 A bin holding many rows in a narrow range (a spike, such as a column that is mostly 0) and NULL get bars of their
-own beside the histogram; datetime columns are on a date axis.{_plotted_note(len(plots), learned)}</p>\
+own beside the histogram; datetime columns are on a date axis.{plotted}</p>\
 {figures}</section>
 <section id="correlations"><h2>Correlation difference</h2>{_heatmap_note(learned)}
 <figure><img alt="correlation difference" src="data:image/png;base64,{heatmap}"/></figure></section>
@@ -781,12 +783,14 @@ own beside the histogram; datetime columns are on a date axis.{_plotted_note(len
 </body></html>"""
 
 
-def _plotted_note(plotted: int, learned: int) -> str:
+def _plotted_note(plotted: int, learned: int, *, ranked: bool) -> str:
     if plotted >= learned:
         return ""
+    if not ranked:
+        return f" Shown: the first {plotted} of the {learned} learned columns."
     return (
-        f" Shown: {plotted} of the {learned} learned columns, the target and those with the lowest shape scores"
-        " (every column's score is under Fidelity)."
+        f" Shown: {plotted} of the {learned} learned columns, those with the lowest shape scores and any target column "
+        "(every column's score is under Fidelity)."
     )
 
 

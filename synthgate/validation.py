@@ -231,13 +231,23 @@ def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
 #: Column expectations are validated this many columns at a time, on a frame of those columns: GX's pandas engine
 #: copies the whole frame for each column expectation's condition (a 500-column table's synthetic suite took 34 s).
 COLUMNS_PER_BATCH = 20
+#: The expectations that read their own column only (those Synthgate writes): validated in column blocks. Any other
+#: (a position, a pair of columns, a custom one) and any with a row condition sees the whole frame.
+_OWN_COLUMN = {
+    "expect_column_values_to_be_in_type_list",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_unique",
+}
+_ORDER = "synthgate_order"  # an expectation's place in the suite, in its meta while the blocks are validated
 
 
 def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool = False) -> ValidationOutcome:
     """Run a suite on a DataFrame with GX: SUMMARY results without values, or pass/fail only for ``real_rows``.
 
-    The table's expectations (and those of columns the frame lacks) see the whole frame; the columns' expectations
-    see their block of :data:`COLUMNS_PER_BATCH` columns. One result comes back, in the suite's order."""
+    The table's expectations (and any that may read other columns) see the whole frame; the others see their block of
+    :data:`COLUMNS_PER_BATCH` columns. One result comes back, its results in the suite's order."""
     gx, context = _gx()
     frame = _without_time_zones(frame)
     batch_definition = (
@@ -245,31 +255,17 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool
         .add_dataframe_asset("table")
         .add_batch_definition_whole_dataframe("whole")
     )
-    expectations = suite_json["expectations"]
-    blocks = _column_blocks(expectations, [str(c) for c in frame.columns])
-    results: list[dict[str, Any]] = [{}] * len(expectations)
-    result: dict[str, Any] = {}
-    for columns, indices in blocks:
-        part = gx.ExpectationSuite(
-            **{k: v for k, v in suite_json.items() if k not in ("id", "expectations")},
-            expectations=[expectations[i] for i in indices],
+    expectations = [e | {"meta": (e.get("meta") or {}) | {_ORDER: i}} for i, e in enumerate(suite_json["expectations"])]
+    parts = []
+    for columns, block in _column_blocks(expectations, [c for c in frame.columns if isinstance(c, str)]):
+        suite = gx.ExpectationSuite(
+            **{k: v for k, v in suite_json.items() if k not in ("id", "expectations")}, expectations=block
         )
-        view = frame if columns is None else frame[columns]
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": view})
-        result = batch.validate(part, result_format=SOURCE_RESULT_FORMAT if real_rows else RESULT_FORMAT).to_json_dict()
-        for i, r in zip(indices, result["results"], strict=True):
-            results[i] = r
-    passed = sum(bool(r["success"]) for r in results)
-    result |= {
-        "success": passed == len(results),
-        "results": results,
-        "statistics": {
-            "evaluated_expectations": len(results),
-            "successful_expectations": passed,
-            "unsuccessful_expectations": len(results) - passed,
-            "success_percent": 100.0 * passed / len(results) if results else None,
-        },
-    }
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame if columns is None else frame[columns]})
+        parts.append(
+            batch.validate(suite, result_format=SOURCE_RESULT_FORMAT if real_rows else RESULT_FORMAT).to_json_dict()
+        )
+    result = _merged(parts)
     failed = [
         f"{r['expectation_config']['type']}({r['expectation_config']['kwargs'].get('column', 'table')})"
         for r in result["results"]
@@ -284,22 +280,46 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool
     )
 
 
-def _column_blocks(expectations: list[dict[str, Any]], present: list[str]) -> list[tuple[list[str] | None, list[int]]]:
-    """The suite in batches: (None: the whole frame, with the table's expectations, those of absent columns and those
-    with a row condition), then (a block of columns, their expectations' indices)."""
-    whole: list[int] = []
-    by_column: dict[str, list[int]] = {}
+def _column_blocks(
+    expectations: list[dict[str, Any]], present: list[str]
+) -> list[tuple[list[str] | None, list[dict[str, Any]]]]:
+    """The suite in batches: (None: the whole frame, with the table's expectations, those of absent columns and any
+    that may read other columns), then (a block of columns, their expectations)."""
+    whole: list[dict[str, Any]] = []
+    by_column: dict[str, list[dict[str, Any]]] = {}
     have = set(present)
-    for i, e in enumerate(expectations):
-        column = e["kwargs"].get("column")
-        if column in have and not e["kwargs"].get("row_condition"):  # a condition may read other columns
-            by_column.setdefault(column, []).append(i)
+    for e in expectations:
+        column, kwargs = e["kwargs"].get("column"), e["kwargs"]
+        own = e["type"] in _OWN_COLUMN and not kwargs.get("row_condition") and not kwargs.get("result_format")
+        if own and isinstance(column, str) and column in have:
+            by_column.setdefault(column, []).append(e)
         else:
-            whole.append(i)
+            whole.append(e)
     names = list(by_column)
     blocks = [names[i : i + COLUMNS_PER_BATCH] for i in range(0, len(names), COLUMNS_PER_BATCH)]
-    out: list[tuple[list[str] | None, list[int]]] = [(None, whole)] if whole or not blocks else []
-    return out + [(block, [i for name in block for i in by_column[name]]) for block in blocks]
+    out: list[tuple[list[str] | None, list[dict[str, Any]]]] = [(None, whole)] if whole or not blocks else []
+    return out + [(block, [e for name in block for e in by_column[name]]) for block in blocks]
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The blocks' GX results as one: their results in the suite's order (the order tags removed), the statistics and
+    success over all of them, the rest (suite name, meta) from the last block."""
+    results = sorted(
+        (r for part in parts for r in part["results"]), key=lambda r: r["expectation_config"]["meta"][_ORDER]
+    )
+    for r in results:
+        del r["expectation_config"]["meta"][_ORDER]
+    passed = sum(bool(r["success"]) for r in results)
+    return parts[-1] | {
+        "success": passed == len(results),
+        "results": results,
+        "statistics": {
+            "evaluated_expectations": len(results),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(results) - passed,
+            "success_percent": passed / len(results) * 100 if results else None,  # GX's own expression
+        },
+    }
 
 
 def _without_time_zones(frame: pd.DataFrame) -> pd.DataFrame:

@@ -253,7 +253,6 @@ def test_a_wide_tables_report_plots_the_target_and_its_worst_columns(fitted, rep
     assert report_module.plotted_columns(synth, shapes) == [
         n for n in names if n in {names[1], missing, names[3], "churned"}
     ]
-    assert report_module.plotted_columns(synth, None)[-1] == "churned"
     path, _, _, _ = report
     ctx = SimpleNamespace(evaluation=SimpleNamespace(fidelity=SimpleNamespace(per_column=shapes)))
     monkeypatch.setattr(
@@ -264,6 +263,7 @@ def test_a_wide_tables_report_plots_the_target_and_its_worst_columns(fitted, rep
         {names[1], missing, names[3], "churned"}
     )
     assert written.path.read_text() == f"{sorted({names[1], missing, names[3], 'churned'})} {len(names)}"
-    assert "Shown: 4 of the 9 learned columns" in report_module._plotted_note(4, 9)
+    assert "Shown: 4 of the 9 learned columns, those with the lowest" in report_module._plotted_note(4, 9, ranked=True)
+    assert report_module.plotted_columns(synth, None) == [*names[:3], "churned"]  # no scores: the first ones
     page = path.read_text()
     assert "Shown:" not in page and "largest differences" not in page  # a narrow table: every column, no note

@@ -164,10 +164,25 @@ def test_a_faked_key_the_dp_count_shows_repeating_is_waived_from_uniqueness_only
     assert "expect_column_values_to_not_be_null(case_id)" in nulls.failed  # its other expectations stand
 
 
+def _one_gx_batch(frame: pd.DataFrame, suite_json: dict, result_format: dict) -> dict:
+    """The reference: GX validating the whole suite on the whole frame in one batch."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    suite = gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k != "id"})
+    batch = (
+        context.data_sources.add_pandas("synthgate")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    return batch.validate(suite, result_format=result_format).to_json_dict()
+
+
 @pytest.mark.parametrize("real_rows", [False, True])
-def test_a_wide_suite_validated_in_column_blocks_gives_the_one_batch_result(monkeypatch, real_rows):
-    """45 columns (three blocks), one failing, one the frame lacks, one expectation with a row condition over
-    another column: the same results, in the suite's order, as GX validating the whole suite on the whole frame."""
+def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real_rows):
+    """45 columns (three blocks), one failing, one the frame lacks, one expectation with a row condition over another
+    column and one on a column's position: GX's results for the whole suite on the whole frame, in the suite's order."""
     import great_expectations as gx
     from great_expectations.expectations.row_conditions import Column as Condition
 
@@ -175,22 +190,31 @@ def test_a_wide_suite_validated_in_column_blocks_gives_the_one_batch_result(monk
 
     columns = [Column(f"x{i:02d}", ColumnKind.FLOAT, "FLOAT") for i in range(45)]
     suite = build_synthetic_suite(SPEC, columns, {}, rows=60)
-    condition = gx.expectations.ExpectColumnValuesToBeBetween(
-        column="x03", min_value=0, max_value=0.5, row_condition=Condition("x40") > 0.5
-    )
-    suite["expectations"].insert(5, condition.configuration.to_json_dict())
+    extra = [
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="x03", min_value=0, max_value=0.5, row_condition=Condition("x40") > 0.5
+        ),
+        gx.expectations.ExpectColumnToExist(column="x30", column_index=29),  # x20 is dropped below: x30 is 30th
+    ]
+    suite["expectations"][5:5] = [e.configuration.to_json_dict() for e in extra]
     rng = np.random.default_rng(1)
     data = pd.DataFrame({c.name: rng.random(60) for c in columns}).drop(columns="x20")
     data["x07"] = np.nan  # all null: fails not-null
     blocks = validation._column_blocks(suite["expectations"], list(data.columns))
-    assert len(blocks) == 4 and blocks[0] == (None, [0, 1, 5, 43, 44])  # the table's 2, the condition, x20's 2
+    assert len(blocks) == 4 and len(blocks[0][1]) == 6  # the table's 2, the two above, x20's 2
+    fmt = validation.SOURCE_RESULT_FORMAT if real_rows else validation.RESULT_FORMAT
 
     blocked = validate(data, suite, real_rows=real_rows)
-    monkeypatch.setattr(validation, "COLUMNS_PER_BATCH", 10_000)
-    whole = validate(data, suite, real_rows=real_rows)
-    assert len(validation._column_blocks(suite["expectations"], list(data.columns))) == 2
-    assert blocked.result["results"] == whole.result["results"] and blocked.failed == whole.failed
-    assert blocked.result["statistics"] == whole.result["statistics"] and blocked.success is whole.success is False
-    assert {"expect_column_values_to_not_be_null(x07)", "expect_table_columns_to_match_ordered_list(table)"} <= set(
-        blocked.failed
-    )
+    reference = _one_gx_batch(data, suite, fmt)
+    assert [r["expectation_config"]["type"] for r in blocked.result["results"]] == [
+        e["type"] for e in suite["expectations"]
+    ]  # the suite's order
+
+    def canonical(results):
+        return sorted(json.dumps(r, sort_keys=True) for r in results)
+
+    assert canonical(blocked.result["results"]) == canonical(validation._scrub(reference)["results"])
+    assert blocked.result["statistics"] == reference["statistics"] and blocked.success is reference["success"] is False
+    failed = set(blocked.failed)
+    assert "expect_column_values_to_not_be_null(x07)" in failed and "expect_column_to_exist(x30)" not in failed
+    assert "expect_table_columns_to_match_ordered_list(table)" in failed

@@ -154,6 +154,11 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
         "gate_mia_auc",
     ):
         assert metric in run.data.metrics, metric
+    # the logged model carries the headline figures; the per-column and per-pair ones stay on the run
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    (model,) = [m for m in models if m.source_run_id == run.info.run_id]
+    on_model = {m.key for m in model.metrics or []}
+    assert {"epsilon_spent", "mia_auc"} <= on_model and not any(k.startswith("column_shape.") for k in on_model)
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "report/plots")}
     assert "report/plots/correlation_difference.png" in plots and "report/plots/distribution_age.png" in plots
     # the catalog carries aggregate scores only: nothing per column, nothing per pair
