@@ -469,18 +469,8 @@ def column_plots(
 
 
 def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer) -> str:
-    """Heatmap of |corr(real) - corr(synthetic)| over the learned columns' codes (Spearman on ranks); on a wide table
-    over the :data:`MAX_PLOTTED` columns with the largest differences."""
-    names = np.array([c.name for c in synthesizer.learned])
-    pairs = list(zip(synthesizer.learned, synthesizer.codecs, strict=True))
-    correlations = [
-        _spearman(np.stack([codec.encode(frame[c.name]) for c, codec in pairs])) for frame in (real, synthetic)
-    ]
-    diff = np.abs(correlations[0] - correlations[1])
-    np.fill_diagonal(diff, 0.0)
-    if len(names) > MAX_PLOTTED:
-        keep = np.sort(np.argsort(-diff.max(axis=1), kind="stable")[:MAX_PLOTTED])
-        diff, names = diff[np.ix_(keep, keep)], names[keep]
+    """Heatmap of |corr(real) - corr(synthetic)| (see :func:`correlation_difference`)."""
+    names, diff = correlation_difference(real, synthetic, synthesizer)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     image = ax.imshow(diff, vmin=0, vmax=0.5, cmap="Reds")
     ax.set_xticks(range(len(names)), [plot_label(n) for n in names], rotation=70, ha="right", fontsize=7)
@@ -488,6 +478,24 @@ def correlation_plot(real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: D
     fig.colorbar(image, ax=ax, label="|Δ correlation|")
     ax.set_title("Correlation difference, real vs synthetic", fontsize=9)
     return _png(fig)
+
+
+def correlation_difference(
+    real: pd.DataFrame, synthetic: pd.DataFrame, synthesizer: DPSynthesizer
+) -> tuple[list[str], np.ndarray]:
+    """(Columns, |corr(real) - corr(synthetic)|) over the learned columns' codes (Spearman on ranks, 0 on the
+    diagonal); on a wide table the :data:`MAX_PLOTTED` columns with the largest differences, in table order."""
+    names = [c.name for c in synthesizer.learned]
+    pairs = list(zip(synthesizer.learned, synthesizer.codecs, strict=True))
+    correlations = [
+        _spearman(np.stack([codec.encode(frame[c.name]) for c, codec in pairs])) for frame in (real, synthetic)
+    ]
+    diff = np.abs(correlations[0] - correlations[1])
+    np.fill_diagonal(diff, 0.0)
+    if len(names) <= MAX_PLOTTED:
+        return names, diff
+    keep = np.sort(np.argsort(-diff.max(axis=1), kind="stable")[:MAX_PLOTTED])
+    return [names[i] for i in keep], diff[np.ix_(keep, keep)]
 
 
 def _spearman(codes: np.ndarray) -> np.ndarray:

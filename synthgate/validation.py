@@ -246,8 +246,8 @@ _ORDER = "synthgate_order"  # an expectation's place in the suite, in its meta w
 def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool = False) -> ValidationOutcome:
     """Run a suite on a DataFrame with GX: SUMMARY results without values, or pass/fail only for ``real_rows``.
 
-    The table's expectations (and any that may read other columns) see the whole frame; the others see their block of
-    :data:`COLUMNS_PER_BATCH` columns. One result comes back, its results in the suite's order."""
+    On a frame of more than :data:`COLUMNS_PER_BATCH` columns, the table's expectations (and any that may read other
+    columns) see the whole frame and the others their block of columns. One result comes back, in the suite's order."""
     gx, context = _gx()
     frame = _without_time_zones(frame)
     batch_definition = (
@@ -256,8 +256,14 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool
         .add_batch_definition_whole_dataframe("whole")
     )
     expectations = [e | {"meta": (e.get("meta") or {}) | {_ORDER: i}} for i, e in enumerate(suite_json["expectations"])]
+    narrow = frame.shape[1] <= COLUMNS_PER_BATCH  # one batch: nothing to gain from blocks
+    batches = (
+        [(None, expectations)]
+        if narrow
+        else _column_blocks(expectations, [c for c in frame.columns if isinstance(c, str)])
+    )
     parts = []
-    for columns, block in _column_blocks(expectations, [c for c in frame.columns if isinstance(c, str)]):
+    for columns, block in batches:
         suite = gx.ExpectationSuite(
             **{k: v for k, v in suite_json.items() if k not in ("id", "expectations")}, expectations=block
         )

@@ -267,3 +267,14 @@ def test_a_wide_tables_report_plots_the_target_and_its_worst_columns(fitted, rep
     assert report_module.plotted_columns(synth, None) == [*names[:3], "churned"]  # no scores: the first ones
     page = path.read_text()
     assert "Shown:" not in page and "largest differences" not in page  # a narrow table: every column, no note
+
+
+def test_a_wide_tables_heatmap_keeps_the_columns_with_the_largest_differences(fitted, monkeypatch):
+    train, _, synth, synthetic = fitted
+    names, full = report_module.correlation_difference(train, synthetic, synth)
+    assert names == [c.name for c in synth.learned] and np.all(np.diag(full) == 0)
+    monkeypatch.setattr(report_module, "MAX_PLOTTED", 3)
+    kept, diff = report_module.correlation_difference(train, synthetic, synth)
+    largest = sorted(np.argsort(-full.max(axis=1), kind="stable")[:3])
+    assert kept == [names[i] for i in largest] and diff.shape == (3, 3)
+    assert diff.max() == full.max()  # the largest difference is among the kept columns
