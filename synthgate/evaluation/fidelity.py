@@ -90,7 +90,7 @@ def _report(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]) 
         # SDMetrics scores only pairs whose real correlation or association is strong (its published quality
         # score, kept as is so figures compare with other tools'); a table without such pairs has no pair
         # score at all, and then every pair counts.
-        trends = pair_trends(real, synthetic, columns, correlation_threshold=0.0, association_threshold=0.0)
+        trends = trends.every_pair()
     details = shapes.details
     return Fidelity(
         quality=float(np.nanmean([shapes_score, trends.score])),  # as SDMetrics' overall score

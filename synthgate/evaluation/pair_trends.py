@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,12 +39,19 @@ class PairTrends:
 
     scores: dict[tuple[str, str], float]
     counted: dict[tuple[str, str], bool]
+    # every pair's score whatever the real strength, and whether SDMetrics scores the pair at all: for every_pair()
+    unthresholded: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    scorable: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @property
     def score(self) -> float:
         """The property: the mean score of the pairs that count (NaN when none does)."""
         kept = [s for pair, s in self.scores.items() if self.counted[pair] and not math.isnan(s)]
         return float(np.mean(kept)) if kept else math.nan
+
+    def every_pair(self) -> PairTrends:
+        """The same pairs with thresholds of 0: every pair SDMetrics can score counts (no pair computed again)."""
+        return PairTrends(self.unthresholded, self.scorable, self.unthresholded, self.scorable)
 
 
 #: A column as codes of both tables on one scale: (real codes, synthetic codes, number of codes).
@@ -65,13 +72,17 @@ def pair_trends(
     coded |= {c.name: _codes(real[c.name], synthetic[c.name]) for c in columns if c.kind not in _CONTINUOUS}
     scores: dict[tuple[str, str], float] = {}
     counted: dict[tuple[str, str], bool] = {}
-    for first, second in itertools.combinations([c.name for c in columns], 2):
-        if first in numbers and second in numbers:
-            score, counts = _correlation(numbers[first], numbers[second], correlation_threshold)
+    unthresholded: dict[tuple[str, str], float] = {}
+    scorable: dict[tuple[str, str], bool] = {}
+    for pair in itertools.combinations([c.name for c in columns], 2):
+        if pair[0] in numbers and pair[1] in numbers:
+            score, scored, clears = _correlation(numbers[pair[0]], numbers[pair[1]], correlation_threshold)
         else:
-            score, counts = _contingency(coded[first], coded[second], association_threshold)
-        scores[(first, second)], counted[(first, second)] = score, counts
-    return PairTrends(scores, counted)
+            score, scored, clears = _contingency(coded[pair[0]], coded[pair[1]], association_threshold)
+        unthresholded[pair], scorable[pair] = score, scored
+        counted[pair] = scored and clears
+        scores[pair] = score if counted[pair] else math.nan
+    return PairTrends(scores, counted, unthresholded, scorable)
 
 
 def _numbers(series: pd.Series) -> np.ndarray:
@@ -99,11 +110,11 @@ def _codes(real: pd.Series, synthetic: pd.Series) -> Coded:
     return codes[: len(real)], codes[len(real) :], len(uniques)
 
 
-def _contingency(first: Coded | None, second: Coded | None, threshold: float) -> tuple[float, bool]:
-    """``ContingencySimilarity``: 1 - TVD of the two tables' joint distributions; with a threshold, NaN (and not
-    counted) where the real Cramer's V is at most it."""
+def _contingency(first: Coded | None, second: Coded | None, threshold: float) -> tuple[float, bool, bool]:
+    """``ContingencySimilarity``: 1 - TVD of the two tables' joint distributions; (the score, whether SDMetrics scores
+    the pair, whether the real Cramer's V is above ``threshold`` (always, with 0))."""
     if first is None or second is None:
-        return math.nan, False  # a failed discretization: SDMetrics reports an error for the pair
+        return math.nan, False, False  # a failed discretization: SDMetrics reports an error for the pair
     real_keys = first[0].astype(np.int64) * second[2] + second[0]
     synthetic_keys = first[1].astype(np.int64) * second[2] + second[1]
     if first[2] * second[2] <= _DENSE_CELLS:  # every cell of the grid, most of them empty
@@ -116,10 +127,9 @@ def _contingency(first: Coded | None, second: Coded | None, threshold: float) ->
         cells, inverse = np.unique(np.concatenate([real_keys, synthetic_keys]), return_inverse=True)
         real = np.bincount(inverse[: len(real_keys)], minlength=len(cells))
         synthetic = np.bincount(inverse[len(real_keys) :], minlength=len(cells))
-    if threshold > 0 and not _cramers_v(cells, real, second[2], threshold=threshold) > threshold:
-        return math.nan, False
+    clears = threshold <= 0 or _cramers_v(cells, real, second[2], threshold=threshold) > threshold
     score = 1.0 - float(np.abs(real / max(real.sum(), 1) - synthetic / max(synthetic.sum(), 1)).sum()) / 2.0
-    return score, True
+    return score, True, clears
 
 
 def _cramers_v(cells: np.ndarray, counts: np.ndarray, width: int, *, threshold: float) -> float:
@@ -148,18 +158,17 @@ def _cramers_v(cells: np.ndarray, counts: np.ndarray, width: int, *, threshold: 
 
 def _correlation(
     first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], threshold: float
-) -> tuple[float, bool]:
-    """``CorrelationSimilarity``: 1 - |Pearson's r real - synthetic| / 2 over the rows where both are set; NaN where
-    a column is constant (SDMetrics' error) or a correlation is undefined; with a threshold, NaN (not counted) where
-    the real |r| is at most it."""
+) -> tuple[float, bool, bool]:
+    """``CorrelationSimilarity``: 1 - |Pearson's r real - synthetic| / 2 over the rows where both are set; (the score,
+    NaN where a column is constant (SDMetrics' error) or a correlation is undefined; whether SDMetrics scores the pair;
+    whether the real |r| is above ``threshold`` (always, with 0))."""
     real, synthetic = _correlation_of(first[0], second[0]), _correlation_of(first[1], second[1])
     if real is None or synthetic is None:
-        return math.nan, False
-    if threshold > 0 and not abs(real) > threshold:
-        return math.nan, False
+        return math.nan, False, False
+    clears = threshold <= 0 or abs(real) > threshold
     if math.isnan(real) or math.isnan(synthetic):
-        return math.nan, True
-    return 1.0 - abs(real - synthetic) / 2.0, True
+        return math.nan, True, clears
+    return 1.0 - abs(real - synthetic) / 2.0, True, clears
 
 
 def _correlation_of(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -92,3 +92,14 @@ def test_dates_past_2262_and_a_cramers_v_at_the_threshold_score_as_in_sdmetrics(
     for thresholds in ((0.5, 0.3), (0.0, 0.0)):
         scored_as_sdmetrics_scores(real, synthetic, columns, thresholds)
     assert math.isnan(pair_trends(real, synthetic, columns).scores[("a", "b")])  # V = 0.3 is not above 0.3
+
+
+def test_every_pair_is_the_thresholds_of_zero_without_scoring_again():
+    real = fidelity._prepare(table(3000, 0), COLUMNS, 20_000, 0)
+    synthetic = fidelity._prepare(table(2500, 1, drift=0.2), COLUMNS, 20_000, 0)
+    every = pair_trends(real, synthetic, COLUMNS).every_pair()
+    zero = pair_trends(real, synthetic, COLUMNS, correlation_threshold=0.0, association_threshold=0.0)
+    assert every.counted == zero.counted and not all(pair_trends(real, synthetic, COLUMNS).counted.values())
+    assert list(every.scores) == list(zero.scores)
+    assert [every.scores[p] for p in zero.scores] == pytest.approx(list(zero.scores.values()), nan_ok=True)
+    assert every.score == pytest.approx(zero.score)
