@@ -115,14 +115,19 @@ UNIT_ROWS = 20
 
 
 def _unit_sample(frame: pd.DataFrame, unit: str, units: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Up to ``units`` units of ``frame`` drawn at random, each with up to :data:`UNIT_ROWS` of its rows."""
+    """Up to ``units`` units of ``frame`` drawn at random, each with up to :data:`UNIT_ROWS` of its rows drawn at
+    random, the units in the order they were drawn (so that the first ``n`` of them are a uniform draw too: ordered by
+    their first row in shuffled rows, the units with many rows came first, and an attack on the first ``n`` member
+    units read 0.58 where nothing could be told)."""
     nulls = pd.Series([("<null unit>", i) for i in range(len(frame))], index=frame.index, dtype=object)
     keys = frame[unit].astype(object).where(frame[unit].notna(), nulls)  # a NULL unit is a unit of its own
     chosen = pd.unique(keys)
     chosen = chosen[rng.permutation(len(chosen))[:units]]
+    drawn = {key: place for place, key in enumerate(chosen)}
     picked = frame[keys.isin(set(chosen))].assign(_unit=keys)
-    picked = picked.iloc[rng.permutation(len(picked))]
-    return picked.groupby("_unit", sort=False).head(UNIT_ROWS)
+    picked = picked.iloc[rng.permutation(len(picked))].groupby("_unit", sort=False).head(UNIT_ROWS)
+    places = np.fromiter((drawn[key] for key in picked["_unit"]), dtype=np.int64, count=len(picked))
+    return picked.iloc[np.argsort(places, kind="stable")]
 
 
 def unit_membership_auc(

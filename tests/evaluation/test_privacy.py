@@ -55,3 +55,27 @@ def test_the_membership_attack_targets_persons_when_the_table_names_a_unit(third
     assert per_unit.mia_auc > 0.65 and per_unit.mia_auc > per_row.mia_auc + 0.08
     clean = dcr(train=train, holdout=holdout, synthetic=fresh, columns=columns, unit="customer")
     assert 0.35 < clean.mia_auc < 0.65
+
+
+def test_the_unit_attack_reads_chance_when_units_of_many_sizes_tell_nothing():
+    """Members, outsiders and synthetic rows from one distribution, units of 1 to 400 rows, four times as many member
+    units as outsiders: a unit's score is its closest row, so the attack must compare units drawn alike (taking the
+    first member units in shuffled-row order favoured the large ones, and read 0.58)."""
+    import numpy as np
+
+    from synthgate.schema import Column, ColumnKind
+
+    rng = np.random.default_rng(0)
+
+    def table(units: int, prefix: str) -> pd.DataFrame:
+        keys = np.repeat([f"{prefix}{i}" for i in range(units)], np.minimum(rng.geometric(1 / 30, units), 400))
+        n = len(keys)
+        return pd.DataFrame({"unit": keys, "x": rng.normal(0, 1, n), "c": rng.choice(list("abcd"), n)})
+
+    columns = [Column("x", ColumnKind.FLOAT, ""), Column("c", ColumnKind.CATEGORICAL, "")]
+    aucs = [
+        dcr(train=table(2000, "t"), holdout=table(500, "h"), synthetic=table(2000, "s"), columns=columns, unit="unit")
+        .mia_auc
+        for _ in range(2)
+    ]
+    assert abs(np.mean(aucs) - 0.5) < 0.03, aucs
