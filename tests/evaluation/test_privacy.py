@@ -74,8 +74,9 @@ def test_the_unit_attack_reads_chance_when_units_of_many_sizes_tell_nothing():
 
     columns = [Column("x", ColumnKind.FLOAT, ""), Column("c", ColumnKind.CATEGORICAL, "")]
     aucs = [
-        dcr(train=table(2000, "t"), holdout=table(500, "h"), synthetic=table(2000, "s"), columns=columns, unit="unit")
-        .mia_auc
+        dcr(
+            train=table(2000, "t"), holdout=table(500, "h"), synthetic=table(2000, "s"), columns=columns, unit="unit"
+        ).mia_auc
         for _ in range(2)
     ]
     assert abs(np.mean(aucs) - 0.5) < 0.03, aucs
