@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,23 +35,33 @@ _DENSE_CELLS = 1 << 16  # a pair's joint counts as a dense grid up to this many 
 
 @dataclass(frozen=True)
 class PairTrends:
-    """Each pair's score (NaN where SDMetrics gives none) and whether it counts towards the property."""
+    """Each pair's score, whether SDMetrics scores it at all, and whether its real data relate strongly enough to count
+    (SDMetrics' thresholds)."""
 
-    scores: dict[tuple[str, str], float]
-    counted: dict[tuple[str, str], bool]
-    # every pair's score whatever the real strength, and whether SDMetrics scores the pair at all: for every_pair()
-    unthresholded: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
-    scorable: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    unthresholded: dict[tuple[str, str], float]  # the score whatever the real strength (NaN where SDMetrics gives none)
+    scorable: dict[tuple[str, str], bool]
+    clears: dict[tuple[str, str], bool]
+
+    @property
+    def counted(self) -> dict[tuple[str, str], bool]:
+        """Whether each pair counts towards the property."""
+        return {pair: scored and self.clears[pair] for pair, scored in self.scorable.items()}
+
+    @property
+    def scores(self) -> dict[tuple[str, str], float]:
+        """Each pair's score, NaN where it does not count."""
+        counted = self.counted
+        return {pair: score if counted[pair] else math.nan for pair, score in self.unthresholded.items()}
 
     @property
     def score(self) -> float:
         """The property: the mean score of the pairs that count (NaN when none does)."""
-        kept = [s for pair, s in self.scores.items() if self.counted[pair] and not math.isnan(s)]
+        kept = [s for s in self.scores.values() if not math.isnan(s)]
         return float(np.mean(kept)) if kept else math.nan
 
     def every_pair(self) -> PairTrends:
         """The same pairs with thresholds of 0: every pair SDMetrics can score counts (no pair computed again)."""
-        return PairTrends(self.unthresholded, self.scorable, self.unthresholded, self.scorable)
+        return PairTrends(self.unthresholded, self.scorable, dict.fromkeys(self.clears, True))
 
 
 #: A column as codes of both tables on one scale: (real codes, synthetic codes, number of codes).
@@ -70,19 +80,16 @@ def pair_trends(
     numbers = {c.name: (_numbers(real[c.name]), _numbers(synthetic[c.name])) for c in columns if c.kind in _CONTINUOUS}
     coded = {name: _binned(r, s) for name, (r, s) in numbers.items()}
     coded |= {c.name: _codes(real[c.name], synthetic[c.name]) for c in columns if c.kind not in _CONTINUOUS}
-    scores: dict[tuple[str, str], float] = {}
-    counted: dict[tuple[str, str], bool] = {}
     unthresholded: dict[tuple[str, str], float] = {}
     scorable: dict[tuple[str, str], bool] = {}
+    clears: dict[tuple[str, str], bool] = {}
     for pair in itertools.combinations([c.name for c in columns], 2):
         if pair[0] in numbers and pair[1] in numbers:
-            score, scored, clears = _correlation(numbers[pair[0]], numbers[pair[1]], correlation_threshold)
+            found = _correlation(numbers[pair[0]], numbers[pair[1]], correlation_threshold)
         else:
-            score, scored, clears = _contingency(coded[pair[0]], coded[pair[1]], association_threshold)
-        unthresholded[pair], scorable[pair] = score, scored
-        counted[pair] = scored and clears
-        scores[pair] = score if counted[pair] else math.nan
-    return PairTrends(scores, counted, unthresholded, scorable)
+            found = _contingency(coded[pair[0]], coded[pair[1]], association_threshold)
+        unthresholded[pair], scorable[pair], clears[pair] = found
+    return PairTrends(unthresholded, scorable, clears)
 
 
 def _numbers(series: pd.Series) -> np.ndarray:
