@@ -325,9 +325,11 @@ def corrected_threshold(n_bins: int, sigma: float, at_least: float, false_rate: 
     return sigma * max(at_least, float(norm.isf(false_rate / n_bins)))
 
 
-def extend_edge(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None) -> int:
+def extend_edge(
+    noisy: np.ndarray, edge: int, step: int, sigma: float, empty: list[bool] | None = None, *, z: float = 3.0
+) -> int:
     """Move ``edge`` outwards over thin tails: past the next 1, 2, 4, ... 64 bins, the fewest whose noisy sum clears
-    3 sigma sqrt(bins), again from there, until none does.
+    ``z`` sigma sqrt(bins), again from there, until none does.
 
     A tail that the corrected core threshold misses still sets the range (months since an event, a few hundred
     rows a bin below 10); each stretch must hold mass of its own, so mass near the edge cannot carry the range
@@ -336,7 +338,7 @@ def extend_edge(noisy: np.ndarray, edge: int, step: int, sigma: float, empty: li
     while True:
         ahead = [i for i in range(edge + step, -1 if step < 0 else noisy.size, step) if not (empty and empty[i])][:64]
         widths = [w for w in (1, 2, 4, 8, 16, 32, 64) if w <= len(ahead)]
-        clear = [w for w in widths if noisy[ahead[:w]].sum() >= 3.0 * sigma * math.sqrt(w)]
+        clear = [w for w in widths if noisy[ahead[:w]].sum() >= z * sigma * math.sqrt(w)]
         if not clear:
             return edge
         edge = ahead[clear[0] - 1]
