@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from synthgate.evaluation.fidelity import quality  # noqa: E402
 from synthgate.evaluation.utility import tstr  # noqa: E402
-from synthgate.generator.linked import LinkedSynthesizer  # noqa: E402
+from synthgate.generator.linked import LinkedChild, LinkedSynthesizer  # noqa: E402
 from synthgate.generator.units import SIZE_EDGES  # noqa: E402
 from synthgate.schema import Column, ColumnKind  # noqa: E402
 from synthgate.spec import PrivacyBudget, Training  # noqa: E402
@@ -165,17 +165,16 @@ def run_synthgate(train_p, train_c, epsilon: float, seed: int) -> tuple[tuple[pd
         parent_columns=columns_of(train_p),
         parent_policies={},
         parent_key=KEY,
-        child_columns=columns_of(train_c),
-        child_policies={},
-        foreign_key=KEY,
+        children=[LinkedChild("flights", columns_of(train_c), KEY)],
         privacy=PrivacyBudget(epsilon=epsilon, delta=1e-5),
         training=Training(seed=seed),
     )
     began = time.perf_counter()
-    summary = linked.fit(train_p.reset_index(drop=True), train_c.reset_index(drop=True))
+    summary = linked.fit(train_p.reset_index(drop=True), [train_c.reset_index(drop=True)])
     fit_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    pair = linked.sample()
+    parents, [children] = linked.sample()
+    pair = (parents, children)
     facts = {
         "train_seconds": round(fit_seconds, 1),
         "sample_seconds": round(time.perf_counter() - began, 1),

@@ -228,9 +228,9 @@ def _print_result(result: dict, as_json: bool) -> None:
             f"  with {child['published_table']} ({child['rows_published']} rows): quality {child['quality_score']}   "
             f"TSTR AUC {child['tstr_auc']}   DCR share {child['dcr_share']}"
         )
-    if relations := result.get("relations"):
+        relations = child.get("relations", {})
         typer.echo(
-            f"  relations       children per parent TVD {relations.get('relations.children_tvd')} (holdout "
+            f"    relations     children per parent TVD {relations.get('relations.children_tvd')} (holdout "
             f"{relations.get('relations.children_tvd_holdout')}), child rows naming no parent "
             f"{relations.get('relations.dangling_share')}"
         )

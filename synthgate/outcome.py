@@ -121,7 +121,8 @@ class RefreshResult:
     verdicts: list[GateVerdict] = field(default_factory=list)
     model_version: str | None = None
     published: Published | None = None
-    # A parent with its child tables (spec.children): one result per child, the linked generator and its relations
+    # A parent with its child tables (spec.children): one result per child and the linked generator on the parent's;
+    # on a child's, its relations with the parent
     children: list[RefreshResult] = field(default_factory=list, repr=False)
     linked: LinkedSynthesizer | None = field(default=None, repr=False)
     relations: Relations | None = None
@@ -203,11 +204,6 @@ class RefreshResult:
                 "stage_seconds": self.stage_seconds,
             }
             | ({"children": [c.table_dict() for c in self.children]} if self.children else {})
-            | (
-                {"relations": {k: round(v, 4) for k, v in self.relations.as_metrics().items()}}
-                if self.relations
-                else {}
-            )
         )
 
     def table_dict(self) -> dict[str, Any]:
@@ -229,4 +225,4 @@ class RefreshResult:
             "risks": {k: round(getattr(scores, f"{k}_risk"), 4) for k in ("singling_out", "linkability", "inference")},
             "gates": {v.name: v.passed for v in self.verdicts},
             "report": str(self.report_path.resolve()),
-        }
+        } | ({"relations": {k: round(v, 4) for k, v in self.relations.as_metrics().items()}} if self.relations else {})

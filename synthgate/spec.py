@@ -407,9 +407,8 @@ class TableSpec(_Frozen):
     )
     children: list[ChildTable] = Field(
         default_factory=list,
-        max_length=1,
-        description="A child table trained and published with this one (orders of customers): one version, one "
-        "budget, privacy.unit the parent's key.",
+        description="Child tables trained and published with this one (a customer's orders, their support tickets): "
+        "one version, one budget, privacy.unit the parent's key (one customer with all their rows in every table).",
     )
 
     def policy(self, column: str) -> ColumnPolicy:
@@ -482,6 +481,8 @@ class TableSpec(_Frozen):
                 )
             if child.target.table == self.target.table:
                 raise ValueError(f"the child's target.table {child.target.table!r} is the parent's target.table")
+            if [c.target.table for c in self.children].count(child.target.table) > 1:
+                raise ValueError(f"two children publish to target.table {child.target.table!r}: give each its own")
             if child.target_column == child.key:
                 raise ValueError(f"the child's target_column {child.key!r} is its key")
             order_policy = child.columns.get(child.order_by or "", ColumnPolicy()).policy

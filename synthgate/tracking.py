@@ -565,8 +565,6 @@ def log_refresh(outcome: Any, state: dict[str, Any]) -> None:
 
     log_params(refresh_params(outcome))
     log_metrics(refresh_metrics(outcome, state))
-    if outcome.relations is not None:  # a linked refresh: the relations between its tables
-        log_metrics(outcome.relations.as_metrics())
     log_dict({"verdicts": [asdict(v) for v in outcome.verdicts]}, "gates.json")
     log_dict(outcome.source_check.result, "gx/source_validation.json")
     log_dict(outcome.synthetic_check.result, "gx/synthetic_validation.json")
@@ -623,12 +621,13 @@ def child_folder(table: str) -> str:
 
 
 def log_child(child: Any) -> None:
-    """A linked refresh's child table (a :class:`synthgate.outcome.RefreshResult`): its scores as metrics named
-    ``<table>.<metric>``, its suites' results and column policies under ``children/<table>/`` (its gates are among
-    the parent's, named ``<table>.<gate>``)."""
+    """A linked refresh's child table (a :class:`synthgate.outcome.RefreshResult`): its scores and its relations with
+    the parent as metrics named ``<table>.<metric>`` (``orders.relations.children_tvd``), its suites' results and
+    column policies under ``children/<table>/`` (its gates are among the parent's, named ``<table>.<gate>``)."""
     table = child.spec.target.table
     prefix = metric_name(table) + "."
-    log_metrics({prefix + k: v for k, v in child.scores.as_metrics().items()})  # its details: log_details
+    relations = child.relations.as_metrics() if child.relations is not None else {}
+    log_metrics({prefix + k: v for k, v in (child.scores.as_metrics() | relations).items()})  # details: log_details
     folder = child_folder(table)
     log_dict(child.source_check.result, f"{folder}/gx/source_validation.json")
     log_dict(child.synthetic_check.result, f"{folder}/gx/synthetic_validation.json")
@@ -678,14 +677,22 @@ class SynthesizerPyfunc(PythonModel):
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Sample ``rows`` synthetic rows (the input's first row), seeded by its ``seed`` when given. A linked model
-        samples ``rows`` parents with their children and returns the parents, or the children with ``params``
-        ``{"table": "children"}``."""
+        samples ``rows`` parents with their children and returns the parents, or with ``params`` ``{"table": T}`` the
+        rows of child table ``T`` (``"children"``: the first child table)."""
         rows = int(model_input["rows"].iloc[0])
         seed = int(model_input["seed"].iloc[0]) if "seed" in model_input else None
-        sampled = self.synthesizer.sample(rows, seed=seed)
-        if isinstance(sampled, tuple):
-            return sampled[1] if (params or {}).get("table") == "children" else sampled[0]
-        return sampled
+        from synthgate.generator.linked import LinkedSynthesizer
+
+        if not isinstance(self.synthesizer, LinkedSynthesizer):
+            return self.synthesizer.sample(rows, seed=seed)
+        parents, children = self.synthesizer.sample(rows, seed=seed)
+        names = [child.name for child in self.synthesizer.children]
+        table = (params or {}).get("table", "parents")
+        if table == "parents":
+            return parents
+        if table == "children" or table in names:
+            return children[0 if table == "children" else names.index(table)]
+        raise ValueError(f"params table {table!r} is none of this model's tables: parents, {', '.join(names)}")
 
 
 def log_generator(

@@ -428,7 +428,10 @@ def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
             r"order_by 'at' must be a learned column",
         ),
         (("privacy:", "holdout: {table: {url: 'sqlite:///w.db', table: h}}\nprivacy:"), r"use holdout\.fraction"),
-        (("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]), r"at most 1 item"),
+        (
+            ("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]),
+            r"two children publish to target\.table 'orders_synthetic'",
+        ),
     ],
 )
 def test_a_child_table_is_refused_where_it_cannot_be_published_with_its_parent(tmp_path, change, message):

@@ -1,5 +1,5 @@
-"""The refresh of a parent table with its child table (``children:`` in the spec): one budget per parent with all
-its children, one linked generator, both tables checked, logged and published together as one version.
+"""The refresh of a parent table with its child tables (``children:`` in the spec): one budget per parent with all
+its children, one linked generator, every table checked, logged and published together as one version.
 
 :func:`synthgate.flows.refresh.refresh_table` runs it for a spec with children; the stages are those of
 :func:`synthgate.flows.refresh.run_refresh`, each table going through the single-table tasks.
@@ -17,7 +17,7 @@ from synthgate.flows.run import refresh_run
 from synthgate.gates import GateVerdict, enforce
 from synthgate.keys import fingerprint_key
 from synthgate.outcome import RefreshResult, RunPrivacy
-from synthgate.spec import TableSpec
+from synthgate.spec import ChildTable, TableSpec
 from synthgate.tasks.artifacts import publish_summary, summarised
 from synthgate.tasks.budget import Spend, privacy_spend
 from synthgate.tasks.extract import extract_source, record_source
@@ -29,56 +29,68 @@ from synthgate.tasks.validate import profile_columns, validate_source, validate_
 
 
 def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
-    """The pipeline for a parent and its child table. Always trains: a linked model is not re-sampled (yet)."""
+    """The pipeline for a parent and its child tables. Always trains: a linked model is not re-sampled (yet)."""
     with refresh_run(spec, trigger) as (result, events, settings):
         run_id = result.run_id
-        report = result.report_path.with_suffix(".child.html")
-        child = RefreshResult(spec.child_spec(spec.children[0]), run_id, result.tracking_uri, trigger, report)
-        result.children = [child]
+        result.children = [
+            RefreshResult(spec.child_spec(link), run_id, result.tracking_uri, trigger, _child_report(result, link))
+            for link in spec.children
+        ]
         key = fingerprint_key(settings)
-        events.children = [lineage.RunLineage(child.spec, run_id, settings)]
+        events.children = [lineage.RunLineage(child.spec, run_id, settings) for child in result.children]
         with summarised(result), privacy_spend(spec, run_id, trigger) as spend:
-            both = [(result, events, spend), (child, events.children[0], spend.children[0])]
+            tables = [(result, events, spend), *zip(result.children, events.children, spend.children, strict=True)]
             with result.stage("extract"):
-                for table, _, _ in both:
+                for table, _, _ in tables:
                     table.source = extract_source(table.spec, key)
-                (result.train, result.holdout), (child.train, child.holdout) = split_linked(result, child, key)
-            for table, seen, spent in both:
+                (result.train, result.holdout), splits = split_linked(result, key)
+                for child, (train, holdout) in zip(result.children, splits, strict=True):
+                    child.train, child.holdout = train, holdout
+            for table, seen, spent in tables:
                 _record_source(table, seen, spent, parent=table is result)
             with result.stage("validate"):
-                for table, seen, _ in both:
+                for table, seen, _ in tables:
                     _validate(table, seen, settings.expectations_dir)
             spend.training()
             with result.stage("train"):
-                result.linked = train_linked(result, child)
+                result.linked = train_linked(result)
             _trained(result, spend)
             with result.stage("sample"):
-                result.synthetic, child.synthetic = sample_linked(spec, result.linked)
+                result.synthetic, synthetic = sample_linked(spec, result.linked)
+                for child, rows in zip(result.children, synthetic, strict=True):
+                    child.synthetic = rows
             with result.stage("check"):
-                for table, seen, _ in both:
+                for table, seen, _ in tables:
                     _check(table, seen, settings.expectations_dir)
-                result.relations, relation_verdicts = score_relations(result, child)
-                result.verdicts = [*result.verdicts, *_named(child, child.verdicts), *relation_verdicts]
+                for child, link in zip(result.children, spec.children, strict=True):
+                    child.relations, relation_verdicts = score_relations(result, child, link)
+                    result.verdicts = [*result.verdicts, *_named(child, [*child.verdicts, *relation_verdicts])]
             with result.stage("log"), tracking.explained_log_failures(result.tracking_uri, result.report_path):
-                result.model_version = child.model_version = log_run(result)
+                result.model_version = log_run(result)
+                for child in result.children:
+                    child.model_version = result.model_version
             enforce(result.verdicts)
             with result.stage("publish"):
                 result.published = publish_table(result)
-            for table, seen, _ in both:
+            for table, seen, _ in tables:
                 seen.published_version, seen.output_rows = result.published.version, table.rows
             tracking.set_tags(tracking.published_tags(result.published))
-    assert result.privacy is not None and result.scores is not None and child.scores is not None
+    assert result.privacy is not None and result.scores is not None
     get_run_logger().info(
-        "refresh of %s published with %s: epsilon spent %.4f per %s, quality %.3f and %.3f",
+        "refresh of %s published with %s: epsilon spent %.4f per %s, quality %s",
         spec.name,
-        child.spec.target.table,
+        ", ".join(child.spec.target.table for child in result.children),
         result.privacy.spent,
         spec.privacy.unit,
-        result.scores.quality,
-        child.scores.quality,
+        " and ".join(f"{table.scores.quality:.3f}" for table in (result, *result.children) if table.scores),
     )
     publish_summary(result.summary("PUBLISHED"))
     return result.as_dict()
+
+
+def _child_report(parent: RefreshResult, link: ChildTable) -> Path:
+    """Where a child's report goes: beside the parent's, named for the child's table (``<parent>.<table>.html``)."""
+    return parent.report_path.with_suffix(f".{tracking.artifact_name(link.name)}.html")
 
 
 def _record_source(table: RefreshResult, seen: lineage.RunLineage, spent: Spend, *, parent: bool) -> None:
@@ -104,12 +116,13 @@ def _validate(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: 
 
 
 def _trained(result: RefreshResult, spend: Spend) -> None:
-    """The linked fit's privacy on both tables and in the ledger; each table's view of its model."""
+    """The linked fit's privacy on every table and in the ledger; each table's view of its model."""
     assert result.linked is not None and result.linked.summary is not None
     result.privacy = RunPrivacy.trained(result.linked.summary)
     spend.trained(result.privacy.spent, result.privacy.accounting)
-    result.synthesizer, result.children[0].synthesizer = result.linked.tables()
-    result.children[0].privacy = result.privacy
+    result.synthesizer, models = result.linked.tables()
+    for child, model in zip(result.children, models, strict=True):
+        child.synthesizer, child.privacy = model, result.privacy
 
 
 def _check(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: Path) -> None:

@@ -1,26 +1,29 @@
-"""A parent table and a child table under one budget, with the parent's key as the privacy unit.
+"""A parent table and its child tables under one budget, with the parent's key as the privacy unit.
 
-A unit is a parent row together with every child row that refers to it (an aircraft and its flights, a customer and
-their orders). Three mechanisms make one fit, on one accountant: every release of the three composes together (PRV),
-each part planned with its share of the zCDP budget (:data:`SHARES`). Adding up three epsilons instead (basic
-composition, as before) gave the parts 0.44 of the zCDP budget of epsilon 1 (delta 1e-5), a third more noise in
-every release:
+A unit is a parent row together with every child row that refers to it, in every child table (a customer with their
+orders and their support tickets; an aircraft and its flights). Every mechanism of the fit releases on one
+accountant, so all of them compose together (PRV), each part planned with its share of the zCDP budget
+(:data:`SHARES`). Adding up their epsilons instead (basic composition, as before) gave the parts of a one-child fit
+0.44 of the zCDP budget of epsilon 1 (delta 1e-5), a third more noise in every release:
 
-1. **Children per parent** (:data:`SHARES` ``sizes``): one DP histogram of child rows per unit, in three parts that
-   each unit falls in exactly one of (sensitivity 1): children of a parent in the parent table, children of a key
-   missing from it (orphans, as real foreign keys have), and children with a NULL key (each a unit of its own). It
-   bounds the children per unit (declared ``privacy.max_rows_per_unit``, or chosen as for one table) and says how
-   many orphans and NULL-key children to publish.
-2. **The parent model** (``parent``): the parent's columns plus :data:`CHILDREN`, the parent's children (bounded),
-   learned together, so the number of children follows the parent's values.
-3. **The child model** (``child``): each child row after its parent's columns, encoded with the parent model's
-   released codecs (nothing released twice); DP-SGD samples units and clips each unit's gradient as one
-   (:mod:`synthgate.generator.units`).
+1. **Children per parent** (:data:`SHARES` ``sizes``, split between the child tables): for each child table one DP
+   histogram of its rows per unit, in three parts that each unit falls in exactly one of (sensitivity 1): children of
+   a parent in the parent table, children of a key missing from it (orphans, as real foreign keys have), and
+   children with a NULL key (each a unit of its own). It bounds that table's rows per unit (declared
+   ``privacy.max_rows_per_unit``, or chosen as for one table) and says how many orphans and NULL-key children to
+   publish.
+2. **The parent model** (``parent``): the parent's columns plus a count column per child table
+   (:attr:`LinkedChild.count_column`, bounded), learned together, so the number of children of each kind follows the
+   parent's values and each other.
+3. **A child model per child table** (``children``, split evenly): each child row after its parent's columns, encoded
+   with the parent model's released codecs (nothing released twice); DP-SGD samples units and clips each unit's
+   gradient as one (:mod:`synthgate.generator.units`).
 
-Sampling draws the parents, then each parent's children conditioned on its row, their foreign key the synthetic
-parent's key: every synthetic child refers to a synthetic parent, except the orphans (keys no parent has) and the
-NULL-key children, in the numbers the DP histogram gives. Children of one parent are drawn independently given the
-parent (no order among them).
+Sampling draws the parents, then each parent's children in each table conditioned on its row, their foreign key the
+synthetic parent's key: every synthetic child refers to a synthetic parent, except the orphans (keys no parent has)
+and the NULL-key children, in the numbers the DP histograms give. Children of one parent are drawn independently given
+the parent (in the declared order's places, where a table has ``order_by``), and a parent's children in one table do
+not see its children in another except through the parent's counts.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,45 +55,63 @@ from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histog
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
-CHILDREN = "__children__"  # the parent model's column: how many child rows the parent has (bounded)
-PARENT = "__parent__."  # prefix of the parent's columns in the child model
-POSITION = "__position__"  # with ``order_by``: the child model's column for a child's place among its parent's
-#: Shares of the zCDP budget (and of the selection delta, for the models): the histogram of children per unit, the
-#: parent model, the child model.
-SHARES = {"sizes": 0.1, "parent": 0.3, "child": 0.6}
+CHILDREN = "__children__."  # prefix of the parent model's columns: how many rows of each child table it has (bounded)
+PARENT = "__parent__."  # prefix of the parent's columns in a child model
+POSITION = "__position__"  # with ``order_by``: a child model's column for a child's place among its parent's
+#: Shares of the zCDP budget (and of the selection delta, for the models): the histograms of children per unit, the
+#: parent model, the child models (split evenly between them).
+SHARES = {"sizes": 0.1, "parent": 0.3, "children": 0.6}
+
+
+@dataclass(frozen=True)
+class LinkedChild:
+    """A child table of a linked fit: its columns, how they are treated, the foreign key naming the parent's key, its
+    label for TSTR and the column that orders a parent's children (a timestamp), if any."""
+
+    name: str
+    columns: list[Column]
+    foreign_key: str
+    policies: dict[str, ColumnPolicy] = field(default_factory=dict)
+    target: str | None = None
+    order_by: str | None = None
+
+    @property
+    def count_column(self) -> str:
+        """The parent model's column holding how many of this table's rows a parent has."""
+        return CHILDREN + self.name
 
 
 @dataclass(frozen=True)
 class ChildCounts:
-    """The DP histogram of children per unit, by link: to a parent, to a key no parent has, NULL."""
+    """The DP histogram of one child table's rows per unit, by link: to a parent, to a key no parent has, NULL."""
 
     linked: SizeHistogram
     orphans: SizeHistogram
     null_key: float  # DP count of child rows with a NULL key
     max_rows: int  # the bound on the children of one unit
     childless: float  # DP count of parents without children
-    epsilon: float  # what the histogram's release cost (the accountant's figure right after it)
+    epsilon: float  # what the histograms' release cost (the accountant's figure right after them)
 
 
 @dataclass(frozen=True)
 class LinkedFitSummary:
-    """What a linked fit spent: every release of its three parts, composed on one accountant."""
+    """What a linked fit spent: every release of its parts, composed on one accountant."""
 
     epsilon: float
     delta: float
-    parent: FitSummary  # its epsilon: the histogram's and the parent model's releases, composed
-    child: FitSummary  # its epsilon: the whole fit's
-    max_rows_per_unit: int
+    parent: FitSummary  # its epsilon: the histograms' and the parent model's releases, composed
+    children: list[FitSummary]  # in the children's order; the last one's epsilon: the whole fit's
+    max_rows_per_unit: int  # the largest of the child tables' bounds on a unit's rows
 
     @property
     def accounting(self) -> str:
         """How the releases were composed (the ledger's accounting): the accountant's method."""
-        return self.child.accounting
+        return self.children[-1].accounting
 
     @property
     def engine(self) -> str:
-        """The DP-SGD engine that trained both models."""
-        return self.child.engine
+        """The DP-SGD engine that trained the models."""
+        return self.children[-1].engine
 
     @property
     def unit(self) -> str | None:
@@ -103,7 +125,8 @@ class LinkedFitSummary:
 
 
 class LinkedSynthesizer:
-    """A parent table and its child table, fitted and sampled together; epsilon is per parent with its children."""
+    """A parent table and its child tables, fitted and sampled together; epsilon is per parent with all its children
+    in every child table."""
 
     def __init__(
         self,
@@ -111,48 +134,51 @@ class LinkedSynthesizer:
         parent_columns: list[Column],
         parent_policies: dict[str, ColumnPolicy],
         parent_key: str,
-        child_columns: list[Column],
-        child_policies: dict[str, ColumnPolicy],
-        foreign_key: str,
+        children: list[LinkedChild],
         privacy: PrivacyBudget,
         training: Training,
-        child_target: str | None = None,
-        order_by: str | None = None,
     ) -> None:
-        self.parent_columns, self.child_columns = parent_columns, child_columns
+        if not children or len({c.name for c in children}) < len(children):
+            raise ValueError("a linked fit needs one or more child tables, each with a name of its own")
+        self.parent_columns, self.children = parent_columns, children
         declared = parent_policies.get(parent_key, ColumnPolicy())
         key_kind = declared.fake if declared.fake in KEY_KINDS else "id"
         self.parent_policies = parent_policies | {
             parent_key: ColumnPolicy(policy="fake", fake=key_kind)
         }  # never learned
-        self.child_policies = child_policies
-        self.parent_key, self.foreign_key = parent_key, foreign_key
-        self.privacy, self.training, self.child_target = privacy, training, child_target
-        self.order_by = order_by
+        self.parent_key, self.privacy, self.training = parent_key, privacy, training
         self.parent: DPSynthesizer | None = None
-        self.child: DPSynthesizer | None = None
-        self.counts: ChildCounts | None = None
+        self.models: list[DPSynthesizer] = []  # one per child table, in the children's order
+        self.counts: list[ChildCounts] = []  # one per child table
         self.summary: LinkedFitSummary | None = None
 
-    def _budget(self, part: str) -> PrivacyBudget:
-        """The part's budget: the fit's, its privacy unit the parent key: the parent model keeps one row of a key (a key
-        held twice is still one unit), the child model a unit's bounded children."""
-        rows = 1 if part == "parent" else self.counts.max_rows if self.counts is not None else None
-        unit = self.parent_key if part == "parent" else self.foreign_key
-        return self.privacy.model_copy(update={"unit": unit, "max_rows_per_unit": rows})
+    def _budget(self, child: int | None) -> PrivacyBudget:
+        """A model's budget: the fit's, its privacy unit the parent key: the parent model (``child`` None) keeps one
+        row of a key (a key held twice is still one unit), a child model a unit's bounded rows of its table."""
+        if child is None:
+            return self.privacy.model_copy(update={"unit": self.parent_key, "max_rows_per_unit": 1})
+        rows = self.counts[child].max_rows if len(self.counts) > child else None
+        return self.privacy.model_copy(update={"unit": self.children[child].foreign_key, "max_rows_per_unit": rows})
+
+    def _shares(self) -> dict[str, float]:
+        """Each part's share of the zCDP budget, in the order the parts train: the histograms, the parent model, then
+        each child model (``child:<name>``)."""
+        each = SHARES["children"] / len(self.children)
+        return {"sizes": SHARES["sizes"], "parent": SHARES["parent"]} | {f"child:{c.name}": each for c in self.children}
 
     def _stages(self, accountant: PrivacyAccountant) -> dict[str, Stage]:
         """Each part's stage on the fit's accountant: the zCDP budget it plans with (its share), what the accountant
         may have composed once it has trained (as for one Gaussian release of the shares so far: Gaussian releases
         compose to one; the last part's target is the budget), and its part of the selection delta (the models'
-        only: the histogram selects nothing)."""
+        only: the histograms select nothing)."""
         delta, epsilon = accountant.delta_composed, self.privacy.epsilon
         whole = bisect_sigma(lambda s: compose_epsilon([Release("budget", s)], delta)[0], epsilon, lo=0.1)
-        models = SHARES["parent"] + SHARES["child"]
+        shares = self._shares()
+        models = 1.0 - shares["sizes"]
         stages, so_far = {}, 0.0
-        for part, share in SHARES.items():
+        for part, share in shares.items():
             so_far += share
-            last = part == list(SHARES)[-1]
+            last = part == list(shares)[-1]
             stages[part] = Stage(
                 accountant,
                 epsilon=epsilon if last else compose_epsilon([Release("budget", whole / so_far**0.5)], delta)[0],
@@ -161,69 +187,98 @@ class LinkedSynthesizer:
             )
         return stages
 
-    def fit(self, parents: pd.DataFrame, children: pd.DataFrame) -> LinkedFitSummary:
-        """Fit both models on the real tables; every use of them is inside ``privacy``, per parent with its children."""
+    def fit(self, parents: pd.DataFrame, children: list[pd.DataFrame]) -> LinkedFitSummary:
+        """Fit every model on the real tables (``children`` in the order of :attr:`children`); every use of them is
+        inside ``privacy``, per parent with all its children."""
+        if len(children) != len(self.children):
+            raise ValueError(f"fit() takes {len(self.children)} child frames, one per child table; got {len(children)}")
         # One accountant for the whole fit; a quarter of delta for the models' category and value selections
         accountant = PrivacyAccountant(delta=self.privacy.delta, delta_selection=self.privacy.delta * 0.25)
         stages = self._stages(accountant)
-        self.counts = self._release_counts(parents, children, stages["sizes"])
-        bound = self.counts.max_rows
-        per_parent = children[self.foreign_key].value_counts()
+        sizes = stages["sizes"]
+        self.counts = [
+            self._release_counts(parents, frame, child.foreign_key, sizes, share=1.0 / len(self.children))
+            for child, frame in zip(self.children, children, strict=True)
+        ]
         augmented = parents.assign(
-            **{CHILDREN: parents[self.parent_key].map(per_parent).fillna(0).clip(upper=bound).astype("int64")}
+            **{
+                child.count_column: parents[self.parent_key]
+                .map(frame[child.foreign_key].value_counts())
+                .fillna(0)
+                .clip(upper=counts.max_rows)
+                .astype("int64")
+                for child, frame, counts in zip(self.children, children, self.counts, strict=True)
+            }
         )
-        children_column = Column(CHILDREN, ColumnKind.INTEGER, "BIGINT")
+        count_columns = [Column(child.count_column, ColumnKind.INTEGER, "BIGINT") for child in self.children]
         self.parent = DPSynthesizer(
-            [*self.parent_columns, children_column],
+            [*self.parent_columns, *count_columns],
             self.parent_policies,
-            self._budget("parent"),
+            self._budget(None),
             self.training,
-            released={CHILDREN: children_codec(children_column, self.counts)},  # the histogram's bins, post-processing
+            released={  # the histograms' bins, post-processing
+                column.name: children_codec(column, counts)
+                for column, counts in zip(count_columns, self.counts, strict=True)
+            },
             stage=stages["parent"],
         )
         parent_fit = self.parent.fit(augmented)
-        released = {
-            PARENT + c.name: codec
-            for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
-            if c.name != CHILDREN
-        }
-        context = parents.drop_duplicates(self.parent_key).set_index(self.parent_key)
-        context = context[[name.removeprefix(PARENT) for name in released]]
-        joined = children.join(context.add_prefix(PARENT), on=self.foreign_key)
-        context_columns = [
-            Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
+        self.models = [
+            self._fit_child(i, parents, frame, stages[f"child:{child.name}"])
+            for i, (child, frame) in enumerate(zip(self.children, children, strict=True))
         ]
-        if self.order_by is not None:  # each child's place among its parent's: given, like the parent's columns
-            joined[POSITION] = positions(children, self.foreign_key, self.order_by)
-            context_columns.append(POSITION_COLUMN)
-            released[POSITION] = position_codec(bound)
-        budget = self._budget("child")
-        self.child = DPSynthesizer(
-            [*self.child_columns, *context_columns],
-            self.child_policies,
-            budget,
-            self.training,
-            self.child_target,
-            released=released,
-            given=tuple(released),
-            stage=stages["child"],
-        )
-        child_fit = self.child.fit(joined)
+        fits = [model.summary for model in self.models]
+        assert all(fit is not None for fit in fits)
         self.summary = LinkedFitSummary(
-            epsilon=child_fit.epsilon,  # the accountant's: every release of the fit, composed
+            epsilon=accountant.epsilon()[0],  # every release of the fit, composed
             delta=self.privacy.delta,
             parent=parent_fit,
-            child=child_fit,
-            max_rows_per_unit=bound,
+            children=[fit for fit in fits if fit is not None],
+            max_rows_per_unit=max(counts.max_rows for counts in self.counts),
         )
         return self.summary
 
-    def _release_counts(self, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage) -> ChildCounts:
-        """The DP histogram of children per unit (one release; every unit in one bin of one part), on the fit's
-        accountant at its stage's share of the zCDP budget."""
+    def _fit_child(self, i: int, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage) -> DPSynthesizer:
+        """The ``i``-th child model: each child row after its parent's learned columns (given, encoded with the parent
+        model's released codecs: nothing released twice), and its place among its parent's children when ordered."""
+        assert self.parent is not None
+        child, bound = self.children[i], self.counts[i].max_rows
+        released = {
+            PARENT + c.name: codec
+            for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
+            if not c.name.startswith(CHILDREN)
+        }
+        context = parents.drop_duplicates(self.parent_key).set_index(self.parent_key)
+        context = context[[name.removeprefix(PARENT) for name in released]]
+        joined = children.join(context.add_prefix(PARENT), on=child.foreign_key)
+        context_columns = [
+            Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
+        ]
+        if child.order_by is not None:  # each child's place among its parent's: given, like the parent's columns
+            joined[POSITION] = positions(children, child.foreign_key, child.order_by)
+            context_columns.append(POSITION_COLUMN)
+            released[POSITION] = position_codec(bound)
+        model = DPSynthesizer(
+            [*child.columns, *context_columns],
+            child.policies,
+            self._budget(i),
+            self.training,
+            child.target,
+            released=released,
+            given=tuple(released),
+            stage=stage,
+        )
+        model.fit(joined)
+        return model
+
+    def _release_counts(
+        self, parents: pd.DataFrame, children: pd.DataFrame, foreign_key: str, stage: Stage, *, share: float
+    ) -> ChildCounts:
+        """The DP histogram of one child table's rows per unit (one release; every unit in one bin of one part), on
+        the fit's accountant at ``share`` of its stage's zCDP budget."""
         accountant = stage.accountant
-        sigma = preprocessing_noise(stage.rho, weight=1.0, share=1.0)
-        key = children[self.foreign_key]
+        sigma = preprocessing_noise(stage.rho, weight=1.0, share=share)
+        key = children[foreign_key]
         known = set(parents[self.parent_key].dropna())
         linked = key.isin(known)
         per_parent = key[linked].value_counts().reindex(list(known), fill_value=0)
@@ -256,24 +311,32 @@ class LinkedSynthesizer:
             accountant.epsilon()[0],
         )
 
-    def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(parents, children): ``n_parents`` parents (default: the DP estimate), each with its children drawn
-        conditioned on it, plus the orphan and NULL-key children the DP histogram counts."""
-        if self.parent is None or self.child is None or self.counts is None or self.parent.summary is None:
+    def sample(self, n_parents: int | None = None, seed: int | None = None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+        """(parents, children of each child table): ``n_parents`` parents (default: the DP estimate), each with its
+        children in every child table drawn conditioned on it, plus the orphan and NULL-key children each table's DP
+        histogram counts."""
+        if self.parent is None or not self.models or self.parent.summary is None:
             raise RuntimeError("fit() the linked synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
         parents = self._parents(n_parents or self.parent.summary.noisy_rows, seed)
-        repeat = parents[CHILDREN].fillna(0).astype("int64").clip(lower=0).to_numpy()
+        tables = [self._sample_child(i, parents, seed + 31 * i) for i in range(len(self.children))]
+        return parents.drop(columns=[child.count_column for child in self.children]), tables
+
+    def _sample_child(self, i: int, parents: pd.DataFrame, seed: int) -> pd.DataFrame:
+        """The ``i``-th child table's rows for the sampled ``parents``: each parent's children conditioned on its row,
+        their foreign key the parent's key; then the orphans and NULL-key rows."""
+        child, counts, model = self.children[i], self.counts[i], self.models[i]
+        repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
         context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
         rng = np.random.default_rng(seed + 11)
-        orphan_rows = _group_rows(self.counts.orphans, self.counts.max_rows, rng)
-        null_rows = round(self.counts.null_key)
+        orphan_rows = _group_rows(counts.orphans, counts.max_rows, rng)
+        null_rows = round(counts.null_key)
         unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
         given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
-        if self.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
+        if child.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
             groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
             given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
-        children = self.child.sample(len(given), seed=seed + 1, given=given)
+        rows = model.sample(len(given), seed=seed + 1, given=given)
         orphan_keys = self._orphan_keys(parents[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
         keys = pd.concat(
             [
@@ -285,40 +348,46 @@ class LinkedSynthesizer:
         )
         # the parent key's type (a fake id's integers with NULLs as Int64): published with the same SQL type, they join
         integer = pd.api.types.is_integer_dtype(parents[self.parent_key])
-        children[self.foreign_key] = keys.astype("Int64").array if integer else keys.to_numpy()
-        if self.order_by is not None:
-            children[self.order_by] = _in_place_order(children[self.order_by], given[POSITION], keys)
-        return parents.drop(columns=[CHILDREN]), children
+        rows[child.foreign_key] = keys.astype("Int64").array if integer else keys.to_numpy()
+        if child.order_by is not None:
+            rows[child.order_by] = _in_place_order(rows[child.order_by], given[POSITION], keys)
+        return rows
 
-    def tables(self) -> tuple[DPSynthesizer, DPSynthesizer]:
-        """(parent, child) models as their published tables see them: the same weights and releases, without the
-        helper columns (the parent's children, the child's parent columns), for what reads a model per table (the
+    def tables(self) -> tuple[DPSynthesizer, list[DPSynthesizer]]:
+        """(parent, each child) models as their published tables see them: the same weights and releases, without the
+        helper columns (the parent's children counts, a child's parent columns), for what reads a model per table (the
         scores, the report's plots, the column policies)."""
-        assert self.parent is not None and self.child is not None
-        return _view(self.parent, lambda name: name != CHILDREN), _view(
-            self.child, lambda name: not name.startswith(PARENT) and name != POSITION
-        )
+        assert self.parent is not None and self.models
+        return _view(self.parent, lambda name: not name.startswith(CHILDREN)), [
+            _view(model, lambda name: not name.startswith(PARENT) and name != POSITION) for model in self.models
+        ]
 
     # -- persistence (no real data: DP releases and DP-trained weights only) ------------------------------------
 
     def save(self, directory: str | Path) -> Path:
-        """Write both models and the released histogram of children per parent to ``directory``."""
-        if self.parent is None or self.child is None or self.counts is None or self.summary is None:
+        """Write every model and the released histograms of children per parent to ``directory``."""
+        if self.parent is None or not self.models or self.summary is None:
             raise RuntimeError("nothing to save: fit() first")
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self.parent.save(path / "parent")
-        self.child.save(path / "child")
-        counts = asdict(self.counts)
+        for i, model in enumerate(self.models):
+            model.save(path / "children" / str(i))
         state = {
-            "format": 1,
+            "format": 2,
             "parent_key": self.parent_key,
-            "foreign_key": self.foreign_key,
-            "child_target": self.child_target,
-            "order_by": self.order_by,
+            "children": [
+                {
+                    "name": child.name,
+                    "foreign_key": child.foreign_key,
+                    "target": child.target,
+                    "order_by": child.order_by,
+                    "counts": asdict(counts),
+                }
+                for child, counts in zip(self.children, self.counts, strict=True)
+            ],
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
-            "counts": counts,
             "summary": {"epsilon": self.summary.epsilon, "delta": self.summary.delta},
         }
         (path / "linked.json").write_text(json.dumps(state, indent=1))
@@ -326,33 +395,52 @@ class LinkedSynthesizer:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> LinkedSynthesizer:
-        """A linked generator saved by :meth:`save`, ready to sample."""
+        """A linked generator saved by :meth:`save`, ready to sample (also one saved with a single child table before
+        several were possible: format 1)."""
         path = Path(directory)
         state = json.loads((path / "linked.json").read_text())
-        parent, child = DPSynthesizer.load(path / "parent", device), DPSynthesizer.load(path / "child", device)
-        assert parent.summary is not None and child.summary is not None
+        parent = DPSynthesizer.load(path / "parent", device)
+        if state.get("format", 1) == 1:  # one child: its model in child/, the parent's count column __children__
+            keys = {"foreign_key": "foreign_key", "counts": "counts", "order_by": "order_by", "target": "child_target"}
+            saved = [{new: state.get(old) for new, old in keys.items()}]
+            dirs, old_count = [path / "child"], "__children__"
+        else:
+            saved, dirs, old_count = (
+                state["children"],
+                [path / "children" / str(i) for i in range(len(state["children"]))],
+                None,
+            )
+        models = [DPSynthesizer.load(folder, device) for folder in dirs]
+        children = [
+            LinkedChild(
+                name=entry.get("name", "children"),
+                columns=[c for c in model.columns if not c.name.startswith(PARENT) and c.name != POSITION],
+                foreign_key=entry["foreign_key"],
+                policies=model.policies,
+                target=entry["target"],
+                order_by=entry.get("order_by"),
+            )
+            for entry, model in zip(saved, models, strict=True)
+        ]
+        if old_count is not None:  # the old count column under the name the loaded code reads
+            parent = _renamed(parent, old_count, children[0].count_column)
+        assert parent.summary is not None
         linked = cls(
-            parent_columns=[c for c in parent.columns if c.name != CHILDREN],
+            parent_columns=[c for c in parent.columns if not c.name.startswith(CHILDREN)],
             parent_policies=parent.policies,
             parent_key=state["parent_key"],
-            child_columns=[c for c in child.columns if not c.name.startswith(PARENT) and c.name != POSITION],
-            child_policies=child.policies,
-            foreign_key=state["foreign_key"],
+            children=children,
             privacy=PrivacyBudget.model_validate(state["privacy"]),
             training=Training.model_validate(state["training"] | {"device": device}),
-            child_target=state["child_target"],
-            order_by=state.get("order_by"),
         )
-        counts = state["counts"]
-        hist = {k: SizeHistogram(tuple(counts[k]["units"]), counts[k]["total"]) for k in ("linked", "orphans")}
-        linked.counts = ChildCounts(**(counts | hist))
-        linked.parent, linked.child = parent, child
+        linked.counts = [_counts_from_state(entry["counts"]) for entry in saved]
+        linked.parent, linked.models = parent, models
         linked.summary = LinkedFitSummary(
             state["summary"]["epsilon"],
             state["summary"]["delta"],
             parent.summary,
-            child.summary,
-            linked.counts.max_rows,
+            [model.summary for model in models if model.summary is not None],
+            max(counts.max_rows for counts in linked.counts),
         )
         return linked
 
@@ -365,13 +453,15 @@ class LinkedSynthesizer:
 
     def _parents(self, n: int, seed: int) -> pd.DataFrame:
         """``n`` parents whose children per parent follow the released histogram (post-processing): from four times as
-        many of the parent model's, each bin of children gets its share of the ``n`` (as far as the pool holds them;
-        the rest drawn at random), so the model says which parents have many children and the histogram how many do."""
+        many of the parent model's, each bin of the first child table's children gets its share of the ``n`` (as far
+        as the pool holds them; the rest drawn at random), so the model says which parents have many children and the
+        histogram how many do. The other child tables' counts come with the parents drawn (the model's joint)."""
         assert self.parent is not None
         pool = self.parent.sample(4 * n, seed=seed)
-        codec = dict(zip((c.name for c in self.parent.learned), self.parent.codecs, strict=True))[CHILDREN]
+        first = self.children[0].count_column
+        codec = dict(zip((c.name for c in self.parent.learned), self.parent.codecs, strict=True))[first]
         assert isinstance(codec, NumericCodec)
-        bins = codec.encode(pool[CHILDREN])
+        bins = codec.encode(pool[first])
         quota = np.floor(np.asarray(codec.fine_probs) * n).astype(int)
         rng = np.random.default_rng(seed + 17)
         chosen = [
@@ -391,6 +481,24 @@ def _view(model: DPSynthesizer, published: Callable[[str], bool]) -> DPSynthesiz
     view.learned, view.codecs = [c for c, _ in kept], [k for _, k in kept]
     view.columns = [c for c in model.columns if published(c.name)]
     return view
+
+
+def _renamed(model: DPSynthesizer, old: str, new: str) -> DPSynthesizer:
+    """``model`` with its column ``old`` called ``new`` (a format-1 linked model's count column)."""
+    view = copy.copy(model)
+
+    def rename(columns: list[Column]) -> list[Column]:
+        return [replace(c, name=new) if c.name == old else c for c in columns]
+
+    view.columns, view.learned = rename(model.columns), rename(model.learned)
+    view.output_columns = [new if name == old else name for name in model.output_columns]
+    return view
+
+
+def _counts_from_state(state: dict[str, Any]) -> ChildCounts:
+    """A saved :class:`ChildCounts` (its histograms as dicts)."""
+    hist = {k: SizeHistogram(tuple(state[k]["units"]), state[k]["total"]) for k in ("linked", "orphans")}
+    return ChildCounts(**(state | hist))
 
 
 def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:

@@ -1,5 +1,5 @@
-"""A parent table with its child table (``spec.children``): the split by parent, one linked fit, one linked sample,
-and the relations' scores. The other stages run per table with the single-table tasks."""
+"""A parent table with its child tables (``spec.children``): the split by parent, one linked fit, one linked sample,
+and each child's relations with the parent. The other stages run per table with the single-table tasks."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from prefect import get_run_logger, task
 
 from synthgate.evaluation.relations import LinkedPair, Relations, evaluate_relations
 from synthgate.gates import GateVerdict, relation_verdicts
-from synthgate.generator.linked import LinkedSynthesizer
+from synthgate.generator.linked import LinkedChild, LinkedSynthesizer
 from synthgate.keys import row_hash_key
 from synthgate.outcome import RefreshResult
 from synthgate.profiling import effective_policies
-from synthgate.spec import TableSpec
+from synthgate.spec import ChildTable, TableSpec
 from synthgate.splitting import source_rows, split_linked_holdout
 from synthgate.tasks import PRIVATE
 
@@ -20,71 +20,92 @@ Split = tuple[pd.DataFrame, pd.DataFrame]
 
 
 @task(name="split-linked", **PRIVATE)
-def split_linked(parent: RefreshResult, child: RefreshResult, key: bytes) -> tuple[Split, Split]:
-    """Each table's (train, holdout): a parent held out with all its children (keyed hash of its key)."""
+def split_linked(parent: RefreshResult, key: bytes) -> tuple[Split, list[Split]]:
+    """The parent's (train, holdout) and each child's: a parent is held out with all its children in every child
+    table (keyed hash of its key, the same on each)."""
     spec = parent.spec
-    assert parent.source is not None and child.source is not None and spec.privacy.unit is not None
-    return split_linked_holdout(
-        parent.source.frame,
-        parent.source.row_hashes,
-        child.source.frame,
-        child.source.row_hashes,
-        spec.holdout.fraction or 0.2,
-        key=spec.privacy.unit,
-        foreign_key=spec.children[0].key,
-        hash_key=row_hash_key(key),
-    )
+    assert parent.source is not None and spec.privacy.unit is not None
+    splits = []
+    for link, child in zip(spec.children, parent.children, strict=True):
+        assert child.source is not None
+        splits.append(
+            split_linked_holdout(
+                parent.source.frame,
+                parent.source.row_hashes,
+                child.source.frame,
+                child.source.row_hashes,
+                spec.holdout.fraction or 0.2,
+                key=spec.privacy.unit,
+                foreign_key=link.key,
+                hash_key=row_hash_key(key),
+            )
+        )
+    return splits[0][0], [children for _, children in splits]
 
 
 @task(name="train-linked", **PRIVATE)
-def train_linked(parent: RefreshResult, child: RefreshResult) -> LinkedSynthesizer:
+def train_linked(parent: RefreshResult) -> LinkedSynthesizer:
     """The parent and child models fitted under the spec's one budget, per parent with all its children."""
-    spec, link = parent.spec, parent.spec.children[0]
-    assert parent.source is not None and child.source is not None and spec.privacy.unit is not None
-    assert parent.train is not None and child.train is not None
+    spec = parent.spec
+    assert parent.source is not None and spec.privacy.unit is not None and parent.train is not None
     linked = LinkedSynthesizer(
         parent_columns=parent.source.columns,
         parent_policies=effective_policies(parent.profiles),
         parent_key=spec.privacy.unit,
-        child_columns=child.source.columns,
-        child_policies=effective_policies(child.profiles),
-        foreign_key=link.key,
+        children=[_child(link, child) for link, child in zip(spec.children, parent.children, strict=True)],
         privacy=spec.privacy,
         training=spec.training,
-        child_target=link.target_column,
-        order_by=link.order_by,
     )
-    summary = linked.fit(parent.train, child.train)
+    trains = [child.train for child in parent.children if child.train is not None]
+    assert len(trains) == len(parent.children)
+    summary = linked.fit(parent.train, trains)
     get_run_logger().info(
-        "trained %s with %s under epsilon %.4f per %s with all its %s rows (at most %d of them trained); parent "
-        "model %.1f s, child model %.1f s",
+        "trained %s with %s under epsilon %.4f per %s with all its rows (at most %d rows of a table trained); parent "
+        "model %.1f s, child models %s s",
         spec.source.table,
-        link.source.table,
+        ", ".join(link.source.table for link in spec.children),
         summary.epsilon,
         spec.privacy.unit,
-        link.source.table,
         summary.max_rows_per_unit,
         summary.parent.train_seconds,
-        summary.child.train_seconds,
+        ", ".join(f"{fit.train_seconds:.1f}" for fit in summary.children),
     )
     return linked
 
 
+def _child(link: ChildTable, child: RefreshResult) -> LinkedChild:
+    assert child.source is not None
+    return LinkedChild(
+        name=link.name,
+        columns=child.source.columns,
+        foreign_key=link.key,
+        policies=effective_policies(child.profiles),
+        target=link.target_column,
+        order_by=link.order_by,
+    )
+
+
 @task(name="sample-linked", **PRIVATE)
-def sample_linked(spec: TableSpec, linked: LinkedSynthesizer) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(parents, children): ``spec.rows`` parents (default: the DP estimate of the source's), each with its children."""
+def sample_linked(spec: TableSpec, linked: LinkedSynthesizer) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """(parents, each child table's rows): ``spec.rows`` parents (default: the DP estimate of the source's), each with
+    its children."""
     assert linked.summary is not None
     parents = spec.rows or source_rows(linked.summary.noisy_rows, spec.holdout.fraction)
-    synthetic = linked.sample(parents)
-    get_run_logger().info("sampled %d parent rows and %d child rows", len(synthetic[0]), len(synthetic[1]))
-    return synthetic
+    synthetic, children = linked.sample(parents)
+    get_run_logger().info(
+        "sampled %d parent rows and %s child rows", len(synthetic), ", ".join(str(len(rows)) for rows in children)
+    )
+    return synthetic, children
 
 
 @task(name="score-relations", **PRIVATE)
-def score_relations(parent: RefreshResult, child: RefreshResult) -> tuple[Relations, list[GateVerdict]]:
-    """The relations' metrics (children per parent, referential integrity, parent-child trends) and their gates."""
+def score_relations(
+    parent: RefreshResult, child: RefreshResult, link: ChildTable
+) -> tuple[Relations, list[GateVerdict]]:
+    """One child's relations with its parent (children per parent, referential integrity, parent-child trends) and
+    their gates."""
     spec = parent.spec
-    key, link = spec.privacy.unit, spec.children[0]
+    key = spec.privacy.unit
     assert key is not None and parent.synthesizer is not None and child.synthesizer is not None
 
     def pair(parents: pd.DataFrame | None, children: pd.DataFrame | None) -> LinkedPair:
@@ -102,8 +123,9 @@ def score_relations(parent: RefreshResult, child: RefreshResult) -> tuple[Relati
     )
     verdicts = relation_verdicts(spec.gates, relations)
     get_run_logger().info(
-        "relations: children per parent TVD %.3f (holdout %.3f), child rows naming no parent %.3f (real %.3f), "
-        "parent-child trends %.3f",
+        "relations with %s: children per parent TVD %.3f (holdout %.3f), child rows naming no parent %.3f (real "
+        "%.3f), parent-child trends %.3f",
+        link.name,
         relations.children_tvd,
         relations.children_tvd_holdout,
         relations.dangling_share,

@@ -1,5 +1,5 @@
-"""A parent table with its child table (``children:``), refreshed end to end: one budget, one version of both tables,
-referential integrity, the catalog and the ledger, and a rollback that moves both views."""
+"""A parent table with its child tables (``children:``), refreshed end to end: one budget, one version of every
+table, referential integrity, the catalog and the ledger, and a rollback that moves the views together."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from synthgate.spec import load_spec
 from synthgate.warehouse import governance
 from synthgate.warehouse.publish import rollback
 from tests.flows.test_unit_refresh import warehouse  # noqa: F401 - the SQLite and MariaDB fixture
-from tests.generator.test_linked import customers_and_orders
+from tests.generator.test_linked import customers_and_orders, tickets_of
 from tests.reliability.conftest import spec_dict
 
 pytestmark = pytest.mark.integration
 
 
-def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0) -> Path:
+def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0, tickets: bool = False) -> Path:
     where = {"url": url, **({"schema": schema} if schema else {})}
     data = spec_dict(schema or "", table="customers", target="customers_synthetic", name="shop")
     data |= {
@@ -40,7 +40,18 @@ def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0
                 "key": "customer_id",
                 "columns": {"order_id": {"policy": "fake", "fake": "id"}},
             }
-        ],
+        ]
+        + (
+            [
+                {
+                    "source": {**where, "table": "tickets"},
+                    "target": {**where, "table": "tickets_synthetic"},
+                    "key": "customer_id",
+                }
+            ]
+            if tickets
+            else []
+        ),
     }
     data["training"] = data["training"] | {"epochs": 6}
     path = folder / "shop.yaml"
@@ -49,16 +60,22 @@ def linked_spec(folder: Path, url: str, schema: str | None, epsilon: float = 8.0
 
 
 def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workdir, warehouse):  # noqa: F811
+    # customers with two child tables, their orders and their support tickets: one budget, one version of the three
     url, schema, engine = warehouse
     parents, children = customers_and_orders(1500)
     parents.to_sql("customers", engine, schema=schema, index=False)
     children.to_sql("orders", engine, schema=schema, index=False)
-    path = linked_spec(Path(workdir), url, schema)
+    tickets_of(parents).to_sql("tickets", engine, schema=schema, index=False)
+    path = linked_spec(Path(workdir), url, schema, tickets=True)
 
     result = refresh_table(str(path), trigger="test")
-    assert result["status"] == "published" and result["children"][0]["published_version"] == 1
-    assert result["relations"]["relations.children_tvd"] < 0.3
-    assert result["relations"]["relations.tstr"] > 0.8  # train-on-real near 1: the tier follows the orders' count
+    assert result["status"] == "published"
+    orders_result, tickets_result = result["children"]
+    assert orders_result["published_version"] == tickets_result["published_version"] == 1
+    assert orders_result["relations"]["relations.children_tvd"] < 0.3
+    assert orders_result["relations"]["relations.tstr"] > 0.8  # train-on-real near 1: the tier follows the orders
+    assert tickets_result["relations"]["relations.dangling_share"] == 0.0  # every real ticket names a customer
+    assert {"orders_synthetic.children_tvd_excess", "tickets_synthetic.dangling_excess"} <= set(result["gates"])
 
     customers = pd.read_sql_table("customers_synthetic", engine, schema=schema)
     orders = pd.read_sql_table("orders_synthetic", engine, schema=schema)
@@ -77,16 +94,25 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
 
     governed = engine.execution_options(schema_translate_map={None: schema}) if schema else engine
     rows = {r["published_table"]: r for r in governance.catalog_rows(governed, "shop")}
-    assert rows["orders_synthetic"]["parent_table"] == "customers_synthetic"
+    assert (
+        rows["orders_synthetic"]["parent_table"] == rows["tickets_synthetic"]["parent_table"] == "customers_synthetic"
+    )
+    assert "relations.children_tvd" in rows["tickets_synthetic"]["scores"]
     assert rows["orders_synthetic"]["mlflow_run_id"] == rows["customers_synthetic"]["run_id"]
     assert rows["customers_synthetic"]["privacy_unit"] == "customer_id"
     # one spend, counted against each source it read: a spec of its own on the orders sees it under its cap
     ledger = {r["source_table"]: r for r in governance.ledger_rows(governed, "shop")}
-    assert set(ledger) == {"customers", "orders"}
+    assert set(ledger) == {"customers", "orders", "tickets"}
     assert {r["status"] for r in ledger.values()} == {"published"}
-    assert ledger["orders"]["epsilon_spent"] == ledger["customers"]["epsilon_spent"] <= 8.0
+    assert (
+        ledger["orders"]["epsilon_spent"] == ledger["tickets"]["epsilon_spent"] == ledger["customers"]["epsilon_spent"]
+    )
+    assert ledger["customers"]["epsilon_spent"] <= 8.0
+    tickets = pd.read_sql_table("tickets_synthetic", engine, schema=schema)
+    assert tickets["customer_id"].isin(customers["customer_id"]).mean() > 0.97
     steps = {s["step"]: s["text"] for s in chain(audit(load_spec(path), get_settings(), with_mlflow=False))}
     assert "with orders_synthetic (table orders_synthetic__v1)" in steps["published table"]
+    assert "tickets_synthetic (table tickets_synthetic__v1)" in steps["published table"]
     assert "protecting each customer_id with all its rows" in steps["budget"]
 
 

@@ -1,11 +1,13 @@
 """Parent and child tables under one budget: referential integrity, children per parent, children after parents."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from synthgate.generator.accounting import PrivacyAccountant, zcdp_rho
-from synthgate.generator.linked import CHILDREN, SHARES, LinkedSynthesizer
+from synthgate.generator.linked import CHILDREN, SHARES, LinkedChild, LinkedSynthesizer
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 
@@ -44,6 +46,24 @@ def customers_and_orders(n=2000, seed=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return parents, children
 
 
+def tickets_of(parents: pd.DataFrame, seed=5) -> pd.DataFrame:
+    """Gold customers open 2 to 6 support tickets and wait about 2 hours, basic ones 0 or 1 and wait about 30."""
+    rng = np.random.default_rng(seed)
+    gold = parents["tier"].eq("gold").to_numpy()
+    per_customer = np.where(gold, rng.integers(2, 7, len(parents)), rng.integers(0, 2, len(parents)))
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array(np.repeat(parents["customer_id"].to_numpy(), per_customer), dtype="Int64"),
+            "wait_hours": np.round(rng.exponential(np.where(np.repeat(gold, per_customer), 2.0, 30.0)), 1),
+        }
+    )
+
+
+ORDERS = LinkedChild(
+    "orders", CHILD_COLUMNS, "customer_id", policies={"order_id": ColumnPolicy(policy="fake", fake="id")}
+)
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[LinkedSynthesizer, pd.DataFrame, pd.DataFrame]:
     parents, children = customers_and_orders()
@@ -51,13 +71,11 @@ def fitted() -> tuple[LinkedSynthesizer, pd.DataFrame, pd.DataFrame]:
         parent_columns=PARENT_COLUMNS,
         parent_policies={},
         parent_key="customer_id",
-        child_columns=CHILD_COLUMNS,
-        child_policies={"order_id": ColumnPolicy(policy="fake", fake="id")},
-        foreign_key="customer_id",
+        children=[ORDERS],
         privacy=PrivacyBudget(epsilon=8.0, delta=1e-5),
         training=Training(epochs=12, seed=1),
     )
-    linked.fit(parents, children)
+    linked.fit(parents, [children])
     return linked, parents, children
 
 
@@ -65,12 +83,13 @@ def test_the_pair_spends_one_budget_per_customer(fitted):
     linked, _, _ = fitted
     summary = linked.summary
     assert summary.epsilon <= 8.0 + 1e-9 and summary.delta <= 1e-5
-    assert summary.child.unit == "customer_id" and summary.child.max_rows_per_unit == summary.max_rows_per_unit
+    [child] = summary.children
+    assert child.unit == "customer_id" and child.max_rows_per_unit == summary.max_rows_per_unit
     assert 12 <= summary.max_rows_per_unit <= 16  # 99% of the customers own at most 12 orders
-    assert CHILDREN not in [c.name for c in linked.child.learned]
+    assert not any(c.name.startswith(CHILDREN) for c in linked.models[0].learned)
     # the parent model's unit is the key too, one row each: a key held by two parent rows is still one unit
     assert summary.parent.unit == "customer_id" and summary.parent.max_rows_per_unit == 1
-    assert [c.name for c in linked.child.learned[:2]] == ["__parent__.tier", "__parent__.age"]  # parents come first
+    assert [c.name for c in linked.models[0].learned[:2]] == ["__parent__.tier", "__parent__.age"]  # parents first
 
 
 def test_the_three_parts_compose_on_one_accountant_to_the_budget(fitted):
@@ -79,23 +98,27 @@ def test_the_three_parts_compose_on_one_accountant_to_the_budget(fitted):
     # budget, not with a third of it as when their epsilons were added up
     linked, _, _ = fitted
     summary = linked.summary
-    assert summary.epsilon == pytest.approx(8.0, rel=0.01) and summary.accounting == summary.child.accounting
-    assert linked.counts.epsilon < summary.parent.epsilon < summary.child.epsilon == summary.epsilon
+    [child] = summary.children
+    assert summary.epsilon == pytest.approx(8.0, rel=0.01) and summary.accounting == child.accounting
+    assert linked.counts[0].epsilon < summary.parent.epsilon < child.epsilon == summary.epsilon
     accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
     rho = zcdp_rho(8.0, accountant.delta_composed)
     stages = linked._stages(accountant)
-    assert list(stages) == list(SHARES) and sum(stage.rho for stage in stages.values()) == pytest.approx(rho)
-    assert stages["child"].epsilon == 8.0 > stages["parent"].epsilon > stages["sizes"].epsilon
-    assert stages["parent"].selection_delta + stages["child"].selection_delta == pytest.approx(2.5e-6)
+    assert list(stages) == ["sizes", "parent", "child:orders"] and sum(s.rho for s in stages.values()) == pytest.approx(
+        rho
+    )
+    assert stages["child:orders"].epsilon == 8.0 > stages["parent"].epsilon > stages["sizes"].epsilon
+    assert stages["parent"].selection_delta + stages["child:orders"].selection_delta == pytest.approx(2.5e-6)
     assert stages["sizes"].selection_delta == 0.0
-    basic = zcdp_rho(8.0 * 0.6, 1e-5 * 0.6)  # the child's rho when the parts' epsilons and deltas added up
-    assert stages["child"].rho > 1.4 * basic
+    basic = zcdp_rho(8.0 * SHARES["children"], 1e-5 * 0.6)  # the child's rho when the parts' epsilons added up
+    assert stages["child:orders"].rho > 1.4 * basic
 
 
 def test_every_synthetic_order_refers_to_a_synthetic_customer_or_to_none_as_in_the_real_data(fitted):
     linked, parents, children = fitted
-    synthetic_parents, synthetic_children = linked.sample(seed=3)
-    assert synthetic_parents["customer_id"].is_unique and CHILDREN not in synthetic_parents
+    synthetic_parents, [synthetic_children] = linked.sample(seed=3)
+    assert synthetic_parents["customer_id"].is_unique
+    assert not any(name.startswith(CHILDREN) for name in synthetic_parents)
     keys = synthetic_children["customer_id"]
     linked_share = keys.isin(set(synthetic_parents["customer_id"])).mean()
     real_linked = children["customer_id"].isin(set(parents["customer_id"])).mean()
@@ -107,7 +130,7 @@ def test_every_synthetic_order_refers_to_a_synthetic_customer_or_to_none_as_in_t
 
 def test_orders_follow_their_customer(fitted):
     linked, _, _ = fitted
-    synthetic_parents, synthetic_children = linked.sample(seed=4)
+    synthetic_parents, [synthetic_children] = linked.sample(seed=4)
     per_parent = synthetic_children["customer_id"].value_counts()
     counts = synthetic_parents.set_index("customer_id").assign(n=per_parent).fillna({"n": 0})
     mean_orders = counts.groupby("tier")["n"].mean()
@@ -120,7 +143,7 @@ def test_orders_follow_their_customer(fitted):
 def test_a_fitted_child_samples_given_parent_columns_it_never_outputs(fitted):
     linked, _, _ = fitted
     given = pd.DataFrame({"__parent__.tier": ["gold"] * 400, "__parent__.age": [40] * 400})
-    orders = linked.child.sample(0, seed=5, given=given)
+    orders = linked.models[0].sample(0, seed=5, given=given)
     assert len(orders) == 400 and "__parent__.tier" not in orders
     assert orders["amount"].median() > 50
 
@@ -146,23 +169,78 @@ def test_children_learn_their_place_in_the_declared_order(tmp_path):
         parent_columns=[Column("customer_id", ColumnKind.INTEGER, "BIGINT"), Column("age", ColumnKind.INTEGER, "INT")],
         parent_policies={},
         parent_key="customer_id",
-        child_columns=[
-            Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
-            Column("placed_at", ColumnKind.DATETIME, "TIMESTAMP"),
-            Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION"),
+        children=[
+            LinkedChild(
+                "orders",
+                [
+                    Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
+                    Column("placed_at", ColumnKind.DATETIME, "TIMESTAMP"),
+                    Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION"),
+                ],
+                "customer_id",
+                order_by="placed_at",
+            )
         ],
-        child_policies={},
-        foreign_key="customer_id",
         privacy=PrivacyBudget(epsilon=8.0, delta=1e-5),
         training=Training(epochs=12, seed=1),
-        order_by="placed_at",
     )
-    linked.fit(parents, children)
+    linked.fit(parents, [children])
     loaded = LinkedSynthesizer.load(linked.save(tmp_path / "linked"))
-    _, synthetic = loaded.sample(seed=3)
+    _, [synthetic] = loaded.sample(seed=3)
     assert "__position__" not in synthetic and list(synthetic.columns) == ["customer_id", "placed_at", "amount"]
     ordered = synthetic.dropna(subset=["customer_id"]).sort_values("placed_at", kind="stable")
     ordered = ordered.assign(place=ordered.groupby("customer_id").cumcount())
     by_place = ordered.groupby("place")["amount"].median()
     assert by_place.iloc[0] < by_place.iloc[3] < by_place.iloc[6]  # real: 20, 80, 140
     assert ordered["amount"].corr(ordered["place"], method="spearman") > 0.5  # real: about 0.95
+
+
+def test_two_child_tables_share_the_parent_and_its_one_budget(tmp_path):
+    # gold customers place about 10 orders and open about 4 support tickets, basic ones about 1.5 orders and almost no
+    # tickets; a ticket's wait is long for basic customers: both tables follow the customer, on one budget per
+    # customer with all their orders and tickets
+    parents, orders = customers_and_orders(n=1500, seed=4)
+    tickets = tickets_of(parents)
+    ticket_columns = [
+        Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
+        Column("wait_hours", ColumnKind.FLOAT, "REAL"),
+    ]
+    linked = LinkedSynthesizer(
+        parent_columns=PARENT_COLUMNS,
+        parent_policies={},
+        parent_key="customer_id",
+        children=[ORDERS, LinkedChild("tickets", ticket_columns, "customer_id")],
+        privacy=PrivacyBudget(epsilon=8.0, delta=1e-5),
+        training=Training(epochs=12, seed=1),
+    )
+    summary = linked.fit(parents, [orders, tickets])
+    assert summary.epsilon == pytest.approx(8.0, rel=0.01) and len(summary.children) == 2
+    assert summary.parent.epsilon < summary.children[0].epsilon < summary.children[1].epsilon == summary.epsilon
+    stages = linked._stages(PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6))
+    assert list(stages) == ["sizes", "parent", "child:orders", "child:tickets"]
+    assert stages["child:orders"].rho == pytest.approx(stages["child:tickets"].rho)
+    assert sum(s.rho for s in stages.values()) == pytest.approx(zcdp_rho(8.0, 1e-5 * 0.75))
+
+    loaded = LinkedSynthesizer.load(linked.save(tmp_path / "linked"))
+    synthetic_parents, [synthetic_orders, synthetic_tickets] = loaded.sample(seed=6)
+    assert list(synthetic_parents.columns) == ["customer_id", "tier", "age"]
+    assert list(synthetic_tickets.columns) == ["customer_id", "wait_hours"]
+    keys = set(synthetic_parents["customer_id"])
+    assert synthetic_tickets["customer_id"].isin(keys).all()  # the real tickets all name a customer
+    assert synthetic_orders["customer_id"].isna().any()  # the orders keep their NULL keys
+    tiers = synthetic_parents.set_index("customer_id")["tier"]
+    tickets_per = synthetic_tickets["customer_id"].value_counts().reindex(tiers.index, fill_value=0)
+    assert tickets_per.groupby(tiers).mean()["gold"] > 3 * tickets_per.groupby(tiers).mean()["basic"]  # real 4 / 0.5
+    wait = synthetic_tickets.assign(tier=synthetic_tickets["customer_id"].map(tiers)).groupby("tier")["wait_hours"]
+    assert wait.median()["basic"] > 3 * wait.median()["gold"]  # real: about 21 against 1.4
+
+
+def test_a_linked_model_saved_with_one_child_before_several_were_possible_still_samples():
+    # saved by commit fb4b9bd (format 1: the child's model in child/, the parent's count column __children__), from
+    # customers_and_orders(800) with epochs=2
+    linked = LinkedSynthesizer.load(Path(__file__).parent / "data" / "linked_format1")
+    parents, [orders] = linked.sample(500, seed=1)
+    assert list(parents.columns) == ["customer_id", "tier", "age"] and parents["customer_id"].is_unique
+    assert list(orders.columns) == ["order_id", "customer_id", "amount", "channel"]
+    assert orders["customer_id"].isin(set(parents["customer_id"])).sum() > len(parents)  # gold customers order more
+    assert linked.summary is not None and linked.summary.epsilon <= 8.0

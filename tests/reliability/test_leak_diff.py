@@ -97,15 +97,16 @@ DP_OUTPUTS: dict[str, str] = {
     r"^pg:comment:[^:]+:epsilon #\.#$": "epsilon in the table comment, from the accountant",
     r"^pg:comment:[^:]+:# rows$": "published row count in the table comment: the DP row-count estimate",
     # the saved generator: released codecs (DP quantile bins, DP category selection), the plan, the weights
-    r"^file:home/mlartifacts/.*/generator/((parent|child)/)?synthesizer\.json:codecs": (
+    r"^file:home/mlartifacts/.*/generator/((parent|children/\d+)/)?synthesizer\.json:codecs": (
         "codecs released through the accountant"
     ),
-    r"^file:home/mlartifacts/.*/generator/((parent|child)/)?synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
+    r"^file:home/mlartifacts/.*/generator/((parent|children/\d+)/)?synthesizer\.json:summary\.(epsilon|noisy_rows|noisy_units|plan\.[a-z_]+|"
     r"releases|max_rows_per_unit|marginal_columns\.\d+)$": (
         "the accountant's figures, the DP row (unit) counts, the unit bound chosen from the DP histogram of rows per "
         "unit, the plan derived from them, and the columns the dependency screen (a release) found in no pair"
     ),
-    r"^file:home/mlartifacts/.*/generator/((parent|child)/)?synthesizer\.json:(unit_sizes\.|max_rows_per_unit$)": (
+    r"^file:home/mlartifacts/.*/generator/((parent|children/\d+)/)?synthesizer\.json:"
+    r"(unit_sizes\.|max_rows_per_unit$)": (
         "the DP histogram of rows per unit (released through the accountant) and the bound chosen from it"
     ),
     r"^mlflow:(?:logged_model:)?param:max_rows_per_unit$": "the unit bound, from the DP histogram of rows per unit",
@@ -115,16 +116,16 @@ DP_OUTPUTS: dict[str, str] = {
     r"^file:.*\.html:html:facts:epsilon [#.]+ spent by this run; [#.]+ spent on this table in[^:]*:Code$": (
         "the report's header: the row after the budget line, keyed by that line's epsilon (accountant) and total"
     ),
-    r"^file:home/mlartifacts/.*/generator/((parent|child)/)?weights\.pt$": "DP-SGD weights",
-    r"^file:home/mlartifacts/.*/generator/linked\.json:(counts\.|summary\.epsilon$)": (
+    r"^file:home/mlartifacts/.*/generator/((parent|children/\d+)/)?weights\.pt$": "DP-SGD weights",
+    r"^file:home/mlartifacts/.*/generator/linked\.json:(children\[\d+\]\.counts\.|summary\.epsilon$)": (
         "linked tables: the DP histogram of children per parent (released through the accountant), the bound chosen "
         "from it, and the accountant's epsilon"
     ),
     r"^prefect:log:sample-linked:sampled # parent rows and # child rows$": (
         "the DP parent-count estimate and the children the DP model drew for them"
     ),
-    r"^prefect:log:train-linked:trained \S+ with \S+ under epsilon #\.# per \S+ with all its \S+ rows \(at most # "
-    r"of them trained\); parent model <dur> s, child model <dur> s$": (
+    r"^prefect:log:train-linked:trained \S+ with \S+ under epsilon #\.# per \S+ with all its rows \(at most # rows "
+    r"of a table trained\); parent model <dur> s, child models <dur> s$": (
         "epsilon (accountant) and the bound on children per parent (from the DP histogram)"
     ),
     r"^prefect:log:flow:refresh of \S+ published with \S+: epsilon spent #\.# per \S+, quality #\.# and #\.#$": (
@@ -189,7 +190,7 @@ DISCLOSED: dict[str, str] = {
     r"baseline_rate)$": "Anonymeter-style attack rates (disclosed aggregates)",
     r"^mlflow:(?:logged_model:)?metric:(gate_[\w.]+|gates_passed)$": "gate verdicts",
     r"^mlflow:(?:logged_model:)?metric:relations\.\w+$": "linked tables: the relation scores (disclosed aggregates)",
-    r"^prefect:log:score-relations:relations: ": "linked tables: the relation scores (disclosed aggregates)",
+    r"^prefect:log:score-relations:relations with \S+: ": "linked tables: the relation scores (disclosed aggregates)",
     r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Gates: ": "gate verdicts, in the run's description",
     r"^file:home/mlartifacts/.*/artifacts/gates\.json:": "gate verdicts (measured score, threshold, pass)",
     r"^file:home/(mlartifacts/.*/artifacts/(children/[^/]+/)?report/.*\.html|reports/.*\.html):html:(gates|fidelity|utility|privacy|"
