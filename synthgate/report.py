@@ -32,6 +32,7 @@ from scipy.stats import rankdata
 from synthgate.columns import to_numeric
 from synthgate.disclosures import DISCLOSED_EXCEPTIONS
 from synthgate.evaluation.attacks import AttackRisk
+from synthgate.evaluation.relations import Relations
 from synthgate.evaluation.scorecard import Evaluation
 from synthgate.gates import GateVerdict, Scores
 from synthgate.generator.codecs import CategoricalCodec, NumericCodec
@@ -81,6 +82,7 @@ class ReportContext:
     keys: tuple[str, ...] = ()
     facts: RunFacts | None = None
     protects: str = protected_unit(None)  # what epsilon protects (synthgate.generator.units.protected_unit)
+    relations: Relations | None = None  # a linked refresh's child table: its relations with the parent
 
 
 def refresh_context(outcome: Any, state: dict[str, Any], run: dict[str, Any]) -> ReportContext:
@@ -103,6 +105,7 @@ def refresh_context(outcome: Any, state: dict[str, Any], run: dict[str, Any]) ->
         keys=tuple(spec.key_columns),
         facts=run_facts(spec, outcome.rows, privacy, state, run),
         protects=privacy.protects,
+        relations=outcome.relations,
     )
 
 
@@ -573,6 +576,35 @@ def _utility_section(s: Scores) -> str:
     )
 
 
+#: What each relation metric (:meth:`Relations.as_metrics`) says, for a child table's report.
+_RELATIONS = {
+    "children_tvd": "children per parent: TVD of its distribution, synthetic vs training (0 is identical)",
+    "children_tvd_holdout": "the same for the holdout's parents vs training (what sampling alone gives)",
+    "dangling_share": "synthetic child rows whose key names no synthetic parent",
+    "dangling_share_real": "real child rows whose key names no real parent",
+    "dangling_excess": "dangling rows beyond the real share (referential integrity's gated measure)",
+    "null_key_share": "synthetic child rows with a NULL key",
+    "null_key_share_real": "real child rows with a NULL key",
+    "pair_trends": "parent column against child aggregate per parent: 1 - abs(Spearman difference) / 2",
+    "order_trends": "child column against its place among its parent's children (order_by), likewise",
+    "tstr": "the parent's target from its columns and its children's aggregates: trained on synthetic",
+    "trtr": "the same trained on real (the ceiling)",
+}
+
+
+def _relations_section(relations: Relations | None) -> str:
+    if relations is None:
+        return ""
+    rows = [
+        (html.escape(_RELATIONS[name.removeprefix("relations.")]), html.escape(name), _f(value))
+        for name, value in relations.as_metrics().items()
+    ]
+    return (
+        "<section id='relations'><h2>Relations with the parent table</h2>"
+        "<table><tr><th>what it measures</th><th>metric</th><th>value</th></tr>" + _rows(rows) + "</table></section>"
+    )
+
+
 def _privacy_section(s: Scores, ev: Evaluation | None) -> str:
     rows = [
         ("DCR share (synthetic rows closer to training than to holdout; ideal 0.5)", _f(s.dcr_share)),
@@ -613,6 +645,7 @@ def _validity_section(s: Scores, keys: tuple[str, ...]) -> str:
 
 _REAL_DATA_USE = [
     ("gates, fidelity, utility, privacy tables", "yes: aggregate scores of training and holdout rows"),
+    ("relations with the parent (a child table)", "yes: aggregate scores of the training and holdout pairs"),
     ("distribution plots (real side)", "yes: shares over the generator's DP-released bins and categories only"),
     ("correlation-difference heatmap", "yes: one aggregate correlation per pair of columns"),
     (
@@ -776,6 +809,7 @@ so only aggregates leave them, and none reaches the published table's metadata b
 {_utility_section(s)}
 {_privacy_section(s, ctx.evaluation)}
 {_validity_section(s, ctx.keys)}
+{_relations_section(ctx.relations)}
 <section id="distributions"><h2>Distributions, real vs synthetic</h2>
 <p class="note">Real data is shown only as shares over the DP-released bins and categories (never a real row or value).
 A bin holding many rows in a narrow range (a spike, such as a column that is mostly 0) and NULL get bars of their

@@ -76,6 +76,9 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
     assert orders_result["relations"]["relations.tstr"] > 0.8  # train-on-real near 1: the tier follows the orders
     assert tickets_result["relations"]["relations.dangling_share"] == 0.0  # every real ticket names a customer
     assert {"orders_synthetic.children_tvd_excess", "tickets_synthetic.dangling_excess"} <= set(result["gates"])
+    report = Path(tickets_result["report"]).read_text()
+    assert "Relations with the parent table" in report and "relations.children_tvd" in report
+    assert "Relations with the parent table" not in Path(result["report"]).read_text()
 
     customers = pd.read_sql_table("customers_synthetic", engine, schema=schema)
     orders = pd.read_sql_table("orders_synthetic", engine, schema=schema)
