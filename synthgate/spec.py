@@ -481,8 +481,13 @@ class TableSpec(_Frozen):
                 )
             if child.target.table == self.target.table:
                 raise ValueError(f"the child's target.table {child.target.table!r} is the parent's target.table")
-            if [c.target.table for c in self.children].count(child.target.table) > 1:
-                raise ValueError(f"two children publish to target.table {child.target.table!r}: give each its own")
+            names = [re.sub(r"[^A-Za-z0-9_\-]", "_", c.target.table) for c in self.children]
+            if names.count(re.sub(r"[^A-Za-z0-9_\-]", "_", child.target.table)) > 1:
+                raise ValueError(
+                    f"two children publish to target.table {child.target.table!r} (or to a name that differs only in "
+                    "characters other than letters, digits, _ and -, which suites, metrics and reports replace with "
+                    "_): give each its own"
+                )
             if child.target_column == child.key:
                 raise ValueError(f"the child's target_column {child.key!r} is its key")
             order_policy = child.columns.get(child.order_by or "", ColumnPolicy()).policy

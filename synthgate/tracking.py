@@ -688,10 +688,10 @@ class SynthesizerPyfunc(PythonModel):
         parents, children = self.synthesizer.sample(rows, seed=seed)
         names = [child.name for child in self.synthesizer.children]
         table = (params or {}).get("table", "parents")
-        if table == "parents":
-            return parents
-        if table == "children" or table in names:
-            return children[0 if table == "children" else names.index(table)]
+        if table in names:  # a child table's own name first: one called "parents" or "children" stays reachable
+            return children[names.index(table)]
+        if table in ("parents", "children"):
+            return parents if table == "parents" else children[0]
         raise ValueError(f"params table {table!r} is none of this model's tables: parents, {', '.join(names)}")
 
 

@@ -432,6 +432,10 @@ def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
             ("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]),
             r"two children publish to target\.table 'orders_synthetic'",
         ),
+        (
+            ("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1].replace("s_s", "s s")),
+            r"target\.table 'orders_synthetic' \(or to a name that differs only in characters",
+        ),
     ],
 )
 def test_a_child_table_is_refused_where_it_cannot_be_published_with_its_parent(tmp_path, change, message):

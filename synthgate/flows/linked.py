@@ -121,8 +121,10 @@ def _trained(result: RefreshResult, spend: Spend) -> None:
     result.privacy = RunPrivacy.trained(result.linked.summary)
     spend.trained(result.privacy.spent, result.privacy.accounting)
     result.synthesizer, models = result.linked.tables()
-    for child, model in zip(result.children, models, strict=True):
-        child.synthesizer, child.privacy = model, result.privacy
+    for child, model, fit in zip(result.children, models, result.linked.summary.children, strict=True):
+        # the same spend, each table stating its own bound on a unit's rows (the parent's: their sum)
+        child.synthesizer = model
+        child.privacy = dataclasses.replace(result.privacy, max_rows_per_unit=fit.max_rows_per_unit)
 
 
 def _check(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: Path) -> None:

@@ -101,7 +101,7 @@ class LinkedFitSummary:
     delta: float
     parent: FitSummary  # its epsilon: the histograms' and the parent model's releases, composed
     children: list[FitSummary]  # in the children's order; the last one's epsilon: the whole fit's
-    max_rows_per_unit: int  # the largest of the child tables' bounds on a unit's rows
+    max_rows_per_unit: int  # the most child rows of one unit that trained: the sum of the child tables' bounds
 
     @property
     def accounting(self) -> str:
@@ -197,7 +197,7 @@ class LinkedSynthesizer:
         stages = self._stages(accountant)
         sizes = stages["sizes"]
         self.counts = [
-            self._release_counts(parents, frame, child.foreign_key, sizes, share=1.0 / len(self.children))
+            self._release_counts(parents, frame, child, sizes, share=1.0 / len(self.children))
             for child, frame in zip(self.children, children, strict=True)
         ]
         augmented = parents.assign(
@@ -234,7 +234,7 @@ class LinkedSynthesizer:
             delta=self.privacy.delta,
             parent=parent_fit,
             children=[fit for fit in fits if fit is not None],
-            max_rows_per_unit=max(counts.max_rows for counts in self.counts),
+            max_rows_per_unit=sum(counts.max_rows for counts in self.counts),
         )
         return self.summary
 
@@ -272,13 +272,13 @@ class LinkedSynthesizer:
         return model
 
     def _release_counts(
-        self, parents: pd.DataFrame, children: pd.DataFrame, foreign_key: str, stage: Stage, *, share: float
+        self, parents: pd.DataFrame, children: pd.DataFrame, child: LinkedChild, stage: Stage, *, share: float
     ) -> ChildCounts:
         """The DP histogram of one child table's rows per unit (one release; every unit in one bin of one part), on
         the fit's accountant at ``share`` of its stage's zCDP budget."""
         accountant = stage.accountant
         sigma = preprocessing_noise(stage.rho, weight=1.0, share=share)
-        key = children[foreign_key]
+        key = children[child.foreign_key]
         known = set(parents[self.parent_key].dropna())
         linked = key.isin(known)
         per_parent = key[linked].value_counts().reindex(list(known), fill_value=0)
@@ -295,7 +295,9 @@ class LinkedSynthesizer:
         linked_part, orphan_part = noisy[1 : 1 + n_edges], noisy[1 + n_edges : 1 + n_edges + n_groups]
         linked_sizes = denoised_histogram(linked_part, sigma)
         if linked_sizes.total < 10:
-            raise DataValidationError("too few parents with children to learn their relation under this budget")
+            raise DataValidationError(
+                f"too few parents with rows in child table {child.name!r} to learn their relation under this budget"
+            )
         bound = self.privacy.max_rows_per_unit or linked_sizes.bound()
         # The shares of children per parent: inside the histogram's reach every bin keeps its noisy count, not only
         # the bins that clear the noise: few parents in each of many small bins (1, 2, 3 children...) would otherwise
@@ -319,12 +321,17 @@ class LinkedSynthesizer:
             raise RuntimeError("fit() the linked synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
         parents = self._parents(n_parents or self.parent.summary.noisy_rows, seed)
-        tables = [self._sample_child(i, parents, seed + 31 * i) for i in range(len(self.children))]
+        tables, orphans = [], 0  # integer orphan keys of one table follow the earlier tables': each names no parent
+        for i in range(len(self.children)):
+            rows, used = self._sample_child(i, parents, seed + 31 * i, orphans)
+            tables.append(rows)
+            orphans += used
         return parents.drop(columns=[child.count_column for child in self.children]), tables
 
-    def _sample_child(self, i: int, parents: pd.DataFrame, seed: int) -> pd.DataFrame:
+    def _sample_child(self, i: int, parents: pd.DataFrame, seed: int, skip: int) -> tuple[pd.DataFrame, int]:
         """The ``i``-th child table's rows for the sampled ``parents``: each parent's children conditioned on its row,
-        their foreign key the parent's key; then the orphans and NULL-key rows."""
+        their foreign key the parent's key; then the orphans (their integer keys after the first ``skip``) and NULL-key
+        rows. Also how many orphan keys it used."""
         child, counts, model = self.children[i], self.counts[i], self.models[i]
         repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
         context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
@@ -337,7 +344,8 @@ class LinkedSynthesizer:
             groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
             given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
         rows = model.sample(len(given), seed=seed + 1, given=given)
-        orphan_keys = self._orphan_keys(parents[self.parent_key], max(int(orphan_rows.max(initial=-1)) + 1, 1), seed)
+        used = int(orphan_rows.max(initial=-1)) + 1
+        orphan_keys = self._orphan_keys(parents[self.parent_key], max(used, 1), seed, skip)
         keys = pd.concat(
             [
                 context[self.parent_key].astype(object),
@@ -351,7 +359,7 @@ class LinkedSynthesizer:
         rows[child.foreign_key] = keys.astype("Int64").array if integer else keys.to_numpy()
         if child.order_by is not None:
             rows[child.order_by] = _in_place_order(rows[child.order_by], given[POSITION], keys)
-        return rows
+        return rows, used
 
     def tables(self) -> tuple[DPSynthesizer, list[DPSynthesizer]]:
         """(parent, each child) models as their published tables see them: the same weights and releases, without the
@@ -433,23 +441,26 @@ class LinkedSynthesizer:
             privacy=PrivacyBudget.model_validate(state["privacy"]),
             training=Training.model_validate(state["training"] | {"device": device}),
         )
+        fits = [model.summary for model in models if model.summary is not None]
+        assert len(fits) == len(models)
         linked.counts = [_counts_from_state(entry["counts"]) for entry in saved]
         linked.parent, linked.models = parent, models
         linked.summary = LinkedFitSummary(
             state["summary"]["epsilon"],
             state["summary"]["delta"],
             parent.summary,
-            [model.summary for model in models if model.summary is not None],
-            max(counts.max_rows for counts in linked.counts),
+            fits,
+            sum(counts.max_rows for counts in linked.counts),
         )
         return linked
 
-    def _orphan_keys(self, parent_keys: pd.Series, n: int, seed: int) -> pd.Series:
-        """``n`` keys no synthetic parent has, of the parent key's fake kind: integers above the parents' ids, or
-        fresh UUIDs."""
+    def _orphan_keys(self, parent_keys: pd.Series, n: int, seed: int, skip: int) -> pd.Series:
+        """``n`` keys no synthetic parent has, of the parent key's fake kind: integers above the parents' ids (after
+        the first ``skip`` of them), or fresh UUIDs."""
         if self.parent_policies[self.parent_key].fake == "uuid":
             return fake_column("uuid", n, seed + 13)
-        return pd.Series(np.arange(n, dtype=np.int64) + int(parent_keys.max() if len(parent_keys) else 0) + 1)
+        first = int(parent_keys.max() if len(parent_keys) else 0) + 1 + skip
+        return pd.Series(np.arange(n, dtype=np.int64) + first)
 
     def _parents(self, n: int, seed: int) -> pd.DataFrame:
         """``n`` parents whose children per parent follow the released histogram (post-processing): from four times as
@@ -567,10 +578,11 @@ def orphan_group(sizes: np.ndarray) -> np.ndarray:
 
 def _orphan_sizes(noisy: np.ndarray, linked: SizeHistogram, sigma: float) -> SizeHistogram:
     """Keys no parent has, by their children (post-processing of the coarse groups' noisy counts): none unless the
-    groups' noisy sum clears twice its noise (a 2% chance of inventing orphans where there are none, which the
-    dangling_excess gate would then refuse); each group's count (at least 0) spread over the size bins inside it in
-    the linked parents' proportions there (evenly where they have none)."""
-    if noisy.sum() <= 2.0 * sigma * np.sqrt(noisy.size):
+    groups' noisy sum clears 3.5 times its noise: a 0.02% chance of inventing orphans where there are none (a child
+    table whose foreign key the warehouse enforces has none, and its synthetic copy must load there too; at twice the
+    noise, one refresh in 40 of such a table published about a hundred dangling rows); each group's count (at least
+    0) spread over the size bins inside it in the linked parents' proportions there (evenly where they have none)."""
+    if noisy.sum() <= 3.5 * sigma * np.sqrt(noisy.size):
         return SizeHistogram(tuple(0.0 for _ in SIZE_EDGES), 0.0)
     kept = np.maximum(noisy, 0.0) * noisy.sum() / max(np.maximum(noisy, 0.0).sum(), 1e-9)  # scaled to the noisy sum
     units = np.zeros(len(SIZE_EDGES))

@@ -219,8 +219,10 @@ class LedgerEntry:
 
 def child_run_id(run_id: str, table: str) -> str:
     """The ledger's and the catalog's key of a child table's rows in run ``run_id`` (the parent's rows hold the run's
-    own id)."""
-    return f"{run_id}/{table}"[:64]
+    own id): ``<run>/<table>``, cut to the column's 64 characters with a hash of the table's name (a configuration
+    name, not data) so that two long child names of one run keep keys of their own."""
+    key = f"{run_id}/{table}"
+    return key if len(key) <= 64 else f"{key[:55]}~{hashlib.sha256(table.encode()).hexdigest()[:8]}"
 
 
 def _scope(spec_name: str, source_table: str | None, key: str | None) -> sa.ColumnElement[bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -74,8 +75,15 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
     assert orders_result["published_version"] == tickets_result["published_version"] == 1
     assert orders_result["relations"]["relations.children_tvd"] < 0.3
     assert orders_result["relations"]["relations.tstr"] > 0.8  # train-on-real near 1: the tier follows the orders
-    assert tickets_result["relations"]["relations.dangling_share"] == 0.0  # every real ticket names a customer
+    # every real ticket names a customer; the DP counts may invent a few orphans (about one fit in 40)
+    assert tickets_result["relations"]["relations.dangling_share"] < 0.03
     assert {"orders_synthetic.children_tvd_excess", "tickets_synthetic.dangling_excess"} <= set(result["gates"])
+    model = mlflow.pyfunc.load_model(f"models:/synthgate-shop/{result['model_version']}", dst_path=str(workdir))
+    request = pd.DataFrame({"rows": [30], "seed": [2]})
+    assert len(model.predict(request)) == 30  # parents by default
+    assert list(model.predict(request, params={"table": "tickets_synthetic"}).columns) == ["customer_id", "wait_hours"]
+    with pytest.raises(ValueError, match="none of this model's tables: parents, orders_synthetic, tickets_synthetic"):
+        model.predict(request, params={"table": "payments"})
     report = Path(tickets_result["report"]).read_text()
     assert "Relations with the parent table" in report and "relations.children_tvd" in report
     assert "Relations with the parent table" not in Path(result["report"]).read_text()
@@ -101,6 +109,8 @@ def test_a_parent_and_its_children_publish_as_one_version(prefect_harness, workd
         rows["orders_synthetic"]["parent_table"] == rows["tickets_synthetic"]["parent_table"] == "customers_synthetic"
     )
     assert "relations.children_tvd" in rows["tickets_synthetic"]["scores"]
+    bounds = {table: row["max_rows_per_unit"] for table, row in rows.items()}  # each table states its own bound
+    assert bounds["customers_synthetic"] == bounds["orders_synthetic"] + bounds["tickets_synthetic"]
     assert rows["orders_synthetic"]["mlflow_run_id"] == rows["customers_synthetic"]["run_id"]
     assert rows["customers_synthetic"]["privacy_unit"] == "customer_id"
     # one spend, counted against each source it read: a spec of its own on the orders sees it under its cap

@@ -194,7 +194,7 @@ DISCLOSED: dict[str, str] = {
     r"^mlflow:(note|model_version\[[^\]]+\]:description):#\. Gates: ": "gate verdicts, in the run's description",
     r"^file:home/mlartifacts/.*/artifacts/gates\.json:": "gate verdicts (measured score, threshold, pass)",
     r"^file:home/(mlartifacts/.*/artifacts/(children/[^/]+/)?report/.*\.html|reports/.*\.html):html:(gates|fidelity|utility|privacy|"
-    r"validity|summary):": "the report's evaluation tables and verdict",
+    r"validity|summary|relations):": "the report's evaluation tables (a child's relations too) and verdict",
     r"^file:.*\.html:html:(img|distributions|correlations):": "the report's figures (DP bins, aggregate shares)",
     r"^file:home/mlartifacts/.*/artifacts/(children/[^/]+/)?report/plots/.*\.png$": (
         "the report's figures, logged as images"

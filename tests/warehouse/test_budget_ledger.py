@@ -186,3 +186,10 @@ def test_an_older_ledger_gets_the_source_column_and_its_rows_still_count(pg_engi
         governance.check_budget(engine, "people", 2.0, 3.0, source=spec("people", pg_schema).source)
     with pytest.raises(PrivacyBudgetError, match=r"spent 1.5 \+ asked 2"):
         governance.check_budget(engine, "renamed", 2.0, 3.0, source=spec("renamed", pg_schema).source)
+
+
+def test_child_tables_of_one_run_keep_ledger_keys_of_their_own():
+    run = "0123456789abcdef0123456789abcdef"
+    assert governance.child_run_id(run, "orders_synthetic") == f"{run}/orders_synthetic"
+    long = [governance.child_run_id(run, f"customer_support_tickets_synthetic_{region}") for region in ("eu", "us")]
+    assert long[0] != long[1] and all(len(key) == 64 for key in long)  # cut to the column, a hash keeps them apart
