@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=4000)
     args = parser.parse_args()
-    print("| shape | true bound | at most 2 | under half of it | over 4 times it | most frequent bounds (of the draws) |")
+    print("| shape | true bound | at most 2 | under half of it | over 4 times it | most frequent bounds |")
     print("|---|---|---|---|---|---|")
     for name, (sizes, sigma) in shapes().items():
         counts = np.bincount(size_bin(sizes), minlength=len(SIZE_EDGES)).astype(float)
