@@ -35,7 +35,8 @@ from synthgate.generator.releases import corrected_threshold, denoise, extend_ed
 SIZE_EDGES: tuple[int, ...] = (1, 2, 3, 4, *(int(edge) for k in range(2, 20) for edge in (1.5 * 2**k, 2 ** (k + 1))))
 TAIL_SHARE = 0.01  # the chosen bound leaves at most this share of the units (by the DP histogram) above it
 MAX_CHOSEN_ROWS = 2048  # the most rows per unit a chosen bound keeps (a declared one may be larger)
-SIZE_FALSE_RATE = 0.001  # the chance that an empty size bin clears the threshold that sets the sizes' reach
+SIZE_FALSE_RATE = 1e-4  # the chance that an empty size bin clears the threshold that sets the sizes' reach
+REACH_Z = 4.0  # past that reach, a stretch of bins extends it when its noisy sum clears REACH_Z sigma sqrt(bins)
 
 
 def protected_unit(unit: str | None, max_rows: int = 0) -> str:
@@ -148,14 +149,14 @@ def release_sizes(sizes: np.ndarray, sigma: float, accountant: PrivacyAccountant
 
 def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
     """A released histogram of rows per unit (noise ``sigma``), denoised (post-processing)."""
-    # The sizes reach over the bins that clear a threshold corrected for the number of bins (a 0.1% chance of a false
-    # one: a false bin far out would stretch the bound and add its units' rows), then over the stretches beyond that
-    # hold mass of their own at 3.5 sigma: on a small table (300 customers) the units of 5 to 12 orders sit in bins
+    # The sizes reach over the bins that clear a threshold corrected for the number of bins (SIZE_FALSE_RATE: a false
+    # bin far out would stretch the bound, fake units of that size and add their rows), then over the stretches beyond
+    # that hold mass of their own (REACH_Z): on a small table (300 customers) the units of 5 to 12 orders sit in bins
     # near 3 sigma, and without them the bound fell to 2 to 6 orders where 99% of the customers hold up to 24. Beyond
-    # the reach the thin tail is dropped
+    # the reach the thin tail is dropped (benchmarks/unit_bound.py: how often the bound lands too low or too high)
     core = np.flatnonzero(noisy >= corrected_threshold(noisy.size, sigma, 3.0, SIZE_FALSE_RATE))
     reach = int(core[-1]) + 1 if core.size else 1
-    reach = extend_edge(noisy, reach - 1, 1, sigma, z=3.5) + 1
+    reach = extend_edge(noisy, reach - 1, 1, sigma, z=REACH_Z) + 1
     denoised = np.zeros(noisy.size)
     denoised[:reach] = denoise(np.append(noisy[:reach], 0.0), sigma)[:-1]
     # The units: the noisy bins up to where a thin tail beyond the last 3-sigma bin stops holding mass of its own (on

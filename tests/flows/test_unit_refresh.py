@@ -62,7 +62,7 @@ def warehouse(request, tmp_path) -> Iterator[tuple[str, str | None, sa.Engine]]:
 
 def test_a_unit_table_publishes_and_says_what_epsilon_protects(prefect_harness, workdir, warehouse):
     url, schema, engine = warehouse
-    source = orders()
+    source = orders(customers=1000)  # 400 left the chosen bound near its noise: 1 fit in 100 read it off
     source.to_sql("orders", engine, schema=schema, index=False)
     data = spec_dict(schema or "", table="orders", target="orders_synthetic", name="orders")
     for side in ("source", "target"):
@@ -77,7 +77,9 @@ def test_a_unit_table_publishes_and_says_what_epsilon_protects(prefect_harness, 
     published = pd.read_sql_table("orders_synthetic", engine, schema=schema)
     assert set(published.columns) == set(source.columns)
     per_customer = published["customer_id"].value_counts()
-    assert per_customer.max() > 1 and 1.5 < per_customer.mean() < 8  # the real mean is 4 orders a customer
+    # the real mean is 4 orders a customer; the median, not the mean, above: a false far bin of sizes (0.2% of draws,
+    # benchmarks/unit_bound.py) fakes some customers with hundreds
+    assert per_customer.max() > 1 and per_customer.mean() > 1.5 and per_customer.median() <= 8
     governed = engine.execution_options(schema_translate_map={None: schema}) if schema else engine
     (row,) = governance.catalog_rows(governed, "orders")
     # the bound is chosen from the DP histogram of orders per customer

@@ -1,8 +1,10 @@
+import math
 import secrets
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.codecs import RARE_LABEL, CategoricalCodec, codec_from_state
@@ -130,6 +132,15 @@ def test_booleans_are_public_and_nullable():
 @pytest.mark.parametrize("delta", [1e-6, 1e-9])
 def test_selection_threshold_grows_as_delta_shrinks(delta):
     assert selection_threshold(10.0, delta) > selection_threshold(10.0, delta * 100) > 1.0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.2, 4.2, 11.0])
+def test_a_singleton_is_selected_with_at_most_delta_though_its_count_is_rounded(sigma):
+    # the accountant rounds each released count: rint(1 + noise) > t holds from noise = floor(t) - 0.5 on, which was
+    # below t - 1 where t's fraction is over a half (sigma 1: 3.4e-6 against a delta of 1e-6)
+    delta = 1e-6
+    lowest = math.floor(selection_threshold(sigma, delta)) + 1  # the smallest rounded count above the threshold
+    assert norm.sf((lowest - 0.5 - 1.0) / sigma) <= delta
 
 
 def test_denoise_keeps_a_thin_tail_and_adds_little_to_empty_bins():

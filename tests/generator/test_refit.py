@@ -111,7 +111,7 @@ def test_a_figure_null_for_97_percent_of_rows_is_located_by_its_refit():
     column = Column("hardship", ColumnKind.FLOAT, "DOUBLE PRECISION")
     accountant = PrivacyAccountant(delta=1e-5)
     located = {True: 0, False: 0}
-    for _ in range(40):
+    for _ in range(200):  # 40 trials failed about one run in 500 (the binomial spread of 0.9 and 0.3)
         first = dp_range(column, values, 60.0, accountant)
         assert first.grid is not None
         refit = dp_range(column, values, 60.0, accountant, earlier=(first.grid, first.sigma))
@@ -119,4 +119,4 @@ def test_a_figure_null_for_97_percent_of_rows_is_located_by_its_refit():
         located[True] += refit.located and refit.low <= 200 <= refit.high
         located[False] += alone.located and alone.low <= 200 <= alone.high
         assert refit.sigma == pytest.approx(60.0 / np.sqrt(2.0))
-    assert located[True] >= 30 and located[True] > located[False] + 12, located
+    assert located[True] >= 160 and located[True] > located[False] + 70, located

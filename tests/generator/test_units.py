@@ -124,11 +124,11 @@ def test_one_more_unit_of_many_rows_moves_every_release_by_at_most_its_sensitivi
 
 def test_a_small_tables_bound_reaches_past_the_bins_near_three_sigma():
     # 300 customers with 1 to about 24 orders (99% of them): the bins of 5 to 12 orders hold 20 to 40 customers
-    # each, near 3 sigma; the reach stopped at the corrected-clear bins and the bound was 2 in 7% of the draws (a
-    # customer's orders faked as at most 2) and at most 6 in 80%
+    # each, near 3 sigma; the reach stopped at the corrected-clear bins and the bound was at most 2 in 9% of the draws
+    # (a customer's orders faked as 1 or 2) and at most 4 in about 40% (benchmarks/unit_bound.py: now 0.4% and 10%)
     sizes = np.random.default_rng(0).geometric(0.25, 300)
     bounds = np.array([release_sizes(sizes, 11.5, PrivacyAccountant(delta=1e-5)).bound() for _ in range(200)])
-    assert (bounds <= 2).mean() < 0.02 and (bounds >= 8).mean() > 0.5
+    assert (bounds <= 2).mean() < 0.03 and (bounds <= 4).mean() < 0.25
 
 
 def test_a_unit_table_trains_per_unit_and_samples_repeating_units():
@@ -145,7 +145,7 @@ def test_a_unit_table_trains_per_unit_and_samples_repeating_units():
     sample = synth.sample(4000)
     per_unit = sample["customer_id"].value_counts()
     assert per_unit.max() <= summary.max_rows_per_unit
-    assert 5 < per_unit.mean() < 40  # the real mean is about 17 rows a customer
+    assert 5 < per_unit.median() < 40  # the real median is 12 rows a customer (a false far bin of sizes moves the mean)
     assert sample["channel"].value_counts(normalize=True)["web"] > 0.4
 
 
