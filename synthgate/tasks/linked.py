@@ -60,8 +60,8 @@ def train_linked(parent: RefreshResult) -> LinkedSynthesizer:
     assert len(trains) == len(parent.children)
     summary = linked.fit(parent.train, trains)
     get_run_logger().info(
-        "trained %s with %s under epsilon %.4f per %s with all its rows (at most %d rows of a table trained); parent "
-        "model %.1f s, child models %s s",
+        "trained %s with %s under epsilon %.4f per %s with all its rows (at most %d of its child rows trained); "
+        "parent model %.1f s, child models %s s",
         spec.source.table,
         ", ".join(link.source.table for link in spec.children),
         summary.epsilon,
@@ -74,6 +74,8 @@ def train_linked(parent: RefreshResult) -> LinkedSynthesizer:
 
 
 def _child(link: ChildTable, child: RefreshResult) -> LinkedChild:
+    """A child table as the linked generator takes it: its columns and policies as profiled, its link's key, label
+    and order."""
     assert child.source is not None
     return LinkedChild(
         name=link.name,

@@ -124,8 +124,8 @@ DP_OUTPUTS: dict[str, str] = {
     r"^prefect:log:sample-linked:sampled # parent rows and # child rows$": (
         "the DP parent-count estimate and the children the DP model drew for them"
     ),
-    r"^prefect:log:train-linked:trained \S+ with \S+ under epsilon #\.# per \S+ with all its rows \(at most # rows "
-    r"of a table trained\); parent model <dur> s, child models <dur> s$": (
+    r"^prefect:log:train-linked:trained \S+ with \S+ under epsilon #\.# per \S+ with all its rows \(at most # of its "
+    r"child rows trained\); parent model <dur> s, child models <dur> s$": (
         "epsilon (accountant) and the bound on children per parent (from the DP histogram)"
     ),
     r"^prefect:log:flow:refresh of \S+ published with \S+: epsilon spent #\.# per \S+, quality #\.# and #\.#$": (
