@@ -351,6 +351,12 @@ class Schedule(_Frozen):
         return timezone
 
 
+def _plain_name(name: str) -> str:
+    """``name`` with every character but letters, digits, _ and - replaced by _ (a child spec's name, and what tells
+    two child tables apart in suites, metrics and reports)."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", name)
+
+
 class ChildTable(_Frozen):
     """A child table published with its parent (the spec's own table) as one version: its rows refer to a parent row
     through ``key``, and the parent's key (``privacy.unit``) is the privacy unit of both (one parent with all its
@@ -473,6 +479,7 @@ class TableSpec(_Frozen):
             )
         if self.holdout.table is not None:
             raise ValueError("linked tables split their holdout by parent: use holdout.fraction, not holdout.table")
+        names = [_plain_name(c.target.table) for c in self.children]
         for child in self.children:
             if (child.target.url, child.target.db_schema) != (self.target.url, self.target.db_schema):
                 raise ValueError(
@@ -481,8 +488,7 @@ class TableSpec(_Frozen):
                 )
             if child.target.table == self.target.table:
                 raise ValueError(f"the child's target.table {child.target.table!r} is the parent's target.table")
-            names = [re.sub(r"[^A-Za-z0-9_\-]", "_", c.target.table) for c in self.children]
-            if names.count(re.sub(r"[^A-Za-z0-9_\-]", "_", child.target.table)) > 1:
+            if names.count(_plain_name(child.target.table)) > 1:
                 raise ValueError(
                     f"two children publish to target.table {child.target.table!r} (or to a name that differs only in "
                     "characters other than letters, digits, _ and -, which suites, metrics and reports replace with "
@@ -502,7 +508,7 @@ class TableSpec(_Frozen):
         """The child as a table spec of its own (its suites, extract, checks and scores): the parent's budget, gates
         and training, its key the privacy unit."""
         return TableSpec(
-            name=re.sub(r"[^A-Za-z0-9_\-]", "_", f"{self.name}-{child.name}"),
+            name=_plain_name(f"{self.name}-{child.name}"),
             source=child.source,
             target=child.target,
             holdout=self.holdout,
