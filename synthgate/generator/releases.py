@@ -15,16 +15,18 @@ only), weighted as :func:`budget_weight` says:
    never hides the rest; the range grows over thin tails while the next bins clear. Outliers beyond
    it are clipped: no single record moves the range. Wide bins gather thin mass: a figure held by 15%
    of the rows, or spread over a decade, still clears the threshold.
-2. one of: a *zoom* (256 noisy bins across the range narrow it where the whole core sits in one
-   coarse bin: coordinates, the stamps of one week, a year column); *point masses* (floats and
+2. one of: a *zoom* (256 noisy bins across the core narrow it where the whole core sits in one
+   coarse bin: coordinates, the stamps of one week, a year column; the range keeps a core's width on
+   each side for the tails, in bins that double in width outwards); *point masses* (floats and
    integers spread wider: DP selection of exact values that many rows hold, such as the zeros of a
    zero-inflated figure, a sentinel or a loan term, decoded exactly); or, for datetimes spread over
    months and integers over at most 128 values, nothing, the fine bins taking this step's share.
 3. *bins*: a noisy histogram over a fine grid inside the range (one bin per integer for
    short integer ranges; otherwise uniform in linear or log space, as many as the column's
-   non-null rows afford), plus a NULL bin. The model predicts a coarse quantile bin of it (or a
-   point mass); sampling then draws the fine bin from the noisy fine histogram and a value
-   uniformly inside it, so column shapes follow the DP histogram.
+   non-null rows afford, over the core, or over the whole range for dates spread across it), plus a
+   NULL bin. The model predicts a coarse quantile bin of it (or a point mass); sampling then draws
+   the fine bin from the noisy fine histogram and a value uniformly inside it, so column shapes
+   follow the DP histogram.
 
 Every release goes through :meth:`PrivacyAccountant.gaussian`: noise from OS entropy (never a seed),
 released counts rounded to integers (see :mod:`synthgate.generator.noise`).
@@ -278,40 +280,48 @@ def zoom_range(
     accountant: PrivacyAccountant,
     units: np.ndarray | None = None,
 ) -> DPRange:
-    """A second look at a continuous column's range: a noisy histogram of 256 bins across the coarse one.
+    """A second look at a continuous column's range: a noisy histogram of 256 bins across its core, which one coarse
+    bin holds (the zoom is made only then).
 
     The coarse grid's bins are wide (a factor of 3.2; 30 days for datetimes), so coordinates (offset 45, spread
-    0.2) or the stamps of one week fill a sliver of it. The zoom moves each end of the range inwards, to the
-    first zoom bin that clears a threshold corrected for the number of bins, but only inside the outermost core
-    bin of the coarse release (the zoom is made only when one coarse bin holds the whole core): between
-    the core's inner bounds the coarse release saw clear mass, which the zoom never drops (a spike holding most
-    rows, or a sentinel value, leaves the rest of the range whole). An end where the coarse release found a thin
-    tail is kept, so heavy tails stay whole.
+    0.2) or the stamps of one week fill a sliver of it. The zoom narrows the core to the zoom bins from the first
+    to the last that clears a threshold corrected for the number of bins, grown outwards over the stretches that
+    hold mass of their own (:func:`extend_edge`): the tails of a credit score (a fifth of its rows beyond the clear
+    bins at epsilon 4) stay inside instead of piling up at the range's ends. An end where the coarse release found
+    a thin tail beyond the core is kept, so heavy tails stay whole, while the core still narrows: a false tail bin
+    far out no longer leaves coordinates spread over a bin of 0.5 degrees.
     """
-    edges = _spaced_edges(coarse.low, coarse.high, _ZOOM_BINS)
-    counts = _histogram(values, edges, units)
+    edges = _spaced_edges(coarse.core_low, coarse.core_high, _ZOOM_BINS)
+    counts = _histogram(values, edges, units)  # a tail's values count in the end bins: the core reaches them
     noisy = accountant.gaussian(f"zoom:{column.name}", counts, sigma)
-    threshold = corrected_threshold(noisy.size, sigma, 3.0)
-    clear = noisy >= threshold  # one false bin far out would undo the zoom
-    low, high = coarse.low, coarse.high
-    if coarse.low >= coarse.core_low:  # no thin tail below the core
-        inside = np.flatnonzero(clear & (edges[:-1] < coarse.inner_low))
-        low = float(edges[inside[0]]) if inside.size else low
-    if coarse.high <= coarse.core_high:
-        inside = np.flatnonzero(clear & (edges[1:] > coarse.inner_high))
-        high = float(edges[inside[-1] + 1]) if inside.size else high
-    inside = noisy[(edges[:-1] >= low) & (edges[1:] <= high)].sum()
-    # Nothing narrower; or too few rows to tell a stretch that holds them from a false clear bin; or one that does not
-    if high <= low or coarse.mass < 2.0 * threshold or inside < 0.5 * coarse.mass:
+    # One false bin far out would undo the zoom (coordinates spread over 3 degrees): a 0.1% chance over all bins
+    threshold = corrected_threshold(noisy.size, sigma, 3.0, false_rate=1e-3)
+    clear = np.flatnonzero(noisy >= threshold)
+    if not clear.size:
         return coarse
+    first, last = (
+        extend_edge(noisy, int(clear[0]), -1, sigma, z=4.0),
+        extend_edge(noisy, int(clear[-1]), 1, sigma, z=4.0),
+    )
+    core_low, core_high = float(edges[first]), float(edges[last + 1])
+    inside = noisy[first : last + 1].sum()
+    # Too few rows to tell a stretch that holds them from a false clear bin; or one that does not hold them
+    if coarse.mass < 2.0 * threshold or inside < 0.5 * coarse.mass:
+        return coarse
+    # The range reaches a core's width beyond it on each side (where the coarse release found no thin tail), in bins
+    # that double in width outwards (:func:`_fine_edges`): the fine release, with its wider bins, finds the tails the
+    # zoom's narrow bins could not, and a false bin among them lands near the data, not 50 degrees away
+    width = core_high - core_low
+    low = max(coarse.low, core_low - width) if coarse.low >= coarse.core_low else coarse.low
+    high = min(coarse.high, core_high + width) if coarse.high <= coarse.core_high else coarse.high
     return DPRange(
         low,
         high,
         coarse.counts,
-        max(low, coarse.core_low),
-        min(high, coarse.core_high),
-        inner_low=max(low, coarse.inner_low),
-        inner_high=min(high, coarse.inner_high),
+        core_low,
+        core_high,
+        inner_low=max(core_low, coarse.inner_low),
+        inner_high=min(core_high, coarse.inner_high),
         located=coarse.located,
         mass=coarse.mass,
         sigma=coarse.sigma,
@@ -607,7 +617,8 @@ def _fine_edges(
     if integer and math.ceil(high) - math.floor(low) + 1 <= max(n_bins, _MAX_EXACT_TOKENS):
         return np.arange(math.floor(low) - 0.5, math.ceil(high) + 1.0), True  # thin bins: pooled by the denoising
     inner_low, inner_high = low, high
-    if coarse is not None and max(low, coarse.core_low) < min(high, coarse.core_high):
+    spread = column.kind is ColumnKind.DATETIME and coarse is not None and not _concentrated(coarse)
+    if coarse is not None and not spread and max(low, coarse.core_low) < min(high, coarse.core_high):
         inner_low, inner_high = max(low, coarse.core_low), min(high, coarse.core_high)
     # Thin data over many integers (months since an event, NULL for half the rows): wider bins clear the noise
     edges = _spaced_edges(inner_low, inner_high, n_bins)
@@ -616,10 +627,41 @@ def _fine_edges(
         for lo, hi, _ in (coarse.counts if coarse is not None else [])
         if hi > lo and (hi <= inner_low or lo >= inner_high)
     ]
-    edges = np.unique(np.concatenate([edges, [low, high], *tails]))
+    # Between the core and the range's ends where no grid bin lies (a zoomed core), bins doubling in width outwards
+    below = max([t[-1] for t in tails if t[-1] <= inner_low], default=low)
+    above = min([t[0] for t in tails if t[0] >= inner_high], default=high)
+    flanks = [
+        _doubling_edges(inner_low, below, edges[1] - edges[0]),
+        _doubling_edges(inner_high, above, edges[-1] - edges[-2]),
+    ]
+    edges = np.unique(np.concatenate([edges, [low, high], *tails, *flanks]))
     if integer:  # integer-aligned: each integer in one bin, the highest included
         edges = np.unique(np.append(np.round(edges) - 0.5, math.ceil(high) + 0.5))
     return edges, False
+
+
+def _doubling_edges(start: float, stop: float, width: float) -> np.ndarray:
+    """Edges from ``start`` towards ``stop`` (either side), the first bin ``width`` wide and each next one twice the
+    last; the last bin ends at ``stop``."""
+    if width <= 0 or start == stop:
+        return np.empty(0)
+    sign, span = math.copysign(1.0, stop - start), abs(stop - start)
+    offsets = width * (2.0 ** np.arange(1, max(math.ceil(math.log2(span / width + 1)), 1) + 1) - 1)
+    return start + sign * np.append(offsets[offsets < span], span)
+
+
+def _concentrated(coarse: DPRange) -> bool:
+    """Whether the core of a range holds most of the mass the range release saw inside it (post-processing).
+
+    Dates spread over years have a core of a month or two (the bins that cleared a threshold by the noise), and
+    bins a quarter of a month beyond it hold a few dozen rows each, too few to clear the noise: holes and spikes
+    across most of the range. Such dates get even bins over the whole range; a week of stamps with a thin tail of
+    years keeps its fine bins on the week.
+    """
+    positive = [(lo, hi, max(count, 0.0)) for lo, hi, count in coarse.counts]
+    total = sum(count for _, _, count in positive)
+    core = sum(count for lo, hi, count in positive if hi > coarse.core_low and lo < coarse.core_high)
+    return total > 0 and core >= total / 2
 
 
 def _spaced_edges(low: float, high: float, n_bins: int) -> np.ndarray:
