@@ -247,8 +247,10 @@ def profile(
 ) -> None:
     """Propose column policies from SDV's detection on a sample of real rows; --write records them in the spec.
 
-    Profiling reads real values outside the privacy budget, so it is a decision a person takes once: refreshes never
-    profile. They use the spec's policies and, for a column with none, decide from its name and SQL type alone.
+    A spec with child tables is profiled table by table, the parent first; each child's proposals go to its own
+    ``columns:``. Profiling reads real values outside the privacy budget, so it is a decision a person takes once:
+    refreshes never profile. They use the spec's policies and, for a column with none, decide from its name and SQL
+    type alone.
     """
     _quiet_libraries()
     from synthgate.profiling import propose, repeating_person_keys, write_policies
@@ -256,42 +258,52 @@ def profile(
     from synthgate.warehouse.extract import extract_table
 
     table_spec = load_spec(spec)
-    extract = extract_table(table_spec.source, table_spec.chunk_size, policies=table_spec.columns)
-    profiles = propose(table_spec, extract.frame, extract.columns)
-    typer.echo(
-        f"SDV detection on a sample of the real rows of {table_spec.source.table} (read outside the privacy "
-        "budget, at your request)",
-        err=True,
-    )
-    typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
-    for p in profiles:
-        fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
-        typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
-    for key in repeating_person_keys(table_spec, extract.frame, profiles):
+    tables = [(None, table_spec), *((i, table_spec.child_spec(c)) for i, c in enumerate(table_spec.children))]
+    unrecorded, recorded = 0, False
+    for child, one in tables:
+        extract = extract_table(one.source, one.chunk_size, policies=one.columns)
+        profiles = propose(one, extract.frame, extract.columns)
         typer.echo(
-            f"warning: {key} looks like the key of a person who owns several rows (its values repeat). Without "
-            "privacy.unit epsilon protects one row, not a person: if one person owns several rows, set "
-            f"privacy: {{unit: {key}}} in the spec",
+            f"SDV detection on a sample of the real rows of {one.source.table} (read outside the privacy budget, at "
+            "your request)",
             err=True,
         )
-    undeclared = [p for p in profiles if not p.declared]
-    if not undeclared:
-        typer.echo(f"every column already has a policy in {spec}: nothing to record")
-        return
-    if not write:
+        if child is not None:
+            typer.echo(f"\nchild table {one.source.table} (children[{child}]):")
+        typer.echo(f"{'column':30s} {'kind':12s} {'sdtype':14s} proposed policy: reason")
+        for p in profiles:
+            fake = f" ({p.proposed.fake})" if p.proposed.fake else ""
+            typer.echo(f"{p.name:30s} {p.kind.value:12s} {p.sdtype:14s} {p.proposed.policy}{fake}: {p.reason}")
+        for key in repeating_person_keys(one, extract.frame, profiles):
+            typer.echo(
+                f"warning: {key} looks like the key of a person who owns several rows (its values repeat). Without "
+                "privacy.unit epsilon protects one row, not a person: if one person owns several rows, set "
+                f"privacy: {{unit: {key}}} in the spec",
+                err=True,
+            )
+        where = "columns:" if child is None else f"children[{child}].columns:"
+        if not any(not p.declared for p in profiles):
+            typer.echo(f"every column of {one.source.table} already has a policy in {spec}: nothing to record")
+        elif not write:
+            unrecorded += sum(not p.declared for p in profiles)
+        else:
+            written = write_policies(spec, profiles, child=child)
+            typer.echo(f"\nrecorded in {spec} ({where}):")
+            for name, policy in written.items():
+                fake = f", fake: {policy.fake}" if policy.fake else ""
+                typer.echo(f"  {name}: {{policy: {policy.policy}{fake}}}")
+            recorded = True
+    if recorded:
         typer.echo(
-            f"\n{len(undeclared)} proposals, not recorded: run `synthgate profile {spec} --write` to record them "
-            "in the spec (or edit its columns: section by hand)"
+            "These policies are now a recorded human decision: review the change and commit it. Refreshes use them "
+            "and never read the data to decide policies; only policy and fake kind were written, nothing SDV saw in "
+            "the data."
         )
-        return
-    written = write_policies(spec, profiles)
-    typer.echo(f"\nrecorded in {spec} (columns:):")
-    for name, policy in written.items():
-        typer.echo(f"  {name}: {{policy: {policy.policy}" + (f", fake: {policy.fake}" if policy.fake else "") + "}")
-    typer.echo(
-        "These policies are now a recorded human decision: review the change and commit it. Refreshes use them and "
-        "never read the data to decide policies; only policy and fake kind were written, nothing SDV saw in the data."
-    )
+    if unrecorded:
+        typer.echo(
+            f"\n{unrecorded} proposals, not recorded: run `synthgate profile {spec} --write` to record them in the "
+            "spec (or edit its columns: sections by hand)"
+        )
 
 
 @app.command()

@@ -376,10 +376,14 @@ def undeclared_decisions(profiles: list[ColumnProfile], *, shown: int = 12) -> s
 
 # A new `columns:` section goes before the first of these keys the file has (else at the end).
 _COLUMNS_BEFORE = ("privacy", "training", "gates", "rows", "chunk_size", "publishing", "schedule")
+_CHILD_COLUMNS_BEFORE = ("target_column", "order_by")  # in a child table's mapping
 
 
-def record_policies(path: str | Path, profiles: Iterable[ColumnProfile]) -> dict[str, ColumnPolicy]:
-    """Write each undeclared column's proposed policy (and fake kind) into the spec file; return what was written.
+def record_policies(
+    path: str | Path, profiles: Iterable[ColumnProfile], *, child: int | None = None
+) -> dict[str, ColumnPolicy]:
+    """Write each undeclared column's proposed policy (and fake kind) into the spec file (into ``children[child]``'s
+    ``columns:`` for a child table); return what was written.
 
     The raw YAML text is edited in round-trip mode, so ``${ENV}``/``${secret:BLOCK}`` placeholders, comments and key
     order stay as written. Only ``policy`` and ``fake`` are written: never anything seen in the data (no minima,
@@ -397,9 +401,12 @@ def record_policies(path: str | Path, profiles: Iterable[ColumnProfile]) -> dict
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long lines (URLs)
     yaml.indent(**_guess_indent(text))
-    data = yaml.load(text)
-    if not isinstance(data, CommentedMap):
+    document = yaml.load(text)
+    if not isinstance(document, CommentedMap):
         raise TypeError("a table spec is a YAML mapping")
+    data = document if child is None else document["children"][child]
+    if not isinstance(data, CommentedMap):
+        raise TypeError(f"children[{child}] is not a mapping")
     columns = data.get("columns")
     if columns is not None and not isinstance(columns, CommentedMap):
         raise TypeError("'columns' is not a mapping")
@@ -424,7 +431,8 @@ def record_policies(path: str | Path, profiles: Iterable[ColumnProfile]) -> dict
         data["columns"] = added
     elif added and columns is None:
         keys = list(data)
-        position = next((keys.index(k) for k in _COLUMNS_BEFORE if k in data), len(keys))
+        before = _COLUMNS_BEFORE if child is None else _CHILD_COLUMNS_BEFORE
+        position = next((keys.index(k) for k in before if k in data), len(keys))
         data.insert(position, "columns", added)
         if position:  # comment lines that precede the next key stay in front of it
             _move_trailing_comment(data, keys[position - 1], added)
@@ -435,12 +443,14 @@ def record_policies(path: str | Path, profiles: Iterable[ColumnProfile]) -> dict
         if last is not None and not columns.fa.flow_style():
             _move_trailing_comment(columns, last, columns)
     out = StringIO()
-    yaml.dump(data, out)
+    yaml.dump(document, out)
     path.write_text(out.getvalue())
     return written
 
 
-def write_policies(path: str | Path, profiles: list[ColumnProfile]) -> dict[str, ColumnPolicy]:
+def write_policies(
+    path: str | Path, profiles: list[ColumnProfile], *, child: int | None = None
+) -> dict[str, ColumnPolicy]:
     """:func:`record_policies`, then load the spec again; on any error the file is left as it was."""
     from synthgate.errors import SpecError
     from synthgate.spec import load_spec
@@ -448,7 +458,7 @@ def write_policies(path: str | Path, profiles: list[ColumnProfile]) -> dict[str,
     path = Path(path)
     before = path.read_text()
     try:
-        written = record_policies(path, profiles)
+        written = record_policies(path, profiles, child=child)
         if written:
             load_spec(path)
     except Exception as exc:  # noqa: BLE001 - a parse or validation error of the edited file: nothing is recorded

@@ -337,3 +337,44 @@ def test_profile_warns_of_a_repeating_person_key_and_names_no_value(tmp_path, mo
     named = CliRunner().invoke(app, ["profile", str(path)])
     assert named.exit_code == 0 and "warning:" not in named.output
     assert "the privacy unit" in named.output
+
+
+def test_profile_proposes_and_records_each_child_tables_policies(tmp_path):
+    # customers and their orders: the child is profiled after the parent, its proposals go to its own columns:
+    from tests.generator.test_linked import customers_and_orders
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = sa.create_engine(url)
+    parents, orders = customers_and_orders(200)
+    parents.to_sql("customers", engine, index=False)
+    orders.to_sql("orders", engine, index=False)
+    engine.dispose()
+    text = (
+        "name: shop\n"
+        f"source: {{url: '{url}', table: customers}}\n"
+        f"target: {{url: '{url}', table: customers_synthetic}}\n"
+        "privacy: {epsilon: 1.0, delta: 1.0e-5, unit: customer_id}\n"
+        "children:\n"
+        f"  - source: {{url: '{url}', table: orders}}\n"
+        f"    target: {{url: '{url}', table: orders_synthetic}}\n"
+        "    key: customer_id  # the parent's unit\n"
+    )
+    path = tmp_path / "shop.yaml"
+    path.write_text(text)
+    shown = CliRunner().invoke(app, ["profile", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "child table orders (children[0])" in shown.output and "order_id" in shown.output
+    assert path.read_text() == text
+
+    written = CliRunner().invoke(app, ["profile", str(path), "--write"])
+    assert written.exit_code == 0, written.output
+    assert "(children[0].columns:)" in written.output
+    child = yaml.safe_load(path.read_text())["children"][0]
+    assert child["columns"]["order_id"] == {"policy": "fake", "fake": "id"}
+    assert child["columns"]["customer_id"] == {"policy": "fake", "fake": "id"}  # the unit: a fake key
+    assert child["columns"]["amount"] == {"policy": "keep"}
+    assert "    key: customer_id  # the parent's unit\n" in path.read_text()
+    loaded = load_spec(path)
+    assert set(loaded.columns) == set(parents.columns) and set(loaded.children[0].columns) == set(orders.columns)
+    again = CliRunner().invoke(app, ["profile", str(path), "--write"])
+    assert again.exit_code == 0 and again.output.count("nothing to record") == 2
