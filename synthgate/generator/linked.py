@@ -463,27 +463,59 @@ class LinkedSynthesizer:
         return pd.Series(np.arange(n, dtype=np.int64) + first)
 
     def _parents(self, n: int, seed: int) -> pd.DataFrame:
-        """``n`` parents whose children per parent follow the released histogram (post-processing): from four times as
-        many of the parent model's, each bin of the first child table's children gets its share of the ``n`` (as far
-        as the pool holds them; the rest drawn at random), so the model says which parents have many children and the
-        histogram how many do. The other child tables' counts come with the parents drawn (the model's joint)."""
+        """``n`` parents whose children per parent follow each child table's released histogram (post-processing):
+        from four times as many of the parent model's, weighted by raking so that every count column's bins hold
+        their histogram's shares at once (:func:`rake`), then ``n`` drawn with those weights (:func:`systematic`).
+        The model says which parents have many children of each kind, the histograms how many do."""
         assert self.parent is not None
         pool = self.parent.sample(4 * n, seed=seed)
-        first = self.children[0].count_column
-        codec = dict(zip((c.name for c in self.parent.learned), self.parent.codecs, strict=True))[first]
-        assert isinstance(codec, NumericCodec)
-        bins = codec.encode(pool[first])
-        quota = np.floor(np.asarray(codec.fine_probs) * n).astype(int)
-        rng = np.random.default_rng(seed + 17)
-        chosen = [
-            rng.choice(members, min(q, members.size), replace=False)
-            for b, q in enumerate(quota)
-            if (members := np.flatnonzero(bins == b)).size and q > 0
-        ]
-        taken = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-        rest = np.setdiff1d(np.arange(len(pool)), taken)
-        taken = np.concatenate([taken, rng.choice(rest, n - taken.size, replace=False)])
-        return pool.iloc[np.sort(taken)].reset_index(drop=True)
+        codecs = dict(zip((c.name for c in self.parent.learned), self.parent.codecs, strict=True))
+        margins = []
+        for child in self.children:
+            codec = codecs[child.count_column]
+            assert isinstance(codec, NumericCodec)
+            margins.append((codec.encode(pool[child.count_column]), np.asarray(codec.fine_probs, dtype=float)))
+        taken = systematic(rake(margins, len(pool)), n, np.random.default_rng(seed + 17))
+        return pool.iloc[taken].reset_index(drop=True)
+
+
+def rake(margins: list[tuple[np.ndarray, np.ndarray]], size: int, iterations: int = 50) -> np.ndarray:
+    """Weights of ``size`` rows such that, for each (bin of every row, target shares of the bins), the weighted shares
+    of the bins come as close to the targets as the rows allow: iterative proportional fitting from equal weights. A
+    bin no row falls in leaves its share to the others; all weights zero (no row in any bin with a share), equal."""
+    weights = np.ones(size)
+    for _ in range(iterations):
+        for bins, target in margins:
+            held = np.bincount(bins, weights=weights, minlength=target.size)[: target.size]
+            wanted = target / target.sum() * held.sum() if target.sum() > 0 else held
+            factor = np.divide(wanted, held, out=np.zeros_like(held), where=held > 0)
+            weights = weights * np.append(factor, 0.0)[np.minimum(bins, target.size)]
+    return weights if weights.sum() > 0 else np.ones(size)
+
+
+def systematic(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct row indices (sorted), each row taken with probability ``n`` times its share of the weights (at
+    most 1: the heaviest rows are taken first and the rest share what is left), by systematic sampling."""
+    weights = np.asarray(weights, dtype=float)
+    certain = np.zeros(weights.size, dtype=bool)
+    while True:  # rows whose share would exceed one draw are taken for certain
+        left = n - int(certain.sum())
+        rest = np.where(certain, 0.0, weights)
+        over = ~certain & (rest * left > rest.sum())
+        if not over.any() or left <= 0:
+            break
+        certain |= over
+    left = n - int(certain.sum())
+    chosen = np.flatnonzero(certain)
+    if left > 0:
+        rest = np.where(certain, 0.0, weights)
+        if rest.sum() <= 0:
+            rest = np.where(certain, 0.0, 1.0)
+        cumulative = np.cumsum(rest / rest.sum() * left)
+        points = rng.random() + np.arange(left)
+        picked = np.minimum(np.searchsorted(cumulative, points, side="right"), weights.size - 1)
+        chosen = np.concatenate([chosen, picked])
+    return np.sort(chosen)
 
 
 def _view(model: DPSynthesizer, published: Callable[[str], bool]) -> DPSynthesizer:

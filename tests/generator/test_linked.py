@@ -14,6 +14,8 @@ from synthgate.generator.linked import (
     LinkedChild,
     LinkedSynthesizer,
     _orphan_sizes,
+    rake,
+    systematic,
 )
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram
@@ -266,3 +268,20 @@ def test_a_child_table_without_orphans_almost_never_gets_invented_ones():
     invented = [_orphan_sizes(noise.normal(sigma, (groups,)), shape, sigma).total > 0 for _ in range(2000)]
     assert np.mean(invented) < 0.005
     assert _orphan_sizes(np.full(groups, 20.0), shape, sigma).total == pytest.approx(120.0)  # real orphans stay
+
+
+def test_parents_are_drawn_to_every_child_tables_histogram_at_once():
+    # a pool whose orders and tickets per parent are off (too many with none of either): raking weighs it so that both
+    # histograms hold at once, and systematic sampling draws distinct parents at those weights
+    rng = np.random.default_rng(7)
+    orders = rng.choice(4, 8000, p=[0.55, 0.25, 0.15, 0.05])
+    tickets = np.minimum(orders + rng.choice(2, 8000, p=[0.7, 0.3]), 3)
+    want_orders, want_tickets = np.array([0.3, 0.3, 0.25, 0.15]), np.array([0.2, 0.3, 0.3, 0.2])
+    weights = rake([(orders, want_orders), (tickets, want_tickets)], orders.size)
+    taken = systematic(weights, 2000, np.random.default_rng(8))
+    assert taken.size == np.unique(taken).size == 2000
+    assert np.abs(np.bincount(orders[taken], minlength=4) / 2000 - want_orders).max() < 0.02
+    assert np.abs(np.bincount(tickets[taken], minlength=4) / 2000 - want_tickets).max() < 0.02
+    # a row heavier than one draw's share is taken for certain, never twice
+    heavy = systematic(np.r_[np.full(5, 1e6), np.ones(995)], 50, np.random.default_rng(9))
+    assert set(range(5)) <= set(heavy) and heavy.size == np.unique(heavy).size == 50
