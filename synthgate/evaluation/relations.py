@@ -15,7 +15,10 @@ Every metric takes the same four frames (parents and children, real and syntheti
 - **parent-child pair trends**: for each learned ordered parent column (numbers, dates, booleans) and each child
   aggregate per parent (the number of
   children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
-  SDMetrics correlation similarity, across the link).
+  SDMetrics correlation similarity, across the link);
+- **privacy per unit**: each parent with its children's aggregates is one record (one privacy unit); the share of
+  synthetic units closer to a training unit than to a holdout unit (DCR share, ideal 0.5) and the ROC AUC of a
+  distance-based membership attack on training against holdout units (ideal 0.5).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class Relations:
     order_trends: float = float("nan")  # NaN: no order_by declared (or no numeric child column)
     tstr: float = float("nan")  # the parent's target from its columns and its children's aggregates (NaN: no target)
     trtr: float = float("nan")
+    dcr_share: float = float("nan")  # units (a parent with its children's aggregates) closer to training than holdout
+    mia_auc: float = float("nan")  # membership inference over those units
 
     @property
     def dangling_excess(self) -> float:
@@ -90,6 +95,8 @@ class Relations:
             "order_trends": self.order_trends,
             "tstr": self.tstr,
             "trtr": self.trtr,
+            "dcr_share": self.dcr_share,
+            "mia_auc": self.mia_auc,
         }
         return {f"relations.{k}": float(v) for k, v in values.items() if not np.isnan(v)}
 
@@ -181,6 +188,41 @@ def with_aggregates(pair: LinkedPair, child_columns: list[Column]) -> tuple[pd.D
     return frame, [*columns, Column("children.count", ColumnKind.INTEGER, "BIGINT")]
 
 
+def unit_records(
+    pairs: list[LinkedPair], parent_columns: list[Column], child_columns: list[Column]
+) -> tuple[list[pd.DataFrame], list[Column]]:
+    """Each pair's parents with their children's aggregates (:func:`with_aggregates`), one record a unit, and the
+    columns to read from them: the parent's and the aggregates, every name a plain str (a driver's names, SQLAlchemy's
+    quoted_name, beside plain ones upset scikit-learn)."""
+    frames = [with_aggregates(pair, child_columns) for pair in pairs]
+    columns = [dataclasses.replace(c, name=c.name.encode().decode()) for c in [*parent_columns, *frames[0][1]]]
+    for frame, _ in frames:
+        frame.columns = [name.encode().decode() for name in frame.columns]
+    return [frame for frame, _ in frames], columns
+
+
+def unit_privacy(
+    *,
+    train: LinkedPair,
+    holdout: LinkedPair,
+    synthetic: LinkedPair,
+    parent_columns: list[Column],
+    child_columns: list[Column],
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(DCR share, membership inference AUC) over units: each parent with its children's aggregates as one record, so a
+    synthetic customer close to a real one with the same orders counts, where row-level distances see orders alone."""
+    from synthgate.evaluation.privacy import dcr
+
+    if min(len(train.parents), len(holdout.parents), len(synthetic.parents)) < 2:
+        return float("nan"), float("nan")
+    (train_units, holdout_units, synthetic_units), columns = unit_records(
+        [train, holdout, synthetic], parent_columns, child_columns
+    )
+    distances = dcr(train=train_units, holdout=holdout_units, synthetic=synthetic_units, columns=columns, seed=seed)
+    return distances.share_closer_to_training, distances.mia_auc
+
+
 def parent_tstr(
     *,
     train: LinkedPair,
@@ -195,14 +237,11 @@ def parent_tstr(
     aggregates (:func:`with_aggregates`): what a model of customers that reads their orders keeps."""
     from synthgate.evaluation.utility import tstr
 
-    frames = [with_aggregates(pair, child_columns) for pair in (train, holdout, synthetic)]
-    columns = [*parent_columns, *frames[0][1]]
-    # every name a plain str: a driver's names (SQLAlchemy's quoted_name) beside plain ones upset scikit-learn
-    columns = [dataclasses.replace(c, name=c.name.encode().decode()) for c in columns]
-    for frame, _ in frames:
-        frame.columns = [name.encode().decode() for name in frame.columns]
+    (train_units, holdout_units, synthetic_units), columns = unit_records(
+        [train, holdout, synthetic], parent_columns, child_columns
+    )
     utility = tstr(
-        train=frames[0][0], holdout=frames[1][0], synthetic=frames[2][0], columns=columns, target=target, seed=seed
+        train=train_units, holdout=holdout_units, synthetic=synthetic_units, columns=columns, target=target, seed=seed
     )
     return float(utility.tstr), float(utility.trtr)
 
@@ -232,6 +271,14 @@ def evaluate_relations(
         if target is not None
         else (float("nan"), float("nan"))
     )
+    dcr_share, mia_auc = unit_privacy(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        parent_columns=parent_columns,
+        child_columns=child_columns,
+        seed=seed,
+    )
     return Relations(
         children_tvd=children_tvd(train, synthetic),
         children_tvd_holdout=children_tvd(train, holdout),
@@ -243,4 +290,6 @@ def evaluate_relations(
         order_trends=order_trends(train, synthetic, child_columns),
         tstr=utility[0],
         trtr=utility[1],
+        dcr_share=dcr_share,
+        mia_auc=mia_auc,
     )

@@ -1,0 +1,34 @@
+"""Privacy per unit across a link: each customer with their orders' aggregates is one record."""
+
+import numpy as np
+import pandas as pd
+
+from synthgate.evaluation.relations import LinkedPair, evaluate_relations
+from tests.generator.test_linked import CHILD_COLUMNS, PARENT_COLUMNS, customers_and_orders
+
+LEARNED_PARENT = PARENT_COLUMNS[1:]  # the key is faked, never learned
+LEARNED_CHILD = [c for c in CHILD_COLUMNS if c.name in ("amount", "channel")]
+
+
+def pair(parents: pd.DataFrame, orders: pd.DataFrame, ids: np.ndarray) -> LinkedPair:
+    chosen = parents[parents["customer_id"].isin(ids)]
+    return LinkedPair(chosen, orders[orders["customer_id"].isin(ids)], "customer_id", "customer_id")
+
+
+def relations_of(synthetic: LinkedPair, train: LinkedPair, holdout: LinkedPair):
+    return evaluate_relations(
+        train=train, holdout=holdout, synthetic=synthetic, parent_columns=LEARNED_PARENT, child_columns=LEARNED_CHILD
+    )
+
+
+def test_units_copied_from_training_are_closer_to_it_and_fresh_ones_are_not():
+    parents, orders = customers_and_orders(n=1800, seed=2)
+    ids = parents["customer_id"].to_numpy()
+    train, holdout = pair(parents, orders, ids[:600]), pair(parents, orders, ids[600:1200])
+    fresh = pair(parents, orders, ids[1200:])  # the same customers' distribution, never trained on
+
+    copied = relations_of(train, train, holdout)
+    assert copied.dcr_share > 0.9 and copied.mia_auc > 0.9
+    unseen = relations_of(fresh, train, holdout)
+    assert abs(unseen.dcr_share - 0.5) < 0.1 and abs(unseen.mia_auc - 0.5) < 0.1
+    assert {"relations.dcr_share", "relations.mia_auc"} <= set(unseen.as_metrics())
