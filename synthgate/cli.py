@@ -259,7 +259,7 @@ def profile(
 
     table_spec = load_spec(spec)
     tables = [(None, table_spec), *((i, table_spec.child_spec(c)) for i, c in enumerate(table_spec.children))]
-    unrecorded, recorded = 0, False
+    proposals = []  # every table is profiled before anything is written: a failure leaves the spec as it was
     for child, one in tables:
         extract = extract_table(one.source, one.chunk_size, policies=one.columns)
         profiles = propose(one, extract.frame, extract.columns)
@@ -281,29 +281,34 @@ def profile(
                 f"privacy: {{unit: {key}}} in the spec",
                 err=True,
             )
-        where = "columns:" if child is None else f"children[{child}].columns:"
-        if not any(not p.declared for p in profiles):
+        if all(p.declared for p in profiles):
             typer.echo(f"every column of {one.source.table} already has a policy in {spec}: nothing to record")
-        elif not write:
-            unrecorded += sum(not p.declared for p in profiles)
         else:
+            proposals.append((child, profiles))
+    if not proposals:
+        return
+    if not write:
+        undeclared = sum(not p.declared for _, profiles in proposals for p in profiles)
+        typer.echo(
+            f"\n{undeclared} proposals, not recorded: run `synthgate profile {spec} --write` to record them in the "
+            "spec (or edit its columns: sections by hand)"
+        )
+        return
+    before = spec.read_text()
+    try:
+        for child, profiles in proposals:
             written = write_policies(spec, profiles, child=child)
-            typer.echo(f"\nrecorded in {spec} ({where}):")
+            typer.echo(f"\nrecorded in {spec} ({'columns:' if child is None else f'children[{child}].columns:'}):")
             for name, policy in written.items():
                 fake = f", fake: {policy.fake}" if policy.fake else ""
                 typer.echo(f"  {name}: {{policy: {policy.policy}{fake}}}")
-            recorded = True
-    if recorded:
-        typer.echo(
-            "These policies are now a recorded human decision: review the change and commit it. Refreshes use them "
-            "and never read the data to decide policies; only policy and fake kind were written, nothing SDV saw in "
-            "the data."
-        )
-    if unrecorded:
-        typer.echo(
-            f"\n{unrecorded} proposals, not recorded: run `synthgate profile {spec} --write` to record them in the "
-            "spec (or edit its columns: sections by hand)"
-        )
+    except BaseException:
+        spec.write_text(before)  # all the tables' proposals or none
+        raise
+    typer.echo(
+        "These policies are now a recorded human decision: review the change and commit it. Refreshes use them and "
+        "never read the data to decide policies; only policy and fake kind were written, nothing SDV saw in the data."
+    )
 
 
 @app.command()

@@ -410,6 +410,8 @@ def record_policies(
     columns = data.get("columns")
     if columns is not None and not isinstance(columns, CommentedMap):
         raise TypeError("'columns' is not a mapping")
+    if columns is not None and columns.anchor.value is not None:  # shared with another table through a YAML alias
+        raise TypeError(f"'columns' is a YAML anchor (&{columns.anchor.value}): write each table's columns out")
     added = CommentedMap()
     written: dict[str, ColumnPolicy] = {}
     for p in profiles:

@@ -589,7 +589,7 @@ _RELATIONS = {
     "order_trends": "child column against its place among its parent's children (order_by), likewise",
     "tstr": "the parent's target from its columns and its children's aggregates: trained on synthetic",
     "trtr": "the same trained on real (the ceiling)",
-    "dcr_share": "units (a parent with its children's aggregates) closer to training than to the holdout (ideal 0.5)",
+    "dcr_share": "units (a parent with this table's aggregates) closer to training than to the holdout (ideal 0.5)",
     "mia_auc": "membership inference over those units: ROC AUC of training against holdout units (ideal 0.5)",
 }
 

@@ -378,3 +378,18 @@ def test_profile_proposes_and_records_each_child_tables_policies(tmp_path):
     assert set(loaded.columns) == set(parents.columns) and set(loaded.children[0].columns) == set(orders.columns)
     again = CliRunner().invoke(app, ["profile", str(path), "--write"])
     assert again.exit_code == 0 and again.output.count("nothing to record") == 2
+
+
+def test_a_childs_columns_shared_with_the_parent_through_an_alias_are_not_written(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "name: shop\nsource: {url: 'sqlite:///w.db', table: customers}\ntarget: {url: 'sqlite:///w.db', table: c2}\n"
+        "columns: &shared\n  tier: {policy: keep}\nprivacy: {epsilon: 1.0, delta: 1.0e-5, unit: customer_id}\n"
+        "children:\n  - source: {url: 'sqlite:///w.db', table: orders}\n"
+        "    target: {url: 'sqlite:///w.db', table: o2}\n    key: customer_id\n    columns: *shared\n"
+    )
+    before = path.read_text()
+    profile = profiling.ColumnProfile("amount", F, "numerical", False, ColumnPolicy(policy="keep"), "r")
+    with pytest.raises(TypeError, match="YAML anchor"):
+        record_policies(path, [profile], child=0)
+    assert path.read_text() == before

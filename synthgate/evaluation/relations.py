@@ -16,9 +16,10 @@ Every metric takes the same four frames (parents and children, real and syntheti
   aggregate per parent (the number of
   children, the mean of each numeric child column), 1 - |Spearman real - Spearman synthetic| / 2, averaged (the
   SDMetrics correlation similarity, across the link);
-- **privacy per unit**: each parent with its children's aggregates is one record (one privacy unit); the share of
-  synthetic units closer to a training unit than to a holdout unit (DCR share, ideal 0.5) and the ROC AUC of a
-  distance-based membership attack on training against holdout units (ideal 0.5).
+- **privacy per unit**: each parent with this child table's aggregates is one record (a privacy unit as this link
+  shows it; a parent with several child tables is scored once for each); the share of synthetic units closer to a
+  training unit than to a holdout unit (DCR share, ideal 0.5) and the ROC AUC of a distance-based membership attack
+  on training against holdout units (ideal 0.5).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Relations:
     order_trends: float = float("nan")  # NaN: no order_by declared (or no numeric child column)
     tstr: float = float("nan")  # the parent's target from its columns and its children's aggregates (NaN: no target)
     trtr: float = float("nan")
-    dcr_share: float = float("nan")  # units (a parent with its children's aggregates) closer to training than holdout
+    dcr_share: float = float("nan")  # units (a parent, this child's aggregates) closer to training than to holdout
     mia_auc: float = float("nan")  # membership inference over those units
 
     @property
@@ -210,8 +211,9 @@ def unit_privacy(
     child_columns: list[Column],
     seed: int = 0,
 ) -> tuple[float, float]:
-    """(DCR share, membership inference AUC) over units: each parent with its children's aggregates as one record, so a
-    synthetic customer close to a real one with the same orders counts, where row-level distances see orders alone."""
+    """(DCR share, membership inference AUC) over units: each parent with this child table's aggregates as one record,
+    so a synthetic customer close to a real one with the same orders counts, where row-level distances see orders
+    alone."""
     from synthgate.evaluation.privacy import dcr
 
     if min(len(train.parents), len(holdout.parents), len(synthetic.parents)) < 2:

@@ -490,13 +490,18 @@ def rake(margins: list[tuple[np.ndarray, np.ndarray]], size: int, iterations: in
             wanted = target / target.sum() * held.sum() if target.sum() > 0 else held
             factor = np.divide(wanted, held, out=np.zeros_like(held), where=held > 0)
             weights = weights * np.append(factor, 0.0)[np.minimum(bins, target.size)]
-    return weights if weights.sum() > 0 else np.ones(size)
+            if weights.sum() <= 0:
+                return np.ones(size)
+            weights = weights / weights.sum() * size  # shares the pool lacks never shrink the weights to nothing
+    return weights
 
 
 def systematic(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` distinct row indices (sorted), each row taken with probability ``n`` times its share of the weights (at
     most 1: the heaviest rows are taken first and the rest share what is left), by systematic sampling."""
     weights = np.asarray(weights, dtype=float)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("sampling weights must be finite and non-negative")
     certain = np.zeros(weights.size, dtype=bool)
     while True:  # rows whose share would exceed one draw are taken for certain
         left = n - int(certain.sum())
@@ -512,6 +517,7 @@ def systematic(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
         if rest.sum() <= 0:
             rest = np.where(certain, 0.0, 1.0)
         cumulative = np.cumsum(rest / rest.sum() * left)
+        cumulative[-1] = left  # rounding never leaves the last draw past the end
         points = rng.random() + np.arange(left)
         picked = np.minimum(np.searchsorted(cumulative, points, side="right"), weights.size - 1)
         chosen = np.concatenate([chosen, picked])

@@ -291,7 +291,7 @@ def zoom_range(
     a thin tail beyond the core is kept, so heavy tails stay whole, while the core still narrows: a false tail bin
     far out no longer leaves coordinates spread over a bin of 0.5 degrees.
     """
-    edges = _spaced_edges(coarse.core_low, coarse.core_high, _ZOOM_BINS)
+    edges = _spaced_edges(coarse.core_low, coarse.core_high, _ZOOM_BINS, log=column.kind is not ColumnKind.DATETIME)
     counts = _histogram(values, edges, units)  # a tail's values count in the end bins: the core reaches them
     noisy = accountant.gaussian(f"zoom:{column.name}", counts, sigma)
     # One false bin far out would undo the zoom (coordinates spread over 3 degrees): a 0.1% chance over all bins
@@ -320,8 +320,8 @@ def zoom_range(
         coarse.counts,
         core_low,
         core_high,
-        inner_low=max(core_low, coarse.inner_low),
-        inner_high=min(core_high, coarse.inner_high),
+        inner_low=core_high,  # one bin (the zoomed core) holds the whole core, as before the zoom
+        inner_high=core_low,
         located=coarse.located,
         mass=coarse.mass,
         sigma=coarse.sigma,
@@ -621,9 +621,10 @@ def _fine_edges(
     if coarse is not None and not spread and max(low, coarse.core_low) < min(high, coarse.core_high):
         inner_low, inner_high = max(low, coarse.core_low), min(high, coarse.core_high)
     # Thin data over many integers (months since an event, NULL for half the rows): wider bins clear the noise
-    edges = _spaced_edges(inner_low, inner_high, n_bins)
+    log = column.kind is not ColumnKind.DATETIME
+    edges = _spaced_edges(inner_low, inner_high, n_bins, log=log)
     tails = [
-        _spaced_edges(max(lo, low), min(hi, high), 4)
+        _spaced_edges(max(lo, low), min(hi, high), 4, log=log)
         for lo, hi, _ in (coarse.counts if coarse is not None else [])
         if hi > lo and (hi <= inner_low or lo >= inner_high)
     ]
@@ -642,12 +643,15 @@ def _fine_edges(
 
 def _doubling_edges(start: float, stop: float, width: float) -> np.ndarray:
     """Edges from ``start`` towards ``stop`` (either side), the first bin ``width`` wide and each next one twice the
-    last; the last bin ends at ``stop``."""
+    last; the last bin ends exactly at ``stop`` and takes in a remainder narrower than half the bin before it."""
     if width <= 0 or start == stop:
         return np.empty(0)
     sign, span = math.copysign(1.0, stop - start), abs(stop - start)
     offsets = width * (2.0 ** np.arange(1, max(math.ceil(math.log2(span / width + 1)), 1) + 1) - 1)
-    return start + sign * np.append(offsets[offsets < span], span)
+    inner = offsets[offsets < span]
+    if inner.size and span - inner[-1] < (inner[-1] - (inner[-2] if inner.size > 1 else 0.0)) / 2:
+        inner = inner[:-1]
+    return np.append(start + sign * inner, stop)
 
 
 def _concentrated(coarse: DPRange) -> bool:
@@ -664,8 +668,12 @@ def _concentrated(coarse: DPRange) -> bool:
     return total > 0 and core >= total / 2
 
 
-def _spaced_edges(low: float, high: float, n_bins: int) -> np.ndarray:
-    """``n_bins`` bins from ``low`` to ``high``: uniform, or uniform in log space for a heavy tail."""
+def _spaced_edges(low: float, high: float, n_bins: int, *, log: bool = True) -> np.ndarray:
+    """``n_bins`` bins from ``low`` to ``high``: uniform, or uniform in log space for a heavy tail (with ``log``; never
+    for datetimes, whose seconds since 1970 are no magnitude: stamps from 1970 to 2019 would get bins of hours at one
+    end and years at the other)."""
+    if not log:
+        return np.linspace(low, high, n_bins + 1)
     if low >= 0 and (high + 1.0) / (low + 1.0) > 50:  # heavy right tail
         return np.expm1(np.linspace(math.log1p(low), math.log1p(high), n_bins + 1))
     if high <= 0 and (1.0 - low) / (1.0 - high) > 50:  # heavy left tail

@@ -582,3 +582,12 @@ def test_a_week_of_stamps_keeps_fine_bins_on_the_week():
     assert "zoom:x" in [r.purpose for r in accountant.releases]
     decoded = codec.decode(codec.encode(stamps), np.random.default_rng(9)).astype("int64").to_numpy() / 1e9
     assert ks_distance(seconds, decoded) < 0.08
+
+
+def test_dates_from_1970_get_even_bins():
+    # seconds since 1970 are no magnitude: stamps of 1970 to 2019 once got bins of hours at one end, years at the other
+    rng = np.random.default_rng(27)
+    seconds = rng.uniform(3e6, 1.576e9, 8000)
+    codec, _ = wide_table_fit(pd.Series(pd.to_datetime(seconds, unit="s", utc=True)), ColumnKind.DATETIME, sigma=15.0)
+    widths = np.diff(codec.fine_edges)
+    assert widths.max() < 2.5 * np.median(widths)

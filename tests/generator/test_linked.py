@@ -285,3 +285,6 @@ def test_parents_are_drawn_to_every_child_tables_histogram_at_once():
     # a row heavier than one draw's share is taken for certain, never twice
     heavy = systematic(np.r_[np.full(5, 1e6), np.ones(995)], 50, np.random.default_rng(9))
     assert set(range(5)) <= set(heavy) and heavy.size == np.unique(heavy).size == 50
+
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        systematic(np.array([np.nan, 1.0, 1.0]), 2, np.random.default_rng(0))
