@@ -16,8 +16,8 @@ only), weighted as :func:`budget_weight` says:
    it are clipped: no single record moves the range. Wide bins gather thin mass: a figure held by 15%
    of the rows, or spread over a decade, still clears the threshold.
 2. one of: a *zoom* (256 noisy bins across the core narrow it where the whole core sits in one
-   coarse bin: coordinates, the stamps of one week, a year column; the range keeps a core's width on
-   each side for the tails, in bins that double in width outwards); *point masses* (floats and
+   coarse bin: coordinates, the stamps of one week, a year column; the range keeps half a core's width
+   on each side for the tails, in even bins as wide as the core's); *point masses* (floats and
    integers spread wider: DP selection of exact values that many rows hold, such as the zeros of a
    zero-inflated figure, a sentinel or a loan term, decoded exactly); or, for datetimes spread over
    months and integers over at most 128 values, nothing, the fine bins taking this step's share.
@@ -73,6 +73,7 @@ _MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 4
 _ZOOM_BINS = 256
+_MAX_FLANK_BINS = 64
 # Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned): a
 # key's values are held by a few rows each, so almost none clears the threshold; a wide category (50 US states on
 # a 55-column table, where the noise keeps only the largest) still holds a third of the rows.
@@ -308,12 +309,12 @@ def zoom_range(
     # Too few rows to tell a stretch that holds them from a false clear bin; or one that does not hold them
     if coarse.mass < 2.0 * threshold or inside < 0.5 * coarse.mass:
         return coarse
-    # The range reaches a core's width beyond it on each side (where the coarse release found no thin tail), in bins
-    # that double in width outwards (:func:`_fine_edges`): the fine release, with its wider bins, finds the tails the
-    # zoom's narrow bins could not, and a false bin among them lands near the data, not 50 degrees away
-    width = core_high - core_low
-    low = max(coarse.low, core_low - width) if coarse.low >= coarse.core_low else coarse.low
-    high = min(coarse.high, core_high + width) if coarse.high <= coarse.core_high else coarse.high
+    # The range reaches half a core's width beyond it on each side (where the coarse release found no thin tail), in
+    # even bins (:func:`_fine_edges`): the fine release, with its wider bins, finds the tails the zoom's narrow bins
+    # could not, and a false bin among them lands near the data, not 50 degrees away
+    reach = (core_high - core_low) / 2
+    low = max(coarse.low, core_low - reach) if coarse.low >= coarse.core_low else coarse.low
+    high = min(coarse.high, core_high + reach) if coarse.high <= coarse.core_high else coarse.high
     return DPRange(
         low,
         high,
@@ -628,12 +629,12 @@ def _fine_edges(
         for lo, hi, _ in (coarse.counts if coarse is not None else [])
         if hi > lo and (hi <= inner_low or lo >= inner_high)
     ]
-    # Between the core and the range's ends where no grid bin lies (a zoomed core), bins doubling in width outwards
+    # Between the core and the range's ends where no grid bin lies (a zoomed core), even bins as wide as the core's
     below = max([t[-1] for t in tails if t[-1] <= inner_low], default=low)
     above = min([t[0] for t in tails if t[0] >= inner_high], default=high)
     flanks = [
-        _doubling_edges(inner_low, below, edges[1] - edges[0]),
-        _doubling_edges(inner_high, above, edges[-1] - edges[-2]),
+        _flank_edges(inner_low, below, edges[1] - edges[0]),
+        _flank_edges(inner_high, above, edges[-1] - edges[-2]),
     ]
     edges = np.unique(np.concatenate([edges, [low, high], *tails, *flanks]))
     if integer:  # integer-aligned: each integer in one bin, the highest included
@@ -641,17 +642,14 @@ def _fine_edges(
     return edges, False
 
 
-def _doubling_edges(start: float, stop: float, width: float) -> np.ndarray:
-    """Edges from ``start`` towards ``stop`` (either side), the first bin ``width`` wide and each next one twice the
-    last; the last bin ends exactly at ``stop`` and takes in a remainder narrower than half the bin before it."""
+def _flank_edges(start: float, stop: float, width: float) -> np.ndarray:
+    """Edges from ``start`` to ``stop`` (either side) in bins about ``width`` wide, at most :data:`_MAX_FLANK_BINS` of
+    them: even bins, so that the denoising's rings (which spread a ring's mass evenly over its bins) give the tail an
+    even density, never as much mass in a far wide bin as in a near narrow one."""
     if width <= 0 or start == stop:
         return np.empty(0)
-    sign, span = math.copysign(1.0, stop - start), abs(stop - start)
-    offsets = width * (2.0 ** np.arange(1, max(math.ceil(math.log2(span / width + 1)), 1) + 1) - 1)
-    inner = offsets[offsets < span]
-    if inner.size and span - inner[-1] < (inner[-1] - (inner[-2] if inner.size > 1 else 0.0)) / 2:
-        inner = inner[:-1]
-    return np.append(start + sign * inner, stop)
+    n_bins = int(np.clip(math.ceil(abs(stop - start) / width), 1, _MAX_FLANK_BINS))
+    return np.linspace(start, stop, n_bins + 1)[1:]
 
 
 def _concentrated(coarse: DPRange) -> bool:
