@@ -16,8 +16,7 @@ only), weighted as :func:`budget_weight` says:
    it are clipped: no single record moves the range. Wide bins gather thin mass: a figure held by 15%
    of the rows, or spread over a decade, still clears the threshold.
 2. one of: a *zoom* (256 noisy bins across the core narrow it where the whole core sits in one
-   coarse bin: coordinates, the stamps of one week, a year column; the range keeps half a core's width
-   on each side for the tails, in even bins as wide as the core's); *point masses* (floats and
+   coarse bin: coordinates, the stamps of one week, a year column); *point masses* (floats and
    integers spread wider: DP selection of exact values that many rows hold, such as the zeros of a
    zero-inflated figure, a sentinel or a loan term, decoded exactly); or, for datetimes spread over
    months and integers over at most 128 values, nothing, the fine bins taking this step's share.
@@ -73,7 +72,6 @@ _MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 4
 _ZOOM_BINS = 256
-_MAX_FLANK_BINS = 64
 # Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned): a
 # key's values are held by a few rows each, so almost none clears the threshold; a wide category (50 US states on
 # a 55-column table, where the noise keeps only the largest) still holds a third of the rows.
@@ -287,8 +285,8 @@ def zoom_range(
     The coarse grid's bins are wide (a factor of 3.2; 30 days for datetimes), so coordinates (offset 45, spread
     0.2) or the stamps of one week fill a sliver of it. The zoom narrows the core to the zoom bins from the first
     to the last that clears a threshold corrected for the number of bins, grown outwards over the stretches that
-    hold mass of their own (:func:`extend_edge`): the tails of a credit score (a fifth of its rows beyond the clear
-    bins at epsilon 4) stay inside instead of piling up at the range's ends. An end where the coarse release found
+    hold mass of their own at 4 sigma (:func:`extend_edge`): fewer of a credit score's tail rows (a fifth beyond the
+    clear bins at epsilon 4) are clipped to the range's ends. An end where the coarse release found
     a thin tail beyond the core is kept, so heavy tails stay whole, while the core still narrows: a false tail bin
     far out no longer leaves coordinates spread over a bin of 0.5 degrees.
     """
@@ -309,12 +307,8 @@ def zoom_range(
     # Too few rows to tell a stretch that holds them from a false clear bin; or one that does not hold them
     if coarse.mass < 2.0 * threshold or inside < 0.5 * coarse.mass:
         return coarse
-    # The range reaches half a core's width beyond it on each side (where the coarse release found no thin tail), in
-    # even bins (:func:`_fine_edges`): the fine release, with its wider bins, finds the tails the zoom's narrow bins
-    # could not, and a false bin among them lands near the data, not 50 degrees away
-    reach = (core_high - core_low) / 2
-    low = max(coarse.low, core_low - reach) if coarse.low >= coarse.core_low else coarse.low
-    high = min(coarse.high, core_high + reach) if coarse.high <= coarse.core_high else coarse.high
+    low = core_low if coarse.low >= coarse.core_low else coarse.low  # a thin tail the coarse release found stays
+    high = core_high if coarse.high <= coarse.core_high else coarse.high
     return DPRange(
         low,
         high,
@@ -629,27 +623,10 @@ def _fine_edges(
         for lo, hi, _ in (coarse.counts if coarse is not None else [])
         if hi > lo and (hi <= inner_low or lo >= inner_high)
     ]
-    # Between the core and the range's ends where no grid bin lies (a zoomed core), even bins as wide as the core's
-    below = max([t[-1] for t in tails if t[-1] <= inner_low], default=low)
-    above = min([t[0] for t in tails if t[0] >= inner_high], default=high)
-    flanks = [
-        _flank_edges(inner_low, below, edges[1] - edges[0]),
-        _flank_edges(inner_high, above, edges[-1] - edges[-2]),
-    ]
-    edges = np.unique(np.concatenate([edges, [low, high], *tails, *flanks]))
+    edges = np.unique(np.concatenate([edges, [low, high], *tails]))
     if integer:  # integer-aligned: each integer in one bin, the highest included
         edges = np.unique(np.append(np.round(edges) - 0.5, math.ceil(high) + 0.5))
     return edges, False
-
-
-def _flank_edges(start: float, stop: float, width: float) -> np.ndarray:
-    """Edges from ``start`` to ``stop`` (either side) in bins about ``width`` wide, at most :data:`_MAX_FLANK_BINS` of
-    them: even bins, so that the denoising's rings (which spread a ring's mass evenly over its bins) give the tail an
-    even density, never as much mass in a far wide bin as in a near narrow one."""
-    if width <= 0 or start == stop:
-        return np.empty(0)
-    n_bins = int(np.clip(math.ceil(abs(stop - start) / width), 1, _MAX_FLANK_BINS))
-    return np.linspace(start, stop, n_bins + 1)[1:]
 
 
 def _concentrated(coarse: DPRange) -> bool:
