@@ -34,12 +34,18 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
     ):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console_errors() reads them on a failure
     os.environ.setdefault("SE_AVOID_STATS", "true")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+def console_errors(driver: Any) -> list[str]:
+    """The page's console errors since the last call (what a failed click or request left behind)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def body_text(driver: Any) -> str:

@@ -91,6 +91,9 @@ _INTEGER_SPIKE_SHARE = 0.04  # an integer's point mass holds at least this share
 RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 8.0
 REFIT_WEIGHT = 12.0
+# At most this share of the refit reserve locates numbers (:func:`refit_plan`): the rest keeps categories from RARE.
+NUMBERS_SHARE = 0.5
+_PAIR_SHARE = 0.7  # the share of a sparse number's values that two adjacent grid bins hold (:func:`locating_weight`)
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
 
@@ -124,27 +127,57 @@ def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -
     return CATEGORY_WEIGHT, True
 
 
-def refit_plan(unplaced: dict[str, float], *, reserve: float, fallback: list[str]) -> dict[str, float]:
+def refit_plan(
+    unplaced: dict[str, float], *, reserve: float, fallback: list[str], needs: dict[str, float] | None = None
+) -> dict[str, float]:
     """Share out the refit reserve: the weight each chosen column's releases take a second time.
 
-    The first releases leave some columns short: the categories of a 50-state column that fall under the selection
-    threshold are RARE (a third of its rows on a 55-column table), a figure that is NULL for 94% of rows is never
-    located. Every column with such rows (by the released counts: post-processing) gets a share of the reserve in
-    proportion to them, and its releases are made again at that weight: category counts are then combined with the
-    first (:meth:`CategoryCounts.combined`), a number's range with its first range (:func:`dp_range`'s ``earlier``;
-    its bins, released over a range that was never located, are made anew). With no such column, the ``fallback``
-    columns (those of private categories) share it equally: combined with their first counts, it is as if those had
-    had more weight, and the budget spent never depends on the data.
+    The first releases leave some columns short: a figure that is NULL for 94% of rows is never located, the
+    categories of a 50-state column that fall under the selection threshold are RARE (a third of its rows on a
+    55-column table). A number that is not located is lost whole, so the numbers come first: those that
+    :data:`NUMBERS_SHARE` of the reserve could locate (``needs``, from :func:`locating_weight`) share it equally, the
+    others (a column of NULLs only, or 160 values on that table) get nothing. The rest goes to the columns with
+    ``unplaced`` rows (RARE rows of categories) in proportion to them. Each chosen column's releases are made again at
+    that weight: category counts are combined with the first (:meth:`CategoryCounts.combined`), a number's range
+    with its first range (:func:`dp_range`'s ``earlier``; its bins, released over a range that was never located,
+    are made anew). With nothing else to spend it on, the ``fallback`` columns (those of private categories) share
+    the rest equally: combined with their first counts, it is as if those had had more weight, and the budget spent
+    never depends on the data (the shares do, on released counts only: post-processing).
     """
     if reserve <= 0:
         return {}
-    chosen = sorted((name for name, rows in unplaced.items() if rows > 0), key=lambda n: -unplaced[n])
+    budget = NUMBERS_SHARE * reserve
+    numbers = [name for name, weight in (needs or {}).items() if weight <= budget] if budget > 0 else []
+    plan = {name: budget / len(numbers) for name in numbers}
+    rest = reserve - sum(plan.values())
+    chosen = sorted((n for n, rows in unplaced.items() if rows > 0 and n not in plan), key=lambda n: -unplaced[n])
     if chosen:
         total = sum(unplaced[name] for name in chosen)
-        return {name: reserve * unplaced[name] / total for name in chosen}
+        return plan | {name: rest * unplaced[name] / total for name in chosen}
     if not fallback:  # a reserve comes from columns of private categories, which are the fallback
         raise ValueError("a refit reserve with no column to spend it on")
-    return {name: reserve / len(fallback) for name in fallback}
+    for name in fallback:
+        plan[name] = plan.get(name, 0.0) + rest / len(fallback)
+    return plan
+
+
+def locating_weight(column: Column, rows: float, *, sigma: float, column_weight: float) -> float:
+    """The refit weight at which a number's range release, combined with its first, would locate its values: of
+    ``rows`` released (row count less the NULL count, each of noise ``sigma``) one standard deviation more, as many
+    as the release allows, :data:`_PAIR_SHARE` sit in two adjacent grid bins (a spread of up to a decade, or 60 days)
+    and their sum clears the threshold :func:`_pooled_core` sets for pairs. ``sigma``: the noise of a weight-1
+    release; ``column_weight``: the weight of the column's first releases.
+
+    On a 55-column table (first range noise 84), 480 values need about 2, 160 about 20; a column of NULLs only
+    (estimated at 0) needs about 85, more than the reserve holds.
+    """
+    at_most = max(rows, 0.0) + sigma * math.sqrt(2.0)
+    n_bins = _CALENDAR_BINS if column.kind is ColumnKind.DATETIME else 2 * _GRID_SIDE + 1
+    levels = max(int(n_bins - 1).bit_length(), 1)
+    pair_threshold = corrected_threshold(-(-n_bins // 2) * levels, math.sqrt(2.0), 4.0)  # at a noise of 1
+    target = _PAIR_SHARE * at_most / pair_threshold  # the combined range noise at which the pair clears
+    first = sigma / math.sqrt(RANGE_WEIGHT)
+    return column_weight * max((first / target) ** 2 - 1.0, 0.0)
 
 
 def _grid_index(values: np.ndarray) -> np.ndarray:
@@ -419,8 +452,7 @@ def fit_numeric(
     if coarse is not None and coarse.grid is not None:
         codec.range_grid = (coarse.grid, coarse.sigma)
     if not located:  # never values from a guessed place: NULL only (the bins release is still made, as budgeted)
-        values_rows = n_rows - float(histogram[-1])  # clear of the row and NULL counts' noise: values to look for
-        codec.unplaced = values_rows if values_rows > 3.0 * sigma else 0.0
+        codec.unplaced = n_rows - float(histogram[-1])  # released rows less NULLs: values to look for
     # The binned values: the rows less NULLs and point masses (the denoised bins lose thin stretches, and the sum of
     # hundreds of noisy bins is far noisier than these few counts). With units, each release scales a unit's counts
     # on its own, so the point masses' counts do not subtract from units: a unit of 100 flights, 35 of them on 7 point

@@ -57,6 +57,7 @@ from synthgate.generator.releases import (
     budget_weight,
     categorical_codec,
     fit_numeric,
+    locating_weight,
     refit_plan,
     release_categories,
 )
@@ -319,7 +320,7 @@ class DPSynthesizer:
             )
 
         self.codecs = [fit(column) for column in self.learned]
-        self._refit(fit)
+        self._refit(fit, sigma)
         self._fake_unreleasable_keys()
         if not self.learned:
             raise DataValidationError("no column is left to learn: every column is dropped, faked or a key")
@@ -352,10 +353,11 @@ class DPSynthesizer:
             return None
         return len(self.learned) - len(self.independent)  # the start's slot and the target's own, which it never reads
 
-    def _refit(self, fit: Callable[[Column, float], Codec]) -> None:
-        """Spend the refit reserve (:func:`refit_plan`): the columns whose first releases left rows unplaced are
-        released again at their share of it (with none, the columns of private categories). A number's range is
-        combined with its first, its other releases are made anew; a category's counts are combined with the first."""
+    def _refit(self, fit: Callable[[Column, float], Codec], sigma: float) -> None:
+        """Spend the refit reserve (:func:`refit_plan`): the numbers not located, at the weight that locates them
+        where the reserve affords it, and the categories whose first release left rows RARE are released again (with
+        none, the columns of private categories). A number's range is combined with its first, its other releases
+        are made anew; a category's counts are combined with the first. ``sigma``: a weight-1 release's noise."""
         own = [
             (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
@@ -363,10 +365,16 @@ class DPSynthesizer:
         ]  # a released codec (a linked parent's) is not this model's to release again
         # the fallback: the columns of private categories, keys to be faked only where every one is
         categories = [(c.name, self._faked_key(c, codec)) for c, codec in own if isinstance(codec, CategoricalCodec)]
+        needs = {
+            c.name: locating_weight(c, codec.unplaced, sigma=sigma, column_weight=self._column_weight(c)[0])
+            for c, codec in own
+            if isinstance(codec, NumericCodec) and not codec.has_values
+        }
         plan = refit_plan(
-            {c.name: codec.unplaced for c, codec in own},
+            {c.name: codec.unplaced for c, codec in own if isinstance(codec, CategoricalCodec)},
             reserve=self._refit_reserve(),
             fallback=[name for name, key in categories if not key] or [name for name, _ in categories],
+            needs=needs,
         )
         for i, column in enumerate(self.learned):
             if column.name in plan:

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import httpx
 
-from tests.browser import body_text, wait_for_text
+from tests.browser import body_text, console_errors, wait_for_text
 
 
 class Journey:
@@ -80,6 +80,7 @@ def quick_run(
     """Run > Quick run on the deployment's page in the Prefect UI, with the form filled in as a person does (the spec
     path typed over the default, epsilon and rows switched from None to a number and typed), then Run. Returns the
     id of the flow run the click created (the one run of the deployment that the server's scheduler did not)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -122,17 +123,26 @@ def quick_run(
         f"the Prefect UI's Quick run form of deployment refresh-table/adult, spec path {spec_path}, epsilon "
         f"{epsilon:g}, rows {rows}, before Run is clicked",
     )
-    _button(modal, "Run", 10).click()
-    created = WebDriverWait(driver, 30, poll_frequency=0.5).until(
-        lambda _: [r for r in _manual_runs(api_url, deployment_id) if r["id"] not in before] or None,
-        "clicking Run created no flow run",
-    )
+    submit = _button(modal, "Run", 10)
+    WebDriverWait(driver, 30).until(lambda _: submit.is_enabled(), "the form's Run button stays disabled")
+    submit.click()
+    try:
+        created = WebDriverWait(driver, 60, poll_frequency=0.5).until(
+            lambda _: [r for r in _manual_runs(api_url, deployment_id) if r["id"] not in before] or None
+        )
+    except TimeoutException:
+        journey.shot(driver, "prefect-quick-run-no-run", "the page 60 s after Run was clicked, no flow run created")
+        raise AssertionError(
+            f"clicking Run created no flow run; the page reads {body_text(driver)!r}; "
+            f"console errors: {console_errors(driver)}"
+        ) from None
     assert len(created) == 1, created
     return UUID(created[0]["id"])
 
 
 def _manual_runs(api_url: str, deployment_id: UUID) -> list[dict[str, Any]]:
-    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}}
+    # the server's scheduler adds runs days ahead: the earliest expected start first, so a run started now is listed
+    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
     response = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10)
     response.raise_for_status()
     return [r for r in response.json() if not r["auto_scheduled"]]
