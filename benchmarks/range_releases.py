@@ -6,7 +6,8 @@ the decoded values from the real ones.
 Shapes: Minneapolis stops' latitude and longitude (20,000 rows; a zoom inside one coarse bin, where a false tail bin
 far out spread them over half-degree bins), a credit score (8,000 rows, 580-850 around 700: its tails beyond the
 zoom's clear bins), application stamps spread over three years (8,000 rows) and an interest rate set by seven
-grades (8,000 rows, 5-27 inside the coarse bin from 3.2 to 32, 4% of them above 21 in grades F and G). For each
+grades (8,000 rows, 5-27 inside the coarse bin from 3.2 to 32, 4% of them above 21 in grades F and G) and months
+since an event (exponential, mean 35, NULL for 77% of 8,000 rows: a quarter of the values under 10). For each
 shape and noise (the noise of a weight-1 release) it prints the median KS, the share of fits with KS over 0.2 and
 the median share of real values outside the synthetic ones' range (a tail cut off). The releases alone, as
 `fit_numeric` makes them, decoded token by token: no model. Run from two commits to compare.
@@ -44,6 +45,12 @@ def shapes() -> dict[str, tuple[pd.Series, Column]]:
             Column("fico", ColumnKind.INTEGER, "BIGINT"),
         ),
         "stamps over 3 years": (stamps, Column("at", ColumnKind.DATETIME, "TIMESTAMP", True)),
+        "months since an event": (
+            pd.Series(np.clip(rng.exponential(35, 8000), 0, 200).astype(int))
+            .where(rng.random(8000) >= 0.77)
+            .astype("Int64"),
+            Column("months", ColumnKind.INTEGER, "BIGINT"),
+        ),
         "interest rate": (
             pd.Series((6 + 3.1 * grades + rng.normal(0, 1.2, 8000)).clip(5, 31).round(2)),
             Column("rate", ColumnKind.FLOAT, "DOUBLE PRECISION"),
