@@ -92,7 +92,9 @@ RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 8.0
 REFIT_WEIGHT = 12.0
 # At most this share of the refit reserve locates numbers (:func:`refit_plan`): the rest keeps categories from RARE.
-NUMBERS_SHARE = 0.5
+# On credit's 55 columns, over 40-80 preprocessing runs: with half, joint_income (448 values) was located in 97.5%
+# and state 17% RARE; with a third, 94% and 14%; with the share set by rows against state's RARE rows, 85% and 11%.
+NUMBERS_SHARE = 1.0 / 3.0
 _PAIR_SHARE = 0.7  # the share of a sparse number's values that two adjacent grid bins hold (:func:`locating_weight`)
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
