@@ -137,8 +137,9 @@ def refit_plan(
     The first releases leave some columns short: a figure that is NULL for 94% of rows is never located, the
     categories of a 50-state column that fall under the selection threshold are RARE (a third of its rows on a
     55-column table). A number that is not located is lost whole, so the numbers come first: those that
-    :data:`NUMBERS_SHARE` of the reserve could locate (``needs``, from :func:`locating_weight`) share it equally, the
-    others (a column of NULLs only, or 160 values on that table) get nothing. The rest goes to the columns with
+    :data:`NUMBERS_SHARE` of the reserve could locate (``needs``, from :func:`locating_weight`) share it equally
+    (whether or not the equal part reaches each one's need: the needs are estimates of noisy counts), the others
+    get nothing. The rest goes to the columns with
     ``unplaced`` rows (RARE rows of categories) in proportion to them. Each chosen column's releases are made again at
     that weight: category counts are combined with the first (:meth:`CategoryCounts.combined`), a number's range
     with its first range (:func:`dp_range`'s ``earlier``; its bins, released over a range that was never located,
@@ -443,14 +444,13 @@ def fit_numeric(
     histogram = accountant.gaussian(f"bins:{column.name}", counts, sigma)
     has_nulls = bool(histogram[-1] >= 3.0 * sigma)
     outside = histogram[n_bins : n_bins + 2]
-    past = (
-        _edges_past(column, edges, ends=(low, high), outside=outside, sigma=sigma, unit_bins=unit_bins)
-        if coarse is not None and located and not public
-        else (None, None)
-    )
+    clear = outside >= 3.0 * sigma
+    # a declared bound is never crossed; a range that was never located has no end to grow from
+    free = (public_min is None and located, public_max is None and located)
+    past = _edges_past(column, edges, ends=(low, high), clear=clear & free, unit_bins=unit_bins)
     inside = histogram[:n_bins].copy()
-    inside[0] += outside[0] if past[0] is None else 0.0  # what no grid bin past an end takes stays at that end
-    inside[-1] += outside[1] if past[1] is None else 0.0
+    for end, side in ((0, 0), (-1, 1)):  # clear mass that no grid bin past an end takes stays at that end, as clipped
+        inside[end] += outside[side] if clear[side] and past[side] is None else 0.0
     noisy = denoise(inside, sigma)
     noisy = _with_range_counts(noisy, edges, coarse, points, point_counts) if coarse is not None else noisy
     edges, noisy = _extended(edges, noisy, past, outside)
@@ -491,18 +491,18 @@ def _edges_past(
     edges: np.ndarray,
     *,
     ends: tuple[float, float],
-    outside: np.ndarray,
-    sigma: float,
+    clear: np.ndarray,
     unit_bins: bool,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """New fine edges below and above the range (or None): the grid bin next to an end (``ends``: the range's low
-    and high), where the bins release counted clear mass past it (``outside``: the noisy counts below and above;
-    clear at 3 sigma) and the end is a grid bound. The range release missed a stretch the bins release saw: a
-    quarter of a months-since figure, 0 to 9, in grid bins each under the range's threshold. A zoomed end is finer
-    than any grid bin: spreading past it over one would undo the zoom."""
+    and high), where the bins release counted clear mass past it (``clear``: below, above) and the end is a grid
+    bound. The range release missed a stretch the bins release saw: a quarter of a months-since figure, 0 to 9, in
+    grid bins each under the range's threshold, which then go to the bin from 3.16 to 10 (4 to 9: the integers
+    under 4 are in bins the bins release did not see apart). A zoomed end is finer than any grid bin: spreading
+    past it over one would undo the zoom."""
     past: list[np.ndarray | None] = []
-    for side, end, count in ((-1, ends[0], float(outside[0])), (1, ends[1], float(outside[1]))):
-        beside = _grid_neighbour(column, end, side) if count >= 3.0 * sigma else None
+    for side, end, wanted in ((-1, ends[0], clear[0]), (1, ends[1], clear[1])):
+        beside = _grid_neighbour(column, end, side) if wanted else None
         if beside is None:
             past.append(None)
             continue
@@ -514,8 +514,9 @@ def _edges_past(
         else:
             new = _spaced_edges(low, high, 4, log=column.kind is not ColumnKind.DATETIME)
         new = new[new < edges[0]] if side < 0 else new[new > edges[-1]]
-        fits = not unit_bins or len(new) + len(edges) - 1 <= _MAX_EXACT_TOKENS
-        past.append(new if len(new) and fits else None)
+        past.append(new if len(new) else None)
+    if unit_bins and sum(len(new) for new in past if new is not None) + len(edges) - 1 > _MAX_EXACT_TOKENS:
+        return None, None  # one token per integer: past the limit, the values stay at the ends
     return past[0], past[1]
 
 
@@ -750,7 +751,7 @@ def _fine_edges(
     tails = [
         _spaced_edges(max(lo, low), min(hi, high), 4, log=log)
         for lo, hi, _ in (coarse.counts if coarse is not None else [])
-        if hi > lo and (hi <= inner_low or lo >= inner_high)
+        if max(lo, low) < min(hi, high) and (hi <= inner_low or lo >= inner_high)  # inside a declared bound too
     ]
     edges = np.unique(np.concatenate([edges, [low, high], *tails]))
     if integer:  # integer-aligned: each integer in one bin, the highest included

@@ -354,10 +354,11 @@ class DPSynthesizer:
         return len(self.learned) - len(self.independent)  # the start's slot and the target's own, which it never reads
 
     def _refit(self, fit: Callable[[Column, float], Codec], sigma: float) -> None:
-        """Spend the refit reserve (:func:`refit_plan`): the numbers not located, at the weight that locates them
-        where the reserve affords it, and the categories whose first release left rows RARE are released again (with
-        none, the columns of private categories). A number's range is combined with its first, its other releases
-        are made anew; a category's counts are combined with the first. ``sigma``: a weight-1 release's noise."""
+        """Spend the refit reserve (:func:`refit_plan`): the numbers not located whose released values outnumber
+        that estimate's noise and that the numbers' share could locate are released again at an equal part of it, the
+        categories whose first release left rows RARE at the rest (with none, the columns of private categories). A
+        number's range is combined with its first, its other releases are made anew; a category's counts are
+        combined with the first. ``sigma``: a weight-1 release's noise."""
         own = [
             (c, codec)
             for c, codec in zip(self.learned, self.codecs, strict=True)
@@ -368,7 +369,8 @@ class DPSynthesizer:
         needs = {
             c.name: locating_weight(c, codec.unplaced, sigma=sigma, column_weight=self._column_weight(c)[0])
             for c, codec in own
-            if isinstance(codec, NumericCodec) and not codec.has_values
+            # released rows less NULLs, each of noise sigma: past that noise, not a column of NULLs only
+            if isinstance(codec, NumericCodec) and not codec.has_values and codec.unplaced > sigma * math.sqrt(2.0)
         }
         plan = refit_plan(
             {c.name: codec.unplaced for c, codec in own if isinstance(codec, CategoricalCodec)},

@@ -131,7 +131,7 @@ def quick_run(
             lambda _: [r for r in _manual_runs(api_url, deployment_id) if r["id"] not in before] or None
         )
     except TimeoutException:
-        journey.shot(driver, "prefect-quick-run-no-run", "the page 60 s after Run was clicked, no flow run created")
+        driver.save_screenshot(str(journey.folder / "prefect-quick-run-no-run.png"))  # the page 60 s after the click
         raise AssertionError(
             f"clicking Run created no flow run; the page reads {body_text(driver)!r}; "
             f"console errors: {console_errors(driver)}"

@@ -17,7 +17,7 @@ def test_the_grid_bin_below_a_range_end_takes_the_mass_counted_below_it():
     edges = np.arange(9.5, 101.0)  # one bin per integer from 10 to 100: the range release missed 0 to 9
     noisy = np.full(len(edges) - 1, 15.0)
     outside = np.array([470.0, 90.0])
-    past = _edges_past(MONTHS, edges, ends=(10.0, 100.0), outside=outside, sigma=119.0, unit_bins=True)
+    past = _edges_past(MONTHS, edges, ends=(10.0, 100.0), clear=outside >= 3 * 119.0, unit_bins=True)
     out_edges, out_mass = _extended(edges, noisy, past, outside)
     # the grid bin from 3.16 to 10 holds the integers 4 to 9: 470 spread evenly over them; 90 above is no clear count
     assert out_edges[0] == 3.5 and out_edges[-1] == 100.5
@@ -31,6 +31,23 @@ def test_a_zoomed_end_is_no_grid_bound_and_is_never_extended():
     assert _grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
     assert _grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
     assert _grid_neighbour(latitude, -10.0, -1) == pytest.approx((-(10**1.5), -10.0))
+
+
+def test_a_declared_minimum_is_never_crossed_though_values_lie_below_it():
+    # only the minimum is declared: the range's high is released, its low is the declaration (a grid bound, 10)
+    values = pd.Series(np.r_[np.arange(0, 10).repeat(100), np.arange(10, 101).repeat(80)])
+    codec = fit_numeric(
+        MONTHS,
+        values,
+        public_min=10,
+        public_max=None,
+        n_rows=len(values),
+        n_coarse=16,
+        sigma=20.0,
+        accountant=PrivacyAccountant(delta=1e-5),
+    )
+    assert codec.fine_edges[0] == 9.5
+    assert codec.decode(codec.encode(values), np.random.default_rng(0)).min() >= 10
 
 
 def test_a_months_since_figure_keeps_its_low_months():
