@@ -92,8 +92,9 @@ RANGE_WEIGHT = 2.0
 CATEGORY_WEIGHT = 8.0
 REFIT_WEIGHT = 12.0
 # At most this share of the refit reserve locates numbers (:func:`refit_plan`): the rest keeps categories from RARE.
-# On credit's 55 columns, over 40-80 preprocessing runs: with half, joint_income (448 values) was located in 97.5%
-# and state 17% RARE; with a third, 94% and 14%; with the share set by rows against state's RARE rows, 85% and 11%.
+# On credit's 55 columns (benchmarks/refit_reserve.py, 200 passes) joint_income (448 values) is located in 90.5% of
+# passes and state is 14.1% RARE; with the share set by rows against state's RARE rows, 63.5% and 11.5%; with half
+# the reserve for numbers (40 passes), 97.5% and 17%, and state's shape fell to 0.79-0.80.
 NUMBERS_SHARE = 1.0 / 3.0
 _PAIR_SHARE = 0.7  # the share of a sparse number's values that two adjacent grid bins hold (:func:`locating_weight`)
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
@@ -139,13 +140,13 @@ def refit_plan(
     55-column table). A number that is not located is lost whole, so the numbers come first: those that
     :data:`NUMBERS_SHARE` of the reserve could locate (``needs``, from :func:`locating_weight`) share it equally
     (whether or not the equal part reaches each one's need: the needs are estimates of noisy counts), the others
-    get nothing. The rest goes to the columns with
-    ``unplaced`` rows (RARE rows of categories) in proportion to them. Each chosen column's releases are made again at
-    that weight: category counts are combined with the first (:meth:`CategoryCounts.combined`), a number's range
-    with its first range (:func:`dp_range`'s ``earlier``; its bins, released over a range that was never located,
-    are made anew). With nothing else to spend it on, the ``fallback`` columns (those of private categories) share
-    the rest equally: combined with their first counts, it is as if those had had more weight, and the budget spent
-    never depends on the data (the shares do, on released counts only: post-processing).
+    get nothing. The rest goes to the columns with ``unplaced`` rows (RARE rows of categories) in proportion to
+    them. Each chosen column's releases are made again at that weight: category counts are combined with the first
+    (:meth:`CategoryCounts.combined`), a number's range with its first range (:func:`dp_range`'s ``earlier``; its
+    bins, released over a range that was never located, are made anew). With nothing else to spend it on, the
+    ``fallback`` columns (those of private categories) share the rest equally: combined with their first counts, it
+    is as if those had had more weight, and the budget spent never depends on the data (the shares do, on released
+    counts only: post-processing).
     """
     if reserve <= 0:
         return {}
