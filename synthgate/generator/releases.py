@@ -639,12 +639,13 @@ def _with_range_counts(
     counts: np.ndarray, edges: np.ndarray, coarse: DPRange, points: np.ndarray, point_counts: np.ndarray
 ) -> np.ndarray:
     """Give the fine bins inside each grid bin of the range release the mass that release saw and they lack, spread
-    evenly, where they lack most of it and the gap clears 2 sigma of the range release's noise (the grid bin is
-    inside the range: the release already saw mass about it; at 3 sigma a fifth of a months-since figure's fits,
-    NULL for 77% of 8,000 rows at the noise of a 55-column table, lost the values from 1 to 9 that two grid bins
-    held). The range release counted the point masses too, which the fine bins leave out: their released counts
-    are not missing mass (a rate column whose values are all point masses would otherwise be smeared across its
-    grid bin).
+    evenly, where they lack most of it and the gap clears 2 sigma of the range release's noise, corrected for the
+    range's number of grid bins at a 5% chance of any false fill (2.4 sigma over six bins; a range falsely stretched
+    over 60 decades filled empty bins out to 1e30 at a flat 2 sigma). The grid bin is inside the range: the release
+    already saw mass about it; at 3 sigma a fifth of a months-since figure's fits, NULL for 77% of 8,000 rows at the
+    noise of a 55-column table, lost the values from 1 to 9 that two grid bins held. The range release counted the
+    point masses too, which the fine bins leave out: their released counts are not missing mass (a rate column
+    whose values are all point masses would otherwise be smeared across its grid bin).
 
     Post-processing of two releases: a tail, or a column held by a few percent of the rows, is too thin for fine
     bins to show, but clear in the wider bins of the range release, which then shape it (hours past 70, months
@@ -652,11 +653,14 @@ def _with_range_counts(
     """
     out = counts.copy()
     centres = (edges[:-1] + edges[1:]) / 2
+    # 2 sigma for the few grid bins of most ranges; more across a range falsely stretched over decades of nothing,
+    # where one empty bin in 40 would otherwise be filled (a 5% chance of any false fill)
+    threshold = corrected_threshold(len(coarse.counts), coarse.sigma, 2.0, false_rate=0.05)
     for low, high, count in coarse.counts:
         inside = (centres >= low) & (centres < high) if high > low else centres == low
         at_points = float(point_counts[(points >= low) & ((points < high) if high > low else points == low)].sum())
         missing = count - at_points - out[inside].sum()
-        if inside.any() and missing > max(2.0 * coarse.sigma, count / 2):  # the fine bins lost most of it
+        if inside.any() and missing > max(threshold, count / 2):  # the fine bins lost most of it
             out[inside] += missing / inside.sum()
     return out
 

