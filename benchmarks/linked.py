@@ -13,6 +13,8 @@ Scores, each system and the holdout against the training pair:
   training pair's, beside the holdout's (the target: at most twice the holdout's);
 - pair trends across the link: correlation of aircraft seats with flight distance, and the carrier-manufacturer table
   (TVD of the joint shares);
+- siblings: the share of an aircraft's flights (aircraft with two or more) that fly its most common carrier, from its
+  most common origin, to its most common destination;
 - TSTR on a flight-level target, late (arrival 15+ minutes late, or cancelled), from the flight's and its aircraft's
   columns (arrival delay and time left out): gradient boosting trained on the synthetic pair, tested on the holdout,
   against the same trained on the training pair.
@@ -39,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from synthgate.evaluation.fidelity import quality  # noqa: E402
 from synthgate.evaluation.utility import tstr  # noqa: E402
 from synthgate.generator.linked import LinkedChild, LinkedSynthesizer  # noqa: E402
-from synthgate.generator.units import SIZE_EDGES  # noqa: E402
+from synthgate.generator.units import SIZE_EDGES, sibling_agreement  # noqa: E402
 from synthgate.schema import Column, ColumnKind  # noqa: E402
 from synthgate.spec import PrivacyBudget, Training  # noqa: E402
 
@@ -152,6 +154,8 @@ def evaluate(train: tuple[pd.DataFrame, pd.DataFrame], holdout: tuple[pd.DataFra
             tvd(real_cross.reindex(both, fill_value=0).to_numpy(), syn_cross.reindex(both, fill_value=0).to_numpy()),
             4,
         ),
+        **{f"{c}_siblings": round(sibling_agreement(syn_c, KEY, c), 4) for c in ("carrier", "origin", "dest")},
+        **{f"{c}_siblings_real": round(sibling_agreement(train_c, KEY, c), 4) for c in ("carrier", "origin", "dest")},
         "tstr_auc": round(utility.tstr, 4),
         "trtr_auc": round(utility.trtr, 4),
         "tstr_share_of_trtr": round(utility.tstr / utility.trtr, 4),

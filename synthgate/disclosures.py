@@ -12,7 +12,7 @@ DISCLOSED_EXCEPTIONS: tuple[str, ...] = (
     "Evaluation aggregates: fidelity, utility, privacy and validity scores computed after training from training "
     "and holdout rows (per column and per pair in MLflow and the report; overall scores in the catalog), for linked "
     "tables the relation scores (children per parent, shares of child rows naming no parent or none, parent-child "
-    "trends), and the gate verdicts.",
+    "trends, siblings' agreement), and the gate verdicts.",
     "The report's real-data side: shares of real rows over the generator's DP-released bins and categories (rows "
     "beyond the released range as one share per side, shown from 1%), and one correlation per pair of columns.",
     "Source validation verdicts: pass or fail of each expectation in the source suite (no counts, no values).",

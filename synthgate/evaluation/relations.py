@@ -9,6 +9,8 @@ Every metric takes the same four frames (parents and children, real and syntheti
   synthetic, and the share with a NULL key;
 - **order trends** (with ``order_by``): each numeric child column's Spearman correlation with the child's place
   among its parent's children, real against synthetic;
+- **siblings**: for each category column of the child, how often a parent's children (parents with two or more)
+  hold their most common value, real against synthetic (an aircraft's flights all fly one carrier);
 - **parent-level TSTR** (with the parent's ``target_column``): gradient boosting on the parent's target from its
   columns and its children's aggregates, trained on the synthetic pair and on the training pair, tested on the
   holdout pair;
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthgate.generator.units import size_bin
+from synthgate.generator.units import sibling_agreement, size_bin
 from synthgate.schema import Column, ColumnKind
 
 
@@ -72,6 +74,7 @@ class Relations:
     null_key_share_real: float
     pair_trends: float  # NaN: no parent column and child aggregate to pair
     order_trends: float = float("nan")  # NaN: no order_by declared (or no numeric child column)
+    siblings: float = float("nan")  # NaN: no category column in the child table (or no parent with two children)
     tstr: float = float("nan")  # the parent's target from its columns and its children's aggregates (NaN: no target)
     trtr: float = float("nan")
     dcr_share: float = float("nan")  # units (a parent, this child's aggregates) closer to training than to holdout
@@ -94,6 +97,7 @@ class Relations:
             "null_key_share_real": self.null_key_share_real,
             "pair_trends": self.pair_trends,
             "order_trends": self.order_trends,
+            "siblings": self.siblings,
             "tstr": self.tstr,
             "trtr": self.trtr,
             "dcr_share": self.dcr_share,
@@ -170,6 +174,22 @@ def order_trends(real: LinkedPair, synthetic: LinkedPair, child_columns: list[Co
 
     differences = (correlations(real) - correlations(synthetic)).abs().dropna()
     return float((1.0 - differences / 2.0).mean()) if len(differences) else float("nan")
+
+
+def siblings(real: LinkedPair, synthetic: LinkedPair, child_columns: list[Column]) -> float:
+    """Mean over the child's category columns of 1 - |agreement real - agreement synthetic| (:func:`sibling_agreement`;
+    NaN: no category column, or no parent with two children on either side)."""
+    categories = [c.name for c in child_columns if c.kind is ColumnKind.CATEGORICAL and c.name != real.foreign_key]
+    scores = [
+        1.0
+        - abs(
+            sibling_agreement(real.children, real.foreign_key, c)
+            - sibling_agreement(synthetic.children, synthetic.foreign_key, c)
+        )
+        for c in categories
+    ]
+    kept = [score for score in scores if not np.isnan(score)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def with_aggregates(pair: LinkedPair, child_columns: list[Column]) -> tuple[pd.DataFrame, list[Column]]:
@@ -290,6 +310,7 @@ def evaluate_relations(
         null_key_share_real=train.null_key_share(),
         pair_trends=pair_trends(train, synthetic, parent_columns, child_columns),
         order_trends=order_trends(train, synthetic, child_columns),
+        siblings=siblings(train, synthetic, child_columns),
         tstr=utility[0],
         trtr=utility[1],
         dcr_share=dcr_share,

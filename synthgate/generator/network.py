@@ -131,9 +131,12 @@ class AutoregressiveNet(nn.Module):
         device: torch.device,
         forbidden: list[list[int]] | None = None,
         given: torch.Tensor | None = None,
+        lifts: dict[int, tuple[torch.Tensor, float]] | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` token rows, column by column; ``forbidden[j]`` tokens are never drawn. ``given`` (n x p tokens)
-        fixes the first p columns (a parent row's), and the rest are drawn conditioned on them.
+        fixes the first p columns (a parent row's), and the rest are drawn conditioned on them. ``lifts[j]``: (a token
+        per row, -1 for none; a weight): column j takes each row's token with that probability, else draws as the
+        network says (:func:`lifted`).
 
         The context is filled in place (no re-concatenation), and each column is drawn by
         inverse-CDF sampling: one uniform number per row instead of one per row and token.
@@ -156,12 +159,26 @@ class AutoregressiveNet(nn.Module):
             )
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")
+            if lifts and j in lifts:
+                logits = lifted(logits, *lifts[j])
             cdf = logits.sub_(logits.max(dim=1, keepdim=True).values).exp_().cumsum_(dim=1)  # unnormalised
             uniform = torch.rand((n, 1), generator=generator, device=device) * cdf[:, -1:]
             tokens[:, j] = torch.searchsorted(cdf, uniform).squeeze_(1).clamp_(max=logits.shape[1] - 1)
             if j < len(self.embeddings):
                 context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
         return tokens
+
+
+def lifted(logits: torch.Tensor, targets: torch.Tensor, mix: float) -> torch.Tensor:
+    """Log-probabilities of the distribution mixed with each row's ``targets`` token (-1: none, unchanged) at weight
+    ``mix``: the row takes that token with probability ``mix``, else a draw from ``logits`` (a child that takes its
+    parent's most common value among its siblings, as often as the real ones agree)."""
+    probs = torch.softmax(logits, dim=1)
+    weight = (targets >= 0).to(probs.dtype) * mix
+    probs = (probs * (1.0 - weight).unsqueeze(1)).scatter_add_(
+        1, targets.clamp(min=0).unsqueeze(1), weight.unsqueeze(1)
+    )
+    return probs.log()
 
 
 class TokenNLL(nn.Module):

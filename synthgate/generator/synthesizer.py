@@ -683,9 +683,19 @@ class DPSynthesizer:
 
     # -- sample -------------------------------------------------------------------------
 
-    def sample(self, n: int, seed: int | None = None, *, given: pd.DataFrame | None = None) -> pd.DataFrame:
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        *,
+        given: pd.DataFrame | None = None,
+        siblings: dict[str, tuple[str, float]] | None = None,
+    ) -> pd.DataFrame:
         """``n`` synthetic rows in the source's column order (dropped and given columns left out). ``given``: one row
-        of the given columns for each row to sample (``n`` is then its length), which the rows are conditioned on."""
+        of the given columns for each row to sample (``n`` is then its length), which the rows are conditioned on.
+        ``siblings``: for a learned category column, (a column of ``given``, a weight): each row takes that given
+        column's value (where it is one of the released categories) with that probability, else draws as the network
+        says (a child table's value that its parent's children share, :func:`network.lifted`)."""
         if self.network is None:
             raise RuntimeError("fit() or load() the synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
@@ -702,12 +712,14 @@ class DPSynthesizer:
                 if c.name in self.given
             ]
             fixed = torch.as_tensor(np.stack(encoded, axis=1), dtype=torch.long, device=self.device)
+        lifts = self._lift_targets(given, siblings or {})
         with cpu_share("sampling") as threads:
             for start in range(0, n, _SAMPLE_CHUNK):
                 threads.adjust()
                 size = min(_SAMPLE_CHUNK, n - start)
                 prefix = None if fixed is None else fixed[start : start + size]
-                tokens = self.network.sample(size, generator, self.device, forbidden, prefix).cpu().numpy()
+                chunk_lifts = {j: (targets[start : start + size], mix) for j, (targets, mix) in lifts.items()}
+                tokens = self.network.sample(size, generator, self.device, forbidden, prefix, chunk_lifts).cpu().numpy()
                 chunks.append(
                     pd.DataFrame(
                         {
@@ -722,6 +734,21 @@ class DPSynthesizer:
             groups = self.unit_sizes.bins(self.max_rows_per_unit) if name == self.unit and self.unit_sizes else None
             frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=groups)
         return frame[self.output_columns]
+
+    def _lift_targets(
+        self, given: pd.DataFrame | None, siblings: dict[str, tuple[str, float]]
+    ) -> dict[int, tuple[torch.Tensor, float]]:
+        """For :meth:`sample`'s ``siblings``: each lifted column's index, each row's token of the given value (-1 where
+        that value is no released category) and the weight."""
+        lifts = {}
+        for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True)):
+            if given is None or column.name not in siblings or not isinstance(codec, CategoricalCodec):
+                continue
+            source, mix = siblings[column.name]
+            tokens = codec.encode(given[source].reset_index(drop=True))
+            targets = np.where(tokens < codec.rare_token, tokens, -1)
+            lifts[j] = (torch.as_tensor(targets, dtype=torch.long, device=self.device), mix)
+        return lifts
 
     # -- persistence (no real data: only DP releases and DP-trained weights) -------------
 

@@ -164,3 +164,13 @@ def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
     last = int(np.flatnonzero(noisy >= 3.0 * sigma)[-1]) if (noisy >= 3.0 * sigma).any() else reach - 1
     counted = max(reach, extend_edge(noisy, max(last, reach - 1), 1, sigma) + 1)
     return SizeHistogram(tuple(float(c) for c in denoised), max(float(noisy[:counted].sum()), 1.0))
+
+
+def sibling_agreement(children: pd.DataFrame, foreign_key: str, column: str) -> float:
+    """The share of the children of parents with two or more that hold their parent's most common value of ``column``
+    (NaN: no such parent): 1 where every parent's children agree."""
+    rows = children[[foreign_key, column]].dropna()
+    per_parent = rows.groupby([foreign_key, column], observed=True).size().groupby(level=0)
+    many = per_parent.sum() >= 2
+    total = float(per_parent.sum()[many].sum())
+    return float(per_parent.max()[many].sum()) / total if total else float("nan")

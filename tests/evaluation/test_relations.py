@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from synthgate.evaluation.relations import LinkedPair, evaluate_relations
+from synthgate.evaluation.relations import LinkedPair, evaluate_relations, siblings
 from tests.generator.test_linked import CHILD_COLUMNS, PARENT_COLUMNS, customers_and_orders
 
 LEARNED_PARENT = PARENT_COLUMNS[1:]  # the key is faked, never learned
@@ -32,3 +32,27 @@ def test_units_copied_from_training_are_closer_to_it_and_fresh_ones_are_not():
     unseen = relations_of(fresh, train, holdout)
     assert abs(unseen.dcr_share - 0.5) < 0.1 and abs(unseen.mia_auc - 0.5) < 0.1
     assert {"relations.dcr_share", "relations.mia_auc"} <= set(unseen.as_metrics())
+
+
+def test_siblings_score_children_that_agree_as_their_parents_do():
+    # real customers order through one channel each; a synthetic pair whose orders pick a channel per order (the
+    # same shares) loses that, one that keeps a channel per customer does not
+    rng = np.random.default_rng(4)
+    parents = pd.DataFrame({"customer_id": np.arange(500)})
+    owner = np.repeat(np.arange(500), 4)
+    per_customer = rng.choice(["web", "store"], 500)
+    real = LinkedPair(
+        parents, pd.DataFrame({"customer_id": owner, "channel": per_customer[owner]}), *["customer_id"] * 2
+    )
+    kept = LinkedPair(
+        parents, pd.DataFrame({"customer_id": owner, "channel": per_customer[::-1][owner]}), *["customer_id"] * 2
+    )
+    scattered = LinkedPair(
+        parents,
+        pd.DataFrame({"customer_id": owner, "channel": rng.choice(["web", "store"], owner.size)}),
+        *["customer_id"] * 2,
+    )
+    columns = [CHILD_COLUMNS[3]]  # channel
+    assert siblings(real, kept, columns) == 1.0
+    assert siblings(real, scattered, columns) < 0.75  # 4 orders in 2 channels agree 69% of the time by chance
+    assert np.isnan(siblings(real, kept, [CHILD_COLUMNS[2]]))  # amount: no category to agree on
