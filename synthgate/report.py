@@ -587,7 +587,7 @@ _RELATIONS = {
     "null_key_share_real": "real child rows with a NULL key",
     "pair_trends": "parent column against child aggregate per parent: 1 - abs(Spearman difference) / 2",
     "order_trends": "child column against its place among its parent's children (order_by), likewise",
-    "siblings": "children of one parent holding its most common category: 1 - abs(share real - share synthetic)",
+    "siblings": "siblings holding their parent's most common category (mean share): 1 - abs(real - synthetic)",
     "tstr": "the parent's target from its columns and its children's aggregates: trained on synthetic",
     "trtr": "the same trained on real (the ceiling)",
     "dcr_share": "units (a parent with this table's aggregates) closer to training than to the holdout (ideal 0.5)",

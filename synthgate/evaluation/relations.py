@@ -9,8 +9,9 @@ Every metric takes the same four frames (parents and children, real and syntheti
   synthetic, and the share with a NULL key;
 - **order trends** (with ``order_by``): each numeric child column's Spearman correlation with the child's place
   among its parent's children, real against synthetic;
-- **siblings**: for each category column of the child, how often a parent's children (parents with two or more)
-  hold their most common value, real against synthetic (an aircraft's flights all fly one carrier);
+- **siblings**: for each category column of the child, how often siblings agree (over the parents with two or more
+  children holding a value, the mean share holding the parent's most common one), real against synthetic (an
+  aircraft's flights all fly one carrier);
 - **parent-level TSTR** (with the parent's ``target_column``): gradient boosting on the parent's target from its
   columns and its children's aggregates, trained on the synthetic pair and on the training pair, tested on the
   holdout pair;

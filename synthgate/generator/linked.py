@@ -13,10 +13,8 @@ accountant, so all of them compose together (PRV), each part planned with its sh
    ``privacy.max_rows_per_unit``, or chosen as for one table) and says how many orphans and NULL-key children to
    publish.
 2. **The parent model** (``parent``): the parent's columns plus a count column per child table
-   (:attr:`LinkedChild.count_column`, bounded) and, for each learned category of a child table, its most common value
-   among the parent's rows (:attr:`LinkedChild.mode_column`: an aircraft's carrier, its home airport), learned
-   together, so the number of children of each kind follows the parent's values and each other. Neither is
-   published: they are the parent's side of its children.
+   (:attr:`LinkedChild.count_column`, bounded), learned together, so the number of children of each kind follows the
+   parent's values and each other.
 3. **A child model per child table** (``children``, split evenly): each child row after its parent's columns, encoded
    with the parent model's released codecs (nothing released twice); DP-SGD samples units and clips each unit's
    gradient as one (:mod:`synthgate.generator.units`).
@@ -25,15 +23,14 @@ Sampling draws the parents, then each parent's children in each table conditione
 synthetic parent's key: every synthetic child refers to a synthetic parent, except the orphans (keys no parent has)
 and the NULL-key children, in the numbers the DP histograms give. Children of one parent are drawn independently given
 the parent (in the declared order's places, where a table has ``order_by``), and a parent's children in one table do
-not see its children in another except through the parent's counts and modes.
+not see its children in another except through the parent's counts.
 
 Siblings agree as real ones do: one more release per child table (:meth:`LinkedSynthesizer._release_siblings`, at
-:data:`SIBLINGS_SHARE` of its model's stage) says how often a parent's children hold its most common value of each
-category, and sampling mixes each child's draw with its parent's sampled mode at the least weight that brings the
-synthetic siblings there (:meth:`LinkedSynthesizer._sibling_mixes`, post-processing). Drawn given the aircraft's own
-columns, NYC's aircraft flew for 49-59% of their flights the carrier they fly most (real: all); reading the parent's
-sampled mode, the child model followed it in part (55-61%); with the mix, 77% (one run: a mode the parent's release
-left RARE, about 30% of the sampled aircraft's, names no carrier to mix with).
+:data:`SIBLINGS_SHARE` of its model's stage, before the model) says how often a parent's children hold its most common
+value of each category column, and sampling has each parent's later children take the value its first child drew at
+the least weight that brings the synthetic siblings there (:meth:`LinkedSynthesizer._sibling_mixes`,
+post-processing). Drawn independently given the aircraft, NYC's aircraft flew the carrier they fly most on about half
+of their flights (real: all).
 """
 
 from __future__ import annotations
@@ -67,7 +64,6 @@ from synthgate.schema import Column, ColumnKind
 from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
 CHILDREN = "__children__."  # prefix of the parent model's columns: how many rows of each child table it has (bounded)
-MODE = "__mode__."  # prefix of the parent model's columns: a child table's most common category among a parent's rows
 PARENT = "__parent__."  # prefix of the parent's columns in a child model
 POSITION = "__position__"  # with ``order_by``: a child model's column for a child's place among its parent's
 #: Shares of the zCDP budget (and of the selection delta, for the models): the histograms of children per unit, the
@@ -76,8 +72,8 @@ SHARES = {"sizes": 0.1, "parent": 0.3, "children": 0.6}
 #: Share of a child model's zCDP budget for the release of how often siblings agree (:meth:`_release_siblings`); the
 #: rest is the model's (its releases and DP-SGD, which spends what is left).
 SIBLINGS_SHARE = 0.02
-_CALIBRATION_ROWS = 20_000  # child rows (whole parents') sampled for each step of a sibling weight's bisection
-_MIX_STEPS = 8  # samples per bisection: the first with no lift, then seven halvings (within 1/128)
+_CALIBRATION_ROWS = 50_000  # child rows (whole parents') sampled for each step of a sibling weight's bisection
+_MIX_STEPS = 8  # samples per bisection: the first with no mix, then seven halvings (within 1/128)
 
 
 @dataclass(frozen=True)
@@ -98,9 +94,9 @@ class LinkedChild:
         return CHILDREN + self.name
 
     @property
-    def mode_sources(self) -> list[Column]:
-        """The columns whose most common value among a parent's rows the parent model learns (:attr:`mode_column`):
-        the learned categories, not the foreign key nor the order."""
+    def sibling_columns(self) -> list[Column]:
+        """The learned category columns, whose values a parent's children may share (not the foreign key nor the
+        order): how often they do is released (:meth:`LinkedSynthesizer._release_siblings`)."""
         skipped = {self.foreign_key, self.order_by}
         return [
             column
@@ -109,24 +105,6 @@ class LinkedChild:
             and (policy := self.policies.get(column.name, ColumnPolicy())).policy not in ("drop", "fake")
             and (column.kind is ColumnKind.CATEGORICAL or policy.policy == "categorical")
         ]
-
-    def mode_column(self, source: str) -> str:
-        """The parent model's column holding the most common value of this table's ``source`` among a parent's rows."""
-        return f"{MODE}{self.name}.{source}"
-
-
-def helper_column(name: str) -> bool:
-    """Whether a parent model's column is one of the fit's own (children counts, children's modes): never published."""
-    return name.startswith((CHILDREN, MODE))
-
-
-def modes(children: pd.DataFrame, key: str, column: str) -> pd.Series:
-    """The most common non-NULL value of ``column`` among each key's rows (ties: the smallest), indexed by key."""
-    rows = children[[key, column]].dropna()
-    sizes = rows.groupby([key, column], observed=True, sort=True).size()
-    ranked = sizes.sort_values(ascending=False, kind="stable")
-    first = ranked[~ranked.index.get_level_values(0).duplicated()]
-    return pd.Series(first.index.get_level_values(1), index=first.index.get_level_values(0), dtype=object)
 
 
 @dataclass(frozen=True)
@@ -198,7 +176,7 @@ class LinkedSynthesizer:
         self.parent: DPSynthesizer | None = None
         self.models: list[DPSynthesizer] = []  # one per child table, in the children's order
         self.counts: list[ChildCounts] = []  # one per child table
-        # per child table: each mode source's DP share of a parent's children holding its most common value
+        # per child table: each sibling column's DP share of a parent's children holding its most common value
         self.siblings: list[dict[str, float]] = []
         self.summary: LinkedFitSummary | None = None
 
@@ -258,29 +236,12 @@ class LinkedSynthesizer:
                 .clip(upper=counts.max_rows)
                 .astype("int64")
                 for child, frame, counts in zip(self.children, children, self.counts, strict=True)
-            },
-            **{
-                child.mode_column(source.name): parents[self.parent_key].map(
-                    modes(frame, child.foreign_key, source.name)
-                )
-                for child, frame in zip(self.children, children, strict=True)
-                for source in child.mode_sources
-            },
+            }
         )
         count_columns = [Column(child.count_column, ColumnKind.INTEGER, "BIGINT") for child in self.children]
-        mode_columns = [
-            Column(child.mode_column(source.name), source.kind, source.sql_type)
-            for child in self.children
-            for source in child.mode_sources
-        ]
-        mode_policies = {
-            child.mode_column(source.name): child.policies.get(source.name, ColumnPolicy())
-            for child in self.children
-            for source in child.mode_sources
-        }
         self.parent = DPSynthesizer(
-            [*self.parent_columns, *count_columns, *mode_columns],
-            self.parent_policies | mode_policies,
+            [*self.parent_columns, *count_columns],
+            self.parent_policies,
             self._budget(None),
             self.training,
             released={  # the histograms' bins, post-processing
@@ -290,14 +251,11 @@ class LinkedSynthesizer:
             stage=stages["parent"],
         )
         parent_fit = self.parent.fit(augmented)
-        self.siblings = [
-            self._release_siblings(child, frame, stages[f"child:{child.name}"])
-            for child, frame in zip(self.children, children, strict=True)
-        ]
-        self.models = [
-            self._fit_child(i, augmented, frame, stages[f"child:{child.name}"])
-            for i, (child, frame) in enumerate(zip(self.children, children, strict=True))
-        ]
+        self.siblings, self.models = [], []
+        for i, (child, frame) in enumerate(zip(self.children, children, strict=True)):
+            stage = stages[f"child:{child.name}"]  # the release first: the model's DP-SGD spends what is left
+            self.siblings.append(self._release_siblings(child, parents, frame, stage))
+            self.models.append(self._fit_child(i, parents, frame, stage))
         fits = [model.summary for model in self.models]
         assert all(fit is not None for fit in fits)
         self.summary = LinkedFitSummary(
@@ -311,9 +269,7 @@ class LinkedSynthesizer:
 
     def _fit_child(self, i: int, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage) -> DPSynthesizer:
         """The ``i``-th child model: each child row after its parent's learned columns (given, encoded with the parent
-        model's released codecs: nothing released twice), and its place among its parent's children when ordered.
-        ``parents`` holds the parent model's columns, the children's modes with them: siblings then agree (an
-        aircraft's flights fly its carrier, from its airport) as the parent's sampled mode says."""
+        model's released codecs: nothing released twice), and its place among its parent's children when ordered."""
         assert self.parent is not None
         child, bound = self.children[i], self.counts[i].max_rows
         released = {
@@ -344,30 +300,38 @@ class LinkedSynthesizer:
         model.fit(joined)
         return model
 
-    def _release_siblings(self, child: LinkedChild, children: pd.DataFrame, stage: Stage) -> dict[str, float]:
-        """How often a parent's children hold its most common value of each mode source (:attr:`LinkedChild.
-        mode_sources`), among the parents with two or more children: one release, each such parent adding its shares
-        (a child with a NULL counts as not holding it) and a 1, scaled to norm 1 (sensitivity 1), at
-        :data:`SIBLINGS_SHARE` of the child's stage, before its model (whose DP-SGD spends what is left). Sampling
-        mixes each child's draw with its parent's sampled mode until the synthetic siblings agree that often
-        (:meth:`_sibling_mixes`). Empty where the count of such parents is noise."""
-        sources = [c.name for c in child.mode_sources]
-        if not sources:
+    def _release_siblings(
+        self, child: LinkedChild, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage
+    ) -> dict[str, float]:
+        """How often siblings agree in each of the child's category columns (:attr:`LinkedChild.sibling_columns`), as
+        :func:`sibling_agreement` measures it: the mean, over the parents with two or more children holding a value,
+        of the share holding the parent's most common one. One release on the child's stage, at
+        :data:`SIBLINGS_SHARE` of it: each parent of the parent table adds, per column, that share and a 1 where it
+        counts (both 0 where not), the whole scaled to norm 1 (sensitivity 1). A column whose count of such parents is
+        within the noise is left out."""
+        names = [c.name for c in child.sibling_columns]
+        if not names:
             return {}
         key = child.foreign_key
-        rows = children[children[key].notna()]
-        sizes = rows.groupby(key).size()
-        many = sizes.index[sizes >= 2]
-        shares = np.ones((len(many), len(sources) + 1))
-        for k, source in enumerate(sources):
-            held = rows.groupby([key, source], observed=True).size().groupby(level=0).max()
-            shares[:, k] = held.reindex(many, fill_value=0).to_numpy() / sizes[many].to_numpy()
-        sums = shares.sum(axis=0) / math.sqrt(len(sources) + 1)
+        rows = children[children[key].isin(set(parents[self.parent_key].dropna()))]
+        counted = np.zeros((rows[key].nunique(), 2 * len(names)))
+        keys = pd.Index(rows[key].unique())
+        for k, name in enumerate(names):
+            per_parent = rows[[key, name]].dropna().groupby([key, name], observed=True).size().groupby(level=0)
+            held, values = per_parent.max(), per_parent.sum()
+            many = values[values >= 2].index
+            at = keys.get_indexer(many)
+            counted[at, k] = (held[many] / values[many]).to_numpy()
+            counted[at, len(names) + k] = 1.0
+        scale = math.sqrt(2 * len(names))
         sigma = preprocessing_noise(stage.rho, weight=1.0, share=SIBLINGS_SHARE)
-        noisy = stage.accountant.gaussian(f"siblings:{child.name}", sums, sigma)
-        if noisy[-1] < 3.0 * sigma:
-            return {}
-        return {source: float(np.clip(noisy[k] / noisy[-1], 0.0, 1.0)) for k, source in enumerate(sources)}
+        noisy = stage.accountant.gaussian(f"siblings:{child.name}", counted.sum(axis=0) / scale, sigma)
+        shares, parents_counted = noisy[: len(names)], noisy[len(names) :]
+        return {
+            name: float(np.clip(share / count, 0.0, 1.0))
+            for name, share, count in zip(names, shares, parents_counted, strict=True)
+            if count >= 3.0 * sigma
+        }
 
     def _release_counts(
         self, parents: pd.DataFrame, children: pd.DataFrame, child: LinkedChild, stage: Stage, *, share: float
@@ -424,7 +388,7 @@ class LinkedSynthesizer:
             rows, used = self._sample_child(i, parents, seed + 31 * i, orphans)
             tables.append(rows)
             orphans += used
-        return parents.drop(columns=[name for name in parents.columns if helper_column(name)]), tables
+        return parents.drop(columns=[child.count_column for child in self.children]), tables
 
     def _sample_child(self, i: int, parents: pd.DataFrame, seed: int, skip: int) -> tuple[pd.DataFrame, int]:
         """The ``i``-th child table's rows for the sampled ``parents``: each parent's children conditioned on its row,
@@ -441,8 +405,9 @@ class LinkedSynthesizer:
         if child.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
             groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
             given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
-        siblings = self._sibling_mixes(i, given.iloc[: len(context)], repeat, seed)
-        rows = model.sample(len(given), seed=seed + 1, given=given, siblings=siblings)
+        families = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), np.full(len(unlinked), -1)])
+        siblings = self._sibling_mixes(i, given.iloc[: len(context)], families[: len(context)], seed)
+        rows = model.sample(len(given), seed=seed + 1, given=given, siblings=siblings, groups=families)
         used = int(orphan_rows.max(initial=-1)) + 1
         orphan_keys = self._orphan_keys(parents[self.parent_key], max(used, 1), seed, skip)
         keys = pd.concat(
@@ -460,43 +425,37 @@ class LinkedSynthesizer:
             rows[child.order_by] = _in_place_order(rows[child.order_by], given[POSITION], keys)
         return rows, used
 
-    def _sibling_mixes(
-        self, i: int, given: pd.DataFrame, repeat: np.ndarray, seed: int
-    ) -> dict[str, tuple[str, float]]:
-        """For the ``i``-th child model's ``siblings`` (:meth:`DPSynthesizer.sample`): each mode source's weight, the
-        least at which the synthetic children of a sample of the parents (their rows ``given``, ``repeat`` each) agree
-        as often as the released share says (bisection over :data:`_MIX_STEPS` samples; 0 where the model alone
-        reaches it). Post-processing: the model and the released shares only."""
-        shares, child = self.siblings[i], self.children[i]
-        if not shares:
+    def _sibling_mixes(self, i: int, given: pd.DataFrame, families: np.ndarray, seed: int) -> dict[str, float]:
+        """For the ``i``-th child model's ``siblings`` (:meth:`DPSynthesizer.sample`): each sibling column's weight,
+        the least at which the synthetic children of a sample of the parents (their rows ``given``, each row's parent in
+        ``families``) agree as often as the released share says (:func:`sibling_agreement`; bisection over
+        :data:`_MIX_STEPS` samples; 0 where the model alone reaches it, or too few rows to tell). Post-processing: the
+        model and the released shares only."""
+        shares = self.siblings[i]
+        if not shares or len(families) < 2:
             return {}
-        parents = int(np.searchsorted(np.cumsum(repeat), _CALIBRATION_ROWS, side="right")) or 1
-        rows = int(repeat[:parents].sum())
-        sample, groups = given.iloc[:rows], np.repeat(np.arange(parents), repeat[:parents])
-        sources = {name: PARENT + child.mode_column(name) for name in shares}
+        rows = int(np.searchsorted(families, families[min(_CALIBRATION_ROWS, len(families)) - 1], side="right"))
+        sample, groups = given.iloc[:rows], families[:rows]
         low, high = dict.fromkeys(shares, 0.0), dict.fromkeys(shares, 1.0)
         for step in range(_MIX_STEPS):
-            mixes = dict.fromkeys(shares, 0.0) if step == 0 else {n: (low[n] + high[n]) / 2 for n in shares}
-            drawn = self.models[i].sample(
-                rows, seed=seed + 97, given=sample, siblings={n: (sources[n], mix) for n, mix in mixes.items()}
-            )
-            drawn["__group__"] = groups
+            mixes = {n: 0.0 if step == 0 else (low[n] + high[n]) / 2 for n in shares if high[n] > 0}
+            if not mixes:  # the model alone agrees as often in every column
+                break
+            drawn = self.models[i].sample(rows, seed=seed + 97, given=sample, siblings=mixes, groups=groups)
+            drawn["__family__"] = groups
             for name, mix in mixes.items():
-                below = sibling_agreement(drawn, "__group__", name) < shares[name]
-                if step == 0 and not below:  # the model alone agrees as often: no lift
-                    low[name] = high[name] = 0.0
-                elif below:
-                    low[name] = max(low[name], mix)
+                if sibling_agreement(drawn, "__family__", name) < shares[name]:
+                    low[name] = mix
                 else:
-                    high[name] = min(high[name], mix)
-        return {name: (sources[name], (low[name] + high[name]) / 2) for name in shares}
+                    high[name] = mix
+        return {name: (low[name] + high[name]) / 2 for name in shares if high[name] > 0}
 
     def tables(self) -> tuple[DPSynthesizer, list[DPSynthesizer]]:
         """(parent, each child) models as their published tables see them: the same weights and releases, without the
         helper columns (the parent's children counts, a child's parent columns), for what reads a model per table (the
         scores, the report's plots, the column policies)."""
         assert self.parent is not None and self.models
-        return _view(self.parent, lambda name: not helper_column(name)), [
+        return _view(self.parent, lambda name: not name.startswith(CHILDREN)), [
             _view(model, lambda name: not name.startswith(PARENT) and name != POSITION) for model in self.models
         ]
 
@@ -565,8 +524,8 @@ class LinkedSynthesizer:
             parent = _renamed(parent, old_count, children[0].count_column)
         assert parent.summary is not None
         linked = cls(
-            parent_columns=[c for c in parent.columns if not helper_column(c.name)],
-            parent_policies={name: p for name, p in parent.policies.items() if not helper_column(name)},
+            parent_columns=[c for c in parent.columns if not c.name.startswith(CHILDREN)],
+            parent_policies=parent.policies,
             parent_key=state["parent_key"],
             children=children,
             privacy=PrivacyBudget.model_validate(state["privacy"]),

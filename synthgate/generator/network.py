@@ -131,12 +131,11 @@ class AutoregressiveNet(nn.Module):
         device: torch.device,
         forbidden: list[list[int]] | None = None,
         given: torch.Tensor | None = None,
-        lifts: dict[int, tuple[torch.Tensor, float]] | None = None,
+        lifts: dict[int, Lift] | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` token rows, column by column; ``forbidden[j]`` tokens are never drawn. ``given`` (n x p tokens)
-        fixes the first p columns (a parent row's), and the rest are drawn conditioned on them. ``lifts[j]``: (a token
-        per row, -1 for none; a weight): column j takes each row's token with that probability, else draws as the
-        network says (:func:`lifted`).
+        fixes the first p columns (a parent row's), and the rest are drawn conditioned on them. ``lifts[j]``: column j's
+        rows take the value their group's first row drew, at the lift's weight (:class:`Lift`).
 
         The context is filled in place (no re-concatenation), and each column is drawn by
         inverse-CDF sampling: one uniform number per row instead of one per row and token.
@@ -159,20 +158,61 @@ class AutoregressiveNet(nn.Module):
             )
             if forbidden and forbidden[j]:
                 logits[:, forbidden[j]] = float("-inf")
-            if lifts and j in lifts:
-                logits = lifted(logits, *lifts[j])
-            cdf = logits.sub_(logits.max(dim=1, keepdim=True).values).exp_().cumsum_(dim=1)  # unnormalised
-            uniform = torch.rand((n, 1), generator=generator, device=device) * cdf[:, -1:]
-            tokens[:, j] = torch.searchsorted(cdf, uniform).squeeze_(1).clamp_(max=logits.shape[1] - 1)
+            lift = lifts.get(j) if lifts else None
+            if lift is None:
+                tokens[:, j] = _draw(logits, generator)
+            else:  # every row first, then the followers again, mixed with their group's first row's value
+                tokens[:, j] = _draw(logits.clone(), generator)
+                follow = lift.followers(tokens[:, j])
+                rows = torch.nonzero(follow >= 0).squeeze(1)
+                if rows.numel():
+                    tokens[rows, j] = _draw(lifted(logits[rows], follow[rows], lift.mix), generator)
             if j < len(self.embeddings):
                 context[:, (j + 1) * d : (j + 2) * d] = self.embeddings[j](tokens[:, j])
         return tokens
 
 
+def _draw(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row from (unnormalised) log-probabilities, by inverse CDF (one uniform number per row); consumes
+    ``logits``."""
+    cdf = logits.sub_(logits.max(dim=1, keepdim=True).values).exp_().cumsum_(dim=1)  # unnormalised
+    uniform = torch.rand((logits.shape[0], 1), generator=generator, device=logits.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, uniform).squeeze_(1).clamp_(max=logits.shape[1] - 1)
+
+
+@dataclass(frozen=True)
+class Lift:
+    """A column whose rows share their group's value (a parent's children, siblings): each row but a group's first takes
+    the value the first drew at weight ``mix`` (:func:`lifted`), where that value is one of the first ``shared``
+    tokens (a category, not RARE nor NULL). ``leaders``: each row's group's first row (-1: no group); a group's rows
+    are contiguous."""
+
+    mix: float
+    leaders: torch.Tensor
+    shared: int
+
+    def followers(self, drawn: torch.Tensor) -> torch.Tensor:
+        """Each row's token to take from its group's first row (-1: none), given the tokens ``drawn``."""
+        rows = torch.arange(len(drawn), device=drawn.device)
+        value = drawn[self.leaders.clamp(min=0)]
+        follow = (self.leaders >= 0) & (self.leaders != rows) & (value < self.shared)
+        return torch.where(follow, value, -1)
+
+    def rows(self, start: int, stop: int) -> Lift:
+        """The lift of rows ``start`` to ``stop`` (a chunk), a group's first row inside it its leader."""
+        return Lift(self.mix, _chunk_leaders(self.leaders[start:stop], start), self.shared)
+
+
+def _chunk_leaders(leaders: torch.Tensor, start: int) -> torch.Tensor:
+    """Leaders of a chunk's rows (from ``start``) as chunk positions. A group's rows are contiguous, so one that began
+    before the chunk is its first group, led by the chunk's first row."""
+    return torch.where(leaders < 0, -1, (leaders - start).clamp(min=0))
+
+
 def lifted(logits: torch.Tensor, targets: torch.Tensor, mix: float) -> torch.Tensor:
     """Log-probabilities of the distribution mixed with each row's ``targets`` token (-1: none, unchanged) at weight
     ``mix``: the row takes that token with probability ``mix``, else a draw from ``logits`` (a child that takes its
-    parent's most common value among its siblings, as often as the real ones agree)."""
+    first sibling's value, as often as real siblings agree)."""
     probs = torch.softmax(logits, dim=1)
     weight = (targets >= 0).to(probs.dtype) * mix
     probs = (probs * (1.0 - weight).unsqueeze(1)).scatter_add_(

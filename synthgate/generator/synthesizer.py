@@ -49,7 +49,7 @@ from synthgate.generator.accounting import (
 from synthgate.generator.codecs import CategoricalCodec, Codec, NumericCodec, codec_from_state
 from synthgate.generator.dpsgd import DPSGD, unit_rows
 from synthgate.generator.faking import fake_column
-from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, TokenNLL
+from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, Lift, TokenNLL
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import (
     REFIT_WEIGHT,
@@ -689,13 +689,14 @@ class DPSynthesizer:
         seed: int | None = None,
         *,
         given: pd.DataFrame | None = None,
-        siblings: dict[str, tuple[str, float]] | None = None,
+        siblings: dict[str, float] | None = None,
+        groups: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """``n`` synthetic rows in the source's column order (dropped and given columns left out). ``given``: one row
         of the given columns for each row to sample (``n`` is then its length), which the rows are conditioned on.
-        ``siblings``: for a learned category column, (a column of ``given``, a weight): each row takes that given
-        column's value (where it is one of the released categories) with that probability, else draws as the network
-        says (a child table's value that its parent's children share, :func:`network.lifted`)."""
+        ``groups``: each row's group (a parent's children, together; -1: none); ``siblings``: a weight for learned
+        category columns: each row of a group but its first takes the value the first drew (where that is a released
+        category) with that probability, else draws as the network says (:class:`network.Lift`)."""
         if self.network is None:
             raise RuntimeError("fit() or load() the synthesizer before sampling")
         seed = self.training.seed if seed is None else seed
@@ -712,13 +713,13 @@ class DPSynthesizer:
                 if c.name in self.given
             ]
             fixed = torch.as_tensor(np.stack(encoded, axis=1), dtype=torch.long, device=self.device)
-        lifts = self._lift_targets(given, siblings or {})
+        lifts = self._lifts(siblings or {}, groups)
         with cpu_share("sampling") as threads:
             for start in range(0, n, _SAMPLE_CHUNK):
                 threads.adjust()
                 size = min(_SAMPLE_CHUNK, n - start)
                 prefix = None if fixed is None else fixed[start : start + size]
-                chunk_lifts = {j: (targets[start : start + size], mix) for j, (targets, mix) in lifts.items()}
+                chunk_lifts = {j: lift.rows(start, start + size) for j, lift in lifts.items()}
                 tokens = self.network.sample(size, generator, self.device, forbidden, prefix, chunk_lifts).cpu().numpy()
                 chunks.append(
                     pd.DataFrame(
@@ -731,24 +732,23 @@ class DPSynthesizer:
                 )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[c.name for c in self.learned])
         for name, kind in self.fakes.items():
-            groups = self.unit_sizes.bins(self.max_rows_per_unit) if name == self.unit and self.unit_sizes else None
-            frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=groups)
+            sizes = self.unit_sizes.bins(self.max_rows_per_unit) if name == self.unit and self.unit_sizes else None
+            frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=sizes)
         return frame[self.output_columns]
 
-    def _lift_targets(
-        self, given: pd.DataFrame | None, siblings: dict[str, tuple[str, float]]
-    ) -> dict[int, tuple[torch.Tensor, float]]:
-        """For :meth:`sample`'s ``siblings``: each lifted column's index, each row's token of the given value (-1 where
-        that value is no released category) and the weight."""
-        lifts = {}
-        for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True)):
-            if given is None or column.name not in siblings or not isinstance(codec, CategoricalCodec):
-                continue
-            source, mix = siblings[column.name]
-            tokens = codec.encode(given[source].reset_index(drop=True))
-            targets = np.where(tokens < codec.rare_token, tokens, -1)
-            lifts[j] = (torch.as_tensor(targets, dtype=torch.long, device=self.device), mix)
-        return lifts
+    def _lifts(self, siblings: dict[str, float], groups: np.ndarray | None) -> dict[int, Lift]:
+        """For :meth:`sample`'s ``siblings``: each lifted column's index and its :class:`Lift`."""
+        if groups is None or not siblings:
+            return {}
+        starts = np.ones(len(groups), dtype=bool)
+        starts[1:] = groups[1:] != groups[:-1]  # a group's rows are together
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
+        leaders = torch.as_tensor(np.where(groups >= 0, first, -1), dtype=torch.long, device=self.device)
+        return {
+            j: Lift(siblings[column.name], leaders, shared=codec.rare_token)
+            for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
+            if column.name in siblings and isinstance(codec, CategoricalCodec)
+        }
 
     # -- persistence (no real data: only DP releases and DP-trained weights) -------------
 

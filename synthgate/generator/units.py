@@ -167,10 +167,11 @@ def denoised_histogram(noisy: np.ndarray, sigma: float) -> SizeHistogram:
 
 
 def sibling_agreement(children: pd.DataFrame, foreign_key: str, column: str) -> float:
-    """The share of the children of parents with two or more that hold their parent's most common value of ``column``
-    (NaN: no such parent): 1 where every parent's children agree."""
+    """How often siblings agree: over the parents with two or more children holding a value of ``column`` (NULLs left
+    out), the mean share of those children that hold the parent's most common value (NaN: no such parent). 1 where
+    every parent's children agree; each parent weighs alike, as each is one unit."""
     rows = children[[foreign_key, column]].dropna()
     per_parent = rows.groupby([foreign_key, column], observed=True).size().groupby(level=0)
-    many = per_parent.sum() >= 2
-    total = float(per_parent.sum()[many].sum())
-    return float(per_parent.max()[many].sum()) / total if total else float("nan")
+    held, values = per_parent.max(), per_parent.sum()
+    many = values >= 2
+    return float((held[many] / values[many]).mean()) if many.any() else float("nan")

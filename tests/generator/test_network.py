@@ -1,6 +1,6 @@
 import torch
 
-from synthgate.generator.network import AutoregressiveNet
+from synthgate.generator.network import AutoregressiveNet, Lift
 
 
 def _neighbour_gap(weight: torch.Tensor) -> float:
@@ -26,3 +26,28 @@ def test_tiny_ordinal_tables_keep_the_default_init():
     torch.manual_seed(0)
     plain = AutoregressiveNet([3, 2], embedding_dim=4, hidden_dim=8)
     assert torch.equal(net.embeddings[0].weight, plain.embeddings[0].weight)
+
+
+def test_a_lifted_column_takes_its_groups_first_value_at_the_lifts_weight():
+    # at weight 1 every row of a group but its first takes the first's value where it is a category (below
+    # ``shared``), in either chunk; rows in no group draw freely
+    torch.manual_seed(0)
+    net = AutoregressiveNet([5, 6], embedding_dim=4, hidden_dim=8)
+    n = 600
+    leaders = torch.arange(n) // 6 * 6  # groups of 6 rows, together
+    leaders[-6:] = -1  # the last six rows are in no group
+    lift = Lift(1.0, leaders, shared=4)
+    generator = torch.Generator().manual_seed(1)
+    first, second = (
+        net.sample(n // 2, generator, torch.device("cpu"), lifts={1: lift.rows(start, start + n // 2)})
+        for start in (0, n // 2)
+    )
+    drawn = torch.cat([first, second])[:, 1]
+    leader_value = drawn[leaders.clamp(min=0)]
+    follows = leaders >= 0
+    shareable = follows & (leader_value < 4)
+    assert (drawn[shareable] == leader_value[shareable]).all() and shareable.sum() > 100
+    assert len(set(drawn[-6:].tolist())) > 1  # drawn freely: six draws over six tokens rarely agree
+    assert len(set(drawn[follows & (leader_value >= 4)].tolist())) > 1  # a first row's RARE or NULL is not shared
+    # a chunk from row 3 to 9: the group that began before it is led by its first row, the next by its own
+    assert lift.rows(3, 9).leaders.tolist() == [0, 0, 0, 3, 3, 3]
