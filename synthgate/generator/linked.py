@@ -29,8 +29,8 @@ Siblings agree as real ones do: one more release per child table (:meth:`LinkedS
 :data:`SIBLINGS_SHARE` of its model's stage, before the model) says how often a parent's children hold its most common
 value of each category column, and sampling has each parent's later children take the value its first child drew at
 the least weight that brings the synthetic siblings there (:meth:`LinkedSynthesizer._sibling_mixes`,
-post-processing). Drawn independently given the aircraft, NYC's aircraft flew the carrier they fly most on about half
-of their flights (real: all).
+post-processing). Drawn independently given the aircraft, NYC's aircraft flew the carrier they fly most on 59% of
+their flights (real: all); with the mix, 94% (one run each, ``benchmarks/linked.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from synthgate.generator.accounting import (
     preprocessing_noise,
     zcdp_rho,
 )
-from synthgate.generator.codecs import NumericCodec, token_prior
+from synthgate.generator.codecs import RARE_LABEL, NumericCodec, token_prior
 from synthgate.generator.faking import fake_column
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram, sibling_agreement, size_bin
@@ -254,7 +254,7 @@ class LinkedSynthesizer:
         self.siblings, self.models = [], []
         for i, (child, frame) in enumerate(zip(self.children, children, strict=True)):
             stage = stages[f"child:{child.name}"]  # the release first: the model's DP-SGD spends what is left
-            self.siblings.append(self._release_siblings(child, parents, frame, stage))
+            self.siblings.append(self._release_siblings(child, frame, stage))
             self.models.append(self._fit_child(i, parents, frame, stage))
         fits = [model.summary for model in self.models]
         assert all(fit is not None for fit in fits)
@@ -300,20 +300,18 @@ class LinkedSynthesizer:
         model.fit(joined)
         return model
 
-    def _release_siblings(
-        self, child: LinkedChild, parents: pd.DataFrame, children: pd.DataFrame, stage: Stage
-    ) -> dict[str, float]:
+    def _release_siblings(self, child: LinkedChild, children: pd.DataFrame, stage: Stage) -> dict[str, float]:
         """How often siblings agree in each of the child's category columns (:attr:`LinkedChild.sibling_columns`), as
         :func:`sibling_agreement` measures it: the mean, over the parents with two or more children holding a value,
         of the share holding the parent's most common one. One release on the child's stage, at
-        :data:`SIBLINGS_SHARE` of it: each parent of the parent table adds, per column, that share and a 1 where it
-        counts (both 0 where not), the whole scaled to norm 1 (sensitivity 1). A column whose count of such parents is
-        within the noise is left out."""
+        :data:`SIBLINGS_SHARE` of it: each key (a parent, or a key no parent has: a unit of its own) adds, per
+        column, that share and a 1 where it counts (both 0 where not), the whole scaled to norm 1 (sensitivity 1). A
+        column whose count of such parents is within the noise is left out."""
         names = [c.name for c in child.sibling_columns]
         if not names:
             return {}
         key = child.foreign_key
-        rows = children[children[key].isin(set(parents[self.parent_key].dropna()))]
+        rows = children[children[key].notna()]
         counted = np.zeros((rows[key].nunique(), 2 * len(names)))
         keys = pd.Index(rows[key].unique())
         for k, name in enumerate(names):
@@ -405,8 +403,12 @@ class LinkedSynthesizer:
         if child.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
             groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
             given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
-        families = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), np.full(len(unlinked), -1)])
-        siblings = self._sibling_mixes(i, given.iloc[: len(context)], families[: len(context)], seed)
+        # each row's parent, or its orphan key (a group too), in order; NULL-key rows are in none
+        families = np.concatenate(
+            [np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows, np.full(null_rows, -1)]
+        )
+        keyed = len(context) + len(orphan_rows)
+        siblings = self._sibling_mixes(i, given.iloc[:keyed], families[:keyed], seed)
         rows = model.sample(len(given), seed=seed + 1, given=given, siblings=siblings, groups=families)
         used = int(orphan_rows.max(initial=-1)) + 1
         orphan_keys = self._orphan_keys(parents[self.parent_key], max(used, 1), seed, skip)
@@ -442,7 +444,8 @@ class LinkedSynthesizer:
             if not mixes:  # the model alone agrees as often in every column
                 break
             drawn = self.models[i].sample(rows, seed=seed + 97, given=sample, siblings=mixes, groups=groups)
-            drawn["__family__"] = groups
+            # RARE stands for many values: siblings that drew it are not known to agree
+            drawn = drawn.assign(__family__=groups, **{n: drawn[n].where(drawn[n] != RARE_LABEL) for n in mixes})
             for name, mix in mixes.items():
                 if sibling_agreement(drawn, "__family__", name) < shares[name]:
                     low[name] = mix
@@ -534,7 +537,7 @@ class LinkedSynthesizer:
         fits = [model.summary for model in models if model.summary is not None]
         assert len(fits) == len(models)
         linked.counts = [_counts_from_state(entry["counts"]) for entry in saved]
-        linked.siblings = [entry.get("siblings") or {} for entry in saved]  # none saved before 2026-12-06
+        linked.siblings = [entry.get("siblings") or {} for entry in saved]  # none saved before 842e779
         linked.parent, linked.models = parent, models
         linked.summary = LinkedFitSummary(
             state["summary"]["epsilon"],

@@ -18,6 +18,7 @@ column is a fake key whose group sizes follow the DP histogram of rows per unit.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -141,6 +142,14 @@ def choose_device(requested: str) -> torch.device:
 #: batch cap, and passes beyond this many steps cost time without helping the model: fewer passes also spend the
 #: budget on fewer steps, so each gets less noise (800,000 training rows: 8 passes of 98 steps instead of 24).
 MAX_DEFAULT_STEPS = 800
+
+
+def group_leaders(groups: np.ndarray) -> np.ndarray:
+    """Each row's group's first row (-1 for a row in no group, ``groups`` -1); a group's rows are together."""
+    starts = np.ones(len(groups), dtype=bool)
+    starts[1:] = groups[1:] != groups[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
+    return np.where(groups >= 0, first, -1)
 
 
 def default_batch_and_epochs(noisy_rows: float, epsilon: float, batch: int | None = None) -> tuple[int, int]:
@@ -713,11 +722,17 @@ class DPSynthesizer:
                 if c.name in self.given
             ]
             fixed = torch.as_tensor(np.stack(encoded, axis=1), dtype=torch.long, device=self.device)
-        lifts = self._lifts(siblings or {}, groups)
+        leaders = None if groups is None or not siblings else group_leaders(groups)
+        lifts = self._lifts(siblings or {}, leaders)
+        # chunks start where a group does: a group's later rows take its first row's values
+        cuts = {0} | {
+            b if leaders is None or leaders[b] < 0 else int(leaders[b]) for b in range(_SAMPLE_CHUNK, n, _SAMPLE_CHUNK)
+        }
+        bounds = [*sorted(cuts), n] if n else []
         with cpu_share("sampling") as threads:
-            for start in range(0, n, _SAMPLE_CHUNK):
+            for start, stop in itertools.pairwise(bounds):
                 threads.adjust()
-                size = min(_SAMPLE_CHUNK, n - start)
+                size = stop - start
                 prefix = None if fixed is None else fixed[start : start + size]
                 chunk_lifts = {j: lift.rows(start, start + size) for j, lift in lifts.items()}
                 tokens = self.network.sample(size, generator, self.device, forbidden, prefix, chunk_lifts).cpu().numpy()
@@ -736,16 +751,14 @@ class DPSynthesizer:
             frame[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=sizes)
         return frame[self.output_columns]
 
-    def _lifts(self, siblings: dict[str, float], groups: np.ndarray | None) -> dict[int, Lift]:
-        """For :meth:`sample`'s ``siblings``: each lifted column's index and its :class:`Lift`."""
-        if groups is None or not siblings:
+    def _lifts(self, siblings: dict[str, float], leaders: np.ndarray | None) -> dict[int, Lift]:
+        """For :meth:`sample`'s ``siblings``: each lifted column's index and its :class:`Lift` (``leaders``: each row's
+        group's first row, :func:`group_leaders`)."""
+        if leaders is None:
             return {}
-        starts = np.ones(len(groups), dtype=bool)
-        starts[1:] = groups[1:] != groups[:-1]  # a group's rows are together
-        first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
-        leaders = torch.as_tensor(np.where(groups >= 0, first, -1), dtype=torch.long, device=self.device)
+        first = torch.as_tensor(leaders, dtype=torch.long, device=self.device)
         return {
-            j: Lift(siblings[column.name], leaders, shared=codec.rare_token)
+            j: Lift(siblings[column.name], first, shared=codec.rare_token)
             for j, (column, codec) in enumerate(zip(self.learned, self.codecs, strict=True))
             if column.name in siblings and isinstance(codec, CategoricalCodec)
         }

@@ -1,6 +1,8 @@
+import numpy as np
 import torch
 
 from synthgate.generator.network import AutoregressiveNet, Lift
+from synthgate.generator.synthesizer import group_leaders
 
 
 def _neighbour_gap(weight: torch.Tensor) -> float:
@@ -51,3 +53,8 @@ def test_a_lifted_column_takes_its_groups_first_value_at_the_lifts_weight():
     assert len(set(drawn[follows & (leader_value >= 4)].tolist())) > 1  # a first row's RARE or NULL is not shared
     # a chunk from row 3 to 9: the group that began before it is led by its first row, the next by its own
     assert lift.rows(3, 9).leaders.tolist() == [0, 0, 0, 3, 3, 3]
+
+
+def test_a_groups_rows_know_their_first_row():
+    assert group_leaders(np.array([0, 0, 1, 1, 1, 7, -1, -1])).tolist() == [0, 0, 2, 2, 2, 5, -1, -1]
+    assert group_leaders(np.array([], dtype=np.int64)).tolist() == []
