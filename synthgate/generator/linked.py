@@ -28,9 +28,9 @@ not see its children in another except through the parent's counts.
 Siblings agree as real ones do: one more release per child table (:meth:`LinkedSynthesizer._release_siblings`, at
 :data:`SIBLINGS_SHARE` of its model's stage, before the model) says how often a parent's children hold its most common
 value of each category column, and sampling has each parent's later children take the value its first child drew at
-the least weight that brings the synthetic siblings there (:meth:`LinkedSynthesizer._sibling_mixes`,
-post-processing). Drawn independently given the aircraft, NYC's aircraft flew the carrier they fly most on 59% of
-their flights (real: all); with the mix, 94% (one run each, ``benchmarks/linked.py``).
+the least weight that brings the synthetic siblings there (:meth:`LinkedSynthesizer._calibrate`, post-processing once
+after the fit; the weights are saved with the model). Drawn independently given the aircraft, NYC's aircraft flew the
+carrier they fly most on 59% of their flights (real: all); with the mix, 94% (one run each, ``benchmarks/linked.py``).
 """
 
 from __future__ import annotations
@@ -176,8 +176,10 @@ class LinkedSynthesizer:
         self.parent: DPSynthesizer | None = None
         self.models: list[DPSynthesizer] = []  # one per child table, in the children's order
         self.counts: list[ChildCounts] = []  # one per child table
-        # per child table: each sibling column's DP share of a parent's children holding its most common value
+        # per child table: each sibling column's DP share of a parent's children holding its most common value, and
+        # the weight at which sampling mixes in the first sibling's value to reach it (:meth:`_calibrate`)
         self.siblings: list[dict[str, float]] = []
+        self.mixes: list[dict[str, float]] = []
         self.summary: LinkedFitSummary | None = None
 
     def _budget(self, child: int | None) -> PrivacyBudget:
@@ -256,6 +258,7 @@ class LinkedSynthesizer:
             stage = stages[f"child:{child.name}"]  # the release first: the model's DP-SGD spends what is left
             self.siblings.append(self._release_siblings(child, frame, stage))
             self.models.append(self._fit_child(i, parents, frame, stage))
+        self.mixes = self._calibrate()
         fits = [model.summary for model in self.models]
         assert all(fit is not None for fit in fits)
         self.summary = LinkedFitSummary(
@@ -392,31 +395,18 @@ class LinkedSynthesizer:
         """The ``i``-th child table's rows for the sampled ``parents``: each parent's children conditioned on its row,
         their foreign key the parent's key; then the orphans (their integer keys after the first ``skip``) and NULL-key
         rows. Also how many orphan keys it used."""
-        child, counts, model = self.children[i], self.counts[i], self.models[i]
-        repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
-        context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
-        rng = np.random.default_rng(seed + 11)
-        orphan_rows = _group_rows(counts.orphans, counts.max_rows, rng)
-        null_rows = round(counts.null_key)
-        unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
-        given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
-        if child.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
-            groups = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
-            given[POSITION] = np.concatenate([_places(groups), np.zeros(null_rows, dtype=np.int64)])
-        # each row's parent, or its orphan key (a group too), in order; NULL-key rows are in none
-        families = np.concatenate(
-            [np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows, np.full(null_rows, -1)]
-        )
-        keyed = len(context) + len(orphan_rows)
-        siblings = self._sibling_mixes(i, given.iloc[:keyed], families[:keyed], seed)
+        child, model = self.children[i], self.models[i]
+        given, families, orphan_rows = self._given(i, parents, seed)
+        siblings = self.mixes[i] if i < len(self.mixes) else {}
         rows = model.sample(len(given), seed=seed + 1, given=given, siblings=siblings, groups=families)
         used = int(orphan_rows.max(initial=-1)) + 1
         orphan_keys = self._orphan_keys(parents[self.parent_key], max(used, 1), seed, skip)
+        repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
         keys = pd.concat(
             [
-                context[self.parent_key].astype(object),
+                pd.Series(np.repeat(parents[self.parent_key].to_numpy(dtype=object), repeat), dtype=object),
                 pd.Series(orphan_keys.to_numpy()[orphan_rows], dtype=object),
-                pd.Series([None] * null_rows, dtype=object),
+                pd.Series([None] * int((families < 0).sum()), dtype=object),
             ],
             ignore_index=True,
         )
@@ -426,6 +416,37 @@ class LinkedSynthesizer:
         if child.order_by is not None:
             rows[child.order_by] = _in_place_order(rows[child.order_by], given[POSITION], keys)
         return rows, used
+
+    def _given(self, i: int, parents: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """What the ``i``-th child model samples from, for ``parents``: the given rows (each parent's columns once per
+        child it has, then the orphans' and NULL-key rows with NULL columns; each child's place when ordered), each
+        row's family (its parent, or its orphan key: a group too; -1 for a NULL key; a family's rows together), and the
+        orphan rows' groups."""
+        child, counts = self.children[i], self.counts[i]
+        repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
+        context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
+        rng = np.random.default_rng(seed + 11)
+        orphan_rows = _group_rows(counts.orphans, counts.max_rows, rng)
+        null_rows = round(counts.null_key)
+        unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
+        given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
+        keyed = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
+        if child.order_by is not None:  # each parent's children (each orphan key's) take places 0, 1, ...
+            given[POSITION] = np.concatenate([_places(keyed), np.zeros(null_rows, dtype=np.int64)])
+        return given, np.concatenate([keyed, np.full(null_rows, -1)]), orphan_rows
+
+    def _calibrate(self) -> list[dict[str, float]]:
+        """Each child table's sibling weights (:meth:`_sibling_mixes`), once, on a sample of as many parents as the DP
+        count from the fitted models (post-processing), kept with the model: every later sample mixes at them."""
+        assert self.parent is not None and self.parent.summary is not None
+        seed = self.training.seed + 53
+        parents = self._parents(self.parent.summary.noisy_rows, seed)
+        mixes = []
+        for i in range(len(self.children)):
+            given, families, _ = self._given(i, parents, seed)
+            keyed = int((families >= 0).sum())
+            mixes.append(self._sibling_mixes(i, given.iloc[:keyed], families[:keyed], seed))
+        return mixes
 
     def _sibling_mixes(self, i: int, given: pd.DataFrame, families: np.ndarray, seed: int) -> dict[str, float]:
         """For the ``i``-th child model's ``siblings`` (:meth:`DPSynthesizer.sample`): each sibling column's weight,
@@ -484,8 +505,11 @@ class LinkedSynthesizer:
                     "order_by": child.order_by,
                     "counts": asdict(counts),
                     "siblings": siblings,
+                    "mixes": mixes,
                 }
-                for child, counts, siblings in zip(self.children, self.counts, self.siblings, strict=True)
+                for child, counts, siblings, mixes in zip(
+                    self.children, self.counts, self.siblings, self.mixes, strict=True
+                )
             ],
             "privacy": self.privacy.model_dump(),
             "training": self.training.model_dump(),
@@ -538,6 +562,7 @@ class LinkedSynthesizer:
         assert len(fits) == len(models)
         linked.counts = [_counts_from_state(entry["counts"]) for entry in saved]
         linked.siblings = [entry.get("siblings") or {} for entry in saved]  # none saved before 842e779
+        linked.mixes = [entry.get("mixes") or {} for entry in saved]
         linked.parent, linked.models = parent, models
         linked.summary = LinkedFitSummary(
             state["summary"]["epsilon"],

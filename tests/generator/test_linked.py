@@ -202,7 +202,7 @@ def fit_channels(parents: pd.DataFrame, children: pd.DataFrame) -> LinkedSynthes
     return linked
 
 
-def test_siblings_agree_as_their_parent_does():
+def test_siblings_agree_as_their_parent_does(tmp_path):
     # each customer orders through one channel, whatever their age: a customer's synthetic orders agree as often as
     # real ones do (always); drawn independently given the customer, they agreed 71% of the time
     parents, children = customers_with_channels(per_customer=True)
@@ -214,12 +214,18 @@ def test_siblings_agree_as_their_parent_does():
     assert agree > 0.85, f"siblings agree {agree:.2f}"
     # taking the first sibling's channel keeps the channels' shares as the model draws them (DP-SGD's clipping leans
     # them to web, 0.67-0.68 for a real 0.50, with or without the siblings' mix)
-    released, linked.siblings = linked.siblings, [{}]
+    mixes, linked.mixes = linked.mixes, [{}]
     _, [drawn] = linked.sample(seed=2)
-    linked.siblings = released
+    linked.mixes = mixes
     assert sibling_agreement(drawn, "customer_id", "channel") < 0.8  # the model alone: about 0.71
     web = orders["channel"].eq("web").mean(), drawn["channel"].eq("web").mean()
     assert abs(web[0] - web[1]) < 0.05, web
+    # the weight is calibrated once, after the fit, and saved with the model: a sample of ten customers mixes at it
+    assert 0.5 < mixes[0]["channel"] <= 1.0
+    loaded = LinkedSynthesizer.load(linked.save(tmp_path / "model"))
+    assert loaded.mixes == mixes and loaded.siblings == linked.siblings
+    _, [few] = loaded.sample(10, seed=3)
+    assert sibling_agreement(few, "customer_id", "channel") > 0.85
 
 
 def test_siblings_that_do_not_agree_are_not_made_to():
