@@ -117,9 +117,11 @@ DP_OUTPUTS: dict[str, str] = {
         "the report's header: the row after the budget line, keyed by that line's epsilon (accountant) and total"
     ),
     r"^file:home/mlartifacts/.*/generator/((parent|children/\d+)/)?weights\.pt$": "DP-SGD weights",
-    r"^file:home/mlartifacts/.*/generator/linked\.json:(children\[\d+\]\.(counts|siblings)\.|summary\.epsilon$)": (
+    r"^file:home/mlartifacts/.*/generator/linked\.json:"
+    r"(children\[\d+\]\.(counts|siblings|mixes)(\.|$)|summary\.epsilon$)": (
         "linked tables: the DP histogram of children per parent (released through the accountant), the bound chosen "
-        "from it, the DP shares of siblings holding their parent's most common values, and the accountant's epsilon"
+        "from it, the DP shares of siblings holding their parent's most common values, the weights calibrated on the "
+        "DP model to reach them (either may be empty), and the accountant's epsilon"
     ),
     r"^prefect:log:sample-linked:sampled # parent rows and # child rows$": (
         "the DP parent-count estimate and the children the DP model drew for them"
