@@ -54,6 +54,7 @@ from synthgate.generator.network import CONTEXT_WINDOW, AutoregressiveNet, Lift,
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.releases import (
     REFIT_WEIGHT,
+    UNIT_CATEGORIES,
     CategoryCounts,
     budget_weight,
     categorical_codec,
@@ -280,7 +281,9 @@ class DPSynthesizer:
         bound = max(self.max_rows_per_unit, 1)  # the most rows one individual moves
         _check_rows(noisy_units, self.privacy.delta, "units" if units is not None else "rows")
         codes = units.codes if units is not None else None
-        selection_delta = self._selection_delta(accountant) / max(selected, 1) / bound  # a unit can split over its rows
+        # a unit can split its weight over its rows' values: up to ``bound`` of them, or UNIT_CATEGORIES for categories
+        selection_delta = self._selection_delta(accountant) / max(selected, 1) / bound
+        category_delta = selection_delta * bound / min(bound, UNIT_CATEGORIES)
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
             for name, kind in self.fakes.items()
@@ -325,7 +328,7 @@ class DPSynthesizer:
                 released = first[column.name].combined(released)
             first[column.name] = released
             return categorical_codec(
-                column, released, n_rows=noisy_units, rows_noise=rows_noise, selection_delta=selection_delta
+                column, released, n_rows=noisy_units, rows_noise=rows_noise, selection_delta=category_delta
             )
 
         self.codecs = [fit(column) for column in self.learned]

@@ -182,6 +182,16 @@ def test_a_units_counts_in_a_release_have_norm_one():
     assert unit_weights(bins, None) is None
 
 
+def test_a_unit_adds_to_its_top_values_only_with_norm_one():
+    # unit 0: 3 rows in bin 0, 4 in bin 1, 1 in bin 2; unit 1: one row in each of 4 bins (a tie: the lower bins)
+    units = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    bins = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3, 2, 1, 0])
+    weights = unit_weights(bins, units, top=2)
+    counts = [np.bincount(bins[units == u], weights=weights[units == u], minlength=4) for u in (0, 1)]
+    assert counts[0] == pytest.approx([0.6, 0.8, 0.0, 0.0])  # its two largest bins, scaled to norm 1
+    assert counts[1] == pytest.approx([2**-0.5, 2**-0.5, 0.0, 0.0])
+
+
 def test_units_above_the_bound_are_faked_at_the_bound():
     histogram = SizeHistogram(tuple([10.0, 0.0, 0.0, 0.0, 30.0] + [0.0] * (len(SIZE_EDGES) - 5)), 40.0)  # 1 and 5-6
     assert histogram.bins(4) == [(1, 1, 0.25), (4, 4, 0.75)]  # the 5-6 row units kept 4 rows
