@@ -61,6 +61,11 @@ class SecureNoise:
         """A random order of ``n`` rows (which of a privacy unit's rows train, :mod:`units`)."""
         return self._rng.permutation(n)
 
+    def integer(self) -> int:
+        """A random 63-bit integer: the seed of one fit's tie-break among a unit's equally held values
+        (:func:`synthgate.generator.releases.unit_weights`), held for that fit only."""
+        return int(self._rng.integers(2**63))
+
     @staticmethod
     def torch_generator(device: torch.device | str = "cpu") -> torch.Generator:
         """A fresh torch generator on ``device``, seeded with 63 bits of OS entropy (for DP-SGD noise and sampling)."""

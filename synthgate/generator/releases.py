@@ -35,8 +35,9 @@ released counts rounded to integers (see :mod:`synthgate.generator.noise`).
 unit's counts (its rows per bin) are scaled to an L2 norm of at most 1 (:func:`unit_weights`), so a unit moves any
 release by at most 1, as one row does without a unit, and every threshold below holds per unit (a unit can split
 its weight over several values: the caller divides the selection delta by the most rows a unit keeps, or by
-:data:`UNIT_CATEGORIES` for categories, where a unit adds only to the values it holds most). A unit whose rows
-spread over m bins adds up to sqrt(m) to the release, where weighing each row 1/n would add 1.
+:data:`UNIT_CATEGORIES` for categories, where a unit adds only to the values it holds most and brings no other into
+the release). A unit whose rows spread over m bins adds up to sqrt(m) to the release, where weighing each row 1/n
+would add 1.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ _KEY_COVERAGE = 0.1
 _COMPLETE_COVERAGE = 0.995
 _MAX_POINTS = 16  # point masses a column keeps, the largest first
 #: With a privacy unit, a unit adds to at most this many values of a category release: those it holds most often
-#: (:func:`unit_weights`). A value's selection then guards against this many values of one unit instead of every row
-#: it keeps (up to 384 flights of an aircraft): the threshold falls from 6.1 to 5.5 sigma, and the values a unit holds
-#: most get the weight its rarest ones had (NYC aircraft fly to 105 destinations, 40 each on average).
+#: (:func:`unit_weights`), and only values some unit adds to are released at all. A unit then brings at most this many
+#: values into a release, and a value's selection guards against that many instead of every row a unit keeps (up to
+#: 384 flights of an aircraft: the threshold falls from about 6.1 to 5.5 sigma).
 UNIT_CATEGORIES = 8
 _INTEGER_SPIKE_SHARE = 0.04  # an integer's point mass holds at least this share of its values (noisy)
 # Budget weights: a release of weight w gets noise sigma / sqrt(w) and costs w times a weight-1 release (zCDP adds).
@@ -107,14 +108,17 @@ _PAIR_SHARE = 0.7  # the share of a sparse number's values that two adjacent gri
 ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their range gets a second, finer release
 
 
-def unit_weights(bins: np.ndarray, units: np.ndarray | None, *, top: int | None = None) -> np.ndarray | None:
+def unit_weights(
+    bins: np.ndarray, units: np.ndarray | None, *, top: int | None = None, ties: int | None = None
+) -> np.ndarray | None:
     """Per-row weights for one release whose rows fall in ``bins``: 1 / the L2 norm of the row's unit's counts over the
     bins, so each unit's weighted counts have norm 1 (the release's L2 sensitivity per unit). None without units.
 
-    ``top``: each unit adds only to its ``top`` bins that hold most of its rows (ties to the lower bin), the norm taken
-    over those; its rows in any other bin weigh 0. A function of the unit's own rows, so the sensitivity stays 1, and a
-    unit then adds to at most ``top`` bins: a selection guards against that many values of one unit, not against
-    every row it keeps (:data:`UNIT_CATEGORIES`)."""
+    ``top``: each unit adds only to its ``top`` bins that hold most of its rows, the norm taken over those; its rows in
+    any other bin weigh 0. Ties are broken at random by ``ties`` (a fit's draw of OS entropy: the same weights for a
+    refit's second release of the same rows), or without it to the lower bin, which favours the first labels in
+    sorted order. A function of the unit's own rows (and randomness independent of the data), so the sensitivity
+    stays 1 and a unit adds to at most ``top`` bins (:data:`UNIT_CATEGORIES`)."""
     if units is None:
         return None
     bins = np.asarray(bins, dtype=np.int64)
@@ -125,7 +129,8 @@ def unit_weights(bins: np.ndarray, units: np.ndarray | None, *, top: int | None 
     owners, counts = pairs // width, counts.astype(float)  # (unit, bin) pairs, sorted by unit, and their rows
     kept = np.ones(pairs.size, dtype=bool)
     if top is not None:
-        order = np.lexsort((pairs % width, -counts, owners))  # each unit's pairs, most rows first
+        tiebreak = pairs % width if ties is None else np.random.default_rng(ties).permutation(pairs.size)
+        order = np.lexsort((tiebreak, -counts, owners))  # each unit's pairs, most rows first
         starts = np.searchsorted(owners[order], owners[order], side="left")
         kept[order] = np.arange(pairs.size) - starts < top
     norm_sq = np.bincount(owners, weights=np.where(kept, counts**2, 0.0))
@@ -379,7 +384,13 @@ def zoom_range(
         mass=coarse.mass,
         sigma=coarse.sigma,
         grid=coarse.grid,
-        zoom=[(float(edges[i]), float(edges[i + 1]), float(noisy[i])) for i in range(first, last + 1)],
+        # an end bin where the coarse release kept a tail beyond the core also counts the tail's values (clipped into
+        # it): the fine bins already hold them further out, and that bin would look as if it had lost them
+        zoom=[
+            (float(edges[i]), float(edges[i + 1]), float(noisy[i]))
+            for i in range(first, last + 1)
+            if not (i == 0 and low < coarse.core_low) and not (i == noisy.size - 1 and high > coarse.core_high)
+        ],
         zoom_sigma=sigma,
     )
 
@@ -906,10 +917,12 @@ def release_categories(
     sigma: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None = None,
+    ties: int | None = None,
 ) -> CategoryCounts:
     """Release a categorical column's counts, at weight :data:`CATEGORY_WEIGHT`: of every label the rows hold, and
     of NULLs; for a public domain (booleans, declared categories), of each of its values and NULLs, at weight 1. Each
-    record adds to one count (sensitivity 1). ``sigma``: a weight-1 release's noise."""
+    record adds to one count (sensitivity 1). ``sigma``: a weight-1 release's noise. With ``units``, each unit adds
+    to its :data:`UNIT_CATEGORIES` values held most (``ties``: see :func:`unit_weights`)."""
     null = series.isna().to_numpy()
     keys = series.map(category_key)
     public = column.kind is ColumnKind.BOOLEAN or public_categories is not None
@@ -923,14 +936,27 @@ def release_categories(
         domain = sorted(set(keys[~null]), key=lambda v: (type(v).__name__, v))
         labels = pd.Index(domain)
         purpose, kept_sigma = f"categories:{column.name}", sigma / math.sqrt(CATEGORY_WEIGHT)
-    bins = np.full(len(keys), len(labels), dtype=np.int64)
-    # a value outside a declared domain counts with none of them (its rows are RARE)
-    bins[~null] = np.where((index := labels.get_indexer(keys[~null])) >= 0, index, len(labels) + 1)
-    weights = unit_weights(bins, units, top=UNIT_CATEGORIES)
+    bins = _category_bins(keys, null, labels)
+    weights = unit_weights(bins, units, top=UNIT_CATEGORIES, ties=ties)
+    if weights is not None and not public:
+        # Only the values some unit adds to: a value held by one unit among more than UNIT_CATEGORIES of its values
+        # would otherwise be released at a count of pure noise, selected now and then without the unit adding to it
+        held = np.bincount(bins, weights=weights > 0, minlength=len(labels) + 2)[: len(labels)] > 0
+        domain = [label for label, kept in zip(domain, held, strict=True) if kept]
+        labels = pd.Index(domain)
+        bins = _category_bins(keys, null, labels)  # the other values' rows weigh 0: out of the release
     counts = np.bincount(bins, weights=weights, minlength=len(labels) + 2).astype(float)
     counts = np.append(counts[: len(labels)], counts[len(labels)])  # the values' bins, then NULL
     noisy = accountant.gaussian(purpose, counts, kept_sigma)
     return CategoryCounts(domain, noisy, kept_sigma, public, weighted=units is not None)
+
+
+def _category_bins(keys: pd.Series, null: np.ndarray, labels: pd.Index) -> np.ndarray:
+    """Each row's bin in a category release: its label's index, ``len(labels)`` for NULL, ``len(labels) + 1`` for a
+    value outside ``labels`` (counted with none of them: outside a declared domain, its rows are RARE)."""
+    bins = np.full(len(keys), len(labels), dtype=np.int64)
+    bins[~null] = np.where((index := labels.get_indexer(pd.Index(keys[~null]))) >= 0, index, len(labels) + 1)
+    return bins
 
 
 def categorical_codec(

@@ -284,6 +284,7 @@ class DPSynthesizer:
         # a unit can split its weight over its rows' values: up to ``bound`` of them, or UNIT_CATEGORIES for categories
         selection_delta = self._selection_delta(accountant) / max(selected, 1) / bound
         category_delta = selection_delta * bound / min(bound, UNIT_CATEGORIES)
+        ties = accountant.noise.integer() if codes is not None else None  # a unit's ties among its values (this fit)
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
             for name, kind in self.fakes.items()
@@ -323,6 +324,7 @@ class DPSynthesizer:
                 sigma=scaled,
                 accountant=accountant,
                 units=codes,
+                ties=ties,
             )
             if column.name in first:  # a refit: the first counts and these weigh as one release of both weights
                 released = first[column.name].combined(released)

@@ -9,7 +9,7 @@ import pytest
 from synthgate.generator import DPSynthesizer
 from synthgate.generator.accounting import PrivacyAccountant
 from synthgate.generator.noise import SecureNoise
-from synthgate.generator.releases import unit_weights
+from synthgate.generator.releases import release_categories, unit_weights
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
@@ -190,6 +190,38 @@ def test_a_unit_adds_to_its_top_values_only_with_norm_one():
     counts = [np.bincount(bins[units == u], weights=weights[units == u], minlength=4) for u in (0, 1)]
     assert counts[0] == pytest.approx([0.6, 0.8, 0.0, 0.0])  # its two largest bins, scaled to norm 1
     assert counts[1] == pytest.approx([2**-0.5, 2**-0.5, 0.0, 0.0])
+
+
+def test_a_unit_brings_at_most_its_top_values_into_a_category_release():
+    # A unit holding 40 values no other unit holds adds to 8 of them: the other 32 are not released at all (their
+    # counts would be pure noise, selected now and then though the unit adds nothing to them), so a value's selection
+    # guards against 8 values of one unit
+    common = pd.Series(["a", "b", "c"] * 100)
+    units = np.arange(300) // 3
+    lone = pd.Series([f"only-{i}" for i in range(40)] + [f"only-{i}" for i in range(8)])  # 8 held twice
+    series = pd.concat([common, lone], ignore_index=True)
+    codes = np.append(units, np.full(len(lone), 100))
+    released = release_categories(
+        Column("x", ColumnKind.CATEGORICAL, "TEXT"),
+        series,
+        public_categories=None,
+        sigma=1.0,
+        accountant=PrivacyAccountant(delta=1e-5),
+        units=codes,
+        ties=7,
+    )
+    assert sorted(label for label in released.labels if label.startswith("only-")) == [f"only-{i}" for i in range(8)]
+    assert {"a", "b", "c"} <= set(released.labels)
+
+
+def test_a_units_ties_go_to_any_of_its_values():
+    # 2,000 units each holding 16 of 50 values once: which 8 a unit adds to is a coin toss, not the first 8 in sorted
+    # order (the last values were never added to, and came out RARE)
+    rng = np.random.default_rng(3)
+    bins = np.concatenate([rng.choice(50, 16, replace=False) for _ in range(2000)])
+    units = np.repeat(np.arange(2000), 16)
+    counts = np.bincount(bins, weights=unit_weights(bins, units, top=8, ties=11), minlength=50)
+    assert counts.min() > 0.8 * counts.max()
 
 
 def test_units_above_the_bound_are_faked_at_the_bound():
