@@ -75,6 +75,7 @@ _MAX_EXACT_TOKENS = 128
 _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 4
 _ZOOM_BINS = 256
+_MISSING_Z = 1.5  # a zoom's core grows while its coarse bin counted this many sigmas (of the difference) more
 # Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned): a
 # key's values are held by a few rows each, so almost none clears the threshold; a wide category (50 US states on
 # a 55-column table, where the noise keeps only the largest) still holds a third of the rows.
@@ -393,10 +394,6 @@ def zoom_range(
         ],
         zoom_sigma=sigma,
     )
-
-
-#: The zoom's core grows while the coarse core bin's mass exceeds what it holds by this many sigmas of the difference.
-_MISSING_Z = 1.5
 
 
 def _covering(noisy: np.ndarray, first: int, last: int, coarse: DPRange, sigma: float) -> tuple[int, int]:
