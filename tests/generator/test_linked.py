@@ -179,27 +179,26 @@ def customers_with_channels(*, per_customer: bool, n: int = 2000) -> tuple[pd.Da
     return parents, children
 
 
-def fit_channels(parents: pd.DataFrame, children: pd.DataFrame) -> LinkedSynthesizer:
+def fit_orders(
+    parents: pd.DataFrame, children: pd.DataFrame, column: Column, *, epsilon: float, order_by: str | None = None
+) -> LinkedSynthesizer:
+    """Customers (id, age) and their orders (customer_id, ``column``, amount), fitted at ``epsilon``."""
+    amount = Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION")
+    orders = [Column("customer_id", ColumnKind.INTEGER, "BIGINT"), column, amount]
     linked = LinkedSynthesizer(
         parent_columns=[Column("customer_id", ColumnKind.INTEGER, "BIGINT"), Column("age", ColumnKind.INTEGER, "INT")],
         parent_policies={},
         parent_key="customer_id",
-        children=[
-            LinkedChild(
-                "orders",
-                [
-                    Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
-                    Column("channel", ColumnKind.CATEGORICAL, "TEXT"),
-                    Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION"),
-                ],
-                "customer_id",
-            )
-        ],
-        privacy=PrivacyBudget(epsilon=4.0, delta=1e-5),
+        children=[LinkedChild("orders", orders, "customer_id", order_by=order_by)],
+        privacy=PrivacyBudget(epsilon=epsilon, delta=1e-5),
         training=Training(epochs=12, seed=1),
     )
     linked.fit(parents, [children])
     return linked
+
+
+def fit_channels(parents: pd.DataFrame, children: pd.DataFrame) -> LinkedSynthesizer:
+    return fit_orders(parents, children, Column("channel", ColumnKind.CATEGORICAL, "TEXT"), epsilon=4.0)
 
 
 def test_siblings_agree_as_their_parent_does(tmp_path):
@@ -255,26 +254,8 @@ def test_children_learn_their_place_in_the_declared_order(tmp_path):
             "amount": np.round(20.0 * (place + 1) + rng.normal(0, 5, place.size), 2),
         }
     ).sample(frac=1.0, random_state=1)  # rows in no particular order
-    linked = LinkedSynthesizer(
-        parent_columns=[Column("customer_id", ColumnKind.INTEGER, "BIGINT"), Column("age", ColumnKind.INTEGER, "INT")],
-        parent_policies={},
-        parent_key="customer_id",
-        children=[
-            LinkedChild(
-                "orders",
-                [
-                    Column("customer_id", ColumnKind.INTEGER, "BIGINT"),
-                    Column("placed_at", ColumnKind.DATETIME, "TIMESTAMP"),
-                    Column("amount", ColumnKind.FLOAT, "DOUBLE PRECISION"),
-                ],
-                "customer_id",
-                order_by="placed_at",
-            )
-        ],
-        privacy=PrivacyBudget(epsilon=8.0, delta=1e-5),
-        training=Training(epochs=12, seed=1),
-    )
-    linked.fit(parents, [children])
+    placed_at = Column("placed_at", ColumnKind.DATETIME, "TIMESTAMP")
+    linked = fit_orders(parents, children, placed_at, epsilon=8.0, order_by="placed_at")
     loaded = LinkedSynthesizer.load(linked.save(tmp_path / "linked"))
     _, [synthetic] = loaded.sample(seed=3)
     assert "__position__" not in synthetic and list(synthetic.columns) == ["customer_id", "placed_at", "amount"]
