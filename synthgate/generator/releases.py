@@ -110,32 +110,43 @@ ZOOMED_KINDS = (ColumnKind.FLOAT, ColumnKind.DATETIME)  # continuous: their rang
 
 
 def unit_weights(
-    bins: np.ndarray, units: np.ndarray | None, *, top: int | None = None, ties: int | None = None
+    bins: np.ndarray, units: np.ndarray | None, *, top: int | None = None, priority: np.ndarray | None = None
 ) -> np.ndarray | None:
     """Per-row weights for one release whose rows fall in ``bins``: 1 / the L2 norm of the row's unit's counts over the
     bins, so each unit's weighted counts have norm 1 (the release's L2 sensitivity per unit). None without units.
 
     ``top``: each unit adds only to its ``top`` bins that hold most of its rows, the norm taken over those; its rows in
-    any other bin weigh 0. Ties are broken at random by ``ties`` (a fit's draw of OS entropy: the same weights for a
-    refit's second release of the same rows), or without it to the lower bin, which favours the first labels in
-    sorted order. A function of the unit's own rows (and randomness independent of the data), so the sensitivity
-    stays 1 and a unit adds to at most ``top`` bins (:data:`UNIT_CATEGORIES`)."""
+    any other bin weigh 0. Ties go to the lower ``priority`` (one key per row, the same for a unit's rows in one bin:
+    :func:`tie_priority`), or without it to the lower bin, which favours the first labels in sorted order. A function
+    of the unit's own rows, so the sensitivity stays 1 and a unit adds to at most ``top`` bins
+    (:data:`UNIT_CATEGORIES`)."""
     if units is None:
         return None
     bins = np.asarray(bins, dtype=np.int64)
     if bins.size == 0:
         return np.zeros(0)
     width = int(bins.max()) + 1
-    pairs, inverse, counts = np.unique(units * width + bins, return_inverse=True, return_counts=True)
+    pairs, first, inverse, counts = np.unique(
+        units * width + bins, return_index=True, return_inverse=True, return_counts=True
+    )
     owners, counts = pairs // width, counts.astype(float)  # (unit, bin) pairs, sorted by unit, and their rows
     kept = np.ones(pairs.size, dtype=bool)
     if top is not None:
-        tiebreak = pairs % width if ties is None else np.random.default_rng(ties).permutation(pairs.size)
+        tiebreak = pairs % width if priority is None else np.asarray(priority, dtype=np.uint64)[first]
         order = np.lexsort((tiebreak, -counts, owners))  # each unit's pairs, most rows first
         starts = np.searchsorted(owners[order], owners[order], side="left")
         kept[order] = np.arange(pairs.size) - starts < top
     norm_sq = np.bincount(owners, weights=np.where(kept, counts**2, 0.0))
     return np.where(kept[inverse], 1.0 / np.sqrt(norm_sq[units]), 0.0)
+
+
+def tie_priority(unit_keys: pd.Series, values: pd.Series, key: str) -> np.ndarray:
+    """Each row's tie-break key in a unit's choice of values (:func:`unit_weights`): a hash of the row's unit and value
+    under ``key`` (16 characters, a fit's draw of OS entropy, never kept). A unit's order of its tied values is then
+    random and depends on nothing but the unit and the key (the units beside it leave it unchanged, as the privacy
+    argument needs), and a refit's second release of the same rows makes the same choices."""
+    frame = pd.DataFrame({"unit": unit_keys.to_numpy(dtype=object), "value": values.to_numpy(dtype=object)})
+    return pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
 
 
 def budget_weight(column: Column, *, public_bounds: bool, public_domain: bool) -> tuple[float, bool]:
@@ -914,12 +925,12 @@ def release_categories(
     sigma: float,
     accountant: PrivacyAccountant,
     units: np.ndarray | None = None,
-    ties: int | None = None,
+    priority: np.ndarray | None = None,
 ) -> CategoryCounts:
     """Release a categorical column's counts, at weight :data:`CATEGORY_WEIGHT`: of every label the rows hold, and
     of NULLs; for a public domain (booleans, declared categories), of each of its values and NULLs, at weight 1. Each
     record adds to one count (sensitivity 1). ``sigma``: a weight-1 release's noise. With ``units``, each unit adds
-    to its :data:`UNIT_CATEGORIES` values held most (``ties``: see :func:`unit_weights`)."""
+    to its :data:`UNIT_CATEGORIES` values held most (``priority``: see :func:`unit_weights`)."""
     null = series.isna().to_numpy()
     keys = series.map(category_key)
     public = column.kind is ColumnKind.BOOLEAN or public_categories is not None
@@ -934,7 +945,7 @@ def release_categories(
         labels = pd.Index(domain)
         purpose, kept_sigma = f"categories:{column.name}", sigma / math.sqrt(CATEGORY_WEIGHT)
     bins = _category_bins(keys, null, labels)
-    weights = unit_weights(bins, units, top=UNIT_CATEGORIES, ties=ties)
+    weights = unit_weights(bins, units, top=UNIT_CATEGORIES, priority=priority)
     if weights is not None and not public:
         # Only the values some unit adds to: a value held by one unit among more than UNIT_CATEGORIES of its values
         # would otherwise be released at a count of pure noise, selected now and then without the unit adding to it

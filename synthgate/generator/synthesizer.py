@@ -62,6 +62,7 @@ from synthgate.generator.releases import (
     locating_weight,
     refit_plan,
     release_categories,
+    tie_priority,
 )
 from synthgate.generator.screening import SCREEN_MIN_COLUMNS, SCREEN_SHARE, screen
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, Units, bound_units, group_units, release_sizes
@@ -284,7 +285,7 @@ class DPSynthesizer:
         # a unit can split its weight over its rows' values: up to ``bound`` of them, or UNIT_CATEGORIES for categories
         selection_delta = self._selection_delta(accountant) / max(selected, 1) / bound
         category_delta = selection_delta * bound / min(bound, UNIT_CATEGORIES)
-        ties = accountant.noise.integer() if codes is not None else None  # a unit's ties among its values (this fit)
+        ties = f"{accountant.noise.integer():016x}" if codes is not None else ""  # a unit's ties' key (this fit only)
         self.rows_per_key = {
             name: _rows_per_key(name, data[name], noisy_rows, sigma, accountant, bound)
             for name, kind in self.fakes.items()
@@ -324,7 +325,7 @@ class DPSynthesizer:
                 sigma=scaled,
                 accountant=accountant,
                 units=codes,
-                ties=ties,
+                priority=None if codes is None else tie_priority(data[self.unit], data[column.name], ties),
             )
             if column.name in first:  # a refit: the first counts and these weigh as one release of both weights
                 released = first[column.name].combined(released)
