@@ -122,16 +122,31 @@ def ensure_governance_tables(engine: Engine) -> None:
     """Create the governance tables, and add columns a catalog or ledger from an older release lacks.
 
     A warehouse that refuses (a missing schema, a role without CREATE) raises :class:`WarehouseError` naming the
-    schema and the driver's error class, never a traceback's worth of DDL."""
-    try:
-        _create_governance_tables(engine)
-    except SQLAlchemyError as exc:
-        schema = _schema_of(engine) or "the default schema"
-        raise WarehouseError(
-            f"cannot create Synthgate's governance tables (ledger, catalog, events) in {schema!r}: "
-            f"{driver_error(exc)}. The target schema must exist and the target role needs CREATE on it",
-            transient=is_transient(exc),
-        ) from exc
+    schema and the driver's error class, never a traceback's worth of DDL. Runs that start together (``refresh-all``
+    on a Dask cluster) may create the same table at the same moment: the one that loses sees it exist, and looks
+    again."""
+    for attempt in (1, 2):
+        try:
+            _create_governance_tables(engine)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == 1 and _created_beside(exc):
+                continue
+            schema = _schema_of(engine) or "the default schema"
+            raise WarehouseError(
+                f"cannot create Synthgate's governance tables (ledger, catalog, events) in {schema!r}: "
+                f"{driver_error(exc)}. The target schema must exist and the target role needs CREATE on it",
+                transient=is_transient(exc),
+            ) from exc
+
+
+def _created_beside(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says another session created the table first: PostgreSQL's duplicate table (42P07) or the
+    unique violation its catalog raises for two concurrent CREATE TABLE (23505), MySQL's table exists (1050)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+    return state in ("42P07", "23505") or code == 1050
 
 
 def _create_governance_tables(engine: Engine) -> None:

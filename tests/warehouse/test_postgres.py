@@ -1,5 +1,7 @@
 """Extract and publish against the real PostgreSQL on this machine."""
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -112,3 +114,26 @@ def test_failed_swap_keeps_the_previous_version_whole(pg_engine, pg_schema, peop
     catalog = governance.catalog_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
     assert [r["run_id"] for r in catalog] == ["run00001"]
     assert "people_synthetic__v2" not in tables_in(pg_engine, pg_schema)  # rolled back with the transaction
+
+
+def test_runs_that_start_together_both_create_the_governance_tables(pg_engine):
+    # refresh-all on a Dask cluster: several runs create the same schema's governance tables at the same moment, and
+    # PostgreSQL fails all but one CREATE TABLE (DuplicateTable, or a unique violation in its catalog); a CI run failed
+    # a table on it. The run that loses sees the tables exist and goes on.
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(5):
+        schema = f"sg_race_{uuid.uuid4().hex[:8]}"
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            engines = [
+                sa.create_engine(PG_URL).execution_options(schema_translate_map={None: schema}) for _ in range(4)
+            ]
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(governance.ensure_governance_tables, engines))  # raises if one of them failed
+            for engine in engines:
+                engine.dispose()
+        finally:
+            with pg_engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
