@@ -119,6 +119,16 @@ def children_tvd(real: LinkedPair, synthetic: LinkedPair) -> float:
     return float(0.5 * np.abs(shares(real) - shares(synthetic)).sum())
 
 
+def spearman(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's correlation over the rows where both are set; NaN where fewer than two are, or either is constant
+    there (undefined: a synthetic parent column of one value, where SciPy would warn and give NaN)."""
+    both = a.notna() & b.notna()
+    a, b = a[both], b[both]
+    if a.nunique() < 2 or b.nunique() < 2:
+        return float("nan")
+    return float(a.corr(b, method="spearman"))
+
+
 def pair_trends(
     real: LinkedPair, synthetic: LinkedPair, parent_columns: list[Column], child_columns: list[Column]
 ) -> float:
@@ -150,8 +160,8 @@ def pair_trends(
     aggregates = [n for n in real_table.columns if n.startswith(("mean:", "count:"))]
     for p in (c.name for c in parent_columns):
         for a in aggregates:
-            r = real_ranks[p].corr(real_ranks[a], method="spearman")
-            s = synthetic_ranks[p].corr(synthetic_ranks[a], method="spearman")
+            r = spearman(real_ranks[p], real_ranks[a])
+            s = spearman(synthetic_ranks[p], synthetic_ranks[a])
             if not (np.isnan(r) or np.isnan(s)):
                 scores.append(1.0 - abs(r - s) / 2.0)
     return float(np.mean(scores)) if scores else float("nan")
@@ -171,7 +181,7 @@ def order_trends(real: LinkedPair, synthetic: LinkedPair, child_columns: list[Co
         linked = pair.children[pair.children[pair.foreign_key].notna()]
         ordered = linked.sort_values(pair.order_by, kind="stable", na_position="last")
         place = ordered.groupby(pair.foreign_key, sort=False).cumcount()
-        return ordered[numeric].apply(lambda s: s.corr(place, method="spearman"))
+        return ordered[numeric].apply(lambda s: spearman(s, place))
 
     differences = (correlations(real) - correlations(synthetic)).abs().dropna()
     return float((1.0 - differences / 2.0).mean()) if len(differences) else float("nan")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from synthgate.evaluation.relations import LinkedPair, evaluate_relations, siblings
+from synthgate.evaluation.relations import LinkedPair, evaluate_relations, pair_trends, siblings, spearman
 from tests.generator.test_linked import CHILD_COLUMNS, PARENT_COLUMNS, customers_and_orders
 
 LEARNED_PARENT = PARENT_COLUMNS[1:]  # the key is faked, never learned
@@ -56,3 +56,18 @@ def test_siblings_score_children_that_agree_as_their_parents_do():
     assert siblings(real, kept, columns) == 1.0
     assert siblings(real, scattered, columns) < 0.75  # 4 orders in 2 channels agree 69% of the time by chance
     assert np.isnan(siblings(real, kept, [CHILD_COLUMNS[2]]))  # amount: no category to agree on
+
+
+def test_a_synthetic_parent_column_of_one_value_is_no_pair_and_no_warning():
+    # a CI run failed here: SciPy warned (an error under pytest) of a constant column in a linked refresh on MariaDB
+    rng = np.random.default_rng(5)
+    parents = pd.DataFrame({"customer_id": np.arange(300), "age": rng.integers(18, 90, 300)})
+    owner = np.repeat(np.arange(300), 3)
+    orders = pd.DataFrame({"customer_id": owner, "amount": parents["age"].to_numpy()[owner] + rng.normal(0, 5, 900)})
+    real = LinkedPair(parents, orders, *["customer_id"] * 2)
+    flat = LinkedPair(parents.assign(age=40), orders, *["customer_id"] * 2)
+    columns = {"parent_columns": [PARENT_COLUMNS[2]], "child_columns": [CHILD_COLUMNS[2]]}
+    assert PARENT_COLUMNS[2].name == "age" and CHILD_COLUMNS[2].name == "amount"
+    assert pair_trends(real, real, **columns) == 1.0
+    assert np.isnan(pair_trends(real, flat, **columns))  # age against mean amount and count: undefined for 40 only
+    assert np.isnan(spearman(pd.Series([1.0, 1.0, np.nan]), pd.Series([1.0, 2.0, 3.0])))
