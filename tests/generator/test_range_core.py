@@ -11,7 +11,6 @@ from synthgate.generator.releases import (
     _grid_index,
     _without_lone_ends,
     corrected_threshold,
-    extend_edge,
     fit_numeric,
 )
 from synthgate.schema import Column, ColumnKind
@@ -44,16 +43,17 @@ def test_a_lone_bin_far_out_sets_no_range_unless_it_is_strong():
     assert _kept(both, sigma) == list(range(3860, 3868))
 
 
-def test_an_integers_zeros_touch_its_ones_across_the_bins_below_one():
-    sigma = 5.0
+def test_the_zeros_of_a_zero_inflated_figure_are_no_lone_bin():
+    # 4% zeros beside values of about a thousand (bankcard limits): the zero bin is some twenty log bins from the
+    # values, within extend_edge's reach, and stays in the core at a count under the strict threshold
+    sigma = 60.0
     noisy = np.zeros(2 * _GRID_SIDE + 1)
-    zero, one, three = _grid_index(np.array([0.0, 1.0, 3.5]))
-    noisy[zero] = 30.0  # zeros, just over the core's threshold
-    noisy[[one, three]] = 80.0
-    integer_bins = np.ones(noisy.size, dtype=bool)
-    integer_bins[zero + 1 : one] = False  # no integer between 0 and 1
-    assert _kept(noisy, sigma, np.cumsum(integer_bins))[0] == zero
-    assert _kept(noisy, sigma)[0] == one  # as floats, the zeros' bin is far from the ones' and weak: dropped
+    zero, thousand, far = _grid_index(np.array([0.0, 1500.0, 1e60]))
+    noisy[thousand - 2 : thousand + 3] = 2000.0
+    noisy[zero] = 5.5 * sigma
+    assert _kept(noisy, sigma)[0] == zero
+    noisy[far] = 5.5 * sigma  # the same count far out: noise that cleared the core's threshold
+    assert far - thousand > 64 and _kept(noisy, sigma)[-1] == thousand + 2
 
 
 def test_dates_of_one_year_keep_their_place_over_many_fits():
@@ -74,16 +74,3 @@ def test_dates_of_one_year_keep_their_place_over_many_fits():
             accountant=PrivacyAccountant(delta=1e-5),
         )
         assert pd.Timestamp(codec.fine_edges[-1], unit="s") < pd.Timestamp("2030-01-01")
-
-
-def test_a_stretch_of_noise_past_the_core_must_clear_every_width_tried():
-    # eight empty months whose noise sums to 3.2 sigma sqrt(8): past 3 sigma for that width alone, not past the
-    # chance of 3 sigma over the seven widths extend_edge tries (about 3.55)
-    sigma = 5.0
-    noisy = np.zeros(_CALENDAR_BINS)
-    noisy[3860:3868] = 40.0
-    noisy[3868:3876] = 3.2 * sigma * np.sqrt(8) / 8
-    assert extend_edge(noisy, 3867, 1, sigma) == 3875
-    assert extend_edge(noisy, 3867, 1, sigma, any_width=True) == 3867
-    noisy[3868:3876] *= 1.2  # 3.84 sigma sqrt(8): a tail that clears either way
-    assert extend_edge(noisy, 3867, 1, sigma, any_width=True) == 3875
