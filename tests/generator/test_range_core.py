@@ -31,12 +31,12 @@ def test_a_lone_bin_far_out_sets_no_range_unless_it_is_strong():
     assert core < strict
     weak, strong = (core + strict) / 2, strict * 1.5
     far = noisy.copy()
-    far[6500] = weak  # a month of 2240 that cleared the core's threshold by chance (about one fit in a thousand)
+    far[6500] = weak  # a month of the 2230s that cleared the core's threshold by chance (about one fit in a thousand)
     assert _kept(far, sigma) == list(range(3860, 3868))
     far[6500] = strong  # a default date that a few percent of rows hold
     assert _kept(far, sigma)[-1] == 6500
     beside = noisy.copy()
-    beside[3868] = weak  # touching the core: kept (a thin month next to the others)
+    beside[3868] = weak  # next to the core: kept (a thin month beside the others)
     assert _kept(beside, sigma)[-1] == 3868
     both = noisy.copy()
     both[[100, 6500]] = weak  # one at each end
@@ -58,7 +58,7 @@ def test_the_zeros_of_a_zero_inflated_figure_are_no_lone_bin():
 
 def test_dates_of_one_year_keep_their_place_over_many_fits():
     """300 dates of 2021 at the noise of a small table (the reliability suite's): no fit spreads them over decades,
-    as about one fit in a thousand did (a lone month of 2249 in the core; a CI run failed on one)."""
+    as about one fit in a thousand did (a lone month of 2249 in the core)."""
     rng = np.random.default_rng(5)
     dates = pd.Series(pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 2 * 10**7, 300), unit="s"))
     column = Column("naive", ColumnKind.DATETIME, "TIMESTAMP", False)
