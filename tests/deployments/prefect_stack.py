@@ -106,6 +106,14 @@ class PrefectStack:
             check=False,
         )
 
+    def log_names(self) -> list[str]:
+        """The processes whose output this stack keeps (server, worker-POOL, serve, ...)."""
+        return sorted(path.stem for path in self.logs.glob("*.log"))
+
+    def log_lines(self, name: str, containing: str) -> list[str]:
+        """The lines of a process's output that contain ``containing`` (case-insensitive), for a failure's message."""
+        return [line for line in self.log_tail(name, chars=10**7).splitlines() if containing.lower() in line.lower()]
+
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.is_file() else ""
