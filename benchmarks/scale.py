@@ -19,7 +19,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -105,6 +104,13 @@ def write_spec(folder: Path, table: str) -> Path:
     return path
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory (``VmHWM``) in MiB. Not ``ru_maxrss``: Linux carries that across fork and
+    exec, so a fresh process started by this script (which holds the generated table) would report this script's."""
+    status = Path("/proc/self/status").read_text()
+    return round(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
+
+
 def run_one(spec: Path) -> None:
     """In a fresh process: refresh ``spec`` and print its stage seconds and this process's peak RSS as JSON."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -120,7 +126,7 @@ def run_one(spec: Path) -> None:
     def stage(self, name):  # the stage's timing, then the process's peak RSS so far: which stage raised it
         with timed(self, name):
             yield
-        peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        peaks[name] = peak_rss_mb()
 
     RefreshResult.stage = stage  # type: ignore[method-assign]
     began = time.perf_counter()
@@ -131,8 +137,30 @@ def run_one(spec: Path) -> None:
                 "seconds": round(time.perf_counter() - began, 1),
                 "stages": result["stage_seconds"],
                 "scores": {k: result[k] for k in ("quality_score", "tstr_auc", "dcr_share")},
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": peak_rss_mb(),
                 "peak_after_stage_mb": peaks,
+            }
+        )
+    )
+
+
+def run_extract(spec: Path) -> None:
+    """In a fresh process: extract the spec's source alone; print its seconds, the frame's size and the peak RSS."""
+    from synthgate.spec import WarehouseTable
+    from synthgate.warehouse.extract import extract_table
+
+    table = WarehouseTable(**yaml.safe_load(spec.read_text())["source"])  # not load_spec: its imports weigh 600 MiB
+    base = peak_rss_mb()
+    began = time.perf_counter()
+    extract = extract_table(table, key=b"benchmark")
+    frame_mb = extract.frame.memory_usage(deep=True).sum() / 2**20
+    print(
+        json.dumps(
+            {
+                "seconds": round(time.perf_counter() - began, 1),
+                "frame_mb": round(frame_mb),
+                "base_rss_mb": base,
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )
@@ -151,7 +179,7 @@ def run_all(specs: Path) -> None:
             {
                 "seconds": round(time.perf_counter() - began, 1),
                 "published": sum(o["status"] == "published" for o in outcomes),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )
@@ -191,9 +219,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, help="refresh-all of this many tables (of the first --rows) vs alone")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--all", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--extract-only", action="store_true", help="time the extract stage alone, with its memory")
     args = parser.parse_args()
-    if args.one or args.all:
-        run_one(args.one) if args.one else run_all(args.all)
+    if args.one or args.all or args.extract:
+        run_one(args.one) if args.one else run_all(args.all) if args.all else run_extract(args.extract)
         return
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
@@ -210,6 +240,10 @@ def main() -> None:
             for rows in args.rows:
                 table = f"t{rows}x{columns}"
                 load(engine, table, generate(rows, columns))
+                if args.extract_only:
+                    r = in_fresh_process("--extract", write_spec(Path(home), table), env)
+                    print(f"{rows:9d} {columns:5d} extract {r}", flush=True)
+                    continue
                 r = in_fresh_process("--one", write_spec(Path(home), table), env)
                 cells = rows * columns / 1e6
                 other = r["seconds"] - sum(r["stages"].values())  # start-up, preflight, the spend, the summary

@@ -96,6 +96,7 @@ def extract_table(
     names = [c.name for c in columns]
     chunks: list[pd.DataFrame] = []
     hashes: list[np.ndarray] = []
+    read = 0
     engine = engine_for(table.url)
     try:
         with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
@@ -104,19 +105,21 @@ def extract_table(
                 # a Row is a named tuple to pandas; SQLAlchemy types its __getitem__ on int where pandas-stubs ask for
                 # SupportsIndex, so the rows are typed as the tuples they are
                 chunk = pd.DataFrame.from_records(cast("Sequence[tuple[Any, ...]]", batch), columns=names)
-                hashes.append(_row_hashes(chunk, hash_key))
-                chunks.append(chunk)
+                del batch
+                chunk = _normalise_dtypes(chunk, columns)
+                hashes.append(_row_hashes(chunk, columns, hash_key))
+                # copied: pandas keeps a text column of a chunk as a view of the 2-D object array it built from the
+                # rows, which holds every Python object the driver made (Decimals, datetimes, ...)
+                chunks.append(chunk.copy())
+                read += len(chunk)
                 if progress:
-                    progress(sum(len(c) for c in chunks))
+                    progress(read)
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
         raise WarehouseError(
             f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
         ) from exc
-    frame = (
-        pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-    )
-    frame = _normalise_dtypes(frame, columns)
+    frame = _normalise_dtypes(_joined(chunks, names), columns)  # chunks typed apart may join as objects: once more
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     row_hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
@@ -176,6 +179,18 @@ def read_plan(
     return selected, columns
 
 
+def _joined(chunks: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """The chunks as one frame, joined a column at a time and each column's chunks let go once joined: the peak is
+    about one frame and one column, not the chunks and the frame side by side. Empties ``chunks``."""
+    if not chunks:
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    joined = {}
+    for name in names:
+        joined[name] = pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True)
+    chunks.clear()
+    return pd.DataFrame(joined, copy=False)
+
+
 def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     """Driver-specific objects (Decimal, date, bool-as-int) to the pandas dtype of the column's kind."""
     for c in columns:
@@ -195,6 +210,26 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
     return frame
 
 
-def _row_hashes(chunk: pd.DataFrame, hash_key: str) -> np.ndarray:
-    """Keyed SipHash of each row's content (as read from the driver, before dtype normalisation)."""
-    return pd.util.hash_pandas_object(chunk.astype(str), index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)
+def _row_hashes(chunk: pd.DataFrame, columns: list[Column], hash_key: str) -> np.ndarray:
+    """Keyed SipHash of each row's content, each column in one dtype per kind whatever dtype pandas gave its chunk (an
+    integer chunk holding a NULL is float): equal rows hash equal in any chunking and row order."""
+    canonical = pd.DataFrame({c.name: _canonical(chunk[c.name], c.kind) for c in columns})
+    return pd.util.hash_pandas_object(canonical, index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)
+
+
+def _canonical(values: pd.Series, kind: ColumnKind) -> pd.Series:
+    """``values`` (typed by :func:`_normalise_dtypes`) in the one dtype of their kind: nullable integers (floats past
+    the int64 range), floats, UTC nanoseconds, nullable booleans, text (NULL as ``None``)."""
+    if kind is ColumnKind.INTEGER:
+        try:
+            return values.astype("Int64")
+        except (TypeError, ValueError, OverflowError):
+            return values.astype("float64")
+    if kind is ColumnKind.FLOAT:
+        return values.astype("float64")
+    if kind is ColumnKind.DATETIME:
+        instants = values.dt.tz_convert(None) if values.dt.tz is not None else values
+        return instants.astype("datetime64[ns]")
+    if kind is ColumnKind.BOOLEAN:
+        return values.astype("boolean")
+    return values.astype(str)

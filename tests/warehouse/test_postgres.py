@@ -35,6 +35,33 @@ def test_extract_reads_kinds_in_chunks_with_an_order_free_fingerprint(pg_engine,
     assert kinds["plan"] is ColumnKind.CATEGORICAL
 
 
+def test_chunks_typed_one_by_one_join_as_one_read(pg_engine, pg_schema):
+    """Each chunk is typed as it arrives (NUMERIC, dates, time zones, booleans): a first chunk NULL in every column
+    joins the later ones to the same dtypes, values and fingerprint as a single read."""
+    with pg_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f'CREATE TABLE "{pg_schema}".mixed (amount NUMERIC(10, 2), n INTEGER, day DATE, '
+                "at TIMESTAMPTZ, flag BOOLEAN, label TEXT)"
+            )
+        )
+        conn.execute(sa.text(f'INSERT INTO "{pg_schema}".mixed VALUES (NULL, NULL, NULL, NULL, NULL, NULL)'))
+        conn.execute(
+            sa.text(
+                f"INSERT INTO \"{pg_schema}\".mixed SELECT i * 1.25, i, DATE '2021-01-01' + i, "
+                "TIMESTAMPTZ '2021-01-01 12:00+02' + i * INTERVAL '1 hour', i % 2 = 0, 'l' || (i % 3) "
+                "FROM generate_series(1, 9) AS i"
+            )
+        )
+    table = WarehouseTable(url=PG_URL, table="mixed", schema=pg_schema)
+    whole, chunked = extract_table(table), extract_table(table, chunk_size=1)
+    assert chunked.frame.dtypes.to_dict() == whole.frame.dtypes.to_dict()
+    assert str(whole.frame["amount"].dtype) == "float64" and str(whole.frame["at"].dtype) == "datetime64[ns, UTC]"
+    assert str(whole.frame["flag"].dtype) == "boolean"
+    assert chunked.frame.equals(whole.frame)
+    assert chunked.fingerprint.digest == whole.fingerprint.digest
+
+
 def test_a_changed_row_changes_the_fingerprint(pg_engine, pg_schema, people):
     a = extract_table(load(pg_engine, pg_schema, "a", people))
     b = extract_table(load(pg_engine, pg_schema, "b", people.assign(age=people["age"].where(people.index != 7, 99))))
