@@ -278,3 +278,22 @@ def test_a_wide_tables_heatmap_keeps_the_columns_with_the_largest_differences(fi
     largest = sorted(np.argsort(-full.max(axis=1), kind="stable")[:3])
     assert kept == [names[i] for i in largest] and diff.shape == (3, 3)
     assert diff.max() == full.max()  # the largest difference is among the kept columns
+
+
+def test_plots_read_a_bounded_subset_of_each_side_and_the_sample_the_synthetic_rows(fitted, monkeypatch, tmp_path):
+    train, _, synth, synthetic = fitted
+    read: dict[str, list[int]] = {"plots": [], "heatmap": []}
+    plots, heatmap = report_module.column_plots, report_module.correlation_plot
+    monkeypatch.setattr(report_module, "MAX_PLOTTED_ROWS", 300)
+    monkeypatch.setattr(
+        report_module, "column_plots", lambda r, s, *a: read["plots"].extend([len(r), len(s)]) or plots(r, s, *a)
+    )
+    monkeypatch.setattr(
+        report_module, "correlation_plot", lambda r, s, m: read["heatmap"].extend([len(r), len(s)]) or heatmap(r, s, m)
+    )
+    monkeypatch.setattr(report_module, "render", lambda ctx, plots, heatmap, sample, *, learned: str(len(sample)))
+    ctx = SimpleNamespace(evaluation=None)
+    written = write_report(tmp_path / "bounded.html", ctx, train, synthetic, synth)  # type: ignore[arg-type]
+    assert read == {"plots": [300, 300], "heatmap": [300, 300]} and len(train) > 300 and len(synthetic) > 300
+    assert written.path.read_text() == str(len(synthetic))
+    assert len(written.plots) == len(synth.learned) + 1  # every column and the heatmap, drawn from the subset
