@@ -89,14 +89,15 @@ def gates_off() -> dict:
     return loose
 
 
-def write_spec(folder: Path, table: str) -> Path:
+def write_spec(folder: Path, table: str, rows: int) -> Path:
+    """The table's spec: epsilon 1, delta 1e-6 (below a tenth of 1/rows past 100,000 rows), every gate off."""
     spec = {
         "name": table,
         "source": {"url": PG_URL, "table": table, "schema": SCHEMA},
         "target": {"url": PG_URL, "table": f"{table}_synthetic", "schema": f"{SCHEMA}_pub"},
         "holdout": {"fraction": 0.2},
         "target_column": "target",
-        "privacy": {"epsilon": 1.0, "delta": 1e-6, "cap": 1000},
+        "privacy": {"epsilon": 1.0, "delta": min(1e-6, 0.1 / rows), "cap": 1000},
         "gates": gates_off(),
     }
     path = folder / f"{table}.yaml"
@@ -199,7 +200,7 @@ def parallel(engine: sa.Engine, tables: int, rows: int, columns: int, home: Path
     for i in range(tables):
         table = f"p{i}_{rows}x{columns}"
         load(engine, table, generate(rows, columns, seed=i))
-        write_spec(specs, table)
+        write_spec(specs, table, rows)
     # each phase with its own MLflow store: refresh-all must train, not re-sample the models the lone runs logged
     alone_env, all_env = (env | {"SYNTHGATE_HOME": str(home / phase)} for phase in ("alone", "all"))
     alone = {p.stem: in_fresh_process("--one", p, alone_env)["seconds"] for p in sorted(specs.glob("*.yaml"))}
@@ -241,10 +242,10 @@ def main() -> None:
                 table = f"t{rows}x{columns}"
                 load(engine, table, generate(rows, columns))
                 if args.extract_only:
-                    r = in_fresh_process("--extract", write_spec(Path(home), table), env)
+                    r = in_fresh_process("--extract", write_spec(Path(home), table, rows), env)
                     print(f"{rows:9d} {columns:5d} extract {r}", flush=True)
                     continue
-                r = in_fresh_process("--one", write_spec(Path(home), table), env)
+                r = in_fresh_process("--one", write_spec(Path(home), table, rows), env)
                 cells = rows * columns / 1e6
                 other = r["seconds"] - sum(r["stages"].values())  # start-up, preflight, the spend, the summary
                 for stage, seconds in [*r["stages"].items(), ("other", other), ("total", r["seconds"])]:

@@ -94,7 +94,7 @@ def extract_table(
         raise DataValidationError(f"table {qualified(table)!r} has duplicate column names")
     selected, columns = read_plan(table, reflected, policies)
     names = [c.name for c in columns]
-    chunks: list[pd.DataFrame] = []
+    pieces: dict[str, list[pd.Series]] = {n: [] for n in names}  # each column's chunks
     hashes: list[np.ndarray] = []
     read = 0
     engine = engine_for(table.url)
@@ -108,10 +108,10 @@ def extract_table(
                 del batch
                 chunk = _normalise_dtypes(chunk, columns)
                 hashes.append(_row_hashes(chunk, columns, hash_key))
-                # copied: pandas keeps a text column of a chunk as a view of the 2-D object array it built from the
-                # rows, which holds every Python object the driver made (Decimals, datetimes, ...)
-                chunks.append(chunk.copy())
+                for name in names:  # each column copied apart: a text column of the chunk is a view of the 2-D object
+                    pieces[name].append(chunk[name].copy())  # array of every Python object the driver made
                 read += len(chunk)
+                del chunk
                 if progress:
                     progress(read)
     except SQLAlchemyError as exc:
@@ -119,7 +119,7 @@ def extract_table(
         raise WarehouseError(
             f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
         ) from exc
-    frame = _normalise_dtypes(_joined(chunks, names), columns)  # chunks typed apart may join as objects: once more
+    frame = _normalise_dtypes(_joined(pieces), columns)  # chunks typed apart may join as objects: once more
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     row_hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
@@ -179,15 +179,14 @@ def read_plan(
     return selected, columns
 
 
-def _joined(chunks: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
-    """The chunks as one frame, joined a column at a time and each column's chunks let go once joined: the peak is
-    about one frame and one column, not the chunks and the frame side by side. Empties ``chunks``."""
-    if not chunks:
-        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-    joined = {}
-    for name in names:
-        joined[name] = pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True)
-    chunks.clear()
+def _joined(pieces: dict[str, list[pd.Series]]) -> pd.DataFrame:
+    """Each column's chunks joined, one column at a time, its chunks let go once joined: the peak is about the frame
+    and one column, not the chunks and the frame side by side. Empties ``pieces``."""
+    joined: dict[str, pd.Series] = {}
+    for name in list(pieces):
+        parts = pieces.pop(name)
+        joined[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype=object)
+        del parts
     return pd.DataFrame(joined, copy=False)
 
 
@@ -211,25 +210,38 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
 
 
 def _row_hashes(chunk: pd.DataFrame, columns: list[Column], hash_key: str) -> np.ndarray:
-    """Keyed SipHash of each row's content, each column in one dtype per kind whatever dtype pandas gave its chunk (an
-    integer chunk holding a NULL is float): equal rows hash equal in any chunking and row order."""
-    canonical = pd.DataFrame({c.name: _canonical(chunk[c.name], c.kind) for c in columns})
-    return pd.util.hash_pandas_object(canonical, index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)
+    """Keyed SipHash of each row's content, each value in a form that depends on the value alone, not on the dtype
+    pandas inferred for its chunk (an integer chunk holding a NULL is float, one holding a value past the int64 range
+    unsigned): equal rows hash equal in any chunking and row order, so a row's holdout side is its own."""
+    parts = [_canonical(chunk[c.name], c.kind) for c in columns]
+    # a text NULL is the word None: a column of its own tells it from the text "None"
+    parts += [chunk[c.name].isna() for c in columns if c.kind is ColumnKind.CATEGORICAL]
+    frame = pd.DataFrame(dict(enumerate(parts)))  # by position: no column name can clash
+    return pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)
 
 
 def _canonical(values: pd.Series, kind: ColumnKind) -> pd.Series:
-    """``values`` (typed by :func:`_normalise_dtypes`) in the one dtype of their kind: nullable integers (floats past
-    the int64 range), floats, UTC nanoseconds, nullable booleans, text (NULL as ``None``)."""
-    if kind is ColumnKind.INTEGER:
-        try:
-            return values.astype("Int64")
-        except (TypeError, ValueError, OverflowError):
-            return values.astype("float64")
-    if kind is ColumnKind.FLOAT:
+    """``values`` (typed by :func:`_normalise_dtypes`) as numbers in float64 (exact to 2**53, the mantissa), instants
+    in UTC nanoseconds, nullable booleans, or text (:func:`_text`; a column of strings as it is, NULL as ``None``)."""
+    if kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
         return values.astype("float64")
     if kind is ColumnKind.DATETIME:
         instants = values.dt.tz_convert(None) if values.dt.tz is not None else values
         return instants.astype("datetime64[ns]")
     if kind is ColumnKind.BOOLEAN:
         return values.astype("boolean")
-    return values.astype(str)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.where(values.notna(), "None")
+    return values.map(_text)
+
+
+def _text(value: object) -> str:
+    """One value of a text column as text, the same whichever dtype its chunk got: NULL (None, NaN, NA) as ``None``,
+    a boolean as ``True``/``False``, any number through float (``5``, ``5.0`` and ``np.int64(5)`` all ``5.0``)."""
+    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and value != value):
+        return "None"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating):
+        return repr(float(value))
+    return str(value)

@@ -124,13 +124,14 @@ def ensure_governance_tables(engine: Engine) -> None:
     A warehouse that refuses (a missing schema, a role without CREATE) raises :class:`WarehouseError` naming the
     schema and the driver's error class, never a traceback's worth of DDL. Runs that start together (``refresh-all``
     on a Dask cluster) may create the same table at the same moment: the one that loses sees it exist, and looks
-    again."""
-    for attempt in (1, 2):
+    again, as often as there are tables and indexes to lose on (each loss is another run's progress)."""
+    objects = sum(1 + len(table.indexes) for table in METADATA.tables.values())
+    for attempt in range(objects + 1):
         try:
             _create_governance_tables(engine)
             return
         except SQLAlchemyError as exc:
-            if attempt == 1 and _created_beside(exc):
+            if attempt < objects and _created_beside(exc):
                 continue
             schema = _schema_of(engine) or "the default schema"
             raise WarehouseError(

@@ -1,0 +1,64 @@
+"""Row hashes (fingerprint and holdout split) depend on a row's values alone, never on how rows fall into chunks.
+
+pandas types each chunk from what it holds: an integer chunk holding a NULL is float, one holding a value past the
+int64 range unsigned, a text column holding numbers is int, float or object. Each row here is hashed in one chunk
+with every other row and alone, as the driver would hand it over."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from synthgate.schema import Column, ColumnKind
+from synthgate.warehouse.extract import _normalise_dtypes, _row_hashes
+
+KEY = "0123456789abcdef"
+UTC2 = dt.timezone(dt.timedelta(hours=2))
+
+CASES = {
+    "bigint with NULL and past int64": (ColumnKind.INTEGER, [5, None, 2**53 + 1, 2**63 + 5, -7]),
+    "numeric": (ColumnKind.FLOAT, [Decimal("1.25"), None, Decimal("3"), Decimal("3.00"), 2.5]),
+    "untyped text holding numbers": (ColumnKind.CATEGORICAL, [5, None, 5.0, "a", True, 2**60]),
+    "text": (ColumnKind.CATEGORICAL, ["x", None, "y", "None", ""]),
+    "boolean as 0/1": (ColumnKind.BOOLEAN, [1, None, 0, 1, 0]),
+    "timestamptz": (
+        ColumnKind.DATETIME,
+        [dt.datetime(2021, 1, 1, 12, tzinfo=UTC2), None, dt.datetime(2021, 6, 1, tzinfo=dt.UTC), None, None],
+    ),
+    "date": (ColumnKind.DATETIME, [dt.date(2021, 1, 1), None, dt.date(1999, 12, 31), None, None]),
+}
+
+
+def hashes(column: Column, values: list[object]) -> list[int]:
+    frame = _normalise_dtypes(pd.DataFrame.from_records([(v,) for v in values], columns=[column.name]), [column])
+    return [int(h) for h in _row_hashes(frame, [column], KEY)]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_rows_hash_is_the_same_in_any_chunk(case):
+    kind, values = CASES[case]
+    column = Column("c", kind, "T", timezone=case == "timestamptz")
+    together = hashes(column, values)
+    alone = [hashes(column, [v])[0] for v in values]
+    assert together == alone
+
+
+def test_null_and_values_that_print_alike_hash_apart():
+    text = Column("c", ColumnKind.CATEGORICAL, "TEXT")
+    null, none, empty, five, five_float = hashes(text, [None, "None", "", 5, 5.0])
+    assert len({null, none, empty, five}) == 4
+    assert five == five_float  # one number, whichever type the driver gave it
+    number = Column("n", ColumnKind.FLOAT, "NUMERIC(10, 2)")
+    assert hashes(number, [Decimal("3"), Decimal("3.00"), None, 0]) == [
+        *hashes(number, [3.0, 3.0]),
+        *hashes(number, [None, 0]),
+    ]
+
+
+def test_numbers_past_the_mantissa_hash_as_float64_rounds_them():
+    column = Column("c", ColumnKind.INTEGER, "BIGINT")
+    assert hashes(column, [2**63 + 5, 2**63 + 6]) == hashes(column, [2**63 + 6, 2**63 + 5])  # one float64 value
+    assert hashes(column, [2**52 + 1])[0] != hashes(column, [2**52 + 2])[0]  # exact below 2**53
