@@ -33,7 +33,6 @@ import httpx
 import mlflow
 import pytest
 import sqlalchemy as sa
-from prefect._internal.result_records import ResultRecord
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import (
@@ -47,6 +46,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.results import ResultRecord
 from prefect.states import Scheduled
 
 from synthgate import tracking
