@@ -6,6 +6,7 @@ Not part of ``make test``. Run on a quiet machine against the local PostgreSQL::
     .venv/bin/python benchmarks/scale.py --rows 10000 100000 1000000 --columns 15
     .venv/bin/python benchmarks/scale.py --rows 100000 --columns 15 60 200
     .venv/bin/python benchmarks/scale.py --parallel 4 --rows 20000   # refresh-all of 4 tables vs each alone
+    .venv/bin/python benchmarks/scale.py --rows 1000000 --extract-only [--numeric]   # the extract alone, its memory
 
 Each table mixes the shapes real tables have (integers, heavy-tailed and zero-inflated figures, NULL-heavy columns,
 categories of several sizes, booleans, timestamps with a time zone) and a binary target that depends on some of them.
@@ -56,9 +57,12 @@ def generate(rows: int, columns: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def load(engine: sa.Engine, table: str, frame: pd.DataFrame) -> None:
-    """Create ``table`` from the frame's dtypes and COPY its rows in."""
-    frame.head(0).to_sql(table, engine, schema=SCHEMA, index=False, if_exists="replace")
+def load(engine: sa.Engine, table: str, frame: pd.DataFrame, numeric: bool = False) -> None:
+    """Create ``table`` from the frame's dtypes (its float columns ``NUMERIC(14, 2)`` with ``numeric``, as warehouses
+    often hold figures) and COPY its rows in."""
+    floats = frame.select_dtypes("float").columns if numeric else []
+    dtypes = {name: sa.Numeric(14, 2) for name in floats}
+    frame.head(0).to_sql(table, engine, schema=SCHEMA, index=False, if_exists="replace", dtype=dtypes)
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cursor:
@@ -222,6 +226,7 @@ def main() -> None:
     parser.add_argument("--all", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--extract-only", action="store_true", help="time the extract stage alone, with its memory")
+    parser.add_argument("--numeric", action="store_true", help="store the float columns as NUMERIC(14, 2)")
     args = parser.parse_args()
     if args.one or args.all or args.extract:
         run_one(args.one) if args.one else run_all(args.all) if args.all else run_extract(args.extract)
@@ -240,7 +245,7 @@ def main() -> None:
         for columns in args.columns:
             for rows in args.rows:
                 table = f"t{rows}x{columns}"
-                load(engine, table, generate(rows, columns))
+                load(engine, table, generate(rows, columns), numeric=args.numeric)
                 if args.extract_only:
                     r = in_fresh_process("--extract", write_spec(Path(home), table, rows), env)
                     print(f"{rows:9d} {columns:5d} extract {r}", flush=True)

@@ -113,6 +113,7 @@ def _validate(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: 
         table.spec, table.source.frame, table.source.columns, table.profiles, expectations_dir
     )
     seen.source_assertions = lineage.assertions_from_gx(table.source_check.result)
+    table.source = table.source.without_rows()  # validated and split: its rows live on in train and holdout
 
 
 def _trained(result: RefreshResult, spend: Spend) -> None:

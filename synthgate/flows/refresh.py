@@ -129,6 +129,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                     spec, result.source.frame, result.source.columns, result.profiles, settings.expectations_dir
                 )
             events.source_assertions = lineage.assertions_from_gx(result.source_check.result)
+            result.source = result.source.without_rows()  # validated and split: its rows live on in train and holdout
             seed = _generator(result, spend, retrain)
             assert result.synthesizer is not None  # set by _generator, trained or loaded
             with result.stage("sample"):

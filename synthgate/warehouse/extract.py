@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -61,6 +61,11 @@ class Extract:
     columns: list[Column]
     fingerprint: Fingerprint
     row_hashes: np.ndarray  # keyed 64-bit hash of each row's content, in frame order (for the holdout split)
+
+    def without_rows(self) -> Extract:
+        """This snapshot's columns and fingerprint without its rows: once validated and split, a source's rows live
+        on in its training and holdout frames, and a second copy of a 10M-row table is gigabytes."""
+        return replace(self, frame=self.frame.iloc[:0].copy(), row_hashes=self.row_hashes[:0].copy())
 
 
 def extract_table(

@@ -2,6 +2,7 @@
 
 import uuid
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -60,6 +61,28 @@ def test_chunks_typed_one_by_one_join_as_one_read(pg_engine, pg_schema):
     assert str(whole.frame["flag"].dtype) == "boolean"
     assert chunked.frame.equals(whole.frame)
     assert chunked.fingerprint.digest == whole.fingerprint.digest
+
+
+def test_a_snapshot_without_its_rows_keeps_its_schema_and_fingerprint_and_lets_the_rows_go(
+    pg_engine, pg_schema, people
+):
+    import gc
+    import weakref
+
+    extract = extract_table(load(pg_engine, pg_schema, "people", people))
+    rows = weakref.ref(extract.frame)
+    rowless = extract.without_rows()
+    assert rowless.frame.empty and rowless.frame.dtypes.to_dict() == extract.frame.dtypes.to_dict()
+    assert rowless.fingerprint == extract.fingerprint and rowless.columns == extract.columns
+    assert len(rowless.row_hashes) == 0
+    del extract
+    gc.collect()
+    assert rows() is None
+    for name in rowless.frame.columns:  # no view of the rows' arrays either
+        root = rowless.frame[name].to_numpy()
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        assert root.size == 0, name
 
 
 def test_a_changed_row_changes_the_fingerprint(pg_engine, pg_schema, people):
