@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from synthgate.errors import DataValidationError
+from synthgate.hashing import value_hashes
 from synthgate.schema import Column
 
 
@@ -27,7 +28,7 @@ def split_holdout(
     hashes = _copy_hashes(row_hashes)
     if unit is not None:
         values = frame[unit]
-        keyed = pd.util.hash_pandas_object(values.astype(str), index=False, hash_key=hash_key).to_numpy(np.uint64)
+        keyed = value_hashes(values, hash_key)  # a key's hash is its own, whatever dtype the column got
         hashes = np.where(values.isna().to_numpy(), hashes, keyed)
     held = hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
     return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from synthgate import hashing
 from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.keys import keyed_digest, row_hash_key
 from synthgate.schema import Column, ColumnKind, column_from_sql, is_supported, sql_type_name
@@ -112,7 +113,7 @@ def extract_table(
                 chunk = pd.DataFrame.from_records(cast("Sequence[tuple[Any, ...]]", batch), columns=names)
                 del batch
                 chunk = _normalise_dtypes(chunk, columns)
-                hashes.append(_row_hashes(chunk, columns, hash_key))
+                hashes.append(hashing.row_hashes(chunk, columns, hash_key))
                 for name in names:  # each column copied apart: a text column of the chunk is a view of the 2-D object
                     pieces[name].append(chunk[name].copy())  # array of every Python object the driver made
                 read += len(chunk)
@@ -212,41 +213,3 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
     return frame
-
-
-def _row_hashes(chunk: pd.DataFrame, columns: list[Column], hash_key: str) -> np.ndarray:
-    """Keyed SipHash of each row's content, each value in a form that depends on the value alone, not on the dtype
-    pandas inferred for its chunk (an integer chunk holding a NULL is float, one holding a value past the int64 range
-    unsigned): equal rows hash equal in any chunking and row order, so a row's holdout side is its own."""
-    parts = [_canonical(chunk[c.name], c.kind) for c in columns]
-    # a text NULL is the word None: a column of its own tells it from the text "None"
-    parts += [chunk[c.name].isna() for c in columns if c.kind is ColumnKind.CATEGORICAL]
-    frame = pd.DataFrame(dict(enumerate(parts)))  # by position: no column name can clash
-    return pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy(dtype=np.uint64)
-
-
-def _canonical(values: pd.Series, kind: ColumnKind) -> pd.Series:
-    """``values`` (typed by :func:`_normalise_dtypes`) as numbers in float64 (exact to 2**53, the mantissa), instants
-    in UTC nanoseconds, nullable booleans, or text (:func:`_text`; a column of strings as it is, NULL as ``None``)."""
-    if kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
-        return values.astype("float64")
-    if kind is ColumnKind.DATETIME:
-        instants = values.dt.tz_convert(None) if values.dt.tz is not None else values
-        return instants.astype("datetime64[ns]")
-    if kind is ColumnKind.BOOLEAN:
-        return values.astype("boolean")
-    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return values.where(values.notna(), "None")
-    return values.map(_text)
-
-
-def _text(value: object) -> str:
-    """One value of a text column as text, the same whichever dtype its chunk got: NULL (None, NaN, NA) as ``None``,
-    a boolean as ``True``/``False``, any number through float (``5``, ``5.0`` and ``np.int64(5)`` all ``5.0``)."""
-    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and value != value):
-        return "None"
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | float | np.integer | np.floating):
-        return repr(float(value))
-    return str(value)
