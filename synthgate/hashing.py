@@ -27,8 +27,9 @@ def row_hashes(chunk: pd.DataFrame, columns: list[Column], hash_key: str) -> np.
 
 
 def canonical(values: pd.Series, kind: ColumnKind) -> pd.Series:
-    """``values`` (typed by :func:`_normalise_dtypes`) as numbers in float64 (exact to 2**53, the mantissa), instants
-    in UTC nanoseconds, nullable booleans, or text (:func:`as_text`; a column of strings as it is, NULL as ``None``)."""
+    """``values`` (typed as the extract types a column of ``kind``) as numbers in float64 (exact to 2**53, the
+    mantissa), instants in UTC nanoseconds, nullable booleans, or text (:func:`as_text`; strings as they are, NULL as
+    ``None``)."""
     if kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
         return values.astype("float64")
     if kind is ColumnKind.DATETIME:
@@ -40,8 +41,8 @@ def canonical(values: pd.Series, kind: ColumnKind) -> pd.Series:
 
 
 def as_text(value: object) -> str:
-    """One value of a text column as text, the same whichever dtype its chunk got: NULL (None, NaN, NA) as ``None``,
-    a boolean as ``True``/``False``, any number through float (``5``, ``5.0`` and ``np.int64(5)`` all ``5.0``)."""
+    """One value as text, the same whichever dtype its column got: NULL (None, NaN, NA) as ``None``, a boolean as
+    ``True``/``False``, any number through float (``5``, ``5.0`` and ``np.int64(5)`` all ``5.0``)."""
     if value is None or value is pd.NA or (isinstance(value, float | np.floating) and value != value):
         return "None"
     if isinstance(value, bool | np.bool_):
