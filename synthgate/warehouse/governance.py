@@ -142,12 +142,13 @@ def ensure_governance_tables(engine: Engine) -> None:
 
 
 def _created_beside(exc: SQLAlchemyError) -> bool:
-    """Whether ``exc`` says another session created the table first: PostgreSQL's duplicate table (42P07) or the
-    unique violation its catalog raises for two concurrent CREATE TABLE (23505), MySQL's table exists (1050)."""
+    """Whether ``exc`` says another session created the table, index or upgrade column first: PostgreSQL's duplicate
+    table (42P07), duplicate column (42701) or the unique violation its catalog raises for two concurrent CREATE TABLE
+    (23505); MySQL's table exists (1050), duplicate column (1060) or duplicate index name (1061)."""
     orig = getattr(exc, "orig", None)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
-    return state in ("42P07", "23505") or code == 1050
+    return state in ("42P07", "42701", "23505") or code in (1050, 1060, 1061)
 
 
 def _create_governance_tables(engine: Engine) -> None:

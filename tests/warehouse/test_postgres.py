@@ -187,3 +187,33 @@ def test_runs_that_start_together_both_create_the_governance_tables(pg_engine):
         finally:
             with pg_engine.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def test_runs_that_upgrade_an_older_releases_tables_together_all_succeed(pg_engine):
+    # an older release's catalog and ledger lack columns: runs that start together each ADD the same ones, and
+    # PostgreSQL fails all but one (duplicate column); the runs that lose look again and find them there
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(5):
+        schema = f"sg_upgrade_{uuid.uuid4().hex[:8]}"
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            engines = [
+                sa.create_engine(PG_URL).execution_options(schema_translate_map={None: schema}) for _ in range(4)
+            ]
+            governance.ensure_governance_tables(engines[0])
+            with pg_engine.begin() as conn:
+                for table in (governance.CATALOG, governance.LEDGER):
+                    column = next(c for c in reversed(table.columns) if c.nullable and not c.primary_key)
+                    conn.execute(sa.text(f'ALTER TABLE "{schema}"."{table.name}" DROP COLUMN "{column.name}"'))
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(governance.ensure_governance_tables, engines))  # raises if one of them failed
+            for table in (governance.CATALOG, governance.LEDGER):
+                present = {c["name"] for c in sa.inspect(engines[0]).get_columns(table.name, schema=schema)}
+                assert present == {c.name for c in table.columns}
+            for engine in engines:
+                engine.dispose()
+        finally:
+            with pg_engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
