@@ -76,7 +76,8 @@ _MAX_FINE_BINS = 400
 _MIN_FINE_BINS = 4
 _ZOOM_BINS = 256
 _LONE_FALSE_RATE = 1e-6  # chance over all bins that an empty one clears the threshold a lone core bin must clear
-_LONE_GAP = 64  # bins between a core bin and the next beyond which it is lone: the farthest extend_edge looks
+_EDGE_REACH = 64  # the most bins extend_edge looks past an edge at once (its widest stretch)
+_LONE_GAP = _EDGE_REACH  # bins between a core bin and the next beyond which it is lone: past extend_edge's reach
 _MISSING_Z = 1.5  # a zoom's core grows while its coarse bin counted this many sigmas (of the difference) more
 # Kept categories holding less than this share of a column's non-null rows make it a key (faked, not learned): a
 # key's values are held by a few rows each, so almost none clears the threshold; a wide category (50 US states on
@@ -474,7 +475,8 @@ def extend_edge(
     far out. Bins that cannot hold a value (``empty``) are stepped over.
     """
     while True:
-        ahead = [i for i in range(edge + step, -1 if step < 0 else noisy.size, step) if not (empty and empty[i])][:64]
+        ahead = [i for i in range(edge + step, -1 if step < 0 else noisy.size, step) if not (empty and empty[i])]
+        ahead = ahead[:_EDGE_REACH]
         widths = [w for w in (1, 2, 4, 8, 16, 32, 64) if w <= len(ahead)]
         clear = [w for w in widths if noisy[ahead[:w]].sum() >= z * sigma * math.sqrt(w)]
         if not clear:

@@ -1,6 +1,9 @@
 """Extract and publish against the real PostgreSQL on this machine."""
 
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -166,54 +169,48 @@ def test_failed_swap_keeps_the_previous_version_whole(pg_engine, pg_schema, peop
     assert "people_synthetic__v2" not in tables_in(pg_engine, pg_schema)  # rolled back with the transaction
 
 
+@contextmanager
+def fresh_schema_engines(pg_engine: sa.Engine, runs: int = 4) -> Iterator[tuple[str, list[sa.Engine]]]:
+    """A new schema and ``runs`` engines onto it, as runs that start together hold them; dropped afterwards."""
+    schema = f"sg_race_{uuid.uuid4().hex[:8]}"
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engines = [sa.create_engine(PG_URL).execution_options(schema_translate_map={None: schema}) for _ in range(runs)]
+    try:
+        yield schema, engines
+    finally:
+        for engine in engines:
+            engine.dispose()
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def all_at_once(engines: list[sa.Engine]) -> None:
+    """``ensure_governance_tables`` on every engine at the same moment; raises if one of them failed."""
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(governance.ensure_governance_tables, engines))
+
+
 def test_runs_that_start_together_both_create_the_governance_tables(pg_engine):
     # refresh-all on a Dask cluster: several runs create the same schema's governance tables at the same moment, and
     # PostgreSQL fails all but one CREATE TABLE (DuplicateTable, or a unique violation in its catalog); a CI run failed
     # a table on it. The run that loses sees the tables exist and goes on.
-    from concurrent.futures import ThreadPoolExecutor
-
     for _ in range(5):
-        schema = f"sg_race_{uuid.uuid4().hex[:8]}"
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            engines = [
-                sa.create_engine(PG_URL).execution_options(schema_translate_map={None: schema}) for _ in range(4)
-            ]
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(governance.ensure_governance_tables, engines))  # raises if one of them failed
-            for engine in engines:
-                engine.dispose()
-        finally:
-            with pg_engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with fresh_schema_engines(pg_engine) as (_, engines):
+            all_at_once(engines)
 
 
 def test_runs_that_upgrade_an_older_releases_tables_together_all_succeed(pg_engine):
     # an older release's catalog and ledger lack columns: runs that start together each ADD the same ones, and
     # PostgreSQL fails all but one (duplicate column); the runs that lose look again and find them there
-    from concurrent.futures import ThreadPoolExecutor
-
     for _ in range(5):
-        schema = f"sg_upgrade_{uuid.uuid4().hex[:8]}"
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            engines = [
-                sa.create_engine(PG_URL).execution_options(schema_translate_map={None: schema}) for _ in range(4)
-            ]
+        with fresh_schema_engines(pg_engine) as (schema, engines):
             governance.ensure_governance_tables(engines[0])
             with pg_engine.begin() as conn:
                 for table in (governance.CATALOG, governance.LEDGER):
                     column = next(c for c in reversed(table.columns) if c.nullable and not c.primary_key)
                     conn.execute(sa.text(f'ALTER TABLE "{schema}"."{table.name}" DROP COLUMN "{column.name}"'))
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(governance.ensure_governance_tables, engines))  # raises if one of them failed
+            all_at_once(engines)
             for table in (governance.CATALOG, governance.LEDGER):
                 present = {c["name"] for c in sa.inspect(engines[0]).get_columns(table.name, schema=schema)}
                 assert present == {c.name for c in table.columns}
-            for engine in engines:
-                engine.dispose()
-        finally:
-            with pg_engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
