@@ -7,6 +7,7 @@ Not part of ``make test``. Run on a quiet machine against the local PostgreSQL::
     .venv/bin/python benchmarks/scale.py --rows 100000 --columns 15 60 200
     .venv/bin/python benchmarks/scale.py --parallel 4 --rows 20000   # refresh-all of 4 tables vs each alone
     .venv/bin/python benchmarks/scale.py --rows 1000000 --extract-only [--numeric]   # the extract alone, its memory
+    .venv/bin/python benchmarks/scale.py --rows 2000000 --extract-only --split   # then validate and split it
 
 Each table mixes the shapes real tables have (integers, heavy-tailed and zero-inflated figures, NULL-heavy columns,
 categories of several sizes, booleans, timestamps with a time zone) and a binary target that depends on some of them.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -149,8 +151,10 @@ def run_one(spec: Path) -> None:
     )
 
 
-def run_extract(spec: Path) -> None:
-    """In a fresh process: extract the spec's source alone; print its seconds, the frame's size and the peak RSS."""
+def run_extract(spec: Path, *, split: bool = False) -> None:
+    """In a fresh process: extract the spec's source alone; print its seconds, the frame's size and the peak RSS. With
+    ``split``, then validate it against a new source suite and split it, as a refresh does before training, and print
+    each step's seconds and peak (the peak reset before each step)."""
     from synthgate.spec import WarehouseTable
     from synthgate.warehouse.extract import extract_table
 
@@ -158,17 +162,38 @@ def run_extract(spec: Path) -> None:
     base = peak_rss_mb()
     began = time.perf_counter()
     extract = extract_table(table, key=b"benchmark")
-    frame_mb = extract.frame.memory_usage(deep=True).sum() / 2**20
-    print(
-        json.dumps(
-            {
-                "seconds": round(time.perf_counter() - began, 1),
-                "frame_mb": round(frame_mb),
-                "base_rss_mb": base,
-                "peak_rss_mb": peak_rss_mb(),
-            }
-        )
-    )
+    out = {
+        "seconds": round(time.perf_counter() - began, 1),
+        "frame_mb": round(extract.frame.memory_usage(deep=True).sum() / 2**20),  # counts a shared text value each time
+        "base_rss_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if split:
+        out |= validate_and_split(spec, extract)
+    print(json.dumps(out))
+
+
+def validate_and_split(spec_path: Path, extract: Any) -> dict:
+    """Seconds and peak RSS (MiB) of the source validation and the split that follow the extract in a refresh."""
+    from synthgate.profiling import effective_policies, policies_from_schema
+    from synthgate.spec import load_spec
+    from synthgate.splitting import split_holdout
+    from synthgate.validation import build_source_suite, validate
+
+    spec = load_spec(spec_path)
+    suite = build_source_suite(spec, extract.columns, effective_policies(policies_from_schema(spec, extract.columns)))
+    steps: dict = {}
+    for step in ("validate", "split"):
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here
+        began = time.perf_counter()
+        if step == "validate":
+            validate(extract.frame, suite, real_rows=True)
+        else:
+            parts = split_holdout(extract.frame, extract.row_hashes, 0.2, consume=True)
+            extract = extract.without_rows()
+        steps[step] = {"seconds": round(time.perf_counter() - began, 1), "peak_rss_mb": peak_rss_mb()}
+    del parts
+    return steps
 
 
 def run_all(specs: Path) -> None:
@@ -190,8 +215,9 @@ def run_all(specs: Path) -> None:
     )
 
 
-def in_fresh_process(flag: str, path: Path, env: dict[str, str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, flag, str(path)], capture_output=True, text=True, env=env)
+def in_fresh_process(flag: str | list[str], path: Path, env: dict[str, str]) -> dict:
+    flags = [flag] if isinstance(flag, str) else flag
+    done = subprocess.run([sys.executable, __file__, *flags, str(path)], capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{flag} {path.name} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -226,10 +252,14 @@ def main() -> None:
     parser.add_argument("--all", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--extract-only", action="store_true", help="time the extract stage alone, with its memory")
+    parser.add_argument("--split", action="store_true", help="with --extract-only: then validate and split it")
     parser.add_argument("--numeric", action="store_true", help="store the float columns as NUMERIC(14, 2)")
     args = parser.parse_args()
-    if args.one or args.all or args.extract:
-        run_one(args.one) if args.one else run_all(args.all) if args.all else run_extract(args.extract)
+    if args.one or args.all:
+        run_one(args.one) if args.one else run_all(args.all)
+        return
+    if args.extract:
+        run_extract(args.extract, split=args.split)
         return
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
@@ -247,7 +277,8 @@ def main() -> None:
                 table = f"t{rows}x{columns}"
                 load(engine, table, generate(rows, columns), numeric=args.numeric)
                 if args.extract_only:
-                    r = in_fresh_process("--extract", write_spec(Path(home), table, rows), env)
+                    flags = [*(["--split"] if args.split else []), "--extract"]
+                    r = in_fresh_process(flags, write_spec(Path(home), table, rows), env)
                     print(f"{rows:9d} {columns:5d} extract {r}", flush=True)
                     continue
                 r = in_fresh_process("--one", write_spec(Path(home), table, rows), env)

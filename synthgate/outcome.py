@@ -129,12 +129,13 @@ class RefreshResult:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage: its wall time goes to ``stage_seconds`` (the summary, the report, MLflow)."""
+        """Time a stage: its wall time goes to ``stage_seconds`` (the summary, the report, MLflow), added to the time of
+        its earlier parts (the extract resumes after validation, to split the source)."""
         began = time.perf_counter()
         try:
             yield
         finally:
-            self.stage_seconds[name] = round(time.perf_counter() - began, 2)
+            self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + time.perf_counter() - began, 2)
 
     @property
     def rows(self) -> int | None:

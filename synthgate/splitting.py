@@ -11,9 +11,23 @@ from synthgate.schema import Column
 
 
 def split_holdout(
-    frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float, *, unit: str | None = None, hash_key: str = ""
+    frame: pd.DataFrame,
+    row_hashes: np.ndarray,
+    fraction: float,
+    *,
+    unit: str | None = None,
+    hash_key: str = "",
+    consume: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, holdout): a row is held out when its keyed content hash falls below ``fraction`` of the hash range.
+    """(train, holdout): the rows :func:`holdout_mask` holds out, and the rest (see :func:`divided` for
+    ``consume``)."""
+    return divided(frame, holdout_mask(frame, row_hashes, fraction, unit=unit, hash_key=hash_key), consume=consume)
+
+
+def holdout_mask(
+    frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float, *, unit: str | None = None, hash_key: str = ""
+) -> np.ndarray:
+    """Which rows are held out: those whose keyed content hash falls below ``fraction`` of the hash range.
 
     With a privacy ``unit`` (a column identifying a person) a unit is held out whole: its rows take the hash of the
     unit's value keyed with ``hash_key``, so no person is on both sides (a row whose unit is NULL is a unit of its
@@ -30,13 +44,12 @@ def split_holdout(
         values = frame[unit]
         keyed = value_hashes(values, hash_key)  # a key's hash is its own, whatever dtype the column got
         hashes = np.where(values.isna().to_numpy(), hashes, keyed)
-    held = hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
-    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+    return hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
 
 
-def split_linked_holdout(
+def linked_holdout_mask(
     parents: pd.DataFrame,
-    parent_hashes: np.ndarray,
+    parent_held: np.ndarray,
     children: pd.DataFrame,
     child_hashes: np.ndarray,
     fraction: float,
@@ -44,20 +57,31 @@ def split_linked_holdout(
     key: str,
     foreign_key: str,
     hash_key: str = "",
-) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
-    """((train, holdout) parents, (train, holdout) children): a parent is held out with all its children (the unit is
-    the parent's key, :func:`split_holdout`); a child whose key no parent has, or whose key is NULL, is a unit of its
-    own and goes by its key's (or its own) keyed hash."""
-    parent_train, parent_holdout = split_holdout(parents, parent_hashes, fraction, unit=key, hash_key=hash_key)
-    child_train, child_holdout = split_holdout(children, child_hashes, fraction, unit=foreign_key, hash_key=hash_key)
-    held = pd.concat([child_train, child_holdout], ignore_index=True)
-    by_hash = np.r_[np.zeros(len(child_train), dtype=bool), np.ones(len(child_holdout), dtype=bool)]
-    linked = held[foreign_key].isin(parents[key].dropna()).to_numpy()
-    in_holdout = np.where(linked, held[foreign_key].isin(parent_holdout[key].dropna()).to_numpy(), by_hash)
-    return (parent_train, parent_holdout), (
-        held[~in_holdout].reset_index(drop=True),
-        held[in_holdout].reset_index(drop=True),
-    )
+) -> np.ndarray:
+    """Which child rows are held out: those of a held-out parent (``parent_held``, :func:`holdout_mask` with the
+    parent's key as the unit), so a parent goes with all its children; a child whose key no parent has, or whose key
+    is NULL, is a unit of its own and goes by its key's (or its own) keyed hash."""
+    by_hash = holdout_mask(children, child_hashes, fraction, unit=foreign_key, hash_key=hash_key)
+    keys = children[foreign_key]
+    linked = keys.isin(parents[key].dropna()).to_numpy()
+    return np.where(linked, keys.isin(parents[key][parent_held].dropna()).to_numpy(), by_hash)
+
+
+def divided(frame: pd.DataFrame, held: np.ndarray, *, consume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows not ``held``, rows ``held``), each numbered from 0.
+
+    ``consume``: take each column out of ``frame`` as it is divided, so that a table and its two parts are never held
+    side by side (a 10M-row source is gigabytes); ``frame`` is left without columns.
+    """
+    if not consume:
+        return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+    kept: dict[str, pd.Series] = {}
+    out: dict[str, pd.Series] = {}
+    for name in list(frame.columns):
+        column = frame.pop(name)
+        kept[name], out[name] = column[~held].reset_index(drop=True), column[held].reset_index(drop=True)
+        del column
+    return pd.DataFrame(kept, copy=False), pd.DataFrame(out, copy=False)
 
 
 def _copy_hashes(row_hashes: np.ndarray) -> np.ndarray:

@@ -231,6 +231,8 @@ def schema_drift(suite: dict[str, Any], columns: list[Column]) -> list[str]:
 #: Column expectations are validated this many columns at a time, on a frame of those columns: GX's pandas engine
 #: copies the whole frame for each column expectation's condition (a 500-column table's synthetic suite took 34 s).
 COLUMNS_PER_BATCH = 20
+#: And at most this many cells (or one column): each copy of a block of a 10M-row table's 15 columns was gigabytes.
+CELLS_PER_BATCH = 2_000_000
 #: The expectations that read their own column only (those Synthgate writes): validated in column blocks. Any other
 #: (a position, a pair of columns, a custom one) and any with a row condition sees the whole frame.
 _OWN_COLUMN = {
@@ -256,11 +258,12 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool
         .add_batch_definition_whole_dataframe("whole")
     )
     expectations = [e | {"meta": (e.get("meta") or {}) | {_ORDER: i}} for i, e in enumerate(suite_json["expectations"])]
-    narrow = frame.shape[1] <= COLUMNS_PER_BATCH  # one batch: nothing to gain from blocks
+    per_block = max(1, min(COLUMNS_PER_BATCH, CELLS_PER_BATCH // max(len(frame), 1)))
+    narrow = frame.shape[1] <= per_block  # one batch: nothing to gain from blocks
     batches = (
         [(None, expectations)]
         if narrow
-        else _column_blocks(expectations, [c for c in frame.columns if isinstance(c, str)])
+        else _column_blocks(expectations, [c for c in frame.columns if isinstance(c, str)], per_block)
     )
     parts = []
     for columns, block in batches:
@@ -287,7 +290,7 @@ def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool
 
 
 def _column_blocks(
-    expectations: list[dict[str, Any]], present: list[str]
+    expectations: list[dict[str, Any]], present: list[str], per_block: int
 ) -> list[tuple[list[str] | None, list[dict[str, Any]]]]:
     """The suite in batches: (None: the whole frame, with the table's expectations, those of absent columns and any
     that may read other columns), then (a block of columns, their expectations)."""
@@ -302,7 +305,7 @@ def _column_blocks(
         else:
             whole.append(e)
     names = list(by_column)
-    blocks = [names[i : i + COLUMNS_PER_BATCH] for i in range(0, len(names), COLUMNS_PER_BATCH)]
+    blocks = [names[i : i + per_block] for i in range(0, len(names), per_block)]
     out: list[tuple[list[str] | None, list[dict[str, Any]]]] = [(None, whole)] if whole or not blocks else []
     return out + [(block, [e for name in block for e in by_column[name]]) for block in blocks]
 

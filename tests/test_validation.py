@@ -179,10 +179,11 @@ def _one_gx_batch(frame: pd.DataFrame, suite_json: dict, result_format: dict) ->
     return batch.validate(suite, result_format=result_format).to_json_dict()
 
 
-@pytest.mark.parametrize("real_rows", [False, True])
-def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real_rows):
-    """45 columns (three blocks), one failing, one the frame lacks, one expectation with a row condition over another
-    column and one on a column's position: GX's results for the whole suite on the whole frame, in the suite's order."""
+@pytest.mark.parametrize(("real_rows", "cells"), [(False, 2_000_000), (True, 2_000_000), (False, 180)])
+def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real_rows, cells, monkeypatch):
+    """45 columns (three blocks of 20; with a cap of 180 cells, 15 of 3), one failing, one the frame lacks, one
+    expectation with a row condition over another column and one on a column's position: GX's results for the whole
+    suite on the whole frame, in the suite's order."""
     import great_expectations as gx
     from great_expectations.expectations.row_conditions import Column as Condition
 
@@ -200,8 +201,12 @@ def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real
     rng = np.random.default_rng(1)
     data = pd.DataFrame({c.name: rng.random(60) for c in columns}).drop(columns="x20")
     data["x07"] = np.nan  # all null: fails not-null
-    blocks = validation._column_blocks(suite["expectations"], list(data.columns))
+    blocks = validation._column_blocks(suite["expectations"], list(data.columns), validation.COLUMNS_PER_BATCH)
     assert len(blocks) == 4 and len(blocks[0][1]) == 6  # the table's 2, the two above, x20's 2
+    monkeypatch.setattr(validation, "CELLS_PER_BATCH", cells)
+    batches: list[int] = []
+    original = validation._column_blocks
+    monkeypatch.setattr(validation, "_column_blocks", lambda *a: batches.append(len(original(*a))) or original(*a))
     fmt = validation.SOURCE_RESULT_FORMAT if real_rows else validation.RESULT_FORMAT
 
     blocked = validate(data, suite, real_rows=real_rows)
@@ -218,3 +223,4 @@ def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real
     failed = set(blocked.failed)
     assert "expect_column_values_to_not_be_null(x07)" in failed and "expect_column_to_exist(x30)" not in failed
     assert "expect_table_columns_to_match_ordered_list(table)" in failed
+    assert batches == [4 if cells > 180 else 16]  # the table's batch and 3 of 20 columns, or 15 of 3 (180 / 60 rows)

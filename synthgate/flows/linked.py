@@ -43,14 +43,18 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
             with result.stage("extract"):
                 for table, _, _ in tables:
                     table.source = extract_source(table.spec, key)
-                (result.train, result.holdout), splits = split_linked(result, key)
-                for child, (train, holdout) in zip(result.children, splits, strict=True):
-                    child.train, child.holdout = train, holdout
             for table, seen, spent in tables:
                 _record_source(table, seen, spent, parent=table is result)
             with result.stage("validate"):
                 for table, seen, _ in tables:
                     _validate(table, seen, settings.expectations_dir)
+            with result.stage("extract"):  # validated, each source's rows go to train and holdout
+                (result.train, result.holdout), splits = split_linked(result, key)
+                for child, (train, holdout) in zip(result.children, splits, strict=True):
+                    child.train, child.holdout = train, holdout
+                for table, _, _ in tables:
+                    assert table.source is not None
+                    table.source = table.source.without_rows()
             spend.training()
             with result.stage("train"):
                 result.linked = train_linked(result)
@@ -113,7 +117,6 @@ def _validate(table: RefreshResult, seen: lineage.RunLineage, expectations_dir: 
         table.spec, table.source.frame, table.source.columns, table.profiles, expectations_dir
     )
     seen.source_assertions = lineage.assertions_from_gx(table.source_check.result)
-    table.source = table.source.without_rows()  # validated and split: its rows live on in train and holdout
 
 
 def _trained(result: RefreshResult, spend: Spend) -> None:

@@ -120,7 +120,6 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
         with summarised(result), privacy_spend(spec, result.run_id, trigger) as spend:
             with result.stage("extract"):
                 result.source = extract_source(spec, key)
-                result.train, result.holdout = extract_holdout(spec, result.source, key)
             spend.identify(result.fingerprint)
             record_source(spec, result.source, events)
             with result.stage("validate"):
@@ -129,7 +128,9 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                     spec, result.source.frame, result.source.columns, result.profiles, settings.expectations_dir
                 )
             events.source_assertions = lineage.assertions_from_gx(result.source_check.result)
-            result.source = result.source.without_rows()  # validated and split: its rows live on in train and holdout
+            with result.stage("extract"):  # validated, the source's rows go to train and holdout (one copy at a time)
+                result.train, result.holdout = extract_holdout(spec, result.source, key)
+                result.source = result.source.without_rows()
             seed = _generator(result, spend, retrain)
             assert result.synthesizer is not None  # set by _generator, trained or loaded
             with result.stage("sample"):

@@ -30,7 +30,8 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 
 @task(name="extract-holdout", **WAREHOUSE_RETRIES, **PRIVATE)
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, holdout): a separate table, or a per-row (per-unit) keyed split of the source."""
+    """(train, holdout): a separate table, or a per-row (per-unit) keyed split of the source, which takes the source's
+    rows out of it as it goes (the source is left without columns: validate it first)."""
     if spec.holdout.table is not None:
         holdout = extract_table(
             spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table"
@@ -38,7 +39,9 @@ def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.Da
         check_holdout_columns(source.columns, holdout.columns)
         return source.frame, holdout.frame
     fraction = spec.holdout.fraction or 0.2
-    return split_holdout(source.frame, source.row_hashes, fraction, unit=spec.privacy.unit, hash_key=row_hash_key(key))
+    return split_holdout(
+        source.frame, source.row_hashes, fraction, unit=spec.privacy.unit, hash_key=row_hash_key(key), consume=True
+    )
 
 
 def record_source(spec: TableSpec, source: Extract, events: lineage.RunLineage) -> None:

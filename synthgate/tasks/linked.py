@@ -13,7 +13,7 @@ from synthgate.keys import row_hash_key
 from synthgate.outcome import RefreshResult
 from synthgate.profiling import effective_policies
 from synthgate.spec import ChildTable, TableSpec
-from synthgate.splitting import source_rows, split_linked_holdout
+from synthgate.splitting import divided, holdout_mask, linked_holdout_mask, source_rows
 from synthgate.tasks import PRIVATE
 
 Split = tuple[pd.DataFrame, pd.DataFrame]
@@ -22,25 +22,28 @@ Split = tuple[pd.DataFrame, pd.DataFrame]
 @task(name="split-linked", **PRIVATE)
 def split_linked(parent: RefreshResult, key: bytes) -> tuple[Split, list[Split]]:
     """The parent's (train, holdout) and each child's: a parent is held out with all its children in every child
-    table (keyed hash of its key, the same on each)."""
+    table (keyed hash of its key, the same on each). Each source's rows are taken out of it as they are split (a
+    source is left without columns)."""
     spec = parent.spec
     assert parent.source is not None and spec.privacy.unit is not None
-    splits = []
+    fraction, hash_key = spec.holdout.fraction or 0.2, row_hash_key(key)
+    parents = parent.source.frame
+    held = holdout_mask(parents, parent.source.row_hashes, fraction, unit=spec.privacy.unit, hash_key=hash_key)
+    children = []
     for link, child in zip(spec.children, parent.children, strict=True):
         assert child.source is not None
-        splits.append(
-            split_linked_holdout(
-                parent.source.frame,
-                parent.source.row_hashes,
-                child.source.frame,
-                child.source.row_hashes,
-                spec.holdout.fraction or 0.2,
-                key=spec.privacy.unit,
-                foreign_key=link.key,
-                hash_key=row_hash_key(key),
-            )
+        child_held = linked_holdout_mask(
+            parents,
+            held,
+            child.source.frame,
+            child.source.row_hashes,
+            fraction,
+            key=spec.privacy.unit,
+            foreign_key=link.key,
+            hash_key=hash_key,
         )
-    return splits[0][0], [children for _, children in splits]
+        children.append(divided(child.source.frame, child_held, consume=True))
+    return divided(parents, held, consume=True), children
 
 
 @task(name="train-linked", **PRIVATE)

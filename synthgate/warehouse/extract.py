@@ -114,8 +114,8 @@ def extract_table(
                 del batch
                 chunk = _normalise_dtypes(chunk, columns)
                 hashes.append(hashing.row_hashes(chunk, columns, hash_key))
-                for name in names:  # each column copied apart: a text column of the chunk is a view of the 2-D object
-                    pieces[name].append(chunk[name].copy())  # array of every Python object the driver made
+                for name in names:  # each column apart: a text column of the chunk is a view of the 2-D object array
+                    pieces[name].append(_compact(chunk[name]))  # of every Python object the driver made
                 read += len(chunk)
                 del chunk
                 if progress:
@@ -194,6 +194,20 @@ def _joined(pieces: dict[str, list[pd.Series]]) -> pd.DataFrame:
         joined[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype=object)
         del parts
     return pd.DataFrame(joined, copy=False)
+
+
+def _compact(series: pd.Series) -> pd.Series:
+    """A chunk's column copied apart, a text column's repeated values as one Python object each.
+
+    The driver makes a new ``str`` for every value it reads: a category held by a million rows is a million objects
+    of about 60 bytes, where one object and a million pointers hold the same column in an eighth of the memory."""
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) != "string":
+        return series.copy()
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    values = np.asarray(uniques, dtype=object)[codes]  # a NULL's code is -1: put back below
+    null = codes < 0
+    values[null] = series.to_numpy()[null]
+    return pd.Series(values, name=series.name)
 
 
 def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from synthgate.generator.releases import release_categories, tie_priority, unit_
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, bound_units, group_units, release_sizes
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import PrivacyBudget, Training
-from synthgate.splitting import split_holdout
+from synthgate.splitting import holdout_mask, linked_holdout_mask, split_holdout
 
 COLUMNS = [
     Column("customer_id", ColumnKind.INTEGER, "INTEGER", None),
@@ -168,6 +168,29 @@ def test_the_holdout_takes_whole_units():
     assert not set(train["customer_id"].dropna()) & set(holdout["customer_id"].dropna())
     assert 0.2 < holdout["customer_id"].nunique() / frame["customer_id"].nunique() < 0.4
     assert 0 < holdout["customer_id"].isna().sum() < 30  # NULL-unit rows fall on both sides
+    taken = split_holdout(frame, hashes, 0.3, unit="customer_id", hash_key="0123456789abcdef", consume=True)
+    pd.testing.assert_frame_equal(taken[0], train)  # the same split, a column at a time, out of the frame
+    pd.testing.assert_frame_equal(taken[1], holdout)
+    assert frame.shape[1] == 0
+
+
+def test_a_parent_is_held_out_with_all_its_children():
+    parents = pd.DataFrame({"customer_id": np.arange(400), "age": np.arange(400) % 70})
+    children = orders(units=500)  # customers 400 to 499 are orphans: no parent row
+    children.loc[children.index[:30], "customer_id"] = None
+    key, hash_rows = "0123456789abcdef", lambda f: pd.util.hash_pandas_object(f, index=False).to_numpy(np.uint64)
+    held = holdout_mask(parents, hash_rows(parents), 0.3, unit="customer_id", hash_key=key)
+    child_held = linked_holdout_mask(
+        parents, held, children, hash_rows(children), 0.3, key="customer_id", foreign_key="customer_id", hash_key=key
+    )
+    ids = children["customer_id"]
+    held_parents = set(parents["customer_id"][held])
+    linked = ids.isin(parents["customer_id"]).to_numpy()
+    assert (child_held[linked] == ids[linked].isin(held_parents).to_numpy()).all()  # with their parent, every one
+    orphans = ids.notna().to_numpy() & ~linked
+    by_own_key = holdout_mask(children, hash_rows(children), 0.3, unit="customer_id", hash_key=key)
+    assert (child_held[orphans] == by_own_key[orphans]).all() and 0 < child_held[orphans].mean() < 0.6
+    assert 0 < child_held[ids.isna().to_numpy()].sum() < 30  # a NULL key: each row its own unit
 
 
 def test_a_units_counts_in_a_release_have_norm_one():

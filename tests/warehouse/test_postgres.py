@@ -64,6 +64,8 @@ def test_chunks_typed_one_by_one_join_as_one_read(pg_engine, pg_schema):
     assert str(whole.frame["flag"].dtype) == "boolean"
     assert chunked.frame.equals(whole.frame)
     assert chunked.fingerprint.digest == whole.fingerprint.digest
+    labels = whole.frame["label"]  # a text value repeated over rows is one object, not one the driver made per row
+    assert labels.iloc[0] is None and len({id(v) for v in labels.iloc[1:]}) == 3
 
 
 def test_a_snapshot_without_its_rows_keeps_its_schema_and_fingerprint_and_lets_the_rows_go(
