@@ -71,17 +71,22 @@ def divided(frame: pd.DataFrame, held: np.ndarray, *, consume: bool = False) -> 
     """(rows not ``held``, rows ``held``), each numbered from 0.
 
     ``consume``: take each column out of ``frame`` as it is divided, so that a table and its two parts are never held
-    side by side (a 10M-row source is gigabytes); ``frame`` is left without columns.
+    side by side (a 10M-row source is gigabytes; the frame's columns must not share one block, as an extract's do
+    not); ``frame`` is left with its columns and no rows.
     """
     if not consume:
         return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
-    kept: dict[str, pd.Series] = {}
-    out: dict[str, pd.Series] = {}
+    parts: tuple[dict[str, pd.Series], dict[str, pd.Series]] = ({}, {})
     for name in list(frame.columns):
         column = frame.pop(name)
-        kept[name], out[name] = column[~held].reset_index(drop=True), column[held].reset_index(drop=True)
+        for part, rows in zip(parts, (~held, held), strict=True):
+            part[name] = column[rows]
+            part[name].index = pd.RangeIndex(len(part[name]))  # renumbered in place: reset_index would copy
         del column
-    return pd.DataFrame(kept, copy=False), pd.DataFrame(out, copy=False)
+    frame.drop(index=frame.index, inplace=True)
+    for name, column in parts[1].items():
+        frame[name] = column.iloc[:0]
+    return pd.DataFrame(parts[0], copy=False), pd.DataFrame(parts[1], copy=False)
 
 
 def _copy_hashes(row_hashes: np.ndarray) -> np.ndarray:

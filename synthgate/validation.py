@@ -248,8 +248,9 @@ _ORDER = "synthgate_order"  # an expectation's place in the suite, in its meta w
 def validate(frame: pd.DataFrame, suite_json: dict[str, Any], *, real_rows: bool = False) -> ValidationOutcome:
     """Run a suite on a DataFrame with GX: SUMMARY results without values, or pass/fail only for ``real_rows``.
 
-    On a frame of more than :data:`COLUMNS_PER_BATCH` columns, the table's expectations (and any that may read other
-    columns) see the whole frame and the others their block of columns. One result comes back, in the suite's order."""
+    On a frame of more columns than a block holds (:data:`COLUMNS_PER_BATCH`, fewer on a tall frame:
+    :data:`CELLS_PER_BATCH`), the table's expectations (and any that may read other columns) see the whole frame and
+    the others their block of columns. One result comes back, in the suite's order."""
     gx, context = _gx()
     frame = _without_time_zones(frame)
     batch_definition = (

@@ -31,7 +31,7 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 @task(name="extract-holdout", **WAREHOUSE_RETRIES, **PRIVATE)
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a separate table, or a per-row (per-unit) keyed split of the source, which takes the source's
-    rows out of it as it goes (the source is left without columns: validate it first)."""
+    rows out of it as it goes (the source is left with no rows: validate it first)."""
     if spec.holdout.table is not None:
         holdout = extract_table(
             spec.holdout.table, spec.chunk_size, key=key, policies=spec.columns, role="holdout.table"

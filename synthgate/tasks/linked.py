@@ -23,7 +23,7 @@ Split = tuple[pd.DataFrame, pd.DataFrame]
 def split_linked(parent: RefreshResult, key: bytes) -> tuple[Split, list[Split]]:
     """The parent's (train, holdout) and each child's: a parent is held out with all its children in every child
     table (keyed hash of its key, the same on each). Each source's rows are taken out of it as they are split (a
-    source is left without columns)."""
+    source is left with no rows)."""
     spec = parent.spec
     assert parent.source is not None and spec.privacy.unit is not None
     fraction, hash_key = spec.holdout.fraction or 0.2, row_hash_key(key)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate import hashing
+from synthgate.columns import joined
 from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.keys import keyed_digest, row_hash_key
 from synthgate.schema import Column, ColumnKind, column_from_sql, is_supported, sql_type_name
@@ -125,7 +126,9 @@ def extract_table(
         raise WarehouseError(
             f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
         ) from exc
-    frame = _normalise_dtypes(_joined(pieces), columns)  # chunks typed apart may join as objects: once more
+    frame = _normalise_dtypes(
+        pd.DataFrame(joined(pieces), copy=False), columns
+    )  # chunks typed apart may join as objects: once more
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     row_hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
@@ -183,17 +186,6 @@ def read_plan(
         why = f"its columns {unsupported} all have unsupported SQL types" if unsupported else "it has no columns"
         raise DataValidationError(f"no column of {qualified(table)!r} can be read: {why}")
     return selected, columns
-
-
-def _joined(pieces: dict[str, list[pd.Series]]) -> pd.DataFrame:
-    """Each column's chunks joined, one column at a time, its chunks let go once joined: the peak is about the frame
-    and one column, not the chunks and the frame side by side. Empties ``pieces``."""
-    joined: dict[str, pd.Series] = {}
-    for name in list(pieces):
-        parts = pieces.pop(name)
-        joined[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype=object)
-        del parts
-    return pd.DataFrame(joined, copy=False)
 
 
 def _compact(series: pd.Series) -> pd.Series:

@@ -171,7 +171,7 @@ def test_the_holdout_takes_whole_units():
     taken = split_holdout(frame, hashes, 0.3, unit="customer_id", hash_key="0123456789abcdef", consume=True)
     pd.testing.assert_frame_equal(taken[0], train)  # the same split, a column at a time, out of the frame
     pd.testing.assert_frame_equal(taken[1], holdout)
-    assert frame.shape[1] == 0
+    assert frame.empty and list(frame.dtypes) == list(train.dtypes)  # its columns, no rows
 
 
 def test_a_parent_is_held_out_with_all_its_children():
