@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,16 +184,15 @@ def validate_and_split(spec_path: Path, extract: Any) -> dict:
     spec = load_spec(spec_path)
     suite = build_source_suite(spec, extract.columns, effective_policies(policies_from_schema(spec, extract.columns)))
     steps: dict = {}
-    for step in ("validate", "split"):
+
+    def timed(name: str, run: Callable[[], object]) -> None:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here
         began = time.perf_counter()
-        if step == "validate":
-            validate(extract.frame, suite, real_rows=True)
-        else:
-            parts = split_holdout(extract.frame, extract.row_hashes, 0.2, consume=True)
-            extract = extract.without_rows()
-        steps[step] = {"seconds": round(time.perf_counter() - began, 1), "peak_rss_mb": peak_rss_mb()}
-    del parts
+        run()
+        steps[name] = {"seconds": round(time.perf_counter() - began, 1), "peak_rss_mb": peak_rss_mb()}
+
+    timed("validate", lambda: validate(extract.frame, suite, real_rows=True))
+    timed("split", lambda: split_holdout(extract.frame, extract.row_hashes, 0.2, consume=True))
     return steps
 
 

@@ -126,9 +126,8 @@ def extract_table(
         raise WarehouseError(
             f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
         ) from exc
-    frame = _normalise_dtypes(
-        pd.DataFrame(joined(pieces), copy=False), columns
-    )  # chunks typed apart may join as objects: once more
+    # chunks typed apart may join as objects: typed once more
+    frame = _normalise_dtypes(pd.DataFrame(joined(pieces), copy=False), columns)
     schema = {c.name: c.sql_type for c in columns}
     schema_hash = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
     row_hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
