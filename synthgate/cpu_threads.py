@@ -12,9 +12,10 @@ slower with one (issue 18). So the number of threads is
   With ``n`` cores and others busy on ``b`` of them it takes ``n * n / (n + b)``: all of them when alone, one of two
   beside one busy process, and a fair split between two trainings in two processes whichever started first.
 
-Only PyTorch's intra-op pool is sized here (the evaluation runs its scikit-learn models single-threaded itself); the
-count in force before the first share is restored when the last share in the process ends. The first choice is logged
-at INFO, changes at DEBUG; :class:`ThreadChoice` says why a number was chosen.
+A share sizes one pool: PyTorch's intra-op pool (training, sampling; the count in force before the first share is
+restored when the last one ends) or the BLAS pool (the evaluation's nearest-row search; restored when the share ends).
+The evaluation's scikit-learn models run single-threaded (:func:`synthgate.evaluation.features.single_threaded`). The
+first choice is logged at INFO, changes at DEBUG; :class:`ThreadChoice` says why a number was chosen.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from synthgate.errors import SpecError
 
@@ -42,8 +44,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass(frozen=True)
 class ThreadChoice:
-    """How many threads, and from what: the usable cores, the trainings sharing them, the cores others keep busy
-    (None when not measured), and whether ``SYNTHGATE_THREADS`` fixed it."""
+    """How many threads, and from what: the usable cores, the shares of them held here (trainings, samplings,
+    searches), the cores others keep busy (None when not measured), and whether ``SYNTHGATE_THREADS`` fixed it."""
 
     threads: int
     usable: int
@@ -56,7 +58,7 @@ class ThreadChoice:
         if self.fixed:
             return f"{self.threads} CPU threads (SYNTHGATE_THREADS)"
         busy = "" if self.others_busy is None else f", other processes busy on {self.others_busy:.1f}"
-        return f"{self.threads} CPU threads ({self.usable} usable cores, {self.sharing} training(s) here{busy})"
+        return f"{self.threads} CPU threads ({self.usable} usable cores, {self.sharing} share(s) here{busy})"
 
 
 def _cgroup_quota(root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/cgroup")) -> float | None:
@@ -146,7 +148,8 @@ class _BusyMeter:
 
 
 def choose(*, usable: int, sharing: int, others_busy: float | None, fixed: int | None = None) -> ThreadChoice:
-    """The thread count for ``sharing`` trainings on ``usable`` cores while others keep ``others_busy`` cores busy."""
+    """The thread count for each of ``sharing`` shares (trainings, samplings, searches) of ``usable`` cores while
+    others keep ``others_busy`` cores busy."""
     if fixed is not None:
         return ThreadChoice(fixed, usable, sharing, others_busy, True)
     share = max(1, usable // max(1, sharing))
@@ -168,8 +171,9 @@ def configured_threads() -> int | None:
 
 
 _lock = threading.Lock()
-_running = 0  # trainings and samplings holding a share in this process
-_before: int | None = None  # torch's thread count before the first share: restored after the last
+_running = 0  # shares held in this process (trainings, samplings, searches)
+_torch_running = 0  # those sizing PyTorch's pool
+_before: int | None = None  # torch's thread count before the first of them: restored after the last
 _meter_instance: _BusyMeter | None = None
 
 
@@ -187,17 +191,16 @@ def _meter() -> _BusyMeter:
 
 
 class CpuThreads:
-    """The thread count of one training or sampling, kept right while it runs (:meth:`adjust`)."""
+    """The thread count of one training, sampling or search, kept right while it runs (:meth:`adjust`)."""
 
-    def __init__(self, fixed: int | None) -> None:
+    def __init__(self, fixed: int | None, resize: Callable[[int], None]) -> None:
         self.fixed = fixed
+        self.resize = resize
         self.checked = time.monotonic()
         self.applied = 0
         self.choice = self.first = self._apply()
 
     def _apply(self) -> ThreadChoice:
-        import torch
-
         others = None if self.fixed is not None else _meter().others_busy()
         with _lock:
             sharing = _running
@@ -205,7 +208,7 @@ class CpuThreads:
         if choice.threads != self.applied:
             if self.applied:
                 log.debug("CPU threads %d -> %s", self.applied, choice.describe())
-            torch.set_num_threads(choice.threads)
+            self.resize(choice.threads)
             self.applied = choice.threads
         return choice
 
@@ -216,24 +219,53 @@ class CpuThreads:
             self.choice = self._apply()
 
 
-@contextmanager
-def cpu_share(purpose: str) -> Iterator[CpuThreads]:
-    """Hold a share of this process's cores while ``purpose`` (training, sampling) runs, sized by :func:`choose`
-    (``SYNTHGATE_THREADS`` sets the count outright); the choice is logged at INFO."""
-    import torch
+class _BlasPool:
+    """The BLAS pool's size (threadpoolctl), put back as it was when the share ends."""
 
-    global _running, _before
+    def __init__(self) -> None:
+        self.first: Any = None  # the first limiter: it knows the limits from before the share
+
+    def resize(self, threads: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=threads, user_api="blas")
+        self.first = self.first or limiter
+
+    def restore(self) -> None:
+        if self.first is not None:
+            self.first.restore_original_limits()
+
+
+@contextmanager
+def cpu_share(purpose: str, *, pool: Literal["torch", "blas"] = "torch") -> Iterator[CpuThreads]:
+    """Hold a share of this process's cores while ``purpose`` (training, sampling, a search) runs, sizing PyTorch's
+    or the BLAS ``pool`` by :func:`choose` (``SYNTHGATE_THREADS`` sets the count outright); the choice is logged at
+    INFO."""
+    global _running, _torch_running, _before
     fixed = configured_threads()
+    blas = _BlasPool() if pool == "blas" else None
+    if blas is None:
+        import torch
+
+        resize: Callable[[int], None] = torch.set_num_threads
+        with _lock:
+            if _torch_running == 0:
+                _before = torch.get_num_threads()
+            _torch_running += 1
+    else:
+        resize = blas.resize
     with _lock:
-        if _running == 0:
-            _before = torch.get_num_threads()
         _running += 1
     try:
-        threads = CpuThreads(fixed)
+        threads = CpuThreads(fixed, resize)
         log.info("%s on %s", purpose, threads.choice.describe())
         yield threads
     finally:
         with _lock:
             _running -= 1
-            if _running == 0 and _before is not None:
-                torch.set_num_threads(_before)
+            if blas is None:
+                _torch_running -= 1
+                if _torch_running == 0 and _before is not None:
+                    resize(_before)
+        if blas is not None:
+            blas.restore()

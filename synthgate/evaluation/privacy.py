@@ -23,6 +23,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthgate.columns import to_numeric
 from synthgate.evaluation.features import FeatureSpace, single_threaded
+from synthgate.evaluation.nearest import nearest_distances
 from synthgate.schema import Column
 
 _NULL = "\x00null"
@@ -102,9 +103,7 @@ def dcr(
         median_dcr_holdout=float(np.median(near_holdout)),
         nndr_training=float(np.mean(nndr_train)),
         nndr_holdout=float(np.mean(nndr_holdout)),
-        mia_auc=membership_inference_auc(
-            x_train, x_holdout, (space.transform(chunk) for chunk in _chunks(synthetic)), mia_records, rng
-        )
+        mia_auc=membership_inference_auc(x_train, x_holdout, _feature_chunks(space, synthetic), mia_records, rng)
         if members is None or outsiders is None
         else unit_membership_auc(space, members, outsiders, synthetic),
     )
@@ -138,20 +137,17 @@ def unit_membership_auc(
     scores, labels = [], []
     for frame, label in ((members, 1.0), (outsiders, 0.0)):
         kept = frame[frame["_unit"].isin(set(pd.unique(frame["_unit"])[:n]))]
-        queries = space.transform(kept)
-        distance = np.full(len(queries), np.inf)
-        for chunk in _chunks(synthetic):
-            nearest = NearestNeighbors(n_neighbors=1).fit(space.transform(chunk)).kneighbors(queries)[0][:, 0]
-            distance = np.minimum(distance, nearest)
+        distance = nearest_distances(space.transform(kept), _feature_chunks(space, synthetic))
         per_unit = pd.Series(distance, index=kept["_unit"].to_numpy()).groupby(level=0, sort=False).min()
         scores.append(-per_unit.to_numpy())
         labels.append(np.full(len(per_unit), label))
     return float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
 
 
-def _chunks(frame: pd.DataFrame, rows: int = 100_000) -> Iterator[pd.DataFrame]:
+def _feature_chunks(space: FeatureSpace, frame: pd.DataFrame, rows: int = 100_000) -> Iterator[np.ndarray]:
+    """``frame``'s feature matrix, a chunk of rows at a time (ten million rows of 138 features take 11 GB)."""
     for start in range(0, len(frame), rows):
-        yield frame.iloc[start : start + rows]
+        yield space.transform(frame.iloc[start : start + rows])
 
 
 def membership_inference_auc(
@@ -164,15 +160,12 @@ def membership_inference_auc(
     """ROC AUC of "closer to the synthetic table means trained on" over members and equally many outsiders.
 
     Every synthetic row counts (a copy anywhere in the output is the attacker's signal); they come in chunks, each
-    searched and dropped in turn, so memory stays bounded whatever the table's size."""
+    searched (:func:`~synthgate.evaluation.nearest.nearest_distances`) and dropped in turn, so memory stays bounded
+    whatever the table's size."""
     n = min(len(x_members), len(x_outsiders), records)
     members = x_members[rng.choice(len(x_members), n, replace=False)]
     outsiders = x_outsiders[rng.choice(len(x_outsiders), n, replace=False)]
-    queries = np.concatenate([members, outsiders])
-    distance = np.full(len(queries), np.inf)
-    for chunk in x_synthetic:
-        nearest = NearestNeighbors(n_neighbors=1).fit(chunk).kneighbors(queries)[0][:, 0]
-        distance = np.minimum(distance, nearest)
+    distance = nearest_distances(np.concatenate([members, outsiders]), x_synthetic)
     labels = np.concatenate([np.ones(n), np.zeros(n)])
     return float(roc_auc_score(labels, -distance))
 

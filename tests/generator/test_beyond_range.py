@@ -1,5 +1,6 @@
-"""Values past the range's ends: counted apart in the bins release, never piled into its end bins, and given the grid
-bin next to an end where that count is clear (a months-since figure whose range release missed 0 to 9)."""
+"""Values past the range's ends: counted apart in the bins release, never piled into its end bins, and given the
+stretch next to an end where that count is clear: spread over it where the range missed a dense stretch (a
+months-since figure whose range release missed 0 to 9), trailing off from the end where it cut a thin tail."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +8,7 @@ import pytest
 from scipy.stats import ks_2samp
 
 from synthgate.generator.accounting import PrivacyAccountant
-from synthgate.generator.releases import _edges_past, _extended, _grid_neighbour, fit_numeric
+from synthgate.generator.releases import _beyond, _edges_past, _extended, _grid_neighbour, _trailing, fit_numeric
 from synthgate.schema import Column, ColumnKind
 
 MONTHS = Column("months_since_delinquency", ColumnKind.INTEGER, "BIGINT")
@@ -24,9 +25,12 @@ def test_the_grid_bin_below_a_range_end_takes_the_mass_counted_below_it():
     assert out_mass[:6] == pytest.approx([470.0 / 6] * 6) and out_mass[6:] == pytest.approx(noisy)
 
 
-def test_a_zoomed_end_is_no_grid_bound_and_is_never_extended():
+def test_past_a_zoomed_end_lies_the_rest_of_its_grid_bin():
     latitude = Column("lat", ColumnKind.FLOAT, "DOUBLE PRECISION")
-    assert _grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end: spreading below it would undo the zoom
+    assert _grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end is no grid bound
+    assert _beyond(latitude, 44.87, -1) == pytest.approx((10**1.5, 44.87))  # the grid bin holding it, below the end
+    assert _beyond(latitude, 44.87, 1) == pytest.approx((44.87, 100.0))
+    assert _beyond(MONTHS, 44.0, 1) is None  # integers are never zoomed: an end inside a grid bin has nothing past it
     assert _grid_neighbour(latitude, 10.0, -1) == pytest.approx((10**0.5, 10.0))
     assert _grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
     assert _grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
@@ -75,3 +79,33 @@ def test_a_months_since_figure_keeps_its_low_months():
         decoded = codec.decode(codec.encode(series), np.random.default_rng(1)).dropna().to_numpy(dtype=float)
         poor += ks_2samp(real, decoded).statistic > 0.2
     assert poor <= 18, poor
+
+
+def test_a_thin_tail_past_a_zoomed_end_trails_off_from_it():
+    """A credit score zoomed to 572.5-785.5, its highest 268 of 7,925 rows past 785.5 (real maximum 850): spread evenly
+    over the rest of the grid bin they went up to 1,000; trailing off from the end bin's density they stay near it."""
+    score = Column("fico_score", ColumnKind.FLOAT, "DOUBLE PRECISION")
+    edges = np.linspace(572.5, 785.5, 6)  # bins of 42.6
+    noisy = np.array([440.0, 1180.0, 2650.0, 2540.0, 840.0])
+    past = _edges_past(score, edges, ends=(572.5, 785.5), clear=np.array([False, True]), unit_bins=False)
+    out_edges, out_mass = _extended(edges, noisy, past, np.array([0.0, 268.0]))
+    assert out_edges[:6] == pytest.approx(edges) and out_mass[:5] == pytest.approx(noisy)
+    assert out_mass[5:].sum() == pytest.approx(268.0)
+    assert out_mass[5] > out_mass[6] > out_mass[-1]  # declining from the end
+    assert 785.5 < out_edges[-1] < 900  # the scale is 268 / (840 / 42.6) = 13.6: half a row is left past 6.3 scales
+    decoded = np.concatenate(
+        [
+            np.random.default_rng(0).uniform(a, b, round(float(m)))
+            for a, b, m in zip(out_edges[5:-1], out_edges[6:], out_mass[5:], strict=True)
+        ]
+    )
+    assert np.median(decoded) < 800  # the exponential's median: 785.5 + 13.6 ln 2
+
+
+def test_a_tail_of_integers_keeps_one_bin_each_and_a_false_count_stays_beside_the_end():
+    edges = np.arange(9.5, 21.0)  # 10 to 20, one bin per integer
+    tail, mass = _trailing(np.arange(20.5, 40.0), 1.0, 300.0, 60.0)  # 60 rows past 20, 300 at 20
+    assert tail[0] == 20.5 and np.diff(tail) == pytest.approx(1.0)  # whole integers: 21, 22, ...
+    assert mass.sum() == pytest.approx(60.0) and mass[0] > 0.15 * 60
+    assert len(mass) <= 2  # a scale of 0.2 integers: 21 and little past it
+    assert edges[-1] == tail[0]
