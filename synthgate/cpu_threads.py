@@ -172,9 +172,55 @@ def configured_threads() -> int | None:
 
 _lock = threading.Lock()
 _running = 0  # shares held in this process (trainings, samplings, searches)
-_torch_running = 0  # those sizing PyTorch's pool
-_before: int | None = None  # torch's thread count before the first of them: restored after the last
 _meter_instance: _BusyMeter | None = None
+
+
+class _Pool:
+    """A process-wide thread pool that shares resize: PyTorch's intra-op pool, or the BLAS libraries' (numpy's
+    OpenBLAS, through threadpoolctl). Its size from before the first share is put back when the last one ends, so
+    shares that end in any order leave it as they found it."""
+
+    def __init__(self, kind: Literal["torch", "blas"]) -> None:
+        self.kind = kind
+        self.running = 0
+        self.restore: Callable[[], None] | None = None
+
+    def resize(self, threads: int) -> None:
+        if self.kind == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        else:
+            _blas().limit(limits=threads)
+
+    def enter(self) -> None:
+        """Count one more share (under the lock); the first remembers the pool's size."""
+        if self.running == 0:
+            if self.kind == "torch":
+                import torch
+
+                before = torch.get_num_threads()
+                self.restore = lambda: torch.set_num_threads(before)
+            else:
+                self.restore = _blas().limit(limits=None).restore_original_limits  # sets nothing, remembers
+        self.running += 1
+
+    def leave(self) -> None:
+        """Count one share fewer (under the lock); the last puts the pool's size back."""
+        self.running -= 1
+        if self.running == 0 and self.restore is not None:
+            self.restore()
+            self.restore = None
+
+
+def _blas() -> Any:
+    """The controller (threadpoolctl) of the BLAS libraries loaded in this process: not OpenMP's, not PyTorch's."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+_pools = {"torch": _Pool("torch"), "blas": _Pool("blas")}
 
 
 def _meter() -> _BusyMeter:
@@ -219,53 +265,22 @@ class CpuThreads:
             self.choice = self._apply()
 
 
-class _BlasPool:
-    """The BLAS pool's size (threadpoolctl), put back as it was when the share ends."""
-
-    def __init__(self) -> None:
-        self.first: Any = None  # the first limiter: it knows the limits from before the share
-
-    def resize(self, threads: int) -> None:
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=threads, user_api="blas")
-        self.first = self.first or limiter
-
-    def restore(self) -> None:
-        if self.first is not None:
-            self.first.restore_original_limits()
-
-
 @contextmanager
 def cpu_share(purpose: str, *, pool: Literal["torch", "blas"] = "torch") -> Iterator[CpuThreads]:
     """Hold a share of this process's cores while ``purpose`` (training, sampling, a search) runs, sizing PyTorch's
     or the BLAS ``pool`` by :func:`choose` (``SYNTHGATE_THREADS`` sets the count outright); the choice is logged at
     INFO."""
-    global _running, _torch_running, _before
+    global _running
     fixed = configured_threads()
-    blas = _BlasPool() if pool == "blas" else None
-    if blas is None:
-        import torch
-
-        resize: Callable[[int], None] = torch.set_num_threads
-        with _lock:
-            if _torch_running == 0:
-                _before = torch.get_num_threads()
-            _torch_running += 1
-    else:
-        resize = blas.resize
+    sized = _pools[pool]
     with _lock:
         _running += 1
+        sized.enter()
     try:
-        threads = CpuThreads(fixed, resize)
+        threads = CpuThreads(fixed, sized.resize)
         log.info("%s on %s", purpose, threads.choice.describe())
         yield threads
     finally:
         with _lock:
             _running -= 1
-            if blas is None:
-                _torch_running -= 1
-                if _torch_running == 0 and _before is not None:
-                    resize(_before)
-        if blas is not None:
-            blas.restore()
+            sized.leave()

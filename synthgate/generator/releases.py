@@ -627,10 +627,10 @@ def _edges_past(
 
 def _beyond(column: Column, end: float, side: int) -> tuple[float, float] | None:
     """The stretch past a range's ``end`` (below with ``side`` -1, above with 1) that values counted past it may
-    take: the grid bin beside an end on a grid bound (:func:`_grid_neighbour`); beside a zoomed end (a continuous
-    column's, inside a grid bin), the rest of the grid bin holding it, which the range release counted."""
+    take: the grid bin beside an end on a grid bound (:func:`_grid_neighbour`); beside a zoomed end (inside a grid
+    bin), the rest of the grid bin holding it, which the range release counted."""
     beside = _grid_neighbour(column, end, side)
-    if beside is not None or column.kind not in ZOOMED_KINDS:
+    if beside is not None:
         return beside
     if column.kind is ColumnKind.DATETIME:
         index = int((end - _CALENDAR_START) // _CALENDAR_STEP)
@@ -657,12 +657,16 @@ def _extended(
     too large for that (a quarter of a months-since figure, 0 to 9, below a range that starts at 10) fills its
     stretch evenly."""
     below, above = past
-    if below is not None:  # outwards is downwards: the tail's edges and masses come nearest first
-        tail, mass = _trailing(np.append(below, edges[0])[::-1], edges[1] - edges[0], noisy[0], outside[0])
-        edges, noisy = np.concatenate([tail[:0:-1], edges]), np.concatenate([mass[::-1], noisy])
-    if above is not None:
-        tail, mass = _trailing(np.insert(above, 0, edges[-1]), edges[-1] - edges[-2], noisy[-1], outside[1])
+    held = np.flatnonzero(noisy > 0)  # the density at an end: its outermost bin that holds mass
+    first, last = (int(held[0]), int(held[-1])) if held.size else (0, len(noisy) - 1)
+    if above is not None:  # first: bins added below would move ``first`` and ``last``
+        width = edges[last + 1] - edges[last]
+        tail, mass = _trailing(np.insert(above, 0, edges[-1]), width, noisy[last], outside[1])
         edges, noisy = np.concatenate([edges, tail[1:]]), np.concatenate([noisy, mass])
+    if below is not None:  # outwards is downwards: the tail's edges and masses come nearest first
+        width = edges[first + 1] - edges[first]
+        tail, mass = _trailing(np.append(below, edges[0])[::-1], width, noisy[first], outside[0])
+        edges, noisy = np.concatenate([tail[:0:-1], edges]), np.concatenate([mass[::-1], noisy])
     return edges, noisy
 
 
@@ -672,15 +676,18 @@ def _trailing(stretch: np.ndarray, end_width: float, end_count: float, count: fl
 
     Where ``count`` fits under the end bin's density across the stretch, the masses follow a truncated exponential
     decline whose density at the end is the end bin's and whose integral is ``count``, over bins from the end of
-    half its scale, then doubling (integers: of whole numbers; one per integer: the stretch's own), up to where
-    less than half a row is left. Else ``count`` is spread over the stretch's bins by their widths."""
+    half its scale, then doubling (integers: of whole numbers; one per integer: the stretch's own), up to the first
+    cut with at most half a row beyond it (the last bin holds what lies beyond). Else ``count`` is spread over the
+    stretch's bins by their widths."""
     offsets = np.abs(stretch - stretch[0])
     span = float(offsets[-1])
     density = max(end_count, 0.0) / end_width if end_width > 0 else 0.0
-    if count <= 0 or density * span <= count:
+    share = count / (density * span) if density > 0 else math.inf  # of what the end's density would put there
+    if count <= 0 or share >= 1.0 - 1e-6:  # about as much as that, or more: no decline to speak of
         return stretch, max(count, 0.0) * np.diff(offsets) / span
-    target = count / density
-    scale = float(brentq(lambda s: s * -math.expm1(-span / s) - target, target * 1e-6, target * 1e6 + span))
+    # The scale s solves s (1 - exp(-span / s)) = count / density; in u = span / s, (1 - exp(-u)) / u = share,
+    # which falls from 1 at u = 0 towards 1 / u: a root lies between the two brackets.
+    scale = span / float(brentq(lambda u: -math.expm1(-u) / u - share, 1e-6, 2.0 / share + 10.0))
     unit = len(stretch) > 2 and np.allclose(np.diff(offsets), 1.0)  # one bin per integer: keep them
     integer = bool(np.allclose(offsets, np.round(offsets)))
     if not unit:

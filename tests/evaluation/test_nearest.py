@@ -24,6 +24,18 @@ def test_distances_equal_an_exact_search_over_every_chunk():
     np.testing.assert_allclose(found, expected, rtol=1e-9, atol=1e-12)
 
 
+def test_an_exact_copy_beats_a_near_one_that_single_precision_cannot_tell_apart():
+    """Scores of rows this long round by about 1e-5 in single precision: a row 0.001 away (1e-6 squared) and an exact
+    copy tie there; the copy's distance, 0, is the one reported."""
+    rng = np.random.default_rng(1)
+    queries = _features(rng, 500)
+    near = queries.copy()
+    near[:, 0] += 1e-3
+    table = np.concatenate([_features(rng, 2000), near, queries, _features(rng, 2000)])[rng.permutation(5000)]
+    assert (nearest_distances(queries, [table]) == 0.0).all()
+    assert nearest_distances(queries, [near]) == pytest.approx(np.full(500, 1e-3), rel=1e-6)
+
+
 def test_no_rows_leave_every_query_at_infinity():
     assert np.isinf(nearest_distances(np.zeros((3, 5)), [])).all()
 

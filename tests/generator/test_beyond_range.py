@@ -30,7 +30,7 @@ def test_past_a_zoomed_end_lies_the_rest_of_its_grid_bin():
     assert _grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end is no grid bound
     assert _beyond(latitude, 44.87, -1) == pytest.approx((10**1.5, 44.87))  # the grid bin holding it, below the end
     assert _beyond(latitude, 44.87, 1) == pytest.approx((44.87, 100.0))
-    assert _beyond(MONTHS, 44.0, 1) is None  # integers are never zoomed: an end inside a grid bin has nothing past it
+    assert _beyond(MONTHS, 44.0, 1) == pytest.approx((44.0, 100.0))  # a zoomed year or score: integers too
     assert _grid_neighbour(latitude, 10.0, -1) == pytest.approx((10**0.5, 10.0))
     assert _grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
     assert _grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
@@ -92,7 +92,7 @@ def test_a_thin_tail_past_a_zoomed_end_trails_off_from_it():
     assert out_edges[:6] == pytest.approx(edges) and out_mass[:5] == pytest.approx(noisy)
     assert out_mass[5:].sum() == pytest.approx(268.0)
     assert out_mass[5] > out_mass[6] > out_mass[-1]  # declining from the end
-    assert 785.5 < out_edges[-1] < 900  # the scale is 268 / (840 / 42.6) = 13.6: half a row is left past 6.3 scales
+    assert 785.5 < out_edges[-1] < 900  # the scale is 268 / (840 / 42.6) = 13.6: 8 scales hold all but half a row
     decoded = np.concatenate(
         [
             np.random.default_rng(0).uniform(a, b, round(float(m)))
@@ -109,3 +109,16 @@ def test_a_tail_of_integers_keeps_one_bin_each_and_a_false_count_stays_beside_th
     assert mass.sum() == pytest.approx(60.0) and mass[0] > 0.15 * 60
     assert len(mass) <= 2  # a scale of 0.2 integers: 21 and little past it
     assert edges[-1] == tail[0]
+
+
+def test_both_ends_trail_off_and_the_bins_stay_in_order():
+    score = Column("fico_score", ColumnKind.FLOAT, "DOUBLE PRECISION")
+    edges = np.linspace(600.5, 780.5, 7)  # zoomed at both ends
+    noisy = np.array([300.0, 900.0, 1500.0, 1400.0, 800.0, 250.0])
+    past = _edges_past(score, edges, ends=(600.5, 780.5), clear=np.array([True, True]), unit_bins=False)
+    out_edges, out_mass = _extended(edges, noisy, past, np.array([120.0, 90.0]))
+    assert np.all(np.diff(out_edges) > 0) and len(out_mass) == len(out_edges) - 1
+    inner = int(np.flatnonzero(out_edges == 600.5)[0])
+    assert out_edges[inner : inner + 7] == pytest.approx(edges) and out_mass[inner : inner + 6] == pytest.approx(noisy)
+    assert out_mass[:inner].sum() == pytest.approx(120.0) and out_mass[inner + 6 :].sum() == pytest.approx(90.0)
+    assert out_edges[0] > 500 and out_edges[-1] < 880  # each side near its end: scales of 12 and 11
