@@ -627,10 +627,13 @@ def _edges_past(
 
 def _beyond(column: Column, end: float, side: int) -> tuple[float, float] | None:
     """The stretch past a range's ``end`` (below with ``side`` -1, above with 1) that values counted past it may
-    take: the grid bin beside an end on a grid bound (:func:`_grid_neighbour`); beside a zoomed end (inside a grid
-    bin), the rest of the grid bin holding it, which the range release counted."""
+    take: the grid bin beside an end on a grid bound (:func:`_grid_neighbour`); beside a continuous column's zoomed
+    end (inside a grid bin), the rest of the grid bin holding it, which the range release counted. A zoomed integer
+    keeps such values at its end, as clipped: a credit score's floor (580) lies right past its zoomed end (614), and
+    trailing off from there put synthetic scores down to 424 (SDMetrics, binning each table over its own minimum
+    and maximum, then scored the score's pairs 0.11 and 0.28)."""
     beside = _grid_neighbour(column, end, side)
-    if beside is not None:
+    if beside is not None or column.kind not in ZOOMED_KINDS:
         return beside
     if column.kind is ColumnKind.DATETIME:
         index = int((end - _CALENDAR_START) // _CALENDAR_STEP)
@@ -649,12 +652,11 @@ def _extended(
     """The fine bins with :func:`_edges_past`'s bins added and each side's count past the range (``outside``) in them
     (post-processing).
 
-    Real values past an end mostly trail off from it: a count that the range's end bin, at its density, could hold
-    within the stretch is a tail, given an exponential decline from that density over bins beside the end
-    (:func:`_trailing`); spread evenly over a grid bin, a credit score's 3% past 785 went up to 1,000 and a false
-    count of a few rows put scores at 321 (a score's real minimum is 580), and SDMetrics, which bins each table over
-    its own minimum and maximum, then scored its pairs 0.05 and 0.15 where aligned bins gave 0.85 and 0.93. A count
-    too large for that (a quarter of a months-since figure, 0 to 9, below a range that starts at 10) fills its
+    Real values past an end mostly trail off from it: a count that the end's outermost bin holding mass, at its
+    density, could hold within the stretch is a tail, given an exponential decline from that density over bins beside
+    the end (:func:`_trailing`). Spread evenly, a thin tail past a grid bound reached 3.2 times the end's value, and
+    SDMetrics, which bins each table over its own minimum and maximum, then misaligns every pair the column is in. A
+    count too large for that (a quarter of a months-since figure, 0 to 9, below a range that starts at 10) fills its
     stretch evenly."""
     below, above = past
     held = np.flatnonzero(noisy > 0)  # the density at an end: its outermost bin that holds mass

@@ -30,7 +30,7 @@ def test_past_a_zoomed_end_lies_the_rest_of_its_grid_bin():
     assert _grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end is no grid bound
     assert _beyond(latitude, 44.87, -1) == pytest.approx((10**1.5, 44.87))  # the grid bin holding it, below the end
     assert _beyond(latitude, 44.87, 1) == pytest.approx((44.87, 100.0))
-    assert _beyond(MONTHS, 44.0, 1) == pytest.approx((44.0, 100.0))  # a zoomed year or score: integers too
+    assert _beyond(MONTHS, 44.0, 1) is None  # a zoomed integer (a year, a score) keeps them at its end, as clipped
     assert _grid_neighbour(latitude, 10.0, -1) == pytest.approx((10**0.5, 10.0))
     assert _grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
     assert _grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
@@ -82,9 +82,9 @@ def test_a_months_since_figure_keeps_its_low_months():
 
 
 def test_a_thin_tail_past_a_zoomed_end_trails_off_from_it():
-    """A credit score zoomed to 572.5-785.5, its highest 268 of 7,925 rows past 785.5 (real maximum 850): spread evenly
-    over the rest of the grid bin they went up to 1,000; trailing off from the end bin's density they stay near it."""
-    score = Column("fico_score", ColumnKind.FLOAT, "DOUBLE PRECISION")
+    """A float zoomed to 572.5-785.5, 268 of its 7,925 rows past 785.5 (to 850): spread evenly over the rest of the
+    grid bin they would reach 1,000; trailing off from the end bin's density they stay near it."""
+    score = Column("score", ColumnKind.FLOAT, "DOUBLE PRECISION")
     edges = np.linspace(572.5, 785.5, 6)  # bins of 42.6
     noisy = np.array([440.0, 1180.0, 2650.0, 2540.0, 840.0])
     past = _edges_past(score, edges, ends=(572.5, 785.5), clear=np.array([False, True]), unit_bins=False)
@@ -112,7 +112,7 @@ def test_a_tail_of_integers_keeps_one_bin_each_and_a_false_count_stays_beside_th
 
 
 def test_both_ends_trail_off_and_the_bins_stay_in_order():
-    score = Column("fico_score", ColumnKind.FLOAT, "DOUBLE PRECISION")
+    score = Column("score", ColumnKind.FLOAT, "DOUBLE PRECISION")
     edges = np.linspace(600.5, 780.5, 7)  # zoomed at both ends
     noisy = np.array([300.0, 900.0, 1500.0, 1400.0, 800.0, 250.0])
     past = _edges_past(score, edges, ends=(600.5, 780.5), clear=np.array([True, True]), unit_bins=False)
