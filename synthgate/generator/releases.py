@@ -603,8 +603,8 @@ def _edges_past(
     (``clear``: below, above; ``ends``: the range's low and high): over the stretch past the end (:func:`_beyond`),
     one bin per integer with ``unit_bins``, else four. The range release missed a stretch the bins release saw: a
     quarter of a months-since figure, 0 to 9, in grid bins each under the range's threshold, which then go to the
-    bin from 3.16 to 10 (4 to 9: the integers under 4 are in bins the bins release did not see apart); or the zoom
-    cut a tail: a credit score's highest 3% past 785 (:func:`_extended` keeps such a tail near the end)."""
+    bin from 3.16 to 10 (4 to 9: the integers under 4 are in bins the bins release did not see apart); or a zoom
+    cut a float's thin tail (:func:`_extended` keeps such a tail near the end)."""
     past: list[np.ndarray | None] = []
     for side, end, wanted in ((-1, ends[0], clear[0]), (1, ends[1], clear[1])):
         beside = _beyond(column, end, side) if wanted else None
@@ -917,8 +917,9 @@ def _declining_tail(tail: np.ndarray, sigma: float, edge: float) -> np.ndarray:
     Real tails trail off from their last clear bin, and their bins each under 3 sigma were dropped: an interest
     rate's 6% of rows from 19 to 28 (bins of 1.8 points at noise 120) ended the synthetic values at 19, and SDMetrics,
     which bins each table over its own minimum and maximum, then misaligned every pair the rate takes part in.
-    Over 30 fits at noise 120 (``benchmarks/range_releases.py``) the rate's median KS went from 0.068 to 0.026 and
-    the shift of its ends from 3.8 to 1.4 of SDMetrics' bins; a credit score's from 0.042 to 0.024 and 2.4 to 1.3.
+    Over 30 fits at noise 120 (``benchmarks/range_releases.py``, ``benchmarks/results/range_releases_tails.md``),
+    the rate's values past the synthetic range went from 3.4% to 0.7% (median), the shift of its ends from 3.1 to
+    1.5 of SDMetrics' bins, a credit score's from 2.4 to 1.6.
     """
     bins = min(tail.size, _EDGE_REACH)
     if bins == 0 or edge <= 0:
