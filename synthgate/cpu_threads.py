@@ -12,9 +12,9 @@ slower with one (issue 18). So the number of threads is
   With ``n`` cores and others busy on ``b`` of them it takes ``n * n / (n + b)``: all of them when alone, one of two
   beside one busy process, and a fair split between two trainings in two processes whichever started first.
 
-A share sizes one pool: PyTorch's intra-op pool (training, sampling; the count in force before the first share is
-restored when the last one ends) or the BLAS pool (the evaluation's nearest-row search; restored when the share ends).
-The evaluation's scikit-learn models run single-threaded (:func:`synthgate.evaluation.features.single_threaded`). The
+A share sizes one pool: PyTorch's intra-op pool (training, sampling) or the BLAS libraries' (the evaluation's
+nearest-row search); each pool's size from before its first share is restored when its last share ends. The
+evaluation's scikit-learn models run single-threaded (:func:`synthgate.evaluation.features.single_threaded`). The
 first choice is logged at INFO, changes at DEBUG; :class:`ThreadChoice` says why a number was chosen.
 """
 
