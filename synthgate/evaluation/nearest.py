@@ -49,8 +49,8 @@ def nearest_distances(queries: np.ndarray, table: Iterable[np.ndarray]) -> np.nd
 
 
 def _closest_in_block(queries: np.ndarray, weighted: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Each query's exact distance to its closest row of ``rows``; ``weighted``: the queries as ``[-2q, 1]`` in single
-    precision, ``norms``: their lengths."""
+    """Each query's distance to its closest row of ``rows``, in double precision; ``weighted``: the queries as
+    ``[-2q, 1]`` in single precision, ``norms``: their lengths."""
     squares = np.einsum("ij,ij->i", rows, rows)
     scores = weighted @ np.hstack([rows, squares[:, None]]).astype(np.float32).T
     every = np.arange(len(queries))
