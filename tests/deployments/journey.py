@@ -79,17 +79,37 @@ def quick_run(
 ) -> UUID:
     """Run > Quick run on the deployment's page in the Prefect UI, with the form filled in as a person does (the spec
     path typed over the default, epsilon and rows switched from None to a number and typed), then Run. Returns the
-    id of the flow run the click created (the one run of the deployment that the server's scheduler did not)."""
-    from selenium.common.exceptions import TimeoutException
+    id of the flow run the click created (the one run of the deployment that the server's scheduler did not).
+
+    The server answers 503 to an error its clients may retry (its SQLite database busy with the scheduler and the
+    worker: a CI run got one); Prefect's Python client retries it, its UI shows the error, and a person runs again:
+    so does this, up to twice, on a 503 from ``create_flow_run``."""
+    before = {r["id"] for r in _manual_runs(api_url, deployment_id)}
+    with journey.step("page load: Prefect UI deployment page"):
+        driver.get(f"{ui_base(api_url)}/deployments/deployment/{deployment_id}")
+        _button(driver, "Run")  # the page is there once its Run button is
+    for attempt in range(3):
+        _fill_and_submit_quick_run(driver, journey, spec_path, epsilon, rows, shoot=attempt == 0)
+        created, errors = _run_created(driver, api_url, deployment_id, before)
+        if created:
+            assert len(created) == 1, created
+            return UUID(created[0]["id"])
+        if not any("create_flow_run" in e and "503" in e for e in errors) or attempt == 2:
+            break
+    driver.save_screenshot(str(journey.folder / "prefect-quick-run-no-run.png"))  # the page after the click
+    raise AssertionError(
+        f"clicking Run created no flow run; the page reads {body_text(driver)!r}; console errors: {errors}"
+    )
+
+
+def _fill_and_submit_quick_run(
+    driver: Any, journey: Journey, spec_path: str, epsilon: float, rows: int, *, shoot: bool
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    before = {r["id"] for r in _manual_runs(api_url, deployment_id)}
-    with journey.step("page load: Prefect UI deployment page"):
-        driver.get(f"{ui_base(api_url)}/deployments/deployment/{deployment_id}")
-        run = _button(driver, "Run")
-    run.click()
+    _button(driver, "Run").click()
     _button(driver, "Quick run", 10).click()
     modal = WebDriverWait(driver, 30).until(
         lambda d: next(
@@ -117,27 +137,32 @@ def quick_run(
     rows_field.send_keys(str(rows))
     typed = [f.get_attribute("value") for f in (spec_field, epsilon_field, rows_field)]
     assert typed == [spec_path, f"{epsilon:g}", str(rows)], typed
-    journey.shot(
-        driver,
-        "prefect-quick-run-form",
-        f"the Prefect UI's Quick run form of deployment refresh-table/adult, spec path {spec_path}, epsilon "
-        f"{epsilon:g}, rows {rows}, before Run is clicked",
-    )
+    if shoot:
+        journey.shot(
+            driver,
+            "prefect-quick-run-form",
+            f"the Prefect UI's Quick run form of deployment refresh-table/adult, spec path {spec_path}, epsilon "
+            f"{epsilon:g}, rows {rows}, before Run is clicked",
+        )
     submit = _button(modal, "Run", 10)
     WebDriverWait(driver, 30).until(lambda _: submit.is_enabled(), "the form's Run button stays disabled")
     submit.click()
-    try:
-        created = WebDriverWait(driver, 60, poll_frequency=0.5).until(
-            lambda _: [r for r in _manual_runs(api_url, deployment_id) if r["id"] not in before] or None
-        )
-    except TimeoutException:
-        driver.save_screenshot(str(journey.folder / "prefect-quick-run-no-run.png"))  # the page 60 s after the click
-        raise AssertionError(
-            f"clicking Run created no flow run; the page reads {body_text(driver)!r}; "
-            f"console errors: {console_errors(driver)}"
-        ) from None
-    assert len(created) == 1, created
-    return UUID(created[0]["id"])
+
+
+def _run_created(
+    driver: Any, api_url: str, deployment_id: UUID, before: set[str], seconds: float = 60
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs of the deployment that were not there ``before``, once there are some, and the page's console errors
+    meanwhile; no runs when ``seconds`` pass or a request fails with 503 first."""
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        created = [r for r in _manual_runs(api_url, deployment_id) if r["id"] not in before]
+        errors += console_errors(driver)
+        if created or any("503" in e for e in errors):
+            return created, errors
+        time.sleep(0.5)
+    return [], errors
 
 
 def _manual_runs(api_url: str, deployment_id: UUID) -> list[dict[str, Any]]:
