@@ -40,7 +40,7 @@ class PrefectStack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-            "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",  # a 503's cause in the server's log (a busy SQLite database)
+            "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",  # a 503's cause in the server's log (a busy SQLite database)
             "PREFECT_LOGGING_LEVEL": "INFO",
             "COLUMNS": "200",  # `prefect deployment ls` prints full names and ids
             "PYTHONPATH": str(ROOT),
