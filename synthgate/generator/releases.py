@@ -558,7 +558,9 @@ def fit_numeric(
     if coarse is not None:  # the zoom's bins first (finer), then the range release's
         noisy = _with_range_counts(noisy, edges, coarse.zoom, coarse.zoom_sigma, points, point_counts)
         noisy = _with_range_counts(noisy, edges, coarse.counts, coarse.sigma, points, point_counts)
-    edges, noisy = _extended(edges, noisy, past, outside)
+    edges, noisy = _extended(
+        edges, noisy, past, outside, integer=column.kind is ColumnKind.INTEGER, unit_bins=unit_bins
+    )
     kept = np.flatnonzero(noisy >= 0.5)
     if kept.size and not public:  # no values where the released histogram has none: trim empty bins at both ends
         edges, noisy = edges[kept[0] : kept[-1] + 2], noisy[kept[0] : kept[-1] + 1]
@@ -601,10 +603,11 @@ def _edges_past(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """New fine edges below and above the range (or None) where the bins release counted clear mass past an end
     (``clear``: below, above; ``ends``: the range's low and high): over the stretch past the end (:func:`_beyond`),
-    one bin per integer with ``unit_bins``, else four. The range release missed a stretch the bins release saw: a
-    quarter of a months-since figure, 0 to 9, in grid bins each under the range's threshold, which then go to the
-    bin from 3.16 to 10 (4 to 9: the integers under 4 are in bins the bins release did not see apart); or a zoom
-    cut a float's thin tail (:func:`_extended` keeps such a tail near the end)."""
+    one bin per integer with ``unit_bins`` (the integers nearest the end, as many as keep the column within
+    ``_MAX_EXACT_TOKENS`` tokens: the last takes what lies beyond), else four. The range release missed a stretch the
+    bins release saw: a quarter of a months-since figure, 0 to 9, in grid bins each under the range's threshold,
+    which then go to the bin from 3.16 to 10 (4 to 9: the integers under 4 are in bins the bins release did not see
+    apart); or a zoom cut a float's thin tail (:func:`_extended` keeps such a tail near the end)."""
     past: list[np.ndarray | None] = []
     for side, end, wanted in ((-1, ends[0], clear[0]), (1, ends[1], clear[1])):
         beside = _beyond(column, end, side) if wanted else None
@@ -620,8 +623,13 @@ def _edges_past(
             new = _spaced_edges(low, high, 4, log=column.kind is not ColumnKind.DATETIME)
         new = new[new < edges[0]] if side < 0 else new[new > edges[-1]]
         past.append(new if len(new) else None)
-    if unit_bins and sum(len(new) for new in past if new is not None) + len(edges) - 1 > _MAX_EXACT_TOKENS:
-        return None, None  # one token per integer: past the limit, the values stay at the ends
+    if unit_bins:  # one token per integer, at most _MAX_EXACT_TOKENS: each side's stretch up to its share of the room
+        sides = sum(new is not None for new in past)
+        room = (_MAX_EXACT_TOKENS - (len(edges) - 1)) // max(sides, 1)
+        if room < 1:
+            return None, None  # no room: the values stay at the ends, as clipped
+        below, above = past
+        past = [None if below is None else below[-room:], None if above is None else above[:room]]
     return past[0], past[1]
 
 
@@ -647,7 +655,13 @@ def _beyond(column: Column, end: float, side: int) -> tuple[float, float] | None
 
 
 def _extended(
-    edges: np.ndarray, noisy: np.ndarray, past: tuple[np.ndarray | None, np.ndarray | None], outside: np.ndarray
+    edges: np.ndarray,
+    noisy: np.ndarray,
+    past: tuple[np.ndarray | None, np.ndarray | None],
+    outside: np.ndarray,
+    *,
+    integer: bool,
+    unit_bins: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fine bins with :func:`_edges_past`'s bins added and each side's count past the range (``outside``) in them
     (post-processing).
@@ -657,28 +671,32 @@ def _extended(
     the end (:func:`_trailing`). Spread evenly, a thin tail past a grid bound reached 3.2 times the end's value, and
     SDMetrics, which bins each table over its own minimum and maximum, then misaligns every pair the column is in. A
     count too large for that (a quarter of a months-since figure, 0 to 9, below a range that starts at 10) fills its
-    stretch evenly."""
+    stretch evenly. ``integer``: cuts on whole numbers; ``unit_bins``: one bin per integer, as :func:`_edges_past`
+    made them."""
     below, above = past
+    shape = {"integer": integer, "unit_bins": unit_bins}
     held = np.flatnonzero(noisy > 0)  # the density at an end: its outermost bin that holds mass
     first, last = (int(held[0]), int(held[-1])) if held.size else (0, len(noisy) - 1)
     if above is not None:  # first: bins added below would move ``first`` and ``last``
         width = edges[last + 1] - edges[last]
-        tail, mass = _trailing(np.insert(above, 0, edges[-1]), width, noisy[last], outside[1])
+        tail, mass = _trailing(np.insert(above, 0, edges[-1]), width, noisy[last], outside[1], **shape)
         edges, noisy = np.concatenate([edges, tail[1:]]), np.concatenate([noisy, mass])
     if below is not None:  # outwards is downwards: the tail's edges and masses come nearest first
         width = edges[first + 1] - edges[first]
-        tail, mass = _trailing(np.append(below, edges[0])[::-1], width, noisy[first], outside[0])
+        tail, mass = _trailing(np.append(below, edges[0])[::-1], width, noisy[first], outside[0], **shape)
         edges, noisy = np.concatenate([tail[:0:-1], edges]), np.concatenate([mass[::-1], noisy])
     return edges, noisy
 
 
-def _trailing(stretch: np.ndarray, end_width: float, end_count: float, count: float) -> tuple[np.ndarray, np.ndarray]:
+def _trailing(
+    stretch: np.ndarray, end_width: float, end_count: float, count: float, *, integer: bool, unit_bins: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Edges and masses of ``count`` values past a range's end, ``stretch`` the candidate edges outwards from the end
     (``stretch[0]``, ascending or descending), ``end_count`` the rows of the end bin of width ``end_width``.
 
     Where ``count`` fits under the end bin's density across the stretch, the masses follow a truncated exponential
     decline whose density at the end is the end bin's and whose integral is ``count``, over bins from the end of
-    half its scale, then doubling (integers: of whole numbers; one per integer: the stretch's own), up to the first
+    half its scale, then doubling (``integer``: of whole numbers; ``unit_bins``: the stretch's own), up to the first
     cut with at most half a row beyond it (the last bin holds what lies beyond). Else ``count`` is spread over the
     stretch's bins by their widths."""
     offsets = np.abs(stretch - stretch[0])
@@ -690,9 +708,7 @@ def _trailing(stretch: np.ndarray, end_width: float, end_count: float, count: fl
     # The scale s solves s (1 - exp(-span / s)) = count / density; in u = span / s, (1 - exp(-u)) / u = share,
     # which falls from 1 at u = 0 towards 1 / u: a root lies between the two brackets.
     scale = span / float(brentq(lambda u: -math.expm1(-u) / u - share, 1e-6, 2.0 / share + 10.0))
-    unit = len(stretch) > 2 and np.allclose(np.diff(offsets), 1.0)  # one bin per integer: keep them
-    integer = bool(np.allclose(offsets, np.round(offsets)))
-    if not unit:
+    if not unit_bins:
         cuts = [0.0, *(scale / 2 * 2.0**k for k in range(64) if scale / 2 * 2.0**k < span), span]
         offsets = np.unique(np.round(cuts)) if integer else np.asarray(cuts)
     left = count * (np.exp(-offsets / scale) - math.exp(-span / scale)) / -math.expm1(-span / scale)  # beyond each

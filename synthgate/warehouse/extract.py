@@ -209,7 +209,15 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
             frame[c.name] = pd.to_numeric(series, errors="coerce")
         elif c.kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
             stamps = pd.to_datetime(series, errors="coerce", utc=c.timezone)
-            if bool((stamps.isna() & series.notna()).any()):  # out of pandas' range: never turn them into NULL silently
+            lost = bool((stamps.isna() & series.notna()).any())  # never turn values into NULL silently
+            if not c.timezone and (lost or isinstance(stamps.dtype, pd.DatetimeTZDtype)):
+                as_utc = pd.to_datetime(series, errors="coerce", utc=True)
+                if not bool((as_utc.isna() & series.notna()).any()):  # every value reads with its offset: zones
+                    raise DataValidationError(
+                        f"column {c.name!r} has a SQL type without a time zone ({c.sql_type}) but holds values with "
+                        "UTC offsets: cast it in a view to a type with a time zone (or to local times without one)"
+                    )
+            if lost:  # out of pandas' range
                 raise DataValidationError(
                     f"column {c.name!r} holds dates outside 1677-09-22 .. 2262-04-11 (e.g. 9999-12-31 sentinels), "
                     "which cannot be learned: map them to NULL in a view, or declare the column `policy: drop`"

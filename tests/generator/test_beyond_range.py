@@ -19,7 +19,7 @@ def test_the_grid_bin_below_a_range_end_takes_the_mass_counted_below_it():
     noisy = np.full(len(edges) - 1, 15.0)
     outside = np.array([470.0, 90.0])
     past = _edges_past(MONTHS, edges, ends=(10.0, 100.0), clear=outside >= 3 * 119.0, unit_bins=True)
-    out_edges, out_mass = _extended(edges, noisy, past, outside)
+    out_edges, out_mass = _extended(edges, noisy, past, outside, integer=True, unit_bins=True)
     # the grid bin from 3.16 to 10 holds the integers 4 to 9: 470 spread evenly over them; 90 above is no clear count
     assert out_edges[0] == 3.5 and out_edges[-1] == 100.5
     assert out_mass[:6] == pytest.approx([470.0 / 6] * 6) and out_mass[6:] == pytest.approx(noisy)
@@ -88,7 +88,7 @@ def test_a_thin_tail_past_a_zoomed_end_trails_off_from_it():
     edges = np.linspace(572.5, 785.5, 6)  # bins of 42.6
     noisy = np.array([440.0, 1180.0, 2650.0, 2540.0, 840.0])
     past = _edges_past(score, edges, ends=(572.5, 785.5), clear=np.array([False, True]), unit_bins=False)
-    out_edges, out_mass = _extended(edges, noisy, past, np.array([0.0, 268.0]))
+    out_edges, out_mass = _extended(edges, noisy, past, np.array([0.0, 268.0]), integer=False, unit_bins=False)
     assert out_edges[:6] == pytest.approx(edges) and out_mass[:5] == pytest.approx(noisy)
     assert out_mass[5:].sum() == pytest.approx(268.0)
     assert out_mass[5] > out_mass[6] > out_mass[-1]  # declining from the end
@@ -104,7 +104,9 @@ def test_a_thin_tail_past_a_zoomed_end_trails_off_from_it():
 
 def test_a_tail_of_integers_keeps_one_bin_each_and_a_false_count_stays_beside_the_end():
     edges = np.arange(9.5, 21.0)  # 10 to 20, one bin per integer
-    tail, mass = _trailing(np.arange(20.5, 40.0), 1.0, 300.0, 60.0)  # 60 rows past 20, 300 at 20
+    tail, mass = _trailing(
+        np.arange(20.5, 40.0), 1.0, 300.0, 60.0, integer=True, unit_bins=True
+    )  # 60 rows past 20, 300 at 20
     assert tail[0] == 20.5 and np.diff(tail) == pytest.approx(1.0)  # whole integers: 21, 22, ...
     assert mass.sum() == pytest.approx(60.0) and mass[0] > 0.15 * 60
     assert len(mass) <= 2  # a scale of 0.2 integers: 21 and little past it
@@ -116,9 +118,22 @@ def test_both_ends_trail_off_and_the_bins_stay_in_order():
     edges = np.linspace(600.5, 780.5, 7)  # zoomed at both ends
     noisy = np.array([300.0, 900.0, 1500.0, 1400.0, 800.0, 250.0])
     past = _edges_past(score, edges, ends=(600.5, 780.5), clear=np.array([True, True]), unit_bins=False)
-    out_edges, out_mass = _extended(edges, noisy, past, np.array([120.0, 90.0]))
+    out_edges, out_mass = _extended(edges, noisy, past, np.array([120.0, 90.0]), integer=False, unit_bins=False)
     assert np.all(np.diff(out_edges) > 0) and len(out_mass) == len(out_edges) - 1
     inner = int(np.flatnonzero(out_edges == 600.5)[0])
     assert out_edges[inner : inner + 7] == pytest.approx(edges) and out_mass[inner : inner + 6] == pytest.approx(noisy)
     assert out_mass[:inner].sum() == pytest.approx(120.0) and out_mass[inner + 6 :].sum() == pytest.approx(90.0)
     assert out_edges[0] > 500 and out_edges[-1] < 880  # each side near its end: scales of 12 and 11
+
+
+def test_a_tail_of_integers_past_a_range_near_the_token_limit_takes_the_integers_beside_the_end():
+    """91 integers (10 to 100), one token each, and a thin tail counted above: the stretch past the end (the grid bin
+    to 316) would take the column past 128 tokens. The tail keeps the integers beside the end that fit (before, the
+    whole stretch was counted against the limit and every value past the end piled on it)."""
+    edges = np.arange(9.5, 101.0)
+    noisy = np.full(len(edges) - 1, 40.0)
+    past = _edges_past(MONTHS, edges, ends=(10.0, 100.0), clear=np.array([False, True]), unit_bins=True)
+    assert past[0] is None and past[1] is not None and len(past[1]) == 128 - 91
+    out_edges, out_mass = _extended(edges, noisy, past, np.array([0.0, 60.0]), integer=True, unit_bins=True)
+    assert len(out_mass) <= 128 and np.diff(out_edges) == pytest.approx(1.0)
+    assert out_mass[91:].sum() == pytest.approx(60.0) and out_mass[91] > out_mass[-1]  # declining from the end

@@ -326,6 +326,24 @@ def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None
     assert "src_synthetic" not in sa.inspect(engine).get_table_names()
 
 
+def test_offsets_in_a_column_without_a_time_zone_are_named(tmp_path: Path, expectations) -> None:
+    url = f"sqlite:///{tmp_path / 'offsets.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a DATETIME column (no time zone) whose text holds UTC offsets on some rows
+        conn.execute(sa.text("CREATE TABLE src (a INTEGER, at DATETIME)"))
+        stamps = ["2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", None]
+        conn.execute(
+            sa.text("INSERT INTO src VALUES (:a, :at)"), [{"a": i % 40, "at": stamps[i % 3]} for i in range(600)]
+        )
+    data = spec_dict("x")
+    data["source"] = {"url": url, "table": "src"}
+    data["target"] = {"url": url, "table": "src_synthetic"}
+    with pytest.raises(DataValidationError) as error:
+        core_refresh(spec_from_dict(data), expectations)
+    assert_clear(error.value, "column 'at'", "holds values with UTC offsets")
+    assert "2021" not in str(error.value) and "outside 1677" not in str(error.value)
+
+
 def test_time_zone_aware_and_naive_datetimes(pg_engine, pg_schema, expectations) -> None:
     rng = np.random.default_rng(5)
     seconds = pd.to_timedelta(rng.integers(0, 2 * 10**7, N), unit="s")
