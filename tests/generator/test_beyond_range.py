@@ -8,7 +8,9 @@ import pytest
 from scipy.stats import ks_2samp
 
 from synthgate.generator.accounting import PrivacyAccountant
-from synthgate.generator.releases import _beyond, _edges_past, _extended, _grid_neighbour, _trailing, fit_numeric
+from synthgate.generator.releases import fit_numeric
+from synthgate.generator.releases.grid import grid_neighbour
+from synthgate.generator.releases.numeric import _beyond, _edges_past, _extended, _trailing
 from synthgate.schema import Column, ColumnKind
 
 MONTHS = Column("months_since_delinquency", ColumnKind.INTEGER, "BIGINT")
@@ -27,14 +29,14 @@ def test_the_grid_bin_below_a_range_end_takes_the_mass_counted_below_it():
 
 def test_past_a_zoomed_end_lies_the_rest_of_its_grid_bin():
     latitude = Column("lat", ColumnKind.FLOAT, "DOUBLE PRECISION")
-    assert _grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end is no grid bound
+    assert grid_neighbour(latitude, 44.87, -1) is None  # the zoom's end is no grid bound
     assert _beyond(latitude, 44.87, -1) == pytest.approx((10**1.5, 44.87))  # the grid bin holding it, below the end
     assert _beyond(latitude, 44.87, 1) == pytest.approx((44.87, 100.0))
     assert _beyond(MONTHS, 44.0, 1) is None  # a zoomed integer (a year, a score) keeps them at its end, as clipped
-    assert _grid_neighbour(latitude, 10.0, -1) == pytest.approx((10**0.5, 10.0))
-    assert _grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
-    assert _grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
-    assert _grid_neighbour(latitude, -10.0, -1) == pytest.approx((-(10**1.5), -10.0))
+    assert grid_neighbour(latitude, 10.0, -1) == pytest.approx((10**0.5, 10.0))
+    assert grid_neighbour(latitude, 10.0, 1) == pytest.approx((10.0, 10**1.5))
+    assert grid_neighbour(MONTHS, 1.0, -1) == (0.0, 1.0)  # integers step over the bins below 1 to the zero bin
+    assert grid_neighbour(latitude, -10.0, -1) == pytest.approx((-(10**1.5), -10.0))
 
 
 def test_a_declared_minimum_is_never_crossed_though_values_lie_below_it():

@@ -4,15 +4,9 @@ import numpy as np
 import pandas as pd
 
 from synthgate.generator.accounting import PrivacyAccountant
-from synthgate.generator.releases import (
-    _CALENDAR_BINS,
-    _GRID_SIDE,
-    _LONE_FALSE_RATE,
-    _grid_index,
-    _without_lone_ends,
-    corrected_threshold,
-    fit_numeric,
-)
+from synthgate.generator.releases import corrected_threshold, fit_numeric
+from synthgate.generator.releases.grid import CALENDAR_BINS, GRID_SIDE, grid_index
+from synthgate.generator.releases.ranges import _LONE_FALSE_RATE, _without_lone_ends
 from synthgate.schema import Column, ColumnKind
 
 
@@ -24,7 +18,7 @@ def _kept(noisy: np.ndarray, sigma: float, place: np.ndarray | None = None) -> l
 
 def test_a_lone_bin_far_out_sets_no_range_unless_it_is_strong():
     sigma = 5.0
-    noisy = np.zeros(_CALENDAR_BINS)
+    noisy = np.zeros(CALENDAR_BINS)
     noisy[3860:3868] = 40.0  # eight months of 2021, 8 sigma each
     core = corrected_threshold(noisy.size, sigma, 4.0, false_rate=1e-3)
     strict = corrected_threshold(noisy.size, sigma, 4.0, false_rate=_LONE_FALSE_RATE)
@@ -47,8 +41,8 @@ def test_the_zeros_of_a_zero_inflated_figure_are_no_lone_bin():
     # 4% zeros beside values of about a thousand (bankcard limits): the zero bin is some twenty log bins from the
     # values, within extend_edge's reach, and stays in the core at a count under the strict threshold
     sigma = 60.0
-    noisy = np.zeros(2 * _GRID_SIDE + 1)
-    zero, thousand, far = _grid_index(np.array([0.0, 1500.0, 1e60]))
+    noisy = np.zeros(2 * GRID_SIDE + 1)
+    zero, thousand, far = grid_index(np.array([0.0, 1500.0, 1e60]))
     noisy[thousand - 2 : thousand + 3] = 2000.0
     noisy[zero] = 5.5 * sigma
     assert _kept(noisy, sigma)[0] == zero
