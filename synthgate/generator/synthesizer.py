@@ -603,7 +603,8 @@ class DPSynthesizer:
             if column.name in self.independent and codec.prior is not None:
                 model.fix_marginal(j, torch.as_tensor(codec.prior, dtype=torch.float32))
         model = model.to(self.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
+        # foreach: each step updates every tensor with a few multi-tensor operators, not a dozen per tensor
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate, foreach=True)
         weights = self._loss_weights()
         step: Callable[..., None] = (
             self._opacus_step(model, optimizer, tokens, plan, weights)
@@ -854,8 +855,7 @@ class WeightAverage:
         """Move the average towards the current weights (after each optimizer step)."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, param in zip(self.average, self.params, strict=True):
-            average.lerp_(param.detach(), 1.0 - decay)
+        torch._foreach_lerp_(self.average, [param.detach() for param in self.params], 1.0 - decay)
 
     @torch.no_grad()
     def apply(self) -> None:
