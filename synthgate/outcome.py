@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from synthgate.evaluation.relations import Relations
@@ -111,6 +112,7 @@ class RefreshResult:
     source: Extract | None = field(default=None, repr=False)
     train: pd.DataFrame | None = field(default=None, repr=False)
     holdout: pd.DataFrame | None = field(default=None, repr=False)
+    train_hashes: np.ndarray | None = field(default=None, repr=False)  # every training row's, once ``train`` is bounded
     profiles: list[ColumnProfile] = field(default_factory=list, repr=False)
     source_check: ValidationOutcome | None = field(default=None, repr=False)
     synthesizer: DPSynthesizer | None = field(default=None, repr=False)
@@ -126,6 +128,19 @@ class RefreshResult:
     children: list[RefreshResult] = field(default_factory=list, repr=False)
     linked: LinkedSynthesizer | None = field(default=None, repr=False)
     relations: Relations | None = None
+
+    def keep_evaluation_rows(self) -> None:
+        """Once the model is trained (or loaded), keep of the real rows what the checks read: a bounded sample of the
+        training and holdout rows and the hashes of every training row for the exact copies
+        (:func:`~synthgate.evaluation.scorecard.training_rows_for_evaluation`). A 10M-row table's training rows are
+        then not held while 10M synthetic rows are sampled and checked."""
+        from synthgate.evaluation.scorecard import evaluation_rows, training_rows_for_evaluation
+
+        assert self.train is not None and self.holdout is not None and self.synthesizer is not None
+        unit, seed = self.spec.privacy.unit, self.spec.training.seed
+        columns = self.synthesizer.learned
+        self.train, self.train_hashes = training_rows_for_evaluation(self.train, columns=columns, unit=unit, seed=seed)
+        self.holdout = evaluation_rows(self.holdout, unit=unit, seed=seed)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

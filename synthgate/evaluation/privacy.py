@@ -70,16 +70,20 @@ def dcr(
     mia_records: int = 2_000,
     seed: int = 0,
     unit: str | None = None,
+    train_hashes: np.ndarray | None = None,
 ) -> DistanceToClosestRecord:
     """All distance metrics on equal-sized training and holdout samples (ties split evenly).
 
     With a privacy ``unit`` the membership attack targets units (persons), not rows: a unit's score is its row closest
-    to the synthetic table, over the training units against as many holdout units (the holdout takes whole units)."""
+    to the synthetic table, over the training units against as many holdout units (the holdout takes whole units).
+    ``train_hashes``: :func:`row_hashes` of every training row, where ``train`` is a sample of them
+    (:func:`synthgate.evaluation.scorecard.evaluation_rows`): the exact copies are searched among all."""
     rng = np.random.default_rng(seed)
     members = outsiders = None
     if unit is not None:
         members, outsiders = (_unit_sample(frame, unit, mia_records, rng) for frame in (train, holdout))
-    copies_training, copies_holdout = exact_copy_shares(train, holdout, synthetic, columns)
+    seen = row_hashes(train, columns) if train_hashes is None else train_hashes
+    copies_training, copies_holdout = exact_copy_shares(seen, holdout, synthetic, columns)
     size = min(len(train), len(holdout), max_rows)
     train = train.iloc[rng.choice(len(train), size, replace=False)]
     holdout = holdout.iloc[rng.choice(len(holdout), size, replace=False)]
@@ -170,9 +174,10 @@ def membership_inference_auc(
     return float(roc_auc_score(labels, -distance))
 
 
-def _row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
+def row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
     """One 64-bit hash per row over the ``columns``, numerics compared as floats and nulls as one value; built one
-    column at a time (a table's worth of value strings at once took gigabytes on a million rows)."""
+    column at a time (a table's worth of value strings at once took gigabytes on a million rows). What the exact-copy
+    shares compare (:func:`exact_copy_shares`)."""
     hashes = np.zeros(len(frame), dtype=np.uint64)
     for c in columns:
         if c.kind.is_numeric:
@@ -186,9 +191,9 @@ def _row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
 
 
 def exact_copy_shares(
-    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]
+    seen: np.ndarray, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]
 ) -> tuple[float, float]:
-    """Share of synthetic rows, and of holdout rows, that equal some training row (all rows of each)."""
-    seen = _row_hashes(train, columns)
-    share = lambda frame: float(np.isin(_row_hashes(frame, columns), seen).mean()) if len(frame) else 0.0  # noqa: E731
+    """Share of synthetic rows, and of holdout rows, that equal some training row (``seen``: :func:`row_hashes` of every
+    training row)."""
+    share = lambda frame: float(np.isin(row_hashes(frame, columns), seen).mean()) if len(frame) else 0.0  # noqa: E731
     return share(synthetic), share(holdout)

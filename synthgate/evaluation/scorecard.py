@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypedDict, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from synthgate.evaluation.attacks import AnonymeterRisks, anonymeter_risks
 from synthgate.evaluation.features import single_threaded
 from synthgate.evaluation.fidelity import Fidelity, quality
 from synthgate.evaluation.marginals import MarginalTVD, marginal_tvd
-from synthgate.evaluation.privacy import DistanceToClosestRecord, dcr
+from synthgate.evaluation.privacy import DistanceToClosestRecord, dcr, row_hashes
 from synthgate.evaluation.utility import Utility, tstr
 from synthgate.evaluation.validity import duplicate_key_share
 from synthgate.gates import Scores
@@ -21,6 +22,11 @@ from synthgate.schema import Column
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: Real rows (training and holdout each) the evaluation keeps once the model is trained: above what any metric reads
+#: (the report plots 100,000 rows, TSTR trains on 50,000), so the scores are those of the whole tables' samples, while
+#: a 10M-row table's 8M training rows are not held through sampling and the checks.
+EVALUATION_ROWS = 200_000
 
 
 class _Inputs(TypedDict):
@@ -80,6 +86,34 @@ class Evaluation:
         return out
 
 
+def evaluation_rows(frame: pd.DataFrame, *, unit: str | None, seed: int, rows: int = EVALUATION_ROWS) -> pd.DataFrame:
+    """A sample of at most about ``rows`` of ``frame``'s rows, in their order (``frame`` itself when it holds no more):
+    rows drawn uniformly, or with a privacy ``unit`` whole units (a NULL unit is a unit of its own) in a random order
+    up to the last that fits, so that unit-level metrics see every row of each unit they see."""
+    if len(frame) <= rows:
+        return frame
+    rng = np.random.default_rng(seed)
+    if unit is None:
+        kept = np.sort(rng.choice(len(frame), rows, replace=False))
+    else:
+        codes, _ = pd.factorize(frame[unit], use_na_sentinel=True)
+        codes = codes.astype(np.int64)
+        missing = codes < 0
+        codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+        place = rng.permutation(int(codes.max()) + 1)[codes]  # each row's unit's place in a random order of units
+        units = max(1, int(np.searchsorted(np.cumsum(np.bincount(place)), rows, side="right")))
+        kept = np.flatnonzero(place < units)
+    return frame.iloc[kept].reset_index(drop=True)
+
+
+def training_rows_for_evaluation(
+    train: pd.DataFrame, *, columns: list[Column], unit: str | None, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(:func:`evaluation_rows` of ``train``, :func:`~synthgate.evaluation.privacy.row_hashes` of every training row
+    over ``columns``): what :func:`evaluate` needs of the training rows once the model is trained."""
+    return evaluation_rows(train, unit=unit, seed=seed), row_hashes(train, columns)
+
+
 @single_threaded
 def evaluate(
     *,
@@ -93,9 +127,11 @@ def evaluate(
     seed: int = 0,
     attacks: int = 300,
     unit: str | None = None,
+    train_hashes: np.ndarray | None = None,
 ) -> Evaluation:
     """Every metric over the learned ``columns`` (faked and dropped columns carry no real signal); with a privacy
-    ``unit`` the membership attack targets units."""
+    ``unit`` the membership attack targets units. ``train_hashes``: where ``train`` is a sample of the training rows
+    (:func:`training_rows_for_evaluation`), the hashes of all of them, among which exact copies are searched."""
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -108,7 +144,7 @@ def evaluate(
     fidelity = timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed)
     marginals = timed("marginals", marginal_tvd, **data, seed=seed)
     utility = timed("utility", tstr, **data, target=target, seed=seed) if target else None
-    distance = timed("distances", dcr, **data, seed=seed, unit=unit)
+    distance = timed("distances", dcr, **data, seed=seed, unit=unit, train_hashes=train_hashes)
     risks = timed("anonymeter", anonymeter_risks, **data, target=target, attacks=attacks, seed=seed)
     duplicates = duplicate_key_share(synthetic, keys) if keys else None
     worst = risks.worst_inference if risks.inference else None

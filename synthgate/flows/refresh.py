@@ -133,6 +133,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
                 result.source = result.source.without_rows()
             seed = _generator(result, spend, retrain)
             assert result.synthesizer is not None  # set by _generator, trained or loaded
+            result.keep_evaluation_rows()  # the checks' sample of the real rows, not the whole tables
             with result.stage("sample"):
                 result.synthetic = sample_rows(spec, result.synthesizer, seed)
             with result.stage("check"):

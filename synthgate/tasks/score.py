@@ -28,6 +28,7 @@ def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict
         keys=spec.key_columns,
         seed=spec.training.seed,
         unit=spec.privacy.unit,
+        train_hashes=result.train_hashes,
     )
     verdicts = evaluate_gates(spec.gates, evaluation.scores)
     logger = get_run_logger()

@@ -1,7 +1,9 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from synthgate.evaluation.privacy import dcr
+from synthgate.evaluation.scorecard import evaluation_rows, training_rows_for_evaluation
 
 
 def test_copies_of_training_rows_are_caught(thirds, columns):
@@ -80,3 +82,31 @@ def test_the_unit_attack_reads_chance_when_units_of_many_sizes_tell_nothing():
         for _ in range(2)
     ]
     assert abs(np.mean(aucs) - 0.5) < 0.03, aucs
+
+
+def test_the_checks_keep_a_sample_of_the_training_rows_and_find_copies_among_all(thirds, columns):
+    train, holdout, _ = thirds
+    sample, hashes = training_rows_for_evaluation(train, columns=columns, unit=None, seed=0)
+    assert sample is train  # within the bound: every row
+    sample = evaluation_rows(train, unit=None, seed=0, rows=300)
+    assert len(sample) == 300 and len(hashes) == len(train)
+    assert sample.merge(train).shape[0] == 300  # rows of the training table, drawn without replacement
+    left_out = train.merge(sample, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+    copies = left_out.head(200)  # copies of training rows the sample does not hold
+    found = dcr(train=sample, holdout=holdout, synthetic=copies, columns=columns, train_hashes=hashes)
+    assert found.exact_copies_training == pytest.approx(1.0)
+    missed = dcr(train=sample, holdout=holdout, synthetic=copies, columns=columns)  # the sample's own rows only
+    assert missed.exact_copies_training < 0.05
+
+
+def test_a_sample_by_unit_keeps_whole_units():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, 500)
+    frame = pd.DataFrame({"customer": np.repeat(np.arange(500), sizes).astype(object), "x": rng.random(sizes.sum())})
+    frame.loc[frame.index % 97 == 0, "customer"] = None  # a NULL unit: each row a unit of its own
+    sample = evaluation_rows(frame, unit="customer", seed=1, rows=2000)
+    assert 1900 < len(sample) <= 2000
+    kept = sample["customer"].dropna()
+    whole = frame[frame["customer"].isin(set(kept))]
+    assert len(whole) == len(kept)  # every row of each unit it holds
+    assert kept.nunique() < 500 and sample["x"].is_unique
