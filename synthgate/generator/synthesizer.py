@@ -603,8 +603,7 @@ class DPSynthesizer:
             if column.name in self.independent and codec.prior is not None:
                 model.fix_marginal(j, torch.as_tensor(codec.prior, dtype=torch.float32))
         model = model.to(self.device)
-        # foreach: each step updates every tensor with a few multi-tensor operators, not a dozen per tensor
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate, foreach=True)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.training.learning_rate)
         weights = self._loss_weights()
         step: Callable[..., None] = (
             self._opacus_step(model, optimizer, tokens, plan, weights)

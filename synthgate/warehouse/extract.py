@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -201,6 +203,19 @@ def _compact(series: pd.Series) -> pd.Series:
     return pd.Series(values, name=series.name)
 
 
+# a time of day followed by a UTC offset (or Z), as drivers that hand back text write one
+_OFFSET = re.compile(r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def _has_offsets(series: pd.Series) -> bool:
+    """Whether any value of a datetime column is zoned: a ``datetime`` with a ``tzinfo``, or text ending in one."""
+    return bool(
+        series.dropna()
+        .map(lambda v: v.tzinfo is not None if isinstance(v, datetime) else bool(_OFFSET.search(str(v))))
+        .any()
+    )
+
+
 def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     """Driver-specific objects (Decimal, date, bool-as-int) to the pandas dtype of the column's kind."""
     for c in columns:
@@ -208,20 +223,23 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
         if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER) and series.dtype == object:
             frame[c.name] = pd.to_numeric(series, errors="coerce")
         elif c.kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
-            stamps = pd.to_datetime(series, errors="coerce", utc=c.timezone)
+            with warnings.catch_warnings():  # pandas warns on text of mixed offsets: such a column is refused below
+                warnings.simplefilter("ignore", FutureWarning)
+                stamps = pd.to_datetime(series, errors="coerce", utc=c.timezone, format="mixed")
             lost = bool((stamps.isna() & series.notna()).any())  # never turn values into NULL silently
-            if not c.timezone and (lost or isinstance(stamps.dtype, pd.DatetimeTZDtype)):
-                as_utc = pd.to_datetime(series, errors="coerce", utc=True)
-                if not bool((as_utc.isna() & series.notna()).any()):  # every value reads with its offset: zones
-                    raise DataValidationError(
-                        f"column {c.name!r} has a SQL type without a time zone ({c.sql_type}) but holds values with "
-                        "UTC offsets: cast it in a view to a type with a time zone (or to local times without one)"
-                    )
+            zoned = not pd.api.types.is_datetime64_any_dtype(stamps) or isinstance(stamps.dtype, pd.DatetimeTZDtype)
+            if not c.timezone and (lost or zoned) and _has_offsets(series):
+                raise DataValidationError(
+                    f"column {c.name!r} has a SQL type without a time zone ({c.sql_type}) but holds values with "
+                    "UTC offsets: cast it in a view to a type with a time zone (or to local times without one)"
+                )
             if lost:  # out of pandas' range
                 raise DataValidationError(
                     f"column {c.name!r} holds dates outside 1677-09-22 .. 2262-04-11 (e.g. 9999-12-31 sentinels), "
                     "which cannot be learned: map them to NULL in a view, or declare the column `policy: drop`"
                 )
+            if not pd.api.types.is_datetime64_any_dtype(stamps):
+                raise DataValidationError(f"column {c.name!r} ({c.sql_type}) holds values that read as no date or time")
             frame[c.name] = stamps
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")

@@ -139,3 +139,13 @@ def test_a_tail_of_integers_past_a_range_near_the_token_limit_takes_the_integers
     out_edges, out_mass = _extended(edges, noisy, past, np.array([0.0, 60.0]), integer=True, unit_bins=True)
     assert len(out_mass) <= 128 and np.diff(out_edges) == pytest.approx(1.0)
     assert out_mass[91:].sum() == pytest.approx(60.0) and out_mass[91] > out_mass[-1]  # declining from the end
+
+
+def test_the_room_one_end_leaves_goes_to_the_other():
+    edges = np.arange(9.5, 101.0)  # 10 to 100: room for 37 more integers
+    months = Column("months", ColumnKind.INTEGER, "BIGINT")
+    past = _edges_past(months, edges, ends=(10.0, 100.0), clear=np.array([True, True]), unit_bins=True)
+    below, above = past
+    assert below is not None and above is not None
+    assert len(below) == 6 and len(above) == 37 - 6  # 4 to 9 below (the grid bin from 3.16), the rest above
+    assert below[-1] == edges[0] - 1 and above[0] == edges[-1] + 1  # the integers nearest each end

@@ -9,6 +9,7 @@ publish nothing run the Prefect flow.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,11 @@ from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
 from synthgate.generator.codecs import RARE_LABEL
 from synthgate.profiling import effective_policies, propose
+from synthgate.schema import Column, ColumnKind
 from synthgate.spec import load_spec, spec_from_dict
 from synthgate.validation import load_or_create_source_suite, validate_source
 from synthgate.warehouse import governance
-from synthgate.warehouse.extract import extract_table
+from synthgate.warehouse.extract import _normalise_dtypes, extract_table
 from tests.reliability.conftest import (
     core_refresh,
     governed,
@@ -38,6 +40,7 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.integration
 
 N = 300
+UTC_PLUS_2 = timezone(timedelta(hours=2))
 
 
 def small(seed: int = 0, n: int = N) -> pd.DataFrame:
@@ -342,6 +345,24 @@ def test_offsets_in_a_column_without_a_time_zone_are_named(tmp_path: Path, expec
         core_refresh(spec_from_dict(data), expectations)
     assert_clear(error.value, "column 'at'", "holds values with UTC offsets")
     assert "2021" not in str(error.value) and "outside 1677" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [datetime(2021, 3, 1, tzinfo=timezone(timedelta(hours=1))), datetime(2021, 6, 1, tzinfo=UTC_PLUS_2), None],
+        ["2021-03-01 00:00:00+01:00", "2021-06-01 00:00:00+02:00", None],  # a driver that hands back text
+        ["2021-03-01 00:00:00+01:00", "2021-06-01 00:00:00", None],
+        ["2021-06-01 00:00:00", "2021-03-01T00:00:00Z", None],
+    ],
+)
+def test_offsets_are_named_whatever_form_the_driver_gives_them(values) -> None:
+    naive = Column("at", ColumnKind.DATETIME, "DATETIME")
+    with pytest.raises(DataValidationError, match="holds values with UTC offsets"):
+        _normalise_dtypes(pd.DataFrame({"at": pd.Series(values, dtype=object)}), [naive])
+    zoned = Column("at", ColumnKind.DATETIME, "TIMESTAMP WITH TIME ZONE", timezone=True)
+    read = _normalise_dtypes(pd.DataFrame({"at": pd.Series(values, dtype=object)}), [zoned])["at"]
+    assert str(read.dt.tz) == "UTC" and read.notna().sum() == 2  # a column with a zone reads every one, in UTC
 
 
 def test_time_zone_aware_and_naive_datetimes(pg_engine, pg_schema, expectations) -> None:

@@ -1,9 +1,9 @@
 """The DP releases that fit the column codecs.
 
-Everything a codec learns from the real data (numeric bounds, bins, category lists) is a
-released DP statistic recorded on the :class:`PrivacyAccountant`, unless the spec declares
-it public. A codec's token set is the released bins or categories plus one NULL token
-(and one RARE token for DP-selected categories).
+Everything a codec learns from the real data (numeric bounds, bins, category lists) is a released DP statistic
+recorded on the :class:`~synthgate.generator.accounting.PrivacyAccountant`, unless the spec declares it public. A
+codec's token set is the released bins or categories plus one NULL token (and one RARE token for DP-selected
+categories).
 
 Numeric columns (integers, floats, datetimes as seconds) are released in three steps (declared bounds: the third
 only), weighted as :func:`budget_weight` says:
@@ -17,7 +17,7 @@ only), weighted as :func:`budget_weight` says:
    of the rows, or spread over a decade, still clears the threshold.
 2. one of: a *zoom* (256 noisy bins across the core narrow it where the whole core sits in one
    coarse bin: coordinates, the stamps of one week, a year column; never past the mass that coarse bin counted,
-   :func:`_covering`); *point masses* (floats and
+   :func:`.ranges._covering`); *point masses* (floats and
    integers spread wider: DP selection of exact values that many rows hold, such as the zeros of a
    zero-inflated figure, a sentinel or a loan term, decoded exactly); or, for datetimes spread over
    months and integers over at most 128 values, nothing, the fine bins taking this step's share.

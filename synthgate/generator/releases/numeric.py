@@ -54,9 +54,9 @@ def fit_numeric(
 ) -> NumericCodec:
     """Release a numeric column's codec: range (and zoom or point masses), then the fine histogram with NULLs.
 
-    ``sigma`` is the noise of a weight-1 release (see :func:`budget_weight`). ``selection_delta`` is the chance that
-    a value held by one record is selected as a point mass (floats, and integers spread wide; see
-    :func:`select_points`); with the default, none is selected. ``earlier_range``: a first fit's range release
+    ``sigma`` is the noise of a weight-1 release (see :func:`.weights.budget_weight`). ``selection_delta`` is the
+    chance that a value held by one record is selected as a point mass (floats, and integers spread wide; see
+    :func:`.ranges.select_points`); with the default, none is selected. ``earlier_range``: a first fit's range release
     (:attr:`NumericCodec.range_grid`), which a refit combines with its own.
     """
     values = to_numeric(series, column)
@@ -153,8 +153,8 @@ def _edges_past(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """New fine edges below and above the range (or None) where the bins release counted clear mass past an end
     (``clear``: below, above; ``ends``: the range's low and high): over the stretch past the end (:func:`_beyond`),
-    one bin per integer with ``unit_bins`` (the integers nearest the end, as many as keep the column within
-    ``MAX_EXACT_TOKENS`` tokens: the last takes what lies beyond), else four. The range release missed a stretch the
+    one bin per integer with ``unit_bins`` (the integers nearest the ends, as many as keep the column within
+    ``MAX_EXACT_TOKENS`` tokens, shared between the ends), else four. The range release missed a stretch the
     bins release saw: a quarter of a months-since figure, 0 to 9, in grid bins each under the range's threshold,
     which then go to the bin from 3.16 to 10 (4 to 9: the integers under 4 are in bins the bins release did not see
     apart); or a zoom cut a float's thin tail (:func:`_extended` keeps such a tail near the end)."""
@@ -173,13 +173,15 @@ def _edges_past(
             new = spaced_edges(low, high, 4, log=column.kind is not ColumnKind.DATETIME)
         new = new[new < edges[0]] if side < 0 else new[new > edges[-1]]
         past.append(new if len(new) else None)
-    if unit_bins:  # one token per integer, at most MAX_EXACT_TOKENS: each side's stretch up to its share of the room
-        sides = sum(new is not None for new in past)
-        room = (MAX_EXACT_TOKENS - (len(edges) - 1)) // max(sides, 1)
-        if room < 1:
-            return None, None  # no room: the values stay at the ends, as clipped
+    if unit_bins:  # one token per integer, at most MAX_EXACT_TOKENS: the integers nearest each end that fit
         below, above = past
-        past = [None if below is None else below[-room:], None if above is None else above[:room]]
+        wanted = [0 if below is None else len(below), 0 if above is None else len(above)]
+        room = max(MAX_EXACT_TOKENS - (len(edges) - 1), 0)
+        kept = [min(wanted[0], room // 2), min(wanted[1], room - room // 2)]  # half the room each, then what one
+        kept = [min(wanted[0], room - kept[1]), min(wanted[1], room - kept[0])]  # side leaves to the other
+        # (no room on a side: its values stay at the end, as clipped)
+        past = [below[len(below) - kept[0] :] if below is not None and kept[0] else None]
+        past.append(above[: kept[1]] if above is not None and kept[1] else None)
     return past[0], past[1]
 
 

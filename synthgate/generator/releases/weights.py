@@ -107,11 +107,11 @@ def refit_plan(
     (whether or not the equal part reaches each one's need: the needs are estimates of noisy counts), the others
     get nothing. The rest goes to the columns with ``unplaced`` rows (RARE rows of categories) in proportion to
     them. Each chosen column's releases are made again at that weight: category counts are combined with the first
-    (:meth:`CategoryCounts.combined`), a number's range with its first range (:func:`dp_range`'s ``earlier``; its
-    bins, released over a range that was never located, are made anew). With nothing else to spend it on, the
-    ``fallback`` columns (those of private categories) share the rest equally: combined with their first counts, it
-    is as if those had had more weight, and the budget spent never depends on the data (the shares do, on released
-    counts only: post-processing).
+    (:meth:`.categories.CategoryCounts.combined`), a number's range with its first range
+    (:func:`.ranges.dp_range`'s ``earlier``; its bins, released over a range that was never located, are made anew).
+    With nothing else to spend it on, the ``fallback`` columns (those of private categories) share the rest equally:
+    combined with their first counts, it is as if those had had more weight, and the budget spent never depends on the
+    data (the shares do, on released counts only: post-processing).
     """
     if reserve <= 0:
         return {}
@@ -134,7 +134,7 @@ def locating_weight(column: Column, rows: float, *, sigma: float, column_weight:
     """The refit weight at which a number's range release, combined with its first, would locate its values: of
     ``rows`` released (row count less the NULL count, each of noise ``sigma``) one standard deviation more, as many
     as the release allows, :data:`_PAIR_SHARE` sit in two adjacent grid bins (a spread of up to a decade, or 60 days)
-    and their sum clears the threshold :func:`_pooled_core` sets for pairs. ``sigma``: the noise of a weight-1
+    and their sum clears the threshold :func:`.ranges._pooled_core` sets for pairs. ``sigma``: the noise of a weight-1
     release; ``column_weight``: the weight of the column's first releases.
 
     On a 55-column table (first range noise 84), 480 values need about 2, 160 about 20; a column of NULLs only
