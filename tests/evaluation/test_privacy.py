@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthgate.evaluation.privacy import dcr
+from synthgate.evaluation.privacy import dcr, row_hashes
 from synthgate.evaluation.scorecard import evaluation_rows, training_rows_for_evaluation
+from synthgate.schema import Column, ColumnKind
 
 
 def test_copies_of_training_rows_are_caught(thirds, columns):
@@ -110,3 +111,17 @@ def test_a_sample_by_unit_keeps_whole_units():
     whole = frame[frame["customer"].isin(set(kept))]
     assert len(whole) == len(kept)  # every row of each unit it holds
     assert kept.nunique() < 500 and sample["x"].is_unique
+
+
+def test_row_hashes_tell_text_nulls_and_booleans_apart_as_values():
+    columns = [Column("plan", ColumnKind.CATEGORICAL, "TEXT"), Column("paid", ColumnKind.BOOLEAN, "BOOLEAN")]
+    frame = pd.DataFrame(
+        {
+            "plan": pd.Series(["a", None, "None", "a", "b", None], dtype=object),
+            "paid": pd.array([True, True, True, True, None, None], dtype="boolean"),
+        }
+    )
+    hashes = row_hashes(frame, columns)
+    assert hashes[0] == hashes[3]  # equal rows
+    assert len({hashes[0], hashes[1], hashes[2], hashes[4], hashes[5]}) == 5  # a NULL is not the text "None"
+    assert (row_hashes(frame.iloc[::-1].reset_index(drop=True), columns) == hashes[::-1]).all()  # each row's own
