@@ -27,6 +27,7 @@ from synthgate.evaluation.nearest import nearest_distances
 from synthgate.schema import Column
 
 _NULL = "\x00null"
+_LOOKUP_ROWS = 1_000_000  # rows whose hashes are looked up among the training rows' at once (exact_copy_shares)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,17 @@ def exact_copy_shares(
     seen: np.ndarray, holdout: pd.DataFrame, synthetic: pd.DataFrame, columns: list[Column]
 ) -> tuple[float, float]:
     """Share of synthetic rows, and of holdout rows, that equal some training row (``seen``: :func:`row_hashes` of every
-    training row)."""
-    share = lambda frame: float(np.isin(row_hashes(frame, columns), seen).mean()) if len(frame) else 0.0  # noqa: E731
+    training row). Each row's hash is looked up in the sorted training hashes, a million at a time: ``np.isin`` of 10M
+    synthetic against 8M training hashes took 735 MiB more at the peak, this 224 (in one piece)."""
+    known = np.sort(seen)
+
+    def share(frame: pd.DataFrame) -> float:
+        if not len(frame) or not len(known):
+            return 0.0
+        hashes, found = row_hashes(frame, columns), 0
+        for start in range(0, len(hashes), _LOOKUP_ROWS):
+            part = hashes[start : start + _LOOKUP_ROWS]
+            found += int((known[np.searchsorted(known, part).clip(max=len(known) - 1)] == part).sum())
+        return found / len(hashes)
+
     return share(synthetic), share(holdout)

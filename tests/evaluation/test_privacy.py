@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthgate.evaluation.privacy import dcr, row_hashes
+from synthgate.evaluation.privacy import dcr, exact_copy_shares, row_hashes
 from synthgate.evaluation.scorecard import evaluation_rows, training_rows_for_evaluation
 from synthgate.schema import Column, ColumnKind
 
@@ -125,3 +125,12 @@ def test_row_hashes_tell_text_nulls_and_booleans_apart_as_values():
     assert hashes[0] == hashes[3]  # equal rows
     assert len({hashes[0], hashes[1], hashes[2], hashes[4], hashes[5]}) == 5  # a NULL is not the text "None"
     assert (row_hashes(frame.iloc[::-1].reset_index(drop=True), columns) == hashes[::-1]).all()  # each row's own
+
+
+def test_copies_are_found_across_the_lookups_pieces(thirds, columns, monkeypatch):
+    monkeypatch.setattr("synthgate.evaluation.privacy._LOOKUP_ROWS", 7)  # 400 rows looked up 7 at a time
+    train, holdout, fresh = thirds
+    synthetic = pd.concat([train.sample(300, random_state=1), fresh.head(100)], ignore_index=True)
+    copies, chance = exact_copy_shares(row_hashes(train, columns), holdout, synthetic, columns)
+    assert copies == pytest.approx(0.75) and chance < 0.05
+    assert exact_copy_shares(row_hashes(train.iloc[:0], columns), holdout, synthetic, columns) == (0.0, 0.0)
