@@ -311,40 +311,39 @@ def test_extreme_magnitudes_stay_finite_and_bounded(pg_engine, pg_schema, expect
     assert published[1] == np.abs(run.synthetic["huge_int"].dropna().astype("int64")).max()
 
 
-def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None:
-    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+def refused_sqlite_source(
+    tmp_path: Path, expectations, column: str, sql_type: str, values: list[object]
+) -> tuple[DataValidationError, sa.Engine]:
+    """(the error, the warehouse) of a refresh of a SQLite table of 600 rows: ``a`` INTEGER and ``column`` of
+    ``sql_type`` (empty: untyped), cycling through ``values``; the refresh must fail with a
+    :class:`DataValidationError`."""
+    url = f"sqlite:///{tmp_path / 'source.db'}"
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # an untyped SQLite column: ints, strings and floats side by side
-        conn.execute(sa.text("CREATE TABLE src (a INTEGER, m)"))
-        values = [1, "a", 2.5, None, "b", 3]
-        conn.execute(
-            sa.text("INSERT INTO src VALUES (:a, :m)"), [{"a": i % 40, "m": values[i % 6]} for i in range(600)]
-        )
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE src (a INTEGER, {column} {sql_type})"))
+        rows = [{"a": i % 40, "m": values[i % len(values)]} for i in range(600)]
+        conn.execute(sa.text("INSERT INTO src VALUES (:a, :m)"), rows)
     data = spec_dict("x")
     data["source"] = {"url": url, "table": "src"}
     data["target"] = {"url": url, "table": "src_synthetic"}
     with pytest.raises(DataValidationError) as error:
         core_refresh(spec_from_dict(data), expectations)
-    assert_clear(error.value, "expect_column_values_to_be_in_type_list(m)")
+    return error.value, engine
+
+
+def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None:
+    # an untyped SQLite column: ints, strings and floats side by side
+    error, engine = refused_sqlite_source(tmp_path, expectations, "m", "", [1, "a", 2.5, None, "b", 3])
+    assert_clear(error, "expect_column_values_to_be_in_type_list(m)")
     assert "src_synthetic" not in sa.inspect(engine).get_table_names()
 
 
 def test_offsets_in_a_column_without_a_time_zone_are_named(tmp_path: Path, expectations) -> None:
-    url = f"sqlite:///{tmp_path / 'offsets.db'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:  # a DATETIME column (no time zone) whose text holds UTC offsets on some rows
-        conn.execute(sa.text("CREATE TABLE src (a INTEGER, at DATETIME)"))
-        stamps = ["2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", None]
-        conn.execute(
-            sa.text("INSERT INTO src VALUES (:a, :at)"), [{"a": i % 40, "at": stamps[i % 3]} for i in range(600)]
-        )
-    data = spec_dict("x")
-    data["source"] = {"url": url, "table": "src"}
-    data["target"] = {"url": url, "table": "src_synthetic"}
-    with pytest.raises(DataValidationError) as error:
-        core_refresh(spec_from_dict(data), expectations)
-    assert_clear(error.value, "column 'at'", "holds values with UTC offsets")
-    assert "2021" not in str(error.value) and "outside 1677" not in str(error.value)
+    # a DATETIME column (no time zone) whose text holds UTC offsets on some rows
+    stamps = ["2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", None]
+    error, _ = refused_sqlite_source(tmp_path, expectations, "at", "DATETIME", stamps)
+    assert_clear(error, "column 'at'", "holds values with UTC offsets")
+    assert "2021" not in str(error) and "outside 1677" not in str(error)
 
 
 @pytest.mark.parametrize(
