@@ -652,11 +652,14 @@ def make_spec(table: BenchTable, epsilon: float, delta: float, url: str = PG_URL
 
 def extract_and_split(spec: Any) -> tuple[Split, Any]:
     """The refresh's extract and keyed holdout split: every system trains on these training rows."""
+    from synthgate.keys import row_hash_key
     from synthgate.splitting import split_holdout
     from synthgate.warehouse.extract import extract_table
 
-    extract = extract_table(spec.source, spec.chunk_size, key=b"synthgate-real-tables-benchmark", policies=spec.columns)
-    train, holdout = split_holdout(extract.frame, extract.row_hashes, spec.holdout.fraction or 0.2)
+    key = b"synthgate-real-tables-benchmark"
+    extract = extract_table(spec.source, spec.chunk_size, key=key, policies=spec.columns)
+    fraction = spec.holdout.fraction or 0.2
+    train, holdout = split_holdout(extract.frame, extract.row_hashes, fraction, hash_key=row_hash_key(key))
     return Split(train, holdout, {c.name: c.kind.value for c in extract.columns}, len(extract.frame)), extract
 
 

@@ -176,6 +176,7 @@ def run_extract(spec: Path, *, split: bool = False) -> None:
 
 def validate_and_split(spec_path: Path, extract: Any) -> dict:
     """Seconds and peak RSS (MiB) of the source validation and the split that follow the extract in a refresh."""
+    from synthgate.keys import row_hash_key
     from synthgate.profiling import effective_policies, policies_from_schema
     from synthgate.spec import load_spec
     from synthgate.splitting import split_holdout
@@ -192,7 +193,8 @@ def validate_and_split(spec_path: Path, extract: Any) -> dict:
         steps[name] = {"seconds": round(time.perf_counter() - began, 1), "peak_rss_mb": peak_rss_mb()}
 
     timed("validate", lambda: validate(extract.frame, suite, real_rows=True))
-    timed("split", lambda: split_holdout(extract.frame, extract.row_hashes, 0.2, consume=True))
+    hash_key = row_hash_key(b"benchmark")
+    timed("split", lambda: split_holdout(extract.frame, extract.row_hashes, 0.2, hash_key=hash_key, consume=True))
     return steps
 
 

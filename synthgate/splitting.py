@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from synthgate.errors import DataValidationError
-from synthgate.hashing import value_hashes
+from synthgate.hashing import keyed, value_hashes
 from synthgate.schema import Column
 
 
@@ -16,7 +16,7 @@ def split_holdout(
     fraction: float,
     *,
     unit: str | None = None,
-    hash_key: str = "",
+    hash_key: str,
     consume: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): the rows :func:`holdout_mask` holds out, and the rest (see :func:`divided` for
@@ -25,7 +25,7 @@ def split_holdout(
 
 
 def holdout_mask(
-    frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float, *, unit: str | None = None, hash_key: str = ""
+    frame: pd.DataFrame, row_hashes: np.ndarray, fraction: float, *, unit: str | None = None, hash_key: str
 ) -> np.ndarray:
     """Which rows are held out: those whose keyed content hash falls below ``fraction`` of the hash range.
 
@@ -35,15 +35,16 @@ def holdout_mask(
 
     The decision depends on that row alone, so adding or removing one source row changes the training set by
     at most that row: neighbouring sources give neighbouring training sets, as DP-SGD's accounting assumes
-    (a permutation of positions would move many rows at once). The hash is keyed with the secret
-    fingerprint key, so nobody without it can tell which rows trained; the same rows stay out on every
-    refresh of an unchanged table.
+    (a permutation of positions would move many rows at once). ``row_hashes`` are hashed again under ``hash_key``
+    (from the secret fingerprint key; :func:`~synthgate.hashing.keyed`: pandas keys text alone), so nobody without
+    it can tell which rows trained, even of a table of numbers only; the same rows stay out on every refresh of an
+    unchanged table.
     """
-    hashes = _copy_hashes(row_hashes)
+    hashes = _copy_hashes(keyed(row_hashes, hash_key))
     if unit is not None:
         values = frame[unit]
-        keyed = value_hashes(values, hash_key)  # a key's hash is its own, whatever dtype the column got
-        hashes = np.where(values.isna().to_numpy(), hashes, keyed)
+        by_unit = value_hashes(values, hash_key)  # a key's hash is its own, whatever dtype the column got
+        hashes = np.where(values.isna().to_numpy(), hashes, by_unit)
     return hashes < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))
 
 
@@ -56,7 +57,7 @@ def linked_holdout_mask(
     *,
     key: str,
     foreign_key: str,
-    hash_key: str = "",
+    hash_key: str,
 ) -> np.ndarray:
     """Which child rows are held out: those of a held-out parent (``parent_held``, :func:`holdout_mask` with the
     parent's key as the unit), so a parent goes with all its children; a child whose key no parent has, or whose key

@@ -24,9 +24,10 @@ from sklearn.neighbors import NearestNeighbors
 from synthgate.columns import to_numeric
 from synthgate.evaluation.features import FeatureSpace, single_threaded
 from synthgate.evaluation.nearest import nearest_distances
+from synthgate.hashing import as_text
 from synthgate.schema import Column
 
-_NULL = "\x00null"
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)  # a NULL text value's hash, apart from every text's
 _LOOKUP_ROWS = 1_000_000  # rows whose hashes are looked up among the training rows' at once (exact_copy_shares)
 
 
@@ -176,21 +177,36 @@ def membership_inference_auc(
 
 
 def row_hashes(frame: pd.DataFrame, columns: list[Column]) -> np.ndarray:
-    """One 64-bit hash per row over the ``columns``, numerics compared as floats and nulls as one value; built one
-    column at a time (a table's worth of value strings at once took gigabytes on a million rows), a text column's
-    from its distinct values: the same hashes, without a string per row (5M rows of four text columns: 1.2 s and 39
-    MiB more at the peak, against 3.2 s and 116 MiB). What the exact-copy shares compare (:func:`exact_copy_shares`)."""
+    """One 64-bit hash per row over the ``columns``, numerics compared as floats (``-0.0`` as ``0.0``) and NULLs as one
+    value; built one column at a time (a table's worth of value strings at once took gigabytes on a million rows), a
+    text column's from its distinct values (:func:`_text_hashes`). What the exact-copy shares compare
+    (:func:`exact_copy_shares`)."""
     hashes = np.zeros(len(frame), dtype=np.uint64)
     for c in columns:
         if c.kind.is_numeric:
-            values = pd.Series(np.round(to_numeric(frame[c.name], c), 9))
+            values = pd.Series(np.round(to_numeric(frame[c.name], c), 9) + 0.0)
             column = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
-        else:  # each distinct value's text hashed once, NULL as _NULL (the last, code -1)
-            codes, uniques = pd.factorize(frame[c.name], use_na_sentinel=True)
-            texts = pd.Series([*np.asarray(uniques, dtype=object).astype(str), _NULL], dtype=object)
-            column = pd.util.hash_pandas_object(texts, index=False).to_numpy(dtype=np.uint64)[codes]
+        else:
+            column = _text_hashes(frame[c.name])
         hashes = np.bitwise_xor(hashes * np.uint64(0x100000001B3), column, dtype=np.uint64)
     return hashes
+
+
+def _text_hashes(values: pd.Series) -> np.ndarray:
+    """Each value's hash from its text, NULL as :data:`_NULL_HASH`: each distinct value's text hashed once, without a
+    string per row (5M rows of four text columns: 1.2 s and 39 MiB more at the peak, against 3.2 s and 116 MiB).
+
+    A column of mixed Python types (an untyped SQLite column: ``5``, ``5.0``, ``True``) is written out in
+    :func:`~synthgate.hashing.as_text`'s one form per value first: distinct values that compare equal would otherwise
+    take the text of whichever comes first, and the same value would hash apart in two frames."""
+    null = values.isna().to_numpy()
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = values.map(as_text).where(~null)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    # pandas hashes text up to its first NUL: escaped, "x\\x00y" and "x" hash apart
+    texts = pd.Series([str(v).replace("\\", "\\\\").replace("\x00", "\\0") for v in uniques], dtype=object)
+    hashed = pd.util.hash_pandas_object(texts, index=False).to_numpy(dtype=np.uint64)
+    return np.where(codes < 0, _NULL_HASH, hashed[codes] if hashed.size else _NULL_HASH).astype(np.uint64)
 
 
 def exact_copy_shares(

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -203,16 +202,17 @@ def _compact(series: pd.Series) -> pd.Series:
     return pd.Series(values, name=series.name)
 
 
-# a time of day followed by a UTC offset (or Z), as drivers that hand back text write one
-_OFFSET = re.compile(r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$")
+# a time of day followed by a UTC offset, Z, UTC or GMT (with an offset of its own), as drivers that hand back text
+# write one
+_OFFSET = re.compile(r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|GMT|[+-]\d{2}(:?\d{2})?)([+-]\d{1,2}(:?\d{2})?)?\s*$")
 
 
 def _has_offsets(series: pd.Series) -> bool:
-    """Whether any value of a datetime column is zoned: a ``datetime`` with a ``tzinfo``, or text ending in one."""
+    """Whether any value of a datetime column is zoned: a ``datetime`` with a ``tzinfo``, or text ending in one (each
+    distinct value looked at once: a DATE column's chunk of a million rows holds a few thousand dates)."""
+    distinct = pd.Series(pd.unique(series.dropna()), dtype=object)
     return bool(
-        series.dropna()
-        .map(lambda v: v.tzinfo is not None if isinstance(v, datetime) else bool(_OFFSET.search(str(v))))
-        .any()
+        distinct.map(lambda v: v.tzinfo is not None if isinstance(v, datetime) else bool(_OFFSET.search(str(v)))).any()
     )
 
 
@@ -222,25 +222,33 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
         series = frame[c.name]
         if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER) and series.dtype == object:
             frame[c.name] = pd.to_numeric(series, errors="coerce")
-        elif c.kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
-            with warnings.catch_warnings():  # pandas warns on text of mixed offsets: such a column is refused below
-                warnings.simplefilter("ignore", FutureWarning)
-                stamps = pd.to_datetime(series, errors="coerce", utc=c.timezone, format="mixed")
-            lost = bool((stamps.isna() & series.notna()).any())  # never turn values into NULL silently
-            zoned = not pd.api.types.is_datetime64_any_dtype(stamps) or isinstance(stamps.dtype, pd.DatetimeTZDtype)
-            if not c.timezone and (lost or zoned) and _has_offsets(series):
-                raise DataValidationError(
-                    f"column {c.name!r} has a SQL type without a time zone ({c.sql_type}) but holds values with "
-                    "UTC offsets: cast it in a view to a type with a time zone (or to local times without one)"
-                )
-            if lost:  # out of pandas' range
-                raise DataValidationError(
-                    f"column {c.name!r} holds dates outside 1677-09-22 .. 2262-04-11 (e.g. 9999-12-31 sentinels), "
-                    "which cannot be learned: map them to NULL in a view, or declare the column `policy: drop`"
-                )
-            if not pd.api.types.is_datetime64_any_dtype(stamps):
-                raise DataValidationError(f"column {c.name!r} ({c.sql_type}) holds values that read as no date or time")
-            frame[c.name] = stamps
+        elif c.kind is ColumnKind.DATETIME:
+            frame[c.name] = _instants(series, c)
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
     return frame
+
+
+def _instants(series: pd.Series, column: Column) -> pd.Series:
+    """A DATETIME column's values as pandas instants: in UTC with a time zone, naive without one.
+
+    A column whose SQL type has no time zone but whose values carry UTC offsets (zoned ``datetime``s, or text ending
+    in an offset) is refused: learned in UTC and published as naive times they would shift. Text is read as ISO 8601
+    only: a format guessed from its values read 01/02/2020 as January and 13/02/2020 as February in one column."""
+    if pd.api.types.is_datetime64_any_dtype(series) and series.dt.tz is None:
+        return series
+    if isinstance(series.dtype, pd.DatetimeTZDtype) and column.timezone:  # a driver's session offset: to UTC
+        return series.dt.tz_convert("UTC")
+    if not column.timezone and (isinstance(series.dtype, pd.DatetimeTZDtype) or _has_offsets(series)):
+        raise DataValidationError(
+            f"column {column.name!r} has a SQL type without a time zone ({column.sql_type}) but holds values with "
+            "UTC offsets: cast it in a view to a type with a time zone (or to local times without one)"
+        )
+    stamps = pd.to_datetime(series, errors="coerce", utc=column.timezone, format="ISO8601")
+    if bool((stamps.isna() & series.notna()).any()):  # never turn values into NULL silently
+        raise DataValidationError(
+            f"column {column.name!r} holds dates outside 1677-09-22 .. 2262-04-11 (e.g. 9999-12-31 sentinels) or text "
+            "that reads as no ISO 8601 date or time, which cannot be learned: map them to NULL (or cast them) in a "
+            "view, or declare the column `policy: drop`"
+        )
+    return stamps

@@ -127,6 +127,19 @@ def test_row_hashes_tell_text_nulls_and_booleans_apart_as_values():
     assert (row_hashes(frame.iloc[::-1].reset_index(drop=True), columns) == hashes[::-1]).all()  # each row's own
 
 
+def test_row_hashes_compare_values_not_their_spelling():
+    text, figure = Column("code", ColumnKind.CATEGORICAL, "TEXT"), Column("x", ColumnKind.FLOAT, "REAL")
+
+    def hashes(values: list, column: Column = text) -> list[int]:
+        return row_hashes(pd.DataFrame({column.name: pd.Series(values, dtype=object)}), [column]).tolist()
+
+    empty, null, nul, x = hashes(["", None, "x\x00y", "x"])
+    assert len({empty, null, nul, x}) == 4  # NULL is not the empty text, text past a NUL counts
+    assert hashes([0.0, -0.0, -1e-12], figure).count(hashes([0.0], figure)[0]) == 3  # a rounded -0.0 is 0.0
+    # an untyped column's equal values hash alike whichever spelling comes first in its frame
+    assert hashes([5, 5.0, True, "a"]) == [*hashes([5.0, 5])[::-1], *hashes([True, "a"])]
+
+
 def test_copies_are_found_across_the_lookups_pieces(thirds, columns, monkeypatch):
     monkeypatch.setattr("synthgate.evaluation.privacy._LOOKUP_ROWS", 7)  # 400 rows looked up 7 at a time
     train, holdout, fresh = thirds

@@ -10,15 +10,18 @@ import pandas as pd
 import pytest
 
 from synthgate.errors import DataValidationError
-from synthgate.keys import fingerprint_key
+from synthgate.hashing import row_hashes
+from synthgate.keys import fingerprint_key, row_hash_key
+from synthgate.schema import Column, ColumnKind
 from synthgate.settings import Settings
-from synthgate.splitting import split_holdout
+from synthgate.splitting import holdout_mask, split_holdout
 from synthgate.warehouse.extract import extract_table
 from tests.warehouse.test_postgres import load
 
 pytestmark = pytest.mark.integration
 
 KEY = b"k" * 32
+SPLIT_KEY = row_hash_key(KEY)
 
 
 def test_the_fingerprint_is_keyed_and_holds_no_count(pg_engine, pg_schema, people):
@@ -38,16 +41,27 @@ def test_one_added_row_moves_at_most_that_row_between_train_and_holdout(pg_engin
     before = extract_table(load(pg_engine, pg_schema, "before", people), key=KEY)
     extra = people.head(1).assign(customer_id=10**9, age=77, income=123457.0)
     after = extract_table(load(pg_engine, pg_schema, "after", pd.concat([people, extra], ignore_index=True)), key=KEY)
-    train_before, holdout_before = split_holdout(before.frame, before.row_hashes, 0.25)
-    train_after, holdout_after = split_holdout(after.frame, after.row_hashes, 0.25)
+    train_before, holdout_before = split_holdout(before.frame, before.row_hashes, 0.25, hash_key=SPLIT_KEY)
+    train_after, holdout_after = split_holdout(after.frame, after.row_hashes, 0.25, hash_key=SPLIT_KEY)
     ids = lambda frame: set(frame["customer_id"])  # noqa: E731
     assert len(ids(train_after) ^ ids(train_before)) + len(ids(holdout_after) ^ ids(holdout_before)) == 1
     assert 0.2 < len(holdout_before) / len(before.frame) < 0.3
     # a permutation of positions (the old split) would have moved hundreds of rows; a new key draws a new split
-    train_other, _ = split_holdout(
-        before.frame, extract_table(load(pg_engine, pg_schema, "again", people), key=b"another key").row_hashes, 0.25
-    )
+    again = extract_table(load(pg_engine, pg_schema, "again", people), key=b"another key")
+    train_other, _ = split_holdout(before.frame, again.row_hashes, 0.25, hash_key=row_hash_key(b"another key"))
     assert len(ids(train_other) ^ ids(train_before)) > 100
+
+
+def test_a_table_of_numbers_only_is_split_by_the_key():
+    # pandas keys only text: numbers, instants and booleans hashed alike under every key, so anyone knowing a row of
+    # such a table could tell its side; the split hashes each row's hash again under the key
+    frame = pd.DataFrame({"x": [float(i) for i in range(2000)], "paid": [i % 3 == 0 for i in range(2000)]})
+    columns = [Column("x", ColumnKind.FLOAT, "REAL"), Column("paid", ColumnKind.BOOLEAN, "BOOLEAN")]
+    held = {}
+    for key in (KEY, b"another key"):
+        hash_key = row_hash_key(key)
+        held[key] = holdout_mask(frame, row_hashes(frame, columns, hash_key), 0.25, hash_key=hash_key)
+    assert 0.2 < held[KEY].mean() < 0.3 and (held[KEY] != held[b"another key"]).mean() > 0.25
 
 
 def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
@@ -79,10 +93,10 @@ def test_copies_of_a_repeated_row_fall_on_both_sides(pg_engine, pg_schema):
     # row fell on the same side, and synthetic copies of common rows read as copies of training rows.
     frame = pd.DataFrame({"plan": [f"p{i % 40}" for i in range(6000)], "visits": [i % 40 for i in range(6000)]})
     extract = extract_table(load(pg_engine, pg_schema, "survey", frame), key=KEY)
-    train, holdout = split_holdout(extract.frame, extract.row_hashes, 0.25)
+    train, holdout = split_holdout(extract.frame, extract.row_hashes, 0.25, hash_key=SPLIT_KEY)
     per_row = holdout.groupby("plan").size() / frame.groupby("plan").size()
     assert per_row.between(0.1, 0.4).all() and len(per_row) == 40  # every row both trained and held out
     # removing one copy of a row still moves at most that one copy
     fewer = extract_table(load(pg_engine, pg_schema, "survey_less", frame.iloc[1:]), key=KEY)
-    train_fewer, holdout_fewer = split_holdout(fewer.frame, fewer.row_hashes, 0.25)
+    train_fewer, holdout_fewer = split_holdout(fewer.frame, fewer.row_hashes, 0.25, hash_key=SPLIT_KEY)
     assert abs(len(train) - len(train_fewer)) + abs(len(holdout) - len(holdout_fewer)) == 1
