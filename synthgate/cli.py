@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from synthgate.deployments import TABLES_DIR
-from synthgate.errors import SynthgateError, UsageError, one_line
+from synthgate.errors import SynthgateError, UnexpectedError, UsageError, one_line
 
 if TYPE_CHECKING:
     # TyperGroup's methods take the Context of the click that typer vendors; typer.Context is a subclass of it.
@@ -144,6 +144,8 @@ def _fail(exc: Exception, as_json: bool) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(exc, UnexpectedError) and exc.original is not None:  # the bug it stands for
+            traceback.print_exception(exc.original, file=sys.stderr)
     if as_json:
         typer.echo(json.dumps({"status": "failed", "error_type": type(exc).__name__, "error": message}))
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)

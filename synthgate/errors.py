@@ -4,6 +4,8 @@ Messages never carry a real value from a source table: they name tables, columns
 gates and budgets only.
 """
 
+from __future__ import annotations
+
 
 class SynthgateError(Exception):
     """Base of every error Synthgate raises on purpose."""
@@ -30,7 +32,10 @@ class WarehouseError(SynthgateError):
 
 
 class MissingTableError(WarehouseError):
-    """The source (or holdout) table does not exist."""
+    """The source (or holdout) table does not exist: permanent (waiting does not create it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
 
 
 class DataValidationError(SynthgateError):
@@ -59,6 +64,26 @@ class OutputError(SynthgateError):
 
 class PublishError(SynthgateError):
     """Publishing the synthetic table failed; the previous version is untouched."""
+
+
+class UnexpectedError(SynthgateError):
+    """A bug: an exception Synthgate did not raise on purpose, raised in its place where it would leave a task or a
+    flow. Its message names the exception's type and where it happened, never the exception's own message (a
+    library's message may quote a value from a row, and Prefect writes it into the run's state and logs);
+    ``original`` keeps it in this process (``synthgate --debug`` prints its traceback)."""
+
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.original = original
+
+    @classmethod
+    def instead_of(cls, original: BaseException, where: str) -> UnexpectedError:
+        """The error that stands for ``original``, raised in ``where`` (a task's name)."""
+        return cls(
+            f"unexpected {type(original).__name__} in {where} (a bug; its message is withheld, since it may quote a "
+            "value from a row): run `synthgate --debug ...` for its traceback",
+            original,
+        )
 
 
 def one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ Run it with ``synthgate refresh SPEC.yaml`` or as a Prefect deployment.
 # No `from __future__ import annotations`: the flows travel by value to Dask workers (cloudpickle), and their
 # parameter annotations must be objects there, not names to resolve.
 import logging
+import traceback
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -73,9 +74,11 @@ def ended(exc: Exception) -> State:
         name = "Rejected" if isinstance(exc, GateFailedError) else refused
         message = one_line(exc)
         get_run_logger().log(logging.WARNING if name == "Rejected" else logging.ERROR, "%s: %s", name.lower(), message)
-    else:  # a bug: the state names its type only (a library's message may quote a value); the log has its traceback
+    else:  # a bug outside a task: the state and the log name its type and where it happened, never its message (a
+        # library's message may quote a value); its traceback, message included, at DEBUG in this process only
         name, message = "Failed", f"unexpected {type(exc).__name__}"
-        get_run_logger().error("failed: %s", message, exc_info=exc)
+        get_run_logger().error("failed: %s, at\n%s", message, "".join(traceback.format_tb(exc.__traceback__)))
+        logging.getLogger(__name__).debug("unexpected %s", type(exc).__name__, exc_info=exc)
         quiet.mark_logged(exc)
     return Failed(name=name, message=message, data=exc)
 
@@ -156,7 +159,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
             with result.stage("publish"):
                 result.published = publish_table(result)
             events.published_version, events.output_rows = result.published.version, result.rows
-            tracking.set_tags(tracking.published_tags(result.published))
+            tracking.tag_published(result.published)
     assert result.privacy is not None and result.scores is not None
     get_run_logger().info(
         "refresh of %s published: epsilon spent %.4f (guarantee %.4f), quality %.3f",

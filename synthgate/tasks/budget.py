@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from synthgate import preflight as checks
 from synthgate.settings import get_settings
 from synthgate.spec import TableSpec
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
@@ -19,6 +19,7 @@ from synthgate.warehouse.governance import Spend
 
 
 @task(name="preflight", **WAREHOUSE_RETRIES, **PRIVATE)
+@withheld
 def preflight(spec: TableSpec, cap: float) -> None:
     """:func:`synthgate.preflight.run`: target name, schema (created when the spec says so), privileges and owner,
     the budget cap, then the source's and holdout's metadata; no source row is read."""

@@ -10,12 +10,13 @@ from synthgate.keys import row_hash_key
 from synthgate.mlflow_dataset import log_source_dataset
 from synthgate.spec import TableSpec
 from synthgate.splitting import check_holdout_columns, split_holdout
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse.extract import Extract, extract_table
 
 
 @task(name="extract-source", **WAREHOUSE_RETRIES, **PRIVATE)
+@withheld
 def extract_source(spec: TableSpec, key: bytes) -> Extract:
     """The source table and its keyed fingerprint (the log names columns and the fingerprint, never a count)."""
     extract = extract_table(spec.source, spec.chunk_size, key=key, policies=spec.columns)
@@ -29,6 +30,7 @@ def extract_source(spec: TableSpec, key: bytes) -> Extract:
 
 
 @task(name="extract-holdout", **WAREHOUSE_RETRIES, **PRIVATE)
+@withheld
 def extract_holdout(spec: TableSpec, source: Extract, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a separate table, or a per-row (per-unit) keyed split of the source, which takes the source's
     rows out of it as it goes (the source is left with no rows: validate it first)."""

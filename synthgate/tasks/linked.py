@@ -14,12 +14,13 @@ from synthgate.outcome import RefreshResult
 from synthgate.profiling import effective_policies
 from synthgate.spec import ChildTable, TableSpec
 from synthgate.splitting import divided, holdout_mask, linked_holdout_mask, source_rows
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 
 Split = tuple[pd.DataFrame, pd.DataFrame]
 
 
 @task(name="split-linked", **PRIVATE)
+@withheld
 def split_linked(parent: RefreshResult, key: bytes) -> tuple[Split, list[Split]]:
     """The parent's (train, holdout) and each child's: a parent is held out with all its children in every child
     table (keyed hash of its key, the same on each). Each source's rows are taken out of it as they are split (a
@@ -47,6 +48,7 @@ def split_linked(parent: RefreshResult, key: bytes) -> tuple[Split, list[Split]]
 
 
 @task(name="train-linked", **PRIVATE)
+@withheld
 def train_linked(parent: RefreshResult) -> LinkedSynthesizer:
     """The parent and child models fitted under the spec's one budget, per parent with all its children."""
     spec = parent.spec
@@ -91,6 +93,7 @@ def _child(link: ChildTable, child: RefreshResult) -> LinkedChild:
 
 
 @task(name="sample-linked", **PRIVATE)
+@withheld
 def sample_linked(spec: TableSpec, linked: LinkedSynthesizer) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """(parents, each child table's rows): ``spec.rows`` parents (default: the DP estimate of the source's), each with
     its children."""
@@ -104,6 +107,7 @@ def sample_linked(spec: TableSpec, linked: LinkedSynthesizer) -> tuple[pd.DataFr
 
 
 @task(name="score-relations", **PRIVATE)
+@withheld
 def score_relations(
     parent: RefreshResult, child: RefreshResult, link: ChildTable
 ) -> tuple[Relations, list[GateVerdict]]:

@@ -6,12 +6,13 @@ from prefect import get_run_logger, task
 
 from synthgate import tracking
 from synthgate.outcome import RefreshResult
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.tasks.retry import WAREHOUSE_RETRIES
 from synthgate.warehouse.publish import Published, publish_refresh
 
 
 @task(name="publish-table", **WAREHOUSE_RETRIES, **PRIVATE)
+@withheld
 def publish_table(result: RefreshResult) -> Published:
     """Publish the next version with its catalog row (:func:`synthgate.warehouse.publish.publish_refresh`); the
     ledger row closes ``published`` in the same commit, and the model version becomes the production one."""

@@ -9,12 +9,13 @@ from prefect import get_run_logger, task
 from synthgate import tracking
 from synthgate.generator import DPSynthesizer
 from synthgate.spec import TableSpec
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine
 
 
 @task(name="find-reusable-model", **PRIVATE)
+@withheld
 def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str, Any] | None:
     """The catalog row of the published version to re-sample, or None when this run must train."""
     if retrain:
@@ -32,6 +33,7 @@ def reusable_model(spec: TableSpec, fingerprint: str, retrain: bool) -> dict[str
 
 
 @task(name="load-generator", **PRIVATE)
+@withheld
 def load_generator(tracking_uri: str, catalog_row: dict[str, Any]) -> DPSynthesizer:
     """The generator of the catalog row's registered model version, from MLflow."""
     return tracking.load_generator(tracking_uri, catalog_row["model_name"], catalog_row["model_version"])

@@ -9,10 +9,11 @@ from prefect import get_run_logger, task
 from synthgate.evaluation.scorecard import Evaluation, evaluate
 from synthgate.gates import GateVerdict, evaluate_gates
 from synthgate.outcome import RefreshResult
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 
 
 @task(name="score-synthetic", **PRIVATE)
+@withheld
 def score_synthetic(result: RefreshResult) -> tuple[Evaluation, list[GateVerdict]]:
     """Every metric and every gate's verdict on ``result``'s rows; each verdict is logged whatever it is."""
     spec = result.spec

@@ -13,11 +13,12 @@ from synthgate.audit import table_state
 from synthgate.outcome import RefreshResult
 from synthgate.report import refresh_context, write_report
 from synthgate.settings import get_settings
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.tasks.artifacts import verdict_artifact
 
 
 @task(name="log-run", **PRIVATE)
+@withheld
 def log_run(result: RefreshResult) -> str | None:
     """Log the run, its report and its generator; returns the model version to publish.
 

@@ -11,7 +11,7 @@ from synthgate.profiling import ColumnProfile, effective_policies
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
 from synthgate.splitting import source_rows
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.tasks.artifacts import TrainingProgress
 
 
@@ -23,6 +23,7 @@ def logged_epoch(epoch: int, epochs: int, lines: int = 10) -> bool:
 
 
 @task(name="train-generator", **PRIVATE)
+@withheld
 def train_generator(
     spec: TableSpec, train: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile]
 ) -> DPSynthesizer:
@@ -56,6 +57,7 @@ def train_generator(
 
 
 @task(name="sample-rows", **PRIVATE)
+@withheld
 def sample_rows(spec: TableSpec, synthesizer: DPSynthesizer, seed: int | None = None) -> pd.DataFrame:
     """``spec.rows`` rows (default: the DP estimate of the source's rows), sampled with ``seed`` (default
     ``training.seed``): a re-sampled model passes its own, so an unchanged snapshot gets new rows."""

@@ -13,11 +13,12 @@ from synthgate import validation
 from synthgate.profiling import ColumnProfile, effective_policies, policies_from_schema, undeclared_decisions
 from synthgate.schema import Column
 from synthgate.spec import TableSpec
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 from synthgate.validation import ValidationOutcome
 
 
 @task(name="profile-columns", **PRIVATE)
+@withheld
 def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfile]:
     """Each column's policy from the spec, else from its name and SQL type: no row is read (nothing outside the
     budget)."""
@@ -34,6 +35,7 @@ def profile_columns(spec: TableSpec, columns: list[Column]) -> list[ColumnProfil
 
 
 @task(name="validate-source", **PRIVATE)
+@withheld
 def validate_source(
     spec: TableSpec, frame: pd.DataFrame, columns: list[Column], profiles: list[ColumnProfile], expectations_dir: Path
 ) -> ValidationOutcome:
@@ -52,6 +54,7 @@ def validate_source(
 
 
 @task(name="validate-synthetic", **PRIVATE)
+@withheld
 def validate_synthetic(
     spec: TableSpec,
     synthetic: pd.DataFrame,
