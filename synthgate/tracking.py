@@ -476,6 +476,16 @@ def run_tags(spec: Any, trigger: str, flow_run_id: str, deployment: str) -> dict
     return tags
 
 
+def tag_published(published: Any) -> None:
+    """Tag the active run with the version just published, if the tracking server takes it: the version is live and
+    recorded in the catalog, events and ledger, so a server down at this moment leaves the tags out (logged) rather
+    than failing a run that published."""
+    try:
+        set_tags(published_tags(published))
+    except Exception as exc:  # noqa: BLE001 - any way the tracking server fails; the publish stands
+        log.warning("the MLflow run was not tagged with its published version (%s)", type(exc).__name__)
+
+
 def published_tags(published: Any) -> dict[str, str]:
     """The tags of a run whose table version was published."""
     return {

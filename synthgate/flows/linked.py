@@ -78,7 +78,7 @@ def run_linked_refresh(spec: TableSpec, trigger: str) -> dict[str, Any]:
                 result.published = publish_table(result)
             for table, seen, _ in tables:
                 seen.published_version, seen.output_rows = result.published.version, table.rows
-            tracking.set_tags(tracking.published_tags(result.published))
+            tracking.tag_published(result.published)
     assert result.privacy is not None and result.scores is not None
     get_run_logger().info(
         "refresh of %s published with %s: epsilon spent %.4f per %s, quality %s",

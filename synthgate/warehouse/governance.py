@@ -453,13 +453,14 @@ def close_spend(
     detail: str | None = None,
 ) -> None:
     """End run ``run_id``'s ledger row with ``status``, and its epsilon spent and accounting when given (in its own
-    transaction when handed an engine)."""
+    transaction when handed an engine). A row closed as ``published`` stays so: its version is live, whatever fails
+    after the publish."""
     values: dict[str, Any] = {"status": status, "finished_at": now(), "detail": detail}
     if epsilon_spent is not None:
         values["epsilon_spent"] = epsilon_spent
     if accounting is not None:
         values["accounting"] = accounting
-    statement = LEDGER.update().where(LEDGER.c.run_id == run_id).values(**values)
+    statement = LEDGER.update().where(LEDGER.c.run_id == run_id, LEDGER.c.status != "published").values(**values)
     if isinstance(conn_or_engine, Engine):
         with conn_or_engine.begin() as conn:
             conn.execute(statement)

@@ -354,7 +354,7 @@ class _Ownership:
     """The version tables of one target that Synthgate recorded creating."""
 
     published: frozenset[int]  # recorded by a publish or migrate event, not pruned since
-    leftovers: dict[int, str | None]  # claimed before CREATE TABLE, never published nor pruned: the claiming run
+    leftovers: dict[int, str]  # claimed, created (stamped), never published nor pruned: the claiming run
 
     @property
     def all(self) -> frozenset[int]:
@@ -362,12 +362,29 @@ class _Ownership:
 
 
 def _ownership(conn: Connection, target: WarehouseTable) -> _Ownership:
+    """Synthgate's version tables of ``target``: those a publish or migrate recorded, and the leftovers of killed
+    publishes. A claim alone is no proof: where DDL is transactional a failed publish's table was rolled back with it,
+    and a table at that name since is a user's. A leftover is one whose table carries its claiming run's stamp
+    (:func:`_claim_stamp`, given at CREATE TABLE where DDL commits on its own)."""
     recorded = governance.recorded_versions(conn, target.table)
     pruned = governance.pruned_versions(conn, target.table)
     claimed = governance.claimed_versions(conn, target.table)
-    return _Ownership(
-        frozenset(recorded - pruned), {v: run for v, run in claimed.items() if v not in recorded and v not in pruned}
-    )
+    unfinished = {v: run for v, run in claimed.items() if v not in recorded and v not in pruned}
+    on_disk = _version_tables(conn, target) if unfinished else {}
+    leftovers = {
+        v: run
+        for v, run in unfinished.items()
+        if v in on_disk and run is not None and _comment_of(conn, on_disk[v], target.db_schema) == _claim_stamp(run)
+    }
+    return _Ownership(frozenset(recorded - pruned), leftovers)
+
+
+def _comment_of(conn: Connection, table: str, schema: str | None) -> str | None:
+    """A table's comment, None where it has none or the dialect keeps none (SQLite)."""
+    try:
+        return sa.inspect(conn).get_table_comment(table, schema=schema).get("text")
+    except (NotImplementedError, sa.exc.NoSuchTableError):
+        return None
 
 
 def _view_versions(conn: Connection, target: WarehouseTable) -> set[int] | None:
@@ -570,7 +587,7 @@ def publish_together(
                     # Every version table loaded before any view moves: on MySQL/MariaDB each DDL commits on its own,
                     # so a load failing there leaves only claimed leftovers, never one view moved without the other
                     for t in tables:
-                        _load_version(conn, t, version)
+                        _load_version(conn, t, version, run_id)
                     for t in tables:
                         _point_view(conn, t.target, version)
                         _comment(conn, t.target, version, t.comment(version) if t.comment else None)
@@ -579,7 +596,7 @@ def publish_together(
                             conn, t.target.table, "publish", version, previous[t.target], run_id, trigger
                         )
                         t.in_transaction(conn, version)
-            pruned = {target: prune_versions(engine, target, keep_versions) for target in targets}
+            pruned = {target: _pruned_after_publish(engine, target, keep_versions) for target in targets}
     except (
         SQLAlchemyError,
         getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
@@ -602,7 +619,27 @@ def publish_together(
     ]
 
 
-def _load_version(conn: Connection, publication: Publication, version: int) -> None:
+def _pruned_after_publish(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:
+    """:func:`prune_versions` once the new version is committed and live: a failure there (a user's view reading an
+    old version blocks its DROP) leaves the old versions for the next publish, logged, and the publish stands."""
+    try:
+        return prune_versions(engine, target, keep_versions)
+    except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:
+        log.warning(
+            "pruning old versions of %s failed (%s); they stay until a later publish prunes them",
+            qualified(target),
+            driver_error(exc),
+        )
+        return ()
+
+
+def _claim_stamp(run_id: str) -> str:
+    """The comment a version table is created with where DDL commits on its own (MySQL, MariaDB): the claiming run,
+    so a table a killed publish left is told from a user's table created at that name since (:func:`_ownership`)."""
+    return f"synthgate claim {run_id}"
+
+
+def _load_version(conn: Connection, publication: Publication, version: int, run_id: str) -> None:
     """Create and load the version table, inside the caller's transaction."""
     target = publication.target
     table = sa.Table(
@@ -610,6 +647,7 @@ def _load_version(conn: Connection, publication: Publication, version: int) -> N
         sa.MetaData(),
         *(sa.Column(c, t) for c, t in sql_types(publication.columns, publication.frame).items()),
         schema=target.db_schema,
+        comment=_claim_stamp(run_id) if conn.dialect.name in ("mysql", "mariadb") else None,  # with CREATE TABLE
     )
     table.create(conn)
     load_frame(conn, table, publication.frame)
@@ -734,6 +772,7 @@ def _linked_children(
                 f"which was not published with it or is no longer kept (kept: {sorted(kept)}); pick another version "
                 "with --to"
             )
+        _refuse_foreign_target(conn, child)  # a user's view or table at the child's name is never replaced
         child_current = governance.current_version(conn, name)
         if child_current is not None and governance.parent_of(conn, name, child_current) != target.table:
             raise PublishError(

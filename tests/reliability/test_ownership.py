@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 from synthgate.errors import PublishError, SpecError
 from synthgate.spec import WarehouseTable, spec_from_dict
 from synthgate.warehouse import governance
-from synthgate.warehouse.publish import check_target, kept_versions, rollback
+from synthgate.warehouse.publish import Publication, check_target, kept_versions, publish_together, rollback
 from tests.conftest import PG_URL
-from tests.warehouse.publishing import publish_version, version_frame
+from tests.warehouse.publishing import COLUMNS, catalog_writer, publish_version, version_frame
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,6 +250,80 @@ def test_the_target_replaced_by_a_user_table_after_publishing_is_refused(warehou
     assert warehouse.snapshot(TARGET) == before
 
 
+def test_a_claim_a_failed_publish_left_proves_nothing_about_a_table_made_at_its_name_since(warehouse, monkeypatch):
+    # The claim commits before CREATE TABLE. Where DDL is transactional, a publish failing while it loads takes its
+    # table with it, and a table a user makes at that name since is theirs; on MariaDB the table stays, stamped
+    # with the claiming run, and only that stamp makes it Synthgate's to drop.
+    import synthgate.warehouse.publish
+
+    publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+    lost = sa.exc.OperationalError("INSERT ...", {}, Exception("server closed the connection unexpectedly"))
+    with monkeypatch.context() as patched:
+        patched.setattr(synthgate.warehouse.publish, "load_frame", mock_raising(lost))
+        with pytest.raises(PublishError, match="the previous version is unchanged"):
+            publish_version(warehouse.table(), version_frame(2, 20), "run00002")
+    left = f"{TARGET}__v2" in warehouse.tables()
+    assert left == (warehouse.engine.dialect.name in ("mysql", "mariadb"))  # DDL committed on its own there only
+    if not left:
+        warehouse.user_table(f"{TARGET}__v2")
+    before = warehouse.snapshot(f"{TARGET}__v2")
+    published = publish_version(warehouse.table(), version_frame(3, 20), "run00003", keep=1)
+    assert (published.version, warehouse.read_name()) == (3, (20, 3, 3))
+    assert published.pruned == ((1, 2) if left else (1,))
+    if not left:
+        assert warehouse.snapshot(f"{TARGET}__v2") == before
+        check_target(warehouse.table())  # and the view is still Synthgate's
+
+
+def test_a_failed_prune_leaves_the_publish_standing(warehouse, monkeypatch, caplog):
+    # Pruning runs once the new version is live (a user's view reading an old version blocks its DROP): the
+    # publish stands, the old versions wait for the next publish.
+    import synthgate.warehouse.publish
+
+    for marker in (1, 2):
+        publish_version(warehouse.table(), version_frame(marker, 20), f"run0000{marker}", keep=1)
+    blocked = sa.exc.OperationalError("DROP TABLE ...", {}, Exception("cannot drop table: other objects depend on it"))
+    with monkeypatch.context() as patched:
+        patched.setattr(synthgate.warehouse.publish, "prune_versions", mock_raising(blocked))
+        published = publish_version(warehouse.table(), version_frame(3, 20), "run00003", keep=1)
+    assert (published.version, published.pruned, warehouse.read_name()) == (3, (), (20, 3, 3))
+    assert "pruning old versions" in caplog.text and "depend" not in caplog.text  # the driver's class, not its text
+    assert publish_version(warehouse.table(), version_frame(4, 20), "run00004", keep=1).pruned == (2, 3)
+
+
+def test_a_linked_rollback_never_replaces_a_user_view_at_a_child_name(warehouse):
+    # a parent and its child published together twice; then the user puts a view of theirs at the child's name
+    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    for marker in (1, 2):
+        publish_together(
+            [
+                Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
+                Publication(
+                    child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
+                ),
+            ],
+            f"run{marker}",
+        )
+    warehouse.user_table("visits_mine")
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP VIEW {warehouse.q('visits_synthetic')}"))
+        conn.execute(
+            sa.text(f"CREATE VIEW {warehouse.q('visits_synthetic')} AS SELECT * FROM {warehouse.q('visits_mine')}")
+        )
+    with pytest.raises(PublishError, match=r"visits_synthetic.* is a view Synthgate did not create"):
+        rollback(parent, to_version=1)
+    assert warehouse.read_name() == (20, 2, 2)  # the parent did not move without its child
+    with warehouse.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {warehouse.q('visits_synthetic')}")).scalar() == 4
+
+
+def mock_raising(error: Exception):
+    def raising(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return raising
+
+
 @pytest.mark.parametrize(
     ("source", "target"),
     [
@@ -315,7 +389,7 @@ KILL_DURING_PUBLISH = textwrap.dedent(
     """
     import sys, time
     from synthgate.spec import WarehouseTable
-    from tests.warehouse.publishing import publish_version, version_frame
+    from tests.warehouse.publishing import COLUMNS, catalog_writer, publish_version, version_frame
 
     def hold(conn):
         print("in-transaction", flush=True)

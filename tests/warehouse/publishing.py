@@ -37,16 +37,17 @@ def version_frame(marker: int, rows: int, extra_column: bool = False) -> pd.Data
     return frame
 
 
-def publish_version(target: WarehouseTable, frame: pd.DataFrame, run_id: str, keep: int = 3, hold=None) -> Published:
-    """Publish with a catalog row; ``hold(conn)`` runs inside the transaction (to crash or stall it there)."""
+def catalog_writer(target: WarehouseTable, run_id: str, rows: int, parent: str | None = None, hold=None):
+    """A publish's in-transaction callback: the version's catalog row (a child's names its ``parent``), then
+    ``hold(conn)`` (to crash or stall the transaction there)."""
 
     def record(conn, version: int) -> None:
         governance.catalog_row(
             conn,
-            run_id=run_id,
+            run_id=run_id if parent is None else f"{run_id}/{target.table}",
             spec_name="people",
             published_table=target.table,
-            rows=len(frame),
+            rows=rows,
             source_table="people",
             source_fingerprint="f" * 64,
             epsilon=1.0,
@@ -59,16 +60,22 @@ def publish_version(target: WarehouseTable, frame: pd.DataFrame, run_id: str, ke
             trigger="test",
             version=version,
             version_table=f"{target.table}__v{version}",
+            parent_table=parent,
         )
         if hold is not None:
             hold(conn)
 
+    return record
+
+
+def publish_version(target: WarehouseTable, frame: pd.DataFrame, run_id: str, keep: int = 3, hold=None) -> Published:
+    """Publish with a catalog row; ``hold(conn)`` runs inside the transaction (to crash or stall it there)."""
     return publish(
         target,
         frame,
         COLUMNS,
         run_id,
-        record,
+        catalog_writer(target, run_id, len(frame), hold=hold),
         keep_versions=keep,
         comment=lambda v: f"version {v} of {run_id}",
         trigger="test",
