@@ -102,8 +102,13 @@ class WarehouseTable(_Frozen):
     def _parseable(cls, url: str) -> str:
         try:
             make_url(url)
-        except ArgumentError as exc:
-            raise ValueError(f"not a SQLAlchemy URL: {exc}") from None
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy URL (dialect+driver://user@host:port/database)") from None
+        except ValueError:  # a port that is no number: what follows the host's colon, maybe part of a password
+            raise ValueError(
+                "not a SQLAlchemy URL: its port is no number (a password holding '@' or ':' must be percent-encoded, "
+                "or given as ${ENV_VAR}, which is encoded for you)"
+            ) from None
         return url
 
     @property
@@ -522,6 +527,18 @@ class TableSpec(_Frozen):
         )
 
     @model_validator(mode="after")
+    def _target_is_publishable(self) -> TableSpec:
+        """The warehouses publishing is built and tested for: DuckDB's SQL lacks what the catalog's tables use (an
+        auto-increment key, ``at`` as a column name), so a DuckDB target is refused here, before anything runs."""
+        for target in (self.target, *(c.target for c in self.children)):
+            if make_url(target.url).get_backend_name() == "duckdb":
+                raise ValueError(
+                    f"target {target.table!r} is in DuckDB, which Synthgate reads from but does not publish to: "
+                    "publish to PostgreSQL, SQLite or MySQL/MariaDB"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _target_is_not_a_real_table(self) -> TableSpec:
         """Publishing replaces the target: it must never be the source or the holdout table."""
         target = self.target.identity()
@@ -627,8 +644,19 @@ def scrub(text: str, url: str) -> str:
 
 # -- loading ------------------------------------------------------------------------------------------------------
 
-#: Where a spec holds URLs, and the section name used in messages.
+#: Where a spec holds URLs, and the section name used in messages (a child's: :func:`_url_section`).
 _URL_PATHS = {("source", "url"): "source", ("target", "url"): "target", ("holdout", "table", "url"): "holdout.table"}
+
+
+def _url_section(path: tuple[Any, ...]) -> str | None:
+    """The section name of the URL at ``path`` in a spec's tree (``children.0.source``), None where none is."""
+    if path in _URL_PATHS:
+        return _URL_PATHS[path]
+    if len(path) == 4 and path[0] == "children" and isinstance(path[1], int) and path[3] == "url":
+        return f"children.{path[1]}.{path[2]}" if path[2] in ("source", "target") else None
+    return None
+
+
 _TOKEN = re.compile(r"sgref(\d+)ref")
 _REFERENCE_HINT = "give it as ${ENV_VAR} (without a default) or ${secret:BLOCK}"
 
@@ -709,17 +737,25 @@ def _check_url_credentials(url: str, section: str, where: Path) -> None:
 
 
 def _reject_literal_passwords(raw: dict[str, Any], where: Path) -> None:
-    for path, section in _URL_PATHS.items():
+    paths: list[tuple[Any, ...]] = list(_URL_PATHS)
+    children = raw.get("children")
+    if isinstance(children, list):
+        paths += [("children", i, part, "url") for i in range(len(children)) for part in ("source", "target")]
+    for path in paths:
         url = _at(raw, path)
-        if isinstance(url, str):
+        section = _url_section(path)
+        if isinstance(url, str) and section is not None:
             _check_url_credentials(url, section, where)
 
 
-def _at(tree: Any, path: tuple[str, ...]) -> Any:
+def _at(tree: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
-        if not isinstance(tree, dict):
+        if isinstance(tree, dict):
+            tree = tree.get(key)
+        elif isinstance(tree, list) and isinstance(key, int) and 0 <= key < len(tree):
+            tree = tree[key]
+        else:
             return None
-        tree = tree.get(key)
     return tree
 
 
@@ -802,8 +838,12 @@ def _parse_bounded(where: Path) -> Any:
         return loader.get_single_data()
     except _Refused as exc:
         raise SpecError(f"{where}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:  # the problem and where, never the snippet (it may hold a literal password)
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{where}: not valid YAML: {exc.problem or exc.context or 'unreadable'}{at}") from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise SpecError(f"{where}: not valid YAML ({type(exc).__name__})") from None
     except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 10,000 digits, a 13th month
         raise SpecError(f"{where}: not valid YAML: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     finally:
@@ -868,7 +908,7 @@ def load_spec(path: str | Path) -> TableSpec:
 
 def _resolve_tree(node: Any, where: Path, path: tuple[Any, ...] = ()) -> Any:
     if isinstance(node, str):
-        return _resolve_url(node, where) if path in _URL_PATHS else _resolve_placeholders(node, where)
+        return _resolve_url(node, where) if _url_section(path) is not None else _resolve_placeholders(node, where)
     if isinstance(node, dict):
         return {key: _resolve_tree(value, where, (*path, key)) for key, value in node.items()}
     if isinstance(node, list):

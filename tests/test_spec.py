@@ -459,3 +459,48 @@ def test_a_spec_without_children_keeps_its_learning_digest(tmp_path):
     assert spec.learning_digest() == digest
     unit_only = load_spec(write(tmp_path, LINKED.split("children:")[0]))
     assert load_spec(write(tmp_path, LINKED)).learning_digest() != unit_only.learning_digest()
+
+
+CHILD_URLS = """
+name: customers
+source: {url: "URL", table: customers}
+target: {url: "URL", table: customers_synthetic}
+privacy: {epsilon: 1.0, delta: 1.0e-5, unit: customer_id}
+children:
+  - {source: {url: "CHILD", table: orders}, target: {url: "URL", table: orders_synthetic}, key: customer_id}
+"""
+
+
+def test_a_child_table_s_urls_take_credentials_as_the_parent_s_do(tmp_path, monkeypatch):
+    literal = CHILD_URLS.replace("URL", "postgresql://u:${SG_PW}@db/x").replace("CHILD", "postgresql://u:hunter2@db/x")
+    with pytest.raises(SpecError, match=r"children\.0\.source\.url holds a literal password") as error:
+        load_spec(write(tmp_path, literal))
+    assert "hunter2" not in str(error.value)
+    monkeypatch.setenv("SG_PW", "Sup3r@h:99secret")  # '@' and ':' : encoded, or the port would read "99secret@db"
+    referenced = CHILD_URLS.replace("URL", "postgresql://u:${SG_PW}@db/x").replace("CHILD", "mysql://u:${SG_PW}@db/x")
+    spec = load_spec(write(tmp_path, referenced))  # the child's target must equal the parent's, encoded alike
+    assert spec.children[0].target.url == spec.target.url and "Sup3r" not in spec.children[0].source.display_url
+    broken = CHILD_URLS.replace("URL", "postgresql://u:Sup3r@h:99secret@db/x").replace("CHILD", "sqlite:///w.db")
+    with pytest.raises(SpecError) as error:  # written as is, it is a literal password, whose text is not echoed
+        load_spec(write(tmp_path, broken))
+    assert "99secret" not in str(error.value) and "Sup3r" not in str(error.value)
+
+
+def test_a_yaml_syntax_error_names_its_place_not_its_line(tmp_path):
+    text = 'name: people\nsource: {url: "postgresql://u:hunter2@db/x", table: people\ntarget: [\n'
+    with pytest.raises(SpecError, match=r"not valid YAML: .* at line \d+, column \d+") as error:
+        load_spec(write(tmp_path, text))
+    assert "hunter2" not in str(error.value)
+
+
+def test_a_duckdb_target_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SpecError, match="in DuckDB, which Synthgate reads from but does not publish to"):
+        load_spec(
+            write(
+                tmp_path,
+                MINIMAL.replace(
+                    '{url: "sqlite:///w.db", table: people_synthetic}',
+                    '{url: "duckdb:///w.duckdb", table: people_synthetic}',
+                ),
+            )
+        )

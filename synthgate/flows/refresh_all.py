@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from synthgate import tracking
 from synthgate.errors import GateFailedError, SpecError, SynthgateError, TrackingError
 from synthgate.flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
 from synthgate.flows.refresh import deployment_trigger, refresh_table
@@ -68,7 +69,9 @@ def _prepare_tracking_store(tracking_uri: str) -> None:
     try:
         mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - the same failure each table would meet, said once
-        raise TrackingError(f"MLflow tracking store {tracking_uri!r} is unreachable ({type(exc).__name__})") from None
+        raise TrackingError(
+            f"MLflow tracking store {tracking.safe_uri(tracking_uri)!r} is unreachable ({type(exc).__name__})"
+        ) from None
 
 
 @task(name="refresh-one-table", **PRIVATE)
