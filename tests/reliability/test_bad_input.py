@@ -17,7 +17,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError, SynthgateError, WarehouseError
+from synthgate.errors import (
+    DataValidationError,
+    PrivacyBudgetError,
+    SpecError,
+    SynthgateError,
+    UnexpectedError,
+    WarehouseError,
+    one_line,
+)
 from synthgate.evaluation.scorecard import evaluate
 from synthgate.gates import evaluate_gates
 from synthgate.generator.codecs import RARE_LABEL
@@ -213,6 +221,33 @@ def test_flow_fails_cleanly_publishes_nothing(
     assert governance.catalog_rows(governed(pg_engine, pg_schema)) == []
 
 
+def test_a_bug_in_a_task_reaches_prefect_without_its_message(
+    prefect_harness, flow_env: Path, pg_engine: sa.Engine, pg_schema: str, monkeypatch
+) -> None:
+    # a library error quoting a row, in a task: Prefect writes a failed task's exception message into its state and
+    # its log, and the flow's state and ledger would pass it on
+    from prefect import get_client
+
+    import synthgate.tasks.validate
+
+    secret = "Alice Smith 1984-02-03"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError(f"could not convert {secret!r} to float")
+
+    monkeypatch.setattr(synthgate.tasks.validate.validation, "validate_source", broken)
+    load_frame(pg_engine, pg_schema, "src", small(), dtype={"b": sa.Text()})
+    error = run_flow_expecting(UnexpectedError, write_spec(flow_env, spec_dict(pg_schema, name="rel-bug"), "bug.yaml"))
+    assert_clear(error, "unexpected ValueError in validate_source")
+    assert isinstance(error.original, ValueError)  # kept in this process: `synthgate --debug` prints it
+    with get_client(sync_client=True) as client:
+        states = [run.state.message or "" for run in client.read_task_runs() if run.state is not None]
+        logs = [log.message for log in client.read_logs()]
+    assert any("unexpected ValueError in validate_source" in m for m in states)
+    assert not [m for m in [*states, *logs] if "Alice" in m]
+    assert [r["detail"] for r in governance.ledger_rows(governed(pg_engine, pg_schema))] == [one_line(error)]
+
+
 # -- data shapes: the core end to end ----------------------------------------------------------------------------
 
 
@@ -362,6 +397,25 @@ def test_offsets_are_named_whatever_form_the_driver_gives_them(values) -> None:
     zoned = Column("at", ColumnKind.DATETIME, "TIMESTAMP WITH TIME ZONE", timezone=True)
     read = _normalise_dtypes(pd.DataFrame({"at": pd.Series(values, dtype=object)}), [zoned])["at"]
     assert str(read.dt.tz) == "UTC" and read.notna().sum() == 2  # a column with a zone reads every one, in UTC
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        # zoned datetimes of one offset: pandas types the chunk tz-aware before any check of the values
+        ([datetime(2021, 3, 1, tzinfo=UTC_PLUS_2), datetime(2021, 6, 1, tzinfo=UTC_PLUS_2)], "UTC offsets"),
+        (["2021-03-01 10:00:00 UTC", None], "UTC offsets"),
+        (["2021-03-01 10:00:00 GMT+2", None], "UTC offsets"),
+        (["2021-03-01 10:00:00+02:00 ", None], "UTC offsets"),
+        (["01/02/2020", "13/02/2020"], "no ISO 8601 date"),  # a guessed format read one as January, one as February
+    ],
+)
+def test_datetimes_a_naive_column_cannot_hold_as_they_are_are_refused(values, refusal) -> None:
+    naive = Column("at", ColumnKind.DATETIME, "DATETIME")
+    frame = pd.DataFrame.from_records([(v,) for v in values], columns=["at"])  # typed as the extract types a chunk
+    with pytest.raises(DataValidationError, match=refusal) as error:
+        _normalise_dtypes(frame, [naive])
+    assert "2020" not in str(error.value) and "2021" not in str(error.value)
 
 
 def test_time_zone_aware_and_naive_datetimes(pg_engine, pg_schema, expectations) -> None:
