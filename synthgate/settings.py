@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError
@@ -102,7 +105,11 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """The settings, or :class:`SynthgateError` naming each bad ``SYNTHGATE_*`` variable (never its value)."""
+    """The settings, or :class:`SynthgateError` naming each bad ``SYNTHGATE_*`` variable (never its value), or one
+    that is not a setting but spelled like one (:func:`_misspelled`)."""
+    misspelled = _misspelled(os.environ)
+    if misspelled:
+        raise SynthgateError(f"unknown setting in the environment: {misspelled}")
     try:
         return Settings()
     except ValidationError as exc:
@@ -111,3 +118,20 @@ def get_settings() -> Settings:
             for err in exc.errors()
         )
         raise SynthgateError(f"invalid setting in the environment: {problems}") from None
+
+
+def _misspelled(environ: Mapping[str, str]) -> str:
+    """``SYNTHGATE_*`` variables that name no setting but nearly name one, each with the setting meant, joined by
+    "; " (empty when none). Read from the environment, a misspelled setting would be ignored without a word, and
+    ``SYNTHGATE_DEFAULT_BUDGETCAP=2`` would leave every table's privacy cap at 10; other names (the test and
+    benchmark tools' own) are left alone."""
+    settings = [name.upper() for name in Settings.model_fields]
+    found = []
+    for variable in sorted(environ):
+        name = variable.removeprefix("SYNTHGATE_")
+        if name == variable or name in settings:
+            continue
+        meant = difflib.get_close_matches(name, settings, n=1, cutoff=0.8)
+        if meant:
+            found.append(f"{variable} (did you mean SYNTHGATE_{meant[0]}?)")
+    return "; ".join(found)

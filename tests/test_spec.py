@@ -294,6 +294,19 @@ def test_bad_settings_are_named_in_one_line(monkeypatch):
         get_settings()
 
 
+def test_a_misspelled_setting_is_refused_not_ignored(monkeypatch):
+    from synthgate.errors import SynthgateError
+    from synthgate.settings import get_settings
+
+    monkeypatch.setenv("SYNTHGATE_REQUIRE_POSTGRES", "1")  # a tool's own variable, named like no setting: left alone
+    assert get_settings().default_budget_cap == 10.0
+    monkeypatch.setenv("SYNTHGATE_DEFAULT_BUDGETCAP", "2")  # ignored, it would leave every table's cap at 10
+    with pytest.raises(
+        SynthgateError, match=r"SYNTHGATE_DEFAULT_BUDGETCAP \(did you mean SYNTHGATE_DEFAULT_BUDGET_CAP"
+    ):
+        get_settings()
+
+
 def test_refresh_refuses_a_bad_spec_before_prefect_starts(tmp_path):
     """Run as a user does: a new process, no Prefect server; the spec error comes in seconds, one line, exit 2."""
     import json
