@@ -342,6 +342,12 @@ class Schedule(_Frozen):
             CronSim(cron, datetime.now())
         except CronSimError as exc:
             raise ValueError(f"invalid cron {cron!r}: {exc}") from None
+        day, weekday = cron.split()[2].upper(), cron.split()[4].upper()
+        if "W" in day or "L" in weekday:  # cronsim reads them; the croniter of Prefect's scheduler refuses them
+            raise ValueError(
+                f"cron {cron!r}: Prefect's scheduler reads no W in the day field (nearest weekday) nor L in the "
+                "weekday field (last of the month): give the days or weekdays themselves"
+            )
         return cron
 
     @field_validator("timezone")

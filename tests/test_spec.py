@@ -129,6 +129,8 @@ def test_schedule_is_optional_and_validated(tmp_path):
     [
         ('{cron: "0 25 * * *"}', r"schedule\.cron: Value error, invalid cron"),
         ('{cron: "0 2 * *"}', r"schedule\.cron: Value error, cron '0 2 \* \*' must have five fields"),
+        ('{cron: "0 2 * * 5L"}', r"schedule\.cron: .*reads no W in the day field .* nor L in the weekday field"),
+        ('{cron: "0 2 LW * *"}', r"schedule\.cron: .*reads no W in the day field"),
         (
             '{cron: "0 2 * * *", timezone: Mars/Olympus}',
             r"schedule\.timezone: Value error, unknown time zone 'Mars/Olympus'",
