@@ -30,6 +30,7 @@ from synthgate.deployments import (
     run_directory,
 )
 from synthgate.errors import SpecError, SynthgateError
+from synthgate.spec import redact_url
 
 if TYPE_CHECKING:  # prefect is imported where it is used: the CLI starts without it
     from prefect import Flow
@@ -55,6 +56,15 @@ def require_server(command: str) -> str:
             f"no Prefect server configured (PREFECT_API_URL is unset): `synthgate {command}` would register with a "
             "temporary server that stops with the command. Start one with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set PREFECT_API_URL=...`)"
+        )
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()  # None when it answers
+    if problem is not None:
+        raise SynthgateError(
+            f"the Prefect server at PREFECT_API_URL={redact_url(url)} does not answer ({type(problem).__name__}): "
+            "start it (`prefect server start`), or point PREFECT_API_URL at one that runs"
         )
     return url
 

@@ -82,6 +82,20 @@ def test_deploy_and_serve_refuse_a_temporary_server_in_one_line(tmp_path: Path):
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("error: no Prefect server configured") and "PREFECT_API_URL" in line
+    down = env | {"PREFECT_API_URL": "http://user:hunter2@127.0.0.1:9/api"}  # nothing listens on port 9
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", "deploy"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=down,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "hunter2" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: the Prefect server at PREFECT_API_URL=http://user:***@127.0.0.1:9/api does not answer (ConnectError): "
+        "start it (`prefect server start`), or point PREFECT_API_URL at one that runs"
+    ]
 
 
 def _record(logger: str, message: str, error: BaseException | None) -> logging.LogRecord:
