@@ -13,14 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from synthgate import tracking
 from synthgate.deployments import TABLES_DIR
 from synthgate.errors import SpecError
 from synthgate.generator.units import protected_unit
 from synthgate.settings import Settings
-from synthgate.spec import TableSpec, load_spec
+from synthgate.spec import TableSpec, load_spec, read_yaml
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import governed_engine, qualified
 from synthgate.warehouse.publish import kept_versions
@@ -37,8 +35,8 @@ def resolve_spec(spec_or_table: str, specs_dir: Path = TABLES_DIR) -> TableSpec:
     matches = []
     for candidate in sorted(specs_dir.glob("*.y*ml")):
         try:
-            raw = yaml.safe_load(candidate.read_text())
-        except yaml.YAMLError:
+            raw = read_yaml(candidate)
+        except SpecError:  # not a spec (a stray file, binary, too large): it names no table
             continue
         if not isinstance(raw, dict):
             continue

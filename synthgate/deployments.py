@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from synthgate.errors import SpecError
-from synthgate.spec import Schedule
+from synthgate.spec import Schedule, format_validation_error, read_yaml
 
 PROJECT_DIR_PLACEHOLDER = "{{ $SYNTHGATE_PROJECT_DIR }}"
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
@@ -98,12 +99,14 @@ def _work_pool() -> dict[str, Any]:
 
 def _read_raw(path: Path) -> tuple[str, str, Schedule | None]:
     """Name, source table and schedule of a spec, read without resolving its ${...} credentials."""
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml(path)
     try:
         name, table = str(raw["name"]), str(raw["source"]["table"])
         schedule = Schedule.model_validate(raw["schedule"]) if raw.get("schedule") else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpecError(f"{path}: cannot read name, source.table and schedule: {exc}") from None
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, f"{path}: schedule")) from None
+    except (KeyError, TypeError) as exc:
+        raise SpecError(f"{path}: cannot read name, source.table and schedule ({type(exc).__name__})") from None
     return name, table, schedule
 
 
@@ -182,7 +185,7 @@ def cap_warnings(default_cap: float, root: Path | None = None, tables_dir: Path 
 
     warnings = []
     for path in sorted(((root or project_root()) / tables_dir).glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path) or {}
         name, _, schedule = _read_raw(path)
         privacy = raw.get("privacy") or {}
         if schedule is None or not schedule.active or not privacy.get("epsilon"):

@@ -827,7 +827,9 @@ class _BoundedLoader(yaml.SafeLoader):
         return mapping
 
 
-def _parse_bounded(where: Path) -> Any:
+def read_yaml(where: Path) -> Any:
+    """A spec file's YAML, unresolved (``${...}`` as written), or :class:`SpecError`: at most ``MAX_SPEC_BYTES`` of
+    UTF-8, no aliases, bounded nesting, unique keys; errors name the problem and its place, never a line of it."""
     try:
         with where.open("rb") as stream:
             data = stream.read(MAX_SPEC_BYTES + 1)
@@ -905,7 +907,7 @@ def load_spec(path: str | Path) -> TableSpec:
     where = Path(path)
     if not where.is_file():
         raise SpecError(f"spec file not found: {where}")
-    raw = _parse_bounded(where)
+    raw = read_yaml(where)
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: a table spec is a YAML mapping, got {type(raw).__name__}")
     _reject_literal_passwords(raw, where)

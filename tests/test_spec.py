@@ -519,3 +519,14 @@ def test_a_duckdb_target_is_refused_before_anything_runs(tmp_path):
                 ),
             )
         )
+
+
+def test_a_table_is_found_by_name_beside_files_that_are_no_spec(tmp_path):
+    from synthgate.audit import resolve_spec
+
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00name: x")  # not UTF-8: once made every lookup fail
+    (tmp_path / "aliases.yaml").write_text("a: &x [1]\nb: *x\n")
+    (tmp_path / "people.yaml").write_text(MINIMAL)
+    assert resolve_spec("people_synthetic", tmp_path).name == "people"
+    with pytest.raises(SpecError, match=r"no spec in .* name table 'nobody'"):
+        resolve_spec("nobody", tmp_path)
