@@ -30,6 +30,7 @@ After the commit, versions beyond the newest ``keep_versions`` are dropped (the 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
@@ -86,8 +87,9 @@ def version_table_name(table: str, version: int) -> str:
     return f"{table}__v{version}"
 
 
-#: Versions a target name must leave room for: ``<target>__v9999``.
-_VERSION_ROOM = len(version_table_name("", 9999))
+#: The highest version number: a target name must leave room for ``<target>__v9999``.
+MAX_VERSION = 9999
+_VERSION_ROOM = len(version_table_name("", MAX_VERSION))
 _DIALECT_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MySQL/MariaDB"}
 
 
@@ -104,7 +106,7 @@ def check_target_names(target: WarehouseTable, engine: Engine) -> None:
         return len(name.encode()) if engine.dialect.name == "postgresql" else len(name)
 
     unit = "bytes" if engine.dialect.name == "postgresql" else "characters"
-    longest = version_table_name(target.table, 9999)
+    longest = version_table_name(target.table, MAX_VERSION)
     if size(longest) > limit:
         raise SpecError(
             f"target.table {target.table!r} is {size(target.table)} {unit}: its version tables "
@@ -468,7 +470,9 @@ def _begin(conn: Connection) -> None:
 
 
 def _lock_key(target: WarehouseTable) -> str:
-    return f"synthgate:publish:{qualified(target)}"
+    """The publish lock of the object ``target`` names, however its schema is spelled (none, or the default one
+    written out), hashed to fit MySQL's 64 characters: two runs publishing one table always take one lock."""
+    return "synthgate:publish:" + hashlib.sha256(repr(target.identity()).encode()).hexdigest()[:40]
 
 
 # --- publish, prune, rollback ---------------------------------------------------------------------
@@ -666,9 +670,14 @@ def _next_version(conn: Connection, target: WarehouseTable) -> int:
         governance.recorded_versions(conn, target.table)
         | governance.pruned_versions(conn, target.table)
         | set(governance.claimed_versions(conn, target.table))
-        | _taken_versions(conn, target)
+        | {v for v in _taken_versions(conn, target) if v <= MAX_VERSION}  # a user's people__v20240101: not a number
     )
-    return max(used, default=0) + 1
+    version = max(used, default=0) + 1
+    if version > MAX_VERSION:
+        raise PublishError(
+            f"{qualified(target)!r} has used every version number up to {MAX_VERSION}: publish to a new target.table"
+        )
+    return version
 
 
 def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:

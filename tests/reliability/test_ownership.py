@@ -317,6 +317,14 @@ def test_a_linked_rollback_never_replaces_a_user_view_at_a_child_name(warehouse)
         assert conn.execute(sa.text(f"SELECT count(*) FROM {warehouse.q('visits_synthetic')}")).scalar() == 4
 
 
+def test_a_user_table_named_like_a_version_past_the_last_number_moves_no_numbering(warehouse):
+    # a dated backup: taken as version 20,240,101 it overflowed the catalog's integer on every publish after it
+    warehouse.user_table(f"{TARGET}__v20240101")
+    before = warehouse.snapshot(f"{TARGET}__v20240101")
+    assert [publish_version(warehouse.table(), version_frame(m, 20), f"run{m:05d}").version for m in (1, 2)] == [1, 2]
+    assert warehouse.snapshot(f"{TARGET}__v20240101") == before
+
+
 def mock_raising(error: Exception):
     def raising(*args: object, **kwargs: object) -> None:
         raise error
