@@ -31,7 +31,21 @@ class _CleanErrors(TyperGroup):
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         ctx.meta["synthgate.json"] = "--json" in args
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except TyperException as exc:  # the group's own options (`synthgate --bogus ...`): one line as well
+            if _DEBUG or type(exc).__name__ in ("Exit", "Abort"):
+                raise
+            self._usage_error(exc, ctx)
+            raise  # pragma: no cover - _usage_error always ends the command
+
+    @staticmethod
+    def _usage_error(exc: TyperException, ctx: ClickContext) -> None:
+        """End the command on a usage error: its one line, naming the command's help."""
+        context = getattr(exc, "ctx", None) or ctx
+        command = getattr(context, "command_path", None) or "synthgate"
+        message = " ".join(exc.format_message().split())
+        _fail(UsageError(f"{message} (see `{command} --help`)"), bool(ctx.meta.get("synthgate.json")))
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
@@ -39,10 +53,7 @@ class _CleanErrors(TyperGroup):
         except TyperException as exc:  # a usage error of a subcommand (Exit and Abort are not TyperExceptions)
             if _DEBUG:
                 raise
-            context = getattr(exc, "ctx", None)
-            command = getattr(context, "command_path", None) or "synthgate"
-            message = " ".join(exc.format_message().split())
-            _fail(UsageError(f"{message} (see `{command} --help`)"), bool(ctx.meta.get("synthgate.json")))
+            self._usage_error(exc, ctx)
         except SynthgateError as exc:  # what a command lets through: its one line (with --debug, its traceback too)
             _fail(exc, bool(ctx.meta.get("synthgate.json")))
         except Exception as exc:

@@ -530,3 +530,16 @@ def test_a_table_is_found_by_name_beside_files_that_are_no_spec(tmp_path):
     assert resolve_spec("people_synthetic", tmp_path).name == "people"
     with pytest.raises(SpecError, match=r"no spec in .* name table 'nobody'"):
         resolve_spec("nobody", tmp_path)
+
+
+def test_an_unknown_option_of_the_command_itself_is_one_line():
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    result = CliRunner().invoke(app, ["--bogus", "check-spec", "spec.yaml"])
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()  # CliRunner names the program "root"
+    assert line.startswith("error: No such option: --bogus (see `") and line.endswith(" --help`)")
+    as_json = CliRunner().invoke(app, ["--bogus", "check-spec", "spec.yaml", "--json"])
+    assert as_json.exit_code == 2 and as_json.stdout.count("{") == 1 and '"UsageError"' in as_json.stdout
