@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from synthgate.deployments import TABLES_DIR
-from synthgate.errors import SynthgateError, UnexpectedError, UsageError, one_line
+from synthgate.errors import SpecError, SynthgateError, UnexpectedError, UsageError, one_line
 
 if TYPE_CHECKING:
     # TyperGroup's methods take the Context of the click that typer vendors; typer.Context is a subclass of it.
@@ -557,10 +557,14 @@ def refresh_all_command(
     """Refresh every spec in a folder in parallel (Dask when SYNTHGATE_DASK_ADDRESS or SYNTHGATE_DASK_WORKERS is set)."""  # noqa: E501
     _quiet_libraries()
     from synthgate.flows.parameters import RefreshAllParameters
+
+    request = RefreshAllParameters(specs_dir=str(specs_dir))
+    if not any(p.is_file() for p in specs_dir.glob(request.pattern)):  # before the flow's imports and Prefect
+        raise SpecError(f"no table specs match {request.pattern!r} in {specs_dir}")
     from synthgate.flows.refresh_all import refresh_all
 
     _console_without_tracebacks()
-    outcomes = refresh_all(RefreshAllParameters(specs_dir=str(specs_dir)), trigger="cli")
+    outcomes = refresh_all(request, trigger="cli")
     if as_json:
         typer.echo(json.dumps(outcomes, default=str))
     for o in outcomes if not as_json else []:

@@ -543,3 +543,13 @@ def test_an_unknown_option_of_the_command_itself_is_one_line():
     assert line.startswith("error: No such option: --bogus (see `") and line.endswith(" --help`)")
     as_json = CliRunner().invoke(app, ["--bogus", "check-spec", "spec.yaml", "--json"])
     assert as_json.exit_code == 2 and as_json.stdout.count("{") == 1 and '"UsageError"' in as_json.stdout
+
+
+def test_refresh_all_of_a_folder_without_specs_is_refused_before_the_flow(tmp_path):
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    result = CliRunner().invoke(app, ["refresh-all", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: no table specs match '*.yaml' in {tmp_path / 'nowhere'}"]
