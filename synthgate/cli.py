@@ -524,13 +524,18 @@ def report(
 @app.command()
 def demo(
     home: Path = typer.Option(
-        Path(".synthgate"), help="Working folder for the embedded warehouse, MLflow store and reports."
+        None,
+        help="Working folder for the embedded warehouse, MLflow store and reports (default: SYNTHGATE_HOME, else "
+        ".synthgate).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
 ) -> None:
     """Load UCI Adult into an embedded SQLite warehouse and refresh its synthetic copy end to end."""
     _quiet_libraries()
     from synthgate.demo import DEMO_EXPECTATIONS, DEMO_SPEC, load_demo_warehouse
+    from synthgate.settings import get_settings
+
+    home = home or get_settings().home
 
     os.environ["SYNTHGATE_HOME"] = str(home.resolve())
     os.environ["SYNTHGATE_EXPECTATIONS_DIR"] = str(DEMO_EXPECTATIONS)  # the spec's reviewed suites, from any folder

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="Default: MLFLOW_TRACKING_URI, else SQLite under home."
     )
-    trigger: str = Field(default="cli", description="What started the run: cli, schedule, ui, api.")
+    trigger: str = Field(
+        default="cli",
+        pattern=r"^[a-z][a-z0-9_\-]{0,31}$",
+        description="What started a run called from Python or a process without its own: cli, schedule, ui, api.",
+    )
     default_budget_cap: float = Field(
         default=10.0,
         gt=0,
