@@ -323,8 +323,28 @@ def _point_view(conn: Connection, target: WarehouseTable, version: int) -> None:
         savepoint.commit()
     except SQLAlchemyError:  # the columns changed: PostgreSQL replaces a view only with the same leading columns
         savepoint.rollback()
+        grants = _view_grants(conn, view)
         conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
         conn.execute(sa.text(f"CREATE VIEW {view} {body}"))
+        for grant in grants:  # a new view has only its owner's rights: its readers' grants come back with it
+            conn.execute(sa.text(grant))
+
+
+def _view_grants(conn: Connection, view: str) -> list[str]:
+    """The GRANT statements that give every role other than the owner the rights it holds on the PostgreSQL view
+    ``view`` (quoted, schema-qualified), to make again on a new view of that name."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
+            "a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a "
+            "WHERE c.oid = to_regclass(:view) AND a.grantee <> c.relowner"
+        ),
+        {"view": view},
+    ).all()
+    return [
+        f"GRANT {privilege} ON {view} TO {grantee}" + (" WITH GRANT OPTION" if grantable else "")
+        for grantee, privilege, grantable in rows
+    ]
 
 
 def _comment(conn: Connection, target: WarehouseTable, version: int | None, text: str | None) -> None:

@@ -258,3 +258,26 @@ def test_publish_and_rollback_on_sqlite(tmp_path):
     rollback(table)
     assert tuple(count()) == (100, 1)
     assert [e["action"] for e in governance.event_rows(engine)] == ["publish", "publish", "rollback"]
+
+
+def test_readers_keep_their_grants_when_the_columns_change(pg_engine, pg_schema):
+    # PostgreSQL replaces a view in place only with the same leading columns; a column less drops and creates it, and
+    # a new view holds only its owner's rights
+    role = f"reader_{pg_schema}"[:60]
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}"'))
+    try:
+        publish_version(target(pg_schema), version_frame(1, 20, extra_column=True), "run00001")
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'GRANT SELECT ON "{pg_schema}".people_synthetic TO "{role}"'))
+        publish_version(target(pg_schema), version_frame(2, 20), "run00002")  # a column less
+        with pg_engine.connect() as conn:
+            granted = conn.execute(
+                sa.text("SELECT has_table_privilege(:role, :view, 'SELECT')"),
+                {"role": role, "view": f'"{pg_schema}".people_synthetic'},
+            ).scalar()
+        assert granted and read_name(pg_engine, pg_schema)[1:] == (2, 2)
+    finally:
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
