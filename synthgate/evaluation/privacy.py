@@ -28,6 +28,9 @@ from synthgate.hashing import as_text
 from synthgate.schema import Column
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)  # a NULL text value's hash, apart from every text's
+#: Decimals kept of a score whose denominator is a count of real rows: at full precision a share k / n gives back k
+#: and n exactly (a continued fraction of 0.005672609400324149 is 7 / 1234: 7 of 1,234 holdout rows).
+COARSE_DECIMALS = 3
 _LOOKUP_ROWS = 1_000_000  # rows whose hashes are looked up among the training rows' at once (exact_copy_shares)
 
 
@@ -104,15 +107,23 @@ def dcr(
     return DistanceToClosestRecord(
         share_closer_to_training=float(closer),
         exact_copies_training=copies_training,
-        exact_copies_holdout=copies_holdout,
+        exact_copies_holdout=coarse(copies_holdout),
         median_dcr_training=float(np.median(near_train)),
         median_dcr_holdout=float(np.median(near_holdout)),
         nndr_training=float(np.mean(nndr_train)),
         nndr_holdout=float(np.mean(nndr_holdout)),
-        mia_auc=membership_inference_auc(x_train, x_holdout, _feature_chunks(space, synthetic), mia_records, rng)
-        if members is None or outsiders is None
-        else unit_membership_auc(space, members, outsiders, synthetic),
+        mia_auc=coarse(
+            membership_inference_auc(x_train, x_holdout, _feature_chunks(space, synthetic), mia_records, rng)
+            if members is None or outsiders is None
+            else unit_membership_auc(space, members, outsiders, synthetic)
+        ),
     )
+
+
+def coarse(score: float) -> float:
+    """``score``, computed over real rows and divided by their count, to :data:`COARSE_DECIMALS` decimals: what it
+    says without the count it was divided by (a share of holdout rows, an AUC over at most 2,000 real records)."""
+    return round(score, COARSE_DECIMALS)
 
 
 #: Rows of one unit the unit-level attack measures at most (drawn at random): a unit's closest row among them.

@@ -147,3 +147,14 @@ def test_copies_are_found_across_the_lookups_pieces(thirds, columns, monkeypatch
     copies, chance = exact_copy_shares(row_hashes(train, columns), holdout, synthetic, columns)
     assert copies == pytest.approx(0.75) and chance < 0.05
     assert exact_copy_shares(row_hashes(train.iloc[:0], columns), holdout, synthetic, columns) == (0.0, 0.0)
+
+
+def test_shares_over_real_rows_keep_three_decimals(thirds, columns):
+    # at full precision a share of holdout rows is a fraction k / n that gives back the holdout's size
+    train, holdout, _ = thirds
+    holdout = holdout.head(487)
+    copies = pd.concat([holdout.head(7), train.head(1)], ignore_index=True)
+    seen = pd.concat([train, holdout.head(7)], ignore_index=True)
+    scores = dcr(train=seen, holdout=holdout, synthetic=copies, columns=columns)
+    assert scores.exact_copies_holdout == round(7 / 487, 3) != 7 / 487
+    assert scores.mia_auc == round(scores.mia_auc, 3)
