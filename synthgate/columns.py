@@ -40,12 +40,17 @@ def joined(pieces: dict[str, list[pd.Series]]) -> dict[str, pd.Series]:
     return columns
 
 
+_DAY = 86_400.0  # seconds
+
+
 def from_numeric(values: np.ndarray, column: Column) -> pd.Series:
     """Values of ``column``'s type from floats (the inverse of :func:`to_numeric`): datetimes in whole seconds (in UTC
-    for a time zone), integers rounded, NUMERIC(p, s) rounded to its scale."""
+    for a time zone), dates in whole days (the day a value falls in), integers rounded, NUMERIC(p, s) rounded to its
+    scale."""
     if column.kind is ColumnKind.DATETIME:
+        seconds = np.floor(values / _DAY) * _DAY if column.is_date else np.round(values)
         # Whole seconds as nullable integers: pandas' float path can overflow on NaN.
-        stamps = pd.to_datetime(pd.Series(np.round(values)).astype("Int64"), unit="s", errors="coerce")
+        stamps = pd.to_datetime(pd.Series(seconds).astype("Int64"), unit="s", errors="coerce")
         stamps = stamps.astype("datetime64[ns]")  # the resolution readers and SDMetrics expect (to_datetime gives [s])
         return stamps.dt.tz_localize("UTC") if column.timezone else stamps
     if column.kind is ColumnKind.INTEGER:
@@ -73,6 +78,8 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
             types[name] = _float_type(column, frame[name])
         elif kind is ColumnKind.BOOLEAN:
             types[name] = sa.Boolean()
+        elif kind is ColumnKind.DATETIME and column is not None and column.is_date:
+            types[name] = sa.Date()
         elif kind is ColumnKind.DATETIME:
             types[name] = sa.DateTime(timezone=bool(column and column.timezone))
         else:

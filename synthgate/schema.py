@@ -35,6 +35,11 @@ class Column:
     sql_type: str
     timezone: bool = False
 
+    @property
+    def is_date(self) -> bool:
+        """A calendar date (SQL ``DATE``): learned as a datetime, decoded and published as whole days."""
+        return self.kind is ColumnKind.DATETIME and self.sql_type.strip().upper() == "DATE"
+
 
 def kind_of(sql_type: sa.types.TypeEngine) -> ColumnKind:
     """Map a reflected SQL type to the kind the generator models."""

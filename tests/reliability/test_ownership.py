@@ -325,6 +325,25 @@ def test_a_user_table_named_like_a_version_past_the_last_number_moves_no_numberi
     assert warehouse.snapshot(f"{TARGET}__v20240101") == before
 
 
+def test_a_date_column_is_published_as_dates(warehouse):
+    # learned on the seconds axis, a DATE column came back as TIMESTAMP with times of day
+    import numpy as np
+
+    from synthgate.columns import from_numeric
+    from synthgate.schema import Column, ColumnKind
+    from synthgate.warehouse.publish import publish
+
+    day = Column("day", ColumnKind.DATETIME, "DATE")
+    seconds = np.array([1_609_459_200 + 20 * 3600, np.nan, 1_612_137_600 + 59.0])  # 2021-01-01 20:00, 2021-02-01
+    frame = pd.DataFrame({"day": from_numeric(seconds, day)})
+    publish(warehouse.table(), frame, [day], "run00001", catalog_writer(warehouse.table(), "run00001", len(frame)))
+    [reflected] = sa.inspect(warehouse.engine).get_columns(f"{TARGET}__v1", schema=warehouse.schema)
+    assert isinstance(reflected["type"], sa.Date) and not isinstance(reflected["type"], sa.DateTime)
+    with warehouse.engine.connect() as conn:
+        days = conn.execute(sa.text(f"SELECT day FROM {warehouse.q(TARGET)} ORDER BY day")).scalars().all()
+    assert sorted(str(d) for d in days if d is not None) == ["2021-01-01", "2021-02-01"] and None in days
+
+
 def mock_raising(error: Exception):
     def raising(*args: object, **kwargs: object) -> None:
         raise error
