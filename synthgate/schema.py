@@ -28,12 +28,14 @@ class ColumnKind(StrEnum):
 
 @dataclass(frozen=True)
 class Column:
-    """A source column's structure: name, kind, declared SQL type, and whether a datetime carries a time zone."""
+    """A source column's structure: name, kind, declared SQL type, whether a datetime carries a time zone, and whether
+    the column may hold NULL (a NOT NULL column's codec has no NULL token: the noise never invents one)."""
 
     name: str
     kind: ColumnKind
     sql_type: str
     timezone: bool = False
+    nullable: bool = True
 
     @property
     def is_date(self) -> bool:
@@ -99,10 +101,13 @@ def is_supported(sql_type: sa.types.TypeEngine, dialect: str | None = None) -> b
     return isinstance(sql_type, SUPPORTED_TYPES)
 
 
-def column_from_sql(name: str, sql_type: sa.types.TypeEngine) -> Column:
-    """The :class:`Column` of a reflected column: its kind, its type as text and its time zone flag."""
+def column_from_sql(name: str, sql_type: sa.types.TypeEngine, *, nullable: bool = True) -> Column:
+    """The :class:`Column` of a reflected column: its kind, its type as text, its time zone flag and whether it is
+    nullable (``NOT NULL`` in its declaration: structure, not data)."""
     timezone = bool(getattr(sql_type, "timezone", False))
-    return Column(name=name, kind=kind_of(sql_type), sql_type=sql_type_name(sql_type), timezone=timezone)
+    return Column(
+        name=name, kind=kind_of(sql_type), sql_type=sql_type_name(sql_type), timezone=timezone, nullable=nullable
+    )
 
 
 def numeric_precision(sql_type: str) -> tuple[int, int] | None:

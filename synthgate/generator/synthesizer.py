@@ -18,6 +18,7 @@ column is a fake key whose group sizes follow the DP histogram of rows per unit.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -226,7 +227,7 @@ class DPSynthesizer:
 
     @staticmethod
     def _as_categorical(column: Column) -> Column:
-        return Column(column.name, ColumnKind.CATEGORICAL, column.sql_type, column.timezone)
+        return dataclasses.replace(column, kind=ColumnKind.CATEGORICAL)
 
     # -- preprocess ---------------------------------------------------------------------
 
@@ -800,7 +801,7 @@ class DPSynthesizer:
         """A generator saved by :meth:`save`, ready to sample."""
         path = Path(directory)
         state = json.loads((path / "synthesizer.json").read_text())
-        columns = [Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["columns"]]
+        columns = [_column_from_state(c) for c in state["columns"]]
         training = Training.model_validate(state["training"] | {"device": device})
         synth = cls(
             columns,
@@ -809,9 +810,7 @@ class DPSynthesizer:
             training,
             state["target_column"],
         )
-        synth.learned = [
-            Column(c["name"], ColumnKind(c["kind"]), c["sql_type"], c["timezone"]) for c in state["learned"]
-        ]
+        synth.learned = [_column_from_state(c) for c in state["learned"]]
         synth.codecs = [codec_from_state(c, s) for c, s in zip(synth.learned, state["codecs"], strict=True)]
         synth.given = tuple(state.get("given", ()))
         synth.output_columns = [name for name in synth.output_columns if name not in synth.given]
@@ -907,3 +906,10 @@ def _summary_from_dict(data: dict[str, Any] | None) -> FitSummary | None:
 
 def _summary_dict(summary: FitSummary | None) -> dict[str, Any] | None:
     return None if summary is None else asdict(summary)
+
+
+def _column_from_state(state: dict[str, Any]) -> Column:
+    """A saved column (a model saved before ``nullable`` was kept reads as nullable; its codecs say the rest)."""
+    return Column(
+        state["name"], ColumnKind(state["kind"]), state["sql_type"], state["timezone"], state.get("nullable", True)
+    )

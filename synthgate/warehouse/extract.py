@@ -180,7 +180,7 @@ def read_plan(
                 )
                 unsupported.append(c.name)
                 continue
-        columns.append(column_from_sql(c.name, c.type))
+        columns.append(column_from_sql(c.name, c.type, nullable=bool(c.nullable)))
         selected.append(sa.null().label(c.name) if dropped else c)
     if not columns:
         why = f"its columns {unsupported} all have unsupported SQL types" if unsupported else "it has no columns"

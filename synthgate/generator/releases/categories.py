@@ -102,7 +102,7 @@ def categorical_codec(
     the selection threshold (one held by a single record is kept with probability ``selection_delta``).
     ``n_rows``: the released rows (or units), of noise ``rows_noise``."""
     noisy, sigma = released.noisy[:-1], released.sigma
-    has_nulls = bool(released.noisy[-1] >= 3.0 * sigma)
+    has_nulls = column.nullable and bool(released.noisy[-1] >= 3.0 * sigma)  # NOT NULL: never, whatever the noise
     if released.public:
         codec = CategoricalCodec(column, released.labels, public=True, has_nulls=has_nulls)
         codec.prior = token_prior(np.concatenate([noisy, [0.0, released.noisy[-1]]]), codec.forbidden_tokens)

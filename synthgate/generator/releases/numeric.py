@@ -95,7 +95,7 @@ def fit_numeric(
     both = None if units is None or null_units is None else np.append(units, null_units)
     counts = np.bincount(bins, weights=unit_weights(bins, both), minlength=n_bins + 3).astype(float)
     histogram = accountant.gaussian(f"bins:{column.name}", counts, sigma)
-    has_nulls = bool(histogram[-1] >= 3.0 * sigma)
+    has_nulls = column.nullable and bool(histogram[-1] >= 3.0 * sigma)  # NOT NULL: never, whatever the noise
     outside = histogram[n_bins : n_bins + 2]
     clear = outside >= 3.0 * sigma
     # a declared bound is never crossed; a range that was never located has no end to grow from
