@@ -212,7 +212,7 @@ class DPSynthesizer:
         learned = [
             c for c in columns if self._policy(c.name).policy in (None, "keep", "categorical") and c.name != self.unit
         ]
-        learned = [self._as_categorical(c) if self._policy(c.name).policy == "categorical" else c for c in learned]
+        learned = [self._as_categorical(c) if self._categorical(c) else c for c in learned]
         # Given columns first, the target last, so its head conditions on every other column.
         self.learned = sorted(learned, key=lambda c: (c.name not in given, c.name == target_column))
         self.codecs: list[Codec] = []
@@ -224,6 +224,12 @@ class DPSynthesizer:
 
     def _policy(self, name: str) -> ColumnPolicy:
         return self.policies.get(name, ColumnPolicy())
+
+    def _categorical(self, column: Column) -> bool:
+        """Whether a column is learned as categories: declared so, or a number with a declared domain of values
+        (learned on its axis, a domain of five amounts came out as any number between them)."""
+        policy = self._policy(column.name)
+        return policy.policy == "categorical" or (column.kind.is_numeric and policy.categories is not None)
 
     @staticmethod
     def _as_categorical(column: Column) -> Column:

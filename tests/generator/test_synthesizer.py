@@ -294,3 +294,15 @@ def test_a_unique_key_stays_unique_under_a_wide_tables_noise():
     assert sum(fit_decides() > 1.0 for _ in range(2000)) <= 12
     cases = pd.Series(np.repeat(np.arange(400), 5))  # 2,000 rows, 400 values (noise 60 on 400): clearly repeats
     assert 3.0 < _rows_per_key("case", cases, 2000.0, 60.0, accountant) < 12.0
+
+
+def test_a_number_with_a_declared_domain_is_learned_as_those_values(people):
+    # learned on its axis, a declared domain of amounts came out as any number between them
+    domain = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    even = people.assign(visits=(people["visits"] // 2 * 2).clip(upper=20))
+    policies = POLICIES | {"visits": ColumnPolicy(categories=domain)}
+    synth = DPSynthesizer(COLUMNS, policies, PrivacyBudget(epsilon=4.0, delta=1e-5), Training(epochs=1), "churned")
+    assert next(c for c in synth.learned if c.name == "visits").kind is ColumnKind.CATEGORICAL
+    synth.fit(even)
+    visits = synth.sample(2000)["visits"].dropna()
+    assert set(visits.astype(int)) <= set(domain) and visits.nunique() >= 3
