@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from synthgate.schema import Column, ColumnKind, numeric_precision
 
@@ -41,6 +42,8 @@ def joined(pieces: dict[str, list[pd.Series]]) -> dict[str, pd.Series]:
 
 
 _DAY = 86_400.0  # seconds
+#: Published text: MySQL/MariaDB's TEXT holds 65,535 bytes, and a longer category failed the whole publish.
+_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def from_numeric(values: np.ndarray, column: Column) -> pd.Series:
@@ -71,7 +74,7 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
         column = by_name.get(name)
         kind = column.kind if column else None
         if kind is not ColumnKind.CATEGORICAL and pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
-            types[name] = sa.Text()  # a faked column (uuid) of a non-text source column holds strings
+            types[name] = _TEXT  # a faked column (uuid) of a non-text source column holds strings
         elif kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
             types[name] = sa.BigInteger()
         elif kind is ColumnKind.FLOAT:
@@ -83,7 +86,7 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
         elif kind is ColumnKind.DATETIME:
             types[name] = sa.DateTime(timezone=bool(column and column.timezone))
         else:
-            types[name] = sa.Text()
+            types[name] = _TEXT
     return types
 
 

@@ -344,6 +344,19 @@ def test_a_date_column_is_published_as_dates(warehouse):
     assert sorted(str(d) for d in days if d is not None) == ["2021-01-01", "2021-02-01"] and None in days
 
 
+def test_long_text_is_published_whole_on_mariadb(mariadb):
+    # MySQL/MariaDB's TEXT holds 65,535 bytes: a longer value (from a LONGTEXT source) failed the publish
+    from synthgate.schema import Column, ColumnKind
+    from synthgate.warehouse.publish import publish
+
+    note = Column("note", ColumnKind.CATEGORICAL, "LONGTEXT")
+    frame = pd.DataFrame({"note": ["x" * 70_000, "é" * 40_000, None]})
+    publish(mariadb.table(), frame, [note], "run00001", catalog_writer(mariadb.table(), "run00001", len(frame)))
+    with mariadb.engine.connect() as conn:
+        lengths = conn.execute(sa.text(f"SELECT char_length(note) FROM {mariadb.q(TARGET)}")).scalars().all()
+    assert sorted(v for v in lengths if v is not None) == [40_000, 70_000]
+
+
 def mock_raising(error: Exception):
     def raising(*args: object, **kwargs: object) -> None:
         raise error
