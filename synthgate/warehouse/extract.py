@@ -109,7 +109,7 @@ def extract_table(
     try:
         with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
             result = conn.execute(sa.select(*selected))
-            while batch := result.fetchmany(chunk_size):
+            while batch := _fetched(result, chunk_size, table):
                 # a Row is a named tuple to pandas; SQLAlchemy types its __getitem__ on int where pandas-stubs ask for
                 # SupportsIndex, so the rows are typed as the tuples they are
                 chunk = pd.DataFrame.from_records(cast("Sequence[tuple[Any, ...]]", batch), columns=names)
@@ -186,6 +186,20 @@ def read_plan(
         why = f"its columns {unsupported} all have unsupported SQL types" if unsupported else "it has no columns"
         raise DataValidationError(f"no column of {qualified(table)!r} can be read: {why}")
     return selected, columns
+
+
+def _fetched(result: sa.CursorResult[Any], size: int, table: WarehouseTable) -> Sequence[sa.Row[Any]]:
+    """The next rows, or :class:`DataValidationError` where the driver's reading of a value fails (never quoting it):
+    SQLite keeps any value under any declared type, and a column declared TIMESTAMPTZ reads as NUMERIC, whose
+    reader fails on text."""
+    try:
+        return result.fetchmany(size)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise DataValidationError(
+            f"reading {qualified(table)!r} failed ({type(exc).__name__}): a column holds values its declared SQL type "
+            "cannot read (SQLite keeps any value under any type); cast the columns to their types in a view, or "
+            "declare such a column `policy: drop`"
+        ) from None
 
 
 def _compact(series: pd.Series) -> pd.Series:

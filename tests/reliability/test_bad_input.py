@@ -373,6 +373,14 @@ def test_mixed_type_object_column_is_named(tmp_path: Path, expectations) -> None
     assert "src_synthetic" not in sa.inspect(engine).get_table_names()
 
 
+def test_text_under_a_type_sqlite_reads_as_numbers_is_one_line(tmp_path: Path, expectations) -> None:
+    # SQLite reflects TIMESTAMPTZ as NUMERIC: its reader failed on the text with a bare TypeError and a traceback
+    stamps = ["2021-03-04 05:06:07+02:00", "2021-03-05 05:06:07+02:00"]
+    error, _ = refused_sqlite_source(tmp_path, expectations, "at", '"TIMESTAMP WITH TIME ZONE"', stamps)
+    assert_clear(error, "reading 'src' failed (TypeError)", "cast the columns to their types in a view")
+    assert "2021" not in str(error)
+
+
 def test_offsets_in_a_column_without_a_time_zone_are_named(tmp_path: Path, expectations) -> None:
     # a DATETIME column (no time zone) whose text holds UTC offsets on some rows
     stamps = ["2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", None]
