@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 
 class ColumnKind(StrEnum):
@@ -96,7 +97,7 @@ def is_supported(sql_type: sa.types.TypeEngine, dialect: str | None = None) -> b
     """
     if isinstance(sql_type, sa.types.NullType):
         return dialect == "sqlite"
-    if isinstance(sql_type, (sa.JSON, sa.ARRAY, sa.Interval, sa.LargeBinary)):
+    if isinstance(sql_type, (sa.JSON, sa.ARRAY, sa.Interval, sa.LargeBinary, mysql.SET)):  # SET: a set per value
         return False
     return isinstance(sql_type, SUPPORTED_TYPES)
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -240,7 +241,15 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
             frame[c.name] = _instants(series, c)
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
+        elif c.kind is ColumnKind.CATEGORICAL and series.dtype == object and _holds_uuids(series):
+            frame[c.name] = series.map(lambda v: str(v) if isinstance(v, uuid.UUID) else v)  # text, as the rest
     return frame
+
+
+def _holds_uuids(series: pd.Series) -> bool:
+    """Whether a column's first value is a ``uuid.UUID`` (a driver's UUID type): learned, saved, published as text."""
+    first = series.first_valid_index()
+    return first is not None and isinstance(series[first], uuid.UUID)
 
 
 def _instants(series: pd.Series, column: Column) -> pd.Series:

@@ -80,3 +80,13 @@ def test_a_unit_keeps_its_holdout_side_when_a_row_with_a_null_unit_turns_the_key
     (_, held), (_, held_with_null) = split
     assert 100 < len(held) < 300
     assert set(held["customer_id"]) == set(held_with_null["customer_id"].dropna().astype(int))
+
+
+def test_a_uuid_column_is_read_as_text():
+    # the driver's uuid.UUID objects: a model holding them as categories could not be saved (JSON)
+    import uuid
+
+    column = Column("u", ColumnKind.CATEGORICAL, "UUID")
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    frame = _normalise_dtypes(pd.DataFrame.from_records([(value,), (None,)], columns=["u"]), [column])
+    assert frame["u"].tolist() == ["12345678-1234-5678-1234-567812345678", None]
