@@ -344,6 +344,24 @@ def test_a_date_column_is_published_as_dates(warehouse):
     assert sorted(str(d) for d in days if d is not None) == ["2021-01-01", "2021-02-01"] and None in days
 
 
+def test_a_smallint_column_stays_a_smallint_inside_its_range(warehouse):
+    # every integer was published as BIGINT, and a DP range reaching past a SMALLINT's ends gave values it cannot hold
+    import numpy as np
+
+    from synthgate.columns import from_numeric
+    from synthgate.schema import Column, ColumnKind
+    from synthgate.warehouse.publish import publish
+
+    small = Column("n", ColumnKind.INTEGER, "SMALLINT")
+    frame = pd.DataFrame({"n": from_numeric(np.array([-40_000.0, 5.4, np.nan, 40_000.0]), small)})
+    publish(warehouse.table(), frame, [small], "run00001", catalog_writer(warehouse.table(), "run00001", len(frame)))
+    [reflected] = sa.inspect(warehouse.engine).get_columns(f"{TARGET}__v1", schema=warehouse.schema)
+    assert isinstance(reflected["type"], sa.SmallInteger) or str(reflected["type"]).upper().startswith("SMALLINT")
+    with warehouse.engine.connect() as conn:
+        values = conn.execute(sa.text(f"SELECT n FROM {warehouse.q(TARGET)}")).scalars().all()
+    assert sorted(v for v in values if v is not None) == [-32768, 5, 32767]
+
+
 def test_long_text_is_published_whole_on_mariadb(mariadb):
     # MySQL/MariaDB's TEXT holds 65,535 bytes: a longer value (from a LONGTEXT source) failed the publish
     from synthgate.schema import Column, ColumnKind
