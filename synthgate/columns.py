@@ -122,17 +122,19 @@ def _float_type(column: Column | None, values: pd.Series) -> sa.types.TypeEngine
     """A FLOAT column: 8-byte DOUBLE (never MySQL's 4-byte FLOAT), or ``NUMERIC(p, s)`` where the source declared one.
 
     The declared precision is widened when the synthetic values need more digits before the point (a DP range may
-    reach past the source's largest value); past 65 digits (MySQL/MariaDB's limit) the column is a DOUBLE.
+    reach past the source's largest value); past 65 digits or a scale of 30 (MySQL/MariaDB's limits) the column is a
+    DOUBLE there and stays NUMERIC on PostgreSQL, as does an unconstrained ``NUMERIC``.
     """
     declared = numeric_precision(column.sql_type) if column is not None else None
     if declared is None:
-        return sa.Double()
+        unconstrained = column is not None and column.sql_type.strip().upper() in ("NUMERIC", "DECIMAL")
+        return sa.Double().with_variant(sa.Numeric(), "postgresql") if unconstrained else sa.Double()
     precision, scale = declared
     finite = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     finite = np.abs(finite[np.isfinite(finite)])
     largest = float(finite.max()) if finite.size else 0.0
     digits = int(np.floor(np.log10(largest))) + 1 if largest >= 1 else 1
     precision = max(precision, scale + digits)
-    if precision > _MAX_PRECISION or scale > _MAX_SCALE:
-        return sa.Double()
+    if precision > _MAX_PRECISION or scale > _MAX_SCALE:  # past MySQL/MariaDB's DECIMAL: PostgreSQL's holds 1,000
+        return sa.Double().with_variant(sa.Numeric(precision, scale), "postgresql")
     return sa.Numeric(precision, scale)

@@ -90,3 +90,22 @@ def test_a_uuid_column_is_read_as_text():
     value = uuid.UUID("12345678-1234-5678-1234-567812345678")
     frame = _normalise_dtypes(pd.DataFrame.from_records([(value,), (None,)], columns=["u"]), [column])
     assert frame["u"].tolist() == ["12345678-1234-5678-1234-567812345678", None]
+
+
+@pytest.mark.parametrize(
+    ("declared", "postgresql", "mysql"),
+    [
+        ("NUMERIC", "NUMERIC", "DOUBLE"),  # unconstrained: exact on PostgreSQL, MySQL's would be DECIMAL(10, 0)
+        ("NUMERIC(40, 35)", "NUMERIC(40, 35)", "DOUBLE"),  # past MySQL's DECIMAL, within PostgreSQL's
+        ("NUMERIC(12, 2)", "NUMERIC(12, 2)", "NUMERIC(12, 2)"),
+    ],
+)
+def test_a_numeric_column_keeps_its_type_where_the_warehouse_can_hold_it(declared, postgresql, mysql):
+    from sqlalchemy.dialects import mysql as mysql_dialect
+    from sqlalchemy.dialects import postgresql as postgresql_dialect
+
+    from synthgate.columns import sql_types
+
+    published = sql_types([Column("x", ColumnKind.FLOAT, declared)], pd.DataFrame({"x": [1.5, 2.25]}))["x"]
+    assert str(published.compile(dialect=postgresql_dialect.dialect())) == postgresql
+    assert str(published.compile(dialect=mysql_dialect.dialect())) == mysql
