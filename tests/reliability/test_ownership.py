@@ -362,6 +362,24 @@ def test_a_smallint_column_stays_a_smallint_inside_its_range(warehouse):
     assert sorted(v for v in values if v is not None) == [-32768, 5, 32767]
 
 
+def test_a_mariadb_boolean_is_read_as_a_boolean(mariadb):
+    # BOOLEAN is TINYINT(1) there: it was learned as an integer and published as BIGINT
+    from synthgate.errors import DataValidationError
+    from synthgate.schema import ColumnKind
+    from synthgate.warehouse.extract import extract_table
+
+    with mariadb.engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {mariadb.q('flags')} (paid BOOLEAN, n INT)"))
+        conn.execute(sa.text(f"INSERT INTO {mariadb.q('flags')} VALUES (1, 1), (0, 2), (NULL, 3)"))
+    extract = extract_table(mariadb.table("flags"), key=b"k" * 32)
+    assert [c.kind for c in extract.columns] == [ColumnKind.BOOLEAN, ColumnKind.INTEGER]
+    assert extract.frame["paid"].tolist()[:2] == [True, False] and pd.isna(extract.frame["paid"].iloc[2])
+    with mariadb.engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {mariadb.q('flags')} VALUES (7, 4)"))
+    with pytest.raises(DataValidationError, match=r"column 'paid' .* holds values other than true, false, 0 and 1"):
+        extract_table(mariadb.table("flags"), key=b"k" * 32)
+
+
 def test_long_text_is_published_whole_on_mariadb(mariadb):
     # MySQL/MariaDB's TEXT holds 65,535 bytes: a longer value (from a LONGTEXT source) failed the publish
     from synthgate.schema import Column, ColumnKind
