@@ -153,7 +153,7 @@ def run_refresh(spec: TableSpec, trigger: str, *, retrain: bool = False) -> dict
             events.record_checks(
                 result.synthetic, result.source.columns, result.synthetic_check.result, result.verdicts
             )
-            with result.stage("log"), tracking.explained_log_failures(result.tracking_uri, result.report_path):
+            with result.stage("log"):
                 result.model_version = log_run(result)
             enforce(result.verdicts)
             with result.stage("publish"):

@@ -24,8 +24,15 @@ def log_run(result: RefreshResult) -> str | None:
 
     A model version is registered only when every gate passed (a rejected run logs its model, registers none, and
     returns None). A re-sampled model (``privacy.resampled_from``) is not registered again: ``result.model_version``
-    is returned.
+    is returned. A failure to reach the store or write the report is a :class:`~synthgate.errors.TrackingError` or
+    :class:`~synthgate.errors.OutputError` naming it (:func:`tracking.explained_log_failures`), here in the task,
+    before any other error is withheld (:func:`~synthgate.tasks.withheld`).
     """
+    with tracking.explained_log_failures(result.tracking_uri, result.report_path):
+        return _logged(result)
+
+
+def _logged(result: RefreshResult) -> str | None:
     assert result.synthetic is not None and result.synthesizer is not None and result.privacy is not None
     assert result.train is not None
     state = table_state(result.spec, get_settings())
