@@ -67,10 +67,10 @@ class PublishError(SynthgateError):
 
 
 class UnexpectedError(SynthgateError):
-    """A bug: an exception Synthgate did not raise on purpose, raised in its place where it would leave a task or a
-    flow. Its message names the exception's type and where it happened, never the exception's own message (a
-    library's message may quote a value from a row, and Prefect writes it into the run's state and logs);
-    ``original`` keeps it in this process (``synthgate --debug`` prints its traceback)."""
+    """A bug: an exception Synthgate did not raise on purpose, raised in its place where it would leave a task
+    (:func:`synthgate.tasks.withheld`). Its message names the exception's type and the task, never the exception's
+    own message (a library's message may quote a value from a row, and Prefect writes it into the run's state and
+    logs); ``original`` keeps it in this process (``synthgate --debug`` prints its traceback)."""
 
     def __init__(self, message: str, original: BaseException | None = None) -> None:
         super().__init__(message)
