@@ -58,8 +58,7 @@ def from_numeric(values: np.ndarray, column: Column) -> pd.Series:
         return stamps.dt.tz_localize("UTC") if column.timezone else stamps
     if column.kind is ColumnKind.INTEGER:
         null = np.isnan(values)
-        _, low, high = _integer_type(column)  # the declared type's range (public): a SMALLINT stays one
-        whole = np.clip(np.round(np.where(null, 0, values)), low, high)
+        whole = np.clip(np.round(np.where(null, 0, values)), _INT64_LOW, _INT64_HIGH)
         return pd.Series(pd.arrays.IntegerArray(whole.astype(np.int64), null))
     declared = numeric_precision(column.sql_type)
     if declared is not None:  # NUMERIC(p, s): values at the source's scale (an amount has cents, not 15 decimals)
@@ -76,8 +75,6 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
         kind = column.kind if column else None
         if kind is not ColumnKind.CATEGORICAL and pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
             types[name] = _TEXT  # a faked column (uuid) of a non-text source column holds strings
-        elif kind is ColumnKind.INTEGER and column is not None and _fits(frame[name], *_integer_type(column)[1:]):
-            types[name] = _integer_type(column)[0]  # (a faked key numbered past a SMALLINT's end: BIGINT, below)
         elif kind is ColumnKind.INTEGER or pd.api.types.is_integer_dtype(frame[name]):
             types[name] = sa.BigInteger()
         elif kind is ColumnKind.FLOAT:
@@ -91,27 +88,6 @@ def sql_types(columns: list[Column], frame: pd.DataFrame) -> dict[str, sa.types.
         else:
             types[name] = _TEXT
     return types
-
-
-#: Integer types published as themselves, with their ranges; any other integer type is published as BIGINT.
-_INTEGER_TYPES: dict[str, tuple[sa.types.TypeEngine, float, float]] = {
-    "SMALLINT": (sa.SmallInteger(), -(2.0**15), 2.0**15 - 1),
-    "INTEGER": (sa.Integer(), -(2.0**31), 2.0**31 - 1),
-    "INT": (sa.Integer(), -(2.0**31), 2.0**31 - 1),
-}
-
-
-def _integer_type(column: Column) -> tuple[sa.types.TypeEngine, float, float]:
-    """The SQL type an integer column is published as and the range its values are clipped to: its declared
-    ``SMALLINT`` or ``INTEGER`` (a DP range may reach past the type's ends), else BIGINT's."""
-    declared = column.sql_type.strip().upper().split("(")[0].strip()
-    return _INTEGER_TYPES.get(declared, (sa.BigInteger(), _INT64_LOW, _INT64_HIGH))
-
-
-def _fits(values: pd.Series, low: float, high: float) -> bool:
-    """Whether every value of an integer column lies in ``[low, high]``."""
-    numbers = pd.to_numeric(values, errors="coerce").dropna()
-    return numbers.empty or (float(numbers.min()) >= low and float(numbers.max()) <= high)
 
 
 #: MySQL/MariaDB's DECIMAL holds at most 65 digits, 30 of them after the point.

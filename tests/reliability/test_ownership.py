@@ -344,42 +344,6 @@ def test_a_date_column_is_published_as_dates(warehouse):
     assert sorted(str(d) for d in days if d is not None) == ["2021-01-01", "2021-02-01"] and None in days
 
 
-def test_a_smallint_column_stays_a_smallint_inside_its_range(warehouse):
-    # every integer was published as BIGINT, and a DP range reaching past a SMALLINT's ends gave values it cannot hold
-    import numpy as np
-
-    from synthgate.columns import from_numeric
-    from synthgate.schema import Column, ColumnKind
-    from synthgate.warehouse.publish import publish
-
-    small = Column("n", ColumnKind.INTEGER, "SMALLINT")
-    frame = pd.DataFrame({"n": from_numeric(np.array([-40_000.0, 5.4, np.nan, 40_000.0]), small)})
-    publish(warehouse.table(), frame, [small], "run00001", catalog_writer(warehouse.table(), "run00001", len(frame)))
-    [reflected] = sa.inspect(warehouse.engine).get_columns(f"{TARGET}__v1", schema=warehouse.schema)
-    assert isinstance(reflected["type"], sa.SmallInteger) or str(reflected["type"]).upper().startswith("SMALLINT")
-    with warehouse.engine.connect() as conn:
-        values = conn.execute(sa.text(f"SELECT n FROM {warehouse.q(TARGET)}")).scalars().all()
-    assert sorted(v for v in values if v is not None) == [-32768, 5, 32767]
-
-
-def test_a_mariadb_boolean_is_read_as_a_boolean(mariadb):
-    # BOOLEAN is TINYINT(1) there: it was learned as an integer and published as BIGINT
-    from synthgate.errors import DataValidationError
-    from synthgate.schema import ColumnKind
-    from synthgate.warehouse.extract import extract_table
-
-    with mariadb.engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE TABLE {mariadb.q('flags')} (paid BOOLEAN, n INT)"))
-        conn.execute(sa.text(f"INSERT INTO {mariadb.q('flags')} VALUES (1, 1), (0, 2), (NULL, 3)"))
-    extract = extract_table(mariadb.table("flags"), key=b"k" * 32)
-    assert [c.kind for c in extract.columns] == [ColumnKind.BOOLEAN, ColumnKind.INTEGER]
-    assert extract.frame["paid"].tolist()[:2] == [True, False] and pd.isna(extract.frame["paid"].iloc[2])
-    with mariadb.engine.begin() as conn:
-        conn.execute(sa.text(f"INSERT INTO {mariadb.q('flags')} VALUES (7, 4)"))
-    with pytest.raises(DataValidationError, match=r"column 'paid' .* holds values other than true, false, 0 and 1"):
-        extract_table(mariadb.table("flags"), key=b"k" * 32)
-
-
 def test_long_text_is_published_whole_on_mariadb(mariadb):
     # MySQL/MariaDB's TEXT holds 65,535 bytes: a longer value (from a LONGTEXT source) failed the publish
     from synthgate.schema import Column, ColumnKind
