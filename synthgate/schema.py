@@ -46,8 +46,8 @@ class Column:
 
 def kind_of(sql_type: sa.types.TypeEngine) -> ColumnKind:
     """Map a reflected SQL type to the kind the generator models."""
-    if isinstance(sql_type, sa.Boolean) or (isinstance(sql_type, mysql.TINYINT) and sql_type.display_width == 1):
-        return ColumnKind.BOOLEAN  # MySQL/MariaDB's BOOLEAN is TINYINT(1)
+    if isinstance(sql_type, sa.Boolean):
+        return ColumnKind.BOOLEAN
     if isinstance(sql_type, (sa.DateTime, sa.Date)):
         return ColumnKind.DATETIME
     if isinstance(sql_type, sa.Integer):

@@ -240,21 +240,10 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
         elif c.kind is ColumnKind.DATETIME:
             frame[c.name] = _instants(series, c)
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
-            frame[c.name] = _booleans(series, c)
+            frame[c.name] = series.astype("boolean")
         elif c.kind is ColumnKind.CATEGORICAL and series.dtype == object and _holds_uuids(series):
             frame[c.name] = series.map(lambda v: str(v) if isinstance(v, uuid.UUID) else v)  # text, as the rest
     return frame
-
-
-def _booleans(series: pd.Series, column: Column) -> pd.Series:
-    """A boolean column as pandas' nullable booleans (drivers give 0 and 1, MySQL's TINYINT(1) any small number)."""
-    try:
-        return series.astype("boolean")
-    except (TypeError, ValueError):
-        raise DataValidationError(
-            f"column {column.name!r} ({column.sql_type}) is read as a boolean but holds values other than true, false, "
-            "0 and 1: cast it in a view to a type of its values (SMALLINT), or declare it `policy: drop`"
-        ) from None
 
 
 def _holds_uuids(series: pd.Series) -> bool:
