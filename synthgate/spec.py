@@ -168,6 +168,11 @@ FakeKind = Literal["id", "uuid", "name", "first_name", "last_name", "email", "ph
 KEY_KINDS = ("id", "uuid")  # fake kinds of key columns (the privacy unit is published as one)
 
 
+#: The holdout split's scheme, part of :meth:`TableSpec.learning_digest`: 2 since each row's hash is hashed again
+#: under the key (pandas keys text alone, and a table of numbers only was split by an unkeyed hash).
+SPLIT_SCHEME = 2
+
+
 class ColumnPolicy(_Frozen):
     """What happens to one column. Declared domains are public knowledge and cost no budget."""
 
@@ -446,6 +451,9 @@ class TableSpec(_Frozen):
         }
         if self.children:  # absent otherwise: the digests of specs without children stay as they were
             learning["children"] = [c.model_dump(exclude={"source", "target"}) for c in self.children]
+        # the holdout split's scheme: a model trained under an earlier one is retrained, not re-sampled (scored against
+        # today's holdout, which partly held its training rows, its privacy scores would read safer than they are)
+        learning["split"] = SPLIT_SCHEME
         return hashlib.sha256(json.dumps(learning, sort_keys=True, default=str).encode()).hexdigest()
 
     @model_validator(mode="after")

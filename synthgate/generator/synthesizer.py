@@ -36,7 +36,7 @@ import torch
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-from synthgate.columns import joined
+from synthgate.columns import from_numeric, joined
 from synthgate.cpu_threads import cpu_share
 from synthgate.errors import DataValidationError, PrivacyBudgetError, SpecError
 from synthgate.generator.accounting import (
@@ -228,8 +228,12 @@ class DPSynthesizer:
     def _categorical(self, column: Column) -> bool:
         """Whether a column is learned as categories: declared so, or a number with a declared domain of values
         (learned on its axis, a domain of five amounts came out as any number between them)."""
-        policy = self._policy(column.name)
-        return policy.policy == "categorical" or (column.kind.is_numeric and policy.categories is not None)
+        return self._policy(column.name).policy == "categorical" or self._numeric_domain(column)
+
+    def _numeric_domain(self, column: Column) -> bool:
+        """Whether ``column`` is a number with a declared domain: learned as categories, sampled as its numbers."""
+        numbers = column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
+        return numbers and self._policy(column.name).categories is not None
 
     @staticmethod
     def _as_categorical(column: Column) -> Column:
@@ -757,6 +761,14 @@ class DPSynthesizer:
                     if c.name not in self.given:
                         pieces[c.name].append(codec.decode(tokens[:, j], rng))
         columns = joined(pieces)  # a column at a time: 10M sampled rows are gigabytes, their chunks as many again
+        for column in self.columns:  # a number's declared domain, drawn as categories: its numbers in its own type
+            if (
+                column.name in columns
+                and self._numeric_domain(column)
+                and self._policy(column.name).policy != "categorical"
+            ):
+                drawn = pd.to_numeric(columns[column.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                columns[column.name] = from_numeric(drawn, column)
         for name, kind in self.fakes.items():
             sizes = self.unit_sizes.bins(self.max_rows_per_unit) if name == self.unit and self.unit_sizes else None
             columns[name] = fake_column(kind, n, seed, self.rows_per_key.get(name, 1.0), group_sizes=sizes)

@@ -493,9 +493,11 @@ def _begin(conn: Connection) -> None:
 
 
 def _lock_key(target: WarehouseTable) -> str:
-    """The publish lock of the object ``target`` names, however its schema is spelled (none, or the default one
-    written out), hashed to fit MySQL's 64 characters: two runs publishing one table always take one lock."""
-    return "synthgate:publish:" + hashlib.sha256(repr(target.identity()).encode()).hexdigest()[:40]
+    """The publish lock of ``target``'s schema and table, however the schema is spelled (none, or the default one
+    written out), hashed to fit MySQL's 64 characters: two runs publishing one table always take one lock. The lock
+    lives on the target's own server, so the URL's host (spelled as a name, an address, with or without its port)
+    stays out of the key."""
+    return "synthgate:publish:" + hashlib.sha256(repr(target.identity()[-2:]).encode()).hexdigest()[:40]
 
 
 # --- publish, prune, rollback ---------------------------------------------------------------------
