@@ -532,7 +532,6 @@ def _risk_row(r: AttackRisk) -> tuple[str, ...]:
         _f(r.attack_rate),
         _f(r.control_rate),
         _f(r.baseline_rate),
-        str(r.attacks),
     )
 
 
@@ -626,7 +625,7 @@ def _privacy_section(s: Scores, ev: Evaluation | None) -> str:
         attacks = (
             "<h3>Anonymeter attacks (risk = excess success over the holdout control; 95% interval)</h3>"
             "<table><tr><th>attack</th><th>risk</th><th>interval</th><th>success on training</th>"
-            "<th>success on holdout (control)</th><th>random baseline</th><th>attacks</th></tr>"
+            "<th>success on holdout (control)</th><th>random baseline</th></tr>"
             + _rows([_risk_row(r) for r in risks])
             + "</table>"
             "<p class='note'>Anonymeter's method (singling out, linkability, inference), implemented in Synthgate: "

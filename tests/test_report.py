@@ -131,6 +131,7 @@ def test_report_is_self_contained_and_holds_no_real_row(report, people):
     assert not any(email in page for email in people["email"].head(200))
     for section in ("singling_out", "linkability", "inference:churned", "gradient boosting", "linear", "customer_id"):
         assert section in page
+    assert "<th>attacks</th>" not in page  # the number of attacks, capped at the holdout's rows, told its size
     assert all(html.escape(line) in page for line in DISCLOSED_EXCEPTIONS)  # word for word, as README prints them
 
 

@@ -184,17 +184,6 @@ class _Blocks:
         return matrix if rows is None else matrix[rows]
 
 
-def _attack_count(attacks: int, train: pd.DataFrame, control: pd.DataFrame) -> int:
-    """Attacks per family: the configured number whatever the tables' sizes (none on an empty table). One capped at
-    the holdout's size printed that size in the report for a holdout under 300 rows."""
-    return attacks if len(train) and len(control) else 0
-
-
-def _attacked_rows(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
-    """``n`` of ``rows`` records to attack: distinct where there are enough, else drawn with replacement."""
-    return rng.choice(rows, n, replace=rows < n)
-
-
 def linkability(
     train: pd.DataFrame,
     control: pd.DataFrame,
@@ -210,11 +199,11 @@ def linkability(
     names = [c.name for c in columns]
     halves = (names[0::2], names[1::2])  # interleaved: each half mixes the table's kinds of columns
     blocks = _Blocks(synthetic, columns, {"train": train, "control": control, "synthetic": synthetic})
-    n = _attack_count(attacks, train, control)
+    n = min(attacks, len(train), len(control))
     indexes = [NearestNeighbors(n_neighbors=1).fit(blocks.select("synthetic", half)) for half in halves]
 
     def links(frame: str) -> int:
-        rows = _attacked_rows(rng, len(blocks.blocks[frame][0]), n)
+        rows = rng.choice(len(blocks.blocks[frame][0]), n, replace=False)
         nearest = [
             index.kneighbors(blocks.select(frame, half, rows))[1][:, 0]
             for index, half in zip(indexes, halves, strict=True)
@@ -248,7 +237,7 @@ def inference(
     frames = {"train": train, "control": control, "synthetic": synthetic}
     blocks = _Blocks(synthetic, columns, frames)
     arrays = _Columns(frames, columns)
-    n = _attack_count(attacks, train, control)
+    n = min(attacks, len(train), len(control))
     risks: dict[str, AttackRisk] = {}
     for secret in secrets:
         j = blocks.names.index(secret)
@@ -283,11 +272,11 @@ def inference(
             j: int = j,
             correct: Callable[[np.ndarray, np.ndarray], int] = correct,
         ) -> int:
-            rows = _attacked_rows(rng, len(frames[frame]), n)
+            rows = rng.choice(len(frames[frame]), n, replace=False)
             nearest = index.kneighbors(blocks.select(frame, aux, rows))[1][:, 0]
             return correct(guessed[nearest], arrays.values[frame][j][rows])
 
-        base_rows = _attacked_rows(rng, len(train), n)
+        base_rows = rng.choice(len(train), n, replace=False)
         baseline = correct(guessed[rng.integers(len(synthetic), size=n)], arrays.values["train"][j][base_rows])
         risks[secret] = risk_from_counts(
             f"inference:{secret}", n, attack("train"), attack("control"), baseline, confidence

@@ -62,11 +62,3 @@ def test_attacks_are_repeatable_with_a_seed(thirds, columns):
     assert a == b
     assert np.isfinite([a.singling_out.ci_high, a.linkability.ci_high]).all()
 
-
-def test_the_number_of_attacks_never_tells_the_holdout_s_size(thirds, columns):
-    # capped at the holdout's rows, the report's "attacks" column printed the size of a holdout under 300 rows
-    train, holdout, fresh = thirds
-    risks = anonymeter_risks(
-        train=train, holdout=holdout.head(137), synthetic=fresh, columns=columns, target="churned", attacks=300
-    )
-    assert risks.linkability.attacks == 300 and {r.attacks for r in risks.inference.values()} == {300}
