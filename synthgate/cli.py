@@ -34,7 +34,7 @@ class _CleanErrors(TyperGroup):
         try:
             return super().parse_args(ctx, args)
         except TyperException as exc:  # the group's own options (`synthgate --bogus ...`): one line as well
-            if _DEBUG or type(exc).__name__ in ("Exit", "Abort"):
+            if _DEBUG or type(exc).__name__ in ("Exit", "Abort", "NoArgsIsHelpError"):  # bare `synthgate`: the help
                 raise
             self._usage_error(exc, ctx)
             raise  # pragma: no cover - _usage_error always ends the command

@@ -210,12 +210,15 @@ def _text_hashes(values: pd.Series) -> np.ndarray:
     A column of mixed Python types (an untyped SQLite column: ``5``, ``5.0``, ``True``) is written out in
     :func:`~synthgate.hashing.as_text`'s one form per value first: distinct values that compare equal would otherwise
     take the text of whichever comes first, and the same value would hash apart in two frames."""
-    null = values.isna().to_numpy()
-    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-        values = values.map(as_text).where(~null)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = values.map(as_text).where(values.notna())  # mixed Python types: one spelling per value first
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    # pandas hashes text up to its first NUL: escaped, "x\\x00y" and "x" hash apart
-    texts = pd.Series([str(v).replace("\\", "\\\\").replace("\x00", "\\0") for v in uniques], dtype=object)
+    # each distinct value once (a typed column: its values' one form); pandas hashes text up to its first NUL:
+    # escaped, "x\\x00y" and "x" hash apart
+    texts = pd.Series(
+        [(v if isinstance(v, str) else as_text(v)).replace("\\", "\\\\").replace("\x00", "\\0") for v in uniques],
+        dtype=object,
+    )
     hashed = pd.util.hash_pandas_object(texts, index=False).to_numpy(dtype=np.uint64)
     return np.where(codes < 0, _NULL_HASH, hashed[codes] if hashed.size else _NULL_HASH).astype(np.uint64)
 

@@ -222,7 +222,7 @@ def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_row
     server parses the current one. Other warehouses: multi-row INSERTs through pandas.
     """
     dates = [c.name for c in table.columns if isinstance(c.type, sa.Date) and not isinstance(c.type, sa.DateTime)]
-    if dates:  # a DATE column's values as dates: SQLite stored midnight timestamps as text with their time
+    if dates and conn.dialect.name != "postgresql":  # dates (COPY's text casts to them): SQLite kept the time
         frame = frame.assign(**{name: frame[name].dt.date for name in dates})
     chunks = [frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
     if conn.dialect.name != "postgresql":
