@@ -61,4 +61,3 @@ def test_attacks_are_repeatable_with_a_seed(thirds, columns):
     )
     assert a == b
     assert np.isfinite([a.singling_out.ci_high, a.linkability.ci_high]).all()
-
