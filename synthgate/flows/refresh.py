@@ -74,10 +74,12 @@ def ended(exc: Exception) -> State:
         name = "Rejected" if isinstance(exc, GateFailedError) else refused
         message = one_line(exc)
         get_run_logger().log(logging.WARNING if name == "Rejected" else logging.ERROR, "%s: %s", name.lower(), message)
-    else:  # a bug outside a task: the state and the log name its type and where it happened, never its message (a
-        # library's message may quote a value); its traceback, message included, at DEBUG in this process only
+    else:  # a bug outside a task: the state and the log name its type, never its message (a library's message may
+        # quote a value); where it happened at DEBUG (the run's log, without the message; the console stays one line),
+        # and its traceback, message included, at DEBUG in this process only
         name, message = "Failed", f"unexpected {type(exc).__name__}"
-        get_run_logger().error("failed: %s, at\n%s", message, "".join(traceback.format_tb(exc.__traceback__)))
+        get_run_logger().error("failed: %s", message)
+        get_run_logger().debug("%s at\n%s", message, "".join(traceback.format_tb(exc.__traceback__)))
         logging.getLogger(__name__).debug("unexpected %s", type(exc).__name__, exc_info=exc)
         quiet.mark_logged(exc)
     return Failed(name=name, message=message, data=exc)
