@@ -350,6 +350,44 @@ def _view_grants(conn: Connection, view: str) -> list[str]:
     ]
 
 
+@dataclass
+class _MovedViews:
+    """The views a publish or rollback pointed at a new version, to point back if it fails where DDL commits on its
+    own (MySQL, MariaDB): there the failed transaction takes its catalog rows and events with it, not the views."""
+
+    moved: list[tuple[WarehouseTable, int | None, bool]] = field(default_factory=list)  # target, from, name existed
+
+    def point(self, conn: Connection, target: WarehouseTable, version: int, previous: int | None) -> None:
+        """Point ``target``'s view at ``version`` (it pointed at ``previous``, None: never published)."""
+        existed = _kind_of(conn, target.table, target.db_schema) is not None
+        self.moved.append((target, previous, existed))
+        _point_view(conn, target, version)
+
+    def undone(self, engine: Engine) -> str | None:
+        """Point every moved view back where DDL is not transactional (elsewhere the rollback did): None when every
+        view is where it was, else the clause for the failure's message naming those that are not."""
+        if engine.dialect.name not in ("mysql", "mariadb"):
+            return None
+        stuck = []
+        for target, previous, existed in reversed(self.moved):
+            try:
+                with engine.begin() as conn:
+                    if previous is not None:
+                        _point_view(conn, target, previous)
+                    elif not existed:  # the view this publish made: there was none before
+                        conn.execute(sa.text(f"DROP VIEW IF EXISTS {quoted(conn, target.table, target.db_schema)}"))
+                    else:
+                        stuck.append(f"{qualified(target)!r}")
+            except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)) as exc:
+                stuck.append(f"{qualified(target)!r} ({driver_error(exc)})")
+        if not stuck:
+            return None
+        return (
+            f"the view {', '.join(stuck)} could not be pointed back and may read a version the catalog does not "
+            "record it reading: the next publish or rollback points it where the catalog says"
+        )
+
+
 def _comment(conn: Connection, target: WarehouseTable, version: int | None, text: str | None) -> None:
     """The lineage as a comment on the version table (when ``version`` is given) and on the view (PostgreSQL)."""
     if not text or conn.dialect.name != "postgresql":  # SQLite has no comments; MySQL's views have none
@@ -412,15 +450,20 @@ def _comment_of(conn: Connection, table: str, schema: str | None) -> str | None:
         return None
 
 
-def _view_versions(conn: Connection, target: WarehouseTable) -> set[int] | None:
-    """The version numbers the view at the target name reads from; None when the warehouse does not say."""
+def _view_definition(conn: Connection, target: WarehouseTable) -> str | None:
+    """The definition of the view at the target name as the warehouse prints it; None where it does not say."""
     try:
         definition = sa.inspect(conn).get_view_definition(target.table, schema=target.db_schema)
     except (NotImplementedError, sa.exc.NoSuchTableError):
         return None
-    if not definition:
+    return str(definition) if definition else None
+
+
+def _view_versions(conn: Connection, target: WarehouseTable, definition: str | None = None) -> set[int] | None:
+    """The version numbers the view at the target name reads from; None when the warehouse does not say."""
+    definition = definition or _view_definition(conn, target)
+    if definition is None:
         return None
-    definition = str(definition)
     candidates = (
         _taken_versions(conn, target)
         | governance.recorded_versions(conn, target.table)
@@ -437,6 +480,42 @@ def _view_versions(conn: Connection, target: WarehouseTable) -> set[int] | None:
         if bare.search(definition) or any(q in definition for q in quoted):
             reads.add(version)
     return reads
+
+
+# A view definition's tokens: a quoted name ("", ``, []), a word, or one other character
+_TOKEN = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*|\S')
+_PLAIN_WORDS = frozenset({"select", "from", "as"})
+
+
+def _selects_whole(conn: Connection, target: WarehouseTable, definition: str, version: int) -> bool:
+    """Whether the view at the target name is the one :func:`_point_view` makes for ``version``: it has the version
+    table's columns, in order, under their names, and its definition from its first SELECT names nothing but that
+    table, its schema and its columns (SELECT, FROM, AS and the commas, dots and star between them).
+
+    A view a user defined at that name over Synthgate's version (a filter, a join, some columns) reads that version
+    too; it is theirs, and replacing it would lose their definition."""
+    table = version_table_name(target.table, version)
+    inspector = sa.inspect(conn)
+    try:
+        columns = [c["name"] for c in inspector.get_columns(table, schema=target.db_schema)]
+        shown = [c["name"] for c in inspector.get_columns(target.table, schema=target.db_schema)]
+    except sa.exc.NoSuchTableError:
+        return False
+    if shown != columns:
+        return False
+    names = {table, *columns, *([target.db_schema] if target.db_schema else [])}
+    tokens = _TOKEN.findall(definition)
+    words = [t.lower() for t in tokens]
+    if "select" not in words:
+        return False
+    for token in tokens[words.index("select") :]:
+        if token in (",", ".", ";", "*") or token.lower() in _PLAIN_WORDS:
+            continue
+        if token[0] in '"`[' and len(token) > 1:
+            token = token[1:-1].replace(token[0] * 2, token[0]) if token[0] != "[" else token[1:-1]
+        if token not in names:
+            return False
+    return True
 
 
 def _described(target: WarehouseTable) -> str:
@@ -457,11 +536,18 @@ def _foreign_target(conn: Connection, target: WarehouseTable) -> str | None:
             else ""
         )
         return f"target {_described(target)} is a table Synthgate did not create: {refuse}{older}"
-    reads = _view_versions(conn, target)
-    if reads is None:  # the definition is not readable here: Synthgate's when it recorded pointing the name
+    definition = _view_definition(conn, target)
+    reads = _view_versions(conn, target, definition)
+    if definition is None or reads is None:  # not readable here: Synthgate's when it recorded pointing the name
         ours = governance.current_version(conn, target.table) is not None
     else:
         ours = bool(reads) and reads <= _ownership(conn, target).all
+        if ours and not (len(reads) == 1 and _selects_whole(conn, target, definition, next(iter(reads)))):
+            return (
+                f"target {_described(target)} is a view over Synthgate's versions that Synthgate did not create (it "
+                "is not the plain SELECT * Synthgate makes): refusing to replace it. Choose another target.table, "
+                "or drop it yourself and the next publish makes Synthgate's view again"
+            )
     return None if ours else f"target {_described(target)} is a view Synthgate did not create: {refuse}"
 
 
@@ -593,6 +679,7 @@ def publish_together(
     described = ", ".join(repr(qualified(t)) for t in targets)
     engine = governed_engine(targets[0])
     governance.ensure_governance_tables(engine)
+    views = _MovedViews()
     try:
         with engine.connect() as lock_conn, ExitStack() as locks:
             for key in sorted({_lock_key(t) for t in targets}):  # one order: two publishes never wait on each other
@@ -618,7 +705,7 @@ def publish_together(
                     for t in tables:
                         _load_version(conn, t, version, run_id)
                     for t in tables:
-                        _point_view(conn, t.target, version)
+                        views.point(conn, t.target, version, previous[t.target])
                         _comment(conn, t.target, version, t.comment(version) if t.comment else None)
                     for t in tables:
                         governance.record_event(
@@ -631,9 +718,12 @@ def publish_together(
         getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
     ) as exc:  # COPY raises the driver's
         raise PublishError(
-            f"publishing {described} failed ({driver_error(exc)}); the previous version is unchanged and still "
-            "published"
+            f"publishing {described} failed ({driver_error(exc)}); "
+            + (views.undone(engine) or "the previous version is unchanged and still published")
         ) from exc
+    except Exception:  # a bug in a caller's in-transaction step: its views go back all the same
+        views.undone(engine)
+        raise
     for t in tables:
         log.info("published %s version %d (%d rows)", qualified(t.target), version, len(t.frame))
     return [
@@ -860,6 +950,7 @@ def rollback(
     is recorded as the rollback event's detail."""
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
+    views = _MovedViews()
     try:
         # the child tables ever published with it: locked too, since they may move with it
         linked = tuple(_beside(target, name) for name in governance.children_ever(engine, target.table))
@@ -892,7 +983,7 @@ def rollback(
             if to_version == current:
                 raise PublishError(f"{qualified(target)!r} already points at version {current}")
             children = _linked_children(conn, target, current, to_version)
-            _point_view(conn, target, to_version)
+            views.point(conn, target, to_version, current)
             row = conn.execute(
                 sa.select(governance.CATALOG.c.run_id).where(
                     governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version == to_version
@@ -901,7 +992,7 @@ def rollback(
             _rolled_back_comment(conn, target, to_version, current)
             governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
             for child, child_current in children:  # the child tables published with the parent move with it
-                _point_view(conn, child, to_version)
+                views.point(conn, child, to_version, child_current)
                 _rolled_back_comment(conn, child, to_version, child_current)
                 detail = f"with its parent {target.table}" + (f": {reason}" if reason else "")
                 governance.record_event(
@@ -909,8 +1000,8 @@ def rollback(
                 )
     except SQLAlchemyError as exc:
         raise PublishError(
-            f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); the name still points at the version "
-            "it did before"
+            f"rolling back {qualified(target)!r} failed ({driver_error(exc)}); "
+            + (views.undone(engine) or "the name still points at the version it did before")
         ) from exc
     log.info("rolled %s back from version %d to %d", qualified(target), current, to_version)
     return Published(qualified(target), to_version, kept[to_version], current)

@@ -235,6 +235,32 @@ def test_a_user_view_at_the_target_is_refused_and_kept(warehouse):
         assert conn.execute(sa.text(f"SELECT count(*) FROM {warehouse.q(TARGET)}")).scalar() == 4
 
 
+@pytest.mark.parametrize(
+    "select",
+    ["SELECT marker, score FROM {v}", "SELECT * FROM {v} WHERE marker > 1", "SELECT marker AS kept, score FROM {v}"],
+)
+def test_a_user_view_over_synthgate_s_version_at_the_target_is_refused_and_kept(warehouse, select):
+    # It reads only Synthgate's version, but it is the user's definition: replacing it would lose it.
+    publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP VIEW {warehouse.q(TARGET)}"))
+        view = select.format(v=warehouse.q(f"{TARGET}__v1"))
+        conn.execute(sa.text(f"CREATE VIEW {warehouse.q(TARGET)} AS {view}"))
+    with pytest.raises(PublishError, match="a view over Synthgate's versions that Synthgate did not create"):
+        check_target(warehouse.table())
+    with pytest.raises(PublishError, match="drop it yourself"):
+        publish_version(warehouse.table(), version_frame(2, 20), "run00002")
+    with pytest.raises(PublishError, match="did not create"):
+        rollback(warehouse.table(), to_version=1)
+    with warehouse.engine.connect() as conn:  # still the user's definition
+        shown = sa.inspect(conn).get_columns(TARGET, schema=warehouse.schema)
+        assert len(shown) < len(warehouse.snapshot(f"{TARGET}__v1")[0]) or "WHERE" in select
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP VIEW {warehouse.q(TARGET)}"))
+    assert publish_version(warehouse.table(), version_frame(2, 20), "run00002").version == 2
+    check_target(warehouse.table())  # Synthgate's own view again
+
+
 def test_the_target_replaced_by_a_user_table_after_publishing_is_refused(warehouse):
     publish_version(warehouse.table(), version_frame(1, 20), "run00001")
     with warehouse.engine.begin() as conn:  # the user drops Synthgate's view and puts a table of theirs there
@@ -273,6 +299,37 @@ def test_a_claim_a_failed_publish_left_proves_nothing_about_a_table_made_at_its_
     if not left:
         assert warehouse.snapshot(f"{TARGET}__v2") == before
         check_target(warehouse.table())  # and the view is still Synthgate's
+
+
+def test_a_publish_failing_after_its_view_moved_leaves_the_previous_version_published(warehouse):
+    # On MariaDB CREATE OR REPLACE VIEW commits on its own: the failed transaction takes the catalog row and the
+    # event with it, not the view, which is pointed back.
+    publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+
+    def fail(conn):
+        conn.execute(sa.text("SELECT * FROM no_such_table_here"))
+
+    with pytest.raises(PublishError, match="the previous version is unchanged and still published"):
+        publish_version(warehouse.table(), version_frame(2, 30), "run00002", hold=fail)
+    assert warehouse.read_name() == (20, 1, 1)
+    assert [r["run_id"] for r in governance.catalog_rows(warehouse.governed())] == ["run00001"]
+    published = publish_version(warehouse.table(), version_frame(3, 40), "run00003", keep=1)
+    assert (published.version, warehouse.read_name()) == (3, (40, 3, 3))
+
+
+def test_a_rollback_failing_after_its_view_moved_leaves_the_name_where_it_was(warehouse, monkeypatch):
+    import synthgate.warehouse.publish
+
+    for marker in (1, 2):
+        publish_version(warehouse.table(), version_frame(marker, 10 * marker), f"run0000{marker}")
+    lost = sa.exc.OperationalError("INSERT ...", {}, Exception("server closed the connection unexpectedly"))
+    with monkeypatch.context() as patched:
+        patched.setattr(synthgate.warehouse.publish.governance, "record_event", mock_raising(lost))
+        with pytest.raises(PublishError, match="the name still points at the version it did before"):
+            rollback(warehouse.table(), to_version=1)
+    assert warehouse.read_name() == (20, 2, 2)
+    assert rollback(warehouse.table(), to_version=1).version == 1
+    assert warehouse.read_name() == (10, 1, 1)
 
 
 def test_a_failed_prune_leaves_the_publish_standing(warehouse, monkeypatch, caplog):
