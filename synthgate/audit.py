@@ -91,7 +91,7 @@ def audit(spec: TableSpec, settings: Settings, with_mlflow: bool = True) -> dict
     """The audit record of one table: its versions (source, budget, gates, model), refreshes, rollbacks and
     migrations, and the chain from the published table back to its run; ``with_mlflow`` adds the runs' and models'
     MLflow facts."""
-    engine = governed_engine(spec.target)
+    engine = governed_engine(spec.target, read_only=True)
     table = spec.target.table
     rows = [_plain(r) for r in governance.catalog_rows(engine, spec.name)]
     catalog = [r for r in rows if not r.get("parent_table")]

@@ -375,7 +375,8 @@ def budget(
 
     table_spec = load_spec(spec)
     cap = get_settings().budget_cap(table_spec.privacy.cap)
-    summary = budget_summary(governed_engine(table_spec.target), table_spec.name, cap, source=table_spec.source)
+    engine = governed_engine(table_spec.target, read_only=True)
+    summary = budget_summary(engine, table_spec.name, cap, source=table_spec.source)
     if as_json:
         typer.echo(json.dumps(summary, default=str))
         return

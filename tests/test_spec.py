@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -555,3 +556,20 @@ def test_refresh_all_of_a_folder_without_specs_is_refused_before_the_flow(tmp_pa
     result = CliRunner().invoke(app, ["refresh-all", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"error: no table specs match '*.yaml' in {tmp_path / 'nowhere'}"]
+
+
+def test_budget_and_audit_read_a_warehouse_that_does_not_exist_yet_without_creating_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTHGATE_HOME", str(tmp_path / "home"))
+    spec = write(tmp_path, MINIMAL)
+    budget = CliRunner().invoke(app, ["budget", str(spec), "--json"])
+    assert budget.exit_code == 0, budget.output
+    assert json.loads(budget.stdout)["refreshes"] == 0
+    audit = CliRunner().invoke(app, ["audit", str(spec), "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.stdout)["current_version"] is None
+    assert not (tmp_path / "w.db").exists()  # the first refresh creates the warehouse, not a look at its budget

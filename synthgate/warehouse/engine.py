@@ -64,8 +64,12 @@ def check_connection(url: str) -> Engine:
     return engine
 
 
-def governed_engine(table: WarehouseTable) -> Engine:
-    """An engine whose governance tables (catalog, ledger) live in ``table``'s schema."""
+def governed_engine(table: WarehouseTable, *, read_only: bool = False) -> Engine:
+    """An engine whose governance tables (catalog, ledger) live in ``table``'s schema. ``read_only``: for a command
+    that only reads them (``budget``, ``audit``), a SQLite file that does not exist yet is an empty database, not
+    created (connecting would create it)."""
+    if read_only and missing_sqlite_file(table.url):
+        return sa.create_engine("sqlite://")
     engine = check_connection(table.url)
     return engine.execution_options(schema_translate_map={None: table.db_schema}) if table.db_schema else engine
 
@@ -74,19 +78,22 @@ def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
     """The table's structure as the warehouse declares it, or :class:`MissingTableError` naming the spec section
     (``role``: ``source``, ``holdout.table``) whose ``table`` to check. A SQLite file that does not exist is
     refused here (connecting would create it, empty)."""
-    url = sa.engine.make_url(table.url)
-    if (
-        url.get_backend_name() == "sqlite"
-        and url.database not in (None, "", ":memory:")
-        and not Path(url.database).exists()
-    ):
-        raise MissingTableError(f"SQLite database {url.database!r} does not exist: check {role}.url in the spec")
+    if missing := missing_sqlite_file(table.url):
+        raise MissingTableError(f"SQLite database {missing!r} does not exist: check {role}.url in the spec")
     engine = check_connection(table.url)
     if not sa.inspect(engine).has_table(table.table, schema=table.db_schema):
         raise MissingTableError(
             f"table {qualified(table)!r} does not exist in {table.display_url}: check {role}.table in the spec"
         )
     return sa.Table(table.table, sa.MetaData(), schema=table.db_schema, autoload_with=engine)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL when it does not exist (connecting would create it, empty); else None."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
 
 
 def qualified(table: WarehouseTable) -> str:

@@ -935,7 +935,7 @@ def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -
 
 def kept_versions(target: WarehouseTable) -> list[int]:
     """Version numbers of Synthgate's own versions whose tables still exist (rollback targets)."""
-    engine = governed_engine(target)
+    engine = governed_engine(target, read_only=True)
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(governance.EVENTS.name, schema=target.db_schema):
             return []
