@@ -17,11 +17,13 @@ after the lock). A process killed anywhere in the transaction leaves nothing: th
 **Synthgate drops or replaces only what it recorded creating** (ownership is a recorded fact, never a naming
 pattern): version tables recorded by a ``publish`` or ``migrate`` event and not pruned since, version tables it
 *claimed* (a ``synthgate_claims`` row committed on its own before the ``CREATE TABLE``) but never published, and
-the view at the target name that reads one of those. A table merely named like a version (``<target>__v7``,
+the view at the target name that is the plain ``SELECT *`` of one of those it makes (a user's view over a version,
+with a filter or some columns, is theirs). A table merely named like a version (``<target>__v7``,
 ``<target>__staging_x``) is never dropped: the next version number skips it. A target name taken by anything
 else (a table, someone's view) is refused before any read or spend (:func:`check_target`, in the flow's
 preflight) and again inside :func:`publish`. On MySQL/MariaDB, where DDL commits implicitly, a killed publish
-can leave the version table it claimed: the next publish drops it after publishing (the view never reads it).
+can leave the version table it claimed: the next publish drops it after publishing (the view never reads it); a
+publish or rollback failing after it moved a view there points the view back (:class:`_MovedViews`).
 
 A table at the target name (one an older release published as a plain table, say) becomes a version only on the
 explicit ``synthgate migrate`` command (:func:`migrate`), never automatically.
