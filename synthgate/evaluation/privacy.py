@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -124,6 +126,32 @@ def coarse(score: float) -> float:
     """``score``, computed over real rows and divided by their count, to :data:`COARSE_DECIMALS` decimals: what it
     says without the count it was divided by (a share of holdout rows, an AUC over at most 2,000 real records)."""
     return round(score, COARSE_DECIMALS)
+
+
+_T = TypeVar("_T")
+
+
+def coarsened(value: _T) -> _T:
+    """``value`` with every float in it to :data:`COARSE_DECIMALS` decimals (:func:`coarse`): a dataclass's fields, a
+    dict's values, a tuple's or list's items, recursively. What an evaluation hands on (gates, MLflow, the catalog,
+    the report): every score is computed over real rows, and at full precision one divided by their count gives the
+    count back (a child table's children-per-parent TVD was a multiple of 1 / (2 n) for the n training parents)."""
+    out: Any = value
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float | np.floating):
+        out = coarse(float(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: coarsened(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        out = dataclasses.replace(value, **fields)
+    elif isinstance(value, dict):
+        out = {key: coarsened(item) for key, item in value.items()}
+    elif isinstance(value, tuple):
+        items = [coarsened(item) for item in value]
+        out = type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    elif isinstance(value, list):
+        out = [coarsened(item) for item in value]
+    return cast("_T", out)
 
 
 #: Rows of one unit the unit-level attack measures at most (drawn at random): a unit's closest row among them.

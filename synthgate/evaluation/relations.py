@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthgate.evaluation.privacy import coarse
+from synthgate.evaluation.privacy import coarsened
 from synthgate.generator.units import sibling_agreement, size_bin
 from synthgate.schema import Column, ColumnKind
 
@@ -313,13 +313,13 @@ def evaluate_relations(
         child_columns=child_columns,
         seed=seed,
     )
-    return Relations(
+    relations = Relations(
         children_tvd=children_tvd(train, synthetic),
         children_tvd_holdout=children_tvd(train, holdout),
         dangling_share=synthetic.dangling_share(),
-        dangling_share_real=coarse(train.dangling_share()),
+        dangling_share_real=train.dangling_share(),
         null_key_share=synthetic.null_key_share(),
-        null_key_share_real=coarse(train.null_key_share()),
+        null_key_share_real=train.null_key_share(),
         pair_trends=pair_trends(train, synthetic, parent_columns, child_columns),
         order_trends=order_trends(train, synthetic, child_columns),
         siblings=siblings(train, synthetic, child_columns),
@@ -328,3 +328,4 @@ def evaluate_relations(
         dcr_share=dcr_share,
         mia_auc=mia_auc,
     )
+    return coarsened(relations)  # computed over real parents and children: at full precision, their counts

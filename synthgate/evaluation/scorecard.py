@@ -14,7 +14,7 @@ from synthgate.evaluation.attacks import AnonymeterRisks, anonymeter_risks
 from synthgate.evaluation.features import single_threaded
 from synthgate.evaluation.fidelity import Fidelity, quality
 from synthgate.evaluation.marginals import MarginalTVD, marginal_tvd
-from synthgate.evaluation.privacy import DistanceToClosestRecord, coarse, dcr, row_hashes
+from synthgate.evaluation.privacy import DistanceToClosestRecord, coarsened, dcr, row_hashes
 from synthgate.evaluation.utility import Utility, tstr
 from synthgate.evaluation.validity import duplicate_key_share
 from synthgate.gates import Scores
@@ -163,13 +163,12 @@ def evaluate(
         exact_copies_training=distance.exact_copies_training,
         exact_copies_holdout=distance.exact_copies_holdout,
         mia_auc=distance.mia_auc,
-        # attacks on at most the holdout's rows: to three decimals, like every score divided by a count of real rows
-        singling_out_risk=coarse(risks.singling_out.risk),
-        linkability_risk=coarse(risks.linkability.risk),
-        inference_risk=coarse(worst.risk) if worst else 0.0,
-        singling_out_risk_low=coarse(risks.singling_out.ci_low),
-        linkability_risk_low=coarse(risks.linkability.ci_low),
-        inference_risk_low=coarse(max((r.ci_low for r in risks.inference.values()), default=0.0)),
+        singling_out_risk=risks.singling_out.risk,
+        linkability_risk=risks.linkability.risk,
+        inference_risk=worst.risk if worst else 0.0,
+        singling_out_risk_low=risks.singling_out.ci_low,
+        linkability_risk_low=risks.linkability.ci_low,
+        inference_risk_low=max((r.ci_low for r in risks.inference.values()), default=0.0),
         duplicate_key_share=duplicates,
         synthetic_suite_passed=not synthetic_suite_failures,
         synthetic_suite_failures=tuple(synthetic_suite_failures),
@@ -179,4 +178,5 @@ def evaluate(
         tstr_linear=utility.tstr_linear if utility else None,
         trtr_linear=utility.trtr_linear if utility else None,
     )
-    return Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds)
+    # every figure to three decimals: computed over real rows, at full precision some give back their count
+    return coarsened(Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds))

@@ -280,11 +280,10 @@ class LinkedSynthesizer:
             for c, codec in zip(self.parent.learned, self.parent.codecs, strict=True)
             if not c.name.startswith(CHILDREN)
         }
-        context = parents.drop_duplicates(self.parent_key).set_index(self.parent_key)
-        context = context[[name.removeprefix(PARENT) for name in released]]
-        joined = children.join(context.add_prefix(PARENT), on=child.foreign_key)
+        names = [name.removeprefix(PARENT) for name in released]
+        joined = with_parents(children, parents, key=self.parent_key, foreign_key=child.foreign_key, columns=names)
         context_columns = [
-            Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in context
+            Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in names
         ]
         if child.order_by is not None:  # each child's place among its parent's: given, like the parent's columns
             joined[POSITION] = positions(children, child.foreign_key, child.order_by)
@@ -684,6 +683,17 @@ def children_codec(column: Column, counts: ChildCounts) -> NumericCodec:
 
 
 POSITION_COLUMN = Column(POSITION, ColumnKind.INTEGER, "BIGINT")
+
+
+def with_parents(
+    children: pd.DataFrame, parents: pd.DataFrame, *, key: str, foreign_key: str, columns: list[str]
+) -> pd.DataFrame:
+    """Each child row with its parent's ``columns`` (prefixed :data:`PARENT`), NULL where its ``foreign_key`` is NULL
+    or names no parent. A parent whose ``key`` is NULL is no child's parent: pandas matches NaN to NaN, and one such
+    parent joined to every NULL-key child put its values in as many clipped gradients (each NULL-key child is a unit of
+    its own), from whichever side of the holdout split it was on."""
+    context = parents[parents[key].notna()].drop_duplicates(key).set_index(key)[columns]
+    return children.join(context.add_prefix(PARENT), on=foreign_key)
 
 
 def positions(children: pd.DataFrame, key: str, order_by: str) -> np.ndarray:

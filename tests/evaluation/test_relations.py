@@ -71,3 +71,13 @@ def test_a_synthetic_parent_column_of_one_value_is_no_pair_and_no_warning():
     assert pair_trends(real, real, **columns) == 1.0
     assert np.isnan(pair_trends(real, flat, **columns))  # age against mean amount and count: undefined for 40 only
     assert np.isnan(spearman(pd.Series([1.0, 1.0, np.nan]), pd.Series([1.0, 2.0, 3.0])))
+
+
+def test_no_relation_score_gives_back_the_count_of_real_parents():
+    # at full precision the children-per-parent TVD was a multiple of 1 / (2 n): n, the training parents, came back
+    parents, orders = customers_and_orders(n=1841, seed=3)
+    ids = parents["customer_id"].to_numpy()
+    train, holdout = pair(parents, orders, ids[:1123]), pair(parents, orders, ids[1123:1500])
+    metrics = relations_of(pair(parents, orders, ids[1500:]), train, holdout).as_metrics()
+    assert {"relations.children_tvd", "relations.children_tvd_holdout", "relations.pair_trends"} <= set(metrics)
+    assert all(round(value, 3) == value for value in metrics.values()), metrics

@@ -10,12 +10,14 @@ from synthgate.generator.accounting import PrivacyAccountant, zcdp_rho
 from synthgate.generator.linked import (
     CHILDREN,
     ORPHAN_GROUPS,
+    PARENT,
     SHARES,
     LinkedChild,
     LinkedSynthesizer,
     _orphan_sizes,
     rake,
     systematic,
+    with_parents,
 )
 from synthgate.generator.noise import SecureNoise
 from synthgate.generator.units import SIZE_EDGES, SizeHistogram, sibling_agreement
@@ -348,3 +350,16 @@ def test_parents_are_drawn_to_every_child_tables_histogram_at_once():
 
     with pytest.raises(ValueError, match="finite and non-negative"):
         systematic(np.array([np.nan, 1.0, 1.0]), 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Int64", "object"])
+def test_a_parent_with_a_null_key_is_no_child_s_parent(dtype):
+    # pandas joins NaN to NaN: one parent would sit in every NULL-key child's row, each a unit of its own
+    keys = pd.Series([1, 2, None], dtype=dtype) if dtype != "object" else pd.Series(["a", "b", None], dtype=object)
+    foreign = [keys[0], keys[1], None, None, keys[1] if dtype == "object" else 7]
+    parents = pd.DataFrame({"id": keys, "salary": [50, 60, 987654]})
+    children = pd.DataFrame({"cid": pd.Series(foreign, dtype=dtype), "amount": range(5)})
+    joined = with_parents(children, parents, key="id", foreign_key="cid", columns=["salary"])
+    salary = joined[PARENT + "salary"]
+    assert salary.iloc[:2].tolist() == [50, 60] and salary.iloc[2:4].isna().all()
+    assert 987654 not in salary.tolist()
