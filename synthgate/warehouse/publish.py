@@ -362,8 +362,8 @@ class _MovedViews:
     def point(self, conn: Connection, target: WarehouseTable, version: int, previous: int | None) -> None:
         """Point ``target``'s view at ``version`` (it pointed at ``previous``, None: never published)."""
         existed = _kind_of(conn, target.table, target.db_schema) is not None
+        _point_view(conn, target, version)  # one statement where DDL commits on its own: failed, it moved nothing
         self.moved.append((target, previous, existed))
-        _point_view(conn, target, version)
 
     def undone(self, engine: Engine) -> str | None:
         """Point every moved view back where DDL is not transactional (elsewhere the rollback did): None when every
@@ -985,20 +985,22 @@ def rollback(
             if to_version == current:
                 raise PublishError(f"{qualified(target)!r} already points at version {current}")
             children = _linked_children(conn, target, current, to_version)
-            views.point(conn, target, to_version, current)
             row = conn.execute(
                 sa.select(governance.CATALOG.c.run_id).where(
                     governance.CATALOG.c.published_table == target.table, governance.CATALOG.c.version == to_version
                 )
             ).scalar_one_or_none()
-            _rolled_back_comment(conn, target, to_version, current)
-            governance.record_event(conn, target.table, "rollback", to_version, current, row, trigger, detail=reason)
-            for child, child_current in children:  # the child tables published with the parent move with it
-                views.point(conn, child, to_version, child_current)
-                _rolled_back_comment(conn, child, to_version, child_current)
-                detail = f"with its parent {target.table}" + (f": {reason}" if reason else "")
+            # Every view first, then every event: on MySQL/MariaDB a view's DDL commits what came before it, so an
+            # event written between two moves would stand though the second move failed and the first went back
+            moves = [(target, current, reason), *((c, v, f"with its parent {target.table}") for c, v in children)]
+            for table, previous, _ in moves:  # the child tables published with the parent move with it
+                views.point(conn, table, to_version, previous)
+                _rolled_back_comment(conn, table, to_version, previous)
+            for table, previous, detail in moves:
+                if table is not target and reason:
+                    detail = f"{detail}: {reason}"
                 governance.record_event(
-                    conn, child.table, "rollback", to_version, child_current, row, trigger, detail=detail
+                    conn, table.table, "rollback", to_version, previous, row, trigger, detail=detail
                 )
     except SQLAlchemyError as exc:
         raise PublishError(

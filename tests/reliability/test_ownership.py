@@ -374,6 +374,40 @@ def test_a_linked_rollback_never_replaces_a_user_view_at_a_child_name(warehouse)
         assert conn.execute(sa.text(f"SELECT count(*) FROM {warehouse.q('visits_synthetic')}")).scalar() == 4
 
 
+def test_a_linked_rollback_whose_child_cannot_move_leaves_both_names_and_records_nothing(warehouse, monkeypatch):
+    # On MariaDB each view move commits what came before it: the parent's event must not be written before the
+    # child's view has moved, or it would stand while the parent's view goes back
+    import synthgate.warehouse.publish
+
+    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    for marker in (1, 2):
+        publish_together(
+            [
+                Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
+                Publication(
+                    child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
+                ),
+            ],
+            f"run{marker}",
+        )
+    point = synthgate.warehouse.publish._point_view
+    lost = sa.exc.OperationalError("CREATE VIEW ...", {}, Exception("server closed the connection unexpectedly"))
+
+    def failing_for_the_child(conn, target, version):
+        if target.table == "visits_synthetic":
+            raise lost
+        point(conn, target, version)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(synthgate.warehouse.publish, "_point_view", failing_for_the_child)
+        with pytest.raises(PublishError, match="the name still points at the version it did before"):
+            rollback(parent, to_version=1)
+    assert warehouse.read_name() == (20, 2, 2) and warehouse.read_name("visits_synthetic") == (30, 2, 2)
+    assert [e["action"] for e in governance.event_rows(warehouse.governed(), TARGET)] == ["publish", "publish"]
+    assert rollback(parent, to_version=1).version == 1
+    assert warehouse.read_name() == (20, 1, 1) and warehouse.read_name("visits_synthetic") == (30, 1, 1)
+
+
 def test_a_user_table_named_like_a_version_past_the_last_number_moves_no_numbering(warehouse):
     # a dated backup: taken as version 20,240,101 it overflowed the catalog's integer on every publish after it
     warehouse.user_table(f"{TARGET}__v20240101")
