@@ -499,6 +499,7 @@ class TableSpec(_Frozen):
         if self.holdout.table is not None:
             raise ValueError("linked tables split their holdout by parent: use holdout.fraction, not holdout.table")
         names = [_plain_name(c.target.table) for c in self.children]
+        sources = [self.source.identity(), *(c.source.identity() for c in self.children)]
         for child in self.children:
             if (child.target.url, child.target.db_schema) != (self.target.url, self.target.db_schema):
                 raise ValueError(
@@ -512,6 +513,12 @@ class TableSpec(_Frozen):
                     f"two children publish to target.table {child.target.table!r} (or to a name that differs only in "
                     "characters other than letters, digits, _ and -, which suites, metrics and reports replace with "
                     "_): give each its own"
+                )
+            if sources.count(child.source.identity()) > 1:
+                raise ValueError(
+                    f"child source {child.source.table!r} is also read as the parent or as another child: one row "
+                    "would then belong to two units (an employee and their manager, a transfer's sender and "
+                    "receiver) and be protected at a multiple of epsilon. Link each source table once"
                 )
             if child.target_column == child.key:
                 raise ValueError(f"the child's target_column {child.key!r} is its key")

@@ -444,6 +444,11 @@ def test_a_child_table_is_a_spec_of_its_own_with_the_parent_budget(tmp_path):
             r"order_by 'at' must be a learned column",
         ),
         (("privacy:", "holdout: {table: {url: 'sqlite:///w.db', table: h}}\nprivacy:"), r"use holdout\.fraction"),
+        (("table: orders}", "table: people}"), r"child source 'people' is also read as the parent or as another"),
+        (
+            ("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1].replace("s_s", "s_t")),
+            r"child source 'orders' is also read as the parent or as another child",
+        ),
         (
             ("key: customer_id\n", "key: customer_id\n" + LINKED.split("children:\n")[1]),
             r"two children publish to target\.table 'orders_synthetic'",
