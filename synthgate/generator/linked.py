@@ -421,12 +421,15 @@ class LinkedSynthesizer:
         child it has, then the orphans' and NULL-key rows with NULL columns; each child's place when ordered), each
         row's family (its parent, or its orphan key: a group too; -1 for a NULL key; a family's rows together), and the
         orphan rows' groups."""
+        assert self.parent is not None and self.parent.summary is not None
         child, counts = self.children[i], self.counts[i]
         repeat = parents[child.count_column].fillna(0).astype("int64").clip(lower=0).to_numpy()
         context = parents.loc[parents.index.repeat(repeat)].reset_index(drop=True)
         rng = np.random.default_rng(seed + 11)
-        orphan_rows = _group_rows(counts.orphans, counts.max_rows, rng)
-        null_rows = round(counts.null_key)
+        # the orphans and NULL-key rows were counted beside the training parents: as many per parent sampled
+        scale = len(parents) / max(self.parent.summary.noisy_rows, 1.0)
+        orphan_rows = _group_rows(counts.orphans, counts.max_rows, rng, scale=scale)
+        null_rows = round(counts.null_key * scale)
         unlinked = context.iloc[:0].reindex(range(orphan_rows.size + null_rows))  # no parent: its columns NULL
         given = pd.concat([context, unlinked], ignore_index=True).add_prefix(PARENT)
         keyed = np.concatenate([np.repeat(np.arange(len(repeat)), repeat), len(repeat) + orphan_rows])
@@ -771,9 +774,11 @@ def _within_reach(noisy: np.ndarray, reach: int, total: float) -> SizeHistogram:
     return SizeHistogram(tuple(float(u) for u in kept * total / kept.sum()), total)
 
 
-def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Group numbers of the rows of ``round(units)`` groups whose sizes follow ``histogram`` (orphan keys)."""
-    groups = round(sum(histogram.units))
+def _group_rows(
+    histogram: SizeHistogram, max_rows: int, rng: np.random.Generator, *, scale: float = 1.0
+) -> np.ndarray:
+    """Group numbers of the rows of ``round(units * scale)`` groups whose sizes follow ``histogram`` (orphan keys)."""
+    groups = round(sum(histogram.units) * scale)
     bins = histogram.bins(max_rows)
     if groups <= 0 or not bins:
         return np.zeros(0, dtype=np.int64)

@@ -141,6 +141,20 @@ def test_every_synthetic_order_refers_to_a_synthetic_customer_or_to_none_as_in_t
     assert 0 < orphans.mean() < 0.2  # keys no synthetic customer has, about as many as real ones
 
 
+@pytest.mark.parametrize("times", [0.25, 2.0])
+def test_orphans_and_null_keys_keep_their_share_whatever_the_number_of_parents(fitted, times):
+    # counted beside the training parents, they scale with the parents sampled (rows:, or the source's estimate)
+    linked, parents, children = fitted
+    n_parents = round(linked.parent.summary.noisy_rows * times)
+    synthetic_parents, [synthetic_children] = linked.sample(n_parents=n_parents, seed=5)
+    keys = synthetic_children["customer_id"]
+    real = children["customer_id"]
+    assert abs(keys.isna().mean() - real.isna().mean()) < 0.03
+    dangling = keys.notna() & ~keys.isin(set(synthetic_parents["customer_id"]))
+    real_dangling = real.notna() & ~real.isin(set(parents["customer_id"]))
+    assert abs(dangling.mean() - real_dangling.mean()) < 0.04
+
+
 def test_orders_follow_their_customer(fitted):
     linked, _, _ = fitted
     synthetic_parents, [synthetic_children] = linked.sample(seed=4)
