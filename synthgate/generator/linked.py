@@ -58,8 +58,17 @@ from synthgate.generator.accounting import (
 )
 from synthgate.generator.codecs import RARE_LABEL, NumericCodec, token_prior
 from synthgate.generator.faking import fake_column
+from synthgate.generator.noise import SecureNoise
 from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
-from synthgate.generator.units import SIZE_EDGES, SizeHistogram, denoised_histogram, sibling_agreement, size_bin
+from synthgate.generator.units import (
+    SIZE_EDGES,
+    SizeHistogram,
+    bound_units,
+    denoised_histogram,
+    group_units,
+    sibling_agreement,
+    size_bin,
+)
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import KEY_KINDS, ColumnPolicy, PrivacyBudget, Training
 
@@ -286,7 +295,7 @@ class LinkedSynthesizer:
             Column(PARENT + c.name, c.kind, c.sql_type, c.timezone) for c in self.parent.learned if c.name in names
         ]
         if child.order_by is not None:  # each child's place among its parent's: given, like the parent's columns
-            joined[POSITION] = positions(children, child.foreign_key, child.order_by)
+            joined = placed(joined, child.foreign_key, child.order_by, bound=bound, noise=stage.accountant.noise)
             context_columns.append(POSITION_COLUMN)
             released[POSITION] = position_codec(bound)
         model = DPSynthesizer(
@@ -699,6 +708,16 @@ def with_parents(
     return children.join(context.add_prefix(PARENT), on=foreign_key)
 
 
+def placed(children: pd.DataFrame, key: str, order_by: str, *, bound: int, noise: SecureNoise) -> pd.DataFrame:
+    """The rows of ``children`` that train, each with its place among its key's (:data:`POSITION`): each key's rows
+    cut to ``bound`` first, drawn as the model's own bound draws them (:func:`bound_units`, from OS entropy), then
+    placed among the kept ones. Placed before the cut, a key of 400 children bounded at 24 trained 23 of them at
+    places past 23, clipped to the last place, while sampling gives a bounded key's children places 0 to 23."""
+    order, sizes = group_units(children[key], noise)
+    kept = children.iloc[np.sort(bound_units(order, sizes, bound).rows)]
+    return kept.assign(**{POSITION: positions(kept, key, order_by)})
+
+
 def positions(children: pd.DataFrame, key: str, order_by: str) -> np.ndarray:
     """Each child's place (0, 1, ...) among the children of its key in ``order_by`` (NULLs last); a NULL key's child
     is a unit of its own: place 0."""
@@ -774,9 +793,7 @@ def _within_reach(noisy: np.ndarray, reach: int, total: float) -> SizeHistogram:
     return SizeHistogram(tuple(float(u) for u in kept * total / kept.sum()), total)
 
 
-def _group_rows(
-    histogram: SizeHistogram, max_rows: int, rng: np.random.Generator, *, scale: float = 1.0
-) -> np.ndarray:
+def _group_rows(histogram: SizeHistogram, max_rows: int, rng: np.random.Generator, *, scale: float = 1.0) -> np.ndarray:
     """Group numbers of the rows of ``round(units * scale)`` groups whose sizes follow ``histogram`` (orphan keys)."""
     groups = round(sum(histogram.units) * scale)
     bins = histogram.bins(max_rows)

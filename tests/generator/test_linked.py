@@ -15,6 +15,7 @@ from synthgate.generator.linked import (
     LinkedChild,
     LinkedSynthesizer,
     _orphan_sizes,
+    placed,
     rake,
     systematic,
     with_parents,
@@ -377,3 +378,20 @@ def test_a_parent_with_a_null_key_is_no_child_s_parent(dtype):
     salary = joined[PARENT + "salary"]
     assert salary.iloc[:2].tolist() == [50, 60] and salary.iloc[2:4].isna().all()
     assert 987654 not in salary.tolist()
+
+
+def test_children_are_placed_among_the_rows_that_train():
+    # a customer of 400 orders bounded at 24 keeps 24 of them, placed 0 to 23 in their order, as sampling places them
+    rng = np.random.default_rng(0)
+    sizes = np.array([400, 3, 1])
+    children = pd.DataFrame(
+        {
+            "customer_id": np.repeat([1, 2, 3], sizes),
+            "placed_at": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.permutation(sizes.sum()), "h"),
+        }
+    ).sample(frac=1.0, random_state=1)
+    kept = placed(children, "customer_id", "placed_at", bound=24, noise=SecureNoise())
+    assert kept.groupby("customer_id").size().to_dict() == {1: 24, 2: 3, 3: 1}
+    for _, rows in kept.groupby("customer_id"):
+        assert sorted(rows["__position__"]) == list(range(len(rows)))
+        assert rows.sort_values("placed_at")["__position__"].tolist() == list(range(len(rows)))
