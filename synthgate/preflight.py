@@ -18,7 +18,7 @@ from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import driver_error, governed_engine, is_transient
 from synthgate.warehouse.extract import table_columns
-from synthgate.warehouse.publish import check_target, check_target_names, check_target_privileges
+from synthgate.warehouse.publish import check_pair, check_target, check_target_names, check_target_privileges
 
 #: Warehouses whose schemas Synthgate can create (SQLite's are attached database files).
 _CREATES_SCHEMAS = ("postgresql", "mysql", "mariadb")
@@ -80,6 +80,7 @@ def run(spec: TableSpec, cap: float) -> bool:
                 "a parent's children"
             )
         governance.check_budget(target, spec.name, spec.privacy.epsilon, cap, source=child.source)
+    check_pair([spec.target, *(child.target for child in spec.children)])  # a linked pair is published whole
     return created
 
 

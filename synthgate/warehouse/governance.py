@@ -604,6 +604,19 @@ def parent_of(conn: Connection, published_table: str, version: int) -> str | Non
     ).scalar_one_or_none()
 
 
+def linked_children(conn: Connection, published_table: str) -> list[str]:
+    """The child tables whose current version was published with ``published_table``'s (linked to it now)."""
+    rows = conn.execute(
+        sa.select(CATALOG.c.published_table).where(CATALOG.c.parent_table == published_table).distinct()
+    )
+    children = sorted(r[0] for r in rows)
+    return [
+        child
+        for child in children
+        if (version := current_version(conn, child)) is not None and parent_of(conn, child, version) == published_table
+    ]
+
+
 def children_of(conn: Connection, published_table: str, versions: set[int]) -> dict[str, set[int]]:
     """The child tables published with ``published_table`` at any of ``versions``, each with those versions."""
     rows = conn.execute(

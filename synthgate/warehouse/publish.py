@@ -573,6 +573,43 @@ def check_target(target: WarehouseTable) -> None:
         raise PublishError(f"{reason}. Nothing was read and no budget was spent")
 
 
+def _broken_pair(conn: Connection, targets: list[WarehouseTable]) -> str | None:
+    """Why publishing ``targets`` (a parent, then the children published with it) would leave a linked pair apart, or
+    None. Each child table's rows name its parent's rows by keys that mean something only in the version they were
+    published with: a parent published without a child that is linked to it now leaves that child's keys naming
+    other parents; a table published now as a child of another parent, or on its own, breaks the pair it is in."""
+    parent, names = targets[0], {t.table for t in targets}
+    for child in governance.linked_children(conn, parent.table):  # a child whose view was dropped is retired
+        if child not in names and _kind_of(conn, child, parent.db_schema) is not None:
+            return (
+                f"{child!r} is published with {parent.table!r} as one version, and publishing {parent.table!r} "
+                "without it would leave its keys naming other rows: list it under children in the spec, or drop its "
+                "view to retire it"
+            )
+    for target in targets:
+        current = governance.current_version(conn, target.table)
+        if current is None or _kind_of(conn, target.table, target.db_schema) is None:
+            continue
+        linked_to = governance.parent_of(conn, target.table, current)
+        if linked_to is not None and linked_to != (None if target is parent else parent.table):
+            return f"{target.table!r} is published as a child of {linked_to!r}: refresh it through that table's spec"
+    return None
+
+
+def check_pair(targets: list[WarehouseTable]) -> None:
+    """Refuse (:class:`PublishError`) a publish of ``targets`` (a parent, then its children) that would leave a linked
+    pair apart (:func:`_broken_pair`). Reads the target's catalog only, before any budget is reserved."""
+    engine = governed_engine(targets[0])
+    governance.ensure_governance_tables(engine)
+    try:
+        with engine.connect() as conn:
+            reason = _broken_pair(conn, targets)
+    except SQLAlchemyError as exc:
+        raise PublishError(f"checking the target {qualified(targets[0])!r} failed ({driver_error(exc)})") from exc
+    if reason is not None:
+        raise PublishError(f"{reason}. Nothing was read and no budget was spent")
+
+
 def _begin(conn: Connection) -> None:
     """SQLite's driver opens transactions only before DML: begin explicitly so DDL is inside (and take the write
     lock)."""
@@ -691,6 +728,8 @@ def publish_together(
                     _begin(conn)
                     for target in targets:
                         _refuse_foreign_target(conn, target)
+                    if (broken := _broken_pair(conn, targets)) is not None:
+                        raise PublishError(f"{broken}; nothing was changed")
                     version = max(_next_version(conn, target) for target in targets)
                     for target in targets:
                         governance.claim_version(
@@ -984,6 +1023,11 @@ def rollback(
                 )
             if to_version == current:
                 raise PublishError(f"{qualified(target)!r} already points at version {current}")
+            if (parent := governance.parent_of(conn, target.table, to_version)) is not None:
+                raise PublishError(
+                    f"version {to_version} of {qualified(target)!r} was published with its parent table {parent!r} "
+                    "as one version: back on its own, its keys would name other rows; roll back with the parent"
+                )
             children = _linked_children(conn, target, current, to_version)
             row = conn.execute(
                 sa.select(governance.CATALOG.c.run_id).where(

@@ -26,7 +26,14 @@ from typer.testing import CliRunner
 from synthgate.errors import PublishError, SpecError
 from synthgate.spec import WarehouseTable, spec_from_dict
 from synthgate.warehouse import governance
-from synthgate.warehouse.publish import Publication, check_target, kept_versions, publish_together, rollback
+from synthgate.warehouse.publish import (
+    Publication,
+    check_pair,
+    check_target,
+    kept_versions,
+    publish_together,
+    rollback,
+)
 from tests.conftest import PG_URL
 from tests.warehouse.publishing import COLUMNS, catalog_writer, publish_version, version_frame
 
@@ -406,6 +413,38 @@ def test_a_linked_rollback_whose_child_cannot_move_leaves_both_names_and_records
     assert [e["action"] for e in governance.event_rows(warehouse.governed(), TARGET)] == ["publish", "publish"]
     assert rollback(parent, to_version=1).version == 1
     assert warehouse.read_name() == (20, 1, 1) and warehouse.read_name("visits_synthetic") == (30, 1, 1)
+
+
+def _publish_pair(warehouse, marker: int) -> None:
+    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    publish_together(
+        [
+            Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
+            Publication(
+                child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
+            ),
+        ],
+        f"run{marker}",
+    )
+
+
+def test_a_linked_pair_is_never_published_apart(warehouse):
+    # a child's keys name its parent's rows of the same version: a parent moved on alone leaves them naming others
+    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    _publish_pair(warehouse, 1)
+    with pytest.raises(PublishError, match="'visits_synthetic' is published with 'people_synthetic' as one version"):
+        check_pair([parent])
+    with pytest.raises(PublishError, match="list it under children in the spec, or drop its view"):
+        publish_version(parent, version_frame(2, 20), "run00002")
+    with pytest.raises(PublishError, match="'visits_synthetic' is published as a child of 'people_synthetic'"):
+        publish_version(child, version_frame(2, 30), "run00002")
+    assert warehouse.read_name() == (20, 1, 1) and warehouse.read_name("visits_synthetic") == (30, 1, 1)
+    _publish_pair(warehouse, 2)  # together, as always
+    assert rollback(parent, to_version=1).version == 1
+    assert warehouse.read_name("visits_synthetic") == (30, 1, 1)
+    with warehouse.engine.begin() as conn:  # the user retires the child
+        conn.execute(sa.text(f"DROP VIEW {warehouse.q('visits_synthetic')}"))
+    assert publish_version(parent, version_frame(3, 20), "run00003").version == 3
 
 
 def test_a_user_table_named_like_a_version_past_the_last_number_moves_no_numbering(warehouse):
