@@ -218,6 +218,7 @@ class DPSynthesizer:
         self.codecs: list[Codec] = []
         # Learned columns the dependency screen found in no pair: their heads learn the column's marginal only
         self.independent: list[str] = []
+        self.keys_found: list[str] = []  # learned columns the releases showed to be keys: faked (not saved)
         self.network: AutoregressiveNet | None = None
         self.summary: FitSummary | None = None
         self.device = choose_device(training.device)
@@ -424,7 +425,9 @@ class DPSynthesizer:
         marginal. Not with Opacus (it trains every parameter), a child table's given columns, or a spec that leaves
         DP-SGD less than a fifth of the budget."""
         self.independent = []
-        wide = len(self.learned) >= SCREEN_MIN_COLUMNS
+        # wide by the schema: the columns learned before DP releases made some keys (a choice made on released
+        # counts would pick whether the screen runs, and so the noise DP-SGD composes with, adaptively)
+        wide = len(self.learned) + len(self.keys_found) >= SCREEN_MIN_COLUMNS
         fast = self.training.engine == "fast"
         room = self.preprocessing_share + SCREEN_SHARE <= 0.8
         if not wide or not fast or not room or self.given or any(codec.prior is None for codec in self.codecs):
@@ -466,6 +469,7 @@ class DPSynthesizer:
         for column, codec in zip(self.learned, self.codecs, strict=True):
             if self._faked_key(column, codec):
                 self.fakes[column.name] = "uuid"
+                self.keys_found.append(column.name)
                 log.info("column %s: most rows hold values too rare to release, so it is a key: faked", column.name)
             else:
                 keep.append((column, codec))

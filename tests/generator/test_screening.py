@@ -204,3 +204,20 @@ def test_a_declared_value_listed_twice_is_one_category(categories):
         accountant=PrivacyAccountant(delta=1e-5),
     )
     assert len(codec.categories) == 1 and codec.prior is not None and codec.prior.sum() == pytest.approx(1.0)
+
+
+def test_whether_the_screen_runs_is_decided_by_the_schema_not_by_the_releases():
+    # A table of exactly SCREEN_MIN_COLUMNS learned columns, one of them a case number the releases show to be a key
+    # (faked): the screen still runs. Decided on the columns left after the releases, it would change the noise DP-SGD
+    # composes with according to released counts, an adaptive choice the composition does not cover.
+    frame, columns = wide_table(n=3000)
+    keep = SCREEN_MIN_COLUMNS - 1
+    frame, columns = frame[[c.name for c in columns[: keep - 1]] + ["churned"]], [*columns[: keep - 1], columns[-1]]
+    frame = frame.assign(case_number=[f"C{i:06d}" for i in range(len(frame))])
+    columns = [*columns, Column("case_number", ColumnKind.CATEGORICAL, "TEXT")]
+    assert len(columns) == SCREEN_MIN_COLUMNS
+    synth = DPSynthesizer(columns, {}, PrivacyBudget(epsilon=2.0, delta=1e-5), Training(seed=0), "churned")
+    accountant = PrivacyAccountant(delta=1e-5, delta_selection=2.5e-6)
+    synth.preprocess(frame, accountant)
+    assert "case_number" not in {c.name for c in synth.learned} and synth.keys_found == ["case_number"]
+    assert any(release.purpose == "screen:pairs" for release in accountant.releases)
