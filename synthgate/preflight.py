@@ -18,7 +18,7 @@ from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import driver_error, governed_engine, is_transient
 from synthgate.warehouse.extract import table_columns
-from synthgate.warehouse.publish import check_pair, check_target, check_target_names, check_target_privileges
+from synthgate.warehouse.ownership import check_pair, check_target, check_target_names, check_target_privileges
 
 #: Warehouses whose schemas Synthgate can create (SQLite's are attached database files).
 _CREATES_SCHEMAS = ("postgresql", "mysql", "mariadb")

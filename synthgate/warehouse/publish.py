@@ -14,16 +14,8 @@ new one, never a missing or half table: a reader that reaches the view while the
 uncommitted waits for it and then reads the new definition (PostgreSQL looks the name up again
 after the lock). A process killed anywhere in the transaction leaves nothing: the transaction rolls back.
 
-**Synthgate drops or replaces only what it recorded creating** (ownership is a recorded fact, never a naming
-pattern): version tables recorded by a ``publish`` or ``migrate`` event and not pruned since, version tables it
-*claimed* (a ``synthgate_claims`` row committed on its own before the ``CREATE TABLE``) but never published, and
-the view at the target name that is the plain ``SELECT *`` of one of those it makes (a user's view over a version,
-with a filter or some columns, is theirs). A table merely named like a version (``<target>__v7``,
-``<target>__staging_x``) is never dropped: the next version number skips it. A target name taken by anything
-else (a table, someone's view) is refused before any read or spend (:func:`check_target`, in the flow's
-preflight) and again inside :func:`publish`. On MySQL/MariaDB, where DDL commits implicitly, a killed publish
-can leave the version table it claimed: the next publish drops it after publishing (the view never reads it); a
-publish or rollback failing after it moved a view there points the view back (:class:`_MovedViews`).
+What is Synthgate's to replace or drop at a target, and the checks before any read or spend, are in
+:mod:`synthgate.warehouse.ownership`; loading a frame into a version table in :mod:`synthgate.warehouse.loading`.
 
 A table at the target name (one an older release published as a plain table, say) becomes a version only on the
 explicit ``synthgate migrate`` command (:func:`migrate`), never automatically.
@@ -33,44 +25,39 @@ After the commit, versions beyond the newest ``keep_versions`` are dropped (the 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol, cast
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate.columns import sql_types
-from synthgate.errors import PublishError, SpecError, WarehouseError
+from synthgate.errors import PublishError
 from synthgate.schema import Column
 from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
-from synthgate.warehouse.engine import driver_error, governed_engine, is_transient, qualified, quoted
+from synthgate.warehouse.engine import driver_error, governed_engine, qualified, quoted
+from synthgate.warehouse.loading import load_frame, sql_literal
+from synthgate.warehouse.ownership import (
+    MAX_VERSION,
+    broken_pair,
+    claim_stamp,
+    described,
+    kind_of,
+    ownership,
+    refuse_foreign_target,
+    taken_versions,
+    version_table_name,
+    version_tables,
+    view_versions,
+)
 
 log = logging.getLogger(__name__)
-
-#: Rows per COPY (or INSERT batch): bounds the memory of the CSV buffer.
-LOAD_CHUNK_ROWS = 100_000
-_NULL = "\\N"
-
-
-class _CopyCursor(Protocol):
-    """What the PostgreSQL load uses of psycopg2's cursor: SQLAlchemy types the DB-API cursor without
-    ``copy_expert`` or the context manager psycopg2's has, and psycopg2 ships no types."""
-
-    def __enter__(self) -> _CopyCursor: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def copy_expert(self, sql: str, file: IO[str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,229 +71,7 @@ class Published:
     pruned: tuple[int, ...] = ()
 
 
-def version_table_name(table: str, version: int) -> str:
-    """The name of ``table``'s version ``version``: ``<table>__v<version>``."""
-    return f"{table}__v{version}"
-
-
-#: The highest version number: a target name must leave room for ``<target>__v9999``.
-MAX_VERSION = 9999
-_VERSION_ROOM = len(version_table_name("", MAX_VERSION))
-_DIALECT_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MySQL/MariaDB"}
-
-
-def check_target_names(target: WarehouseTable, engine: Engine) -> None:
-    """Refuse, before anything is spent, a target whose version tables' names (``<target>__v<N>``) the warehouse
-    would truncate or refuse: PostgreSQL allows 63 bytes, MySQL/MariaDB 64 characters. Raises :class:`SpecError`."""
-    # SQLAlchemy's MySQL dialect reports 255 (its alias limit): a MySQL/MariaDB table name has 64 characters.
-    limit = 64 if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.max_identifier_length
-    if not limit or engine.dialect.name == "sqlite":
-        return
-
-    # PostgreSQL counts bytes (it truncates longer names); MySQL/MariaDB count characters.
-    def size(name: str) -> int:
-        return len(name.encode()) if engine.dialect.name == "postgresql" else len(name)
-
-    unit = "bytes" if engine.dialect.name == "postgresql" else "characters"
-    longest = version_table_name(target.table, MAX_VERSION)
-    if size(longest) > limit:
-        raise SpecError(
-            f"target.table {target.table!r} is {size(target.table)} {unit}: its version tables "
-            f"'{target.table}__v<N>' need up to {size(longest)} and "
-            f"{_DIALECT_NAMES.get(engine.dialect.name, engine.dialect.name)} allows {limit}; "
-            f"shorten target.table to at most {limit - _VERSION_ROOM} {unit}"
-        )
-
-
-def check_target_privileges(target: WarehouseTable, engine: Engine) -> None:
-    """Refuse, before anything is spent, a target role that cannot create tables in the target schema (PostgreSQL
-    ``has_schema_privilege``, MySQL/MariaDB grants, SQLite file writability). Writes nothing. Raises
-    :class:`WarehouseError` naming the schema."""
-    dialect = engine.dialect.name
-    try:
-        with engine.connect() as conn:
-            if dialect == "postgresql":
-                schema = target.db_schema or conn.execute(sa.text("SELECT current_schema()")).scalar()
-                exists = conn.execute(
-                    sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}
-                ).scalar()
-                allowed = bool(exists) and bool(
-                    conn.execute(
-                        sa.text("SELECT has_schema_privilege(current_user, :s, 'CREATE')"), {"s": schema}
-                    ).scalar()
-                )
-            elif dialect in ("mysql", "mariadb"):
-                schema = target.db_schema or conn.execute(sa.text("SELECT DATABASE()")).scalar()
-                exists = (
-                    schema
-                    and conn.execute(
-                        sa.text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"),
-                        {"s": schema},
-                    ).scalar()
-                )
-                allowed = bool(exists) and schema is not None and _mysql_can_create(conn, schema)
-            elif dialect == "sqlite":
-                schema = target.db_schema or "main"
-                allowed = _sqlite_writable(conn, schema)
-            else:  # another warehouse: its own error at publish time
-                return
-    except SQLAlchemyError as exc:
-        raise WarehouseError(
-            f"cannot check the privileges on the target {qualified(target)!r} in {target.display_url}: "
-            f"{driver_error(exc)}",
-            transient=is_transient(exc),
-        ) from None
-    if not allowed:  # waiting does not create a schema or grant a privilege: not retried
-        raise WarehouseError(
-            f"the target role cannot create tables in schema {schema!r} of {target.display_url}: publishing "
-            f"{target.table!r} needs CREATE on that schema (and it must exist); grant it or choose another "
-            "target.schema",
-            transient=False,
-        )
-
-
-def _mysql_can_create(conn: Connection, schema: str) -> bool:
-    """CREATE and INSERT on the database (or globally), from information_schema's view of the current user's grants.
-
-    CREATE VIEW and DROP count too: publishing creates view and version tables and prunes old versions."""
-    needed = {"CREATE", "INSERT", "CREATE VIEW", "DROP"}
-    grantee = conn.execute(sa.text("SELECT CURRENT_USER()")).scalar() or ""
-    user, _, host = grantee.rpartition("@")
-    account = f"'{user}'@'{host}'"
-    granted = {
-        r[0]
-        for r in conn.execute(
-            sa.text("SELECT privilege_type FROM information_schema.user_privileges WHERE grantee = :g"), {"g": account}
-        )
-    }
-    granted |= {
-        r[0]
-        for r in conn.execute(
-            sa.text(
-                "SELECT privilege_type FROM information_schema.schema_privileges "
-                "WHERE grantee = :g AND :s LIKE table_schema"
-            ),
-            {"g": account, "s": schema},
-        )
-    }
-    return needed <= granted
-
-
-def _sqlite_writable(conn: Connection, schema: str) -> bool:
-    import os
-
-    files = {r[1]: r[2] for r in conn.execute(sa.text("PRAGMA database_list"))}
-    if schema not in files:
-        return False
-    path = files[schema]
-    if not path:  # in memory
-        return True
-    folder = os.path.dirname(os.path.abspath(path))
-    # SQLite writes a journal beside the file: the folder must be writable too.
-    return (
-        os.access(path, os.W_OK)
-        and os.access(folder, os.W_OK)
-        and not conn.execute(sa.text("PRAGMA query_only")).scalar()
-    )
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-# --- loading ---------------------------------------------------------------------------------------
-
-
-def load_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame, chunk_rows: int = LOAD_CHUNK_ROWS) -> None:
-    """Load ``frame`` into the (new, empty) ``table`` inside the caller's transaction.
-
-    PostgreSQL: ``COPY FROM STDIN`` chunk by chunk, the next chunk's CSV rendered in a thread while the
-    server parses the current one. Other warehouses: multi-row INSERTs through pandas.
-    """
-    dates = [c.name for c in table.columns if isinstance(c.type, sa.Date) and not isinstance(c.type, sa.DateTime)]
-    if dates and conn.dialect.name != "postgresql":  # dates (COPY's text casts to them): SQLite kept the time
-        frame = frame.assign(**{name: frame[name].dt.date for name in dates})
-    chunks = [frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
-    if conn.dialect.name != "postgresql":
-        for chunk in chunks:
-            chunk.to_sql(
-                table.name,
-                conn,
-                schema=table.schema,
-                index=False,
-                if_exists="append",
-                method=None if conn.dialect.name == "sqlite" else "multi",
-                chunksize=1000,
-            )
-        return
-    columns = ", ".join(quoted(conn, c) for c in frame.columns)
-    name = quoted(conn, table.name, table.schema)
-    statement = f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL {_literal(_NULL)})"
-    with ThreadPoolExecutor(max_workers=1) as render, cast(_CopyCursor, conn.connection.cursor()) as cursor:
-        pending = render.submit(csv_text, chunks[0]) if chunks else None
-        for following in [*chunks[1:], None]:
-            if pending is None:  # an empty frame: nothing to copy
-                break
-            text = pending.result()
-            pending = render.submit(csv_text, following) if following is not None else None
-            cursor.copy_expert(statement, io.StringIO(text))
-
-
-_NEEDS_QUOTES = r'[,"\r\n\\]'
-
-
-def csv_text(chunk: pd.DataFrame) -> str:
-    r"""The chunk as CSV for ``COPY ... (FORMAT csv, NULL '\N')``, column by column with vectorised formatting.
-
-    Nulls are the unquoted marker ``\N``; a text value is quoted when it holds a comma, a quote, a line
-    break or a backslash (so a text ``\N`` is quoted and stays text). About twice as fast as
-    ``DataFrame.to_csv``, which formats value by value (datetimes above all).
-    """
-    if chunk.empty:
-        return ""
-    columns = [_csv_column(chunk[name]) for name in chunk.columns]
-    return "\n".join(",".join(row) for row in zip(*columns, strict=True)) + "\n"
-
-
-def _csv_column(series: pd.Series) -> list[str]:
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        text = np.where(series.to_numpy(dtype=bool, na_value=False), "t", "f").tolist()
-    elif pd.api.types.is_integer_dtype(dtype):
-        text = series.to_numpy(dtype="int64", na_value=0).astype(str).tolist()
-    elif pd.api.types.is_float_dtype(dtype):
-        text = series.to_numpy(dtype="float64", na_value=np.nan).astype(str).tolist()
-    elif pd.api.types.is_datetime64_any_dtype(dtype):
-        aware = getattr(dtype, "tz", None) is not None
-        values = (series.dt.tz_convert("UTC").dt.tz_localize(None) if aware else series).to_numpy(
-            dtype="datetime64[us]"
-        )
-        text = np.datetime_as_string(values, unit="us").tolist()
-        if aware:
-            text = [v + "+00:00" for v in text]
-    else:
-        text = series.astype(str).tolist()
-        quote = np.flatnonzero(
-            pd.Series(text, dtype=object).str.contains(_NEEDS_QUOTES, regex=True).to_numpy(dtype=bool)
-        )
-        for i in quote:
-            text[i] = '"' + text[i].replace('"', '""') + '"'
-    for i in np.flatnonzero(series.isna().to_numpy()):
-        text[i] = _NULL
-    return text
-
-
 # --- the user-facing view -------------------------------------------------------------------------
-
-
-def _kind_of(conn: Connection, name: str, schema: str | None) -> str | None:
-    """'view', 'table' or None for the user-facing name."""
-    inspector = sa.inspect(conn)
-    if name in inspector.get_view_names(schema=schema):
-        return "view"
-    if inspector.has_table(name, schema=schema):
-        return "table"
-    return None
 
 
 def _point_view(conn: Connection, target: WarehouseTable, version: int) -> None:
@@ -361,7 +126,7 @@ class _MovedViews:
 
     def point(self, conn: Connection, target: WarehouseTable, version: int, previous: int | None) -> None:
         """Point ``target``'s view at ``version`` (it pointed at ``previous``, None: never published)."""
-        existed = _kind_of(conn, target.table, target.db_schema) is not None
+        existed = kind_of(conn, target.table, target.db_schema) is not None
         _point_view(conn, target, version)  # one statement where DDL commits on its own: failed, it moved nothing
         self.moved.append((target, previous, existed))
 
@@ -396,218 +161,8 @@ def _comment(conn: Connection, target: WarehouseTable, version: int | None, text
         return
     if version is not None:
         table = quoted(conn, version_table_name(target.table, version), target.db_schema)
-        conn.execute(sa.text(f"COMMENT ON TABLE {table} IS {_literal(text)}"))
-    conn.execute(sa.text(f"COMMENT ON VIEW {quoted(conn, target.table, target.db_schema)} IS {_literal(text)}"))
-
-
-def _version_tables(conn: Connection, target: WarehouseTable) -> dict[int, str]:
-    """Every table named like a version of ``target``, Synthgate's or not (see :func:`_ownership`)."""
-    pattern = re.compile(re.escape(target.table) + r"__v(\d+)$")
-    names = sa.inspect(conn).get_table_names(schema=target.db_schema)
-    return {int(m.group(1)): name for name in names if (m := pattern.match(name))}
-
-
-def _taken_versions(conn: Connection, target: WarehouseTable) -> set[int]:
-    """Numbers whose version name a table or a view already holds, whoever created it."""
-    pattern = re.compile(re.escape(target.table) + r"__v(\d+)$")
-    names = sa.inspect(conn).get_view_names(schema=target.db_schema)
-    return set(_version_tables(conn, target)) | {int(m.group(1)) for name in names if (m := pattern.match(name))}
-
-
-@dataclass(frozen=True)
-class _Ownership:
-    """The version tables of one target that Synthgate recorded creating."""
-
-    published: frozenset[int]  # recorded by a publish or migrate event, not pruned since
-    leftovers: dict[int, str]  # claimed, created (stamped), never published nor pruned: the claiming run
-
-    @property
-    def all(self) -> frozenset[int]:
-        return self.published | frozenset(self.leftovers)
-
-
-def _ownership(conn: Connection, target: WarehouseTable) -> _Ownership:
-    """Synthgate's version tables of ``target``: those a publish or migrate recorded, and the leftovers of killed
-    publishes. A claim alone is no proof: where DDL is transactional a failed publish's table was rolled back with it,
-    and a table at that name since is a user's. A leftover is one whose table carries its claiming run's stamp
-    (:func:`_claim_stamp`, given at CREATE TABLE where DDL commits on its own)."""
-    recorded = governance.recorded_versions(conn, target.table)
-    pruned = governance.pruned_versions(conn, target.table)
-    claimed = governance.claimed_versions(conn, target.table)
-    unfinished = {v: run for v, run in claimed.items() if v not in recorded and v not in pruned}
-    on_disk = _version_tables(conn, target) if unfinished else {}
-    leftovers = {
-        v: run
-        for v, run in unfinished.items()
-        if v in on_disk and run is not None and _comment_of(conn, on_disk[v], target.db_schema) == _claim_stamp(run)
-    }
-    return _Ownership(frozenset(recorded - pruned), leftovers)
-
-
-def _comment_of(conn: Connection, table: str, schema: str | None) -> str | None:
-    """A table's comment, None where it has none or the dialect keeps none (SQLite)."""
-    try:
-        return sa.inspect(conn).get_table_comment(table, schema=schema).get("text")
-    except (NotImplementedError, sa.exc.NoSuchTableError):
-        return None
-
-
-def _view_definition(conn: Connection, target: WarehouseTable) -> str | None:
-    """The definition of the view at the target name as the warehouse prints it; None where it does not say."""
-    try:
-        definition = sa.inspect(conn).get_view_definition(target.table, schema=target.db_schema)
-    except (NotImplementedError, sa.exc.NoSuchTableError):
-        return None
-    return str(definition) if definition else None
-
-
-def _view_versions(conn: Connection, target: WarehouseTable, definition: str | None = None) -> set[int] | None:
-    """The version numbers the view at the target name reads from; None when the warehouse does not say."""
-    definition = definition or _view_definition(conn, target)
-    if definition is None:
-        return None
-    candidates = (
-        _taken_versions(conn, target)
-        | governance.recorded_versions(conn, target.table)
-        | set(governance.claimed_versions(conn, target.table))
-    )
-    prep = conn.dialect.identifier_preparer
-    reads = set()
-    for (
-        version
-    ) in candidates:  # the name as written bare, or quoted (quotes inside a name doubled) as catalogs print it
-        name = version_table_name(target.table, version)
-        bare = re.compile(r"(?<![\w$])" + re.escape(name) + r"(?![\w$])")
-        quoted = {prep.quote_identifier(name), '"' + name.replace('"', '""') + '"', "`" + name.replace("`", "``") + "`"}
-        if bare.search(definition) or any(q in definition for q in quoted):
-            reads.add(version)
-    return reads
-
-
-# A view definition's tokens: a quoted name ("", ``, []), a word, or one other character
-_TOKEN = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*|\S')
-_PLAIN_WORDS = frozenset({"select", "from", "as"})
-
-
-def _selects_whole(conn: Connection, target: WarehouseTable, definition: str, version: int) -> bool:
-    """Whether the view at the target name is the one :func:`_point_view` makes for ``version``: it has the version
-    table's columns, in order, under their names, and its definition from its first SELECT names nothing but that
-    table, its schema and its columns (SELECT, FROM, AS and the commas, dots and star between them).
-
-    A view a user defined at that name over Synthgate's version (a filter, a join, some columns) reads that version
-    too; it is theirs, and replacing it would lose their definition."""
-    table = version_table_name(target.table, version)
-    inspector = sa.inspect(conn)
-    try:
-        columns = [c["name"] for c in inspector.get_columns(table, schema=target.db_schema)]
-        shown = [c["name"] for c in inspector.get_columns(target.table, schema=target.db_schema)]
-    except sa.exc.NoSuchTableError:
-        return False
-    if shown != columns:
-        return False
-    names = {table, *columns, *([target.db_schema] if target.db_schema else [])}
-    tokens = _TOKEN.findall(definition)
-    words = [t.lower() for t in tokens]
-    if "select" not in words:
-        return False
-    for token in tokens[words.index("select") :]:
-        if token in (",", ".", ";", "*") or token.lower() in _PLAIN_WORDS:
-            continue
-        if token[0] in '"`[' and len(token) > 1:
-            token = token[1:-1].replace(token[0] * 2, token[0]) if token[0] != "[" else token[1:-1]
-        if token not in names:
-            return False
-    return True
-
-
-def _described(target: WarehouseTable) -> str:
-    return f"{target.table} (schema {target.db_schema})" if target.db_schema else target.table
-
-
-def _foreign_target(conn: Connection, target: WarehouseTable) -> str | None:
-    """Why the target name is not Synthgate's to replace, or None: it is free, or it is the view Synthgate created."""
-    kind = _kind_of(conn, target.table, target.db_schema)
-    if kind is None:
-        return None
-    refuse = "refusing to replace it. Choose another target.table, or drop/rename it yourself"
-    if kind == "table":
-        older = (
-            ". If an older Synthgate release published it (its catalog says so), `synthgate migrate SPEC` keeps it "
-            "as a version behind a view"
-            if governance.has_older_release_rows(conn, target.table)
-            else ""
-        )
-        return f"target {_described(target)} is a table Synthgate did not create: {refuse}{older}"
-    definition = _view_definition(conn, target)
-    reads = _view_versions(conn, target, definition)
-    if definition is None or reads is None:  # not readable here: Synthgate's when it recorded pointing the name
-        ours = governance.current_version(conn, target.table) is not None
-    else:
-        ours = bool(reads) and reads <= _ownership(conn, target).all
-        if ours and not (len(reads) == 1 and _selects_whole(conn, target, definition, next(iter(reads)))):
-            return (
-                f"target {_described(target)} is a view over Synthgate's versions that Synthgate did not create (it "
-                "is not the plain SELECT * Synthgate makes): refusing to replace it. Choose another target.table, "
-                "or drop it yourself and the next publish makes Synthgate's view again"
-            )
-    return None if ours else f"target {_described(target)} is a view Synthgate did not create: {refuse}"
-
-
-def _refuse_foreign_target(conn: Connection, target: WarehouseTable) -> None:
-    reason = _foreign_target(conn, target)
-    if reason is not None:
-        raise PublishError(f"{reason}; nothing was changed")
-
-
-def check_target(target: WarehouseTable) -> None:
-    """Refuse (:class:`PublishError`, naming the object) a target whose name is taken by an object Synthgate did not
-    create. Reads the target's catalog only: the flow runs it before any budget is reserved or source row read."""
-    engine = governed_engine(target)
-    governance.ensure_governance_tables(engine)
-    try:
-        with engine.connect() as conn:
-            reason = _foreign_target(conn, target)
-    except SQLAlchemyError as exc:
-        raise PublishError(f"checking the target {qualified(target)!r} failed ({driver_error(exc)})") from exc
-    if reason is not None:
-        raise PublishError(f"{reason}. Nothing was read and no budget was spent")
-
-
-def _broken_pair(conn: Connection, targets: list[WarehouseTable]) -> str | None:
-    """Why publishing ``targets`` (a parent, then the children published with it) would leave a linked pair apart, or
-    None. Each child table's rows name its parent's rows by keys that mean something only in the version they were
-    published with: a parent published without a child that is linked to it now leaves that child's keys naming
-    other parents; a table published now as a child of another parent, or on its own, breaks the pair it is in."""
-    parent, names = targets[0], {t.table for t in targets}
-    for child in governance.linked_children(conn, parent.table):  # a child whose view was dropped is retired
-        if child not in names and _kind_of(conn, child, parent.db_schema) is not None:
-            return (
-                f"{child!r} is published with {parent.table!r} as one version, and publishing {parent.table!r} "
-                "without it would leave its keys naming other rows: list it under children in the spec, or drop its "
-                "view to retire it"
-            )
-    for target in targets:
-        current = governance.current_version(conn, target.table)
-        if current is None or _kind_of(conn, target.table, target.db_schema) is None:
-            continue
-        linked_to = governance.parent_of(conn, target.table, current)
-        if linked_to is not None and linked_to != (None if target is parent else parent.table):
-            return f"{target.table!r} is published as a child of {linked_to!r}: refresh it through that table's spec"
-    return None
-
-
-def check_pair(targets: list[WarehouseTable]) -> None:
-    """Refuse (:class:`PublishError`) a publish of ``targets`` (a parent, then its children) that would leave a linked
-    pair apart (:func:`_broken_pair`). Reads the target's catalog only, before any budget is reserved."""
-    engine = governed_engine(targets[0])
-    governance.ensure_governance_tables(engine)
-    try:
-        with engine.connect() as conn:
-            reason = _broken_pair(conn, targets)
-    except SQLAlchemyError as exc:
-        raise PublishError(f"checking the target {qualified(targets[0])!r} failed ({driver_error(exc)})") from exc
-    if reason is not None:
-        raise PublishError(f"{reason}. Nothing was read and no budget was spent")
+        conn.execute(sa.text(f"COMMENT ON TABLE {table} IS {sql_literal(text)}"))
+    conn.execute(sa.text(f"COMMENT ON VIEW {quoted(conn, target.table, target.db_schema)} IS {sql_literal(text)}"))
 
 
 def _begin(conn: Connection) -> None:
@@ -727,8 +282,8 @@ def publish_together(
                 with conn.begin():  # the claim commits on its own, before CREATE TABLE: a leftover is known to be ours
                     _begin(conn)
                     for target in targets:
-                        _refuse_foreign_target(conn, target)
-                    if (broken := _broken_pair(conn, targets)) is not None:
+                        refuse_foreign_target(conn, target)
+                    if (broken := broken_pair(conn, targets)) is not None:
                         raise PublishError(f"{broken}; nothing was changed")
                     version = max(_next_version(conn, target) for target in targets)
                     for target in targets:
@@ -739,7 +294,7 @@ def publish_together(
                     _begin(conn)
                     previous = {}
                     for t in tables:
-                        _refuse_foreign_target(conn, t.target)  # again, inside the publishing transaction
+                        refuse_foreign_target(conn, t.target)  # again, inside the publishing transaction
                         previous[t.target] = governance.current_version(conn, t.target.table)
                     # Every version table loaded before any view moves: on MySQL/MariaDB each DDL commits on its own,
                     # so a load failing there leaves only claimed leftovers, never one view moved without the other
@@ -793,12 +348,6 @@ def _pruned_after_publish(engine: Engine, target: WarehouseTable, keep_versions:
         return ()
 
 
-def _claim_stamp(run_id: str) -> str:
-    """The comment a version table is created with where DDL commits on its own (MySQL, MariaDB): the claiming run,
-    so a table a killed publish left is told from a user's table created at that name since (:func:`_ownership`)."""
-    return f"synthgate claim {run_id}"
-
-
 def _load_version(conn: Connection, publication: Publication, version: int, run_id: str) -> None:
     """Create and load the version table, inside the caller's transaction."""
     target = publication.target
@@ -807,7 +356,7 @@ def _load_version(conn: Connection, publication: Publication, version: int, run_
         sa.MetaData(),
         *(sa.Column(c, t) for c, t in sql_types(publication.columns, publication.frame).items()),
         schema=target.db_schema,
-        comment=_claim_stamp(run_id) if conn.dialect.name in ("mysql", "mariadb") else None,  # with CREATE TABLE
+        comment=claim_stamp(run_id) if conn.dialect.name in ("mysql", "mariadb") else None,  # with CREATE TABLE
     )
     table.create(conn)
     load_frame(conn, table, publication.frame)
@@ -826,7 +375,7 @@ def _next_version(conn: Connection, target: WarehouseTable) -> int:
         governance.recorded_versions(conn, target.table)
         | governance.pruned_versions(conn, target.table)
         | set(governance.claimed_versions(conn, target.table))
-        | {v for v in _taken_versions(conn, target) if v <= MAX_VERSION}  # a user's people__v20240101: not a number
+        | {v for v in taken_versions(conn, target) if v <= MAX_VERSION}  # a user's people__v20240101: not a number
     )
     version = max(used, default=0) + 1
     if version > MAX_VERSION:
@@ -848,10 +397,10 @@ def migrate(target: WarehouseTable, trigger: str = "cli") -> Published:
     governance.ensure_governance_tables(engine)
     try:
         with _locked_transaction(engine, target) as conn:
-            kind = _kind_of(conn, target.table, target.db_schema)
+            kind = kind_of(conn, target.table, target.db_schema)
             if kind != "table":
                 state = "a view (Synthgate's versions are behind it)" if kind == "view" else "absent"
-                raise PublishError(f"target {_described(target)} is {state}: there is no table to migrate")
+                raise PublishError(f"target {described(target)} is {state}: there is no table to migrate")
             previous = governance.current_version(conn, target.table)
             version = _next_version(conn, target)
             new_name = version_table_name(target.table, version)
@@ -930,14 +479,14 @@ def _linked_children(
     moves = []
     for name in sorted(children):
         child = _beside(target, name)
-        kept = _ownership(conn, child).published & set(_version_tables(conn, child))
+        kept = ownership(conn, child).published & set(version_tables(conn, child))
         if to_version not in kept or to_version not in children[name]:
             raise PublishError(
                 f"version {to_version} of {qualified(target)!r} cannot be restored with its child table {name!r}, "
                 f"which was not published with it or is no longer kept (kept: {sorted(kept)}); pick another version "
                 "with --to"
             )
-        _refuse_foreign_target(conn, child)  # a user's view or table at the child's name is never replaced
+        refuse_foreign_target(conn, child)  # a user's view or table at the child's name is never replaced
         child_current = governance.current_version(conn, name)
         if child_current is not None and governance.parent_of(conn, name, child_current) != target.table:
             raise PublishError(
@@ -954,11 +503,11 @@ def prune_versions(engine: Engine, target: WarehouseTable, keep_versions: int) -
     not record creating, whatever its name. Returns the dropped numbers."""
     with engine.connect() as conn, conn.begin():
         _begin(conn)
-        owned = _ownership(conn, target)
-        on_disk = _version_tables(conn, target)
+        owned = ownership(conn, target)
+        on_disk = version_tables(conn, target)
         protected = {governance.current_version(conn, target.table)}
-        if _kind_of(conn, target.table, target.db_schema) == "view":
-            protected |= _view_versions(conn, target) or set()
+        if kind_of(conn, target.table, target.db_schema) == "view":
+            protected |= view_versions(conn, target) or set()
         published = sorted(v for v in owned.published if v in on_disk)
         keep = set(published[-keep_versions:]) | protected
         details = {v: f"beyond keep_versions={keep_versions}" for v in published if v not in keep}
@@ -981,7 +530,7 @@ def kept_versions(target: WarehouseTable) -> list[int]:
         if not sa.inspect(conn).has_table(governance.EVENTS.name, schema=target.db_schema):
             return []
         owned = governance.recorded_versions(conn, target.table) - governance.pruned_versions(conn, target.table)
-        return sorted(v for v in _version_tables(conn, target) if v in owned)
+        return sorted(v for v in version_tables(conn, target) if v in owned)
 
 
 def rollback(
@@ -1005,9 +554,9 @@ def rollback(
                     f"{qualified(target)!r} is published with its parent table {parent!r} as one version: roll back "
                     f"{parent!r}, and this table moves with it"
                 )
-            _refuse_foreign_target(conn, target)
-            owned = _ownership(conn, target).published
-            kept = {v: n for v, n in _version_tables(conn, target).items() if v in owned}
+            refuse_foreign_target(conn, target)
+            owned = ownership(conn, target).published
+            kept = {v: n for v, n in version_tables(conn, target).items() if v in owned}
             if to_version is None:
                 earlier = [v for v in kept if v < current]
                 if not earlier:

@@ -37,7 +37,8 @@ from synthgate.validation import validate_source
 from synthgate.warehouse import extract as extract_module
 from synthgate.warehouse.engine import engine_for
 from synthgate.warehouse.extract import extract_table
-from synthgate.warehouse.publish import check_target_names, check_target_privileges, publish
+from synthgate.warehouse.ownership import check_target_names, check_target_privileges
+from synthgate.warehouse.publish import publish
 from tests.conftest import PG_URL
 from tests.reliability import conftest as reliability
 from tests.reliability.conftest import core_refresh, make_spec

@@ -26,14 +26,8 @@ from typer.testing import CliRunner
 from synthgate.errors import PublishError, SpecError
 from synthgate.spec import WarehouseTable, spec_from_dict
 from synthgate.warehouse import governance
-from synthgate.warehouse.publish import (
-    Publication,
-    check_pair,
-    check_target,
-    kept_versions,
-    publish_together,
-    rollback,
-)
+from synthgate.warehouse.ownership import check_pair, check_target
+from synthgate.warehouse.publish import Publication, kept_versions, publish_together, rollback
 from tests.conftest import PG_URL
 from tests.warehouse.publishing import COLUMNS, catalog_writer, publish_version, version_frame
 
