@@ -137,7 +137,9 @@ def _column_expectations(policy: ColumnPolicy, column: Column) -> list[Any]:
 
     if policy.policy == "drop":
         return []
-    kind = ColumnKind.CATEGORICAL if policy.policy == "categorical" else column.kind
+    # a number learned as categories is still a number, at the source and as sampled
+    number = column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
+    kind = ColumnKind.CATEGORICAL if policy.policy == "categorical" and not number else column.kind
     expectations: list[Any] = []
     if policy.policy != "fake":
         expectations.append(

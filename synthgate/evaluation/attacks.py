@@ -22,7 +22,7 @@ from scipy.stats import norm
 from sklearn.neighbors import NearestNeighbors
 
 from synthgate.columns import to_numeric
-from synthgate.evaluation.features import FeatureSpace, single_threaded
+from synthgate.evaluation.features import FeatureSpace, category_text, single_threaded
 from synthgate.schema import Column, ColumnKind
 
 
@@ -87,14 +87,10 @@ class _Columns:
                 for name, frame in frames.items():
                     self.values[name].append(to_numeric(frame[c.name], c))
             else:
-                as_text = {
-                    # pandas-stubs' Scalar omits None, which where() accepts (an object column's null)
-                    name: frame[c.name].astype(object).where(frame[c.name].notna(), None)  # type: ignore[call-overload]
-                    for name, frame in frames.items()
-                }
-                domain = pd.Index(pd.unique(pd.concat(as_text.values()).dropna().astype(str)))
-                for name, series in as_text.items():
-                    codes = domain.get_indexer(series.astype(str))
+                texts = {name: category_text(frame[c.name]) for name, frame in frames.items()}
+                domain = pd.Index(pd.unique(pd.concat(texts.values()).dropna()))
+                for name, series in texts.items():
+                    codes = domain.get_indexer(series)
                     self.values[name].append(np.where(series.isna().to_numpy(), -1, codes).astype(float))
 
 

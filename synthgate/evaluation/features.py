@@ -9,12 +9,23 @@ import numpy as np
 import pandas as pd
 
 from synthgate.columns import to_numeric
+from synthgate.hashing import as_text
 from synthgate.schema import Column
 
 _MAX_CATEGORIES = 50
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """Each value of a category column as text, the same whatever dtype its frame gave it (:func:`as_text`: a number
+    through float, ``5``, ``5.0`` and ``np.int64(5)`` all ``'5.0'``; a boolean ``True``/``False``), NULL kept as NaN.
+    Every metric compares categories through it: the real rows of an INTEGER column with NULLs arrive as float64 and
+    its synthetic rows as Int64, and as pandas writes them (``'1.0'`` against ``'1'``) no value matched."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = np.array([*(as_text(u) for u in uniques), np.nan], dtype=object)  # code -1 (NULL) takes the last
+    return pd.Series(text[codes], index=values.index, dtype=object)
 
 
 class FeatureSpace:
@@ -31,7 +42,7 @@ class FeatureSpace:
                 lo, hi = np.quantile(values, [0.01, 0.99]) if values.size else (0.0, 1.0)
                 self.scales[c.name] = (float(lo), float(hi - lo) or 1.0)
             else:
-                counts = reference[c.name].astype(str).value_counts()
+                counts = category_text(reference[c.name]).fillna("None").value_counts()
                 self.categories[c.name] = list(counts.index[:_MAX_CATEGORIES])
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -44,7 +55,7 @@ class FeatureSpace:
                 null = np.isnan(values)
                 blocks += [np.clip(np.where(null, 0.0, values), -3, 4)[:, None], null[:, None].astype(float)]
             else:
-                text = frame[c.name].astype(str).to_numpy()
+                text = category_text(frame[c.name]).fillna("None").to_numpy()
                 blocks.append(
                     np.stack([text == cat for cat in self.categories[c.name]], axis=1).astype(float)
                     if self.categories[c.name]
@@ -56,7 +67,10 @@ class FeatureSpace:
 def categorical_codes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     """Frame ready for a gradient-boosting model: numerics as floats, categoricals as pandas categories."""
     return pd.DataFrame(
-        {c.name: to_numeric(frame[c.name], c) if c.kind.is_numeric else frame[c.name].astype(str) for c in columns},
+        {
+            c.name: to_numeric(frame[c.name], c) if c.kind.is_numeric else category_text(frame[c.name]).fillna("None")
+            for c in columns
+        },
         index=frame.index,
     )
 

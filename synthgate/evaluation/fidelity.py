@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from synthgate.evaluation.features import category_text
 from synthgate.evaluation.pair_trends import pair_trends
 from synthgate.schema import Column, ColumnKind
 
@@ -107,9 +108,7 @@ def _prepare(frame: pd.DataFrame, columns: list[Column], max_rows: int, seed: in
     frame = frame.reset_index(drop=True).copy()
     for c in columns:
         if c.kind is ColumnKind.CATEGORICAL:
-            # pandas-stubs' Scalar omits None, which where() accepts (an object column's null, written "None")
-            nulls_as_none = frame[c.name].astype(object).where(frame[c.name].notna(), None)  # type: ignore[call-overload]
-            frame[c.name] = nulls_as_none.astype(str)
+            frame[c.name] = category_text(frame[c.name]).fillna("None")  # a null as SDMetrics' category "None"
         elif c.kind is ColumnKind.DATETIME:
             frame[c.name] = pd.to_datetime(frame[c.name], utc=True, errors="coerce").dt.tz_localize(None)
         elif c.kind is ColumnKind.BOOLEAN:

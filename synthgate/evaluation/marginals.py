@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from synthgate.columns import to_numeric
+from synthgate.evaluation.features import category_text
 from synthgate.schema import Column
 
 _TOP_CATEGORIES = 20
@@ -61,7 +62,7 @@ class Discretiser:
                 )
                 self.edges[c.name] = edges
             else:
-                counts = train[c.name].dropna().astype(str).value_counts()
+                counts = category_text(train[c.name]).dropna().value_counts()
                 self.categories[c.name] = list(counts.index[:_TOP_CATEGORIES])
 
     def cardinality(self, column: Column) -> int:
@@ -83,7 +84,7 @@ class Discretiser:
                 lookup = {cat: i for i, cat in enumerate(self.categories[c.name])}
                 other = len(lookup)
                 raw = frame[c.name]
-                mapped = raw.astype(str).map(lookup).fillna(other).to_numpy(dtype=np.int64)
+                mapped = category_text(raw).map(lookup).fillna(other).to_numpy(dtype=np.int64)
                 codes[:, j] = np.where(raw.isna().to_numpy(), other + 1, mapped)
         return codes
 

@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 
-from synthgate.evaluation.features import FeatureSpace, categorical_codes, single_threaded
+from synthgate.evaluation.features import FeatureSpace, categorical_codes, category_text, single_threaded
 from synthgate.schema import Column, ColumnKind
 
 _MAX_MODEL_CATEGORIES = 250
@@ -65,7 +65,7 @@ def tstr(
         linear = [_fit_linear(frame, features, target, None, holdout, y_test) for frame in (synthetic, train)]
         return Utility("r2", *boosted, *linear)
     positive = _positive_class(train[target])
-    y_true = (y_test.astype(str) == positive).to_numpy()
+    y_true = (category_text(y_test) == positive).to_numpy()
     boosted = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train)]
     linear = [_fit_linear(frame, features, target, positive, holdout, y_true) for frame in (synthetic, train)]
     return Utility("roc_auc", *boosted, *linear)
@@ -94,13 +94,13 @@ def _align(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     test = test[train.columns].copy()
     for name in test.columns:
         if isinstance(train[name].dtype, pd.CategoricalDtype):
-            test[name] = pd.Categorical(test[name].astype(str), categories=train[name].cat.categories)
+            test[name] = pd.Categorical(test[name], categories=train[name].cat.categories)
     return test
 
 
 def _positive_class(labels: pd.Series) -> str:
     """The minority class of the real training labels (the usual positive class, e.g. '>50K')."""
-    counts = labels.dropna().astype(str).value_counts()
+    counts = category_text(labels).dropna().value_counts()
     return str(counts.index[-1])
 
 
@@ -113,7 +113,7 @@ def _fit_classifier(
     y_true: np.ndarray,
     seed: int,
 ) -> float:
-    y = (frame[target].astype(str) == positive).to_numpy()
+    y = (category_text(frame[target]) == positive).to_numpy()
     if y.all() or not y.any() or y_true.all() or not y_true.any():
         return 0.5
     x = _usable(_design(frame, features))
@@ -147,7 +147,7 @@ def _fit_linear(
     space = FeatureSpace(frame, features)
     x, x_test = space.transform(frame), space.transform(holdout)
     if positive is not None:
-        y = (frame[target].astype(str) == positive).to_numpy()
+        y = (category_text(frame[target]) == positive).to_numpy()
         if y.all() or not y.any() or y_true.all() or not y_true.any():
             return 0.5
         model = LogisticRegression(C=1.0, max_iter=300)

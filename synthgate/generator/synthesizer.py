@@ -236,6 +236,13 @@ class DPSynthesizer:
         numbers = column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
         return numbers and self._policy(column.name).categories is not None
 
+    def _number_as_categories(self, name: str) -> bool:
+        """Whether the column ``name`` is a number learned as categories (a declared domain, or ``policy:
+        categorical``): sampled as its numbers, in its own type, and never RARE (no number of its type)."""
+        column = next((c for c in self.columns if c.name == name), None)
+        numbers = column is not None and column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
+        return numbers and column is not None and self._categorical(column)
+
     @staticmethod
     def _as_categorical(column: Column) -> Column:
         return dataclasses.replace(column, kind=ColumnKind.CATEGORICAL)
@@ -343,9 +350,12 @@ class DPSynthesizer:
             if column.name in first:  # a refit: the first counts and these weigh as one release of both weights
                 released = first[column.name].combined(released)
             first[column.name] = released
-            return categorical_codec(
+            codec = categorical_codec(
                 column, released, n_rows=noisy_units, rows_noise=rows_noise, selection_delta=category_delta
             )
+            if self._number_as_categories(column.name):  # its released values only: RARE is no number
+                codec.has_rare = False
+            return codec
 
         self.codecs = [fit(column) for column in self.learned]
         self._refit(fit, sigma)
@@ -765,12 +775,8 @@ class DPSynthesizer:
                     if c.name not in self.given:
                         pieces[c.name].append(codec.decode(tokens[:, j], rng))
         columns = joined(pieces)  # a column at a time: 10M sampled rows are gigabytes, their chunks as many again
-        for column in self.columns:  # a number's declared domain, drawn as categories: its numbers in its own type
-            if (
-                column.name in columns
-                and self._numeric_domain(column)
-                and self._policy(column.name).policy != "categorical"
-            ):
+        for column in self.columns:  # a number drawn as categories: its numbers in its own type
+            if column.name in columns and self._number_as_categories(column.name):
                 drawn = pd.to_numeric(columns[column.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 columns[column.name] = from_numeric(drawn, column)
         for name, kind in self.fakes.items():
