@@ -26,7 +26,7 @@ class WarehouseError(SynthgateError):
     flow's tasks retry only those. A wrong role, password, database or host, or a missing driver, is permanent.
     """
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
 

@@ -23,7 +23,7 @@ from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.keys import keyed_digest, row_hash_key
 from synthgate.schema import Column, ColumnKind, column_from_sql, is_supported, sql_type_name
 from synthgate.spec import ColumnPolicy, WarehouseTable
-from synthgate.warehouse.engine import engine_for, qualified, reflect
+from synthgate.warehouse.engine import driver_error, engine_for, is_transient, qualified, reflect
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,10 @@ def extract_table(
                 del chunk
                 if progress:
                     progress(read)
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
+    except SQLAlchemyError as exc:  # a dropped connection is retried; a missing privilege (42501) is not
         raise WarehouseError(
-            f"reading {qualified(table)!r} from {table.display_url} failed: {type(cause).__name__}"
+            f"reading {qualified(table)!r} from {table.display_url} failed: {driver_error(exc)}",
+            transient=is_transient(exc),
         ) from exc
     # chunks typed apart may join as objects: typed once more
     frame = _normalise_dtypes(pd.DataFrame(joined(pieces), copy=False), columns)

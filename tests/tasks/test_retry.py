@@ -40,7 +40,8 @@ ALL_TASKS = [
 @pytest.mark.parametrize(
     ("error", "retried"),
     [
-        (WarehouseError("connection reset"), True),
+        (WarehouseError("connection reset", transient=True), True),
+        (WarehouseError("permission denied for table people"), False),  # permanent unless said otherwise
         (MissingTableError("no table people"), False),
         (GateFailedError("quality FAILED"), False),
         (PrivacyBudgetError("cap reached"), False),
