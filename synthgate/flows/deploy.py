@@ -180,7 +180,9 @@ def worker_command(pool: str, pool_type: str) -> str:
     on_path = shutil.which("prefect")
     prefect = "prefect" if here.is_file() and on_path and Path(on_path).resolve() == here.resolve() else str(here)
     url = os.environ.get("PREFECT_API_URL")
-    prefix = f"PREFECT_API_URL={url} " if url else ""
+    # a URL with credentials is never printed: the shell that runs the command has it in its environment
+    shown = '"$PREFECT_API_URL"' if url and redact_url(url) != url else url
+    prefix = f"PREFECT_API_URL={shown} " if url else ""
     kind = "" if pool_type == "process" else f" --type {pool_type}"
     return f"{prefix}{prefect} worker start --pool {pool}{kind}"
 

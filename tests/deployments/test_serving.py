@@ -66,6 +66,9 @@ def test_the_next_command_starts_a_worker_of_the_pool(monkeypatch):
     assert command.startswith("PREFECT_API_URL=http://127.0.0.1:4200/api ")
     assert command.endswith("prefect worker start --pool synthgate")
     assert worker_command("k8s", "kubernetes").endswith("worker start --pool k8s --type kubernetes")
+    monkeypatch.setenv("PREFECT_API_URL", "http://admin:s3cr3t@127.0.0.1:4200/api")
+    command = worker_command("synthgate", "process")
+    assert "s3cr3t" not in command and command.startswith('PREFECT_API_URL="$PREFECT_API_URL" ')
 
 
 def test_deploy_and_serve_refuse_a_temporary_server_in_one_line(tmp_path: Path):
