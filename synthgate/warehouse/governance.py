@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from synthgate.errors import GateFailedError, PrivacyBudgetError, SynthgateError, WarehouseError
 from synthgate.warehouse.engine import driver_error, is_transient, quoted
+
+log = logging.getLogger(__name__)
 
 METADATA = sa.MetaData()
 
@@ -359,18 +363,43 @@ class Spend:
 
     def identify(self, fingerprint: str) -> None:
         """Record the snapshot's keyed fingerprint once it is known."""
-        with self.engine.begin() as conn:
-            conn.execute(LEDGER.update().where(LEDGER.c.run_id == self.run_id).values(source_fingerprint=fingerprint))
+        statement = LEDGER.update().where(LEDGER.c.run_id == self.run_id).values(source_fingerprint=fingerprint)
+        ledger_write(self.engine, "recording the source's fingerprint", lambda conn: conn.execute(statement))
 
     def trained(self, epsilon: float, accounting: str) -> None:
         """Training is done: the ledger holds the accountant's figure from now on."""
-        close_spend(self.engine, self.run_id, "trained", epsilon, accounting)
+        ledger_write(
+            self.engine, "recording the spend", lambda c: close_spend(c, self.run_id, "trained", epsilon, accounting)
+        )
         for child in self.children:
             child.trained(epsilon, accounting)
 
     def reused(self) -> None:
         """The snapshot did not change: this run re-samples a published model and spends nothing."""
-        close_spend(self.engine, self.run_id, "resampling", 0.0, "none")
+        ledger_write(
+            self.engine, "recording the re-sample", lambda c: close_spend(c, self.run_id, "resampling", 0.0, "none")
+        )
+
+
+#: Tries of one ledger write: a dropped connection is tried again after 1 and 2 seconds.
+LEDGER_TRIES = 3
+
+
+def ledger_write(engine: Engine, what: str, write: Callable[[Connection], object]) -> None:
+    """One ledger write in its own transaction, tried again on a dropped connection (:data:`LEDGER_TRIES`); a
+    failure is one :class:`WarehouseError` naming ``what`` and the driver's error class, never its message."""
+    for attempt in range(LEDGER_TRIES):
+        try:
+            with engine.begin() as conn:
+                write(conn)
+            return
+        except SQLAlchemyError as exc:
+            if attempt + 1 < LEDGER_TRIES and is_transient(exc):
+                time.sleep(2**attempt)
+                continue
+            raise WarehouseError(
+                f"{what} in the privacy-budget ledger failed ({driver_error(exc)})", transient=is_transient(exc)
+            ) from exc
 
 
 @contextmanager
@@ -385,12 +414,19 @@ def reserved_spend(engine: Engine, entry: LedgerEntry, cap: float | None) -> Ite
     spend = Spend(engine, entry.run_id)
     try:
         yield spend
-    except GateFailedError as exc:
-        close_spend(engine, entry.run_id, "rejected", detail=str(exc))
-        raise
     except BaseException as exc:
+        # The run's own error is what the user acts on: a ledger that cannot be closed now (the warehouse went
+        # away) is logged, and the row stays open at its full reservation, which counts against the cap
+        rejected = isinstance(exc, GateFailedError)
         detail = str(exc) if isinstance(exc, SynthgateError) else type(exc).__name__
-        close_spend(engine, entry.run_id, "failed", None if spend.mechanisms_started else 0.0, detail=detail)
+        spent = None if rejected or spend.mechanisms_started else 0.0
+        status = "rejected" if rejected else "failed"
+        try:
+            ledger_write(
+                engine, "closing the run's row", lambda c: close_spend(c, entry.run_id, status, spent, detail=detail)
+            )
+        except WarehouseError as closing:
+            log.warning("%s; the row stays open at the run's full reservation", closing)
         raise
 
 

@@ -193,3 +193,28 @@ def test_child_tables_of_one_run_keep_ledger_keys_of_their_own():
     assert governance.child_run_id(run, "orders_synthetic") == f"{run}/orders_synthetic"
     long = [governance.child_run_id(run, f"customer_support_tickets_synthetic_{region}") for region in ("eu", "us")]
     assert long[0] != long[1] and all(len(key) == 64 for key in long)  # cut to the column, a hash keeps them apart
+
+
+def test_a_ledger_that_cannot_be_closed_leaves_the_run_s_own_error_and_its_reservation(tmp_path, caplog):
+    # the warehouse goes away while the run fails: the user reads the run's error, not the ledger's, and the open row
+    # (the full reservation) still counts against the cap when the warehouse is back
+    from synthgate.errors import DataValidationError
+
+    path = tmp_path / "w.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    governance.ensure_governance_tables(engine)
+
+    def failing_run() -> None:
+        with governance.reserved_spend(engine, entry("run-1", 0.6), cap=1.0) as spend:
+            spend.training()
+            with engine.begin() as conn:  # the ledger's table is gone: every later write fails
+                conn.execute(sa.text("ALTER TABLE synthgate_ledger RENAME TO ledger_away"))
+            raise DataValidationError("source suite failed: expect_column_values_to_not_be_null(age)")
+
+    with pytest.raises(DataValidationError, match="source suite failed"):
+        failing_run()
+    assert "closing the run's row in the privacy-budget ledger failed (OperationalError" in caplog.text
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE ledger_away RENAME TO synthgate_ledger"))
+    [row] = governance.ledger_rows(engine)
+    assert row["status"] == "started" and governance.budget_summary(engine, "people", 1.0)["remaining"] == 0.4
