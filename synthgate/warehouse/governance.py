@@ -598,6 +598,15 @@ def current_version(conn: Connection, published_table: str) -> int | None:
     ).scalar_one_or_none()
 
 
+def publish_run(conn: Connection, published_table: str, version: int) -> str | None:
+    """The run whose ``publish`` event recorded ``version`` of ``published_table`` (None: none did)."""
+    return conn.execute(
+        sa.select(EVENTS.c.run_id)
+        .where(EVENTS.c.published_table == published_table, EVENTS.c.action == "publish", EVENTS.c.version == version)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def recorded_versions(conn: Connection, published_table: str) -> set[int]:
     """Versions a publish or a migration recorded, pruned ones included (numbers never used again)."""
     rows = conn.execute(

@@ -274,6 +274,9 @@ def publish_together(
     engine = governed_engine(targets[0])
     governance.ensure_governance_tables(engine)
     views = _MovedViews()
+    committed = False  # past the commit, a failure (releasing the lock, closing a connection) unpublishes nothing
+    version = 0  # none claimed yet
+    pruned: dict[WarehouseTable, tuple[int, ...]] = {}
     try:
         with engine.connect() as lock_conn, ExitStack() as locks:
             for key in sorted({_lock_key(t) for t in targets}):  # one order: two publishes never wait on each other
@@ -308,17 +311,22 @@ def publish_together(
                             conn, t.target.table, "publish", version, previous[t.target], run_id, trigger
                         )
                         t.in_transaction(conn, version)
+                committed = True
             pruned = {target: _pruned_after_publish(engine, target, keep_versions) for target in targets}
     except (
         SQLAlchemyError,
         getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
     ) as exc:  # COPY raises the driver's
-        raise PublishError(
-            f"publishing {described} failed ({driver_error(exc)}); "
-            + (views.undone(engine) or "the previous version is unchanged and still published")
-        ) from exc
+        if not (committed or _landed(engine, tables, version, run_id)):
+            raise PublishError(
+                f"publishing {described} failed ({driver_error(exc)}); "
+                + (views.undone(engine) or "the previous version is unchanged and still published")
+            ) from exc
+        # committed (its acknowledgement may be what was lost): the version is live, and a retry would publish twice
+        log.warning("published %s as version %d, then %s after the commit", described, version, driver_error(exc))
     except Exception:  # a bug in a caller's in-transaction step: its views go back all the same
-        views.undone(engine)
+        if not committed:
+            views.undone(engine)
         raise
     for t in tables:
         log.info("published %s version %d (%d rows)", qualified(t.target), version, len(t.frame))
@@ -328,10 +336,20 @@ def publish_together(
             version,
             version_table_name(t.target.table, version),
             previous[t.target],
-            pruned[t.target],
+            pruned.get(t.target, ()),
         )
         for t in tables
     ]
+
+
+def _landed(engine: Engine, tables: list[Publication], version: int, run_id: str) -> bool:
+    """Whether a publish whose commit raised committed all the same (the acknowledgement lost with the connection):
+    its publish events are recorded. False when that cannot be read either, or before a version was claimed (0)."""
+    try:
+        with engine.connect() as conn:
+            return version > 0 and all(governance.publish_run(conn, t.target.table, version) == run_id for t in tables)
+    except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)):
+        return False
 
 
 def _pruned_after_publish(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:

@@ -333,6 +333,29 @@ def test_a_rollback_failing_after_its_view_moved_leaves_the_name_where_it_was(wa
     assert warehouse.read_name() == (10, 1, 1)
 
 
+def test_a_failure_after_the_commit_leaves_the_publish_standing_and_is_not_retried(warehouse, monkeypatch, caplog):
+    # the lock's release (or a connection's close) fails once the version is committed: it is live and recorded, so
+    # the publish reports it (a PublishError would be retried and publish it a second time)
+    from contextlib import contextmanager
+
+    import synthgate.warehouse.publish
+
+    publish_version(warehouse.table(), version_frame(1, 20), "run00001")
+    lost = sa.exc.OperationalError("SELECT pg_advisory_unlock", {}, Exception("server closed the connection"))
+
+    @contextmanager
+    def lock_lost_on_release(conn, key):
+        yield
+        raise lost
+
+    with monkeypatch.context() as patched:
+        patched.setattr(synthgate.warehouse.publish.governance, "advisory_lock", lock_lost_on_release)
+        published = publish_version(warehouse.table(), version_frame(2, 30), "run00002")
+    assert published.version == 2 and warehouse.read_name() == (30, 2, 2)
+    assert "as version 2, then Exception after the commit" in caplog.text  # the driver's class, not its text
+    assert [r["run_id"] for r in governance.catalog_rows(warehouse.governed())] == ["run00001", "run00002"]
+
+
 def test_a_failed_prune_leaves_the_publish_standing(warehouse, monkeypatch, caplog):
     # Pruning runs once the new version is live (a user's view reading an old version blocks its DROP): the
     # publish stands, the old versions wait for the next publish.
