@@ -92,6 +92,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
 
 
 @app.callback()
@@ -199,8 +200,10 @@ def refresh(
     settings = get_settings()
     table_spec = apply_overrides(load_spec(request.spec_path), request)
     _preflight(table_spec, settings.budget_cap(table_spec.privacy.cap))
+    from synthgate.flows.deploy import answering_server
     from synthgate.flows.refresh import refresh_table
 
+    answering_server()
     _console_without_tracebacks()
     result = refresh_table(request, trigger=trigger)
     _print_result(result, as_json)
@@ -543,8 +546,10 @@ def demo(
 
     url = load_demo_warehouse(home)
     typer.echo(f"loaded UCI Adult into {url} (tables adult, adult_test)", err=True)
+    from synthgate.flows.deploy import answering_server
     from synthgate.flows.refresh import refresh_table
 
+    answering_server()
     _console_without_tracebacks()
     # The flow takes a plain spec path too (RefreshParameters' before-validator), and Prefect records the call's
     # arguments as the run's parameters: the demo run keeps the path. The flow's annotation names the model only.
@@ -567,8 +572,10 @@ def refresh_all_command(
     request = RefreshAllParameters(specs_dir=str(specs_dir))
     if not any(p.is_file() for p in specs_dir.glob(request.pattern)):  # before the flow's imports and Prefect
         raise SpecError(f"no table specs match {request.pattern!r} in {specs_dir}")
+    from synthgate.flows.deploy import answering_server
     from synthgate.flows.refresh_all import refresh_all
 
+    answering_server()
     _console_without_tracebacks()
     outcomes = refresh_all(request, trigger="cli")
     if as_json:

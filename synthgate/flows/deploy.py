@@ -48,15 +48,25 @@ def check_prefect_yaml(root: Path | None = None) -> Path:
 def require_server(command: str) -> str:
     """The Prefect API URL in use, or :class:`SynthgateError` when none is configured: deployments registered with
     Prefect's temporary server would vanish when the command ends."""
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    if not url:
+    url = answering_server()
+    if url is None:
         raise SynthgateError(
             f"no Prefect server configured (PREFECT_API_URL is unset): `synthgate {command}` would register with a "
             "temporary server that stops with the command. Start one with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set PREFECT_API_URL=...`)"
         )
+    return url
+
+
+def answering_server() -> str | None:
+    """The Prefect server the environment (or the Prefect profile) names, once it answers its health check; None
+    where none is named (a flow then starts Prefect's temporary server). One line naming it, password masked, when it
+    does not answer: a flow would otherwise fail later as an unexpected error."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return None
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:

@@ -99,6 +99,18 @@ def test_deploy_and_serve_refuse_a_temporary_server_in_one_line(tmp_path: Path):
         "error: the Prefect server at PREFECT_API_URL=http://user:***@127.0.0.1:9/api does not answer (ConnectError): "
         "start it (`prefect server start`), or point PREFECT_API_URL at one that runs"
     ]
+    # a refresh says the same before the flow starts (it failed later as "unexpected RuntimeError")
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", "refresh-all", "deployments/tables"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=down,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "hunter2" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: the Prefect server at PREFECT_API_URL=http://user:***@127.0.0.1:9/api does not")
 
 
 def _record(logger: str, message: str, error: BaseException | None) -> logging.LogRecord:
