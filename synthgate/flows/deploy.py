@@ -141,7 +141,9 @@ def deploy(
     root = root or project_root()
     config = yaml.safe_load(check_prefect_yaml(root).read_text())
     directory = run_directory(pool_type, project_dir, root)
-    if pool_type == "process" and not (Path(directory) / TABLES_DIR).is_dir():
+    # --project-dir names the folder as the workers' machine has it: checked here only where it exists here too
+    here = Path(directory)
+    if pool_type == "process" and here.is_dir() and not (here / TABLES_DIR).is_dir():
         raise SpecError(
             f"{directory} holds no {TABLES_DIR}/: a process worker could not find the table specs there. Give "
             "--project-dir the folder of the Synthgate project (the one with deployments/ and expectations/)"

@@ -20,7 +20,7 @@ from synthgate.deployments import (
     run_trigger,
     table_deployment,
 )
-from synthgate.errors import GateFailedError
+from synthgate.errors import GateFailedError, SpecError
 from synthgate.flows import quiet
 from synthgate.flows.deploy import worker_command
 from synthgate.spec import Schedule
@@ -162,3 +162,11 @@ def test_library_warnings_are_quiet_in_flow_processes():
 )
 def test_training_logs_about_ten_epochs(epochs, logged):
     assert [e for e in range(1, epochs + 1) if logged_epoch(e, epochs)] == logged
+
+
+def test_a_project_dir_is_checked_only_where_it_exists_on_this_machine(tmp_path: Path):
+    # --project-dir names the folder as the workers' machine has it; one that exists here without specs is wrong
+    from synthgate.flows.deploy import deploy
+
+    with pytest.raises(SpecError, match=r"holds no deployments/tables/"):
+        deploy("synthgate", "process", {}, str(tmp_path))
