@@ -32,7 +32,16 @@ def fingerprint_key(settings: Settings) -> bytes:
         return settings.fingerprint_key.get_secret_value().encode()
     if settings.fingerprint_key_block:
         return _from_block(settings.fingerprint_key_block).encode()
-    return _key_file(settings.secrets_dir / "fingerprint.key")
+    path = settings.secrets_dir / "fingerprint.key"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not path.is_file():
+        # a key made in a pod dies with it: every run would read its source as changed, train and spend again, and
+        # split its holdout anew
+        raise SpecError(
+            "no fingerprint key in this Kubernetes pod: set SYNTHGATE_FINGERPRINT_KEY_BLOCK (the name of a Prefect "
+            "Secret block holding the key) for the flow runs, e.g. `synthgate deploy --env "
+            "SYNTHGATE_FINGERPRINT_KEY_BLOCK=synthgate-fingerprint-key`"
+        )
+    return _key_file(path)
 
 
 def _from_block(block: str) -> str:

@@ -9,7 +9,7 @@ import stat
 import pandas as pd
 import pytest
 
-from synthgate.errors import DataValidationError
+from synthgate.errors import DataValidationError, SpecError
 from synthgate.hashing import row_hashes
 from synthgate.keys import fingerprint_key, row_hash_key
 from synthgate.schema import Column, ColumnKind
@@ -71,6 +71,15 @@ def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
     path = settings.secrets_dir / "fingerprint.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
+
+
+def test_a_kubernetes_pod_never_makes_a_key_of_its_own(tmp_path, monkeypatch):
+    # made in a pod, the key dies with it: every run would read its source as changed and spend again
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    with pytest.raises(SpecError, match="no fingerprint key in this Kubernetes pod: set SYNTHGATE_FINGERPRINT_KEY"):
+        fingerprint_key(Settings(home=tmp_path))
+    assert not (tmp_path / "secrets").exists()
+    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-job")) == b"from-the-job"
 
 
 def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema):
