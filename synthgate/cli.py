@@ -608,6 +608,9 @@ def deploy(
     write: bool = typer.Option(
         False, "--write", help="Regenerate deployments/prefect.yaml from the table specs first."
     ),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete Synthgate's deployments that no spec names any more (deleted or renamed specs)."
+    ),
 ) -> None:
     """Register the deployments of deployments/prefect.yaml with the Prefect server in use (PREFECT_API_URL)."""
     _quiet_libraries()
@@ -630,9 +633,18 @@ def deploy(
     actual_type, created = deploying.ensure_work_pool(pool_name, pool_type)
     if created:
         typer.echo(f"created work pool {pool_name!r} ({actual_type})", err=True)
-    deployed = deploying.deploy(pool_name, actual_type, job_variables, project_dir, root)
+    deployed = deploying.deploy(pool_name, actual_type, job_variables, project_dir, root, prune=prune)
     for name in deployed.replaced:
         typer.echo(f"replaced {name}, which `synthgate serve` had registered: stop that process", err=True)
+    for name in deployed.pruned:
+        typer.echo(f"deleted {name}: no spec names it any more", err=True)
+    for name in deployed.stale:
+        typer.secho(
+            f"warning: {name} is Synthgate's but no spec names it any more, and it keeps its schedule: "
+            "`synthgate deploy --prune` deletes it",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     for name in deployed.names:
         typer.echo(f"deployed {name} (work pool {pool_name})")
     for warning in cap_warnings(get_settings().default_budget_cap, root):

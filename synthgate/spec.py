@@ -291,7 +291,7 @@ class Gates(_Frozen):
         default=0.60, ge=0, le=1, description="Share of synthetic rows closer to training than to holdout (ideal 0.5)."
     )
     min_nndr_ratio: float = Field(
-        default=0.8, ge=0, le=2, description="Median NNDR to training over median NNDR to holdout (ideal 1)."
+        default=0.8, ge=0, le=2, description="Mean NNDR to training over mean NNDR to holdout (ideal 1)."
     )
     max_exact_copy_excess: float = Field(
         default=0.02, ge=0, le=1, description="Share of exact copies of training rows minus the holdout's share."

@@ -14,6 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 
+from synthgate.columns import to_numeric
 from synthgate.evaluation.features import FeatureSpace, categorical_codes, category_text, single_threaded
 from synthgate.schema import Column, ColumnKind
 
@@ -57,18 +58,94 @@ def tstr(
     train, holdout, synthetic = (_at_most(frame, max_rows, seed) for frame in (train, holdout, synthetic))
     features = [c for c in columns if c.name != target]
     target_column = next(c for c in columns if c.name == target)
-    regression = target_column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and holdout[target].nunique() > 10
+    regression = target_column.kind.is_numeric and holdout[target].nunique() > 10  # datetimes too: as numbers
     x_test = _design(holdout, features)
     y_test = holdout[target]
     if regression:
+        if target_column.kind is ColumnKind.DATETIME:
+            train, holdout, synthetic = (_as_numbers(f, target_column) for f in (train, holdout, synthetic))
+            y_test = holdout[target]
         boosted = [_fit_regressor(frame, features, target, x_test, y_test, seed) for frame in (synthetic, train)]
         linear = [_fit_linear(frame, features, target, None, holdout, y_test) for frame in (synthetic, train)]
         return Utility("r2", *boosted, *linear)
+    classes = _classes(train[target])
+    if len(classes) > 2:  # one against the rest for each class, averaged: the rarest alone is often never sampled
+        y_codes = _codes(y_test, classes)
+        frames = (synthetic, train)
+        boosted = [_multiclass(frame, features, target, classes, x_test, y_codes, seed) for frame in frames]
+        linear = [_multiclass_linear(frame, features, target, classes, holdout, y_codes) for frame in frames]
+        return Utility("roc_auc", *boosted, *linear)
     positive = _positive_class(train[target])
     y_true = (category_text(y_test) == positive).to_numpy()
     boosted = [_fit_classifier(frame, features, target, positive, x_test, y_true, seed) for frame in (synthetic, train)]
     linear = [_fit_linear(frame, features, target, positive, holdout, y_true) for frame in (synthetic, train)]
     return Utility("roc_auc", *boosted, *linear)
+
+
+#: A target of more classes than two is scored on its most frequent classes, each against the rest (the others pooled).
+MAX_CLASSES = 10
+
+
+def _as_numbers(frame: pd.DataFrame, column: Column) -> pd.DataFrame:
+    return frame.assign(**{column.name: to_numeric(frame[column.name], column)})
+
+
+def _classes(labels: pd.Series) -> list[str]:
+    """The real training labels' most frequent classes (as text), at most :data:`MAX_CLASSES`."""
+    return list(category_text(labels).dropna().value_counts().index[:MAX_CLASSES])
+
+
+def _codes(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Each label's class number; a label of no listed class (or NULL) the number after them."""
+    found = pd.Index(classes).get_indexer(pd.Index(category_text(labels)))
+    return np.where(found < 0, len(classes), found)
+
+
+def _macro_auc(y_codes: np.ndarray, classes: np.ndarray, proba: np.ndarray) -> float:
+    """The mean over the holdout's classes (with positives and negatives) of each class's ROC AUC against the rest,
+    ``proba`` the model's probabilities for its ``classes`` (a class the model never saw scores 0 for every row)."""
+    aucs = []
+    for k in np.unique(y_codes):
+        truth = y_codes == k
+        if truth.all():
+            continue
+        at = np.flatnonzero(classes == k)
+        aucs.append(roc_auc_score(truth, proba[:, at[0]] if at.size else np.zeros(len(truth))))
+    return float(np.mean(aucs)) if aucs else 0.5
+
+
+def _multiclass(
+    frame: pd.DataFrame,
+    features: list[Column],
+    target: str,
+    classes: list[str],
+    x_test: pd.DataFrame,
+    y_codes: np.ndarray,
+    seed: int,
+) -> float:
+    y = _codes(frame[target], classes)
+    if np.unique(y).size < 2:
+        return 0.5
+    x = _usable(_design(frame, features))
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed, max_iter=200)
+    model.fit(x, y)
+    return _macro_auc(y_codes, model.classes_, model.predict_proba(_align(x, x_test)))
+
+
+def _multiclass_linear(
+    frame: pd.DataFrame,
+    features: list[Column],
+    target: str,
+    classes: list[str],
+    holdout: pd.DataFrame,
+    y_codes: np.ndarray,
+) -> float:
+    y = _codes(frame[target], classes)
+    if np.unique(y).size < 2:
+        return 0.5
+    space = FeatureSpace(frame, features)
+    model = LogisticRegression(C=1.0, max_iter=300).fit(space.transform(frame), y)
+    return _macro_auc(y_codes, model.classes_, model.predict_proba(space.transform(holdout)))
 
 
 def _at_most(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:

@@ -108,6 +108,8 @@ class Deployed:
     directory: str
     names: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # deployments `synthgate serve` had registered
+    stale: list[str] = field(default_factory=list)  # Synthgate's deployments prefect.yaml no longer names: kept
+    pruned: list[str] = field(default_factory=list)  # the same, deleted (``prune``)
 
 
 def _existing(client: Any, name: str) -> Any | None:
@@ -120,7 +122,13 @@ def _existing(client: Any, name: str) -> Any | None:
 
 
 def deploy(
-    pool: str, pool_type: str, job_variables: dict[str, Any], project_dir: str | None = None, root: Path | None = None
+    pool: str,
+    pool_type: str,
+    job_variables: dict[str, Any],
+    project_dir: str | None = None,
+    root: Path | None = None,
+    *,
+    prune: bool = False,
 ) -> Deployed:
     """Create or update every deployment of prefect.yaml on the server in use, for work pool ``pool`` of type
     ``pool_type``.
@@ -130,6 +138,9 @@ def deploy(
     checked against the specs first, and the runs' folder is decided here (:func:`run_directory`): for a process pool
     the project's absolute folder, so a plain ``prefect worker start --pool <pool>`` runs them. A deployment that
     ``synthgate serve`` registered under the same name is deleted first: its new id is one no serving process polls.
+    Synthgate's deployments that the file no longer names (a spec deleted or renamed) keep their schedules on the
+    server, and a renamed spec's old one refreshes the same table beside the new one: they are listed
+    (:attr:`Deployed.stale`), and deleted with ``prune``.
     """
     import yaml
     from prefect.client.orchestration import get_client
@@ -182,7 +193,29 @@ def deploy(
                 schedules=schedules,
             )
             result.names.append(name)
+        for name, deployment_id in _not_in(client, result.names):
+            if prune:
+                client.delete_deployment(deployment_id)
+                result.pruned.append(name)
+            else:
+                result.stale.append(name)
     return result
+
+
+def _not_in(client: Any, names: list[str]) -> list[tuple[str, Any]]:
+    """(Name, id) of every deployment tagged ``synthgate`` on the server whose name is not in ``names``."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    tagged = client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["synthgate"])))
+    flows: dict[Any, str] = {}
+    found = []
+    for d in tagged:
+        if d.flow_id not in flows:
+            flows[d.flow_id] = client.read_flow(d.flow_id).name
+        name = f"{flows[d.flow_id]}/{d.name}"
+        if name not in names:
+            found.append((name, d.id))
+    return sorted(found)
 
 
 def worker_command(pool: str, pool_type: str) -> str:

@@ -46,6 +46,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.exceptions import ObjectNotFound
 from prefect.results import ResultRecord
 from prefect.states import Scheduled
 
@@ -176,6 +177,19 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         listing = stack.run([*PREFECT, "deployment", "ls"])
         print(listing.stdout)
         assert "refresh-table/adult" in listing.stdout and "refresh-all/all-tables" in listing.stdout
+        # a spec renamed or deleted since: its deployment keeps firing until deploy --prune deletes it
+        adult_now = client.read_deployment_by_name("refresh-table/adult")
+        client.create_deployment(
+            flow_id=adult_now.flow_id, name="renamed-away", entrypoint=adult_now.entrypoint, tags=["synthgate"]
+        )
+        with journey.step("deploy (a spec renamed since)"):
+            deployed = stack.run(deploy)
+        assert deployed.returncode == 0 and "warning: refresh-table/renamed-away is Synthgate's" in deployed.stderr
+        assert client.read_deployment_by_name("refresh-table/renamed-away")
+        deployed = stack.run([*deploy, "--prune"])
+        assert "deleted refresh-table/renamed-away: no spec names it any more" in deployed.stderr, deployed.stderr
+        with pytest.raises(ObjectNotFound):
+            client.read_deployment_by_name("refresh-table/renamed-away")
 
         adult = client.read_deployment_by_name("refresh-table/adult")
         assert adult.enforce_parameter_schema and adult.work_pool_name == POOL
@@ -466,7 +480,6 @@ def check_deploy_takes_served_deployments_back(stack: PrefectStack, client: Sync
 
 
 def _deployment(client: SyncPrefectClient, name: str):
-    from prefect.exceptions import ObjectNotFound
 
     try:
         return client.read_deployment_by_name(name)
