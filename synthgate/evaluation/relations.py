@@ -108,11 +108,15 @@ class Relations:
         return {f"relations.{k}": float(v) for k, v in values.items() if not np.isnan(v)}
 
 
-def children_tvd(real: LinkedPair, synthetic: LinkedPair) -> float:
-    """Total variation distance of the children-per-parent distributions, over the size bins (0 its own bin)."""
+def children_tvd(real: LinkedPair, synthetic: LinkedPair, *, parents: int | None = None, seed: int = 0) -> float:
+    """Total variation distance of the children-per-parent distributions, over the size bins (0 its own bin);
+    ``parents``: the synthetic side measured on that many of its parents drawn at random (``seed``), so that it
+    compares with a holdout of that many (a TVD over fewer parents is larger by its sampling noise alone)."""
 
     def shares(pair: LinkedPair) -> np.ndarray:
         sizes = pair.children_per_parent().to_numpy()
+        if pair is synthetic and parents is not None and parents < sizes.size:
+            sizes = np.random.default_rng(seed).choice(sizes, parents, replace=False)
         bins = np.where(sizes > 0, 1 + size_bin(np.maximum(sizes, 1)), 0)
         counts = np.bincount(bins, minlength=64)[:64].astype(float)
         return counts / max(counts.sum(), 1.0)
@@ -314,7 +318,7 @@ def evaluate_relations(
         seed=seed,
     )
     relations = Relations(
-        children_tvd=children_tvd(train, synthetic),
+        children_tvd=children_tvd(train, synthetic, parents=len(holdout.parents), seed=seed),  # sized alike
         children_tvd_holdout=children_tvd(train, holdout),
         dangling_share=synthetic.dangling_share(),
         dangling_share_real=train.dangling_share(),

@@ -81,3 +81,23 @@ def test_no_relation_score_gives_back_the_count_of_real_parents():
     metrics = relations_of(pair(parents, orders, ids[1500:]), train, holdout).as_metrics()
     assert {"relations.children_tvd", "relations.children_tvd_holdout", "relations.pair_trends"} <= set(metrics)
     assert all(round(value, 3) == value for value in metrics.values()), metrics
+
+
+def test_children_per_parent_are_compared_with_the_holdout_at_its_size():
+    # a TVD over 200 parents is larger by sampling noise alone: the synthetic side, 20,000 parents, measured whole
+    # against a holdout of 200 made the gate on their difference lenient
+    from synthgate.evaluation.relations import children_tvd
+
+    rng = np.random.default_rng(5)
+
+    def pair(n: int) -> LinkedPair:
+        parents = pd.DataFrame({"id": np.arange(n)})
+        sizes = rng.poisson(3, n)
+        return LinkedPair(parents, pd.DataFrame({"id": np.repeat(parents["id"], sizes)}), "id", "id")
+
+    train, holdout, synthetic = pair(5_000), pair(200), pair(20_000)
+    whole = children_tvd(train, synthetic)
+    sized = np.mean([children_tvd(train, synthetic, parents=200, seed=s) for s in range(20)])
+    ceilings = np.mean([children_tvd(train, pair(200)) for _ in range(20)])
+    assert sized > 2 * whole and abs(sized - ceilings) < 0.5 * ceilings
+    assert children_tvd(train, holdout) > whole
