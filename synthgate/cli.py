@@ -533,6 +533,9 @@ def demo(
         ".synthgate).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
+    load_only: bool = typer.Option(
+        False, "--load-only", help="Load the warehouse only: for a stack whose scheduled adult deployment reads it."
+    ),
 ) -> None:
     """Load UCI Adult into an embedded SQLite warehouse and refresh its synthetic copy end to end."""
     _quiet_libraries()
@@ -546,6 +549,8 @@ def demo(
 
     url = load_demo_warehouse(home)
     typer.echo(f"loaded UCI Adult into {url} (tables adult, adult_test)", err=True)
+    if load_only:
+        return
     from synthgate.flows.deploy import answering_server
     from synthgate.flows.refresh import refresh_table
 
