@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypedDict, TypeVar
 
 import numpy as np
@@ -141,11 +141,15 @@ def evaluate(
         return result
 
     data: _Inputs = {"train": train, "holdout": holdout, "synthetic": synthetic, "columns": columns}
-    fidelity = timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed)
-    marginals = timed("marginals", marginal_tvd, **data, seed=seed)
-    utility = timed("utility", tstr, **data, target=target, seed=seed) if target else None
-    distance = timed("distances", dcr, **data, seed=seed, unit=unit, train_hashes=train_hashes)
-    risks = timed("anonymeter", anonymeter_risks, **data, target=target, attacks=attacks, seed=seed)
+    # Every figure computed over real rows to three decimals (at full precision some give back their count). Shares
+    # of synthetic rows are kept whole: gated at 0 (exact copies of training rows, repeated keys), a share of 1 in
+    # 10,000 rounded to 0 would pass
+    fidelity = coarsened(timed("sdmetrics", quality, train=train, synthetic=synthetic, columns=columns, seed=seed))
+    marginals = coarsened(timed("marginals", marginal_tvd, **data, seed=seed))
+    utility = coarsened(timed("utility", tstr, **data, target=target, seed=seed)) if target else None
+    measured = timed("distances", dcr, **data, seed=seed, unit=unit, train_hashes=train_hashes)
+    distance = replace(coarsened(measured), exact_copies_training=measured.exact_copies_training)
+    risks = coarsened(timed("anonymeter", anonymeter_risks, **data, target=target, attacks=attacks, seed=seed))
     duplicates = duplicate_key_share(synthetic, keys) if keys else None
     worst = risks.worst_inference if risks.inference else None
     scores = Scores(
@@ -178,5 +182,4 @@ def evaluate(
         tstr_linear=utility.tstr_linear if utility else None,
         trtr_linear=utility.trtr_linear if utility else None,
     )
-    # every figure to three decimals: computed over real rows, at full precision some give back their count
-    return coarsened(Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds))
+    return Evaluation(scores, fidelity, marginals, distance, risks, utility, seconds)

@@ -158,3 +158,21 @@ def test_shares_over_real_rows_keep_three_decimals(thirds, columns):
     scores = dcr(train=seen, holdout=holdout, synthetic=copies, columns=columns)
     assert scores.exact_copies_holdout == round(7 / 487, 3) != 7 / 487
     assert scores.mia_auc == round(scores.mia_auc, 3)
+
+
+def test_a_single_copied_row_in_thousands_still_fails_a_gate_at_zero(thirds, columns):
+    # figures over real rows leave at three decimals; a share of synthetic rows gated at 0 stays whole: one training
+    # row among 4,000 synthetic ones (0.00025) rounded to 0.0 would pass max_exact_copy_excess: 0
+    from synthgate.evaluation.scorecard import evaluate
+    from synthgate.gates import evaluate_gates
+    from synthgate.spec import Gates
+
+    train, holdout, fresh = thirds
+    synthetic = pd.concat([fresh] * 8, ignore_index=True).iloc[:3999]
+    synthetic = pd.concat([synthetic, train.iloc[[7]]], ignore_index=True)
+    scores = evaluate(
+        train=train, holdout=holdout, synthetic=synthetic, columns=columns, target=None, synthetic_suite_failures=[]
+    ).scores
+    assert scores.exact_copies_training == pytest.approx(1 / 4000)
+    [verdict] = [v for v in evaluate_gates(Gates(max_exact_copy_excess=0.0), scores) if v.name == "exact_copy_excess"]
+    assert not verdict.passed
