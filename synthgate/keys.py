@@ -33,15 +33,22 @@ def fingerprint_key(settings: Settings) -> bytes:
     if settings.fingerprint_key_block:
         return _from_block(settings.fingerprint_key_block).encode()
     path = settings.secrets_dir / "fingerprint.key"
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not path.is_file():
-        # a key made in a pod dies with it: every run would read its source as changed, train and spend again, and
-        # split its holdout anew
+    if _flow_job_on_kubernetes() and not path.is_file():
+        # a key made in a flow run's Job dies with its pod: every run would read its source as changed, train and
+        # spend again, and split its holdout anew
         raise SpecError(
-            "no fingerprint key in this Kubernetes pod: set SYNTHGATE_FINGERPRINT_KEY_BLOCK (the name of a Prefect "
-            "Secret block holding the key) for the flow runs, e.g. `synthgate deploy --env "
-            "SYNTHGATE_FINGERPRINT_KEY_BLOCK=synthgate-fingerprint-key`"
+            "no fingerprint key in this flow run's Kubernetes Job: set SYNTHGATE_FINGERPRINT_KEY_BLOCK (the name of a "
+            "Prefect Secret block holding the key) or SYNTHGATE_FINGERPRINT_KEY for the flow runs, e.g. `synthgate "
+            "deploy --env SYNTHGATE_FINGERPRINT_KEY_BLOCK=synthgate-fingerprint-key`"
         )
     return _key_file(path)
+
+
+def _flow_job_on_kubernetes() -> bool:
+    """Whether this process is a flow run a Prefect worker started in a Kubernetes pod (a Job of a Kubernetes work
+    pool): Prefect names the flow run in its environment, and Kubernetes its API. A notebook or CI job in a pod is not
+    one of them."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("PREFECT__FLOW_RUN_ID"))
 
 
 def _from_block(block: str) -> str:

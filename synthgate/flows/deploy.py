@@ -138,9 +138,9 @@ def deploy(
     checked against the specs first, and the runs' folder is decided here (:func:`run_directory`): for a process pool
     the project's absolute folder, so a plain ``prefect worker start --pool <pool>`` runs them. A deployment that
     ``synthgate serve`` registered under the same name is deleted first: its new id is one no serving process polls.
-    Synthgate's deployments that the file no longer names (a spec deleted or renamed) keep their schedules on the
-    server, and a renamed spec's old one refreshes the same table beside the new one: they are listed
-    (:attr:`Deployed.stale`), and deleted with ``prune``.
+    Synthgate's deployments for ``pool`` that the file no longer names (a spec deleted or renamed) keep their
+    schedules on the server, and a renamed spec's old one refreshes the same table beside the new one: they are
+    listed (:attr:`Deployed.stale`), and deleted with ``prune``.
     """
     import yaml
     from prefect.client.orchestration import get_client
@@ -193,7 +193,7 @@ def deploy(
                 schedules=schedules,
             )
             result.names.append(name)
-        for name, deployment_id in _not_in(client, result.names):
+        for name, deployment_id in _not_in(client, result.names, pool):
             if prune:
                 client.delete_deployment(deployment_id)
                 result.pruned.append(name)
@@ -202,20 +202,37 @@ def deploy(
     return result
 
 
-def _not_in(client: Any, names: list[str]) -> list[tuple[str, Any]]:
-    """(Name, id) of every deployment tagged ``synthgate`` on the server whose name is not in ``names``."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+def _not_in(client: Any, names: list[str], pool: str) -> list[tuple[str, Any]]:
+    """(Name, id) of every deployment tagged ``synthgate`` for work pool ``pool`` whose name is not in ``names``: the
+    pool's own, not another project's on a shared server."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterTags,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
 
-    tagged = client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["synthgate"])))
+    tagged: list[Any] = []
+    page = 200
+    while True:  # every page: the server answers 200 at most
+        found = client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["synthgate"])),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            limit=page,
+            offset=len(tagged),
+        )
+        tagged += found
+        if len(found) < page:
+            break
     flows: dict[Any, str] = {}
-    found = []
+    stale = []
     for d in tagged:
         if d.flow_id not in flows:
             flows[d.flow_id] = client.read_flow(d.flow_id).name
         name = f"{flows[d.flow_id]}/{d.name}"
         if name not in names:
-            found.append((name, d.id))
-    return sorted(found)
+            stale.append((name, d.id))
+    return sorted(stale)
 
 
 def worker_command(pool: str, pool_type: str) -> str:

@@ -275,13 +275,18 @@ def _selects_whole(conn: Connection, target: WarehouseTable, definition: str, ve
     words = [t.lower() for t in tokens]
     if "select" not in words:
         return False
+    named, aliased = None, None  # the last name read; after AS, the name the alias must repeat
     for token in tokens[words.index("select") :]:
+        if token.lower() == "as":
+            aliased = named
+            continue
         if token in (",", ".", ";", "*") or token.lower() in _PLAIN_WORDS:
             continue
         if token[0] in '"`[' and len(token) > 1:
             token = token[1:-1].replace(token[0] * 2, token[0]) if token[0] != "[" else token[1:-1]
-        if token not in names:
+        if token not in names or (aliased is not None and token != aliased):  # `a AS b`: a column renamed
             return False
+        named, aliased = token, None
     return True
 
 

@@ -73,13 +73,15 @@ def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
     assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
 
 
-def test_a_kubernetes_pod_never_makes_a_key_of_its_own(tmp_path, monkeypatch):
-    # made in a pod, the key dies with it: every run would read its source as changed and spend again
+def test_a_flow_run_s_kubernetes_job_never_makes_a_key_of_its_own(tmp_path, monkeypatch):
+    # made in a flow run's pod, the key dies with it: every run would read its source as changed and spend again
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    with pytest.raises(SpecError, match="no fingerprint key in this Kubernetes pod: set SYNTHGATE_FINGERPRINT_KEY"):
-        fingerprint_key(Settings(home=tmp_path))
-    assert not (tmp_path / "secrets").exists()
-    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-job")) == b"from-the-job"
+    assert fingerprint_key(Settings(home=tmp_path / "notebook"))  # a pod that is no flow run (a notebook, CI) may
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "0b6f3f7e-0000-4000-8000-000000000000")
+    with pytest.raises(SpecError, match="no fingerprint key in this flow run's Kubernetes Job: set SYNTHGATE_FINGER"):
+        fingerprint_key(Settings(home=tmp_path / "job"))
+    assert not (tmp_path / "job" / "secrets").exists()
+    assert fingerprint_key(Settings(home=tmp_path / "job", fingerprint_key="from-the-job")) == b"from-the-job"
 
 
 def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema):
