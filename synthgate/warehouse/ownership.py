@@ -364,7 +364,10 @@ def broken_pair(conn: Connection, targets: list[WarehouseTable]) -> str | None:
             continue
         linked_to = governance.parent_of(conn, target.table, current)
         if linked_to is not None and linked_to != (None if target is parent else parent.table):
-            return f"{target.table!r} is published as a child of {linked_to!r}: refresh it through that table's spec"
+            return (
+                f"{target.table!r} is published as a child of {linked_to!r}: refresh it through that table's spec, "
+                "or drop its view to publish it apart"
+            )
     return None
 
 

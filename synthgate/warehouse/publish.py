@@ -492,11 +492,14 @@ def _linked_children(
     conn: Connection, target: WarehouseTable, current: int, to_version: int
 ) -> list[tuple[WarehouseTable, int | None]]:
     """The child tables published with ``target`` at either version, each with its current version: every one must
-    keep ``to_version`` (a parent and its children move together, or not at all)."""
+    keep ``to_version`` (a parent and its children move together, or not at all). A child whose view was dropped is
+    retired: it stays without one."""
     children = governance.children_of(conn, target.table, {current, to_version})
     moves = []
     for name in sorted(children):
         child = _beside(target, name)
+        if kind_of(conn, name, target.db_schema) is None:  # retired: its view was dropped, and stays so
+            continue
         kept = ownership(conn, child).published & set(version_tables(conn, child))
         if to_version not in kept or to_version not in children[name]:
             raise PublishError(

@@ -467,6 +467,9 @@ def test_a_linked_pair_is_never_published_apart(warehouse):
     with warehouse.engine.begin() as conn:  # the user retires the child
         conn.execute(sa.text(f"DROP VIEW {warehouse.q('visits_synthetic')}"))
     assert publish_version(parent, version_frame(3, 20), "run00003").version == 3
+    assert rollback(parent, to_version=2).version == 2  # the retired child stays so
+    assert "visits_synthetic" not in warehouse.views()
+    assert publish_version(parent, version_frame(4, 20), "run00004").version == 4
 
 
 def test_a_user_table_named_like_a_version_past_the_last_number_moves_no_numbering(warehouse):
