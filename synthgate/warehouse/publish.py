@@ -274,8 +274,8 @@ def publish_together(
     engine = governed_engine(targets[0])
     governance.ensure_governance_tables(engine)
     views = _MovedViews()
-    committed = False  # past the commit, a failure (releasing the lock, closing a connection) unpublishes nothing
-    version = 0  # none claimed yet
+    committing = committed = False  # past the commit, a failure (releasing the lock, a connection) unpublishes nothing
+    version = 0
     pruned: dict[WarehouseTable, tuple[int, ...]] = {}
     try:
         with engine.connect() as lock_conn, ExitStack() as locks:
@@ -311,13 +311,20 @@ def publish_together(
                             conn, t.target.table, "publish", version, previous[t.target], run_id, trigger
                         )
                         t.in_transaction(conn, version)
+                    committing = True  # the block's end commits: a failure from here may have landed
                 committed = True
             pruned = {target: _pruned_after_publish(engine, target, keep_versions) for target in targets}
     except (
         SQLAlchemyError,
         getattr(engine.dialect.dbapi, "Error", SQLAlchemyError),
     ) as exc:  # COPY raises the driver's
-        if not (committed or _landed(engine, tables, version, run_id)):
+        landed = committed or (committing and _landed(engine, tables, version, run_id))
+        if landed is None:  # neither the commit nor the catalog answers: nothing is moved back on a guess
+            raise PublishError(
+                f"publishing {described} failed ({driver_error(exc)}) at its commit, and the catalog cannot be read to "
+                "tell whether it landed: `synthgate audit` says which version the name points at"
+            ) from exc
+        if not landed:
             raise PublishError(
                 f"publishing {described} failed ({driver_error(exc)}); "
                 + (views.undone(engine) or "the previous version is unchanged and still published")
@@ -325,8 +332,8 @@ def publish_together(
         # committed (its acknowledgement may be what was lost): the version is live, and a retry would publish twice
         log.warning("published %s as version %d, then %s after the commit", described, version, driver_error(exc))
     except Exception:  # a bug in a caller's in-transaction step: its views go back all the same
-        if not committed:
-            views.undone(engine)
+        if not committed and (stuck := views.undone(engine)):
+            log.warning("%s", stuck)
         raise
     for t in tables:
         log.info("published %s version %d (%d rows)", qualified(t.target), version, len(t.frame))
@@ -342,14 +349,14 @@ def publish_together(
     ]
 
 
-def _landed(engine: Engine, tables: list[Publication], version: int, run_id: str) -> bool:
+def _landed(engine: Engine, tables: list[Publication], version: int, run_id: str) -> bool | None:
     """Whether a publish whose commit raised committed all the same (the acknowledgement lost with the connection):
-    its publish events are recorded. False when that cannot be read either, or before a version was claimed (0)."""
+    its publish events are recorded. None when the catalog cannot be read either."""
     try:
         with engine.connect() as conn:
-            return version > 0 and all(governance.publish_run(conn, t.target.table, version) == run_id for t in tables)
+            return all(governance.publish_run(conn, t.target.table, version) == run_id for t in tables)
     except (SQLAlchemyError, getattr(engine.dialect.dbapi, "Error", SQLAlchemyError)):
-        return False
+        return None
 
 
 def _pruned_after_publish(engine: Engine, target: WarehouseTable, keep_versions: int) -> tuple[int, ...]:
