@@ -657,7 +657,10 @@ def deploy(
     where = "runs start in" if actual_type == "process" else "runs start in (resolved on the worker)"
     typer.echo(f"{where} {deployed.directory}")
     typer.echo(f"next: start a worker for work pool {pool_name!r}:")
-    typer.echo(f"  {deploying.worker_command(pool_name, actual_type)}")
+    command = deploying.worker_command(pool_name, actual_type)
+    typer.echo(f"  {command}")
+    if '"$PREFECT_API_URL"' in command:
+        typer.echo("  (PREFECT_API_URL holds a password, not printed: set it where the worker runs)", err=True)
 
 
 @app.command()

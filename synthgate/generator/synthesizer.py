@@ -243,8 +243,9 @@ class DPSynthesizer:
         """Whether the column ``name`` is a number learned as categories (a declared domain, or ``policy:
         categorical``): sampled as its numbers, in its own type, and never RARE (no number of its type)."""
         column = next((c for c in self.columns if c.name == name), None)
-        numbers = column is not None and column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
-        return numbers and column is not None and self._categorical(column)
+        if column is None or column.kind not in (ColumnKind.INTEGER, ColumnKind.FLOAT):
+            return False
+        return self._categorical(column)
 
     @staticmethod
     def _as_categorical(column: Column) -> Column:

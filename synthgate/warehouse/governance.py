@@ -649,7 +649,7 @@ def parent_of(conn: Connection, published_table: str, version: int) -> str | Non
     ).scalar_one_or_none()
 
 
-def linked_children(conn: Connection, published_table: str) -> list[str]:
+def children_linked_now(conn: Connection, published_table: str) -> list[str]:
     """The child tables whose current version was published with ``published_table``'s (linked to it now)."""
     rows = conn.execute(
         sa.select(CATALOG.c.published_table).where(CATALOG.c.parent_table == published_table).distinct()

@@ -351,7 +351,7 @@ def broken_pair(conn: Connection, targets: list[WarehouseTable]) -> str | None:
     published with: a parent published without a child that is linked to it now leaves that child's keys naming
     other parents; a table published now as a child of another parent, or on its own, breaks the pair it is in."""
     parent, names = targets[0], {t.table for t in targets}
-    for child in governance.linked_children(conn, parent.table):  # a child whose view was dropped is retired
+    for child in governance.children_linked_now(conn, parent.table):  # a child whose view was dropped is retired
         if child not in names and kind_of(conn, child, parent.db_schema) is not None:
             return (
                 f"{child!r} is published with {parent.table!r} as one version, and publishing {parent.table!r} "

@@ -12,7 +12,11 @@ chunks), point the view at it, comment both with the lineage, write the event ro
 ``in_transaction``, the catalog row and the ledger update. Readers see the previous version or the
 new one, never a missing or half table: a reader that reaches the view while the move is
 uncommitted waits for it and then reads the new definition (PostgreSQL looks the name up again
-after the lock). A process killed anywhere in the transaction leaves nothing: the transaction rolls back.
+after the lock). A process killed anywhere in the transaction leaves nothing: the transaction rolls back. On
+MySQL/MariaDB each DDL statement commits on its own: every version table is loaded before any view moves, a killed
+publish leaves claimed tables that the next publish drops, and a publish or rollback failing after it moved a view
+points the view back (:class:`_MovedViews`). A failure after the commit (releasing the lock, a lost acknowledgement,
+which the catalog then tells) leaves the publish standing: a retry would publish it twice.
 
 What is Synthgate's to replace or drop at a target, and the checks before any read or spend, are in
 :mod:`synthgate.warehouse.ownership`; loading a frame into a version table in :mod:`synthgate.warehouse.loading`.

@@ -164,9 +164,19 @@ def test_training_logs_about_ten_epochs(epochs, logged):
     assert [e for e in range(1, epochs + 1) if logged_epoch(e, epochs)] == logged
 
 
-def test_a_project_dir_is_checked_only_where_it_exists_on_this_machine(tmp_path: Path):
+def test_a_project_dir_is_checked_only_where_it_exists_on_this_machine(tmp_path: Path, monkeypatch):
     # --project-dir names the folder as the workers' machine has it; one that exists here without specs is wrong
     from synthgate.flows.deploy import deploy
 
     with pytest.raises(SpecError, match=r"holds no deployments/tables/"):
         deploy("synthgate", "process", {}, str(tmp_path))
+
+    class Reached(Exception):
+        pass
+
+    def server(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr("prefect.client.orchestration.get_client", server)
+    with pytest.raises(Reached):  # a folder of the workers' machine only: on to the server
+        deploy("synthgate", "process", {}, "/srv/workers/synthgate")
