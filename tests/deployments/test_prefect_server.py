@@ -180,7 +180,14 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         # a spec renamed or deleted since: its deployment keeps firing until deploy --prune deletes it
         adult_now = client.read_deployment_by_name("refresh-table/adult")
         client.create_deployment(
-            flow_id=adult_now.flow_id, name="renamed-away", entrypoint=adult_now.entrypoint, tags=["synthgate"]
+            flow_id=adult_now.flow_id,
+            name="renamed-away",
+            entrypoint=adult_now.entrypoint,
+            tags=["synthgate"],
+            work_pool_name=POOL,
+        )
+        client.create_deployment(  # another project's, on another pool of the same server: never touched
+            flow_id=adult_now.flow_id, name="theirs", entrypoint=adult_now.entrypoint, tags=["synthgate"]
         )
         with journey.step("deploy (a spec renamed since)"):
             deployed = stack.run(deploy)
@@ -190,6 +197,8 @@ def test_deployment_runs_on_a_worker_through_the_api(tmp_path, pg_engine, pg_sch
         assert "deleted refresh-table/renamed-away: no spec names it any more" in deployed.stderr, deployed.stderr
         with pytest.raises(ObjectNotFound):
             client.read_deployment_by_name("refresh-table/renamed-away")
+        assert "theirs" not in deployed.stderr
+        client.delete_deployment(client.read_deployment_by_name("refresh-table/theirs").id)
 
         adult = client.read_deployment_by_name("refresh-table/adult")
         assert adult.enforce_parameter_schema and adult.work_pool_name == POOL

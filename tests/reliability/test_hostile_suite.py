@@ -155,6 +155,7 @@ def load_pg(w: Warehouse) -> None:
     frame = people()
     for name, rows in {
         "src": frame,
+        "src_child": frame,  # a child table's source: one row may not belong to two units
         "keep": frame.head(40),
         "src_empty": frame.head(0),
         "src_few": frame.head(20),
@@ -313,9 +314,10 @@ def spec(*changes: tuple[str, Any], where: str = "pg", **top: Any) -> Builder:
 
 
 def child_of(w: World, key: str, target: str) -> dict[str, Any]:
-    """A child table for the case: the source table again, naming its parent by ``key``, published at ``target``."""
+    """A child table for the case: a copy of the source table, naming its parent by ``key``, published at
+    ``target``."""
     where = {"url": w.get("pg").url, "schema": w.get("pg").schema}
-    return {"source": where | {"table": "src"}, "target": where | {"table": target}, "key": key}
+    return {"source": where | {"table": "src_child"}, "target": where | {"table": target}, "key": key}
 
 
 def raw(text: str | bytes) -> Builder:
