@@ -16,6 +16,7 @@ reads it). A linked pair (a parent and the child tables published with it) is ne
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -334,11 +335,16 @@ def refuse_foreign_target(conn: Connection, target: WarehouseTable) -> None:
 def check_target(target: WarehouseTable) -> None:
     """Refuse (:class:`PublishError`, naming the object) a target whose name is taken by an object Synthgate did not
     create. Reads the target's catalog only: the flow runs it before any budget is reserved or source row read."""
+    _refuse_before_any_cost(target, lambda conn: _foreign_target(conn, target))
+
+
+def _refuse_before_any_cost(target: WarehouseTable, reason_of: Callable[[Connection], str | None]) -> None:
+    """:class:`PublishError` with ``reason_of``'s reason, read from ``target``'s warehouse and catalog, if any."""
     engine = governed_engine(target)
     governance.ensure_governance_tables(engine)
     try:
         with engine.connect() as conn:
-            reason = _foreign_target(conn, target)
+            reason = reason_of(conn)
     except SQLAlchemyError as exc:
         raise PublishError(f"checking the target {qualified(target)!r} failed ({driver_error(exc)})") from exc
     if reason is not None:
@@ -374,15 +380,7 @@ def broken_pair(conn: Connection, targets: list[WarehouseTable]) -> str | None:
 def check_pair(targets: list[WarehouseTable]) -> None:
     """Refuse (:class:`PublishError`) a publish of ``targets`` (a parent, then its children) that would leave a linked
     pair apart (:func:`broken_pair`). Reads the target's catalog only, before any budget is reserved."""
-    engine = governed_engine(targets[0])
-    governance.ensure_governance_tables(engine)
-    try:
-        with engine.connect() as conn:
-            reason = broken_pair(conn, targets)
-    except SQLAlchemyError as exc:
-        raise PublishError(f"checking the target {qualified(targets[0])!r} failed ({driver_error(exc)})") from exc
-    if reason is not None:
-        raise PublishError(f"{reason}. Nothing was read and no budget was spent")
+    _refuse_before_any_cost(targets[0], lambda conn: broken_pair(conn, targets))
 
 
 def claim_stamp(run_id: str) -> str:

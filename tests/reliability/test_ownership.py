@@ -377,19 +377,24 @@ def test_a_failed_prune_leaves_the_publish_standing(warehouse, monkeypatch, capl
     assert publish_version(warehouse.table(), version_frame(4, 20), "run00004", keep=1).pruned == (2, 3)
 
 
+def _publish_pair(warehouse, marker: int) -> None:
+    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    publish_together(
+        [
+            Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
+            Publication(
+                child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
+            ),
+        ],
+        f"run{marker}",
+    )
+
+
 def test_a_linked_rollback_never_replaces_a_user_view_at_a_child_name(warehouse):
     # a parent and its child published together twice; then the user puts a view of theirs at the child's name
-    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    parent = warehouse.table()
     for marker in (1, 2):
-        publish_together(
-            [
-                Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
-                Publication(
-                    child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
-                ),
-            ],
-            f"run{marker}",
-        )
+        _publish_pair(warehouse, marker)
     warehouse.user_table("visits_mine")
     with warehouse.engine.begin() as conn:
         conn.execute(sa.text(f"DROP VIEW {warehouse.q('visits_synthetic')}"))
@@ -408,17 +413,9 @@ def test_a_linked_rollback_whose_child_cannot_move_leaves_both_names_and_records
     # child's view has moved, or it would stand while the parent's view goes back
     import synthgate.warehouse.publish
 
-    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
+    parent = warehouse.table()
     for marker in (1, 2):
-        publish_together(
-            [
-                Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
-                Publication(
-                    child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
-                ),
-            ],
-            f"run{marker}",
-        )
+        _publish_pair(warehouse, marker)
     point = synthgate.warehouse.publish._point_view
     lost = sa.exc.OperationalError("CREATE VIEW ...", {}, Exception("server closed the connection unexpectedly"))
 
@@ -435,19 +432,6 @@ def test_a_linked_rollback_whose_child_cannot_move_leaves_both_names_and_records
     assert [e["action"] for e in governance.event_rows(warehouse.governed(), TARGET)] == ["publish", "publish"]
     assert rollback(parent, to_version=1).version == 1
     assert warehouse.read_name() == (20, 1, 1) and warehouse.read_name("visits_synthetic") == (30, 1, 1)
-
-
-def _publish_pair(warehouse, marker: int) -> None:
-    parent, child = warehouse.table(), warehouse.table("visits_synthetic")
-    publish_together(
-        [
-            Publication(parent, version_frame(marker, 20), COLUMNS, catalog_writer(parent, f"run{marker}", 20)),
-            Publication(
-                child, version_frame(marker, 30), COLUMNS, catalog_writer(child, f"run{marker}", 30, parent=TARGET)
-            ),
-        ],
-        f"run{marker}",
-    )
 
 
 def test_a_linked_pair_is_never_published_apart(warehouse):
