@@ -71,43 +71,28 @@ def test_the_next_command_starts_a_worker_of_the_pool(monkeypatch):
     assert "s3cr3t" not in command and command.startswith('PREFECT_API_URL="$PREFECT_API_URL" ')
 
 
+def _synthgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synthgate.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+
+
 def test_deploy_and_serve_refuse_a_temporary_server_in_one_line(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"PREFECT_HOME": str(tmp_path)}
     for command in ("deploy", "serve"):
-        done = subprocess.run(
-            [sys.executable, "-m", "synthgate.cli", command],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=120,
-        )
+        done = _synthgate(command, env=env)
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("error: no Prefect server configured") and "PREFECT_API_URL" in line
     down = env | {"PREFECT_API_URL": "http://user:hunter2@127.0.0.1:9/api"}  # nothing listens on port 9
-    done = subprocess.run(
-        [sys.executable, "-m", "synthgate.cli", "deploy"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=down,
-        timeout=120,
-    )
+    done = _synthgate("deploy", env=down)
     assert done.returncode == 2 and "hunter2" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: the Prefect server at PREFECT_API_URL=http://user:***@127.0.0.1:9/api does not answer (ConnectError): "
         "start it (`prefect server start`), or point PREFECT_API_URL at one that runs"
     ]
     # a refresh says the same before the flow starts (it failed later as "unexpected RuntimeError")
-    done = subprocess.run(
-        [sys.executable, "-m", "synthgate.cli", "refresh-all", "deployments/tables"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=down,
-        timeout=120,
-    )
+    done = _synthgate("refresh-all", "deployments/tables", env=down)
     assert done.returncode == 2 and "hunter2" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: the Prefect server at PREFECT_API_URL=http://user:***@127.0.0.1:9/api does not")
