@@ -227,6 +227,7 @@ def test_a_bug_in_a_task_reaches_prefect_without_its_message(
     # a library error quoting a row, in a task: Prefect writes a failed task's exception message into its state and
     # its log, and the flow's state and ledger would pass it on
     from prefect import get_client
+    from prefect.client.schemas.sorting import TaskRunSort
 
     import synthgate.tasks.validate
 
@@ -241,7 +242,9 @@ def test_a_bug_in_a_task_reaches_prefect_without_its_message(
     assert_clear(error, "unexpected ValueError in validate_source")
     assert isinstance(error.original, ValueError)  # kept in this process: `synthgate --debug` prints it
     with get_client(sync_client=True) as client:
-        states = [run.state.message or "" for run in client.read_task_runs() if run.state is not None]
+        # the newest first: the session's server holds every earlier test's task runs, past one page of them
+        runs = client.read_task_runs(sort=TaskRunSort.END_TIME_DESC, limit=200)
+        states = [run.state.message or "" for run in runs if run.state is not None]
         logs = [log.message for log in client.read_logs()]
     assert any("unexpected ValueError in validate_source" in m for m in states)
     assert not [m for m in [*states, *logs] if "Alice" in m]
