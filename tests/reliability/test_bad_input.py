@@ -8,6 +8,7 @@ publish nothing run the Prefect flow.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -241,10 +242,16 @@ def test_a_bug_in_a_task_reaches_prefect_without_its_message(
     error = run_flow_expecting(UnexpectedError, write_spec(flow_env, spec_dict(pg_schema, name="rel-bug"), "bug.yaml"))
     assert_clear(error, "unexpected ValueError in validate_source")
     assert isinstance(error.original, ValueError)  # kept in this process: `synthgate --debug` prints it
+    deadline = time.monotonic() + 180
     with get_client(sync_client=True) as client:
-        # the newest first: the session's server holds every earlier test's task runs, past one page of them
-        runs = client.read_task_runs(sort=TaskRunSort.END_TIME_DESC, limit=200)
-        states = [run.state.message or "" for run in runs if run.state is not None]
+        while True:
+            # the newest first: the session's server holds every earlier test's task runs, past one page of them;
+            # the server records a task's states from its events, later (a minute later when its SQLite was locked)
+            runs = client.read_task_runs(sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200)
+            states = [run.state.message or "" for run in runs if run.state is not None]
+            if any("unexpected ValueError in validate_source" in m for m in states) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         logs = [log.message for log in client.read_logs()]
     assert any("unexpected ValueError in validate_source" in m for m in states)
     assert not [m for m in [*states, *logs] if "Alice" in m]
