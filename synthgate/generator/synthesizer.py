@@ -739,10 +739,16 @@ class DPSynthesizer:
         warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
 
         def step(batch: torch.Tensor) -> None:
-            if batch.shape[0] == 0:  # Opacus cannot run an empty batch; probability (1 - q)^n
-                return
             private_optimizer.zero_grad(set_to_none=True)
-            criterion(private_model(batch), batch).backward()  # the loss stays here: it is not DP
+            if batch.shape[0] == 0:
+                # Opacus's ghost clipping cannot run an empty batch, but the mechanism the accountant composes still
+                # steps: the sum of no clipped gradients plus noise. A skipped step would leave the weights exactly
+                # unchanged, which a batch holding one more record never does (probability (1 - q)^n a step)
+                for parameter in model.parameters():
+                    if parameter.requires_grad:
+                        parameter.grad = torch.zeros_like(parameter)
+            else:
+                criterion(private_model(batch), batch).backward()  # the loss stays here: it is not DP
             private_optimizer.step()
 
         return step

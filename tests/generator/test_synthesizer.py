@@ -9,6 +9,7 @@ import torch
 
 from synthgate.errors import DataValidationError, PrivacyBudgetError
 from synthgate.generator import DPSynthesizer, EpochProgress, FitSummary
+from synthgate.generator.synthesizer import TrainingPlan
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, PrivacyBudget, Training
 from tests.conftest import PEOPLE_COLUMNS
@@ -181,6 +182,26 @@ def test_no_seed_reaches_a_mechanism(people, monkeypatch, engine):
     assert released(a) == released(b) == released(c)  # the seed does not reach any preprocessing release
     assert torch.equal(weights(a), weights(b))  # nor the DP-SGD noise or sampling (global RNG reseeded between epochs)
     assert not torch.equal(weights(a), weights(c))  # the seed sets the initial weights only
+
+
+def test_the_opacus_engine_steps_on_an_empty_batch():
+    # the accountant composes a step for every Poisson draw: an empty one still adds noise (the weights never stay
+    # exactly as they were, which a batch holding one more record could not give)
+    from tests.generator.test_dpsgd import model_and_batch
+
+    model, tokens = model_and_batch(seed=3)
+    plan = TrainingPlan(1, 10, 0.1, 20, noise_multiplier=50.0, preprocessing_noise=1.0, preprocessing_releases=1)
+    step = synthesizer(engine="opacus", max_grad_norm=1.0)._opacus_step(
+        model, torch.optim.SGD(model.parameters(), lr=1.0), tokens, plan, [1.0] * tokens.shape[1]
+    )
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    moves = []
+    for _ in range(20):
+        step(tokens[:0])
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        moves.append(after - before)
+        before = after
+    assert abs(float(torch.cat(moves).std()) - 5.0) < 0.2  # noise_multiplier * clip / expected batch
 
 
 def test_no_loss_leaves_the_fit(people, tmp_path):
