@@ -132,12 +132,17 @@ def _at_most(name: str, measured: float, threshold: float, detail: str = "") -> 
     )
 
 
-def _risk_at_most(name: str, point: float, low: float | None, threshold: float) -> GateVerdict:
+def _risk_at_most(
+    name: str, point: float, low: float | None, threshold: float, *, per_column: bool = False
+) -> GateVerdict:
     """An attack risk fails its gate when the lower end of its 95% interval is above the limit: the attack is then
-    significantly more successful than allowed, not one sampling swing of a few hundred attacks."""
+    significantly more successful than allowed, not one sampling swing of a few hundred attacks. ``per_column``: the
+    risk of one attack per secret column, each figure the largest over the columns (not always the same column's)."""
     if low is None:
         return _at_most(name, point, threshold)
     detail = f"lower end of the 95% interval; point estimate {point:.4f}"
+    if per_column:
+        detail = f"highest lower end of the columns' 95% intervals; highest point estimate {point:.4f}"
     return _undefined_verdict(name, low, threshold, "<=") or GateVerdict(
         name, low <= threshold, low, threshold, "<=", detail
     )
@@ -195,7 +200,9 @@ def evaluate_gates(gates: Gates, scores: Scores) -> list[GateVerdict]:
         _at_most("mia_auc", s.mia_auc, gates.max_mia_auc),
         _risk_at_most("singling_out_risk", s.singling_out_risk, s.singling_out_risk_low, gates.max_singling_out_risk),
         _risk_at_most("linkability_risk", s.linkability_risk, s.linkability_risk_low, gates.max_linkability_risk),
-        _risk_at_most("inference_risk", s.inference_risk, s.inference_risk_low, gates.max_inference_risk),
+        _risk_at_most(
+            "inference_risk", s.inference_risk, s.inference_risk_low, gates.max_inference_risk, per_column=True
+        ),
     ]
     if s.duplicate_key_share is not None:
         verdicts.append(_at_most("duplicate_keys", s.duplicate_key_share, gates.max_duplicate_key_share))
