@@ -13,10 +13,12 @@ from readers of the synthetic tables, MLflow and lineage; rotating it makes ever
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from synthgate.errors import OutputError, SpecError
@@ -24,14 +26,18 @@ from synthgate.secret_blocks import read_secret_block
 from synthgate.settings import Settings
 
 _KEY_BYTES = 32
+#: The shortest key taken from any source (the key file holds 32 random bytes as 44 base64 characters).
+MIN_KEY_CHARACTERS = 32
 
 
 def fingerprint_key(settings: Settings) -> bytes:
-    """The secret key (raw bytes) from the environment, a Prefect Secret block or the embedded key file."""
+    """The secret key (raw bytes) from the environment, a Prefect Secret block or the embedded key file; at least
+    :data:`MIN_KEY_CHARACTERS` characters from any of them (an empty or short key is one anybody can try)."""
     if settings.fingerprint_key is not None:
-        return settings.fingerprint_key.get_secret_value().encode()
+        return _long_enough(settings.fingerprint_key.get_secret_value().encode(), "SYNTHGATE_FINGERPRINT_KEY")
     if settings.fingerprint_key_block:
-        return _from_block(settings.fingerprint_key_block).encode()
+        block = settings.fingerprint_key_block
+        return _long_enough(_from_block(block).encode(), f"the Prefect Secret block {block!r}")
     path = settings.secrets_dir / "fingerprint.key"
     if _flow_job_on_kubernetes() and not path.is_file():
         # a key made in a flow run's Job dies with its pod: every run would read its source as changed, train and
@@ -41,7 +47,22 @@ def fingerprint_key(settings: Settings) -> bytes:
             "Prefect Secret block holding the key) or SYNTHGATE_FINGERPRINT_KEY for the flow runs, e.g. `synthgate "
             "deploy --env SYNTHGATE_FINGERPRINT_KEY_BLOCK=synthgate-fingerprint-key`"
         )
-    return _key_file(path)
+    key = _key_file(path)
+    if len(key) < MIN_KEY_CHARACTERS:  # written by hand, or truncated: never a file this module made
+        raise SpecError(
+            f"the fingerprint key file {path} holds fewer than {MIN_KEY_CHARACTERS} characters: delete it (a new key "
+            "is made; every next snapshot then looks new) or put a key of at least that length in it"
+        )
+    return key
+
+
+def _long_enough(key: bytes, source: str) -> bytes:
+    if len(key) < MIN_KEY_CHARACTERS:
+        raise SpecError(
+            f"the fingerprint key from {source} is shorter than {MIN_KEY_CHARACTERS} characters: anybody could try "
+            "every such key; use a random one, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return key
 
 
 def _flow_job_on_kubernetes() -> bool:
@@ -72,14 +93,22 @@ def _key_file(path: Path) -> bytes:
 
 
 def _read_or_create(path: Path) -> bytes:
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            return path.read_bytes()
+    """The key file's bytes, made first if there is none: written whole to a file of its own, then linked into place
+    (``os.link`` fails where the name exists), so a reader never sees a key half written, and of two processes
+    making it at once (``refresh-all``'s tables, two scheduled runs) one key wins and both use it."""
+    if path.is_file():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".fingerprint.key.")  # owner-only (0o600)
+    try:
         with os.fdopen(fd, "wb") as out:
             out.write(base64.b64encode(secrets.token_bytes(_KEY_BYTES)))
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
     return path.read_bytes()
 
 

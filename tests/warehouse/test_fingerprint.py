@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import stat
@@ -70,7 +71,34 @@ def test_the_embedded_key_is_created_once_with_owner_only_permissions(tmp_path):
     assert fingerprint_key(settings) == first and len(first) >= 32
     path = settings.secrets_dir / "fingerprint.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="from-the-environment")) == b"from-the-environment"
+    environment = "from-the-environment-" + "e" * 16
+    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key=environment)) == environment.encode()
+
+
+def test_every_process_racing_to_make_the_key_gets_the_same_whole_key(tmp_path):
+    # refresh-all's tables start together on a fresh home: a reader once saw the file created empty, before its
+    # maker wrote the key (an HMAC under b"" is a public hash of the source)
+    for attempt in range(20):
+        home = tmp_path / str(attempt)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            keys = set(pool.map(fingerprint_key, [Settings(home=home)] * 8))
+        assert len(keys) == 1 and len(keys.pop()) == 44
+        assert [p.name for p in (home / "secrets").iterdir()] == ["fingerprint.key"]  # no draft left behind
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_an_empty_or_short_key_is_refused(tmp_path, source):
+    if source == "environment":
+        settings = Settings(home=tmp_path, fingerprint_key="")
+        expected = "the fingerprint key from SYNTHGATE_FINGERPRINT_KEY is shorter than 32 characters"
+    else:
+        settings = Settings(home=tmp_path)
+        settings.secrets_dir.mkdir(parents=True)
+        (settings.secrets_dir / "fingerprint.key").write_bytes(b"")  # a run that died while making it
+        expected = "fingerprint.key holds fewer than 32 characters: delete it"
+    with pytest.raises(SpecError, match=expected):
+        fingerprint_key(settings)
+    assert fingerprint_key(Settings(home=tmp_path, fingerprint_key="k" * 32)) == b"k" * 32
 
 
 def test_a_flow_run_s_kubernetes_job_never_makes_a_key_of_its_own(tmp_path, monkeypatch):
@@ -81,7 +109,8 @@ def test_a_flow_run_s_kubernetes_job_never_makes_a_key_of_its_own(tmp_path, monk
     with pytest.raises(SpecError, match="no fingerprint key in this flow run's Kubernetes Job: set SYNTHGATE_FINGER"):
         fingerprint_key(Settings(home=tmp_path / "job"))
     assert not (tmp_path / "job" / "secrets").exists()
-    assert fingerprint_key(Settings(home=tmp_path / "job", fingerprint_key="from-the-job")) == b"from-the-job"
+    job = "from-the-job-" + "j" * 24
+    assert fingerprint_key(Settings(home=tmp_path / "job", fingerprint_key=job)) == job.encode()
 
 
 def test_sentinel_dates_stop_the_extract_naming_the_column(pg_engine, pg_schema):
