@@ -381,8 +381,19 @@ def _scrub(result: dict[str, Any]) -> dict[str, Any]:
         r["result"].pop("partial_unexpected_list", None)
         r["result"].pop("partial_unexpected_counts", None)
         r["result"].pop("partial_unexpected_index_list", None)
+        if isinstance(r.get("exception_info"), dict):
+            r["exception_info"] = _withheld_exception(r["exception_info"])
     result.get("meta", {}).pop("batch_markers", None)
     return result
+
+
+def _withheld_exception(info: dict[str, Any]) -> dict[str, Any]:
+    """An expectation's ``exception_info`` (one, or one per metric) with whether it raised, never the message or
+    traceback: a library's message can quote a value (a user's suite may call any expectation)."""
+    if "raised_exception" not in info:
+        return {k: _withheld_exception(v) if isinstance(v, dict) else v for k, v in info.items()}
+    raised = bool(info["raised_exception"])
+    return {"raised_exception": raised, **({"exception_message": "<withheld: it may quote a value>"} if raised else {})}
 
 
 def validate_source(

@@ -91,6 +91,23 @@ def test_results_never_carry_real_values(tmp_path):
     assert "CANARY-7f3a9" not in text and "4242" not in text
 
 
+@pytest.mark.parametrize("real_rows", [True, False])
+def test_an_expectation_that_raises_keeps_no_message_or_traceback(real_rows):
+    # a user's suite may call any expectation, and a library's message can quote a value: GX keeps the exception's
+    # message and traceback in the result (BOOLEAN_ONLY too), which goes to MLflow
+    frame = pd.DataFrame({"n": pd.Series([1, "Bob-7f3a9", 3.5], dtype=object)})  # text among numbers: it raises
+    between = {"column": "n", "min_value": 0, "max_value": 10}
+    suite = {
+        "name": "t",
+        "meta": {},
+        "expectations": [{"type": "expect_column_values_to_be_between", "kwargs": between}],
+    }
+    outcome = validate(frame, suite, real_rows=real_rows)
+    infos = [info for r in outcome.result["results"] for info in r["exception_info"].values()]
+    assert infos and all(info["raised_exception"] for info in infos)
+    assert "Traceback" not in json.dumps(outcome.result) and "exception_traceback" not in json.dumps(outcome.result)
+
+
 def test_synthetic_suite_checks_row_count_and_unique_ids():
     policies = POLICIES | {"age": ColumnPolicy(policy="fake", fake="id")}
     suite = build_synthetic_suite(SPEC, COLUMNS, policies, rows=50)
