@@ -19,7 +19,7 @@ from synthgate.errors import GateFailedError, SpecError, SynthgateError, Trackin
 from synthgate.flows.parameters import RefreshAllParameters, RefreshParameters, Trigger
 from synthgate.flows.refresh import deployment_trigger, refresh_table
 from synthgate.settings import Settings, get_settings
-from synthgate.tasks import PRIVATE
+from synthgate.tasks import PRIVATE, withheld
 
 
 def build_task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
@@ -75,6 +75,7 @@ def _prepare_tracking_store(tracking_uri: str) -> None:
 
 
 @task(name="refresh-one-table", **PRIVATE)
+@withheld
 def refresh_one(spec_path: str, trigger: str) -> dict[str, Any]:
     """Run one table's refresh as a subflow; its failure is recorded, not raised."""
     subflow = refresh_table.with_options(flow_run_name=f"refresh-{Path(spec_path).stem}")
