@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -81,11 +82,35 @@ def reflect(table: WarehouseTable, role: str = "source") -> sa.Table:
     if missing := missing_sqlite_file(table.url):
         raise MissingTableError(f"SQLite database {missing!r} does not exist: check {role}.url in the spec")
     engine = check_connection(table.url)
-    if not sa.inspect(engine).has_table(table.table, schema=table.db_schema):
-        raise MissingTableError(
-            f"table {qualified(table)!r} does not exist in {table.display_url}: check {role}.table in the spec"
-        )
-    return sa.Table(table.table, sa.MetaData(), schema=table.db_schema, autoload_with=engine)
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(table.table, schema=table.db_schema):
+            raise MissingTableError(
+                f"table {qualified(table)!r} does not exist in {table.display_url}: check {role}.table in the spec"
+            )
+        # the columns only (all Synthgate reads): a full reflection also asks for constraints and indexes, which
+        # some dialects cannot answer (DuckDB's engine sends PostgreSQL catalog queries it does not support)
+        described = inspector.get_columns(table.table, schema=table.db_schema)
+        if engine.dialect.name == "duckdb":
+            described = _with_duckdb_time_zones(engine, table, described)
+    except SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"cannot read the columns of {qualified(table)!r} in {table.display_url}: {driver_error(exc)}",
+            transient=is_transient(exc),
+        ) from None
+    columns = [sa.Column(c["name"], c["type"], nullable=c.get("nullable", True)) for c in described]
+    return sa.Table(table.table, sa.MetaData(), *columns, schema=table.db_schema)
+
+
+def _with_duckdb_time_zones(engine: Engine, table: WarehouseTable, described: list[Any]) -> list[Any]:
+    """DuckDB's engine reflects ``TIMESTAMP WITH TIME ZONE`` as ``TIMESTAMP``: its catalog tells them apart."""
+    query = sa.text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = :table AND table_schema = :schema "
+        "AND data_type = 'TIMESTAMP WITH TIME ZONE'"
+    )
+    with engine.connect() as conn:
+        zoned = set(conn.execute(query, {"table": table.table, "schema": table.db_schema or "main"}).scalars())
+    return [{**c, "type": sa.TIMESTAMP(timezone=True)} if c["name"] in zoned else c for c in described]
 
 
 def missing_sqlite_file(url: str) -> str | None:

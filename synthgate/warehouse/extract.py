@@ -182,11 +182,17 @@ def read_plan(
                 unsupported.append(c.name)
                 continue
         columns.append(column_from_sql(c.name, c.type, nullable=bool(c.nullable)))
-        selected.append(sa.null().label(c.name) if dropped else c)
+        selected.append(sa.null().label(c.name) if dropped else _as_read(c))
     if not columns:
         why = f"its columns {unsupported} all have unsupported SQL types" if unsupported else "it has no columns"
         raise DataValidationError(f"no column of {qualified(table)!r} can be read: {why}")
     return selected, columns
+
+
+def _as_read(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """The column as the extract selects it: an ENUM's labels as text (SQLAlchemy checks each value against the
+    labels it reflected, and DuckDB's engine reflects none: every row failed, quoting its value)."""
+    return sa.type_coerce(column, sa.String()).label(column.name) if isinstance(column.type, sa.Enum) else column
 
 
 def _fetched(result: sa.CursorResult[Any], size: int, table: WarehouseTable) -> Sequence[sa.Row[Any]]:

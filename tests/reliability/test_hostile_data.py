@@ -354,6 +354,26 @@ def test_sql_types_never_lossy() -> None:
     assert types["f"].compile(dialect=postgresql.dialect()) == "DOUBLE PRECISION"
 
 
+def test_unsigned_bigints_past_2_63_keep_their_magnitude_and_keys_are_regenerated(mariadb) -> None:
+    # read as integers, every value past 2**63 was clipped to it (all 400 rows came back 9223372036854774784)
+    name = f"sg_u64_{uuid.uuid4().hex[:8]}"
+    with mariadb.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE `{name}` (account_id BIGINT UNSIGNED, balance BIGINT UNSIGNED)"))
+        rows = [{"a": i, "b": 18446744073709551000 + i} for i in range(1, 201)]
+        conn.execute(sa.text(f"INSERT INTO `{name}` VALUES (:a, :b)"), rows)
+    try:
+        extract = extract_table(WarehouseTable(url=MARIADB_URL, table=name), key=b"k" * 32)
+    finally:
+        with mariadb.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE `{name}`"))
+    by_name = {c.name: c for c in extract.columns}
+    assert by_name["balance"].kind is ColumnKind.FLOAT and by_name["balance"].sql_type == "NUMERIC(20, 0)"
+    assert extract.frame["balance"].min() > 1.8e19 and extract.frame["account_id"].max() == 200
+    policies = effective_policies(policies_from_schema(make_spec("x"), extract.columns))
+    assert policies["account_id"].policy == "fake" and policies["account_id"].fake == "id"  # an integer key still
+    assert policies["balance"].policy == "keep"
+
+
 def test_mariadb_target_keeps_doubles_and_decimals(mariadb) -> None:
     name = f"sg_dbl_{uuid.uuid4().hex[:8]}"
     target = WarehouseTable(url=MARIADB_URL, table=name)
