@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from synthgate.errors import SpecError, WarehouseError
 from synthgate.schema import Column
 from synthgate.spec import TableSpec, TargetTable
+from synthgate.splitting import check_holdout_columns
 from synthgate.validation import check_spec_columns
 from synthgate.warehouse import governance
 from synthgate.warehouse.engine import driver_error, governed_engine, is_transient
@@ -67,7 +68,7 @@ def run(spec: TableSpec, cap: float) -> bool:
     columns = table_columns(spec.source, spec.columns)
     check_spec_columns(spec, columns)
     if spec.holdout.table is not None:
-        table_columns(spec.holdout.table, spec.columns, "holdout.table")
+        check_holdout_columns(columns, table_columns(spec.holdout.table, spec.columns, "holdout.table"))
     for child in spec.children:  # published with the parent, in the same schema: names, ownership, columns
         check_target_names(child.target, target)
         check_target(child.target)

@@ -346,8 +346,8 @@ def _without_time_zones(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
-    """The spec's target column, privacy unit and declared column policies must name columns of the table (names only,
-    no data)."""
+    """The spec's target column, privacy unit, keys and declared column policies must name columns of the table (names
+    only, no data)."""
     names = {c.name for c in columns}
     if spec.target_column is not None and spec.target_column not in names:
         raise SpecError(
@@ -358,6 +358,12 @@ def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
         raise SpecError(
             f"privacy.unit {spec.privacy.unit!r} is not a column of {spec.source.table!r}: name the column that "
             "identifies a person"
+        )
+    missing_keys = [k for k in spec.key_columns if k not in names]
+    if missing_keys:
+        raise SpecError(
+            f"keys {missing_keys} are not columns of {spec.source.table!r}: fix keys in the spec (the columns that "
+            "stay unique in the synthetic table)"
         )
     unknown = sorted(set(spec.columns) - names)
     if unknown:

@@ -142,8 +142,20 @@ def extract_table(
 def table_columns(
     table: WarehouseTable, policies: Mapping[str, ColumnPolicy] | None = None, role: str = "source"
 ) -> list[Column]:
-    """The columns an extract of ``table`` reports, from its metadata alone (no row is read): see :func:`read_plan`."""
-    return read_plan(table, reflect(table, role), policies)[1]
+    """The columns an extract of ``table`` reports, from its metadata alone (no row is read): see :func:`read_plan`.
+    The extract's SELECT is run once with a condition no row meets, so a missing privilege is told now, by name,
+    not after the spend is reserved."""
+    selected, columns = read_plan(table, reflect(table, role), policies)
+    try:
+        with engine_for(table.url).connect() as conn:
+            conn.execute(sa.select(*selected).where(sa.false())).close()
+    except SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"cannot read {qualified(table)!r} in {table.display_url} ({driver_error(exc)}): grant the source role "
+            f"SELECT on it, or check {role}.table in the spec",
+            transient=is_transient(exc),
+        ) from None
+    return columns
 
 
 def read_plan(

@@ -309,8 +309,15 @@ def check_budget(
     ensure_governance_tables(engine)
     key = source_key(source) if source is not None else None
     table = source.table if source is not None else source_table
-    with engine.connect() as conn:
-        _refuse_over_cap(conn, spec_name, table, key, epsilon, cap)
+    try:
+        with engine.connect() as conn:
+            _refuse_over_cap(conn, spec_name, table, key, epsilon, cap)
+    except SQLAlchemyError as exc:  # a ledger the target role may not read (made by another role)
+        raise WarehouseError(
+            f"cannot read Synthgate's ledger {LEDGER.name!r} in {_schema_of(engine) or 'the default schema'!r}: "
+            f"{driver_error(exc)}. The target role needs SELECT, INSERT and UPDATE on Synthgate's governance tables",
+            transient=is_transient(exc),
+        ) from None
 
 
 def _refuse_over_cap(

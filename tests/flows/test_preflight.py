@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from synthgate import preflight
-from synthgate.errors import WarehouseError
+from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
 from tests.conftest import PG_URL, ROOT
@@ -68,3 +68,57 @@ def test_refresh_refuses_before_prefect_starts(tmp_path, pg_engine, pg_schema, p
     [line] = done.stderr.strip().splitlines()  # no Prefect server started, no flow run logged
     assert line.startswith("error: schema 'sg_no_such_schema' does not exist in postgresql"), line
     assert seconds < 20, f"the refusal took {seconds:.1f} s"
+
+
+def test_keys_that_are_no_columns_are_refused_before_any_spend(tmp_path, pg_engine, pg_schema, people):
+    # they were found only when the synthetic rows were checked, after training had spent the budget
+    people.head(200).to_sql("people", pg_engine, schema=pg_schema, index=False)
+    spec = load_spec(write_spec(tmp_path, pg_schema, keys=["customer_id", "no_such_column"]))
+    with pytest.raises(SpecError, match=r"keys \['no_such_column'\] are not columns of 'people': fix keys"):
+        preflight.run(spec, 10.0)
+
+
+def test_a_holdout_table_of_other_columns_is_refused_before_any_row_is_read(tmp_path, pg_engine, pg_schema, people):
+    people.head(200).to_sql("people", pg_engine, schema=pg_schema, index=False)
+    people.head(50).drop(columns=["plan"]).to_sql("people_holdout", pg_engine, schema=pg_schema, index=False)
+    holdout = {"table": {"url": PG_URL, "table": "people_holdout", "schema": pg_schema}}
+    spec = load_spec(write_spec(tmp_path, pg_schema, holdout=holdout))
+    with pytest.raises(DataValidationError, match=r"holdout table's columns differ from the source: missing \['plan'\]"):
+        preflight.run(spec, 10.0)
+
+
+@pytest.fixture
+def reader_without_select(pg_engine, pg_schema):
+    """A role that may log in and see the schema (USAGE) but read no table in it."""
+    role = f"sg_ro_{uuid.uuid4().hex[:8]}"
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"'))
+    yield role
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+        conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
+def test_a_source_the_role_may_not_read_is_refused_before_the_spend(
+    tmp_path, pg_engine, pg_schema, people, reader_without_select
+):
+    # the preflight passed and the run reserved its spend, read for 21 s and failed on SQLSTATE 42501
+    people.head(200).to_sql("people", pg_engine, schema=pg_schema, index=False)
+    url = PG_URL.replace("postgres@", f"{reader_without_select}@")
+    spec = load_spec(write_spec(tmp_path, pg_schema, source={"url": url, "table": "people", "schema": pg_schema}))
+    with pytest.raises(WarehouseError, match=r"cannot read '.*people' .*InsufficientPrivilege.*grant the source role"):
+        preflight.run(spec, 10.0)
+    assert governance.ledger_rows(pg_engine.execution_options(schema_translate_map={None: pg_schema})) == []
+
+
+def test_a_ledger_the_target_role_may_not_read_is_one_line_naming_it(pg_engine, pg_schema, reader_without_select):
+    # it escaped as "unexpected ProgrammingError"
+    governance.ensure_governance_tables(pg_engine.execution_options(schema_translate_map={None: pg_schema}))
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'GRANT CREATE ON SCHEMA "{pg_schema}" TO "{reader_without_select}"'))
+    url = PG_URL.replace("postgres@", f"{reader_without_select}@")
+    engine = sa.create_engine(url).execution_options(schema_translate_map={None: pg_schema})
+    with pytest.raises(WarehouseError, match=r"cannot read Synthgate's ledger 'synthgate_ledger' .*InsufficientPriv"):
+        governance.check_budget(engine, "people", 1.0, 10.0)
+    engine.dispose()
