@@ -83,7 +83,7 @@ def test_a_holdout_table_of_other_columns_is_refused_before_any_row_is_read(tmp_
     people.head(50).drop(columns=["plan"]).to_sql("people_holdout", pg_engine, schema=pg_schema, index=False)
     holdout = {"table": {"url": PG_URL, "table": "people_holdout", "schema": pg_schema}}
     spec = load_spec(write_spec(tmp_path, pg_schema, holdout=holdout))
-    with pytest.raises(DataValidationError, match=r"holdout table's columns differ from the source: missing \['plan'\]"):
+    with pytest.raises(DataValidationError, match=r"holdout table's columns differ from the source: missing \['plan"):
         preflight.run(spec, 10.0)
 
 
