@@ -371,6 +371,27 @@ def check_spec_columns(spec: TableSpec, columns: list[Column]) -> None:
             f"the spec declares policies for columns {unknown} that {spec.source.table!r} does not have: "
             "fix or remove them under columns:"
         )
+    by_name = {c.name: c for c in columns}
+    for name, declared in spec.columns.items():
+        if problem := _policy_misfit(by_name[name], declared):
+            raise SpecError(f"columns.{name} in the spec: {problem}")
+
+
+def _policy_misfit(column: Column, declared: ColumnPolicy) -> str | None:
+    """Why a declared policy does not fit the column's SQL type (a date with categories, text with bounds), or None.
+    Found here, from the schema, it is one line before the budget is spent; later it failed the source suite after
+    every row was read, or was silently ignored (date bounds read as seconds since 1970)."""
+    kind, sql_type = column.kind, column.sql_type
+    number = kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)
+    if declared.policy == "categorical" and kind in (ColumnKind.DATETIME, ColumnKind.BOOLEAN):
+        return f"a {sql_type} column is learned as such, not as categories: remove `policy: categorical`"
+    if declared.categories is not None and kind in (ColumnKind.DATETIME, ColumnKind.BOOLEAN):
+        return f"a {sql_type} column takes no declared categories: remove `categories`"
+    if declared.categories is not None and number and any(isinstance(v, (str, bool)) for v in declared.categories):
+        return f"the categories of a {sql_type} column are numbers: list numbers, or cast the column to text in a view"
+    if (declared.min is not None or declared.max is not None) and not number:
+        return f"`min` and `max` bound a number column, and this one is {sql_type}: remove them"
+    return None
 
 
 def _scrub(result: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthgate.errors import DataValidationError
+from synthgate.errors import DataValidationError, SpecError
 from synthgate.schema import Column, ColumnKind
 from synthgate.spec import ColumnPolicy, spec_from_dict
-from synthgate.validation import build_synthetic_suite, suite_path, validate, validate_source
+from synthgate.validation import build_synthetic_suite, check_spec_columns, suite_path, validate, validate_source
 
 SPEC = spec_from_dict(
     {
@@ -241,3 +241,21 @@ def test_a_wide_suite_validated_in_column_blocks_gives_gxs_one_batch_result(real
     assert "expect_column_values_to_not_be_null(x07)" in failed and "expect_column_to_exist(x30)" not in failed
     assert "expect_table_columns_to_match_ordered_list(table)" in failed
     assert batches == [4 if cells > 180 else 16]  # the table's batch and 3 of 20 columns, or 15 of 3 (180 / 60 rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "message"),
+    [
+        ("signup", {"policy": "categorical"}, "a DATETIME column is learned as such, not as categories"),
+        ("churned", {"categories": [True, False]}, "a BOOLEAN column takes no declared categories"),
+        ("age", {"categories": ["x", "y"]}, "the categories of a BIGINT column are numbers"),
+        ("plan", {"min": 0, "max": 5}, "`min` and `max` bound a number column, and this one is TEXT"),
+        ("signup", {"min": 0, "max": 5}, "`min` and `max` bound a number column, and this one is DATETIME"),
+    ],
+)
+def test_a_policy_that_does_not_fit_its_column_s_type_is_refused_from_the_schema(name, declared, message):
+    # found later, it failed the source suite after every row was read, or was ignored (date bounds as seconds)
+    spec = spec_from_dict(SPEC.model_dump(mode="json", exclude_none=True) | {"columns": {name: declared}})
+    with pytest.raises(SpecError, match=rf"columns\.{name} in the spec: {message}"):
+        check_spec_columns(spec, COLUMNS)
+    check_spec_columns(SPEC, COLUMNS)  # the fitting ones pass
