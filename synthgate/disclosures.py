@@ -17,7 +17,7 @@ DISCLOSED_EXCEPTIONS: tuple[str, ...] = (
     "beyond the released range as one share per side, shown from 1%), and one correlation per pair of columns.",
     "Source validation verdicts: pass or fail of each expectation in the source suite, and the extract's refusal of "
     "a column holding values its SQL type cannot hold as learned (dates out of range, UTC offsets without a time "
-    "zone, text that reads as no date) (no counts, no values).",
+    "zone, text that reads as no date, integers past a signed BIGINT) (no counts, no values).",
     "Whether the source changed since the published version: the keyed snapshot fingerprint (HMAC-SHA256 under a "
     "secret key), and a refresh of an unchanged snapshot that re-samples instead of training says so.",
     "Column policies a person recorded in the spec after `synthgate profile` (a decision taken once, from a sample "

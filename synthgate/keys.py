@@ -13,12 +13,13 @@ from readers of the synthetic tables, MLflow and lineage; rotating it makes ever
 from __future__ import annotations
 
 import base64
-import contextlib
+import errno
 import hashlib
 import hmac
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 
 from synthgate.errors import OutputError, SpecError
@@ -95,21 +96,55 @@ def _key_file(path: Path) -> bytes:
 def _read_or_create(path: Path) -> bytes:
     """The key file's bytes, made first if there is none: written whole to a file of its own, then linked into place
     (``os.link`` fails where the name exists), so a reader never sees a key half written, and of two processes
-    making it at once (``refresh-all``'s tables, two scheduled runs) one key wins and both use it."""
+    making it at once (``refresh-all``'s tables, two scheduled runs) one key wins and both use it. Where the file
+    system has no hard links (FAT, some FUSE mounts) the key is written in place, and a reader that finds it short
+    waits for its maker to finish."""
     if path.is_file():
-        return path.read_bytes()
+        return _whole(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = base64.b64encode(secrets.token_bytes(_KEY_BYTES))
     fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".fingerprint.key.")  # owner-only (0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(base64.b64encode(secrets.token_bytes(_KEY_BYTES)))
+            out.write(key)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+        try:
             os.link(draft, path)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _write_in_place(path, key)
     finally:
         os.unlink(draft)
-    return path.read_bytes()
+    return _whole(path)
+
+
+#: ``os.link``'s errors on a file system without hard links.
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _write_in_place(path: Path, key: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process is making it: :func:`_whole` waits for it
+        return
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _whole(path: Path, *, seconds: float = 2.0) -> bytes:
+    """The key file's bytes, waiting up to ``seconds`` while it is shorter than a key (being written in place)."""
+    deadline = time.monotonic() + seconds
+    key = path.read_bytes()
+    while len(key) < MIN_KEY_CHARACTERS and time.monotonic() < deadline:
+        time.sleep(0.05)
+        key = path.read_bytes()
+    return key
 
 
 def derive(key: bytes, purpose: str) -> bytes:

@@ -230,7 +230,7 @@ def _personal_kind(words: list[str]) -> str | None:
 def rule_for(column: Column) -> tuple[ColumnPolicy, str, bool, str]:
     """(policy, sdtype, pii, why) from the column's name and SQL type alone: no row is read."""
     words = name_words(column.name)
-    id_fake = "id" if column.is_whole else {ColumnKind.CATEGORICAL: "uuid"}.get(column.kind)
+    id_fake = {ColumnKind.INTEGER: "id", ColumnKind.CATEGORICAL: "uuid"}.get(column.kind)
     uuid_type = any(t in column.sql_type.upper() for t in _UUID_SQL_TYPES)
     personal = _personal_kind(words) if column.kind is ColumnKind.CATEGORICAL else None
     if id_fake and not personal and (uuid_type or (words and words[-1] in _KEY_WORDS)):
@@ -242,7 +242,7 @@ def rule_for(column: Column) -> tuple[ColumnPolicy, str, bool, str]:
 
 def unit_policy(column: Column) -> ColumnPolicy:
     """The privacy unit's policy when the spec declares none: a fake key (integers as ids, others as UUIDs)."""
-    return ColumnPolicy(policy="fake", fake="id" if column.is_whole else "uuid")
+    return ColumnPolicy(policy="fake", fake="id" if column.kind is ColumnKind.INTEGER else "uuid")
 
 
 #: A column looks like a person's key when its name says identifier and a value is held by this many rows on average.
@@ -323,7 +323,7 @@ def propose(spec: TableSpec, frame: pd.DataFrame, columns: list[Column]) -> list
     for c in columns:
         sdtype, pii = detected.get(c.name, ("unknown", False))
         declared = spec.policy(c.name)
-        fake_id = "id" if c.is_whole else "uuid"
+        fake_id = "id" if c.kind is ColumnKind.INTEGER else "uuid"
         if declared.policy is not None:
             profiles.append(ColumnProfile(c.name, c.kind, sdtype, pii, declared, DECLARED, declared=True))
             continue

@@ -39,12 +39,6 @@ class Column:
     nullable: bool = True
 
     @property
-    def is_whole(self) -> bool:
-        """Whole numbers: an integer, or a ``NUMERIC(p, 0)`` (an unsigned BIGINT's, :func:`wide_integer_digits`)."""
-        declared = numeric_precision(self.sql_type) if self.kind is ColumnKind.FLOAT else None
-        return self.kind is ColumnKind.INTEGER or (declared is not None and declared[1] == 0)
-
-    @property
     def is_date(self) -> bool:
         """A calendar date (SQL ``DATE``): learned as a datetime, decoded and published as whole days."""
         return self.kind is ColumnKind.DATETIME and self.sql_type.strip().upper() == "DATE"
@@ -112,25 +106,9 @@ def column_from_sql(name: str, sql_type: sa.types.TypeEngine, *, nullable: bool 
     """The :class:`Column` of a reflected column: its kind, its type as text, its time zone flag and whether it is
     nullable (``NOT NULL`` in its declaration: structure, not data)."""
     timezone = bool(getattr(sql_type, "timezone", False))
-    if digits := wide_integer_digits(sql_type):  # values past a BIGINT: learned as numbers, published as NUMERIC
-        return Column(name=name, kind=ColumnKind.FLOAT, sql_type=f"NUMERIC({digits}, 0)", nullable=nullable)
     return Column(
         name=name, kind=kind_of(sql_type), sql_type=sql_type_name(sql_type), timezone=timezone, nullable=nullable
     )
-
-
-#: Integer types whose values may pass a signed 64-bit integer (by class: DuckDB's engine is an optional driver), and
-#: the digits their largest value has.
-_WIDE_INTEGERS = {"UBigInteger": 20, "UInt64": 20, "HugeInteger": 39, "UHugeInteger": 39}
-
-
-def wide_integer_digits(sql_type: sa.types.TypeEngine) -> int | None:
-    """The digits of an integer type wider than a signed BIGINT (MySQL's ``BIGINT UNSIGNED``, DuckDB's ``UBIGINT``,
-    ``HUGEINT``), else None. Read as integers, its values past 2**63 were clipped to it: every row of a column of
-    large unsigned keys came out as 9223372036854774784."""
-    if isinstance(sql_type, mysql.BIGINT) and sql_type.unsigned:
-        return 20
-    return _WIDE_INTEGERS.get(type(sql_type).__name__)
 
 
 def numeric_precision(sql_type: str) -> tuple[int, int] | None:

@@ -418,7 +418,7 @@ def _withheld_exception(info: dict[str, Any]) -> dict[str, Any]:
     """An expectation's ``exception_info`` (one, or one per metric) with whether it raised, never the message or
     traceback: a library's message can quote a value (a user's suite may call any expectation)."""
     if "raised_exception" not in info:
-        return {k: _withheld_exception(v) if isinstance(v, dict) else v for k, v in info.items()}
+        return {k: _withheld_exception(v) for k, v in info.items() if isinstance(v, dict)}  # nothing else kept
     raised = bool(info["raised_exception"])
     return {"raised_exception": raised, **({"exception_message": "<withheld: it may quote a value>"} if raised else {})}
 

@@ -254,14 +254,31 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
     for c in columns:
         series = frame[c.name]
         if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER) and series.dtype == object:
-            frame[c.name] = pd.to_numeric(series, errors="coerce")
-        elif c.kind is ColumnKind.DATETIME:
+            frame[c.name] = series = pd.to_numeric(series, errors="coerce")
+        if c.kind is ColumnKind.INTEGER and _past_bigint(series):
+            raise DataValidationError(
+                f"column {c.name!r} ({c.sql_type}) holds integers past a signed BIGINT's range, which are learned and "
+                "published as BIGINT: cast it to NUMERIC(20, 0) (or DOUBLE) in a view, or declare it `policy: drop`"
+            )
+        if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER):
+            continue
+        if c.kind is ColumnKind.DATETIME:
             frame[c.name] = _instants(series, c)
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
         elif c.kind is ColumnKind.CATEGORICAL and series.dtype == object and _holds_uuids(series):
             frame[c.name] = series.map(lambda v: str(v) if isinstance(v, uuid.UUID) else v)  # text, as the rest
     return frame
+
+
+def _past_bigint(series: pd.Series) -> bool:
+    """Whether an integer column holds a value a signed 64-bit integer cannot (an unsigned BIGINT's upper half, a
+    128-bit integer): read as integers, such values were clipped to 2**63, every row of a column of large keys alike."""
+    if series.dtype.kind == "u":
+        return bool((series > np.iinfo(np.int64).max).any())
+    if series.dtype.kind == "f":
+        return bool((series.abs() >= 2.0**63).any())
+    return False
 
 
 def _holds_uuids(series: pd.Series) -> bool:

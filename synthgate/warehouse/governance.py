@@ -312,11 +312,13 @@ def check_budget(
     try:
         with engine.connect() as conn:
             _refuse_over_cap(conn, spec_name, table, key, epsilon, cap)
-    except SQLAlchemyError as exc:  # a ledger the target role may not read (made by another role)
+    except SQLAlchemyError as exc:  # a ledger the target role may not read (made by another role), a lost connection
+        transient = is_transient(exc)
+        hint = "" if transient else ". The target role needs SELECT, INSERT and UPDATE on Synthgate's governance tables"
         raise WarehouseError(
             f"cannot read Synthgate's ledger {LEDGER.name!r} in {_schema_of(engine) or 'the default schema'!r}: "
-            f"{driver_error(exc)}. The target role needs SELECT, INSERT and UPDATE on Synthgate's governance tables",
-            transient=is_transient(exc),
+            f"{driver_error(exc)}{hint}",
+            transient=transient,
         ) from None
 
 

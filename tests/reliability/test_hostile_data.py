@@ -354,24 +354,31 @@ def test_sql_types_never_lossy() -> None:
     assert types["f"].compile(dialect=postgresql.dialect()) == "DOUBLE PRECISION"
 
 
-def test_unsigned_bigints_past_2_63_keep_their_magnitude_and_keys_are_regenerated(mariadb) -> None:
-    # read as integers, every value past 2**63 was clipped to it (all 400 rows came back 9223372036854774784)
+def test_unsigned_bigints_past_2_63_are_refused_and_ordinary_ones_stay_integers(mariadb) -> None:
+    # read as integers, every value past 2**63 was clipped to it (all 400 rows came back 9223372036854774784); an
+    # auto-increment id is BIGINT UNSIGNED in most MySQL schemas, and stays an integer key
     name = f"sg_u64_{uuid.uuid4().hex[:8]}"
     with mariadb.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE `{name}` (account_id BIGINT UNSIGNED, balance BIGINT UNSIGNED)"))
         rows = [{"a": i, "b": 18446744073709551000 + i} for i in range(1, 201)]
         conn.execute(sa.text(f"INSERT INTO `{name}` VALUES (:a, :b)"), rows)
+    table = WarehouseTable(url=MARIADB_URL, table=name)
     try:
-        extract = extract_table(WarehouseTable(url=MARIADB_URL, table=name), key=b"k" * 32)
+        with pytest.raises(DataValidationError, match=r"column 'balance' .* holds integers past a signed BIGINT"):
+            extract_table(table, key=b"k" * 32)
+        with mariadb.begin() as conn:
+            conn.execute(sa.text(f"UPDATE `{name}` SET balance = account_id * 1000"))
+        extract = extract_table(table, key=b"k" * 32)
     finally:
         with mariadb.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE `{name}`"))
-    by_name = {c.name: c for c in extract.columns}
-    assert by_name["balance"].kind is ColumnKind.FLOAT and by_name["balance"].sql_type == "NUMERIC(20, 0)"
-    assert extract.frame["balance"].min() > 1.8e19 and extract.frame["account_id"].max() == 200
+    assert {c.name: c.kind for c in extract.columns} == {
+        "account_id": ColumnKind.INTEGER,
+        "balance": ColumnKind.INTEGER,
+    }
+    assert extract.frame["balance"].max() == 200_000
     policies = effective_policies(policies_from_schema(make_spec("x"), extract.columns))
-    assert policies["account_id"].policy == "fake" and policies["account_id"].fake == "id"  # an integer key still
-    assert policies["balance"].policy == "keep"
+    assert policies["account_id"].policy == "fake" and policies["account_id"].fake == "id"
 
 
 def test_mariadb_target_keeps_doubles_and_decimals(mariadb) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import errno
+import os
 import datetime as dt
 import hashlib
 import stat
@@ -84,6 +86,18 @@ def test_every_process_racing_to_make_the_key_gets_the_same_whole_key(tmp_path):
             keys = set(pool.map(fingerprint_key, [Settings(home=home)] * 8))
         assert len(keys) == 1 and len(keys.pop()) == 44
         assert [p.name for p in (home / "secrets").iterdir()] == ["fingerprint.key"]  # no draft left behind
+
+
+def test_a_file_system_without_hard_links_still_gets_one_whole_key(tmp_path, monkeypatch):
+    # FAT, gcsfuse and other FUSE mounts refuse os.link: the key is then written in place, and readers wait for it
+    def no_links(*args: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    home = tmp_path / "fuse"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(fingerprint_key, [Settings(home=home)] * 8))
+    assert len(keys) == 1 and len(keys.pop()) == 44
 
 
 @pytest.mark.parametrize("source", ["environment", "file"])
