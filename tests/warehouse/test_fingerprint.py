@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-import errno
-import os
 import datetime as dt
+import errno
 import hashlib
+import os
 import stat
 
 import pandas as pd
