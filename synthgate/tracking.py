@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 
@@ -689,8 +690,7 @@ class SynthesizerPyfunc(PythonModel):
         """Sample ``rows`` synthetic rows (the input's first row), seeded by its ``seed`` when given. A linked model
         samples ``rows`` parents with their children and returns the parents, or with ``params`` ``{"table": T}`` the
         rows of child table ``T`` (``"children"``: the first child table)."""
-        rows = int(model_input["rows"].iloc[0])
-        seed = int(model_input["seed"].iloc[0]) if "seed" in model_input else None
+        rows, seed = sampling_request(model_input)
         from synthgate.generator.linked import LinkedSynthesizer
 
         if not isinstance(self.synthesizer, LinkedSynthesizer):
@@ -705,6 +705,56 @@ class SynthesizerPyfunc(PythonModel):
         raise ValueError(f"params table {table!r} is none of this model's tables: parents, {', '.join(names)}")
 
 
+#: The most rows one request may ask for (as a spec's ``rows``).
+MAX_REQUEST_ROWS = 100_000_000
+
+
+def sampling_request(model_input: pd.DataFrame) -> tuple[int, int | None]:
+    """(rows, seed) of a request to the model: one row, ``rows`` from 1 to :data:`MAX_REQUEST_ROWS` and an optional
+    ``seed`` from 0 to 2**63 - 1; anything else is one :class:`ValueError` naming the field (the scoring server answers
+    it as a 400). The model samples unconditioned rows: it takes no column values."""
+    extra = sorted(set(model_input.columns) - {"rows", "seed"})
+    if extra:
+        raise ValueError(
+            f"the request takes `rows` and `seed` only, not {extra}: this model samples rows unconditioned"
+        )
+    if len(model_input) != 1:
+        raise ValueError(f"the request is one row (`rows`, `seed`), not {len(model_input)}")
+    rows = _whole_number(model_input, "rows", 1, MAX_REQUEST_ROWS) if "rows" in model_input else None
+    if rows is None:
+        raise ValueError("the request's `rows` is missing: how many synthetic rows to sample")
+    seed = _whole_number(model_input, "seed", 0, 2**63 - 1) if "seed" in model_input else None
+    return rows, seed
+
+
+def _whole_number(request: pd.DataFrame, field: str, low: int, high: int) -> int | None:
+    value = request[field].iloc[0]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        number = int(value)
+        whole = number == float(value) and not isinstance(value, bool)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not low <= number <= high:
+        raise ValueError(f"the request's `{field}` must be a whole number from {low:,} to {high:,}")
+    return number
+
+
+def _model_requirements() -> list[str]:
+    """The model environment's packages, pinned to this installation's versions (``synthgate`` itself is installed
+    from this project: it is not on PyPI, and a pin fails plainly where an unpinned name could install anything)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in ("synthgate", "torch", "opacus", "pandas", "numpy", "scipy"):
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
 def log_generator(
     generator_dir: Path, spec_name: str, sample: pd.DataFrame, register: bool = True, tags: dict[str, str] | None = None
 ) -> str | None:
@@ -715,10 +765,13 @@ def log_generator(
     """
     mlflow = _mlflow()
     from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
 
     request = pd.DataFrame({"rows": [10], "seed": [0]})
     linked = (generator_dir / "linked.json").is_file()  # parents by default; {"table": "children"} for the children
-    signature = infer_signature(request, sample.head(10), params={"table": "parents"} if linked else None)
+    # every synthetic row: a column NULL in a few of them is optional, as it is in the table
+    signature = infer_signature(request, sample, params={"table": "parents"} if linked else None)
+    signature.inputs = Schema([ColSpec("long", "rows"), ColSpec("long", "seed", required=False)])
     name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
         name="generator",
@@ -726,7 +779,7 @@ def log_generator(
         artifacts={"generator": str(generator_dir)},
         signature=signature,
         input_example=request,  # a request, not a row: how to ask the model for synthetic rows
-        pip_requirements=["synthgate", "torch", "pandas", "numpy", "scipy", "opacus"],
+        pip_requirements=_model_requirements(),
         registered_model_name=name if register else None,
     )
     if not register or info.registered_model_version is None:

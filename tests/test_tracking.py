@@ -280,3 +280,23 @@ def test_the_production_alias_moves_back_and_the_reason_is_kept(store, monkeypat
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(TrackingError, match="unreachable"):
         tracking.check_registry("http://127.0.0.1:9/")
+
+
+@pytest.mark.parametrize(
+    ("request_frame", "message"),
+    [
+        ({"rows": [-3]}, r"`rows` must be a whole number from 1 to 100,000,000"),
+        ({"rows": [10**12]}, r"`rows` must be a whole number from 1"),
+        ({"rows": [2.5]}, r"`rows` must be a whole number"),
+        ({"rows": [5], "seed": [-1]}, r"`seed` must be a whole number from 0"),
+        ({"rows": [3, 7]}, r"the request is one row \(`rows`, `seed`\), not 2"),
+        ({"rows": [5], "plan": ["basic"]}, r"takes `rows` and `seed` only, not \['plan'\]: this model samples rows"),
+        ({"seed": [1]}, r"`rows` is missing"),
+    ],
+)
+def test_a_request_to_the_model_is_checked_field_by_field(request_frame, message):
+    # a negative count crashed in torch, a huge one ran out of memory, extra rows and conditions were dropped silently
+    with pytest.raises(ValueError, match=message):
+        tracking.sampling_request(pd.DataFrame(request_frame))
+    assert tracking.sampling_request(pd.DataFrame({"rows": [5]})) == (5, None)
+    assert tracking.sampling_request(pd.DataFrame({"rows": [5.0], "seed": [7]})) == (5, 7)

@@ -133,10 +133,12 @@ def test_refresh_publishes_logs_and_records(prefect_harness, workdir, pg_engine,
     assert {"report", "gx", "gates.json", "lineage"} <= artifacts
     version = client.get_model_version("synthgate-people", catalog[0]["model_version"])
     assert version.run_id == run.info.run_id
-    sample = mlflow.pyfunc.load_model(f"models:/synthgate-people/{version.version}").predict(
-        __import__("pandas").DataFrame({"rows": [20], "seed": [3]})
-    )
+    model = mlflow.pyfunc.load_model(f"models:/synthgate-people/{version.version}")
+    sample = model.predict(__import__("pandas").DataFrame({"rows": [20], "seed": [3]}))
     assert len(sample) == 20 and "email" in sample.columns
+    assert len(model.predict(__import__("pandas").DataFrame({"rows": [5]}))) == 5  # the seed is optional
+    with pytest.raises(Exception, match="the request's `rows` must be a whole number from 1 to 100,000,000"):
+        model.predict(__import__("pandas").DataFrame({"rows": [-3]}))
     report = Path(result["report"]).read_text()
     assert "Verdict: PASSED" in report and "person1@example.org" not in report
     for metric in (
