@@ -14,6 +14,7 @@ What a person sees in the MLflow UI is decided here:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -498,8 +499,16 @@ def published_tags(published: Any) -> dict[str, str]:
 
 
 def metric_name(name: str) -> str:
-    """An MLflow-safe metric name (column names may hold any character)."""
-    return re.sub(r"[^A-Za-z0-9_\-. /:]", "_", name)[:250]
+    """An MLflow-safe metric name (column names may hold any character): a name that had to change ends in a hash of
+    itself, so two that differ only in the characters replaced (``a<b``, ``a>b``) or past the length cut stay two."""
+    return _safe(name, re.sub(r"[^A-Za-z0-9_\-. /:]", "_", name), 250)
+
+
+def _safe(name: str, cleaned: str, limit: int) -> str:
+    if cleaned == name and len(name) <= limit:
+        return name
+    tag = "_" + hashlib.sha256(name.encode()).hexdigest()[:8]  # of the column's name: structure, not data
+    return cleaned[: limit - len(tag)] + tag
 
 
 def refresh_params(outcome: Any) -> dict[str, Any]:
@@ -623,7 +632,7 @@ def log_report(report_path: Path, plots: dict[str, bytes], artifact_path: str = 
 
 def artifact_name(name: str) -> str:
     """A file or folder name for an artifact from a table or column name (which may hold any character)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return _safe(name, re.sub(r"[^A-Za-z0-9_.-]", "_", name), 200)
 
 
 def child_folder(table: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from synthgate.gates import GateVerdict
 from synthgate.tasks.artifacts import artifact_key, verdict_artifact, verdict_markdown
-from synthgate.tracking import metric_name
+from synthgate.tracking import artifact_name, metric_name
 
 VERDICTS = [GateVerdict("quality", True, 0.91, 0.8, ">="), GateVerdict("mia_auc", False, 0.7, 0.6, "<=")]
 
@@ -24,8 +26,14 @@ def test_the_verdict_key_is_slugged_like_every_artifact_key():
     assert artifact_key("people", "verdict") == "synthgate-people-verdict"
 
 
-def test_metric_names_are_safe_for_mlflow():
-    assert metric_name("column_shape.prix (€)") == "column_shape.prix _€_".replace("€", "_")
+def test_metric_names_are_safe_for_mlflow_and_stay_apart():
+    assert metric_name("column_shape.age") == "column_shape.age"  # a name MLflow takes is kept as it is
+    safe = metric_name("column_shape.prix (€)")
+    assert safe.startswith("column_shape.prix ___") and re.fullmatch(r"[A-Za-z0-9_\-. /:]+", safe)
+    # two names that differ only in the characters replaced, or past the length cut, were one metric (one dropped)
+    assert metric_name("column_shape.a<b") != metric_name("column_shape.a>b")
+    assert metric_name("x" * 300 + "1") != metric_name("x" * 300 + "2") and len(metric_name("x" * 300)) == 250
+    assert artifact_name("a<b") != artifact_name("a>b")
 
 
 def test_a_local_store_gets_the_command_that_opens_its_ui_not_a_sqlite_link():
