@@ -59,7 +59,7 @@ from synthgate.generator.accounting import (
 from synthgate.generator.codecs import RARE_LABEL, NumericCodec, token_prior
 from synthgate.generator.faking import fake_column
 from synthgate.generator.noise import SecureNoise
-from synthgate.generator.synthesizer import DPSynthesizer, FitSummary
+from synthgate.generator.synthesizer import DPSynthesizer, FitSummary, refuse_newer_format
 from synthgate.generator.units import (
     SIZE_EDGES,
     SizeHistogram,
@@ -81,6 +81,7 @@ SHARES = {"sizes": 0.1, "parent": 0.3, "children": 0.6}
 #: Share of a child model's zCDP budget for the release of how often siblings agree (:meth:`_release_siblings`); the
 #: rest is the model's (its releases and DP-SGD, which spends what is left).
 SIBLINGS_SHARE = 0.02
+LINKED_FORMAT = 2  # the layout :meth:`LinkedSynthesizer.save` writes (1: one child table, read still)
 _CALIBRATION_ROWS = 50_000  # child rows (whole parents') sampled for each step of a sibling weight's bisection
 _MIX_STEPS = 8  # samples per bisection: the first with no mix, then seven halvings (within 1/128)
 
@@ -506,7 +507,7 @@ class LinkedSynthesizer:
         for i, model in enumerate(self.models):
             model.save(path / "children" / str(i))
         state = {
-            "format": 2,
+            "format": LINKED_FORMAT,
             "parent_key": self.parent_key,
             "children": [
                 {
@@ -535,6 +536,7 @@ class LinkedSynthesizer:
         several were possible: format 1)."""
         path = Path(directory)
         state = json.loads((path / "linked.json").read_text())
+        refuse_newer_format(state, LINKED_FORMAT, "linked.json")
         parent = DPSynthesizer.load(path / "parent", device)
         if state.get("format", 1) == 1:  # one child: its model in child/, the parent's count column __children__
             keys = {"foreign_key": "foreign_key", "counts": "counts", "order_by": "order_by", "target": "child_target"}

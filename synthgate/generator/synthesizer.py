@@ -833,7 +833,7 @@ class DPSynthesizer:
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         state: dict[str, Any] = {
-            "format": 1,
+            "format": SAVED_FORMAT,
             "columns": [asdict(c) | {"kind": c.kind.value} for c in self.columns],
             "learned": [asdict(c) | {"kind": c.kind.value} for c in self.learned],
             "codecs": [codec.to_state() for codec in self.codecs],
@@ -857,6 +857,7 @@ class DPSynthesizer:
         """A generator saved by :meth:`save`, ready to sample."""
         path = Path(directory)
         state = json.loads((path / "synthesizer.json").read_text())
+        refuse_newer_format(state, SAVED_FORMAT, "synthesizer.json")
         columns = [_column_from_state(c) for c in state["columns"]]
         training = Training.model_validate(state["training"] | {"device": device})
         synth = cls(
@@ -958,6 +959,20 @@ def _summary_from_dict(data: dict[str, Any] | None) -> FitSummary | None:
     fields = {k: v for k, v in data.items() if k in known} | {"plan": TrainingPlan(**data["plan"])}
     fields["marginal_columns"] = tuple(fields.get("marginal_columns", ()))
     return FitSummary(**{"engine": "fast", **fields})
+
+
+#: The layout :meth:`DPSynthesizer.save` writes; :meth:`DPSynthesizer.load` reads it and every older one.
+SAVED_FORMAT = 1
+
+
+def refuse_newer_format(state: dict[str, Any], newest: int, file: str) -> None:
+    """A generator saved by a newer release (a layout this one cannot read): refused in one line, never read wrongly."""
+    saved = state.get("format", 1)
+    if not isinstance(saved, int) or saved > newest:
+        raise ValueError(
+            f"{file} was saved in layout {saved!r} by a newer Synthgate than this one (which reads up to {newest}): "
+            "upgrade Synthgate to load it"
+        )
 
 
 def _summary_dict(summary: FitSummary | None) -> dict[str, Any] | None:

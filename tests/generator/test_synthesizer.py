@@ -84,6 +84,14 @@ def test_seeded_sampling_repeats_and_survives_save_load(fitted, tmp_path):
     assert not fitted.sample(500, seed=11).equals(fitted.sample(500, seed=12))
 
 
+def test_a_generator_saved_in_a_newer_layout_is_refused_in_one_line(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "gen")
+    state = json.loads((folder / "synthesizer.json").read_text())
+    (folder / "synthesizer.json").write_text(json.dumps(state | {"format": 99}))
+    with pytest.raises(ValueError, match=r"saved in layout 99 by a newer Synthgate .* upgrade Synthgate to load it"):
+        DPSynthesizer.load(folder)
+
+
 def test_saved_generator_holds_no_real_value(fitted, people, tmp_path):
     text = (fitted.save(tmp_path / "gen") / "synthesizer.json").read_text()
     assert "person1@example.org" not in text
