@@ -665,7 +665,7 @@ def deploy(
 
 @app.command()
 def serve(
-    limit: int = typer.Option(None, help="Most flow runs at once (default: no limit)."),
+    limit: int = typer.Option(None, min=1, help="Most flow runs at once (default: no limit)."),
     replace: bool = typer.Option(
         False,
         "--replace",

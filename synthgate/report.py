@@ -758,7 +758,8 @@ def _gate_rows(verdicts: list[GateVerdict]) -> str:
         f"<tr class='{'ok' if v.passed else 'bad'}' data-gate='{html.escape(v.name)}'>"
         f"<td><b>{html.escape(gate_title(v.name))}</b><br><code class='note'>{html.escape(v.name)}</code></td>"
         f"<td class='explain'>{html.escape(gate_explanation(v.name))}</td><td class='num'>{_f(v.measured)}</td>"
-        f"<td class='num'>{v.comparison} {v.threshold:.4f}</td><td class='note'>{html.escape(v.detail)}</td>"
+        f"<td class='num'>{html.escape(v.comparison)} {v.threshold:.4f}</td>"
+        f"<td class='note'>{html.escape(v.detail)}</td>"
         f"<td>{'pass' if v.passed else 'FAIL'}</td></tr>"
         for v in verdicts
     )
