@@ -778,8 +778,8 @@ def log_generator(
 
     request = pd.DataFrame({"rows": [10], "seed": [0]})
     linked = (generator_dir / "linked.json").is_file()  # parents by default; {"table": "children"} for the children
-    # every synthetic row: a column NULL in a few of them is optional, as it is in the table
-    signature = infer_signature(request, sample, params={"table": "parents"} if linked else None)
+    # many synthetic rows, not ten: a column NULL in a few of them is optional, as it is in the table
+    signature = infer_signature(request, sample.head(100_000), params={"table": "parents"} if linked else None)
     signature.inputs = Schema([ColSpec("long", "rows"), ColSpec("long", "seed", required=False)])
     name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
