@@ -276,8 +276,8 @@ def _past_bigint(series: pd.Series) -> bool:
     128-bit integer): read as integers, such values were clipped to 2**63, every row of a column of large keys alike."""
     if series.dtype.kind == "u":
         return bool((series > np.iinfo(np.int64).max).any())
-    if series.dtype.kind == "f":
-        return bool((series.abs() >= 2.0**63).any())
+    if series.dtype.kind == "f":  # NULLs made it float: BIGINT's largest, 2**63 - 1, reads as 2**63 and stays
+        return bool((series.abs() > 2.0**63).any())
     return False
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from synthgate.errors import DataValidationError
 from synthgate.hashing import row_hashes
 from synthgate.schema import Column, ColumnKind
 from synthgate.splitting import split_holdout
@@ -21,7 +22,7 @@ KEY = "0123456789abcdef"
 UTC2 = dt.timezone(dt.timedelta(hours=2))
 
 CASES = {
-    "bigint with NULL and past int64": (ColumnKind.INTEGER, [5, None, 2**53 + 1, 2**63 + 5, -7]),
+    "bigint with NULL and past the mantissa": (ColumnKind.INTEGER, [5, None, 2**53 + 1, 2**62 + 5, -7]),
     "numeric": (ColumnKind.FLOAT, [Decimal("1.25"), None, Decimal("3"), Decimal("3.00"), 2.5]),
     "untyped text holding numbers": (ColumnKind.CATEGORICAL, [5, None, 5.0, "a", True, 2**60]),
     "text": (ColumnKind.CATEGORICAL, ["x", None, "y", "None", ""]),
@@ -61,8 +62,8 @@ def test_null_and_values_that_print_alike_hash_apart():
 
 
 def test_numbers_past_the_mantissa_hash_as_float64_rounds_them():
-    column = Column("c", ColumnKind.INTEGER, "BIGINT")
-    assert hashes(column, [2**63 + 5])[0] == hashes(column, [2**63 + 6])[0]  # one float64 value
+    column = Column("c", ColumnKind.INTEGER, "BIGINT")  # (past a signed BIGINT, the extract refuses the column)
+    assert hashes(column, [2**60 + 1])[0] == hashes(column, [2**60 + 2])[0]  # one float64 value
     assert hashes(column, [2**52 + 1])[0] != hashes(column, [2**52 + 2])[0]  # exact below 2**53
 
 
@@ -109,3 +110,11 @@ def test_a_numeric_column_keeps_its_type_where_the_warehouse_can_hold_it(declare
     published = sql_types([Column("x", ColumnKind.FLOAT, declared)], pd.DataFrame({"x": [1.5, 2.25]}))["x"]
     assert str(published.compile(dialect=postgresql_dialect.dialect())) == postgresql
     assert str(published.compile(dialect=mysql_dialect.dialect())) == mysql
+
+
+def test_bigint_s_own_extremes_with_nulls_are_read_and_values_past_them_refused():
+    # with NULLs the column reads as float64, where 2**63 - 1 is 2**63: the sentinel stays, a value far past is refused
+    column = Column("c", ColumnKind.INTEGER, "BIGINT")
+    hashes(column, [2**63 - 1, None, -(2**63)])
+    with pytest.raises(DataValidationError, match=r"column 'c' .* holds integers past a signed BIGINT's range"):
+        hashes(column, [2**64 - 1, None])
