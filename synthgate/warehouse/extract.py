@@ -253,16 +253,16 @@ def _normalise_dtypes(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFram
     """Driver-specific objects (Decimal, date, bool-as-int) to the pandas dtype of the column's kind."""
     for c in columns:
         series = frame[c.name]
-        if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER) and series.dtype == object:
-            frame[c.name] = series = pd.to_numeric(series, errors="coerce")
-        if c.kind is ColumnKind.INTEGER and _past_bigint(series):
-            raise DataValidationError(
-                f"column {c.name!r} ({c.sql_type}) holds integers past a signed BIGINT's range, which are learned and "
-                "published as BIGINT: cast it to NUMERIC(20, 0) (or DOUBLE) in a view, or declare it `policy: drop`"
-            )
         if c.kind in (ColumnKind.FLOAT, ColumnKind.INTEGER):
-            continue
-        if c.kind is ColumnKind.DATETIME:
+            if series.dtype == object:
+                frame[c.name] = series = pd.to_numeric(series, errors="coerce")
+            if c.kind is ColumnKind.INTEGER and _past_bigint(series):
+                raise DataValidationError(
+                    f"column {c.name!r} ({c.sql_type}) holds integers past a signed BIGINT's range, which are learned "
+                    "and published as BIGINT: cast it to NUMERIC(20, 0) (or DOUBLE) in a view, or declare it "
+                    "`policy: drop`"
+                )
+        elif c.kind is ColumnKind.DATETIME:
             frame[c.name] = _instants(series, c)
         elif c.kind is ColumnKind.BOOLEAN and series.dtype != bool:
             frame[c.name] = series.astype("boolean")
