@@ -33,6 +33,7 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
@@ -501,7 +502,7 @@ def published_tags(published: Any) -> dict[str, str]:
 def metric_name(name: str) -> str:
     """An MLflow-safe metric name (column names may hold any character): a name that had to change ends in a hash of
     itself, so two that differ only in the characters replaced (``a<b``, ``a>b``) or past the length cut stay two."""
-    return _safe(name, re.sub(r"[^A-Za-z0-9_\-. /:]", "_", name), 250)
+    return _safe(name, re.sub(r"[^A-Za-z0-9_\-. :]", "_", name), 250)  # no "/": MLflow refuses "a//b", "a/./b"
 
 
 def _safe(name: str, cleaned: str, limit: int) -> str:
@@ -605,8 +606,8 @@ def log_details(outcome: Any) -> None:
 
     details = {metric_name(k): v for k, v in outcome.evaluation.detail_metrics().items()}
     for child in outcome.children:
-        prefix = metric_name(child.spec.target.table) + "."
-        details |= {prefix + metric_name(k): v for k, v in child.evaluation.detail_metrics().items()}
+        table = child.spec.target.table
+        details |= {metric_name(f"{table}.{k}"): v for k, v in child.evaluation.detail_metrics().items()}
     now = int(time.time() * 1000)
     try:
         mlflow.MlflowClient().log_batch(
@@ -740,11 +741,13 @@ def _whole_number(request: pd.DataFrame, field: str, low: int, high: int) -> int
     value = request[field].iloc[0]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    try:
-        number = int(value)
-        whole = number == float(value) and not isinstance(value, bool)
-    except (TypeError, ValueError, OverflowError):
-        whole = False
+    if isinstance(value, (bool, np.bool_)):
+        whole, number = False, 0
+    elif isinstance(value, (int, np.integer)):  # exact: 2**63 - 1 is no float
+        whole, number = True, int(value)
+    else:
+        whole = isinstance(value, (float, np.floating)) and float(value).is_integer()
+        number = int(value) if whole else 0
     if not whole or not low <= number <= high:
         raise ValueError(f"the request's `{field}` must be a whole number from {low:,} to {high:,}")
     return number
@@ -758,7 +761,7 @@ def _model_requirements() -> list[str]:
     pinned = []
     for name in ("synthgate", "torch", "opacus", "pandas", "numpy", "scipy"):
         try:
-            pinned.append(f"{name}=={version(name)}")
+            pinned.append(f"{name}=={version(name).split('+')[0]}")  # no local label (2.13.0+cpu is on no index)
         except PackageNotFoundError:
             pinned.append(name)
     return pinned
@@ -778,9 +781,16 @@ def log_generator(
 
     request = pd.DataFrame({"rows": [10], "seed": [0]})
     linked = (generator_dir / "linked.json").is_file()  # parents by default; {"table": "children"} for the children
-    # many synthetic rows, not ten: a column NULL in a few of them is optional, as it is in the table
-    signature = infer_signature(request, sample.head(100_000), params={"table": "parents"} if linked else None)
+    signature = infer_signature(request, sample.head(10), params={"table": "parents"} if linked else None)
     signature.inputs = Schema([ColSpec("long", "rows"), ColSpec("long", "seed", required=False)])
+    if isinstance(signature.outputs, Schema):  # a column NULL in any synthetic row is optional, not in ten only
+        nulls = sample.isna().any()
+        signature.outputs = Schema(
+            [
+                ColSpec(c.type, c.name, required=not bool(nulls.get(c.name, False))) if isinstance(c, ColSpec) else c
+                for c in signature.outputs.inputs
+            ]
+        )
     name = model_name(spec_name)
     info = mlflow.pyfunc.log_model(
         name="generator",

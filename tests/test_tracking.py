@@ -300,3 +300,4 @@ def test_a_request_to_the_model_is_checked_field_by_field(request_frame, message
         tracking.sampling_request(pd.DataFrame(request_frame))
     assert tracking.sampling_request(pd.DataFrame({"rows": [5]})) == (5, None)
     assert tracking.sampling_request(pd.DataFrame({"rows": [5.0], "seed": [7]})) == (5, 7)
+    assert tracking.sampling_request(pd.DataFrame({"rows": [5], "seed": [2**63 - 1]})) == (5, 2**63 - 1)  # no float
