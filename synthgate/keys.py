@@ -105,10 +105,7 @@ def _read_or_create(path: Path) -> bytes:
     key = base64.b64encode(secrets.token_bytes(_KEY_BYTES))
     fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".fingerprint.key.")  # owner-only (0o600)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
-            out.flush()
-            os.fsync(out.fileno())
+        _write(fd, key)
         try:
             os.link(draft, path)
         except FileExistsError:  # another process made it first: use theirs
@@ -131,6 +128,11 @@ def _write_in_place(path: Path, key: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process is making it: :func:`_whole` waits for it
         return
+    _write(fd, key)
+
+
+def _write(fd: int, key: bytes) -> None:
+    """``key`` into the open file ``fd``, on disk before it is closed."""
     with os.fdopen(fd, "wb") as out:
         out.write(key)
         out.flush()
