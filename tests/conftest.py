@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,23 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 PG_URL = os.environ.get("SYNTHGATE_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def login_role(engine: sa.Engine, schema: str, *grants: str) -> Iterator[str]:
+    """A scratch PostgreSQL login role with USAGE on ``schema`` and each of ``grants`` (SQL naming ``{role}`` and
+    ``{schema}``), dropped with what it owns afterwards."""
+    role = f"sg_role_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        for grant in (f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"', *grants):
+            conn.execute(sa.text(grant.format(role=role, schema=schema)))
+    try:
+        yield role
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
 
 
 def make_people(n: int = 2000, seed: int = 0) -> pd.DataFrame:

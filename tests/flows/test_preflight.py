@@ -15,7 +15,7 @@ from synthgate import preflight
 from synthgate.errors import DataValidationError, SpecError, WarehouseError
 from synthgate.spec import load_spec
 from synthgate.warehouse import governance
-from tests.conftest import PG_URL, ROOT
+from tests.conftest import PG_URL, ROOT, login_role
 from tests.flows.test_refresh_flow import write_spec
 
 pytestmark = pytest.mark.integration
@@ -90,14 +90,8 @@ def test_a_holdout_table_of_other_columns_is_refused_before_any_row_is_read(tmp_
 @pytest.fixture
 def reader_without_select(pg_engine, pg_schema):
     """A role that may log in and see the schema (USAGE) but read no table in it."""
-    role = f"sg_ro_{uuid.uuid4().hex[:8]}"
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"'))
-    yield role
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-        conn.execute(sa.text(f'DROP ROLE "{role}"'))
+    with login_role(pg_engine, pg_schema) as role:
+        yield role
 
 
 def test_a_source_the_role_may_not_read_is_refused_before_the_spend(

@@ -39,7 +39,7 @@ from synthgate.warehouse.engine import engine_for
 from synthgate.warehouse.extract import extract_table
 from synthgate.warehouse.ownership import check_target_names, check_target_privileges
 from synthgate.warehouse.publish import publish
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, login_role
 from tests.reliability import conftest as reliability
 from tests.reliability.conftest import core_refresh, make_spec
 
@@ -229,16 +229,13 @@ def test_target_name_too_long_for_mariadb_version_tables(mariadb) -> None:
 
 @pytest.fixture
 def select_only_role(pg_engine, pg_schema) -> Iterator[str]:
-    role = f"sg_ro_{uuid.uuid4().hex[:8]}"
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"'))
-        conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{role}"'))
-        conn.execute(sa.text(f'REVOKE CREATE ON SCHEMA public FROM "{role}"'))
-    yield role
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-        conn.execute(sa.text(f'DROP ROLE "{role}"'))
+    with login_role(
+        pg_engine,
+        pg_schema,
+        'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
+        'REVOKE CREATE ON SCHEMA public FROM "{role}"',
+    ) as role:
+        yield role
 
 
 def test_select_only_target_role_is_refused_without_writing(pg_engine, pg_schema, select_only_role) -> None:

@@ -15,7 +15,7 @@ from synthgate.spec import WarehouseTable
 from synthgate.warehouse import governance
 from synthgate.warehouse.extract import extract_table
 from synthgate.warehouse.publish import publish
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, login_role
 
 pytestmark = pytest.mark.integration
 
@@ -221,16 +221,8 @@ def test_runs_that_upgrade_an_older_releases_tables_together_all_succeed(pg_engi
 def test_a_table_the_role_may_not_read_is_a_permanent_error_not_retried(pg_engine, pg_schema, people):
     # the metadata reads; SELECT is refused (42501): waiting grants nothing, so the extract is not retried
     load(pg_engine, pg_schema, "people", people.head(50))
-    role = f"sg_noread_{uuid.uuid4().hex[:8]}"
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"'))
-    try:
+    with login_role(pg_engine, pg_schema) as role:
         url = PG_URL.replace("postgres@", f"{role}@")
         with pytest.raises(WarehouseError, match="failed: InsufficientPrivilege, SQLSTATE 42501") as caught:
             extract_table(WarehouseTable(url=url, table="people", schema=pg_schema), key=b"k" * 32)
         assert caught.value.transient is False
-    finally:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-            conn.execute(sa.text(f'DROP ROLE "{role}"'))
